@@ -1,0 +1,175 @@
+// Package audit keeps the appliance's tamper-evident trail: every decision
+// and every admin change, each entry chained to the one before it by an
+// HMAC-SHA256 under a key derived from the appliance key.
+//
+// Because the chain is keyed, someone who can edit the database but does
+// not hold the key file cannot rewrite history and recompute the hashes.
+// Verify detects an edited, deleted, inserted or reordered row, and rows cut
+// off the end (the head is recorded apart from the rows). It cannot detect
+// a rollback of the whole database to an older consistent copy: forward the
+// log off the box for that.
+package audit
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/clinicgate/clinicgate/appliance/store"
+)
+
+// Kinds of entries.
+const (
+	KindDecision = "decision"
+	KindAdmin    = "admin"
+	KindSystem   = "system"
+)
+
+// Entry is what a caller records. Detail is free text or JSON for the
+// operator (never a secret).
+type Entry struct {
+	Kind    string
+	Door    string
+	Client  string
+	User    string
+	Device  string
+	Source  string
+	Outcome string
+	Reason  string
+	Actor   string
+	Detail  string
+}
+
+// Log appends to and verifies the chain.
+type Log struct {
+	store *store.Store
+	key   []byte
+	now   func() time.Time
+}
+
+// New builds a Log over st. now may be nil (time.Now).
+func New(st *store.Store, now func() time.Time) (*Log, error) {
+	if st == nil {
+		return nil, errors.New("audit: no store")
+	}
+	if now == nil {
+		now = time.Now
+	}
+	return &Log{store: st, key: st.Sealer().Derive("audit-chain-v1"), now: now}, nil
+}
+
+func (l *Log) build(e Entry) func(int64, []byte) (store.AuditRow, error) {
+	return func(prevSeq int64, prevHash []byte) (store.AuditRow, error) {
+		if prevHash == nil {
+			prevHash = make([]byte, sha256.Size)
+		}
+		r := store.AuditRow{
+			Seq: prevSeq + 1, At: l.now().UTC(),
+			Kind: e.Kind, Door: e.Door, Client: e.Client, User: e.User, Device: e.Device,
+			Source: e.Source, Outcome: e.Outcome, Reason: e.Reason, Actor: e.Actor, Detail: e.Detail,
+			PrevHash: prevHash,
+		}
+		r.Hash = l.sum(r)
+		return r, nil
+	}
+}
+
+// Append records e in its own transaction and returns its sequence number.
+func (l *Log) Append(ctx context.Context, e Entry) (int64, error) {
+	r, err := l.store.AppendAudit(ctx, l.build(e))
+	if err != nil {
+		return 0, fmt.Errorf("audit: %w", err)
+	}
+	return r.Seq, nil
+}
+
+// AppendTx records e inside a transaction that also makes the change it
+// describes, so a change is never stored without its entry.
+func (l *Log) AppendTx(ctx context.Context, tx *store.Tx, e Entry) (int64, error) {
+	r, err := tx.AppendAudit(ctx, l.build(e))
+	if err != nil {
+		return 0, fmt.Errorf("audit: %w", err)
+	}
+	return r.Seq, nil
+}
+
+// sum is the entry's MAC: every field, length-prefixed so no two different
+// entries encode alike, plus the previous hash.
+func (l *Log) sum(r store.AuditRow) []byte {
+	m := hmac.New(sha256.New, l.key)
+	var n [8]byte
+	field := func(b []byte) {
+		binary.BigEndian.PutUint64(n[:], uint64(len(b)))
+		m.Write(n[:])
+		m.Write(b)
+	}
+	field(r.PrevHash)
+	binary.BigEndian.PutUint64(n[:], uint64(r.Seq))
+	m.Write(n[:])
+	binary.BigEndian.PutUint64(n[:], uint64(r.At.UnixNano()))
+	m.Write(n[:])
+	for _, s := range []string{r.Kind, r.Door, r.Client, r.User, r.Device, r.Source, r.Outcome, r.Reason, r.Actor, r.Detail} {
+		field([]byte(s))
+	}
+	return m.Sum(nil)
+}
+
+// Report is the result of Verify.
+type Report struct {
+	Entries int64
+	// Problems lists each break found, in order; empty means the chain is
+	// whole.
+	Problems []string
+}
+
+// OK reports whether the chain verified.
+func (r Report) OK() bool { return len(r.Problems) == 0 }
+
+const maxProblems = 20
+
+// Verify walks the whole chain.
+func (l *Log) Verify(ctx context.Context) (Report, error) {
+	var rep Report
+	var prevSeq int64
+	prevHash := make([]byte, sha256.Size)
+	add := func(format string, a ...any) {
+		if len(rep.Problems) < maxProblems {
+			rep.Problems = append(rep.Problems, fmt.Sprintf(format, a...))
+		}
+	}
+	err := l.store.EachAuditRow(ctx, func(r store.AuditRow) error {
+		rep.Entries++
+		if r.Seq != prevSeq+1 {
+			add("entry %d follows entry %d: entries %d-%d are missing", r.Seq, prevSeq, prevSeq+1, r.Seq-1)
+		}
+		if !hmac.Equal(r.PrevHash, prevHash) {
+			add("entry %d does not link to the entry before it (deleted, inserted or reordered entries)", r.Seq)
+		}
+		if !hmac.Equal(r.Hash, l.sum(r)) {
+			add("entry %d was altered after it was written", r.Seq)
+		}
+		prevSeq, prevHash = r.Seq, r.Hash
+		return nil
+	})
+	if err != nil {
+		return rep, fmt.Errorf("audit: %w", err)
+	}
+	headSeq, headHash, err := l.store.AuditHead(ctx)
+	if err != nil {
+		add("the recorded end of the log is unreadable: %v", err)
+		return rep, nil
+	}
+	switch {
+	case headSeq > prevSeq:
+		add("the log ends at entry %d but entries up to %d were written: the newest entries were deleted", prevSeq, headSeq)
+	case headSeq < prevSeq:
+		add("entries after %d were added outside clinicgate", headSeq)
+	case headSeq > 0 && !hmac.Equal(headHash, prevHash):
+		add("the last entry %d is not the one clinicgate wrote", headSeq)
+	}
+	return rep, nil
+}

@@ -1,0 +1,107 @@
+// Package config reads the small bootstrap file: only what must be known
+// before the store opens (listen addresses, data directory, logging).
+// Everything else lives in the store.
+//
+// Loading is: read the file (if any) → apply defaults → validate, and an
+// invalid file is an error that names the field and what to write instead.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strconv"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Config is the bootstrap configuration.
+type Config struct {
+	// DataDir holds the database and its key file.
+	DataDir string `yaml:"data_dir"`
+	// RADIUS listen addresses ("host:port"; "" turns a listener off).
+	RADIUS struct {
+		Auth string `yaml:"auth"`
+		Acct string `yaml:"acct"`
+	} `yaml:"radius"`
+	// HTTP is the address of /healthz and /metrics. Keep it on loopback.
+	HTTP string `yaml:"http"`
+	// LogLevel is debug, info, warn or error; LogFormat text or json.
+	LogLevel  string `yaml:"log_level"`
+	LogFormat string `yaml:"log_format"`
+	// MemoryLimitMB is the Go runtime's soft memory limit (0: none).
+	MemoryLimitMB int `yaml:"memory_limit_mb"`
+	// HashConcurrency bounds password hashes at once (0: one per CPU).
+	HashConcurrency int `yaml:"hash_concurrency"`
+}
+
+// Default returns the built-in configuration (used when no file is given).
+func Default() Config {
+	var c Config
+	c.DataDir = "/var/lib/clinicgate"
+	c.RADIUS.Auth = ":1812"
+	c.RADIUS.Acct = ":1813"
+	c.HTTP = "127.0.0.1:9812"
+	c.LogLevel = "info"
+	c.LogFormat = "text"
+	c.MemoryLimitMB = 120
+	return c
+}
+
+// Load reads path over the defaults. An empty path returns the defaults.
+func Load(path string) (Config, error) {
+	c := Default()
+	if path == "" {
+		return c, nil
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return Config{}, fmt.Errorf("config: %w", err)
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(&c); err != nil && err.Error() != "EOF" {
+		return Config{}, fmt.Errorf("config %s: %w", path, err)
+	}
+	if err := c.Validate(); err != nil {
+		return Config{}, fmt.Errorf("config %s: %w", path, err)
+	}
+	return c, nil
+}
+
+// Validate reports every problem at once.
+func (c Config) Validate() error {
+	var errs []error
+	if c.DataDir == "" {
+		errs = append(errs, errors.New("data_dir is empty"))
+	}
+	for name, a := range map[string]string{"radius.auth": c.RADIUS.Auth, "radius.acct": c.RADIUS.Acct, "http": c.HTTP} {
+		if a == "" {
+			continue
+		}
+		if _, port, err := net.SplitHostPort(a); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %q is not host:port (for example \":1812\" or \"127.0.0.1:1812\")", name, a))
+		} else if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+			errs = append(errs, fmt.Errorf("%s: port %q is not a number from 0 to 65535", name, port))
+		}
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		errs = append(errs, fmt.Errorf("log_level: %q is not debug, info, warn or error", c.LogLevel))
+	}
+	switch c.LogFormat {
+	case "text", "json":
+	default:
+		errs = append(errs, fmt.Errorf("log_format: %q is not text or json", c.LogFormat))
+	}
+	if c.MemoryLimitMB < 0 {
+		errs = append(errs, errors.New("memory_limit_mb cannot be negative"))
+	}
+	if c.HashConcurrency < 0 {
+		errs = append(errs, errors.New("hash_concurrency cannot be negative"))
+	}
+	return errors.Join(errs...)
+}

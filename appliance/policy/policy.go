@@ -1,0 +1,153 @@
+// Package policy holds the per-client policy and the small value types the
+// decision pipeline evaluates (allowed hours, device addresses). It is pure:
+// no I/O, no clock of its own, so the store, the gate and the admin commands
+// can all share and test it.
+package policy
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+)
+
+// MFA says whether a client demands a second factor.
+type MFA string
+
+const (
+	// MFARequired rejects users without an enrolled factor.
+	MFARequired MFA = "required"
+	// MFAEnrolled asks a second factor only of users who have enrolled one;
+	// the others pass with their password and the audit notes it. Meant for
+	// the weeks of a roll-out.
+	MFAEnrolled MFA = "enrolled"
+	// MFAOff never asks a second factor.
+	MFAOff MFA = "off"
+)
+
+// Style is how a RADIUS client carries the code.
+type Style string
+
+const (
+	// StyleAuto uses a code appended as "password,123456" when present and
+	// sends an Access-Challenge otherwise.
+	StyleAuto Style = "auto"
+	// StyleChallenge always asks in an Access-Challenge.
+	StyleChallenge Style = "challenge"
+	// StyleAppend only accepts "password,123456" in one request.
+	StyleAppend Style = "append"
+)
+
+// Failmode says what happens when the upstream cannot be reached.
+type Failmode string
+
+const (
+	// FailSecure rejects (the default).
+	FailSecure Failmode = "secure"
+	// FailCached accepts a recently verified cached credential (upstream
+	// identity issue; refused by Validate until a connector supports it).
+	FailCached Failmode = "cached"
+)
+
+// Rule maps a group to reply attributes. The first rule whose group the user
+// belongs to wins.
+type Rule struct {
+	Group          string `json:"group" yaml:"group"`
+	VLAN           int    `json:"vlan,omitempty" yaml:"vlan,omitempty"`
+	SessionTimeout int    `json:"session_timeout,omitempty" yaml:"session_timeout,omitempty"` // seconds
+	Class          string `json:"class,omitempty" yaml:"class,omitempty"`
+}
+
+// Policy is what a client (a RADIUS NAS or an LDAP client) enforces.
+type Policy struct {
+	Upstream      string   `json:"upstream" yaml:"upstream"`
+	MFA           MFA      `json:"mfa" yaml:"mfa"`
+	Style         Style    `json:"mfa_style" yaml:"mfa_style"`
+	RequireDevice bool     `json:"require_device" yaml:"require_device"`
+	AllowedGroups []string `json:"allowed_groups,omitempty" yaml:"allowed_groups,omitempty"`
+	Rules         []Rule   `json:"rules,omitempty" yaml:"rules,omitempty"`
+	// SessionTimeout is the default Session-Timeout in seconds (0: none).
+	SessionTimeout int      `json:"session_timeout,omitempty" yaml:"session_timeout,omitempty"`
+	Failmode       Failmode `json:"failmode" yaml:"failmode"`
+	// RequireMessageAuthenticator drops Access-Requests without a valid
+	// Message-Authenticator (BlastRADIUS, CVE-2024-3596). Only very old
+	// hardware needs it off.
+	RequireMessageAuthenticator bool `json:"require_message_authenticator" yaml:"require_message_authenticator"`
+}
+
+// Default is the policy a new client gets: local users, MFA required, either
+// code style, Message-Authenticator required, fail closed.
+func Default() Policy {
+	return Policy{
+		Upstream:                    "local",
+		MFA:                         MFARequired,
+		Style:                       StyleAuto,
+		Failmode:                    FailSecure,
+		RequireMessageAuthenticator: true,
+	}
+}
+
+// MaxVLAN is the highest IEEE 802.1Q VLAN id.
+const MaxVLAN = 4094
+
+// Validate reports every problem in p in one error, in the operator's words.
+func (p Policy) Validate() error {
+	var errs []error
+	if p.Upstream != "local" {
+		errs = append(errs, fmt.Errorf("upstream %q is not available yet: only \"local\" (users kept on the appliance)", p.Upstream))
+	}
+	if !slices.Contains([]MFA{MFARequired, MFAEnrolled, MFAOff}, p.MFA) {
+		errs = append(errs, fmt.Errorf("mfa must be required, enrolled or off, not %q", p.MFA))
+	}
+	if !slices.Contains([]Style{StyleAuto, StyleChallenge, StyleAppend}, p.Style) {
+		errs = append(errs, fmt.Errorf("mfa style must be auto, challenge or append, not %q", p.Style))
+	}
+	if p.Failmode != FailSecure {
+		errs = append(errs, fmt.Errorf("failmode %q is not available yet: only \"secure\" (reject when the upstream is down)", p.Failmode))
+	}
+	if p.SessionTimeout < 0 {
+		errs = append(errs, errors.New("session timeout cannot be negative"))
+	}
+	for i, r := range p.Rules {
+		if strings.TrimSpace(r.Group) == "" {
+			errs = append(errs, fmt.Errorf("rule %d has no group", i+1))
+		}
+		if r.VLAN < 0 || r.VLAN > MaxVLAN {
+			errs = append(errs, fmt.Errorf("rule %d: VLAN %d is outside 1-%d", i+1, r.VLAN, MaxVLAN))
+		}
+		if r.SessionTimeout < 0 {
+			errs = append(errs, fmt.Errorf("rule %d: session timeout cannot be negative", i+1))
+		}
+		if len(r.Class) > 253 {
+			errs = append(errs, fmt.Errorf("rule %d: class is longer than 253 bytes", i+1))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// RuleFor returns the first rule matching one of groups.
+func (p Policy) RuleFor(groups []string) (Rule, bool) {
+	for _, r := range p.Rules {
+		for _, g := range groups {
+			if strings.EqualFold(g, r.Group) {
+				return r, true
+			}
+		}
+	}
+	return Rule{}, false
+}
+
+// GroupAllowed reports whether a member of groups may use this client.
+func (p Policy) GroupAllowed(groups []string) bool {
+	if len(p.AllowedGroups) == 0 {
+		return true
+	}
+	for _, a := range p.AllowedGroups {
+		for _, g := range groups {
+			if strings.EqualFold(a, g) {
+				return true
+			}
+		}
+	}
+	return false
+}

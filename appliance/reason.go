@@ -1,0 +1,59 @@
+package appliance
+
+// Reason is the stable machine code of a decision's outcome. Audit entries,
+// metrics labels, logs and tests all use these strings; never rename one.
+type Reason string
+
+// The one list of reasons.
+const (
+	ReasonOK               Reason = "ok"
+	ReasonMFAChallenge     Reason = "mfa_challenge"    // a code was asked for
+	ReasonBadRequest       Reason = "bad_request"      // the request itself is malformed
+	ReasonBadUserName      Reason = "bad_user_name"    // empty, too long, not UTF-8, control characters
+	ReasonUnsupportedAuth  Reason = "auth_unsupported" // CHAP, MS-CHAP, EAP: not offered yet
+	ReasonUnknownUser      Reason = "unknown_user"
+	ReasonBadPassword      Reason = "bad_password"
+	ReasonLockedOut        Reason = "locked_out"
+	ReasonDisabled         Reason = "account_disabled"
+	ReasonExpired          Reason = "account_expired"
+	ReasonOutsideHours     Reason = "outside_hours"
+	ReasonGroupNotAllowed  Reason = "group_not_allowed"
+	ReasonDeviceMissing    Reason = "device_missing" // no usable Calling-Station-Id
+	ReasonDeviceUnknown    Reason = "device_unknown" // not registered to this user
+	ReasonMFANotEnrolled   Reason = "mfa_not_enrolled"
+	ReasonMFARequired      Reason = "mfa_required" // append-only client, no code given
+	ReasonMFABadCode       Reason = "mfa_bad_code"
+	ReasonMFAReplay        Reason = "mfa_replay"
+	ReasonChallengeInvalid Reason = "challenge_invalid" // unknown State, or another user's or client's
+	ReasonChallengeExpired Reason = "challenge_expired"
+	ReasonChallengeFull    Reason = "challenge_table_full"
+	ReasonUpstreamDown     Reason = "upstream_unreachable"
+	ReasonInternal         Reason = "internal_error" // the appliance could not decide; fail closed
+)
+
+// Reasons lists every reason, for metrics and documentation.
+var Reasons = []Reason{
+	ReasonOK, ReasonMFAChallenge, ReasonBadRequest, ReasonBadUserName, ReasonUnsupportedAuth,
+	ReasonUnknownUser, ReasonBadPassword, ReasonLockedOut, ReasonDisabled, ReasonExpired,
+	ReasonOutsideHours, ReasonGroupNotAllowed, ReasonDeviceMissing, ReasonDeviceUnknown,
+	ReasonMFANotEnrolled, ReasonMFARequired, ReasonMFABadCode, ReasonMFAReplay,
+	ReasonChallengeInvalid, ReasonChallengeExpired, ReasonChallengeFull, ReasonUpstreamDown,
+	ReasonInternal,
+}
+
+// Messages shown to the person logging in. Before the password has been
+// verified every refusal reads the same, so nobody learns whether an account
+// exists; after it, the person may learn why.
+const (
+	MsgDenied       = "Access denied."
+	MsgEnterCode    = "Enter the 6-digit code from your authenticator app."
+	MsgAppendCode   = "A verification code is required: enter your password followed by a comma and the 6-digit code."
+	MsgDisabled     = "Your account is disabled. Contact your administrator."
+	MsgExpired      = "Your account has expired. Contact your administrator."
+	MsgOutsideHours = "Access is not allowed at this time."
+	MsgNotAllowed   = "Your account may not use this network."
+	MsgDevice       = "This device is not registered for your account."
+	MsgNotEnrolled  = "Two-step verification is required but not set up for your account. Contact your administrator."
+	MsgBadCode      = "The verification code was not accepted."
+	MsgBusy         = "The service is busy. Try again in a moment."
+)

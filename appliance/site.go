@@ -1,0 +1,125 @@
+package appliance
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strconv"
+	"time"
+
+	"github.com/clinicgate/clinicgate/appliance/store"
+)
+
+// Site holds the appliance-wide settings kept in the store.
+type Site struct {
+	TimeZone         *time.Location
+	LockoutThreshold int           // consecutive failures before a lock; 0 disables locking
+	LockoutDuration  time.Duration // how long a lock lasts
+	ChallengeTTL     time.Duration // how long an Access-Challenge may be answered
+	TOTPWindow       int           // time steps accepted either side of now
+}
+
+// SettingSpec documents one site setting.
+type SettingSpec struct {
+	Key     string
+	Default string
+	Help    string
+	check   func(string) error
+}
+
+func intIn(lo, hi int) func(string) error {
+	return func(v string) error {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < lo || n > hi {
+			return fmt.Errorf("must be a whole number from %d to %d", lo, hi)
+		}
+		return nil
+	}
+}
+
+// SettingSpecs lists every site setting.
+var SettingSpecs = map[string]SettingSpec{
+	"timezone": {Key: "timezone", Default: "", Help: "IANA time zone for allowed hours, e.g. America/Chicago (empty: the system's zone)", check: func(v string) error {
+		if v == "" {
+			return nil
+		}
+		_, err := time.LoadLocation(v)
+		if err != nil {
+			return fmt.Errorf("is not a known time zone (use a name like Europe/Berlin)")
+		}
+		return nil
+	}},
+	"lockout_threshold": {Key: "lockout_threshold", Default: "5", Help: "failed passwords or codes in a row before the account is locked (0: never lock)", check: intIn(0, 100)},
+	"lockout_minutes":   {Key: "lockout_minutes", Default: "15", Help: "how long a locked account stays locked, in minutes", check: intIn(1, 24*60)},
+	"challenge_seconds": {Key: "challenge_seconds", Default: "120", Help: "how long a user has to answer a code prompt, in seconds", check: intIn(10, 600)},
+	"totp_window":       {Key: "totp_window", Default: "1", Help: "30-second steps of clock drift accepted either side (1 = ±30 s)", check: intIn(0, 3)},
+}
+
+// SettingKeys returns the setting names in order.
+func SettingKeys() []string {
+	keys := make([]string, 0, len(SettingSpecs))
+	for k := range SettingSpecs {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+// CheckSetting validates one setting's value.
+func CheckSetting(key, value string) error {
+	spec, ok := SettingSpecs[key]
+	if !ok {
+		return fmt.Errorf("unknown setting %q (known: %v)", key, SettingKeys())
+	}
+	if err := spec.check(value); err != nil {
+		return fmt.Errorf("%s %q %w", key, value, err)
+	}
+	return nil
+}
+
+// LoadSite reads the site settings, falling back to defaults for unset or
+// unreadable values (an unreadable value was refused when it was set, so
+// this only happens after a hand edit of the database).
+func LoadSite(ctx context.Context, st *store.Store) (Site, error) {
+	raw, err := st.Settings(ctx)
+	if err != nil {
+		return Site{}, err
+	}
+	get := func(k string) string {
+		if v, ok := raw["site."+k]; ok && CheckSetting(k, v) == nil {
+			return v
+		}
+		return SettingSpecs[k].Default
+	}
+	num := func(k string) int { n, _ := strconv.Atoi(get(k)); return n }
+	s := Site{
+		TimeZone:         time.Local,
+		LockoutThreshold: num("lockout_threshold"),
+		LockoutDuration:  time.Duration(num("lockout_minutes")) * time.Minute,
+		ChallengeTTL:     time.Duration(num("challenge_seconds")) * time.Second,
+		TOTPWindow:       num("totp_window"),
+	}
+	if tz := get("timezone"); tz != "" {
+		if loc, err := time.LoadLocation(tz); err == nil {
+			s.TimeZone = loc
+		}
+	}
+	return s, nil
+}
+
+// SiteValues returns each site setting's current value as stored (or its
+// default), for display.
+func SiteValues(ctx context.Context, st *store.Store) (map[string]string, error) {
+	raw, err := st.Settings(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]string{}
+	for k, spec := range SettingSpecs {
+		out[k] = spec.Default
+		if v, ok := raw["site."+k]; ok {
+			out[k] = v
+		}
+	}
+	return out, nil
+}

@@ -1,0 +1,88 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"time"
+)
+
+// AcctStatus is an accounting session's state.
+type AcctStatus string
+
+const (
+	AcctActive  AcctStatus = "active"
+	AcctStopped AcctStatus = "stopped"
+)
+
+// AcctSession is one accounting session as a NAS reported it.
+type AcctSession struct {
+	Client         string
+	SessionID      string
+	UserName       string
+	CallingStation string
+	NASAddress     string
+	FramedAddress  string
+	Status         AcctStatus
+	StartedAt      time.Time
+	UpdatedAt      time.Time
+	StoppedAt      time.Time
+	SessionTime    int64
+	InputOctets    int64
+	OutputOctets   int64
+	TerminateCause string
+}
+
+// UpsertAcct records a Start, Interim-Update or Stop. A Stop or interim for
+// a session whose Start was lost creates the row, as NASes do lose packets.
+func (s *Store) UpsertAcct(ctx context.Context, a AcctSession) error {
+	return s.WithTx(ctx, func(tx *Tx) error {
+		_, err := tx.tx.ExecContext(ctx, `INSERT INTO acct_sessions (client, session_id, user_name, calling_station, nas_address, framed_address, status, started_at, updated_at, stopped_at, session_time, input_octets, output_octets, terminate_cause)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+			ON CONFLICT (client, session_id) DO UPDATE SET
+				user_name = CASE WHEN excluded.user_name != '' THEN excluded.user_name ELSE user_name END,
+				calling_station = CASE WHEN excluded.calling_station != '' THEN excluded.calling_station ELSE calling_station END,
+				framed_address = CASE WHEN excluded.framed_address != '' THEN excluded.framed_address ELSE framed_address END,
+				status = CASE WHEN status = 'stopped' THEN status ELSE excluded.status END,
+				updated_at = excluded.updated_at,
+				stopped_at = COALESCE(stopped_at, excluded.stopped_at),
+				session_time = MAX(session_time, excluded.session_time),
+				input_octets = MAX(input_octets, excluded.input_octets),
+				output_octets = MAX(output_octets, excluded.output_octets),
+				terminate_cause = CASE WHEN excluded.terminate_cause != '' THEN excluded.terminate_cause ELSE terminate_cause END`,
+			a.Client, a.SessionID, a.UserName, a.CallingStation, a.NASAddress, a.FramedAddress, a.Status,
+			a.StartedAt.Unix(), a.UpdatedAt.Unix(), unixOrNull(a.StoppedAt), a.SessionTime, a.InputOctets, a.OutputOctets, a.TerminateCause)
+		return mapErr(err)
+	})
+}
+
+// StopAllAcct marks every active session of a client stopped (Accounting-On
+// or -Off: the NAS rebooted and its sessions are gone).
+func (s *Store) StopAllAcct(ctx context.Context, client string, at time.Time, cause string) error {
+	return s.WithTx(ctx, func(tx *Tx) error {
+		_, err := tx.tx.ExecContext(ctx, `UPDATE acct_sessions SET status = 'stopped', stopped_at = ?, updated_at = ?, terminate_cause = ? WHERE client = ? AND status = 'active'`,
+			at.Unix(), at.Unix(), cause, client)
+		return mapErr(err)
+	})
+}
+
+// AcctSessions lists sessions, newest first, at most limit.
+func (s *Store) AcctSessions(ctx context.Context, activeOnly bool, limit int) ([]AcctSession, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT client, session_id, user_name, calling_station, nas_address, framed_address, status, started_at, updated_at, stopped_at, session_time, input_octets, output_octets, terminate_cause
+		FROM acct_sessions WHERE ? = 0 OR status = 'active' ORDER BY updated_at DESC, id DESC LIMIT ?`, activeOnly, limit)
+	if err != nil {
+		return nil, mapErr(err)
+	}
+	defer rows.Close()
+	var out []AcctSession
+	for rows.Next() {
+		var a AcctSession
+		var started, updated int64
+		var stopped sql.NullInt64
+		if err := rows.Scan(&a.Client, &a.SessionID, &a.UserName, &a.CallingStation, &a.NASAddress, &a.FramedAddress, &a.Status, &started, &updated, &stopped, &a.SessionTime, &a.InputOctets, &a.OutputOctets, &a.TerminateCause); err != nil {
+			return nil, mapErr(err)
+		}
+		a.StartedAt, a.UpdatedAt, a.StoppedAt = time.Unix(started, 0).UTC(), time.Unix(updated, 0).UTC(), fromUnix(stopped)
+		out = append(out, a)
+	}
+	return out, mapErr(rows.Err())
+}

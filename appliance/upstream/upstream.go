@@ -1,0 +1,82 @@
+// Package upstream checks primary credentials where the clinic's identities
+// live. Each kind of identity source is one connector behind the Verifier
+// interface; the gate picks the one a client's policy names.
+//
+// Connectors answer "is this password right for this user?" and nothing
+// else: MFA, posture and authorization are the gate's.
+package upstream
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/clinicgate/clinicgate/appliance/passwd"
+	"github.com/clinicgate/clinicgate/appliance/secrets"
+	"github.com/clinicgate/clinicgate/appliance/store"
+)
+
+var (
+	// ErrBadCredentials means the password is wrong (or the account has no
+	// password).
+	ErrBadCredentials = errors.New("upstream: wrong password")
+	// ErrUnknownUser means the source has no such user.
+	ErrUnknownUser = errors.New("upstream: unknown user")
+	// ErrUnreachable means the source could not be asked.
+	ErrUnreachable = errors.New("upstream: unreachable")
+)
+
+// Identity is what a source says about a verified user.
+type Identity struct {
+	Name   string
+	Groups []string
+}
+
+// Verifier checks a user's primary credential.
+type Verifier interface {
+	Verify(ctx context.Context, user string, password secrets.Secret) (Identity, error)
+}
+
+// Local verifies against users kept in the appliance's own store.
+type Local struct {
+	store  *store.Store
+	hasher *passwd.Hasher
+}
+
+// NewLocal builds the local connector.
+func NewLocal(st *store.Store, h *passwd.Hasher) (*Local, error) {
+	if st == nil || h == nil {
+		return nil, errors.New("upstream: local connector needs a store and a hasher")
+	}
+	return &Local{store: st, hasher: h}, nil
+}
+
+// Verify checks password against the user's argon2id hash. An unknown user
+// or a user without a password costs the same hash as a known one, so the
+// answer's timing does not reveal which accounts exist.
+func (l *Local) Verify(ctx context.Context, user string, password secrets.Secret) (Identity, error) {
+	u, err := l.store.UserByName(ctx, user)
+	if errors.Is(err, store.ErrNotFound) {
+		if err := l.hasher.Dummy(ctx, password); err != nil {
+			return Identity{}, err
+		}
+		return Identity{}, ErrUnknownUser
+	}
+	if err != nil {
+		return Identity{}, fmt.Errorf("local: %w", err)
+	}
+	if u.PasswordHash == "" {
+		if err := l.hasher.Dummy(ctx, password); err != nil {
+			return Identity{}, err
+		}
+		return Identity{}, ErrBadCredentials
+	}
+	ok, err := l.hasher.Verify(ctx, u.PasswordHash, password)
+	if err != nil {
+		return Identity{}, fmt.Errorf("local: user %q: %w", u.Name, err)
+	}
+	if !ok {
+		return Identity{}, ErrBadCredentials
+	}
+	return Identity{Name: u.Name, Groups: u.Groups}, nil
+}

@@ -1,0 +1,95 @@
+// Command clinicgate is an identity gateway for small clinics: it answers
+// RADIUS (and later LDAP) logins from Wi-Fi controllers, VPN gateways and
+// EHR servers with a password check, MFA, posture checks and a
+// tamper-evident audit trail.
+//
+// This file only parses the command line and wires packages together;
+// everything it starts lives in appliance/ and the door packages.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+	_ "time/tzdata" // allowed hours need time zones even on a minimal image
+)
+
+// version is stamped at build time (-ldflags "-X main.version=...").
+var version = "dev"
+
+const usage = `clinicgate — identity gateway for small clinics
+
+Usage:
+  clinicgate serve [--config FILE] [--data DIR] [--demo]
+  clinicgate user add NAME [--group G]... [--password-stdin] [--expires DATE] [--hours SPEC]
+  clinicgate user list | disable NAME | enable NAME | passwd NAME | set NAME ... | remove NAME
+  clinicgate client add NAME --address CIDR [--secret-stdin] [--mfa required|enrolled|off] ...
+  clinicgate client list | set NAME ... | remove NAME
+  clinicgate mfa enroll NAME | reset NAME
+  clinicgate device add MAC --user NAME | list [--user NAME] | remove MAC
+  clinicgate audit tail [-n N] [--follow] | verify
+  clinicgate settings list | set KEY VALUE
+  clinicgate acct list [--active]
+  clinicgate version
+
+Every command takes --data DIR (or CLINICGATE_DATA, or data_dir from
+--config FILE) so it acts on the same store as the running daemon.
+Run 'clinicgate COMMAND -h' for a command's options.
+`
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	err := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
+	if err != nil {
+		var ue usageError
+		if errors.As(err, &ue) {
+			fmt.Fprintln(os.Stderr, "clinicgate:", err)
+			fmt.Fprint(os.Stderr, "\n"+usage)
+			os.Exit(2)
+		}
+		fmt.Fprintln(os.Stderr, "clinicgate:", err)
+		os.Exit(1)
+	}
+}
+
+type usageError struct{ msg string }
+
+func (u usageError) Error() string { return u.msg }
+
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
+	c := &cli{stdin: stdin, out: stdout, errw: stderr}
+	switch args[0] {
+	case "serve":
+		return c.serve(ctx, args[1:])
+	case "user":
+		return c.user(ctx, args[1:])
+	case "client":
+		return c.client(ctx, args[1:])
+	case "mfa":
+		return c.mfa(ctx, args[1:])
+	case "device":
+		return c.device(ctx, args[1:])
+	case "audit":
+		return c.audit(ctx, args[1:])
+	case "settings":
+		return c.settings(ctx, args[1:])
+	case "acct":
+		return c.acct(ctx, args[1:])
+	case "version", "--version":
+		fmt.Fprintln(stdout, "clinicgate", version)
+		return nil
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
+	return usageError{fmt.Sprintf("unknown command %q", args[0])}
+}

@@ -1,0 +1,65 @@
+package radius
+
+import (
+	"sync"
+	"time"
+)
+
+// dedup remembers requests recently seen (RFC 5080 §2.2.2): a retransmit of
+// a request being decided is dropped, and a retransmit of one already
+// answered gets the same answer again, byte for byte, without a second
+// decision (a second decision would burn the TOTP code and count a failure
+// twice). The table is bounded: the oldest entry goes first.
+type dedup struct {
+	mu    sync.Mutex
+	ttl   time.Duration
+	max   int
+	items map[string]*dedupEntry
+	order []string // insertion order, ring
+	head  int
+}
+
+type dedupEntry struct {
+	reply   []byte // nil while the request is being decided
+	expires time.Time
+}
+
+func newDedup(max int, ttl time.Duration) *dedup {
+	return &dedup{ttl: ttl, max: max, items: make(map[string]*dedupEntry, max), order: make([]string, max)}
+}
+
+// begin reports what to do with a request: a cached reply to resend, or
+// inProgress to drop it, or neither (first sight: decide it, then finish).
+func (d *dedup) begin(key string, now time.Time) (reply []byte, inProgress bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if e, ok := d.items[key]; ok && now.Before(e.expires) {
+		if e.reply == nil {
+			return nil, true
+		}
+		return e.reply, false
+	}
+	if old := d.order[d.head]; old != "" {
+		delete(d.items, old)
+	}
+	d.order[d.head] = key
+	d.head = (d.head + 1) % d.max
+	d.items[key] = &dedupEntry{expires: now.Add(d.ttl)}
+	return nil, false
+}
+
+// finish stores the reply for key (nil: forget the key, so a retransmit is
+// decided afresh, as after a dropped request).
+func (d *dedup) finish(key string, reply []byte, now time.Time) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	e, ok := d.items[key]
+	if !ok {
+		return
+	}
+	if reply == nil {
+		delete(d.items, key)
+		return
+	}
+	e.reply, e.expires = reply, now.Add(d.ttl)
+}

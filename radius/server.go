@@ -1,0 +1,223 @@
+// Package radius is clinicgate's RADIUS door (RFC 2865 authentication,
+// RFC 2866 accounting). It decodes packets, finds which client is asking,
+// checks the packet's integrity, hands an appliance.Request to the gate and
+// encodes the gate's Decision. It holds no policy.
+//
+// It uses layeh.com/radius for packets and attributes but runs its own
+// listener loop instead of layeh's PacketServer, which starts one goroutine
+// per packet without a bound, cannot sign replies with a
+// Message-Authenticator and has no reply cache. Here a fixed pool of workers
+// takes packets from a bounded queue; when the queue is full packets are
+// dropped (the NAS retransmits) instead of memory growing.
+package radius
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"layeh.com/radius"
+
+	"github.com/clinicgate/clinicgate/appliance"
+	"github.com/clinicgate/clinicgate/appliance/store"
+)
+
+// ErrServerClosed is returned by Serve after Shutdown.
+var ErrServerClosed = errors.New("radius: server closed")
+
+// Decider is the gate, as this door sees it.
+type Decider interface {
+	Decide(ctx context.Context, req appliance.Request) (appliance.Decision, error)
+}
+
+// ClientFinder resolves a source address to a configured client.
+type ClientFinder interface {
+	Lookup(ctx context.Context, addr netip.Addr) (store.Client, bool, error)
+}
+
+// AccountingSink records accounting.
+type AccountingSink interface {
+	UpsertAcct(ctx context.Context, a store.AcctSession) error
+	StopAllAcct(ctx context.Context, client string, at time.Time, cause string) error
+}
+
+// Server answers RADIUS. Set the fields, then call Serve (authentication)
+// and ServeAccounting on their sockets.
+type Server struct {
+	Gate       Decider
+	Clients    ClientFinder
+	Accounting AccountingSink // nil: accounting requests are dropped
+	Logger     *slog.Logger
+	Metrics    *appliance.Metrics // optional
+
+	// Workers is how many requests are handled at once per socket
+	// (default 32); Queue how many may wait (default 256).
+	Workers int
+	Queue   int
+	// DecideTimeout bounds one decision (default 10 s).
+	DecideTimeout time.Duration
+	Now           func() time.Time
+
+	initOnce sync.Once
+	dedup    *dedup
+	unknown  *rateLog
+	bad      *rateLog
+	closed   atomic.Bool
+	mu       sync.Mutex
+	conns    map[net.PacketConn]struct{}
+	inflight sync.WaitGroup
+}
+
+func (s *Server) init() {
+	s.initOnce.Do(func() {
+		if s.Workers <= 0 {
+			s.Workers = 32
+		}
+		if s.Queue <= 0 {
+			s.Queue = 256
+		}
+		if s.DecideTimeout <= 0 {
+			s.DecideTimeout = 10 * time.Second
+		}
+		if s.Now == nil {
+			s.Now = time.Now
+		}
+		if s.Logger == nil {
+			s.Logger = slog.New(slog.DiscardHandler)
+		}
+		s.dedup = newDedup(16384, 30*time.Second)
+		s.unknown = &rateLog{every: 10 * time.Second}
+		s.bad = &rateLog{every: 10 * time.Second}
+		s.conns = map[net.PacketConn]struct{}{}
+	})
+}
+
+type kind int
+
+const (
+	kindAuth kind = iota
+	kindAcct
+)
+
+type job struct {
+	buf  []byte
+	from net.Addr
+}
+
+// Serve answers Access-Request and Status-Server on conn until Shutdown.
+func (s *Server) Serve(conn net.PacketConn) error { return s.serve(conn, kindAuth) }
+
+// ServeAccounting answers Accounting-Request on conn until Shutdown.
+func (s *Server) ServeAccounting(conn net.PacketConn) error { return s.serve(conn, kindAcct) }
+
+func (s *Server) serve(conn net.PacketConn, k kind) error {
+	s.init()
+	if s.Gate == nil || s.Clients == nil {
+		return errors.New("radius: server needs a Gate and a ClientFinder")
+	}
+	s.mu.Lock()
+	if s.closed.Load() {
+		s.mu.Unlock()
+		return ErrServerClosed
+	}
+	s.conns[conn] = struct{}{}
+	s.mu.Unlock()
+
+	jobs := make(chan job, s.Queue)
+	var workers sync.WaitGroup
+	for range s.Workers {
+		workers.Add(1)
+		go func() {
+			defer workers.Done()
+			for j := range jobs {
+				s.handle(conn, k, j)
+				s.inflight.Done()
+			}
+		}()
+	}
+	defer func() {
+		close(jobs)
+		workers.Wait()
+	}()
+
+	door := string(appliance.DoorRADIUS)
+	for {
+		// One byte more than the largest legal packet, to notice longer ones.
+		buf := make([]byte, radius.MaxPacketLength+1)
+		n, from, err := conn.ReadFrom(buf)
+		if err != nil {
+			if s.closed.Load() {
+				return ErrServerClosed
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				continue
+			}
+			return err
+		}
+		if n > radius.MaxPacketLength {
+			s.Metrics.Drop(door, "too_long")
+			s.bad.log(s.Logger, "dropped a datagram longer than 4096 bytes", "from", from.String())
+			continue
+		}
+		s.inflight.Add(1)
+		select {
+		case jobs <- job{buf: buf[:n], from: from}:
+		default:
+			s.inflight.Done()
+			s.Metrics.Drop(door, "overload")
+			s.bad.log(s.Logger, "queue full; dropped a request (the NAS will retransmit)", "from", from.String())
+		}
+	}
+}
+
+// Shutdown stops reading, lets requests in progress finish, and returns
+// when they have or ctx ends.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.init()
+	s.mu.Lock()
+	s.closed.Store(true)
+	for c := range s.conns {
+		c.Close()
+	}
+	s.mu.Unlock()
+	done := make(chan struct{})
+	go func() { s.inflight.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// rateLog logs at most one line per interval and counts the rest, so a
+// flood of junk cannot flood the log.
+type rateLog struct {
+	mu         sync.Mutex
+	every      time.Duration
+	last       time.Time
+	suppressed int
+}
+
+func (r *rateLog) log(l *slog.Logger, msg string, args ...any) {
+	r.mu.Lock()
+	now := time.Now()
+	if now.Sub(r.last) < r.every {
+		r.suppressed++
+		r.mu.Unlock()
+		return
+	}
+	n := r.suppressed
+	r.last, r.suppressed = now, 0
+	r.mu.Unlock()
+	if n > 0 {
+		args = append(args, "suppressed_since_last", n)
+	}
+	l.Warn(msg, args...)
+}

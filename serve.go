@@ -1,0 +1,298 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"os/signal"
+	"runtime/debug"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/clinicgate/clinicgate/appliance"
+	"github.com/clinicgate/clinicgate/appliance/admin"
+	"github.com/clinicgate/clinicgate/appliance/audit"
+	"github.com/clinicgate/clinicgate/appliance/config"
+	"github.com/clinicgate/clinicgate/appliance/passwd"
+	"github.com/clinicgate/clinicgate/appliance/policy"
+	"github.com/clinicgate/clinicgate/appliance/store"
+	"github.com/clinicgate/clinicgate/appliance/upstream"
+	"github.com/clinicgate/clinicgate/radius"
+)
+
+func (c *cli) serve(ctx context.Context, args []string) error {
+	var co common
+	fs := c.flags("serve", &co)
+	authAddr := fs.String("radius-auth", "", "RADIUS authentication address (overrides the config)")
+	acctAddr := fs.String("radius-acct", "", "RADIUS accounting address (overrides the config)")
+	httpAddr := fs.String("http", "", "health and metrics address (overrides the config)")
+	demo := fs.Bool("demo", false, "on an empty store, add a loopback test client and user and print how to log in")
+	if _, err := parse(fs, args); err != nil {
+		return err
+	}
+	cfg, err := co.resolve()
+	if err != nil {
+		return err
+	}
+	if *authAddr != "" {
+		cfg.RADIUS.Auth = *authAddr
+	}
+	if *acctAddr != "" {
+		cfg.RADIUS.Acct = *acctAddr
+	}
+	if *httpAddr != "" {
+		cfg.HTTP = *httpAddr
+	}
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	return c.runDaemon(ctx, cfg, *demo)
+}
+
+func newLogger(cfg config.Config, w *os.File) *slog.Logger {
+	var lvl slog.Level
+	_ = lvl.UnmarshalText([]byte(cfg.LogLevel))
+	opts := &slog.HandlerOptions{Level: lvl}
+	if cfg.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// listenUDP opens a UDP socket and explains the usual failures.
+func listenUDP(ctx context.Context, addr, what string) (net.PacketConn, error) {
+	var lc net.ListenConfig
+	conn, err := lc.ListenPacket(ctx, "udp", addr)
+	if err != nil {
+		hint := ""
+		switch {
+		case errors.Is(err, syscall.EADDRINUSE):
+			hint = " (another RADIUS server, such as freeradius, already uses it: stop it or pick another port)"
+		case errors.Is(err, syscall.EACCES):
+			hint = " (ports below 1024 need root or CAP_NET_BIND_SERVICE)"
+		}
+		return nil, fmt.Errorf("cannot listen for %s on %s: %w%s", what, addr, err, hint)
+	}
+	return conn, nil
+}
+
+func (c *cli) runDaemon(ctx context.Context, cfg config.Config, demo bool) error {
+	log := newLogger(cfg, os.Stderr)
+	if cfg.MemoryLimitMB > 0 {
+		debug.SetMemoryLimit(int64(cfg.MemoryLimitMB) << 20)
+	}
+	st, err := store.Open(ctx, cfg.DataDir, store.Options{Create: true})
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	alog, err := audit.New(st, nil)
+	if err != nil {
+		return err
+	}
+	hasher, err := passwd.NewHasher(passwd.DefaultParams, cfg.HashConcurrency)
+	if err != nil {
+		return err
+	}
+	local, err := upstream.NewLocal(st, hasher)
+	if err != nil {
+		return err
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	metrics := appliance.NewMetrics(reg)
+	gate, err := appliance.NewGate(appliance.Config{
+		Store: st, Audit: alog, Hasher: hasher, Logger: log, Metrics: metrics,
+		Upstreams: map[string]upstream.Verifier{"local": local},
+	})
+	if err != nil {
+		return err
+	}
+
+	var demoInfo *demoSetup
+	if demo {
+		if demoInfo, err = setupDemo(ctx, st, alog, hasher); err != nil {
+			return err
+		}
+	}
+
+	srv := &radius.Server{
+		Gate: gate, Clients: appliance.NewClientTable(st, string(appliance.DoorRADIUS), nil),
+		Accounting: st, Logger: log, Metrics: metrics,
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	var listening []string
+	if cfg.RADIUS.Auth != "" {
+		conn, err := listenUDP(ctx, cfg.RADIUS.Auth, "RADIUS authentication")
+		if err != nil {
+			return err
+		}
+		listening = append(listening, fmt.Sprintf("  RADIUS authentication  %s/udp", conn.LocalAddr()))
+		g.Go(func() error { return ignoreClosed(srv.Serve(conn)) })
+	}
+	if cfg.RADIUS.Acct != "" {
+		conn, err := listenUDP(ctx, cfg.RADIUS.Acct, "RADIUS accounting")
+		if err != nil {
+			return err
+		}
+		listening = append(listening, fmt.Sprintf("  RADIUS accounting      %s/udp", conn.LocalAddr()))
+		g.Go(func() error { return ignoreClosed(srv.ServeAccounting(conn)) })
+	}
+	var hs *http.Server
+	if cfg.HTTP != "" {
+		ln, err := net.Listen("tcp", cfg.HTTP)
+		if err != nil {
+			return fmt.Errorf("cannot listen for health and metrics on %s: %w", cfg.HTTP, err)
+		}
+		mux := http.NewServeMux()
+		mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+			pctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+			defer cancel()
+			if err := st.Ping(pctx); err != nil {
+				http.Error(w, "store unavailable", http.StatusServiceUnavailable)
+				return
+			}
+			fmt.Fprintln(w, "ok")
+		})
+		mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+		hs = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+		listening = append(listening, fmt.Sprintf("  health and metrics     http://%s/healthz  /metrics", ln.Addr()))
+		g.Go(func() error {
+			if err := hs.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+				return err
+			}
+			return nil
+		})
+	}
+	if _, err := alog.Append(ctx, audit.Entry{Kind: audit.KindSystem, Reason: "start", Actor: "daemon", Detail: "clinicgate " + version + " started"}); err != nil {
+		return err
+	}
+	fmt.Fprintf(c.out, "clinicgate %s is running (data: %s). Listening on:\n%s\n", version, st.Dir(), strings.Join(listening, "\n"))
+	if demoInfo != nil {
+		demoInfo.print(c.out, cfg, st.Dir())
+	} else if cs, err := st.Clients(ctx, ""); err == nil && len(cs) == 0 {
+		fmt.Fprintf(c.out, "\nNo RADIUS clients yet. Add your Wi-Fi controller or VPN gateway:\n  clinicgate client add office-wifi --address 192.168.1.2 --data %s\n", st.Dir())
+	}
+	log.Info("started", "version", version, "data", st.Dir())
+
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	g.Go(func() error {
+		for {
+			select {
+			case <-gctx.Done():
+				return nil
+			case <-hup:
+				log.Info("SIGHUP: users, clients, policies and settings are read from the store on every request and need no reload; listen addresses in the config file take effect at the next restart")
+			}
+		}
+	})
+	g.Go(func() error {
+		<-gctx.Done()
+		log.Info("shutting down: finishing requests in progress")
+		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		err := srv.Shutdown(sctx)
+		if hs != nil {
+			err = errors.Join(err, hs.Shutdown(sctx))
+		}
+		_, aerr := alog.Append(sctx, audit.Entry{Kind: audit.KindSystem, Reason: "stop", Actor: "daemon", Detail: "clinicgate stopped"})
+		return errors.Join(err, aerr)
+	})
+	return g.Wait()
+}
+
+func ignoreClosed(err error) error {
+	if errors.Is(err, radius.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+// ---- demo (make run)
+
+type demoSetup struct {
+	client, secret, user, password string
+	fresh                          bool
+}
+
+// setupDemo adds, on an empty store, a loopback client and a user, so that a
+// newcomer can log in within a minute. On a store that has them it only
+// recalls them.
+func setupDemo(ctx context.Context, st *store.Store, alog *audit.Log, h *passwd.Hasher) (*demoSetup, error) {
+	d := &demoSetup{client: "local-test", user: "alice"}
+	if c, err := st.ClientByName(ctx, d.client); err == nil {
+		d.secret = string(c.Secret)
+		return d, nil
+	}
+	if cs, err := st.Clients(ctx, ""); err != nil || len(cs) > 0 {
+		return nil, errors.New("--demo only sets up an empty store; this one has clients already")
+	}
+	svc, err := admin.New(st, alog, h, "demo")
+	if err != nil {
+		return nil, err
+	}
+	pol := policy.Default()
+	pol.MFA = policy.MFAEnrolled // alice can log in before she enrols a factor
+	secret, err := svc.AddClient(ctx, admin.NewClient{Name: d.client, Address: "127.0.0.1", Policy: pol})
+	if err != nil {
+		return nil, err
+	}
+	pw, err := admin.GenerateSecret(nil)
+	if err != nil {
+		return nil, err
+	}
+	pw = pw[:12]
+	if err := svc.AddUser(ctx, admin.NewUser{Name: d.user, DisplayName: "Alice (demo)", Groups: []string{"staff"}, Password: []byte(pw)}); err != nil {
+		return nil, err
+	}
+	d.secret, d.password, d.fresh = string(secret), pw, true
+	return d, nil
+}
+
+func (d *demoSetup) print(w interface{ Write([]byte) (int, error) }, cfg config.Config, dir string) {
+	host := "127.0.0.1"
+	if _, port, err := net.SplitHostPort(cfg.RADIUS.Auth); err == nil && port != "1812" {
+		host += ":" + port
+	}
+	pw := d.password
+	if !d.fresh {
+		pw = "<alice's password>"
+	}
+	p := func(format string, a ...any) { fmt.Fprintf(w, format, a...) }
+	p("\nDemo set-up: RADIUS client %q (127.0.0.1, shared secret %s) and user %q", d.client, d.secret, d.user)
+	if d.fresh {
+		p(" with password %s", d.password)
+	} else {
+		p(" (password shown on the first run; set a new one with: printf 'NewPassw0rd' | bin/clinicgate user passwd alice --password-stdin)")
+	}
+	p(".\n")
+	if _, err := exec.LookPath("radtest"); err != nil {
+		p("\nFirst install the RADIUS test tools:  sudo apt-get install freeradius-utils oathtool\n")
+	}
+	p("\nIn another terminal, in this folder:\n")
+	p("  export CLINICGATE_DATA=%s\n", dir)
+	p("1. Log in with a password:\n")
+	p("     radtest %s '%s' %s 0 '%s'            → Access-Accept\n", d.user, pw, host, d.secret)
+	p("2. Enrol a second factor (scan the QR code with an authenticator app, or use oathtool):\n")
+	p("     bin/clinicgate mfa enroll %s\n", d.user)
+	p("     radtest %s '%s' %s 0 '%s'            → Access-Challenge, note its State = 0x...\n", d.user, pw, host, d.secret)
+	p("     echo \"User-Name=%s,User-Password=$(oathtool --totp -b SECRET),State=0x...,Message-Authenticator=0x00\" | radclient -x %s auth '%s'\n", d.user, host, d.secret)
+	p("                                                              → Access-Accept\n")
+	p("   or in one request, code appended to the password (wait 30 s: a code works once):\n")
+	p("     radtest %s \"%s,$(oathtool --totp -b SECRET)\" %s 0 '%s'\n", d.user, pw, host, d.secret)
+	p("3. See every decision:  bin/clinicgate audit tail   and   bin/clinicgate audit verify\n")
+	p("Stop with Ctrl-C. Start afresh with: make clean run\n")
+}

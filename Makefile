@@ -32,7 +32,7 @@ test-short: ## the fast unit tests only
 	$(GO) test -short ./...
 
 bench: test-deps ## measure: RADIUS logins per second, latency, daemon memory (see docs/benchmarks.md)
-	$(GO) test -run '^$$' -bench . -benchtime 1x -count 1 -timeout 30m ./radius/ | tee bench.out
+	$(GO) test -run '^$$' -bench . -benchtime 1x -count 1 -timeout 30m . | tee bench.out
 
 FUZZTIME ?= 5m
 fuzz: ## fuzz the RADIUS request path for FUZZTIME (default 5m)

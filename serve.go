@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"log/slog"
 	"net"
@@ -34,7 +35,7 @@ import (
 func (c *cli) serve(ctx context.Context, args []string) error {
 	var co common
 	fs := c.flags("serve", &co)
-	authAddr := fs.String("radius-auth", "", "RADIUS authentication address (overrides the config)")
+	authAddr := fs.String("radius-auth", "", "RADIUS authentication address (overrides the config; \"\" turns it off)")
 	acctAddr := fs.String("radius-acct", "", "RADIUS accounting address (overrides the config)")
 	httpAddr := fs.String("http", "", "health and metrics address (overrides the config)")
 	demo := fs.Bool("demo", false, "on an empty store, add a loopback test client and user and print how to log in")
@@ -45,15 +46,17 @@ func (c *cli) serve(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	if *authAddr != "" {
-		cfg.RADIUS.Auth = *authAddr
-	}
-	if *acctAddr != "" {
-		cfg.RADIUS.Acct = *acctAddr
-	}
-	if *httpAddr != "" {
-		cfg.HTTP = *httpAddr
-	}
+	// A flag given as "" turns that listener off.
+	fs.Visit(func(f *flag.Flag) {
+		switch f.Name {
+		case "radius-auth":
+			cfg.RADIUS.Auth = *authAddr
+		case "radius-acct":
+			cfg.RADIUS.Acct = *acctAddr
+		case "http":
+			cfg.HTTP = *httpAddr
+		}
+	})
 	if err := cfg.Validate(); err != nil {
 		return err
 	}

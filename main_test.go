@@ -1,0 +1,533 @@
+package main
+
+// End-to-end tests: the real clinicgate binary on 127.0.0.1, driven by
+// FreeRADIUS's radclient/radtest, with TOTP codes from oathtool. `make test`
+// installs those tools; a missing one fails the test, it is never skipped.
+
+import (
+	"bufio"
+	"bytes"
+	"database/sql"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	_ "modernc.org/sqlite"
+)
+
+var binPath string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "clinicgate-e2e")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binPath = filepath.Join(dir, "clinicgate")
+	build := exec.Command("go", "build", "-o", binPath, ".")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "building clinicgate: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+func need(t *testing.T, tools ...string) {
+	t.Helper()
+	for _, tool := range tools {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Fatalf("%s is not installed: run 'make test-deps' (it installs freeradius-utils and oathtool)", tool)
+		}
+	}
+}
+
+// syncBuffer collects a process's output while it runs.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+
+type daemon struct {
+	cmd            *exec.Cmd
+	auth, acct     string
+	stdout, stderr *syncBuffer
+	done           chan error
+}
+
+var listenRE = regexp.MustCompile(`RADIUS (authentication|accounting)\s+(\S+)/udp`)
+
+// startDaemon runs `clinicgate serve` on ports the kernel picks and waits
+// for it to print where it listens.
+func startDaemon(t testing.TB, data string, args ...string) *daemon {
+	t.Helper()
+	argv := append([]string{"serve", "--data", data, "--radius-auth", "127.0.0.1:0", "--radius-acct", "127.0.0.1:0", "--http", "127.0.0.1:0"}, args...)
+	d := &daemon{cmd: exec.Command(binPath, argv...), stdout: &syncBuffer{}, stderr: &syncBuffer{}, done: make(chan error, 1)}
+	pr, pw := io.Pipe()
+	d.cmd.Stdout = io.MultiWriter(d.stdout, pw)
+	d.cmd.Stderr = d.stderr
+	if err := d.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { d.done <- d.cmd.Wait(); pw.Close() }()
+	t.Cleanup(func() { d.stop(t) })
+	found := make(chan struct{})
+	go func() {
+		sc := bufio.NewScanner(pr)
+		for sc.Scan() {
+			if m := listenRE.FindStringSubmatch(sc.Text()); m != nil {
+				if m[1] == "authentication" {
+					d.auth = m[2]
+				} else {
+					d.acct = m[2]
+					close(found)
+				}
+			}
+		}
+		io.Copy(io.Discard, pr)
+	}()
+	select {
+	case <-found:
+	case err := <-d.done:
+		t.Fatalf("clinicgate serve exited: %v\nstdout:\n%s\nstderr:\n%s", err, d.stdout, d.stderr)
+	case <-time.After(30 * time.Second):
+		t.Fatalf("clinicgate serve did not start\nstdout:\n%s\nstderr:\n%s", d.stdout, d.stderr)
+	}
+	return d
+}
+
+func (d *daemon) stop(t testing.TB) {
+	if d.cmd.ProcessState != nil {
+		return
+	}
+	_ = d.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-d.done:
+	case <-time.After(15 * time.Second):
+		_ = d.cmd.Process.Kill()
+		<-d.done
+		t.Errorf("clinicgate did not stop on SIGTERM")
+	}
+}
+
+// cg runs a clinicgate admin command against data.
+func cg(t *testing.T, data, stdin string, args ...string) (string, error) {
+	t.Helper()
+	cmd := exec.Command(binPath, append(args, "--data", data)...)
+	cmd.Stdin = strings.NewReader(stdin)
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+func mustCG(t *testing.T, data, stdin string, args ...string) string {
+	t.Helper()
+	out, err := cg(t, data, stdin, args...)
+	if err != nil {
+		t.Fatalf("clinicgate %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return out
+}
+
+const secret = "e2e-shared-secret-0123456789"
+
+// setup starts a daemon on a fresh data directory with one client for
+// 127.0.0.1 (extra client flags allowed) and user alice.
+func setup(t *testing.T, clientFlags ...string) (string, *daemon) {
+	t.Helper()
+	need(t, "radclient", "radtest", "oathtool")
+	data := t.TempDir()
+	d := startDaemon(t, data)
+	mustCG(t, data, secret, append([]string{"client", "add", "local", "--address", "127.0.0.1", "--secret-stdin"}, clientFlags...)...)
+	mustCG(t, data, "correct horse battery", "user", "add", "alice", "--group", "staff", "--password-stdin")
+	return data, d
+}
+
+// radclient sends attrs (radclient's input syntax) and returns its output.
+func radclient(t *testing.T, addr, kind, sec, attrs string) string {
+	t.Helper()
+	cmd := exec.Command("radclient", "-x", "-t", "2", "-r", "1", addr, kind, sec)
+	cmd.Stdin = strings.NewReader(attrs + "\n")
+	out, _ := cmd.CombinedOutput() // radclient exits non-zero on a reject or no reply
+	return string(out)
+}
+
+func pap(user, pw string) string {
+	return fmt.Sprintf("User-Name = %q, User-Password = %q, Calling-Station-Id = \"AA-BB-CC-00-11-22\", Message-Authenticator = 0x00", user, pw)
+}
+
+func received(out string) string {
+	m := regexp.MustCompile(`Received (Access-\w+|Accounting-Response)`).FindStringSubmatch(out)
+	if m == nil {
+		return "no reply"
+	}
+	return m[1]
+}
+
+func oathtool(t *testing.T, seed string, at time.Time) string {
+	t.Helper()
+	out, err := exec.Command("oathtool", "--totp", "-b", seed, "-N", "@"+fmt.Sprint(at.Unix())).Output()
+	if err != nil {
+		t.Fatalf("oathtool: %v", err)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+var seedRE = regexp.MustCompile(`Secret: ([A-Z2-7]+)`)
+
+func enroll(t *testing.T, data, user string) string {
+	t.Helper()
+	out := mustCG(t, data, "", "mfa", "enroll", user)
+	m := seedRE.FindStringSubmatch(out)
+	if m == nil || !strings.Contains(out, "otpauth://totp/clinicgate:"+user) {
+		t.Fatalf("mfa enroll printed no otpauth URI and secret:\n%s", out)
+	}
+	return m[1]
+}
+
+func TestRadclientPasswordLogin(t *testing.T) {
+	data, d := setup(t, "--mfa", "off")
+	if got := received(radclient(t, d.auth, "auth", secret, pap("alice", "correct horse battery"))); got != "Access-Accept" {
+		t.Fatalf("right password: got %s, want Access-Accept", got)
+	}
+	out := radclient(t, d.auth, "auth", secret, pap("alice", "wrong"))
+	if got := received(out); got != "Access-Reject" {
+		t.Fatalf("wrong password: got %s, want Access-Reject", got)
+	}
+	// radtest, as a newcomer types it.
+	rt, _ := exec.Command("radtest", "alice", "correct horse battery", d.auth, "0", secret).CombinedOutput()
+	if got := received(string(rt)); got != "Access-Accept" {
+		t.Fatalf("radtest: got %s, want Access-Accept\n%s", got, rt)
+	}
+	tail := mustCG(t, data, "", "audit", "tail")
+	for _, want := range []string{"accept    ok", "reject    bad_password"} {
+		if !strings.Contains(tail, want) {
+			t.Fatalf("audit tail lacks %q:\n%s", want, tail)
+		}
+	}
+}
+
+func TestUnknownUserAndWrongPasswordLookAlike(t *testing.T) {
+	_, d := setup(t, "--mfa", "off")
+	a := radclient(t, d.auth, "auth", secret, pap("alice", "wrong"))
+	b := radclient(t, d.auth, "auth", secret, pap("nobody-here", "wrong"))
+	msg := regexp.MustCompile(`Reply-Message = "[^"]*"`)
+	if received(a) != "Access-Reject" || msg.FindString(a) != msg.FindString(b) || received(b) != "Access-Reject" {
+		t.Fatalf("replies differ:\n%s\n---\n%s", a, b)
+	}
+}
+
+var stateRE = regexp.MustCompile(`State = (0x[0-9a-f]+)`)
+
+func TestRadclientChallengeWithOathtool(t *testing.T) {
+	data, d := setup(t)
+	seed := enroll(t, data, "alice")
+	out := radclient(t, d.auth, "auth", secret, pap("alice", "correct horse battery"))
+	if got := received(out); got != "Access-Challenge" {
+		t.Fatalf("got %s, want Access-Challenge\n%s", got, out)
+	}
+	m := stateRE.FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("no State in the challenge:\n%s", out)
+	}
+	code := oathtool(t, seed, time.Now())
+	out = radclient(t, d.auth, "auth", secret, fmt.Sprintf("User-Name = alice, User-Password = %q, State = %s, Message-Authenticator = 0x00", code, m[1]))
+	if got := received(out); got != "Access-Accept" {
+		t.Fatalf("answer with oathtool's code: got %s, want Access-Accept\n%s", got, out)
+	}
+	// The same State again is refused: a challenge is answered once.
+	out = radclient(t, d.auth, "auth", secret, fmt.Sprintf("User-Name = alice, User-Password = %q, State = %s, Message-Authenticator = 0x00", code, m[1]))
+	if got := received(out); got != "Access-Reject" {
+		t.Fatalf("reused State: got %s, want Access-Reject", got)
+	}
+	tail := mustCG(t, data, "", "audit", "tail")
+	for _, want := range []string{"challenge mfa_challenge", "accept    ok", "challenge_invalid"} {
+		if !strings.Contains(tail, want) {
+			t.Fatalf("audit tail lacks %q:\n%s", want, tail)
+		}
+	}
+}
+
+func TestRadtestAppendModeAndReplay(t *testing.T) {
+	data, d := setup(t)
+	seed := enroll(t, data, "alice")
+	code := oathtool(t, seed, time.Now())
+	rt, _ := exec.Command("radtest", "alice", "correct horse battery,"+code, d.auth, "0", secret).CombinedOutput()
+	if got := received(string(rt)); got != "Access-Accept" {
+		t.Fatalf("password,code: got %s, want Access-Accept\n%s", got, rt)
+	}
+	rt, _ = exec.Command("radtest", "alice", "correct horse battery,"+code, d.auth, "0", secret).CombinedOutput()
+	if got := received(string(rt)); got != "Access-Reject" {
+		t.Fatalf("replayed code: got %s, want Access-Reject\n%s", got, rt)
+	}
+	if tail := mustCG(t, data, "", "audit", "tail"); !strings.Contains(tail, "mfa_replay") {
+		t.Fatalf("audit tail lacks mfa_replay:\n%s", tail)
+	}
+}
+
+func TestWrongSharedSecretGetsNoAnswer(t *testing.T) {
+	data, d := setup(t, "--mfa", "off")
+	if got := received(radclient(t, d.auth, "auth", "not-the-secret-at-all", pap("alice", "correct horse battery"))); got != "no reply" {
+		t.Fatalf("got %s, want no reply", got)
+	}
+	// Nothing was decided, so nothing about alice is in the audit.
+	if tail := mustCG(t, data, "", "audit", "tail"); strings.Contains(tail, "decision") {
+		t.Fatalf("a request with a wrong secret reached the gate:\n%s", tail)
+	}
+	if !strings.Contains(d.stderr.String(), "Message-Authenticator does not match") {
+		t.Fatalf("the log does not say why the request was dropped:\n%s", d.stderr)
+	}
+}
+
+func TestUnknownNASDropped(t *testing.T) {
+	need(t, "radclient")
+	data := t.TempDir()
+	d := startDaemon(t, data)
+	mustCG(t, data, secret, "client", "add", "elsewhere", "--address", "127.0.0.2", "--secret-stdin", "--mfa", "off")
+	mustCG(t, data, "correct horse battery", "user", "add", "alice", "--password-stdin")
+	if got := received(radclient(t, d.auth, "auth", secret, pap("alice", "correct horse battery"))); got != "no reply" {
+		t.Fatalf("got %s, want no reply to an unknown NAS", got)
+	}
+	if !strings.Contains(d.stderr.String(), "not a configured RADIUS client") {
+		t.Fatalf("the log does not mention the unknown client:\n%s", d.stderr)
+	}
+}
+
+func TestMissingMessageAuthenticatorDropped(t *testing.T) {
+	data, d := setup(t, "--mfa", "off")
+	noMA := `User-Name = alice, User-Password = "correct horse battery"`
+	if got := received(radclient(t, d.auth, "auth", secret, noMA)); got != "no reply" {
+		t.Fatalf("got %s, want the request dropped", got)
+	}
+	// Relaxed for old hardware: answered, and the audit says so.
+	mustCG(t, data, "", "client", "set", "local", "--require-message-authenticator=false")
+	var got string
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); {
+		if got = received(radclient(t, d.auth, "auth", secret, noMA)); got == "Access-Accept" {
+			break
+		}
+	}
+	if got != "Access-Accept" {
+		t.Fatalf("relaxed client: got %s, want Access-Accept", got)
+	}
+	db := openDB(t, data)
+	var detail string
+	if err := db.QueryRow(`SELECT detail FROM audit WHERE kind = 'decision' ORDER BY seq DESC LIMIT 1`).Scan(&detail); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(detail, "message_authenticator_absent") {
+		t.Fatalf("audit detail %s does not record the missing Message-Authenticator", detail)
+	}
+}
+
+func TestDaemonSeesNewClientWithinSeconds(t *testing.T) {
+	need(t, "radclient")
+	data := t.TempDir()
+	d := startDaemon(t, data)
+	mustCG(t, data, "correct horse battery", "user", "add", "alice", "--password-stdin")
+	mustCG(t, data, secret, "client", "add", "late", "--address", "127.0.0.1", "--secret-stdin", "--mfa", "off")
+	var got string
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); {
+		if got = received(radclient(t, d.auth, "auth", secret, pap("alice", "correct horse battery"))); got == "Access-Accept" {
+			return
+		}
+	}
+	t.Fatalf("a client added while running was not served: got %s", got)
+}
+
+func TestAccountingRecorded(t *testing.T) {
+	data, d := setup(t)
+	start := `Acct-Status-Type = Start, Acct-Session-Id = "S-42", User-Name = alice, Calling-Station-Id = "AA-BB-CC-00-11-22", Framed-IP-Address = 10.9.8.7`
+	if got := received(radclient(t, d.acct, "acct", secret, start)); got != "Accounting-Response" {
+		t.Fatalf("start: got %s, want Accounting-Response", got)
+	}
+	stop := `Acct-Status-Type = Stop, Acct-Session-Id = "S-42", User-Name = alice, Acct-Session-Time = 600, Acct-Input-Octets = 1000, Acct-Output-Octets = 2000, Acct-Terminate-Cause = User-Request`
+	if got := received(radclient(t, d.acct, "acct", secret, stop)); got != "Accounting-Response" {
+		t.Fatalf("stop: got %s, want Accounting-Response", got)
+	}
+	if got := received(radclient(t, d.acct, "acct", "wrong-secret-wrong-secret", start)); got != "no reply" {
+		t.Fatalf("wrong secret: got %s, want no reply", got)
+	}
+	out := mustCG(t, data, "", "acct", "list")
+	if !strings.Contains(out, "S-42") || !strings.Contains(out, "stopped") || !strings.Contains(out, "600") || !strings.Contains(out, "User-Request") {
+		t.Fatalf("acct list does not show the stopped session:\n%s", out)
+	}
+}
+
+func openDB(t *testing.T, data string) *sql.DB {
+	t.Helper()
+	db, err := sql.Open("sqlite", filepath.Join(data, "clinicgate.db")+"?_pragma=busy_timeout(5000)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+func TestAuditVerifyDetectsTampering(t *testing.T) {
+	data, d := setup(t, "--mfa", "off")
+	radclient(t, d.auth, "auth", secret, pap("alice", "correct horse battery"))
+	radclient(t, d.auth, "auth", secret, pap("alice", "wrong"))
+	if out := mustCG(t, data, "", "audit", "verify"); !strings.Contains(out, "chain unbroken") {
+		t.Fatalf("got %q, want a verified chain", out)
+	}
+	db := openDB(t, data)
+	if _, err := db.Exec(`UPDATE audit SET outcome = 'accept', reason = 'ok' WHERE reason = 'bad_password'`); err != nil {
+		t.Fatal(err)
+	}
+	out, err := cg(t, data, "", "audit", "verify")
+	if err == nil || !strings.Contains(out, "altered") {
+		t.Fatalf("edited row: got %v %q, want a failure naming the altered entry", err, out)
+	}
+}
+
+func TestMissingKeyFileRefusedAtStart(t *testing.T) {
+	data := t.TempDir()
+	d := startDaemon(t, data)
+	d.stop(t)
+	if err := os.Remove(filepath.Join(data, "clinicgate.key")); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(binPath, "serve", "--data", data, "--radius-auth", "127.0.0.1:0", "--radius-acct", "", "--http", "").CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "key file missing") || !strings.Contains(string(out), "backup") {
+		t.Fatalf("got %v %q, want a refusal that names the missing key file", err, out)
+	}
+	if _, err := os.Stat(filepath.Join(data, "clinicgate.key")); err == nil {
+		t.Fatal("a new key was made silently")
+	}
+}
+
+func TestReadOnlyDatabaseRefusedAtStart(t *testing.T) {
+	data := t.TempDir()
+	d := startDaemon(t, data)
+	d.stop(t)
+	args := []string{"serve", "--data", data, "--radius-auth", "127.0.0.1:0", "--radius-acct", "", "--http", ""}
+	cmd := exec.Command(binPath, args...)
+	if os.Geteuid() == 0 {
+		// Root writes any file; run as nobody, who may read but not write.
+		need(t, "setpriv")
+		for _, p := range []string{filepath.Dir(data), data} {
+			if err := os.Chmod(p, 0o755); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, f := range []string{"clinicgate.db", "clinicgate.key"} {
+			if err := os.Chown(filepath.Join(data, f), 65534, 65534); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := os.Chmod(filepath.Join(data, "clinicgate.db"), 0o444); err != nil {
+			t.Fatal(err)
+		}
+		cmd = exec.Command("setpriv", append([]string{"--reuid=65534", "--regid=65534", "--clear-groups", binPath}, args...)...)
+	} else if err := os.Chmod(filepath.Join(data, "clinicgate.db"), 0o444); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	var out []byte
+	var err error
+	go func() { out, err = cmd.CombinedOutput(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		cmd.Process.Kill()
+		t.Fatal("clinicgate started on a read-only database instead of refusing")
+	}
+	if err == nil || !strings.Contains(string(out), "cannot be written") {
+		t.Fatalf("got %v %q, want a clear read-only refusal", err, out)
+	}
+}
+
+func TestKilledDaemonLosesNothing(t *testing.T) {
+	data, d := setup(t, "--mfa", "off")
+	for range 5 {
+		radclient(t, d.auth, "auth", secret, pap("alice", "correct horse battery"))
+	}
+	_ = d.cmd.Process.Kill()
+	<-d.done
+	d2 := startDaemon(t, data)
+	if got := received(radclient(t, d2.auth, "auth", secret, pap("alice", "correct horse battery"))); got != "Access-Accept" {
+		t.Fatalf("after kill -9 and restart: got %s, want Access-Accept", got)
+	}
+	out := mustCG(t, data, "", "audit", "verify")
+	if !strings.Contains(out, "chain unbroken") {
+		t.Fatalf("after kill -9: %s", out)
+	}
+	n := strings.Count(mustCG(t, data, "", "audit", "tail", "-n", "100"), "accept    ok")
+	if n != 6 {
+		t.Fatalf("got %d accepted decisions in the audit, want 6 (none lost to the kill)", n)
+	}
+}
+
+func TestSecretsNeverLogged(t *testing.T) {
+	data, d := setup(t)
+	seed := enroll(t, data, "alice")
+	code := oathtool(t, seed, time.Now())
+	radclient(t, d.auth, "auth", secret, pap("alice", "correct horse battery,"+code))
+	radclient(t, d.auth, "auth", secret, pap("alice", "wrong-password-xyz"))
+	radclient(t, d.auth, "auth", "wrong-secret-wrong-secret", pap("alice", "correct horse battery"))
+	d.stop(t)
+	logs := d.stderr.String()
+	tail := mustCG(t, data, "", "audit", "tail", "-n", "100")
+	for _, s := range []string{"correct horse", "wrong-password-xyz", secret, seed, code} {
+		if strings.Contains(logs, s) || strings.Contains(tail, s) {
+			t.Fatalf("%q appears in the log or the audit", s)
+		}
+	}
+}
+
+func TestCLIRefusesBadInput(t *testing.T) {
+	data := t.TempDir()
+	startDaemon(t, data).stop(t)
+	cases := []struct {
+		args  []string
+		stdin string
+		want  string
+	}{
+		{[]string{"client", "add", "ap", "--address", "10.0.0.300"}, "", "not an IP address"},
+		{[]string{"client", "add", "ap", "--address", "10.0.0.1/24"}, "", "host bits"},
+		{[]string{"client", "add", "a p", "--address", "10.0.0.1"}, "", "may only use letters"},
+		{[]string{"client", "add", "ap", "--address", "10.0.0.1", "--secret-stdin"}, "short", "shorter than 16"},
+		{[]string{"client", "add", "ap", "--address", "10.0.0.1", "--mfa", "maybe"}, "", "mfa must be"},
+		{[]string{"client", "add", "ap", "--address", "10.0.0.1", "--vlan", "nurses=5000"}, "", "VLAN 5000"},
+		{[]string{"user", "add", "bad,name"}, "", "commas"},
+		{[]string{"user", "add", "bob", "--password-stdin"}, "short", "shorter than 8"},
+		{[]string{"user", "add", "bob", "--hours", "Mon-Fry 9:00-17:00"}, "", "not a day"},
+		{[]string{"user", "add", "bob", "--expires", "tomorrow"}, "", "not a date"},
+		{[]string{"settings", "set", "timezone", "Mars/Olympus"}, "", "not a known time zone"},
+		{[]string{"device", "add", "not-a-mac", "--user", "bob"}, "", "not a MAC address"},
+		{[]string{"mfa", "enroll", "ghost"}, "", "no user"},
+	}
+	for _, tc := range cases {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			out, err := cg(t, data, tc.stdin, tc.args...)
+			if err == nil || !strings.Contains(out, tc.want) {
+				t.Fatalf("got %v %q, want an error containing %q", err, out, tc.want)
+			}
+			if strings.Contains(out, "goroutine") || strings.Contains(out, "panic") {
+				t.Fatalf("got a crash: %s", out)
+			}
+		})
+	}
+	// A generated secret is strong and shown once.
+	out := mustCG(t, data, "", "client", "add", "ap", "--address", "10.0.0.0/24")
+	if m := regexp.MustCompile(`shown once.*: (\S{32})\n`).FindStringSubmatch(out); m == nil {
+		t.Fatalf("no 32-character generated secret in %q", out)
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"database/sql"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -68,11 +69,15 @@ func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return 
 type daemon struct {
 	cmd            *exec.Cmd
 	auth, acct     string
+	http           string
 	stdout, stderr *syncBuffer
 	done           chan error
 }
 
-var listenRE = regexp.MustCompile(`RADIUS (authentication|accounting)\s+(\S+)/udp`)
+var (
+	listenRE = regexp.MustCompile(`RADIUS (authentication|accounting)\s+(\S+)/udp`)
+	httpRE   = regexp.MustCompile(`health and metrics\s+http://(\S+)/healthz`)
+)
 
 // startDaemon runs `clinicgate serve` on ports the kernel picks and waits
 // for it to print where it listens.
@@ -92,6 +97,9 @@ func startDaemon(t testing.TB, data string, args ...string) *daemon {
 	go func() {
 		sc := bufio.NewScanner(pr)
 		for sc.Scan() {
+			if m := httpRE.FindStringSubmatch(sc.Text()); m != nil {
+				d.http = m[1]
+			}
 			if m := listenRE.FindStringSubmatch(sc.Text()); m != nil {
 				if m[1] == "authentication" {
 					d.auth = m[2]
@@ -221,6 +229,33 @@ func TestRadclientPasswordLogin(t *testing.T) {
 			t.Fatalf("audit tail lacks %q:\n%s", want, tail)
 		}
 	}
+	if got := httpGet(t, "http://"+d.http+"/healthz"); strings.TrimSpace(got) != "ok" {
+		t.Fatalf("/healthz: got %q, want ok", got)
+	}
+	metrics := httpGet(t, "http://"+d.http+"/metrics")
+	for _, want := range []string{
+		`clinicgate_decisions_total{door="radius",outcome="accept",reason="ok"} 2`,
+		`clinicgate_decisions_total{door="radius",outcome="reject",reason="bad_password"} 1`,
+		`clinicgate_decision_seconds_bucket{door="radius",outcome="accept",le="+Inf"} 2`,
+	} {
+		if !strings.Contains(metrics, want) {
+			t.Fatalf("/metrics lacks %s", want)
+		}
+	}
+}
+
+func httpGet(t *testing.T, url string) string {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %d %v", url, resp.StatusCode, err)
+	}
+	return string(b)
 }
 
 func TestUnknownUserAndWrongPasswordLookAlike(t *testing.T) {

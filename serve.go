@@ -123,13 +123,6 @@ func (c *cli) runDaemon(ctx context.Context, cfg config.Config, demo bool) error
 		return err
 	}
 
-	var demoInfo *demoSetup
-	if demo {
-		if demoInfo, err = setupDemo(ctx, st, alog, hasher); err != nil {
-			return err
-		}
-	}
-
 	srv := &radius.Server{
 		Gate: gate, Clients: appliance.NewClientTable(st, string(appliance.DoorRADIUS), nil),
 		Accounting: st, Logger: log, Metrics: metrics,
@@ -177,6 +170,14 @@ func (c *cli) runDaemon(ctx context.Context, cfg config.Config, demo bool) error
 			}
 			return nil
 		})
+	}
+	// The demo is set up only once the ports are ours, so a failed start
+	// does not use up the one showing of the demo password.
+	var demoInfo *demoSetup
+	if demo {
+		if demoInfo, err = setupDemo(ctx, st, alog, hasher); err != nil {
+			return err
+		}
 	}
 	if _, err := alog.Append(ctx, audit.Entry{Kind: audit.KindSystem, Reason: "start", Actor: "daemon", Detail: "clinicgate " + version + " started"}); err != nil {
 		return err
@@ -232,24 +233,12 @@ type demoSetup struct {
 }
 
 // setupDemo adds, on an empty store, a loopback client and a user, so that a
-// newcomer can log in within a minute. On a store that has them it only
-// recalls them.
+// newcomer can log in within a minute. On a store that already has the demo
+// client it gives alice a fresh password (the old one was shown once and is
+// stored only as a hash).
 func setupDemo(ctx context.Context, st *store.Store, alog *audit.Log, h *passwd.Hasher) (*demoSetup, error) {
-	d := &demoSetup{client: "local-test", user: "alice"}
-	if c, err := st.ClientByName(ctx, d.client); err == nil {
-		d.secret = string(c.Secret)
-		return d, nil
-	}
-	if cs, err := st.Clients(ctx, ""); err != nil || len(cs) > 0 {
-		return nil, errors.New("--demo only sets up an empty store; this one has clients already")
-	}
+	d := &demoSetup{client: "local-test", user: "alice", fresh: true}
 	svc, err := admin.New(st, alog, h, "demo")
-	if err != nil {
-		return nil, err
-	}
-	pol := policy.Default()
-	pol.MFA = policy.MFAEnrolled // alice can log in before she enrols a factor
-	secret, err := svc.AddClient(ctx, admin.NewClient{Name: d.client, Address: "127.0.0.1", Policy: pol})
 	if err != nil {
 		return nil, err
 	}
@@ -257,11 +246,27 @@ func setupDemo(ctx context.Context, st *store.Store, alog *audit.Log, h *passwd.
 	if err != nil {
 		return nil, err
 	}
-	pw = pw[:12]
-	if err := svc.AddUser(ctx, admin.NewUser{Name: d.user, DisplayName: "Alice (demo)", Groups: []string{"staff"}, Password: []byte(pw)}); err != nil {
+	d.password = pw[:12]
+	if c, err := st.ClientByName(ctx, d.client); err == nil {
+		d.secret = string(c.Secret)
+		if err := svc.EditUser(ctx, d.user, admin.UserEdit{Password: []byte(d.password), Unlock: true}); err != nil {
+			d.fresh = false // alice was removed; the instructions still show the client
+		}
+		return d, nil
+	}
+	if cs, err := st.Clients(ctx, ""); err != nil || len(cs) > 0 {
+		return nil, errors.New("--demo only sets up an empty store; this one has clients already")
+	}
+	pol := policy.Default()
+	pol.MFA = policy.MFAEnrolled // alice can log in before she enrols a factor
+	secret, err := svc.AddClient(ctx, admin.NewClient{Name: d.client, Address: "127.0.0.1", Policy: pol})
+	if err != nil {
 		return nil, err
 	}
-	d.secret, d.password, d.fresh = string(secret), pw, true
+	if err := svc.AddUser(ctx, admin.NewUser{Name: d.user, DisplayName: "Alice (demo)", Groups: []string{"staff"}, Password: []byte(d.password)}); err != nil {
+		return nil, err
+	}
+	d.secret = string(secret)
 	return d, nil
 }
 
@@ -277,9 +282,9 @@ func (d *demoSetup) print(w interface{ Write([]byte) (int, error) }, cfg config.
 	p := func(format string, a ...any) { fmt.Fprintf(w, format, a...) }
 	p("\nDemo set-up: RADIUS client %q (127.0.0.1, shared secret %s) and user %q", d.client, d.secret, d.user)
 	if d.fresh {
-		p(" with password %s", d.password)
+		p(" with password %s (new at every start)", d.password)
 	} else {
-		p(" (password shown on the first run; set a new one with: printf 'NewPassw0rd' | bin/clinicgate user passwd alice --password-stdin)")
+		p(" (no longer exists; add a user with: bin/clinicgate user add NAME --password-stdin)")
 	}
 	p(".\n")
 	if _, err := exec.LookPath("radtest"); err != nil {

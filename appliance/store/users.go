@@ -27,17 +27,20 @@ type User struct {
 	Failures     int
 	LockedUntil  time.Time
 	Version      int64
-	CreatedAt    time.Time
-	UpdatedAt    time.Time
+	// Source is "local", or the upstream that provisioned the user on its
+	// first login there.
+	Source    string
+	CreatedAt time.Time
+	UpdatedAt time.Time
 }
 
-const userCols = `id, name, display_name, password_hash, disabled, expires_at, allowed_hours, failures, locked_until, version, created_at, updated_at`
+const userCols = `id, name, display_name, password_hash, disabled, expires_at, allowed_hours, failures, locked_until, version, source, created_at, updated_at`
 
 func scanUser(sc interface{ Scan(...any) error }) (User, error) {
 	var u User
 	var exp, locked sql.NullInt64
 	var created, updated int64
-	err := sc.Scan(&u.ID, &u.Name, &u.DisplayName, &u.PasswordHash, &u.Disabled, &exp, &u.Hours, &u.Failures, &locked, &u.Version, &created, &updated)
+	err := sc.Scan(&u.ID, &u.Name, &u.DisplayName, &u.PasswordHash, &u.Disabled, &exp, &u.Hours, &u.Failures, &locked, &u.Version, &u.Source, &created, &updated)
 	if err != nil {
 		return User{}, mapErr(err)
 	}
@@ -117,8 +120,11 @@ func (s *Store) Users(ctx context.Context) ([]User, error) {
 // CreateUser inserts u (and its groups, creating missing ones) and returns
 // its id.
 func (tx *Tx) CreateUser(ctx context.Context, u User, now time.Time) (int64, error) {
-	res, err := tx.tx.ExecContext(ctx, `INSERT INTO users (name, display_name, password_hash, disabled, expires_at, allowed_hours, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-		u.Name, u.DisplayName, u.PasswordHash, u.Disabled, unixOrNull(u.ExpiresAt), u.Hours, now.Unix(), now.Unix())
+	if u.Source == "" {
+		u.Source = "local"
+	}
+	res, err := tx.tx.ExecContext(ctx, `INSERT INTO users (name, display_name, password_hash, disabled, expires_at, allowed_hours, source, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		u.Name, u.DisplayName, u.PasswordHash, u.Disabled, unixOrNull(u.ExpiresAt), u.Hours, u.Source, now.Unix(), now.Unix())
 	if err != nil {
 		return 0, fmt.Errorf("user %q: %w", u.Name, mapErr(err))
 	}

@@ -22,8 +22,21 @@ var (
 	ErrBadCredentials = errors.New("upstream: wrong password")
 	// ErrUnknownUser means the source has no such user.
 	ErrUnknownUser = errors.New("upstream: unknown user")
-	// ErrUnreachable means the source could not be asked.
+	// ErrUnreachable means the source could not be asked (timeout, refused
+	// connection, TLS failure, server error). Only this error lets a
+	// client's "cached" failmode step in.
 	ErrUnreachable = errors.New("upstream: unreachable")
+	// ErrUpstreamRefused means the source refused for a reason other than
+	// the password (its own MFA policy, consent missing, ...); the wrapped
+	// text says which.
+	ErrUpstreamRefused = errors.New("upstream: refused")
+	// Account states an upstream can report (Active Directory's bind
+	// sub-codes, identity providers' error codes).
+	ErrAccountDisabled  = errors.New("upstream: account disabled")
+	ErrAccountExpired   = errors.New("upstream: account expired")
+	ErrPasswordExpired  = errors.New("upstream: password expired")
+	ErrMustChange       = errors.New("upstream: password must be changed")
+	ErrAccountLockedOut = errors.New("upstream: account locked out")
 )
 
 // Identity is what a source says about a verified user.

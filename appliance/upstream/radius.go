@@ -1,0 +1,278 @@
+package upstream
+
+import (
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/md5"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"time"
+
+	"layeh.com/radius"
+	"layeh.com/radius/rfc2865"
+	"layeh.com/radius/rfc2869"
+
+	"github.com/clinicgate/clinicgate/appliance/secrets"
+)
+
+// RADIUSConfig configures a RADIUS upstream (JumpCloud, NPS, FreeRADIUS).
+type RADIUSConfig struct {
+	// Servers are host:port pairs, tried in order.
+	Servers []string `json:"servers"`
+	// RequireMessageAuthenticator drops replies without a valid
+	// Message-Authenticator. Some servers (FreeRADIUS 3.2.1 as packaged in
+	// Debian 12, for PAP) do not send one; turning this off for them is
+	// shown as a warning.
+	RequireMessageAuthenticator bool `json:"require_message_authenticator"`
+	// TimeoutMS is one attempt's wait; BudgetMS the whole check's, kept
+	// under a NAS's 3-5 s retransmit so a retry never causes a second
+	// upstream call.
+	TimeoutMS int `json:"timeout_ms"`
+	BudgetMS  int `json:"budget_ms"`
+	// GroupAttribute names a reply attribute whose values are group names:
+	// "Class" or "Filter-Id" (empty: none).
+	GroupAttribute string `json:"group_attribute,omitempty"`
+	// NASIdentifier is sent in requests (default "clinicgate").
+	NASIdentifier string `json:"nas_identifier,omitempty"`
+}
+
+// Defaults fills unset fields.
+func (c *RADIUSConfig) Defaults() {
+	if c.TimeoutMS == 0 {
+		c.TimeoutMS = 1200
+	}
+	if c.BudgetMS == 0 {
+		c.BudgetMS = 2500
+	}
+	if c.NASIdentifier == "" {
+		c.NASIdentifier = "clinicgate"
+	}
+}
+
+// Validate reports every problem at once.
+func (c RADIUSConfig) Validate() error {
+	var errs []error
+	if len(c.Servers) == 0 {
+		errs = append(errs, errors.New("no servers: give at least one host:port (port 1812 usually)"))
+	}
+	for _, s := range c.Servers {
+		if _, _, err := net.SplitHostPort(s); err != nil {
+			errs = append(errs, fmt.Errorf("server %q is not host:port (for example 10.0.0.5:1812)", s))
+		}
+	}
+	if c.TimeoutMS < 100 || c.TimeoutMS > 10000 {
+		errs = append(errs, fmt.Errorf("timeout_ms %d is outside 100-10000", c.TimeoutMS))
+	}
+	if c.BudgetMS < c.TimeoutMS || c.BudgetMS > 20000 {
+		errs = append(errs, fmt.Errorf("budget_ms %d must be at least timeout_ms and at most 20000", c.BudgetMS))
+	}
+	switch c.GroupAttribute {
+	case "", "Class", "Filter-Id":
+	default:
+		errs = append(errs, fmt.Errorf("group_attribute %q: use Class, Filter-Id or nothing", c.GroupAttribute))
+	}
+	return errors.Join(errs...)
+}
+
+// RADIUS checks passwords by forwarding PAP Access-Requests.
+type RADIUS struct {
+	cfg    RADIUSConfig
+	secret []byte
+	name   string
+}
+
+// NewRADIUS builds the connector from its JSON config and shared secret.
+func NewRADIUS(name, config string, secret secrets.Secret) (*RADIUS, error) {
+	var c RADIUSConfig
+	if err := json.Unmarshal([]byte(config), &c); err != nil {
+		return nil, fmt.Errorf("upstream %s: config: %w", name, err)
+	}
+	c.Defaults()
+	if err := c.Validate(); err != nil {
+		return nil, fmt.Errorf("upstream %s: %w", name, err)
+	}
+	if len(secret) == 0 {
+		return nil, fmt.Errorf("upstream %s: no shared secret", name)
+	}
+	return &RADIUS{cfg: c, secret: append([]byte(nil), secret...), name: name}, nil
+}
+
+// Warnings lists settings the operator should know are weak.
+func (r *RADIUS) Warnings() []string {
+	if !r.cfg.RequireMessageAuthenticator {
+		return []string{"replies are accepted without Message-Authenticator (BlastRADIUS exposure); turn it on once the server sends it"}
+	}
+	return nil
+}
+
+var errReplyForged = errors.New("reply failed verification (wrong shared secret, or forged)")
+
+// Verify sends the password upstream. Reject means ErrBadCredentials (a
+// RADIUS server does not say whether the user exists); no verified answer
+// from any server within the budget means ErrUnreachable.
+func (r *RADIUS) Verify(ctx context.Context, user string, password secrets.Secret) (Identity, error) {
+	if len(password) == 0 {
+		return Identity{}, ErrBadCredentials
+	}
+	if len(password) > 128 {
+		return Identity{}, ErrBadCredentials
+	}
+	ctx, cancel := context.WithTimeout(ctx, time.Duration(r.cfg.BudgetMS)*time.Millisecond)
+	defer cancel()
+	var errs []error
+	for attempt := 0; ctx.Err() == nil; attempt++ {
+		server := r.cfg.Servers[attempt%len(r.cfg.Servers)]
+		id, err := r.exchange(ctx, server, user, password)
+		if err == nil || errors.Is(err, ErrBadCredentials) || errors.Is(err, ErrUpstreamRefused) {
+			return id, err
+		}
+		errs = append(errs, fmt.Errorf("%s: %w", server, err))
+		if attempt+1 >= 2*len(r.cfg.Servers) {
+			break
+		}
+	}
+	return Identity{}, fmt.Errorf("%w: %s: %v", ErrUnreachable, r.name, errors.Join(errs...))
+}
+
+func (r *RADIUS) exchange(ctx context.Context, server, user string, password secrets.Secret) (Identity, error) {
+	p := radius.New(radius.CodeAccessRequest, r.secret)
+	if err := rfc2865.UserName_SetString(p, user); err != nil {
+		return Identity{}, ErrBadCredentials
+	}
+	if err := rfc2865.UserPassword_Set(p, password); err != nil {
+		return Identity{}, ErrBadCredentials
+	}
+	_ = rfc2865.NASIdentifier_SetString(p, r.cfg.NASIdentifier)
+	_ = rfc2865.ServiceType_Set(p, rfc2865.ServiceType_Value_LoginUser)
+	p.Add(rfc2869.MessageAuthenticator_Type, make([]byte, md5.Size))
+	req, err := p.Encode()
+	if err != nil {
+		return Identity{}, err
+	}
+	// Message-Authenticator on every request (it is the last attribute).
+	m := hmac.New(md5.New, r.secret)
+	m.Write(req)
+	copy(req[len(req)-md5.Size:], m.Sum(nil))
+
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "udp", server)
+	if err != nil {
+		return Identity{}, err
+	}
+	defer conn.Close()
+	deadline := time.Now().Add(time.Duration(r.cfg.TimeoutMS) * time.Millisecond)
+	if dl, ok := ctx.Deadline(); ok && dl.Before(deadline) {
+		deadline = dl
+	}
+	conn.SetDeadline(deadline)
+	if _, err := conn.Write(req); err != nil {
+		return Identity{}, err
+	}
+	buf := make([]byte, radius.MaxPacketLength)
+	var lastErr error = errors.New("no reply")
+	for {
+		n, err := conn.Read(buf)
+		if err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				return Identity{}, lastErr
+			}
+			return Identity{}, err
+		}
+		resp := buf[:n]
+		// Replies that fail verification are dropped, as if never sent;
+		// a genuine one may still come.
+		if err := r.verifyReply(resp, req); err != nil {
+			lastErr = err
+			continue
+		}
+		pkt, err := radius.Parse(resp, r.secret)
+		if err != nil {
+			lastErr = err
+			continue
+		}
+		switch pkt.Code {
+		case radius.CodeAccessAccept:
+			return Identity{Name: user, Groups: r.groups(pkt)}, nil
+		case radius.CodeAccessReject:
+			return Identity{}, ErrBadCredentials
+		case radius.CodeAccessChallenge:
+			return Identity{}, fmt.Errorf("%w: the server asked for its own second factor (Access-Challenge), which clinicgate does not relay; turn MFA off for clinicgate's requests on that server", ErrUpstreamRefused)
+		default:
+			lastErr = fmt.Errorf("unexpected reply code %v", pkt.Code)
+		}
+	}
+}
+
+// verifyReply checks the reply matches the request (identifier), its
+// Response Authenticator, and its Message-Authenticator (required unless
+// switched off).
+func (r *RADIUS) verifyReply(resp, req []byte) error {
+	if len(resp) < 20 || resp[1] != req[1] {
+		return errors.New("reply to another request")
+	}
+	length := int(binary.BigEndian.Uint16(resp[2:4]))
+	if length < 20 || length > len(resp) {
+		return errors.New("malformed reply")
+	}
+	resp = resp[:length]
+	if !radius.IsAuthenticResponse(resp, req, r.secret) {
+		return errReplyForged
+	}
+	// Find the Message-Authenticator.
+	off := -1
+	for i := 20; i+2 <= length; {
+		l := int(resp[i+1])
+		if l < 2 || i+l > length {
+			return errors.New("malformed reply attributes")
+		}
+		if radius.Type(resp[i]) == rfc2869.MessageAuthenticator_Type {
+			if off >= 0 || l != 18 {
+				return errReplyForged
+			}
+			off = i + 2
+		}
+		i += l
+	}
+	if off < 0 {
+		if r.cfg.RequireMessageAuthenticator {
+			return errors.New("reply has no Message-Authenticator (required for this upstream)")
+		}
+		return nil
+	}
+	b := bytes.Clone(resp)
+	copy(b[4:20], req[4:20])
+	clear(b[off : off+md5.Size])
+	m := hmac.New(md5.New, r.secret)
+	m.Write(b)
+	if !hmac.Equal(m.Sum(nil), resp[off:off+md5.Size]) {
+		return errReplyForged
+	}
+	return nil
+}
+
+func (r *RADIUS) groups(pkt *radius.Packet) []string {
+	var t radius.Type
+	switch r.cfg.GroupAttribute {
+	case "Class":
+		t = rfc2865.Class_Type
+	case "Filter-Id":
+		t = rfc2865.FilterID_Type
+	default:
+		return nil
+	}
+	var out []string
+	for _, a := range pkt.Attributes {
+		if a.Type == t {
+			if g := strings.TrimSpace(string(a.Attribute)); g != "" {
+				out = append(out, g)
+			}
+		}
+	}
+	return out
+}

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -25,6 +26,7 @@ import (
 	"github.com/clinicgate/clinicgate/appliance/policy"
 	"github.com/clinicgate/clinicgate/appliance/secrets"
 	"github.com/clinicgate/clinicgate/appliance/store"
+	"github.com/clinicgate/clinicgate/appliance/upstream"
 )
 
 type cli struct {
@@ -384,10 +386,11 @@ func (c *cli) user(ctx context.Context, args []string) error {
 // ---- client
 
 type policyFlags struct {
-	mfa, style, vlans    *string
+	mfa, style           *string
 	requireDevice, reqMA *bool
 	allow                multi
 	sessionTimeout       *int
+	upstream, failmode   *string
 	vlanRules            multi
 }
 
@@ -399,6 +402,8 @@ func addPolicyFlags(fs *flag.FlagSet) *policyFlags {
 	p.reqMA = fs.Bool("require-message-authenticator", true, "drop Access-Requests without Message-Authenticator (turn off only for very old hardware)")
 	fs.Var(&p.allow, "allow-group", "only members of this group may log in (repeat for several)")
 	p.sessionTimeout = fs.Int("session-timeout", 0, "Session-Timeout in seconds (0: none)")
+	p.upstream = fs.String("upstream", "local", "where passwords are checked: local or an upstream's name")
+	p.failmode = fs.String("failmode", "secure", "when the upstream is unreachable: secure (reject) or cached (recently verified password plus TOTP)")
 	fs.Var(&p.vlanRules, "vlan", "GROUP=VLAN: members of GROUP get this VLAN (repeat; first match wins)")
 	return p
 }
@@ -422,6 +427,12 @@ func (p *policyFlags) apply(pol *policy.Policy, set map[string]bool, all bool) e
 	}
 	if all || set["session-timeout"] {
 		pol.SessionTimeout = *p.sessionTimeout
+	}
+	if all || set["upstream"] {
+		pol.Upstream = *p.upstream
+	}
+	if all || set["failmode"] {
+		pol.Failmode = policy.Failmode(*p.failmode)
 	}
 	if set["vlan"] {
 		pol.Rules = nil
@@ -523,7 +534,7 @@ func (c *cli) client(ctx context.Context, args []string) error {
 			return err
 		}
 		tw := tabwriter.NewWriter(c.out, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "NAME\tADDRESS\tMFA\tSTYLE\tDEVICE\tGROUPS\tVLANS\tMSG-AUTH")
+		fmt.Fprintln(tw, "NAME\tADDRESS\tUPSTREAM\tMFA\tSTYLE\tDEVICE\tGROUPS\tVLANS\tMSG-AUTH")
 		for _, cl := range cs {
 			p := cl.Policy
 			var vl []string
@@ -534,7 +545,11 @@ func (c *cli) client(ctx context.Context, args []string) error {
 			if !p.RequireMessageAuthenticator {
 				ma = "optional (!)"
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%v\t%s\t%s\t%s\n", cl.Name, cl.Prefix, p.MFA, p.Style, p.RequireDevice,
+			up := p.Upstream
+			if p.Failmode == policy.FailCached {
+				up += " (cached)"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%v\t%s\t%s\t%s\n", cl.Name, cl.Prefix, up, p.MFA, p.Style, p.RequireDevice,
 				dash(strings.Join(p.AllowedGroups, ",")), dash(strings.Join(vl, ",")), ma)
 		}
 		return tw.Flush()
@@ -863,4 +878,212 @@ func (c *cli) acct(ctx context.Context, args []string) error {
 			s.StartedAt.Local().Format("01-02 15:04:05"), s.SessionTime, s.InputOctets, s.OutputOctets, dash(s.TerminateCause))
 	}
 	return tw.Flush()
+}
+
+// ---- upstream
+
+func (c *cli) upstream(ctx context.Context, args []string) error {
+	if len(args) == 0 {
+		return usageError{"upstream: add, list, test or remove?"}
+	}
+	var co common
+	fs := c.flags("upstream "+args[0], &co)
+	switch args[0] {
+	case "add":
+		kind := fs.String("kind", "", "radius or ldap")
+		var servers, urls multi
+		fs.Var(&servers, "server", "radius: host:port of a server (repeat for failover)")
+		reqMA := fs.Bool("require-message-authenticator", true, "radius: drop replies without Message-Authenticator")
+		groupAttr := fs.String("group-attribute", "", "radius: Class or Filter-Id; ldap: the user attribute listing groups (default memberOf)")
+		timeout := fs.Int("timeout-ms", 0, "one attempt's timeout in milliseconds")
+		fs.Var(&urls, "url", "ldap: ldaps://host:636 or ldap://host:389 (repeat for failover)")
+		startTLS := fs.Bool("starttls", false, "ldap: upgrade ldap:// with StartTLS")
+		caFile := fs.String("ca-file", "", "ldap: PEM file of the CA that signed the server's certificate")
+		certFile := fs.String("client-cert", "", "ldap: client certificate (Google Secure LDAP)")
+		keyFile := fs.String("client-key", "", "ldap: client key (Google Secure LDAP)")
+		bindDN := fs.String("bind-dn", "", "ldap: service account DN (its password on stdin with --secret-stdin)")
+		baseDN := fs.String("base-dn", "", "ldap: where users are searched")
+		userAttr := fs.String("user-attribute", "", "ldap: uid, sAMAccountName, userPrincipalName or mail")
+		userFilter := fs.String("user-filter", "", "ldap: extra filter, e.g. (objectClass=person)")
+		groupBase := fs.String("group-base-dn", "", "ldap: search groups here by member instead of reading memberOf")
+		secretStdin := fs.Bool("secret-stdin", false, "read the shared secret (radius) or bind password (ldap) from standard input")
+		pos, err := parse(fs, args[1:])
+		if err != nil {
+			return err
+		}
+		if err := want(pos, 1, "one upstream name"); err != nil {
+			return err
+		}
+		var cfg any
+		switch *kind {
+		case "radius":
+			cfg = upstream.RADIUSConfig{Servers: servers, RequireMessageAuthenticator: *reqMA, GroupAttribute: *groupAttr, TimeoutMS: *timeout}
+		case "ldap":
+			cfg = upstream.LDAPConfig{URLs: urls, StartTLS: *startTLS, CAFile: *caFile, ClientCertFile: *certFile, ClientKeyFile: *keyFile,
+				BindDN: *bindDN, BaseDN: *baseDN, UserAttribute: *userAttr, UserFilter: *userFilter, GroupAttribute: *groupAttr,
+				GroupBaseDN: *groupBase, TimeoutMS: *timeout}
+		default:
+			return usageError{"upstream add: --kind must be radius or ldap"}
+		}
+		// Defaults are filled in so the stored settings say what runs.
+		switch v := cfg.(type) {
+		case upstream.RADIUSConfig:
+			v.Defaults()
+			cfg = v
+		case upstream.LDAPConfig:
+			v.Defaults()
+			cfg = v
+		}
+		b, _ := json.Marshal(cfg)
+		var secret secrets.Secret
+		if *secretStdin {
+			if secret, err = c.readSecret("secret"); err != nil {
+				return err
+			}
+		}
+		env, err := c.open(ctx, co)
+		if err != nil {
+			return err
+		}
+		defer env.Close()
+		warnings, err := env.svc.AddUpstream(ctx, admin.NewUpstream{Name: pos[0], Kind: *kind, Config: string(b), Secret: secret})
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(c.out, "upstream %s added; check it with: clinicgate upstream test %s --user SOMEONE\n", pos[0], pos[0])
+		for _, w := range warnings {
+			fmt.Fprintln(c.out, "warning:", w)
+		}
+		return nil
+	case "list":
+		if _, err := parse(fs, args[1:]); err != nil {
+			return err
+		}
+		env, err := c.open(ctx, co)
+		if err != nil {
+			return err
+		}
+		defer env.Close()
+		ups, err := env.svc.Upstreams(ctx)
+		if err != nil {
+			return err
+		}
+		tw := tabwriter.NewWriter(c.out, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "NAME\tKIND\tSETTINGS\tWARNINGS")
+		for _, u := range ups {
+			warn := "-"
+			if conn, err := upstream.Build(u); err != nil {
+				warn = "MISCONFIGURED: " + err.Error()
+			} else {
+				if w, ok := conn.(upstream.Warner); ok && len(w.Warnings()) > 0 {
+					warn = strings.Join(w.Warnings(), "; ")
+				}
+				if cl, ok := conn.(interface{ Close() }); ok {
+					cl.Close()
+				}
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", u.Name, u.Kind, u.Config, warn)
+		}
+		return tw.Flush()
+	case "remove":
+		pos, err := parse(fs, args[1:])
+		if err != nil {
+			return err
+		}
+		if err := want(pos, 1, "one upstream name"); err != nil {
+			return err
+		}
+		env, err := c.open(ctx, co)
+		if err != nil {
+			return err
+		}
+		defer env.Close()
+		if err := env.svc.RemoveUpstream(ctx, pos[0]); err != nil {
+			return err
+		}
+		fmt.Fprintf(c.out, "upstream %s removed\n", pos[0])
+		return nil
+	case "test":
+		userName := fs.String("user", "", "the account to try")
+		fs.Bool("password-stdin", false, "read the password from standard input (the default when it is not a terminal)")
+		pos, err := parse(fs, args[1:])
+		if err != nil {
+			return err
+		}
+		if err := want(pos, 1, "one upstream name"); err != nil {
+			return err
+		}
+		if *userName == "" {
+			return usageError{"upstream test: --user is required"}
+		}
+		pw, err := c.readSecret("password for " + *userName)
+		if err != nil {
+			return err
+		}
+		env, err := c.open(ctx, co)
+		if err != nil {
+			return err
+		}
+		defer env.Close()
+		return c.testUpstream(ctx, env, pos[0], *userName, pw)
+	}
+	return usageError{fmt.Sprintf("upstream: unknown subcommand %q", args[0])}
+}
+
+// testUpstream performs a real login check and explains each step.
+func (c *cli) testUpstream(ctx context.Context, env *adminEnv, name, user string, pw secrets.Secret) error {
+	u, err := env.st.UpstreamByName(ctx, name)
+	if errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("there is no upstream %q (see 'clinicgate upstream list')", name)
+	}
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(c.out, "1. settings of %s upstream %s: %s\n", u.Kind, u.Name, u.Config)
+	conn, err := upstream.Build(u)
+	if err != nil {
+		fmt.Fprintf(c.out, "   FAILED: %v\n", err)
+		return errors.New("the settings are not usable; fix them and add the upstream again")
+	}
+	if cl, ok := conn.(interface{ Close() }); ok {
+		defer cl.Close()
+	}
+	fmt.Fprintln(c.out, "   ok")
+	if w, ok := conn.(upstream.Warner); ok {
+		for _, warning := range w.Warnings() {
+			fmt.Fprintln(c.out, "   warning:", warning)
+		}
+	}
+	if p, ok := conn.(upstream.Prober); ok {
+		fmt.Fprintln(c.out, "2. connecting and signing in with the service account")
+		if err := p.Probe(ctx); err != nil {
+			fmt.Fprintf(c.out, "   FAILED: %v\n", err)
+			return errors.New("the server could not be reached or refused the service account")
+		}
+		fmt.Fprintln(c.out, "   ok")
+	} else {
+		fmt.Fprintln(c.out, "2. (this kind has no separate connection check)")
+	}
+	fmt.Fprintf(c.out, "3. checking the password of %s\n", user)
+	start := time.Now()
+	id, err := conn.Verify(ctx, user, pw)
+	took := time.Since(start).Round(time.Millisecond)
+	switch {
+	case err == nil:
+		fmt.Fprintf(c.out, "   accepted in %v as %s; groups: %s\n", took, id.Name, dash(strings.Join(id.Groups, ", ")))
+		return nil
+	case errors.Is(err, upstream.ErrBadCredentials):
+		fmt.Fprintf(c.out, "   REFUSED in %v: wrong password", took)
+		if u.Kind == upstream.KindRADIUS {
+			fmt.Fprint(c.out, " (a RADIUS server does not say whether the user exists)")
+		}
+		fmt.Fprintln(c.out)
+	case errors.Is(err, upstream.ErrUnknownUser):
+		fmt.Fprintf(c.out, "   REFUSED in %v: no such user was found (check base DN, user attribute and filter)\n", took)
+	case errors.Is(err, upstream.ErrUnreachable):
+		fmt.Fprintf(c.out, "   UNREACHABLE after %v: %v\n   Check the address and port, the firewall, the shared secret (RADIUS) and the CA file (TLS).\n", took, err)
+	default:
+		fmt.Fprintf(c.out, "   REFUSED in %v: %v\n", took, err)
+	}
+	return errors.New("the test login did not succeed")
 }

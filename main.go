@@ -34,6 +34,7 @@ Usage:
   clinicgate audit tail [-n N] [--follow] | verify
   clinicgate settings list | set KEY VALUE
   clinicgate acct list [--active]
+  clinicgate upstream add NAME --kind radius|ldap ... | list | test NAME --user U | remove NAME
   clinicgate version
 
 Every command takes --data DIR (or CLINICGATE_DATA, or data_dir from
@@ -84,6 +85,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return c.settings(ctx, args[1:])
 	case "acct":
 		return c.acct(ctx, args[1:])
+	case "upstream":
+		return c.upstream(ctx, args[1:])
 	case "version", "--version":
 		fmt.Fprintln(stdout, "clinicgate", version)
 		return nil

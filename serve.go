@@ -115,13 +115,17 @@ func (c *cli) runDaemon(ctx context.Context, cfg config.Config, demo bool) error
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	metrics := appliance.NewMetrics(reg)
+	upstreams := upstream.NewRegistry(st, local, nil, log)
+	defer upstreams.Close()
+	reg.MustRegister(appliance.NewUpstreamCollector(upstreams.Status))
 	gate, err := appliance.NewGate(appliance.Config{
 		Store: st, Audit: alog, Hasher: hasher, Logger: log, Metrics: metrics,
-		Upstreams: map[string]upstream.Verifier{"local": local},
+		Upstreams: map[string]upstream.Verifier{"local": local}, Registry: upstreams,
 	})
 	if err != nil {
 		return err
 	}
+	defer gate.Close()
 
 	srv := &radius.Server{
 		Gate: gate, Clients: appliance.NewClientTable(st, string(appliance.DoorRADIUS), nil),
@@ -200,6 +204,21 @@ func (c *cli) runDaemon(ctx context.Context, cfg config.Config, demo bool) error
 				return nil
 			case <-hup:
 				log.Info("SIGHUP: users, clients, policies and settings are read from the store on every request and need no reload; listen addresses in the config file take effect at the next restart")
+			}
+		}
+	})
+	// Upstreams that can be checked without a login are checked in the
+	// background, so the console and metrics show an outage before the
+	// first nurse meets it.
+	g.Go(func() error {
+		t := time.NewTicker(30 * time.Second)
+		defer t.Stop()
+		for {
+			upstreams.ProbeAll(gctx)
+			select {
+			case <-gctx.Done():
+				return nil
+			case <-t.C:
 			}
 		}
 	})

@@ -24,6 +24,8 @@ type challenge struct {
 	client  string
 	source  string
 	expires time.Time
+	groups  []string // as the upstream verified them
+	notes   []string // carried into the final decision's audit
 }
 
 // stateLen is the State attribute's length: 128 random bits.

@@ -15,7 +15,9 @@ import (
 	"io"
 	"log/slog"
 	"net/netip"
+	"slices"
 	"strings"
+	"sync"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -114,20 +116,33 @@ type Config struct {
 	Audit     *audit.Log
 	Hasher    *passwd.Hasher
 	Upstreams map[string]upstream.Verifier // by name; "local" at least
-	Logger    *slog.Logger
-	Metrics   *Metrics // optional
-	Now       func() time.Time
-	Rand      io.Reader // challenge State values; nil: crypto/rand
+	// Registry, when set, is asked first for upstreams by name (the
+	// daemon's upstream.Registry); Upstreams then serves only "local".
+	Registry UpstreamSource
+	Logger   *slog.Logger
+	Metrics  *Metrics // optional
+	Now      func() time.Time
+	Rand     io.Reader // challenge State values; nil: crypto/rand
 	// MaxChallenges bounds the pending-challenge table (default 4096).
 	MaxChallenges int
 }
 
-// Gate decides logins. It is safe for concurrent use.
+// UpstreamSource finds a connector by name.
+type UpstreamSource interface {
+	Lookup(ctx context.Context, name string) (upstream.Verifier, error)
+}
+
+// Gate decides logins. It is safe for concurrent use. Close stops its
+// background work.
 type Gate struct {
 	store      *store.Store
 	audit      *audit.Log
 	hasher     *passwd.Hasher
 	upstreams  map[string]upstream.Verifier
+	registry   UpstreamSource
+	cacheJobs  chan cacheJob
+	stop       chan struct{}
+	stopOnce   sync.Once
 	log        *slog.Logger
 	metrics    *Metrics
 	now        func() time.Time
@@ -154,11 +169,27 @@ func NewGate(c Config) (*Gate, error) {
 	if c.MaxChallenges <= 0 {
 		c.MaxChallenges = 4096
 	}
-	return &Gate{
-		store: c.Store, audit: c.Audit, hasher: c.Hasher, upstreams: c.Upstreams,
+	g := &Gate{
+		store: c.Store, audit: c.Audit, hasher: c.Hasher, upstreams: c.Upstreams, registry: c.Registry,
 		log: c.Logger, metrics: c.Metrics, now: c.Now,
 		challenges: newChallenges(c.MaxChallenges, c.Rand),
-	}, nil
+		cacheJobs:  make(chan cacheJob, 32), stop: make(chan struct{}),
+	}
+	go g.cacheWorker()
+	return g, nil
+}
+
+// Close stops the gate's background work.
+func (g *Gate) Close() { g.stopOnce.Do(func() { close(g.stop) }) }
+
+func (g *Gate) lookupUpstream(ctx context.Context, name string) (upstream.Verifier, error) {
+	if v := g.upstreams[name]; v != nil {
+		return v, nil
+	}
+	if g.registry != nil {
+		return g.registry.Lookup(ctx, name)
+	}
+	return nil, fmt.Errorf("no upstream named %q is configured", name)
 }
 
 // run is one decision in progress.
@@ -169,6 +200,9 @@ type run struct {
 	now  time.Time
 	code secrets.Secret // MFA code, from the append form or a challenge answer
 	user store.User
+	// forceMFA demands a second factor whatever the policy says (an
+	// acceptance from the credential cache).
+	forceMFA bool
 }
 
 func (r *run) step(stage, result string) {
@@ -310,10 +344,13 @@ func splitAppended(pw secrets.Secret) (secrets.Secret, secrets.Secret, bool) {
 
 func (g *Gate) firstFactor(ctx context.Context, r *run) error {
 	req, pol := r.req, r.req.Client.Policy
-	verifier := g.upstreams[pol.Upstream]
-	if verifier == nil {
-		return fmt.Errorf("client %q names upstream %q, which is not configured", req.Client.Name, pol.Upstream)
+	verifier, err := g.lookupUpstream(ctx, pol.Upstream)
+	if err != nil {
+		r.step("password", "upstream "+pol.Upstream+" cannot be used: "+err.Error())
+		r.refuse(ReasonUpstreamDown, MsgDenied)
+		return nil
 	}
+	local := pol.Upstream == "local"
 
 	// A locked account is not checked at all (that is the point of the
 	// lock), but costs the same time as one that is.
@@ -335,39 +372,238 @@ func (g *Gate) firstFactor(ctx context.Context, r *run) error {
 		}
 	}
 	id, err := verifier.Verify(ctx, req.User, password)
-	if errors.Is(err, upstream.ErrBadCredentials) && r.code != nil {
+	if errors.Is(err, upstream.ErrBadCredentials) && r.code != nil && local {
 		// The "code" may have been the end of a password with a comma.
+		// Only asked of the local store: a second failed bind upstream
+		// would count twice towards the directory's own lockout.
 		password, r.code = req.Password, nil
 		id, err = verifier.Verify(ctx, req.User, password)
 	}
 	switch {
+	case err == nil:
 	case errors.Is(err, upstream.ErrUnknownUser):
 		r.step("password", "no such user")
 		r.refuse(ReasonUnknownUser, MsgDenied)
 		return nil
 	case errors.Is(err, upstream.ErrBadCredentials):
-		r.step("password", "wrong password")
+		r.step("password", "wrong password ("+pol.Upstream+")")
 		r.refuse(ReasonBadPassword, MsgDenied)
+		g.forgetCached(ctx, req.User, pol.Upstream)
 		return g.countFailure(ctx, r, req.User)
 	case errors.Is(err, upstream.ErrUnreachable):
-		r.step("password", "upstream unreachable: "+err.Error())
+		r.step("password", "upstream "+pol.Upstream+" unreachable: "+err.Error())
+		if pol.Failmode == policy.FailCached {
+			return g.fromCache(ctx, r, password)
+		}
 		r.refuse(ReasonUpstreamDown, MsgDenied)
 		return nil
-	case err != nil:
+	case errors.Is(err, upstream.ErrAccountDisabled):
+		r.step("password", pol.Upstream+" says the account is disabled")
+		r.refuse(ReasonDisabled, MsgDisabled)
+		g.forgetCached(ctx, req.User, pol.Upstream)
+		return nil
+	case errors.Is(err, upstream.ErrAccountExpired):
+		r.step("password", pol.Upstream+" says the account has expired")
+		r.refuse(ReasonExpired, MsgExpired)
+		g.forgetCached(ctx, req.User, pol.Upstream)
+		return nil
+	case errors.Is(err, upstream.ErrPasswordExpired):
+		r.step("password", pol.Upstream+" says the password has expired")
+		r.refuse(ReasonPasswordExpired, MsgPwExpired)
+		return nil
+	case errors.Is(err, upstream.ErrMustChange):
+		r.step("password", pol.Upstream+" says the password must be changed first")
+		r.refuse(ReasonMustChange, MsgPwExpired)
+		return nil
+	case errors.Is(err, upstream.ErrAccountLockedOut):
+		r.step("password", pol.Upstream+" says the account is locked out")
+		r.refuse(ReasonLockedOut, MsgLocked)
+		return nil
+	case errors.Is(err, upstream.ErrUpstreamRefused):
+		r.step("password", err.Error())
+		r.refuse(ReasonUpstreamRefused, MsgDenied)
+		return nil
+	default:
 		return fmt.Errorf("upstream %s: %w", pol.Upstream, err)
 	}
 	r.step("password", "verified by "+pol.Upstream)
-	r.d.User, r.d.Groups = id.Name, id.Groups
 
 	u, err := g.store.UserByName(ctx, id.Name)
+	if errors.Is(err, store.ErrNotFound) && !local {
+		u, err = g.provision(ctx, r, id.Name, pol.Upstream)
+	}
 	if err != nil {
 		return fmt.Errorf("user %q verified but not readable: %w", id.Name, err)
 	}
 	r.user = u
+	r.user.Groups = unionGroups(u.Groups, id.Groups)
+	r.d.User, r.d.Groups = u.Name, r.user.Groups
+	if !local && pol.Failmode == policy.FailCached {
+		g.queueCache(ctx, u.ID, pol.Upstream, password, id.Groups)
+	}
 	if !g.posture(ctx, r) {
 		return nil
 	}
 	return g.secondFactor(ctx, r)
+}
+
+func unionGroups(a, b []string) []string {
+	out := append([]string(nil), a...)
+	for _, g := range b {
+		dup := false
+		for _, x := range out {
+			if strings.EqualFold(x, g) {
+				dup = true
+				break
+			}
+		}
+		if !dup {
+			out = append(out, g)
+		}
+	}
+	return out
+}
+
+// provision creates the local record of a user an upstream vouched for, so
+// that MFA enrolment, devices, hours and lockout apply to them too.
+func (g *Gate) provision(ctx context.Context, r *run, name, source string) (store.User, error) {
+	err := g.store.WithTx(ctx, func(tx *store.Tx) error {
+		if _, err := tx.CreateUser(ctx, store.User{Name: name, Source: source}, r.now); err != nil {
+			return err
+		}
+		_, err := g.audit.AppendTx(ctx, tx, audit.Entry{
+			Kind: audit.KindSystem, Door: string(r.req.Door), Client: r.req.Client.Name, User: name,
+			Outcome: "provisioned", Reason: "user_provision", Actor: "upstream:" + source,
+			Detail: "first login verified by upstream " + source + "; local record created for MFA, devices and audit",
+		})
+		return err
+	})
+	if err != nil && !errors.Is(err, store.ErrConflict) {
+		return store.User{}, err
+	}
+	r.step("account", "provisioned from "+source)
+	return g.store.UserByName(ctx, name)
+}
+
+// fromCache is failmode "cached": the upstream could not be asked, so a
+// password it verified recently may stand in, but only with a second
+// factor checked here (TOTP needs no internet).
+func (g *Gate) fromCache(ctx context.Context, r *run, password secrets.Secret) error {
+	req, pol := r.req, r.req.Client.Policy
+	fail := func(why string) error {
+		r.step("cache", why)
+		r.refuse(ReasonUpstreamDown, MsgDenied)
+		return nil
+	}
+	u, err := g.store.UserByName(ctx, req.User)
+	if errors.Is(err, store.ErrNotFound) {
+		if err := g.hasher.Dummy(ctx, password); err != nil {
+			return err
+		}
+		return fail("no verified password cached for this user")
+	}
+	if err != nil {
+		return err
+	}
+	v, err := g.store.CachedVerifierFor(ctx, u.ID, pol.Upstream)
+	if errors.Is(err, store.ErrNotFound) {
+		if err := g.hasher.Dummy(ctx, password); err != nil {
+			return err
+		}
+		return fail("no verified password cached for this user")
+	}
+	if err != nil {
+		return err
+	}
+	if age := r.now.Sub(v.VerifiedAt); age > r.site.CacheWindow {
+		if err := g.hasher.Dummy(ctx, password); err != nil {
+			return err
+		}
+		return fail(fmt.Sprintf("the cached password was verified %s ago, longer than the %s allowed", age.Round(time.Minute), r.site.CacheWindow))
+	}
+	ok, err := g.hasher.Verify(ctx, v.Hash, password)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		r.step("cache", "password does not match the one last verified")
+		r.refuse(ReasonBadPassword, MsgDenied)
+		return g.countFailure(ctx, r, u.Name)
+	}
+	if _, err := g.store.TOTP(ctx, u.ID); errors.Is(err, store.ErrNotFound) {
+		return fail("password matches the cached one, but accepting from the cache needs TOTP and the user has not enrolled")
+	} else if err != nil {
+		return err
+	}
+	r.step("cache", fmt.Sprintf("password matches the one %s verified %s ago", pol.Upstream, r.now.Sub(v.VerifiedAt).Round(time.Minute)))
+	r.d.Notes = append(r.d.Notes, "accepted_from_cached_credential")
+	r.user = u
+	r.user.Groups = unionGroups(u.Groups, v.Groups)
+	r.d.User, r.d.Groups = u.Name, r.user.Groups
+	r.forceMFA = true
+	if !g.posture(ctx, r) {
+		return nil
+	}
+	return g.secondFactor(ctx, r)
+}
+
+// cacheJob asks the background worker to store a verifier.
+type cacheJob struct {
+	userID   int64
+	upstream string
+	password secrets.Secret
+	groups   []string
+	at       time.Time
+}
+
+// queueCache hands the slow hashing to the background worker. When the
+// queue is full the old verifier is deleted instead: a verifier must never
+// hold an older password than the one last verified.
+func (g *Gate) queueCache(ctx context.Context, userID int64, up string, pw secrets.Secret, groups []string) {
+	job := cacheJob{userID: userID, upstream: up, password: append(secrets.Secret(nil), pw...), groups: groups, at: g.now()}
+	select {
+	case g.cacheJobs <- job:
+	default:
+		clear(job.password)
+		if err := g.store.DeleteCachedVerifiers(ctx, userID, up); err != nil {
+			g.log.Warn("could not drop a stale cached verifier", "err", err)
+		}
+	}
+}
+
+func (g *Gate) cacheWorker() {
+	for {
+		select {
+		case <-g.stop:
+			return
+		case j := <-g.cacheJobs:
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			h, err := g.hasher.Hash(ctx, j.password)
+			clear(j.password)
+			if err == nil {
+				err = g.store.PutCachedVerifier(ctx, store.CachedVerifier{UserID: j.userID, Upstream: j.upstream, Hash: h, Groups: j.groups, VerifiedAt: j.at})
+			}
+			cancel()
+			if err != nil {
+				g.log.Warn("could not cache a verified password", "err", err)
+			}
+		}
+	}
+}
+
+// forgetCached deletes a user's cached verifier after the upstream refused
+// the password or the account.
+func (g *Gate) forgetCached(ctx context.Context, name, up string) {
+	if up == "local" {
+		return
+	}
+	u, err := g.store.UserByName(ctx, name)
+	if err != nil {
+		return
+	}
+	if err := g.store.DeleteCachedVerifiers(ctx, u.ID, up); err != nil {
+		g.log.Warn("could not delete a cached verifier", "user", u.Name, "err", err)
+	}
 }
 
 // countFailure records a failed password or code and locks the account at
@@ -461,13 +697,13 @@ func (g *Gate) posture(ctx context.Context, r *run) bool {
 
 func (g *Gate) secondFactor(ctx context.Context, r *run) error {
 	pol := r.req.Client.Policy
-	if pol.MFA == policy.MFAOff {
+	if pol.MFA == policy.MFAOff && !r.forceMFA {
 		r.step("mfa", "off for this client")
 		return g.authorize(ctx, r)
 	}
 	enr, err := g.store.TOTP(ctx, r.user.ID)
 	if errors.Is(err, store.ErrNotFound) {
-		if pol.MFA == policy.MFARequired {
+		if pol.MFA == policy.MFARequired || r.forceMFA {
 			r.step("mfa", "required, but the user has not enrolled")
 			r.refuse(ReasonMFANotEnrolled, MsgNotEnrolled)
 			return nil
@@ -490,6 +726,7 @@ func (g *Gate) secondFactor(ctx context.Context, r *run) error {
 	state, ok := g.challenges.put(challenge{
 		user: r.user.Name, userID: r.user.ID, client: r.req.Client.Name,
 		source: r.req.Source.String(), expires: r.now.Add(r.site.ChallengeTTL),
+		groups: r.user.Groups, notes: r.d.Notes,
 	}, r.now)
 	if !ok {
 		r.step("mfa", "too many pending challenges")
@@ -533,7 +770,14 @@ func (g *Gate) answerChallenge(ctx context.Context, r *run) error {
 		r.refuse(ReasonLockedOut, MsgDenied)
 		return nil
 	}
-	r.user, r.d.User, r.d.Groups = u, u.Name, u.Groups
+	r.user = u
+	r.user.Groups = unionGroups(u.Groups, c.groups)
+	r.d.User, r.d.Groups = u.Name, r.user.Groups
+	for _, n := range c.notes {
+		if !slices.Contains(r.d.Notes, n) {
+			r.d.Notes = append(r.d.Notes, n)
+		}
+	}
 	if !g.posture(ctx, r) {
 		return nil
 	}

@@ -1,7 +1,12 @@
 package appliance
 
 import (
+	"context"
+	"time"
+
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/clinicgate/clinicgate/appliance/upstream"
 )
 
 // Metrics are the appliance's Prometheus collectors. Labels carry reason
@@ -42,5 +47,44 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 func (m *Metrics) Drop(door, cause string) {
 	if m != nil {
 		m.Dropped.WithLabelValues(door, cause).Inc()
+	}
+}
+
+// upstreamCollector exports each upstream's health at scrape time.
+type upstreamCollector struct {
+	status func(context.Context) ([]upstream.Health, error)
+	up     *prometheus.Desc
+	since  *prometheus.Desc
+}
+
+// NewUpstreamCollector exports clinicgate_upstream_up (1 up, 0 down or
+// misconfigured, absent while unknown) and the time of the last change.
+func NewUpstreamCollector(status func(context.Context) ([]upstream.Health, error)) prometheus.Collector {
+	return &upstreamCollector{
+		status: status,
+		up:     prometheus.NewDesc("clinicgate_upstream_up", "Whether an upstream answered its last check (1) or not (0).", []string{"upstream", "kind", "state"}, nil),
+		since:  prometheus.NewDesc("clinicgate_upstream_state_since_seconds", "Unix time the upstream's current state began.", []string{"upstream"}, nil),
+	}
+}
+
+func (c *upstreamCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.up; ch <- c.since }
+
+func (c *upstreamCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	hs, err := c.status(ctx)
+	if err != nil {
+		return
+	}
+	for _, h := range hs {
+		if h.State == upstream.StateUnknown {
+			continue
+		}
+		v := 0.0
+		if h.State == upstream.StateUp {
+			v = 1
+		}
+		ch <- prometheus.MustNewConstMetric(c.up, prometheus.GaugeValue, v, h.Name, h.Kind, string(h.State))
+		ch <- prometheus.MustNewConstMetric(c.since, prometheus.GaugeValue, float64(h.Since.Unix()), h.Name)
 	}
 }

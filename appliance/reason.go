@@ -28,6 +28,9 @@ const (
 	ReasonChallengeExpired Reason = "challenge_expired"
 	ReasonChallengeFull    Reason = "challenge_table_full"
 	ReasonUpstreamDown     Reason = "upstream_unreachable"
+	ReasonUpstreamRefused  Reason = "upstream_refused" // for a reason other than the password; see the steps
+	ReasonPasswordExpired  Reason = "password_expired"
+	ReasonMustChange       Reason = "password_must_change"
 	ReasonInternal         Reason = "internal_error" // the appliance could not decide; fail closed
 )
 
@@ -38,7 +41,7 @@ var Reasons = []Reason{
 	ReasonOutsideHours, ReasonGroupNotAllowed, ReasonDeviceMissing, ReasonDeviceUnknown,
 	ReasonMFANotEnrolled, ReasonMFARequired, ReasonMFABadCode, ReasonMFAReplay,
 	ReasonChallengeInvalid, ReasonChallengeExpired, ReasonChallengeFull, ReasonUpstreamDown,
-	ReasonInternal,
+	ReasonUpstreamRefused, ReasonPasswordExpired, ReasonMustChange, ReasonInternal,
 }
 
 // Messages shown to the person logging in. Before the password has been
@@ -56,4 +59,6 @@ const (
 	MsgNotEnrolled  = "Two-step verification is required but not set up for your account. Contact your administrator."
 	MsgBadCode      = "The verification code was not accepted."
 	MsgBusy         = "The service is busy. Try again in a moment."
+	MsgPwExpired    = "Your password has expired. Change it, then try again."
+	MsgLocked       = "Your account is locked. Contact your administrator."
 )

@@ -17,6 +17,7 @@ type Site struct {
 	LockoutDuration  time.Duration // how long a lock lasts
 	ChallengeTTL     time.Duration // how long an Access-Challenge may be answered
 	TOTPWindow       int           // time steps accepted either side of now
+	CacheWindow      time.Duration // how old a cached verifier may be (failmode cached)
 }
 
 // SettingSpec documents one site setting.
@@ -53,6 +54,7 @@ var SettingSpecs = map[string]SettingSpec{
 	"lockout_minutes":   {Key: "lockout_minutes", Default: "15", Help: "how long a locked account stays locked, in minutes", check: intIn(1, 24*60)},
 	"challenge_seconds": {Key: "challenge_seconds", Default: "120", Help: "how long a user has to answer a code prompt, in seconds", check: intIn(10, 600)},
 	"totp_window":       {Key: "totp_window", Default: "1", Help: "30-second steps of clock drift accepted either side (1 = ±30 s)", check: intIn(0, 3)},
+	"cache_hours":       {Key: "cache_hours", Default: "72", Help: "failmode cached: how long a password verified by the upstream may be accepted while it is unreachable, in hours", check: intIn(1, 720)},
 }
 
 // SettingKeys returns the setting names in order.
@@ -98,6 +100,7 @@ func LoadSite(ctx context.Context, st *store.Store) (Site, error) {
 		LockoutDuration:  time.Duration(num("lockout_minutes")) * time.Minute,
 		ChallengeTTL:     time.Duration(num("challenge_seconds")) * time.Second,
 		TOTPWindow:       num("totp_window"),
+		CacheWindow:      time.Duration(num("cache_hours")) * time.Hour,
 	}
 	if tz := get("timezone"); tz != "" {
 		if loc, err := time.LoadLocation(tz); err == nil {

@@ -281,6 +281,12 @@ func (s *Service) EditUser(ctx context.Context, name string, e UserEdit) error {
 				return err
 			}
 		}
+		if e.Disabled != nil && *e.Disabled {
+			// A disabled user must not get in from the credential cache.
+			if err := tx.DeleteCachedVerifiers(ctx, u.ID, ""); err != nil {
+				return err
+			}
+		}
 		if e.Unlock || hash != "" {
 			return tx.ResetFailures(ctx, u.ID)
 		}
@@ -367,6 +373,9 @@ func (s *Service) AddClient(ctx context.Context, n NewClient) (secrets.Secret, e
 	if err := n.Policy.Validate(); err != nil {
 		return nil, invalid("%v", err)
 	}
+	if err := s.checkUpstream(ctx, n.Policy.Upstream); err != nil {
+		return nil, err
+	}
 	secret := n.Secret
 	if len(secret) == 0 {
 		g, err := GenerateSecret(s.Rand)
@@ -401,8 +410,20 @@ func checkSecret(secret []byte) error {
 }
 
 func describePolicy(p policy.Policy) string {
-	return fmt.Sprintf("mfa %s (%s), device binding %v, allowed groups %v, %d group rules, message-authenticator required %v",
-		p.MFA, p.Style, p.RequireDevice, p.AllowedGroups, len(p.Rules), p.RequireMessageAuthenticator)
+	return fmt.Sprintf("upstream %s (failmode %s), mfa %s (%s), device binding %v, allowed groups %v, %d group rules, message-authenticator required %v",
+		p.Upstream, p.Failmode, p.MFA, p.Style, p.RequireDevice, p.AllowedGroups, len(p.Rules), p.RequireMessageAuthenticator)
+}
+
+func (s *Service) checkUpstream(ctx context.Context, name string) error {
+	if name == "local" {
+		return nil
+	}
+	if _, err := s.Store.UpstreamByName(ctx, name); errors.Is(err, store.ErrNotFound) {
+		return invalid("there is no upstream %q (add it with 'clinicgate upstream add', or use local)", name)
+	} else if err != nil {
+		return err
+	}
+	return nil
 }
 
 // Clients lists the RADIUS clients.
@@ -469,6 +490,9 @@ func (s *Service) EditClient(ctx context.Context, name string, e ClientEdit) err
 			e.Policy(&c.Policy)
 			if err := c.Policy.Validate(); err != nil {
 				return invalid("%v", err)
+			}
+			if err := s.checkUpstream(ctx, c.Policy.Upstream); err != nil {
+				return err
 			}
 			what = append(what, "policy: "+describePolicy(c.Policy))
 		}

@@ -44,8 +44,8 @@ type Failmode string
 const (
 	// FailSecure rejects (the default).
 	FailSecure Failmode = "secure"
-	// FailCached accepts a recently verified cached credential (upstream
-	// identity issue; refused by Validate until a connector supports it).
+	// FailCached accepts, while the upstream is unreachable, a password it
+	// verified within the site's cache window, and only with TOTP.
 	FailCached Failmode = "cached"
 )
 
@@ -93,8 +93,8 @@ const MaxVLAN = 4094
 // Validate reports every problem in p in one error, in the operator's words.
 func (p Policy) Validate() error {
 	var errs []error
-	if p.Upstream != "local" {
-		errs = append(errs, fmt.Errorf("upstream %q is not available yet: only \"local\" (users kept on the appliance)", p.Upstream))
+	if strings.TrimSpace(p.Upstream) == "" {
+		errs = append(errs, errors.New("upstream is empty: use \"local\" or the name of a configured upstream"))
 	}
 	if !slices.Contains([]MFA{MFARequired, MFAEnrolled, MFAOff}, p.MFA) {
 		errs = append(errs, fmt.Errorf("mfa must be required, enrolled or off, not %q", p.MFA))
@@ -102,8 +102,14 @@ func (p Policy) Validate() error {
 	if !slices.Contains([]Style{StyleAuto, StyleChallenge, StyleAppend}, p.Style) {
 		errs = append(errs, fmt.Errorf("mfa style must be auto, challenge or append, not %q", p.Style))
 	}
-	if p.Failmode != FailSecure {
-		errs = append(errs, fmt.Errorf("failmode %q is not available yet: only \"secure\" (reject when the upstream is down)", p.Failmode))
+	switch p.Failmode {
+	case FailSecure:
+	case FailCached:
+		if p.Upstream == "local" {
+			errs = append(errs, errors.New("failmode cached only applies to an upstream; local users are always checked on the appliance"))
+		}
+	default:
+		errs = append(errs, fmt.Errorf("failmode must be secure or cached, not %q", p.Failmode))
 	}
 	if p.SessionTimeout < 0 {
 		errs = append(errs, errors.New("session timeout cannot be negative"))

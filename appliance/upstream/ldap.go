@@ -310,6 +310,21 @@ func (l *LDAP) put(pool chan *ldap.Conn, c *ldap.Conn, ok bool) {
 	<-l.slots
 }
 
+// Probe checks the server without a login: connect, bind as the service
+// account, read the root DSE.
+func (l *LDAP) Probe(ctx context.Context) error {
+	c, err := l.get(ctx, l.search, true)
+	if err != nil {
+		return err
+	}
+	_, err = c.Search(ldap.NewSearchRequest("", ldap.ScopeBaseObject, ldap.NeverDerefAliases, 1, int(l.timeout/time.Second)+1, false, "(objectClass=*)", []string{"supportedLDAPVersion"}, nil))
+	l.put(l.search, c, err == nil)
+	if err != nil {
+		return fmt.Errorf("%w: %s: probe: %v", ErrUnreachable, l.name, err)
+	}
+	return nil
+}
+
 // userEntry is what the search found.
 type userEntry struct {
 	dn     string

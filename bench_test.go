@@ -28,6 +28,7 @@ import (
 	"github.com/clinicgate/clinicgate/appliance/passwd"
 	"github.com/clinicgate/clinicgate/appliance/policy"
 	"github.com/clinicgate/clinicgate/appliance/store"
+	"github.com/clinicgate/clinicgate/appliance/upstream/upstreamtest"
 )
 
 const benchPassword = "bench password 1"
@@ -243,4 +244,61 @@ func BenchmarkFlood(b *testing.B) {
 		b.ReportMetric(float64(pct(res.latencies, 0.99).Microseconds())/1000, "answered-p99-ms")
 	}
 	b.ReportMetric(peakRSS(d.cmd.Process.Pid), "peak-rss-MB")
+}
+
+// BenchmarkRADIUSProxy compares clinicgate forwarding PAP to an upstream
+// FreeRADIUS with FreeRADIUS itself proxying to the same upstream, at
+// concurrency 32, in one run.
+func BenchmarkRADIUSProxy(b *testing.B) {
+	const users, total, conc = 200, 2000, 32
+	var us []upstreamtest.RADIUSUser
+	for i := range users {
+		us = append(us, upstreamtest.RADIUSUser{Name: "bench" + strconv.Itoa(i), Password: benchPassword})
+	}
+	up := upstreamtest.StartFreeRADIUS(b, upstreamtest.FreeRADIUSOptions{Users: us, RequireMessageAuthenticator: true})
+	mk := func(i int) (string, string) { return "bench" + strconv.Itoa(i%users), benchPassword }
+
+	// FreeRADIUS as the proxy (its client secret is ours, so the same load
+	// generator drives both).
+	proxy := upstreamtest.StartFreeRADIUS(b, upstreamtest.FreeRADIUSOptions{Secret: secret, ProxyTo: up})
+
+	data := b.TempDir()
+	d := startDaemon(b, data)
+	st, err := store.Open(context.Background(), data, store.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	cfg := fmt.Sprintf(`{"servers":[%q],"require_message_authenticator":false,"timeout_ms":2000,"budget_ms":4000}`, up.Addr)
+	pol := policy.Default()
+	pol.Upstream, pol.MFA = "fr", policy.MFAOff
+	err = st.WithTx(context.Background(), func(tx *store.Tx) error {
+		if err := tx.CreateUpstream(context.Background(), store.Upstream{Name: "fr", Kind: "radius", Config: cfg, Secret: []byte(up.Secret)}, time.Now()); err != nil {
+			return err
+		}
+		_, err := tx.CreateClient(context.Background(), store.Client{Name: "bench", Door: "radius", Prefix: netip.MustParsePrefix("127.0.0.1/32"), Secret: []byte(secret), Policy: pol}, time.Now())
+		return err
+	})
+	st.Close()
+	if err != nil {
+		b.Fatal(err)
+	}
+	time.Sleep(1100 * time.Millisecond) // the daemon reloads clients within a second
+	// Warm up both (provisioning of the local records happens once).
+	load(b, d.auth, conc, users, mk)
+	load(b, proxy.Addr, conc, users, mk)
+	for range b.N {
+		cg := load(b, d.auth, conc, total, mk)
+		fr := load(b, proxy.Addr, conc, total, mk)
+		cgRate := float64(cg.sent) / cg.elapsed.Seconds()
+		frRate := float64(fr.sent) / fr.elapsed.Seconds()
+		b.ReportMetric(cgRate, "clinicgate-req/s")
+		b.ReportMetric(frRate, "freeradius-req/s")
+		b.ReportMetric(cgRate/frRate, "ratio")
+		b.ReportMetric(float64(pct(cg.latencies, 0.99).Microseconds())/1000, "clinicgate-p99-ms")
+		b.ReportMetric(float64(pct(fr.latencies, 0.99).Microseconds())/1000, "freeradius-p99-ms")
+		b.ReportMetric(float64(pct(cg.latencies, 0.5).Microseconds())/1000, "clinicgate-p50-ms")
+		b.ReportMetric(float64(pct(fr.latencies, 0.5).Microseconds())/1000, "freeradius-p50-ms")
+		b.ReportMetric(float64(cg.accepted), "clinicgate-accepted")
+		b.ReportMetric(float64(fr.accepted), "freeradius-accepted")
+	}
 }

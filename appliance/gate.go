@@ -143,6 +143,9 @@ type Gate struct {
 	cacheJobs  chan cacheJob
 	stop       chan struct{}
 	stopOnce   sync.Once
+	siteMu     sync.Mutex
+	site       Site
+	siteAt     time.Time
 	log        *slog.Logger
 	metrics    *Metrics
 	now        func() time.Time
@@ -177,6 +180,22 @@ func NewGate(c Config) (*Gate, error) {
 	}
 	go g.cacheWorker()
 	return g, nil
+}
+
+// loadSite returns the site settings, read from the store at most once a
+// second (a change by the CLI or console applies within a second).
+func (g *Gate) loadSite(ctx context.Context, now time.Time) (Site, error) {
+	g.siteMu.Lock()
+	defer g.siteMu.Unlock()
+	if !g.siteAt.IsZero() && now.Sub(g.siteAt) < time.Second && now.Sub(g.siteAt) >= 0 {
+		return g.site, nil
+	}
+	s, err := LoadSite(ctx, g.store)
+	if err != nil {
+		return Site{}, err
+	}
+	g.site, g.siteAt = s, now
+	return s, nil
 }
 
 // Close stops the gate's background work.
@@ -321,7 +340,7 @@ func (g *Gate) decide(ctx context.Context, r *run) error {
 	}
 	pol := req.Client.Policy
 	r.step("client", fmt.Sprintf("%s (mfa %s, style %s, upstream %s)", req.Client.Name, pol.MFA, pol.Style, pol.Upstream))
-	site, err := LoadSite(ctx, g.store)
+	site, err := g.loadSite(ctx, r.now)
 	if err != nil {
 		return fmt.Errorf("site settings: %w", err)
 	}
@@ -354,15 +373,16 @@ func (g *Gate) firstFactor(ctx context.Context, r *run) error {
 
 	// A locked account is not checked at all (that is the point of the
 	// lock), but costs the same time as one that is.
-	if u, err := g.store.UserByName(ctx, req.User); err == nil && u.LockedUntil.After(r.now) {
+	pre, preErr := g.store.UserByName(ctx, req.User)
+	if preErr == nil && pre.LockedUntil.After(r.now) {
 		if err := g.hasher.Dummy(ctx, req.Password); err != nil {
 			return err
 		}
-		r.step("lockout", "locked until "+u.LockedUntil.Format(time.RFC3339))
+		r.step("lockout", "locked until "+pre.LockedUntil.Format(time.RFC3339))
 		r.refuse(ReasonLockedOut, MsgDenied)
 		return nil
-	} else if err != nil && !errors.Is(err, store.ErrNotFound) {
-		return err
+	} else if preErr != nil && !errors.Is(preErr, store.ErrNotFound) {
+		return preErr
 	}
 
 	password := req.Password
@@ -428,7 +448,10 @@ func (g *Gate) firstFactor(ctx context.Context, r *run) error {
 	}
 	r.step("password", "verified by "+pol.Upstream)
 
-	u, err := g.store.UserByName(ctx, id.Name)
+	u, err := pre, preErr
+	if preErr != nil || !strings.EqualFold(pre.Name, id.Name) {
+		u, err = g.store.UserByName(ctx, id.Name)
+	}
 	if errors.Is(err, store.ErrNotFound) && !local {
 		u, err = g.provision(ctx, r, id.Name, pol.Upstream)
 	}

@@ -17,6 +17,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/clinicgate/clinicgate/appliance/store"
@@ -45,11 +46,32 @@ type Entry struct {
 }
 
 // Log appends to and verifies the chain.
+//
+// Append commits in groups: one writer takes every entry waiting and
+// writes them in a single transaction, so a burst of logins costs one
+// fsync instead of one each, while every caller still returns only after
+// its own entry is on disk.
 type Log struct {
 	store *store.Store
 	key   []byte
 	now   func() time.Time
+
+	start sync.Once
+	reqs  chan *appendReq
 }
+
+type appendReq struct {
+	e    Entry
+	done chan appendRes
+}
+
+type appendRes struct {
+	seq int64
+	err error
+}
+
+// maxBatch bounds one group commit.
+const maxBatch = 256
 
 // New builds a Log over st. now may be nil (time.Now).
 func New(st *store.Store, now func() time.Time) (*Log, error) {
@@ -59,7 +81,7 @@ func New(st *store.Store, now func() time.Time) (*Log, error) {
 	if now == nil {
 		now = time.Now
 	}
-	return &Log{store: st, key: st.Sealer().Derive("audit-chain-v1"), now: now}, nil
+	return &Log{store: st, key: st.Sealer().Derive("audit-chain-v1"), now: now, reqs: make(chan *appendReq, 1024)}, nil
 }
 
 func (l *Log) build(e Entry) func(int64, []byte) (store.AuditRow, error) {
@@ -78,13 +100,58 @@ func (l *Log) build(e Entry) func(int64, []byte) (store.AuditRow, error) {
 	}
 }
 
-// Append records e in its own transaction and returns its sequence number.
+// Append records e and returns its sequence number once it is committed.
+// The wait does not follow ctx: an entry handed over is written or fails
+// as a whole, so a caller never reports a decision whose entry may or may
+// not exist.
 func (l *Log) Append(ctx context.Context, e Entry) (int64, error) {
-	r, err := l.store.AppendAudit(ctx, l.build(e))
-	if err != nil {
-		return 0, fmt.Errorf("audit: %w", err)
+	l.start.Do(func() { go l.writer() })
+	r := &appendReq{e: e, done: make(chan appendRes, 1)}
+	select {
+	case l.reqs <- r:
+	case <-ctx.Done():
+		return 0, fmt.Errorf("audit: %w", ctx.Err())
 	}
-	return r.Seq, nil
+	res := <-r.done
+	return res.seq, res.err
+}
+
+func (l *Log) writer() {
+	batch := make([]*appendReq, 0, maxBatch)
+	for first := range l.reqs {
+		batch = append(batch[:0], first)
+	drain:
+		for len(batch) < maxBatch {
+			select {
+			case r := <-l.reqs:
+				batch = append(batch, r)
+			default:
+				break drain
+			}
+		}
+		seqs := make([]int64, 0, len(batch))
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		builds := make([]func(int64, []byte) (store.AuditRow, error), len(batch))
+		for i, r := range batch {
+			builds[i] = l.build(r.e)
+		}
+		err := l.store.WithTx(ctx, func(tx *store.Tx) error {
+			rows, err := tx.AppendAudits(ctx, builds)
+			seqs = seqs[:0]
+			for _, row := range rows {
+				seqs = append(seqs, row.Seq)
+			}
+			return err
+		})
+		cancel()
+		for i, r := range batch {
+			if err != nil {
+				r.done <- appendRes{err: fmt.Errorf("audit: %w", err)}
+			} else {
+				r.done <- appendRes{seq: seqs[i]}
+			}
+		}
+	}
 }
 
 // AppendTx records e inside a transaction that also makes the change it

@@ -111,21 +111,24 @@ func (h Hours) Remaining(t time.Time) (bool, time.Duration) {
 	if h.Always() {
 		return true, 0
 	}
-	midnight := time.Date(t.Year(), t.Month(), t.Day(), 0, 0, 0, 0, t.Location())
+	y, m, d := t.Date()
 	best, found := time.Duration(0), false
 	for _, w := range h.windows {
 		// A window starting today, and one that started yesterday and
 		// runs past midnight.
 		for back := 0; back <= 1; back++ {
-			day := midnight.AddDate(0, 0, -back)
-			if !w.days[day.Weekday()] {
+			// Wall-clock times built with time.Date, not offsets from
+			// midnight, so the windows keep their hours on the days the
+			// clocks change.
+			if !w.days[time.Date(y, m, d-back, 12, 0, 0, 0, t.Location()).Weekday()] {
 				continue
 			}
-			start := day.Add(time.Duration(w.start) * time.Minute)
-			end := day.Add(time.Duration(w.end) * time.Minute)
+			start := time.Date(y, m, d-back, 0, w.start, 0, 0, t.Location())
+			endDay := d - back
 			if w.end <= w.start {
-				end = end.AddDate(0, 0, 1)
+				endDay++
 			}
+			end := time.Date(y, m, endDay, 0, w.end, 0, 0, t.Location())
 			if !t.Before(start) && t.Before(end) {
 				if r := end.Sub(t); r > best {
 					best = r

@@ -164,3 +164,9 @@ func (Secret) GoString() string { return "REDACTED" }
 
 // LogValue implements slog.LogValuer.
 func (Secret) LogValue() slog.Value { return slog.StringValue("REDACTED") }
+
+// MarshalText implements encoding.TextMarshaler, so JSON (slog's JSON
+// handler logging a struct that holds a Secret), YAML and XML print
+// REDACTED instead of the plaintext in base64. Code that must write the
+// secret converts it to []byte first.
+func (Secret) MarshalText() ([]byte, error) { return []byte("REDACTED"), nil }

@@ -36,7 +36,7 @@ type AcctSession struct {
 // a session whose Start was lost creates the row, as NASes do lose packets.
 func (s *Store) UpsertAcct(ctx context.Context, a AcctSession) error {
 	return s.WithTx(ctx, func(tx *Tx) error {
-		_, err := tx.tx.ExecContext(ctx, `INSERT INTO acct_sessions (client, session_id, user_name, calling_station, nas_address, framed_address, status, started_at, updated_at, stopped_at, session_time, input_octets, output_octets, terminate_cause)
+		_, err := tx.q.ExecContext(ctx, `INSERT INTO acct_sessions (client, session_id, user_name, calling_station, nas_address, framed_address, status, started_at, updated_at, stopped_at, session_time, input_octets, output_octets, terminate_cause)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 			ON CONFLICT (client, session_id) DO UPDATE SET
 				user_name = CASE WHEN excluded.user_name != '' THEN excluded.user_name ELSE user_name END,
@@ -59,7 +59,7 @@ func (s *Store) UpsertAcct(ctx context.Context, a AcctSession) error {
 // or -Off: the NAS rebooted and its sessions are gone).
 func (s *Store) StopAllAcct(ctx context.Context, client string, at time.Time, cause string) error {
 	return s.WithTx(ctx, func(tx *Tx) error {
-		_, err := tx.tx.ExecContext(ctx, `UPDATE acct_sessions SET status = 'stopped', stopped_at = ?, updated_at = ?, terminate_cause = ? WHERE client = ? AND status = 'active'`,
+		_, err := tx.q.ExecContext(ctx, `UPDATE acct_sessions SET status = 'stopped', stopped_at = ?, updated_at = ?, terminate_cause = ? WHERE client = ? AND status = 'active'`,
 			at.Unix(), at.Unix(), cause, client)
 		return mapErr(err)
 	})
@@ -67,7 +67,7 @@ func (s *Store) StopAllAcct(ctx context.Context, client string, at time.Time, ca
 
 // AcctSessions lists sessions, newest first, at most limit.
 func (s *Store) AcctSessions(ctx context.Context, activeOnly bool, limit int) ([]AcctSession, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT client, session_id, user_name, calling_station, nas_address, framed_address, status, started_at, updated_at, stopped_at, session_time, input_octets, output_octets, terminate_cause
+	rows, err := s.q.QueryContext(ctx, `SELECT client, session_id, user_name, calling_station, nas_address, framed_address, status, started_at, updated_at, stopped_at, session_time, input_octets, output_octets, terminate_cause
 		FROM acct_sessions WHERE ? = 0 OR status = 'active' ORDER BY updated_at DESC, id DESC LIMIT ?`, activeOnly, limit)
 	if err != nil {
 		return nil, mapErr(err)

@@ -36,30 +36,45 @@ const auditHeadKey = "audit_head"
 // returns the complete new row; reading the tail and inserting happen under
 // the same write lock, so two writers can never fork the chain.
 func (tx *Tx) AppendAudit(ctx context.Context, build func(prevSeq int64, prevHash []byte) (AuditRow, error)) (AuditRow, error) {
-	var prevSeq int64
-	var prevHash []byte
-	err := tx.tx.QueryRowContext(ctx, `SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1`).Scan(&prevSeq, &prevHash)
-	if err != nil && err != sql.ErrNoRows {
-		return AuditRow{}, mapErr(err)
-	}
-	r, err := build(prevSeq, prevHash)
+	rows, err := tx.AppendAudits(ctx, []func(int64, []byte) (AuditRow, error){build})
 	if err != nil {
 		return AuditRow{}, err
 	}
-	if r.Seq != prevSeq+1 {
-		return AuditRow{}, fmt.Errorf("audit: entry %d does not follow %d", r.Seq, prevSeq)
+	return rows[0], nil
+}
+
+// AppendAudits adds several entries in order, reading the tail once and
+// recording the new head once.
+func (tx *Tx) AppendAudits(ctx context.Context, builds []func(prevSeq int64, prevHash []byte) (AuditRow, error)) ([]AuditRow, error) {
+	var prevSeq int64
+	var prevHash []byte
+	err := tx.q.QueryRowContext(ctx, `SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1`).Scan(&prevSeq, &prevHash)
+	if err != nil && err != sql.ErrNoRows {
+		return nil, mapErr(err)
 	}
-	_, err = tx.tx.ExecContext(ctx, `INSERT INTO audit (seq, at, kind, door, client, user_name, device, source, outcome, reason, actor, detail, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		r.Seq, r.At.UnixNano(), r.Kind, r.Door, r.Client, r.User, r.Device, r.Source, r.Outcome, r.Reason, r.Actor, r.Detail, r.PrevHash, r.Hash)
-	if err != nil {
-		return AuditRow{}, mapErr(err)
+	out := make([]AuditRow, 0, len(builds))
+	for _, build := range builds {
+		r, err := build(prevSeq, prevHash)
+		if err != nil {
+			return nil, err
+		}
+		if r.Seq != prevSeq+1 {
+			return nil, fmt.Errorf("audit: entry %d does not follow %d", r.Seq, prevSeq)
+		}
+		_, err = tx.q.ExecContext(ctx, `INSERT INTO audit (seq, at, kind, door, client, user_name, device, source, outcome, reason, actor, detail, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			r.Seq, r.At.UnixNano(), r.Kind, r.Door, r.Client, r.User, r.Device, r.Source, r.Outcome, r.Reason, r.Actor, r.Detail, r.PrevHash, r.Hash)
+		if err != nil {
+			return nil, mapErr(err)
+		}
+		out = append(out, r)
+		prevSeq, prevHash = r.Seq, r.Hash
 	}
 	// The head is kept apart from the rows, so cutting rows off the end of
 	// the table is noticed too.
-	if err := tx.SetSetting(ctx, auditHeadKey, strconv.FormatInt(r.Seq, 10)+":"+hex.EncodeToString(r.Hash)); err != nil {
-		return AuditRow{}, err
+	if err := tx.SetSetting(ctx, auditHeadKey, strconv.FormatInt(prevSeq, 10)+":"+hex.EncodeToString(prevHash)); err != nil {
+		return nil, err
 	}
-	return r, nil
+	return out, nil
 }
 
 // AppendAudit adds one entry in its own transaction.
@@ -147,7 +162,7 @@ func (s *Store) EachAuditRow(ctx context.Context, fn func(AuditRow) error) error
 
 // eachAudit runs an audit query (selecting auditCols) and calls fn per row.
 func (s *Store) eachAudit(ctx context.Context, q string, args []any, fn func(AuditRow) error) error {
-	rows, err := s.db.QueryContext(ctx, q, args...)
+	rows, err := s.q.QueryContext(ctx, q, args...)
 	if err != nil {
 		return mapErr(err)
 	}

@@ -56,7 +56,7 @@ const clientCols = `id, name, door, address, secret, policy, version, created_at
 
 // Clients lists every client of a door ("" for all), by name.
 func (s *Store) Clients(ctx context.Context, door string) ([]Client, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT `+clientCols+` FROM clients WHERE ? = '' OR door = ? ORDER BY name`, door, door)
+	rows, err := s.q.QueryContext(ctx, `SELECT `+clientCols+` FROM clients WHERE ? = '' OR door = ? ORDER BY name`, door, door)
 	if err != nil {
 		return nil, mapErr(err)
 	}
@@ -74,12 +74,12 @@ func (s *Store) Clients(ctx context.Context, door string) ([]Client, error) {
 
 // ClientByName finds a client by name, ignoring case.
 func (s *Store) ClientByName(ctx context.Context, name string) (Client, error) {
-	return s.scanClient(s.db.QueryRowContext(ctx, `SELECT `+clientCols+` FROM clients WHERE name = ?`, name))
+	return s.scanClient(s.q.QueryRowContext(ctx, `SELECT `+clientCols+` FROM clients WHERE name = ?`, name))
 }
 
 // ClientByName finds a client inside the transaction.
 func (tx *Tx) ClientByName(ctx context.Context, name string) (Client, error) {
-	return tx.s.scanClient(tx.tx.QueryRowContext(ctx, `SELECT `+clientCols+` FROM clients WHERE name = ?`, name))
+	return tx.s.scanClient(tx.q.QueryRowContext(ctx, `SELECT `+clientCols+` FROM clients WHERE name = ?`, name))
 }
 
 // CreateClient inserts c, sealing its secret.
@@ -88,7 +88,7 @@ func (tx *Tx) CreateClient(ctx context.Context, c Client, now time.Time) (int64,
 	if err != nil {
 		return 0, err
 	}
-	res, err := tx.tx.ExecContext(ctx, `INSERT INTO clients (name, door, address, secret, policy, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+	res, err := tx.q.ExecContext(ctx, `INSERT INTO clients (name, door, address, secret, policy, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)`,
 		c.Name, c.Door, c.Prefix.Masked().String(), sealed, pol, now.Unix(), now.Unix())
 	if err != nil {
 		return 0, fmt.Errorf("client %q: %w", c.Name, mapErr(err))
@@ -103,7 +103,7 @@ func (tx *Tx) UpdateClient(ctx context.Context, c Client, now time.Time) error {
 	if err != nil {
 		return err
 	}
-	res, err := tx.tx.ExecContext(ctx, `UPDATE clients SET address = ?, secret = ?, policy = ?, version = version + 1, updated_at = ? WHERE id = ? AND version = ?`,
+	res, err := tx.q.ExecContext(ctx, `UPDATE clients SET address = ?, secret = ?, policy = ?, version = version + 1, updated_at = ? WHERE id = ? AND version = ?`,
 		c.Prefix.Masked().String(), sealed, pol, now.Unix(), c.ID, c.Version)
 	if err != nil {
 		return fmt.Errorf("client %q: %w", c.Name, mapErr(err))
@@ -131,7 +131,7 @@ func (s *Store) encodeClient(c Client) ([]byte, string, error) {
 
 // DeleteClient removes a client by name.
 func (tx *Tx) DeleteClient(ctx context.Context, name string) error {
-	res, err := tx.tx.ExecContext(ctx, `DELETE FROM clients WHERE name = ?`, name)
+	res, err := tx.q.ExecContext(ctx, `DELETE FROM clients WHERE name = ?`, name)
 	if err != nil {
 		return mapErr(err)
 	}
@@ -145,7 +145,7 @@ func (tx *Tx) DeleteClient(ctx context.Context, name string) error {
 // (in this process or another), so a cache can tell when to reload.
 func (s *Store) ClientsVersion(ctx context.Context) (string, error) {
 	var n, sum, last int64
-	err := s.db.QueryRowContext(ctx, `SELECT COUNT(*), COALESCE(SUM(version * 31 + id), 0), COALESCE(MAX(updated_at), 0) FROM clients`).Scan(&n, &sum, &last)
+	err := s.q.QueryRowContext(ctx, `SELECT COUNT(*), COALESCE(SUM(version * 31 + id), 0), COALESCE(MAX(updated_at), 0) FROM clients`).Scan(&n, &sum, &last)
 	if err != nil {
 		return "", mapErr(err)
 	}

@@ -18,7 +18,7 @@ type Device struct {
 
 // AddDevice binds a MAC address to a user.
 func (tx *Tx) AddDevice(ctx context.Context, d Device, now time.Time) (int64, error) {
-	res, err := tx.tx.ExecContext(ctx, `INSERT INTO devices (mac, user_id, description, created_at) VALUES (?, ?, ?, ?)`, d.MAC, d.UserID, d.Description, now.Unix())
+	res, err := tx.q.ExecContext(ctx, `INSERT INTO devices (mac, user_id, description, created_at) VALUES (?, ?, ?, ?)`, d.MAC, d.UserID, d.Description, now.Unix())
 	if err != nil {
 		return 0, fmt.Errorf("device %s: %w", d.MAC, mapErr(err))
 	}
@@ -27,7 +27,7 @@ func (tx *Tx) AddDevice(ctx context.Context, d Device, now time.Time) (int64, er
 
 // DeleteDevice removes a device by MAC address.
 func (tx *Tx) DeleteDevice(ctx context.Context, mac string) error {
-	res, err := tx.tx.ExecContext(ctx, `DELETE FROM devices WHERE mac = ?`, mac)
+	res, err := tx.q.ExecContext(ctx, `DELETE FROM devices WHERE mac = ?`, mac)
 	if err != nil {
 		return mapErr(err)
 	}
@@ -41,7 +41,7 @@ func (tx *Tx) DeleteDevice(ctx context.Context, mac string) error {
 func (s *Store) DeviceByMAC(ctx context.Context, mac string) (Device, error) {
 	var d Device
 	var created int64
-	err := s.db.QueryRowContext(ctx, `SELECT d.id, d.mac, d.user_id, u.name, d.description, d.created_at FROM devices d JOIN users u ON u.id = d.user_id WHERE d.mac = ?`, mac).
+	err := s.q.QueryRowContext(ctx, `SELECT d.id, d.mac, d.user_id, u.name, d.description, d.created_at FROM devices d JOIN users u ON u.id = d.user_id WHERE d.mac = ?`, mac).
 		Scan(&d.ID, &d.MAC, &d.UserID, &d.UserName, &d.Description, &created)
 	if err != nil {
 		return Device{}, mapErr(err)
@@ -52,7 +52,7 @@ func (s *Store) DeviceByMAC(ctx context.Context, mac string) (Device, error) {
 
 // Devices lists devices, all or those of one user (by name).
 func (s *Store) Devices(ctx context.Context, userName string) ([]Device, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT d.id, d.mac, d.user_id, u.name, d.description, d.created_at FROM devices d JOIN users u ON u.id = d.user_id WHERE ? = '' OR u.name = ? ORDER BY u.name, d.mac`, userName, userName)
+	rows, err := s.q.QueryContext(ctx, `SELECT d.id, d.mac, d.user_id, u.name, d.description, d.created_at FROM devices d JOIN users u ON u.id = d.user_id WHERE ? = '' OR u.name = ? ORDER BY u.name, d.mac`, userName, userName)
 	if err != nil {
 		return nil, mapErr(err)
 	}

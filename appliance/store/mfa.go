@@ -26,7 +26,7 @@ func (s *Store) TOTP(ctx context.Context, userID int64) (TOTP, error) {
 	var t TOTP
 	var sealed []byte
 	var created int64
-	err := s.db.QueryRowContext(ctx, `SELECT user_id, seed, digits, period, algorithm, last_step, created_at FROM mfa_totp WHERE user_id = ?`, userID).
+	err := s.q.QueryRowContext(ctx, `SELECT user_id, seed, digits, period, algorithm, last_step, created_at FROM mfa_totp WHERE user_id = ?`, userID).
 		Scan(&t.UserID, &sealed, &t.Digits, &t.Period, &t.Algorithm, &t.LastStep, &created)
 	if err != nil {
 		return TOTP{}, mapErr(err)
@@ -45,7 +45,7 @@ func (tx *Tx) SetTOTP(ctx context.Context, t TOTP, now time.Time) error {
 	if err != nil {
 		return err
 	}
-	_, err = tx.tx.ExecContext(ctx, `INSERT INTO mfa_totp (user_id, seed, digits, period, algorithm, last_step, created_at) VALUES (?, ?, ?, ?, ?, 0, ?)
+	_, err = tx.q.ExecContext(ctx, `INSERT INTO mfa_totp (user_id, seed, digits, period, algorithm, last_step, created_at) VALUES (?, ?, ?, ?, ?, 0, ?)
 		ON CONFLICT (user_id) DO UPDATE SET seed = excluded.seed, digits = excluded.digits, period = excluded.period, algorithm = excluded.algorithm, last_step = 0, created_at = excluded.created_at`,
 		t.UserID, sealed, t.Digits, t.Period, t.Algorithm, now.Unix())
 	return mapErr(err)
@@ -53,7 +53,7 @@ func (tx *Tx) SetTOTP(ctx context.Context, t TOTP, now time.Time) error {
 
 // DeleteTOTP removes a user's enrolment.
 func (tx *Tx) DeleteTOTP(ctx context.Context, userID int64) error {
-	res, err := tx.tx.ExecContext(ctx, `DELETE FROM mfa_totp WHERE user_id = ?`, userID)
+	res, err := tx.q.ExecContext(ctx, `DELETE FROM mfa_totp WHERE user_id = ?`, userID)
 	if err != nil {
 		return mapErr(err)
 	}
@@ -70,7 +70,7 @@ func (tx *Tx) DeleteTOTP(ctx context.Context, userID int64) error {
 func (s *Store) ConsumeTOTPStep(ctx context.Context, userID, step int64) (bool, error) {
 	var ok bool
 	err := s.WithTx(ctx, func(tx *Tx) error {
-		res, err := tx.tx.ExecContext(ctx, `UPDATE mfa_totp SET last_step = ? WHERE user_id = ? AND last_step < ?`, step, userID, step)
+		res, err := tx.q.ExecContext(ctx, `UPDATE mfa_totp SET last_step = ? WHERE user_id = ? AND last_step < ?`, step, userID, step)
 		if err != nil {
 			return mapErr(err)
 		}

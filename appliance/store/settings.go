@@ -5,13 +5,13 @@ import "context"
 // Setting reads one setting or ErrNotFound.
 func (s *Store) Setting(ctx context.Context, key string) (string, error) {
 	var v string
-	err := s.db.QueryRowContext(ctx, `SELECT value FROM settings WHERE key = ?`, key).Scan(&v)
+	err := s.q.QueryRowContext(ctx, `SELECT value FROM settings WHERE key = ?`, key).Scan(&v)
 	return v, mapErr(err)
 }
 
 // Settings reads every setting.
 func (s *Store) Settings(ctx context.Context) (map[string]string, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT key, value FROM settings`)
+	rows, err := s.q.QueryContext(ctx, `SELECT key, value FROM settings`)
 	if err != nil {
 		return nil, mapErr(err)
 	}
@@ -29,6 +29,6 @@ func (s *Store) Settings(ctx context.Context) (map[string]string, error) {
 
 // SetSetting writes one setting.
 func (tx *Tx) SetSetting(ctx context.Context, key, value string) error {
-	_, err := tx.tx.ExecContext(ctx, `INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value`, key, value)
+	_, err := tx.q.ExecContext(ctx, `INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value`, key, value)
 	return mapErr(err)
 }

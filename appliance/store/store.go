@@ -55,6 +55,8 @@ var migrationFS embed.FS
 // Store is the appliance's database. It is safe for concurrent use.
 type Store struct {
 	db     *sql.DB
+	stmts  *stmtCache
+	q      dbq
 	sealer *secrets.Sealer
 	dir    string
 	// writeMu serialises this process's writers so they queue in Go instead
@@ -96,6 +98,16 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
+	if fresh {
+		// Create the file 0600 before SQLite does: SQLite gives the -wal
+		// and -shm files (recent rows, password hashes among them) the
+		// database file's mode.
+		f, err := os.OpenFile(dbPath, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+		if err != nil {
+			return nil, fmt.Errorf("store: create %s: %w", dbPath, err)
+		}
+		f.Close()
+	}
 	dsn := "file:" + dbPath + "?_pragma=busy_timeout(5000)&_pragma=journal_mode(WAL)" +
 		"&_pragma=foreign_keys(1)&_pragma=synchronous(FULL)&_txlock=immediate"
 	db, err := sql.Open("sqlite", dsn)
@@ -104,7 +116,8 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 	}
 	db.SetMaxOpenConns(4)
 	db.SetMaxIdleConns(4)
-	s := &Store{db: db, sealer: sealer, dir: abs}
+	s := &Store{db: db, sealer: sealer, dir: abs, stmts: &stmtCache{db: db}}
+	s.q = dbq{s.stmts}
 	if err := s.migrate(ctx); err != nil {
 		db.Close()
 		return nil, explainOpen(abs, err)
@@ -131,7 +144,10 @@ func explainOpen(dir string, err error) error {
 }
 
 // Close closes the database.
-func (s *Store) Close() error { return s.db.Close() }
+func (s *Store) Close() error {
+	s.stmts.close()
+	return s.db.Close()
+}
 
 // Dir returns the data directory.
 func (s *Store) Dir() string { return s.dir }
@@ -145,6 +161,7 @@ func (s *Store) Ping(ctx context.Context) error { return mapErr(s.db.PingContext
 // Tx is a write transaction.
 type Tx struct {
 	tx *sql.Tx
+	q  txq
 	s  *Store
 }
 
@@ -157,7 +174,7 @@ func (s *Store) WithTx(ctx context.Context, fn func(*Tx) error) error {
 	if err != nil {
 		return mapErr(err)
 	}
-	if err := fn(&Tx{tx: tx, s: s}); err != nil {
+	if err := fn(&Tx{tx: tx, q: txq{c: s.stmts, tx: tx}, s: s}); err != nil {
 		_ = tx.Rollback()
 		return err
 	}

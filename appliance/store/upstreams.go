@@ -47,7 +47,7 @@ func (s *Store) scanUpstream(sc interface{ Scan(...any) error }) (Upstream, erro
 
 // Upstreams lists every upstream by name.
 func (s *Store) Upstreams(ctx context.Context) ([]Upstream, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT `+upstreamCols+` FROM upstreams ORDER BY name`)
+	rows, err := s.q.QueryContext(ctx, `SELECT `+upstreamCols+` FROM upstreams ORDER BY name`)
 	if err != nil {
 		return nil, mapErr(err)
 	}
@@ -65,14 +65,14 @@ func (s *Store) Upstreams(ctx context.Context) ([]Upstream, error) {
 
 // UpstreamByName finds an upstream, ignoring case.
 func (s *Store) UpstreamByName(ctx context.Context, name string) (Upstream, error) {
-	return s.scanUpstream(s.db.QueryRowContext(ctx, `SELECT `+upstreamCols+` FROM upstreams WHERE name = ?`, name))
+	return s.scanUpstream(s.q.QueryRowContext(ctx, `SELECT `+upstreamCols+` FROM upstreams WHERE name = ?`, name))
 }
 
 // UpstreamVersion returns a value that changes whenever the named upstream
 // row changes (or ErrNotFound).
 func (s *Store) UpstreamVersion(ctx context.Context, name string) (int64, error) {
 	var v int64
-	err := s.db.QueryRowContext(ctx, `SELECT version * 1000003 + id FROM upstreams WHERE name = ?`, name).Scan(&v)
+	err := s.q.QueryRowContext(ctx, `SELECT version * 1000003 + id FROM upstreams WHERE name = ?`, name).Scan(&v)
 	return v, mapErr(err)
 }
 
@@ -85,7 +85,7 @@ func (tx *Tx) CreateUpstream(ctx context.Context, u Upstream, now time.Time) err
 			return err
 		}
 	}
-	_, err := tx.tx.ExecContext(ctx, `INSERT INTO upstreams (name, kind, config, secret, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)`,
+	_, err := tx.q.ExecContext(ctx, `INSERT INTO upstreams (name, kind, config, secret, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)`,
 		u.Name, u.Kind, u.Config, sealed, now.Unix(), now.Unix())
 	if err != nil {
 		return fmt.Errorf("upstream %q: %w", u.Name, mapErr(err))
@@ -95,14 +95,14 @@ func (tx *Tx) CreateUpstream(ctx context.Context, u Upstream, now time.Time) err
 
 // DeleteUpstream removes an upstream by name.
 func (tx *Tx) DeleteUpstream(ctx context.Context, name string) error {
-	res, err := tx.tx.ExecContext(ctx, `DELETE FROM upstreams WHERE name = ?`, name)
+	res, err := tx.q.ExecContext(ctx, `DELETE FROM upstreams WHERE name = ?`, name)
 	if err != nil {
 		return mapErr(err)
 	}
 	if n, _ := res.RowsAffected(); n == 0 {
 		return ErrNotFound
 	}
-	_, err = tx.tx.ExecContext(ctx, `DELETE FROM cached_verifiers WHERE upstream = ? COLLATE NOCASE`, name)
+	_, err = tx.q.ExecContext(ctx, `DELETE FROM cached_verifiers WHERE upstream = ? COLLATE NOCASE`, name)
 	return mapErr(err)
 }
 
@@ -121,7 +121,7 @@ type CachedVerifier struct {
 // PutCachedVerifier stores (or refreshes) a verifier.
 func (s *Store) PutCachedVerifier(ctx context.Context, v CachedVerifier) error {
 	return s.WithTx(ctx, func(tx *Tx) error {
-		_, err := tx.tx.ExecContext(ctx, `INSERT INTO cached_verifiers (user_id, upstream, hash, groups, verified_at) VALUES (?, ?, ?, ?, ?)
+		_, err := tx.q.ExecContext(ctx, `INSERT INTO cached_verifiers (user_id, upstream, hash, groups, verified_at) VALUES (?, ?, ?, ?, ?)
 			ON CONFLICT (user_id, upstream) DO UPDATE SET hash = excluded.hash, groups = excluded.groups, verified_at = excluded.verified_at`,
 			v.UserID, strings.ToLower(v.Upstream), v.Hash, strings.Join(v.Groups, "\n"), v.VerifiedAt.Unix())
 		return mapErr(err)
@@ -133,7 +133,7 @@ func (s *Store) CachedVerifierFor(ctx context.Context, userID int64, upstream st
 	v := CachedVerifier{UserID: userID, Upstream: upstream}
 	var groups string
 	var at int64
-	err := s.db.QueryRowContext(ctx, `SELECT hash, groups, verified_at FROM cached_verifiers WHERE user_id = ? AND upstream = ?`, userID, strings.ToLower(upstream)).
+	err := s.q.QueryRowContext(ctx, `SELECT hash, groups, verified_at FROM cached_verifiers WHERE user_id = ? AND upstream = ?`, userID, strings.ToLower(upstream)).
 		Scan(&v.Hash, &groups, &at)
 	if err != nil {
 		return CachedVerifier{}, mapErr(err)
@@ -153,13 +153,13 @@ func (s *Store) DeleteCachedVerifiers(ctx context.Context, userID int64, upstrea
 
 // DeleteCachedVerifiers forgets a user's verifiers inside tx.
 func (tx *Tx) DeleteCachedVerifiers(ctx context.Context, userID int64, upstream string) error {
-	_, err := tx.tx.ExecContext(ctx, `DELETE FROM cached_verifiers WHERE user_id = ? AND (? = '' OR upstream = ?)`, userID, strings.ToLower(upstream), strings.ToLower(upstream))
+	_, err := tx.q.ExecContext(ctx, `DELETE FROM cached_verifiers WHERE user_id = ? AND (? = '' OR upstream = ?)`, userID, strings.ToLower(upstream), strings.ToLower(upstream))
 	return mapErr(err)
 }
 
 // CountCachedVerifiers reports how many verifiers an upstream has.
 func (s *Store) CountCachedVerifiers(ctx context.Context, upstream string) (int, error) {
 	var n int
-	err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM cached_verifiers WHERE upstream = ?`, strings.ToLower(upstream)).Scan(&n)
+	err := s.q.QueryRowContext(ctx, `SELECT COUNT(*) FROM cached_verifiers WHERE upstream = ?`, strings.ToLower(upstream)).Scan(&n)
 	return n, mapErr(err)
 }

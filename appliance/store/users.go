@@ -66,33 +66,44 @@ func userGroups(ctx context.Context, q querier, id int64) ([]string, error) {
 	return out, mapErr(rows.Err())
 }
 
+// userBy reads a user and its groups in one statement (the login path
+// reads a user on every request).
 func userBy(ctx context.Context, q querier, where string, arg any) (User, error) {
-	u, err := scanUser(q.QueryRowContext(ctx, `SELECT `+userCols+` FROM users WHERE `+where, arg))
+	var groups sql.NullString
+	var u User
+	var exp, locked sql.NullInt64
+	var created, updated int64
+	err := q.QueryRowContext(ctx, `SELECT `+userCols+`, (SELECT group_concat(name, char(10)) FROM (SELECT g.name FROM user_groups ug JOIN groups g ON g.id = ug.group_id WHERE ug.user_id = users.id ORDER BY ug.position, g.name)) FROM users WHERE `+where, arg).
+		Scan(&u.ID, &u.Name, &u.DisplayName, &u.PasswordHash, &u.Disabled, &exp, &u.Hours, &u.Failures, &locked, &u.Version, &u.Source, &created, &updated, &groups)
 	if err != nil {
-		return User{}, err
+		return User{}, mapErr(err)
 	}
-	u.Groups, err = userGroups(ctx, q, u.ID)
-	return u, err
+	u.ExpiresAt, u.LockedUntil = fromUnix(exp), fromUnix(locked)
+	u.CreatedAt, u.UpdatedAt = time.Unix(created, 0).UTC(), time.Unix(updated, 0).UTC()
+	if groups.Valid && groups.String != "" {
+		u.Groups = strings.Split(groups.String, "\n")
+	}
+	return u, nil
 }
 
 // UserByName finds a user by name, ignoring case.
 func (s *Store) UserByName(ctx context.Context, name string) (User, error) {
-	return userBy(ctx, s.db, `name = ?`, name)
+	return userBy(ctx, s.q, `name = ?`, name)
 }
 
 // UserByID finds a user by id.
 func (s *Store) UserByID(ctx context.Context, id int64) (User, error) {
-	return userBy(ctx, s.db, `id = ?`, id)
+	return userBy(ctx, s.q, `id = ?`, id)
 }
 
 // UserByName finds a user inside the transaction.
 func (tx *Tx) UserByName(ctx context.Context, name string) (User, error) {
-	return userBy(ctx, tx.tx, `name = ?`, name)
+	return userBy(ctx, tx.q, `name = ?`, name)
 }
 
 // Users lists all users by name.
 func (s *Store) Users(ctx context.Context) ([]User, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT `+userCols+` FROM users ORDER BY name`)
+	rows, err := s.q.QueryContext(ctx, `SELECT `+userCols+` FROM users ORDER BY name`)
 	if err != nil {
 		return nil, mapErr(err)
 	}
@@ -110,7 +121,7 @@ func (s *Store) Users(ctx context.Context) ([]User, error) {
 		return nil, mapErr(err)
 	}
 	for i := range out {
-		if out[i].Groups, err = userGroups(ctx, s.db, out[i].ID); err != nil {
+		if out[i].Groups, err = userGroups(ctx, s.q, out[i].ID); err != nil {
 			return nil, err
 		}
 	}
@@ -123,7 +134,7 @@ func (tx *Tx) CreateUser(ctx context.Context, u User, now time.Time) (int64, err
 	if u.Source == "" {
 		u.Source = "local"
 	}
-	res, err := tx.tx.ExecContext(ctx, `INSERT INTO users (name, display_name, password_hash, disabled, expires_at, allowed_hours, source, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+	res, err := tx.q.ExecContext(ctx, `INSERT INTO users (name, display_name, password_hash, disabled, expires_at, allowed_hours, source, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		u.Name, u.DisplayName, u.PasswordHash, u.Disabled, unixOrNull(u.ExpiresAt), u.Hours, u.Source, now.Unix(), now.Unix())
 	if err != nil {
 		return 0, fmt.Errorf("user %q: %w", u.Name, mapErr(err))
@@ -139,13 +150,13 @@ func (tx *Tx) CreateUser(ctx context.Context, u User, now time.Time) (int64, err
 // counters. It fails with ErrConflict when the row's version is no longer
 // u.Version (someone else changed it since u was read).
 func (tx *Tx) UpdateUser(ctx context.Context, u User, now time.Time) error {
-	res, err := tx.tx.ExecContext(ctx, `UPDATE users SET display_name = ?, password_hash = ?, disabled = ?, expires_at = ?, allowed_hours = ?, version = version + 1, updated_at = ? WHERE id = ? AND version = ?`,
+	res, err := tx.q.ExecContext(ctx, `UPDATE users SET display_name = ?, password_hash = ?, disabled = ?, expires_at = ?, allowed_hours = ?, version = version + 1, updated_at = ? WHERE id = ? AND version = ?`,
 		u.DisplayName, u.PasswordHash, u.Disabled, unixOrNull(u.ExpiresAt), u.Hours, now.Unix(), u.ID, u.Version)
 	if err != nil {
 		return mapErr(err)
 	}
 	if n, _ := res.RowsAffected(); n == 0 {
-		if _, err := userBy(ctx, tx.tx, `id = ?`, u.ID); err != nil {
+		if _, err := userBy(ctx, tx.q, `id = ?`, u.ID); err != nil {
 			return err
 		}
 		return fmt.Errorf("user %q: %w", u.Name, ErrConflict)
@@ -155,15 +166,15 @@ func (tx *Tx) UpdateUser(ctx context.Context, u User, now time.Time) error {
 
 // SetUserGroups replaces a user's groups, creating missing groups.
 func (tx *Tx) SetUserGroups(ctx context.Context, userID int64, groups []string) error {
-	if _, err := tx.tx.ExecContext(ctx, `DELETE FROM user_groups WHERE user_id = ?`, userID); err != nil {
+	if _, err := tx.q.ExecContext(ctx, `DELETE FROM user_groups WHERE user_id = ?`, userID); err != nil {
 		return mapErr(err)
 	}
 	for i, g := range groups {
 		g = strings.TrimSpace(g)
-		if _, err := tx.tx.ExecContext(ctx, `INSERT INTO groups (name) VALUES (?) ON CONFLICT (name) DO NOTHING`, g); err != nil {
+		if _, err := tx.q.ExecContext(ctx, `INSERT INTO groups (name) VALUES (?) ON CONFLICT (name) DO NOTHING`, g); err != nil {
 			return mapErr(err)
 		}
-		if _, err := tx.tx.ExecContext(ctx, `INSERT INTO user_groups (user_id, group_id, position) SELECT ?, id, ? FROM groups WHERE name = ? ON CONFLICT DO NOTHING`, userID, i, g); err != nil {
+		if _, err := tx.q.ExecContext(ctx, `INSERT INTO user_groups (user_id, group_id, position) SELECT ?, id, ? FROM groups WHERE name = ? ON CONFLICT DO NOTHING`, userID, i, g); err != nil {
 			return mapErr(err)
 		}
 	}
@@ -172,7 +183,7 @@ func (tx *Tx) SetUserGroups(ctx context.Context, userID int64, groups []string) 
 
 // DeleteUser removes a user with its enrolments and devices.
 func (tx *Tx) DeleteUser(ctx context.Context, id int64) error {
-	res, err := tx.tx.ExecContext(ctx, `DELETE FROM users WHERE id = ?`, id)
+	res, err := tx.q.ExecContext(ctx, `DELETE FROM users WHERE id = ?`, id)
 	if err != nil {
 		return mapErr(err)
 	}
@@ -184,7 +195,7 @@ func (tx *Tx) DeleteUser(ctx context.Context, id int64) error {
 
 // Groups lists every group name.
 func (s *Store) Groups(ctx context.Context) ([]string, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT name FROM groups ORDER BY name`)
+	rows, err := s.q.QueryContext(ctx, `SELECT name FROM groups ORDER BY name`)
 	if err != nil {
 		return nil, mapErr(err)
 	}
@@ -212,7 +223,7 @@ type Lockout struct {
 func (tx *Tx) RecordFailure(ctx context.Context, userID int64, now time.Time, threshold int, lockFor time.Duration) (Lockout, error) {
 	var failures int
 	var locked sql.NullInt64
-	if err := tx.tx.QueryRowContext(ctx, `SELECT failures, locked_until FROM users WHERE id = ?`, userID).Scan(&failures, &locked); err != nil {
+	if err := tx.q.QueryRowContext(ctx, `SELECT failures, locked_until FROM users WHERE id = ?`, userID).Scan(&failures, &locked); err != nil {
 		return Lockout{}, mapErr(err)
 	}
 	if locked.Valid && locked.Int64 <= now.Unix() {
@@ -225,12 +236,12 @@ func (tx *Tx) RecordFailure(ctx context.Context, userID int64, now time.Time, th
 		out.LockedUntil = now.Add(lockFor).UTC().Truncate(time.Second)
 		locked = sql.NullInt64{Int64: out.LockedUntil.Unix(), Valid: true}
 	}
-	_, err := tx.tx.ExecContext(ctx, `UPDATE users SET failures = ?, locked_until = ? WHERE id = ?`, failures, locked, userID)
+	_, err := tx.q.ExecContext(ctx, `UPDATE users SET failures = ?, locked_until = ? WHERE id = ?`, failures, locked, userID)
 	return out, mapErr(err)
 }
 
 // ResetFailures clears the failure count and any lock.
 func (tx *Tx) ResetFailures(ctx context.Context, userID int64) error {
-	_, err := tx.tx.ExecContext(ctx, `UPDATE users SET failures = 0, locked_until = NULL WHERE id = ? AND (failures != 0 OR locked_until IS NOT NULL)`, userID)
+	_, err := tx.q.ExecContext(ctx, `UPDATE users SET failures = 0, locked_until = NULL WHERE id = ? AND (failures != 0 OR locked_until IS NOT NULL)`, userID)
 	return mapErr(err)
 }

@@ -104,6 +104,7 @@ func (c *cli) runDaemon(ctx context.Context, cfg config.Config, demo bool) error
 	if err != nil {
 		return err
 	}
+	defer alog.Close()
 	hasher, err := passwd.NewHasher(passwd.DefaultParams, cfg.HashConcurrency)
 	if err != nil {
 		return err

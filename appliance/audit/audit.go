@@ -56,8 +56,10 @@ type Log struct {
 	key   []byte
 	now   func() time.Time
 
-	start sync.Once
-	reqs  chan *appendReq
+	start     sync.Once
+	reqs      chan *appendReq
+	quit      chan struct{}
+	closeOnce sync.Once
 }
 
 type appendReq struct {
@@ -81,7 +83,30 @@ func New(st *store.Store, now func() time.Time) (*Log, error) {
 	if now == nil {
 		now = time.Now
 	}
-	return &Log{store: st, key: st.Sealer().Derive("audit-chain-v1"), now: now, reqs: make(chan *appendReq, 1024)}, nil
+	l := &Log{store: st, key: st.Sealer().Derive("audit-chain-v1"), now: now, reqs: make(chan *appendReq, 1024), quit: make(chan struct{})}
+	st.SetAuditHeadMAC(l.headMAC)
+	return l, nil
+}
+
+// headMAC authenticates the recorded end of the chain, so that cutting
+// entries off the end and moving the head back is noticed without the key.
+func (l *Log) headMAC(seq int64, hash []byte) []byte {
+	m := hmac.New(sha256.New, l.key)
+	m.Write([]byte("head"))
+	var n [8]byte
+	binary.BigEndian.PutUint64(n[:], uint64(seq))
+	m.Write(n[:])
+	m.Write(hash)
+	return m.Sum(nil)
+}
+
+// ErrClosed is returned by Append after Close.
+var ErrClosed = errors.New("audit: log closed")
+
+// Close stops the group-commit writer after the entries already handed
+// over are written. Append fails afterwards.
+func (l *Log) Close() {
+	l.closeOnce.Do(func() { close(l.quit) })
 }
 
 func (l *Log) build(e Entry) func(int64, []byte) (store.AuditRow, error) {
@@ -108,7 +133,14 @@ func (l *Log) Append(ctx context.Context, e Entry) (int64, error) {
 	l.start.Do(func() { go l.writer() })
 	r := &appendReq{e: e, done: make(chan appendRes, 1)}
 	select {
+	case <-l.quit:
+		return 0, ErrClosed
+	default:
+	}
+	select {
 	case l.reqs <- r:
+	case <-l.quit:
+		return 0, ErrClosed
 	case <-ctx.Done():
 		return 0, fmt.Errorf("audit: %w", ctx.Err())
 	}
@@ -118,7 +150,18 @@ func (l *Log) Append(ctx context.Context, e Entry) (int64, error) {
 
 func (l *Log) writer() {
 	batch := make([]*appendReq, 0, maxBatch)
-	for first := range l.reqs {
+	for {
+		var first *appendReq
+		select {
+		case first = <-l.reqs:
+		case <-l.quit:
+			// Entries handed over before Close are still written.
+			select {
+			case first = <-l.reqs:
+			default:
+				return
+			}
+		}
 		batch = append(batch[:0], first)
 	drain:
 		for len(batch) < maxBatch {
@@ -229,6 +272,12 @@ func (l *Log) Verify(ctx context.Context) (Report, error) {
 	if err != nil {
 		add("the recorded end of the log is unreadable: %v", err)
 		return rep, nil
+	}
+	if headSeq > 0 {
+		mac, err := l.store.AuditHeadMAC(ctx)
+		if err != nil || !hmac.Equal(mac, l.headMAC(headSeq, headHash)) {
+			add("the recorded end of the log (entry %d) was not written by clinicgate: entries at the end may have been removed", headSeq)
+		}
 	}
 	switch {
 	case headSeq > prevSeq:

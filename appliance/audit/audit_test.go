@@ -215,8 +215,27 @@ func TestForgedEntryWithMovedHeadDetected(t *testing.T) {
 	if rep.OK() || rep.Entries != 4 {
 		t.Fatalf("Verify: got %+v, want problems over 4 entries", rep)
 	}
-	if len(rep.Problems) != 1 || !strings.Contains(rep.Problems[0], "entry 4 was altered") {
-		t.Errorf("Verify: got %q, want only entry 4 reported", rep.Problems)
+	if len(rep.Problems) != 2 || !strings.Contains(rep.Problems[0], "entry 4 was altered") || !strings.Contains(rep.Problems[1], "recorded end") {
+		t.Errorf("Verify: got %q, want entry 4 and the moved head reported", rep.Problems)
+	}
+}
+
+// TestHeadMovedBackAfterDeletionDetected: someone who deletes the newest
+// entries and rewrites the recorded head to the new last entry (both
+// readable in the table) is caught, because the head carries a MAC.
+func TestHeadMovedBackAfterDeletionDetected(t *testing.T) {
+	e := newEnv(t)
+	e.fill(t, 5)
+	e.raw(t,
+		`DELETE FROM audit WHERE seq > 3`,
+		`UPDATE settings SET value = '3:' || lower(hex((SELECT hash FROM audit WHERE seq = 3))) WHERE key = 'audit_head'`,
+	)
+	rep := e.verify(t)
+	if rep.OK() {
+		t.Fatal("Verify: got OK after the newest entries were deleted and the head moved back")
+	}
+	if !strings.Contains(strings.Join(rep.Problems, "\n"), "recorded end") {
+		t.Errorf("Verify: got %q, want the head reported", rep.Problems)
 	}
 }
 

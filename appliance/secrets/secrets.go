@@ -165,6 +165,10 @@ func (Secret) GoString() string { return "REDACTED" }
 // LogValue implements slog.LogValuer.
 func (Secret) LogValue() slog.Value { return slog.StringValue("REDACTED") }
 
+// Format implements fmt.Formatter: every verb (%x, %d, %q too) prints
+// REDACTED.
+func (Secret) Format(f fmt.State, _ rune) { f.Write([]byte("REDACTED")) }
+
 // MarshalText implements encoding.TextMarshaler, so JSON (slog's JSON
 // handler logging a struct that holds a Secret), YAML and XML print
 // REDACTED instead of the plaintext in base64. Code that must write the

@@ -29,7 +29,31 @@ type AuditRow struct {
 	Hash     []byte
 }
 
-const auditHeadKey = "audit_head"
+const (
+	auditHeadKey    = "audit_head"
+	auditHeadMACKey = "audit_head_mac"
+)
+
+// SetAuditHeadMAC installs the function that authenticates the recorded
+// head of the chain (package audit holds the key). Without it the head is
+// recorded unauthenticated.
+func (s *Store) SetAuditHeadMAC(fn func(seq int64, hash []byte) []byte) {
+	s.headMu.Lock()
+	defer s.headMu.Unlock()
+	s.headMAC = fn
+}
+
+// AuditHeadMAC returns the recorded head's MAC (nil if none).
+func (s *Store) AuditHeadMAC(ctx context.Context) ([]byte, error) {
+	v, err := s.Setting(ctx, auditHeadMACKey)
+	if err == ErrNotFound {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return hex.DecodeString(v)
+}
 
 // AppendAudit adds one entry at the end of the chain inside tx. build gets
 // the last entry's sequence number and hash (0 and nil for the first) and
@@ -73,6 +97,14 @@ func (tx *Tx) AppendAudits(ctx context.Context, builds []func(prevSeq int64, pre
 	// the table is noticed too.
 	if err := tx.SetSetting(ctx, auditHeadKey, strconv.FormatInt(prevSeq, 10)+":"+hex.EncodeToString(prevHash)); err != nil {
 		return nil, err
+	}
+	tx.s.headMu.Lock()
+	mac := tx.s.headMAC
+	tx.s.headMu.Unlock()
+	if mac != nil {
+		if err := tx.SetSetting(ctx, auditHeadMACKey, hex.EncodeToString(mac(prevSeq, prevHash))); err != nil {
+			return nil, err
+		}
 	}
 	return out, nil
 }

@@ -54,11 +54,13 @@ var migrationFS embed.FS
 
 // Store is the appliance's database. It is safe for concurrent use.
 type Store struct {
-	db     *sql.DB
-	stmts  *stmtCache
-	q      dbq
-	sealer *secrets.Sealer
-	dir    string
+	db      *sql.DB
+	stmts   *stmtCache
+	q       dbq
+	sealer  *secrets.Sealer
+	dir     string
+	headMu  sync.Mutex
+	headMAC func(seq int64, hash []byte) []byte
 	// writeMu serialises this process's writers so they queue in Go instead
 	// of spinning in SQLite's busy handler; other processes (the CLI) are
 	// covered by busy_timeout.

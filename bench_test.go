@@ -8,6 +8,8 @@ import (
 	"context"
 	"crypto/hmac"
 	"crypto/md5"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"net"
 	"net/netip"
@@ -20,6 +22,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-ldap/ldap/v3"
 	"layeh.com/radius"
 	"layeh.com/radius/rfc2865"
 	"layeh.com/radius/rfc2869"
@@ -28,6 +31,7 @@ import (
 	"github.com/clinicgate/clinicgate/appliance/passwd"
 	"github.com/clinicgate/clinicgate/appliance/policy"
 	"github.com/clinicgate/clinicgate/appliance/store"
+	"github.com/clinicgate/clinicgate/appliance/upstream"
 	"github.com/clinicgate/clinicgate/appliance/upstream/upstreamtest"
 )
 
@@ -300,5 +304,89 @@ func BenchmarkRADIUSProxy(b *testing.B) {
 		b.ReportMetric(float64(pct(fr.latencies, 0.5).Microseconds())/1000, "freeradius-p50-ms")
 		b.ReportMetric(float64(cg.accepted), "clinicgate-accepted")
 		b.ReportMetric(float64(fr.accepted), "freeradius-accepted")
+	}
+}
+
+// BenchmarkLDAPUpstream compares clinicgate's LDAP connector (search as the
+// service account, then bind as the user, pooled, over StartTLS) with the
+// least a client can do against the same slapd: a bind as the user's known
+// DN on an already open StartTLS connection. Concurrency 8, one run.
+func BenchmarkLDAPUpstream(b *testing.B) {
+	const users, total, conc = 50, 4000, 8
+	var us []upstreamtest.LDAPUser
+	for i := range users {
+		us = append(us, upstreamtest.LDAPUser{UID: "bench" + strconv.Itoa(i), Password: benchPassword, Groups: []string{"staff"}})
+	}
+	s := upstreamtest.StartSlapd(b, upstreamtest.SlapdOptions{Users: us})
+	cfg := fmt.Sprintf(`{"urls":[%q],"starttls":true,"ca_file":%q,"bind_dn":"cn=ehr-service,%s","base_dn":"ou=people,%s","group_base_dn":"ou=groups,%s","pool":%d}`,
+		s.URL, s.CAFile, s.Base, s.Base, s.Base, conc)
+	conn, err := upstream.NewLDAP("bench", cfg, []byte("service-secret"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer conn.Close()
+	run := func(check func(worker, i int) error) (float64, time.Duration, time.Duration) {
+		var mu sync.Mutex
+		var lat []time.Duration
+		next := 0
+		start := time.Now()
+		var wg sync.WaitGroup
+		for w := range conc {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for {
+					mu.Lock()
+					i := next
+					next++
+					mu.Unlock()
+					if i >= total {
+						return
+					}
+					t0 := time.Now()
+					if err := check(w, i); err != nil {
+						b.Error(err)
+						return
+					}
+					mu.Lock()
+					lat = append(lat, time.Since(t0))
+					mu.Unlock()
+				}
+			}()
+		}
+		wg.Wait()
+		return float64(total) / time.Since(start).Seconds(), pct(lat, 0.5), pct(lat, 0.99)
+	}
+	ctx := context.Background()
+	direct := make([]*ldap.Conn, conc)
+	for w := range direct {
+		c, err := ldap.DialURL(s.URL)
+		if err != nil {
+			b.Fatal(err)
+		}
+		pool := x509.NewCertPool()
+		pemBytes, _ := os.ReadFile(s.CAFile)
+		pool.AppendCertsFromPEM(pemBytes)
+		if err := c.StartTLS(&tls.Config{RootCAs: pool, ServerName: "127.0.0.1"}); err != nil {
+			b.Fatal(err)
+		}
+		defer c.Close()
+		direct[w] = c
+	}
+	for range b.N {
+		cgRate, cgP50, cgP99 := run(func(_, i int) error {
+			_, err := conn.Verify(ctx, "bench"+strconv.Itoa(i%users), []byte(benchPassword))
+			return err
+		})
+		dRate, dP50, dP99 := run(func(w, i int) error {
+			return direct[w].Bind(fmt.Sprintf("uid=bench%d,ou=people,%s", i%users, s.Base), benchPassword)
+		})
+		b.ReportMetric(cgRate, "clinicgate-checks/s")
+		b.ReportMetric(dRate, "direct-binds/s")
+		b.ReportMetric(cgRate/dRate, "ratio")
+		b.ReportMetric(float64(cgP50.Microseconds())/1000, "clinicgate-p50-ms")
+		b.ReportMetric(float64(cgP99.Microseconds())/1000, "clinicgate-p99-ms")
+		b.ReportMetric(float64(dP50.Microseconds())/1000, "direct-p50-ms")
+		b.ReportMetric(float64(dP99.Microseconds())/1000, "direct-p99-ms")
 	}
 }

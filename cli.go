@@ -42,7 +42,7 @@ type common struct {
 func (c *cli) flags(name string, co *common) *flag.FlagSet {
 	fs := flag.NewFlagSet("clinicgate "+name, flag.ContinueOnError)
 	fs.SetOutput(c.errw)
-	fs.StringVar(&co.data, "data", "", "data directory (default: $CLINICGATE_DATA, else data_dir of --config, else /var/lib/clinicgate)")
+	fs.StringVar(&co.data, "data", "", "data directory (default: data_dir of --config if given, else $CLINICGATE_DATA, else /var/lib/clinicgate)")
 	fs.StringVar(&co.config, "config", "", "bootstrap config file (YAML)")
 	return fs
 }
@@ -54,7 +54,7 @@ func parse(fs *flag.FlagSet, args []string) ([]string, error) {
 	for {
 		if err := fs.Parse(args); err != nil {
 			if errors.Is(err, flag.ErrHelp) {
-				return nil, err
+				return nil, errHelp
 			}
 			return nil, usageError{err.Error()}
 		}
@@ -65,6 +65,9 @@ func parse(fs *flag.FlagSet, args []string) ([]string, error) {
 		args = fs.Args()[1:]
 	}
 }
+
+// errHelp ends a command after -h printed its options.
+var errHelp = errors.New("help shown")
 
 func want(pos []string, n int, what string) error {
 	if len(pos) != n {
@@ -400,11 +403,11 @@ func addPolicyFlags(fs *flag.FlagSet) *policyFlags {
 	p.style = fs.String("mfa-style", "auto", "how the code travels: auto, challenge or append")
 	p.requireDevice = fs.Bool("require-device", false, "only devices (Calling-Station-Id MACs) registered to the user")
 	p.reqMA = fs.Bool("require-message-authenticator", true, "drop Access-Requests without Message-Authenticator (turn off only for very old hardware)")
-	fs.Var(&p.allow, "allow-group", "only members of this group may log in (repeat for several)")
+	fs.Var(&p.allow, "allow-group", `only members of this group may log in (repeat for several; "" clears the list)`)
 	p.sessionTimeout = fs.Int("session-timeout", 0, "Session-Timeout in seconds (0: none)")
 	p.upstream = fs.String("upstream", "local", "where passwords are checked: local or an upstream's name")
 	p.failmode = fs.String("failmode", "secure", "when the upstream is unreachable: secure (reject) or cached (recently verified password plus TOTP)")
-	fs.Var(&p.vlanRules, "vlan", "GROUP=VLAN: members of GROUP get this VLAN (repeat; first match wins)")
+	fs.Var(&p.vlanRules, "vlan", `GROUP=VLAN: members of GROUP get this VLAN (repeat; first match wins; "" clears the rules)`)
 	return p
 }
 
@@ -423,7 +426,13 @@ func (p *policyFlags) apply(pol *policy.Policy, set map[string]bool, all bool) e
 		pol.RequireMessageAuthenticator = *p.reqMA
 	}
 	if set["allow-group"] {
-		pol.AllowedGroups = p.allow
+		// --allow-group "" clears the list: every group may log in.
+		pol.AllowedGroups = nil
+		for _, g := range p.allow {
+			if g = strings.TrimSpace(g); g != "" {
+				pol.AllowedGroups = append(pol.AllowedGroups, g)
+			}
+		}
 	}
 	if all || set["session-timeout"] {
 		pol.SessionTimeout = *p.sessionTimeout
@@ -435,8 +444,11 @@ func (p *policyFlags) apply(pol *policy.Policy, set map[string]bool, all bool) e
 		pol.Failmode = policy.Failmode(*p.failmode)
 	}
 	if set["vlan"] {
-		pol.Rules = nil
+		pol.Rules = nil // --vlan "" clears the rules
 		for _, r := range p.vlanRules {
+			if strings.TrimSpace(r) == "" {
+				continue
+			}
 			g, v, ok := strings.Cut(r, "=")
 			n, err := strconv.Atoi(v)
 			if !ok || err != nil {
@@ -497,8 +509,7 @@ func (c *cli) client(ctx context.Context, args []string) error {
 			}
 			return nil
 		}
-		var pfErr error
-		e := admin.ClientEdit{Secret: secret, Policy: func(p *policy.Policy) { pfErr = pf.apply(p, set, false) }}
+		e := admin.ClientEdit{Secret: secret, Policy: func(p *policy.Policy) error { return pf.apply(p, set, false) }}
 		if set["address"] {
 			e.Address = address
 		}
@@ -514,9 +525,6 @@ func (c *cli) client(ctx context.Context, args []string) error {
 		defer env.Close()
 		if err := env.svc.EditClient(ctx, pos[0], e); err != nil {
 			return err
-		}
-		if pfErr != nil {
-			return pfErr
 		}
 		fmt.Fprintf(c.out, "client %s changed\n", pos[0])
 		return nil
@@ -701,18 +709,22 @@ func (c *cli) device(ctx context.Context, args []string) error {
 
 func (c *cli) audit(ctx context.Context, args []string) error {
 	if len(args) == 0 {
-		return usageError{"audit: tail or verify?"}
+		return usageError{"audit: tail, show or verify?"}
 	}
 	var co common
 	fs := c.flags("audit "+args[0], &co)
-	n := fs.Int("n", 20, "how many entries")
+	n := fs.Int("n", 20, "tail: how many entries (0: all)")
 	follow := fs.Bool("follow", false, "keep printing new entries")
 	userName := fs.String("user", "", "only this user's entries")
 	pos, err := parse(fs, args[1:])
 	if err != nil {
 		return err
 	}
-	if err := want(pos, 0, "no arguments"); err != nil {
+	nargs, what := 0, "no arguments"
+	if args[0] == "show" {
+		nargs, what = 1, "one entry number (from audit tail)"
+	}
+	if err := want(pos, nargs, what); err != nil {
 		return err
 	}
 	cfg, err := co.resolve()
@@ -725,6 +737,20 @@ func (c *cli) audit(ctx context.Context, args []string) error {
 	}
 	defer st.Close()
 	switch args[0] {
+	case "show":
+		seq, err := strconv.ParseInt(pos[0], 10, 64)
+		if err != nil || seq < 1 {
+			return usageError{"audit show: the entry number is a whole number, as audit tail prints it"}
+		}
+		rows, err := st.AuditRows(ctx, store.AuditFilter{AfterSeq: seq - 1, Limit: 1})
+		if err != nil {
+			return err
+		}
+		if len(rows) == 0 || rows[0].Seq != seq {
+			return fmt.Errorf("there is no audit entry %d", seq)
+		}
+		c.showAudit(rows[0])
+		return nil
 	case "tail":
 		rows, err := st.AuditRows(ctx, store.AuditFilter{User: *userName, Limit: *n, Newest: true})
 		if err != nil {
@@ -776,6 +802,46 @@ func (c *cli) audit(ctx context.Context, args []string) error {
 		return errors.New("the audit log has been tampered with or damaged; keep a copy of the data directory for investigation")
 	}
 	return usageError{fmt.Sprintf("audit: unknown subcommand %q", args[0])}
+}
+
+// showAudit prints one entry with the story of a decision: each stage of
+// the pipeline and what it found.
+func (c *cli) showAudit(r store.AuditRow) {
+	p := func(k, v string) {
+		if v != "" {
+			fmt.Fprintf(c.out, "%-9s %s\n", k+":", v)
+		}
+	}
+	p("entry", strconv.FormatInt(r.Seq, 10))
+	p("time", r.At.Local().Format("2006-01-02 15:04:05 MST"))
+	p("kind", r.Kind)
+	p("outcome", r.Outcome)
+	p("reason", r.Reason)
+	p("door", r.Door)
+	p("client", r.Client)
+	p("user", r.User)
+	p("device", r.Device)
+	p("from", r.Source)
+	p("by", r.Actor)
+	var d struct {
+		Steps []appliance.Step `json:"steps"`
+		Notes []string         `json:"notes"`
+		NAS   string           `json:"nas"`
+		VLAN  int              `json:"vlan"`
+	}
+	if r.Kind == audit.KindDecision && json.Unmarshal([]byte(r.Detail), &d) == nil {
+		p("nas", d.NAS)
+		if d.VLAN > 0 {
+			p("vlan", strconv.Itoa(d.VLAN))
+		}
+		p("notes", strings.Join(d.Notes, ", "))
+		fmt.Fprintln(c.out, "steps:")
+		for i, s := range d.Steps {
+			fmt.Fprintf(c.out, "  %d. %-10s %s\n", i+1, s.Stage, s.Result)
+		}
+		return
+	}
+	p("detail", r.Detail)
 }
 
 func formatAudit(r store.AuditRow) string {

@@ -31,7 +31,7 @@ Usage:
   clinicgate client list | set NAME ... | remove NAME
   clinicgate mfa enroll NAME | reset NAME
   clinicgate device add MAC --user NAME | list [--user NAME] | remove MAC
-  clinicgate audit tail [-n N] [--follow] | verify
+  clinicgate audit tail [-n N] [--follow] [--user NAME] | show N | verify
   clinicgate settings list | set KEY VALUE
   clinicgate acct list [--active]
   clinicgate upstream add NAME --kind radius|ldap ... | list | test NAME --user U | remove NAME
@@ -46,6 +46,9 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	err := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
+	if errors.Is(err, errHelp) {
+		return
+	}
 	if err != nil {
 		var ue usageError
 		if errors.As(err, &ue) {

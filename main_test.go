@@ -566,3 +566,35 @@ func TestCLIRefusesBadInput(t *testing.T) {
 		t.Fatalf("no 32-character generated secret in %q", out)
 	}
 }
+
+func TestFailedClientSetChangesNothing(t *testing.T) {
+	data := t.TempDir()
+	startDaemon(t, data).stop(t)
+	mustCG(t, data, secret, "client", "add", "ap", "--address", "10.0.0.1", "--secret-stdin", "--vlan", "nurses=20")
+	if out, err := cg(t, data, "", "client", "set", "ap", "--vlan", "nurses=30", "--vlan", "bad"); err == nil {
+		t.Fatalf("got success for a bad --vlan: %s", out)
+	}
+	if out := mustCG(t, data, "", "client", "list"); !strings.Contains(out, "nurses=20") || strings.Contains(out, "nurses=30") {
+		t.Fatalf("a refused change was saved:\n%s", out)
+	}
+	mustCG(t, data, "", "client", "set", "ap", "--vlan", "", "--allow-group", "")
+	if out := mustCG(t, data, "", "client", "list"); strings.Contains(out, "nurses") {
+		t.Fatalf("--vlan \"\" did not clear the rules:\n%s", out)
+	}
+}
+
+func TestAuditShowTellsWhyALoginFailed(t *testing.T) {
+	data, d := setup(t, "--mfa", "off", "--require-device")
+	radclient(t, d.auth, "auth", secret, pap("alice", "correct horse battery"))
+	tail := mustCG(t, data, "", "audit", "tail", "-n", "1")
+	seq := strings.Fields(tail)[0]
+	out := mustCG(t, data, "", "audit", "show", seq)
+	for _, want := range []string{"device_unknown", "steps:", "password", "verified by local", "aa:bb:cc:00:11:22 is not registered"} {
+		if !strings.Contains(out, want) {
+			t.Fatalf("audit show lacks %q:\n%s", want, out)
+		}
+	}
+	if out, err := cg(t, data, "", "audit", "show", "99999"); err == nil || !strings.Contains(out, "no audit entry") {
+		t.Fatalf("unknown entry: %v %s", err, out)
+	}
+}

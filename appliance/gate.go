@@ -436,8 +436,10 @@ func (g *Gate) firstFactor(ctx context.Context, r *run) error {
 		r.refuse(ReasonMustChange, MsgPwExpired)
 		return nil
 	case errors.Is(err, upstream.ErrAccountLockedOut):
+		// Active Directory reports a lock whatever the password, so the
+		// person is told nothing more than for a wrong password.
 		r.step("password", pol.Upstream+" says the account is locked out")
-		r.refuse(ReasonLockedOut, MsgLocked)
+		r.refuse(ReasonLockedOut, MsgDenied)
 		return nil
 	case errors.Is(err, upstream.ErrUpstreamRefused):
 		r.step("password", err.Error())
@@ -448,6 +450,11 @@ func (g *Gate) firstFactor(ctx context.Context, r *run) error {
 	}
 	r.step("password", "verified by "+pol.Upstream)
 
+	if !validUserName(id.Name) {
+		r.step("account", fmt.Sprintf("%s returned an unusable user name %q", pol.Upstream, auditName(id.Name)))
+		r.refuse(ReasonUpstreamRefused, MsgDenied)
+		return nil
+	}
 	u, err := pre, preErr
 	if preErr != nil || !strings.EqualFold(pre.Name, id.Name) {
 		u, err = g.store.UserByName(ctx, id.Name)
@@ -457,6 +464,14 @@ func (g *Gate) firstFactor(ctx context.Context, r *run) error {
 	}
 	if err != nil {
 		return fmt.Errorf("user %q verified but not readable: %w", id.Name, err)
+	}
+	// An upstream vouches for its own users only: a local account of the
+	// same name with its own password (and so its own groups, factor and
+	// devices) is another person as far as the appliance knows.
+	if !local && !strings.EqualFold(u.Source, pol.Upstream) && u.PasswordHash != "" {
+		r.step("account", fmt.Sprintf("%s verified %q, but a local account with its own password has that name; rename one of them", pol.Upstream, u.Name))
+		r.refuse(ReasonUpstreamRefused, MsgDenied)
+		return nil
 	}
 	r.user = u
 	r.user.Groups = unionGroups(u.Groups, id.Groups)

@@ -4,9 +4,11 @@ import (
 	"context"
 	"database/sql"
 	"encoding/base32"
+	"fmt"
 	"log/slog"
 	"net/netip"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -578,4 +580,77 @@ func TestNewGateRefusesMissingDependencies(t *testing.T) {
 	if _, err := appliance.NewGate(appliance.Config{}); err == nil {
 		t.Fatal("got a gate without a store, want an error")
 	}
+}
+
+// fakeUpstream stands in for a directory in gate unit tests (the real
+// connectors are tested against FreeRADIUS and slapd).
+type fakeUpstream struct {
+	users map[string]string // name → password
+	err   error             // returned for every call when set
+}
+
+func (f fakeUpstream) Verify(_ context.Context, user string, pw secrets.Secret) (upstream.Identity, error) {
+	if f.err != nil {
+		return upstream.Identity{}, f.err
+	}
+	want, ok := f.users[user]
+	if !ok {
+		return upstream.Identity{}, upstream.ErrUnknownUser
+	}
+	if want != string(pw) {
+		return upstream.Identity{}, upstream.ErrBadCredentials
+	}
+	return upstream.Identity{Name: user, Groups: []string{"corp-staff"}}, nil
+}
+
+func newEnvWithUpstream(t *testing.T, up upstream.Verifier) *env {
+	t.Helper()
+	e := newEnv(t)
+	alog, _ := audit.New(e.st, e.clock.Now)
+	h, _ := passwd.NewHasher(fastParams, 1)
+	local, _ := upstream.NewLocal(e.st, h)
+	g, err := appliance.NewGate(appliance.Config{Store: e.st, Audit: alog, Hasher: h, Logger: slog.New(slog.DiscardHandler),
+		Now: e.clock.Now, Upstreams: map[string]upstream.Verifier{"local": local, "corp": up}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(g.Close)
+	e.gate = g
+	return e
+}
+
+func corp(p *policy.Policy) { p.Upstream, p.MFA = "corp", policy.MFAOff }
+
+func TestUpstreamUserProvisioned(t *testing.T) {
+	e := newEnvWithUpstream(t, fakeUpstream{users: map[string]string{"dana": "dana pw"}})
+	d := e.decide(client(corp), "dana", "dana pw", nil)
+	expect(t, d, appliance.Accept, appliance.ReasonOK)
+	u, err := e.st.UserByName(t.Context(), "dana")
+	if err != nil || u.Source != "corp" || u.PasswordHash != "" {
+		t.Fatalf("got %+v %v, want a provisioned record from corp without a password", u, err)
+	}
+	if !slices.Contains(d.Groups, "corp-staff") {
+		t.Fatalf("got groups %v, want the upstream's", d.Groups)
+	}
+}
+
+func TestUpstreamCannotTakeOverLocalAccount(t *testing.T) {
+	e := newEnvWithUpstream(t, fakeUpstream{users: map[string]string{"alice": "directory pw"}})
+	e.addUser("alice", "local password", "admins")
+	d := e.decide(client(corp), "alice", "directory pw", nil)
+	expect(t, d, appliance.Reject, appliance.ReasonUpstreamRefused)
+}
+
+func TestUpstreamLockoutRevealsNothing(t *testing.T) {
+	e := newEnvWithUpstream(t, fakeUpstream{err: upstream.ErrAccountLockedOut})
+	d := e.decide(client(corp), "anyone", "any", nil)
+	expect(t, d, appliance.Reject, appliance.ReasonLockedOut)
+	if d.Message != appliance.MsgDenied {
+		t.Fatalf("got message %q, want the generic one (AD reports a lock whatever the password)", d.Message)
+	}
+}
+
+func TestUnreachableUpstreamFailsClosed(t *testing.T) {
+	e := newEnvWithUpstream(t, fakeUpstream{err: fmt.Errorf("%w: timeout", upstream.ErrUnreachable)})
+	expect(t, e.decide(client(corp), "dana", "dana pw", nil), appliance.Reject, appliance.ReasonUpstreamDown)
 }

@@ -15,6 +15,7 @@ type Metrics struct {
 	Decisions  *prometheus.CounterVec
 	Latency    *prometheus.HistogramVec
 	Dropped    *prometheus.CounterVec
+	Duplicates *prometheus.CounterVec
 	Accounting *prometheus.CounterVec
 }
 
@@ -34,13 +35,24 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "clinicgate_packets_dropped_total",
 			Help: "Requests dropped without an answer, by door and cause.",
 		}, []string{"door", "cause"}),
+		Duplicates: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "clinicgate_duplicates_total",
+			Help: "Retransmitted requests answered from the reply cache without a second decision.",
+		}, []string{"door"}),
 		Accounting: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "clinicgate_accounting_total",
 			Help: "Accounting requests recorded, by status type.",
 		}, []string{"status"}),
 	}
-	reg.MustRegister(m.Decisions, m.Latency, m.Dropped, m.Accounting)
+	reg.MustRegister(m.Decisions, m.Latency, m.Dropped, m.Duplicates, m.Accounting)
 	return m
+}
+
+// Duplicate counts a retransmit answered from the reply cache; m may be nil.
+func (m *Metrics) Duplicate(door string) {
+	if m != nil {
+		m.Duplicates.WithLabelValues(door).Inc()
+	}
 }
 
 // Drop counts a dropped request; m may be nil.

@@ -110,7 +110,7 @@ func (s *Server) access(ctx context.Context, b []byte, pkt *radius.Packet, clien
 	now := s.Now()
 	key := dedupKey(src, pkt)
 	if reply, inProgress := s.dedup.begin(key, now); reply != nil {
-		s.Metrics.Drop(door, "duplicate_answered_from_cache")
+		s.Metrics.Duplicate(door)
 		return reply
 	} else if inProgress {
 		s.Metrics.Drop(door, "duplicate_in_progress")
@@ -291,8 +291,10 @@ func (s *Server) accounting(ctx context.Context, b []byte, pkt *radius.Packet, c
 	now := s.Now()
 	key := dedupKey(src, pkt)
 	if reply, inProgress := s.dedup.begin(key, now); reply != nil {
+		s.Metrics.Duplicate(door)
 		return reply
 	} else if inProgress {
+		s.Metrics.Drop(door, "duplicate_in_progress")
 		return nil
 	}
 	status := rfc2866.AcctStatusType_Get(pkt)
@@ -343,7 +345,13 @@ func (s *Server) accounting(ctx context.Context, b []byte, pkt *radius.Packet, c
 		return nil
 	}
 	if s.Metrics != nil {
-		s.Metrics.Accounting.WithLabelValues(status.String()).Inc()
+		label := "other" // a NAS must not be able to mint label values
+		switch status {
+		case rfc2866.AcctStatusType_Value_Start, rfc2866.AcctStatusType_Value_Stop, rfc2866.AcctStatusType_Value_InterimUpdate,
+			rfc2866.AcctStatusType_Value_AccountingOn, rfc2866.AcctStatusType_Value_AccountingOff:
+			label = status.String()
+		}
+		s.Metrics.Accounting.WithLabelValues(label).Inc()
 	}
 	resp := pkt.Response(radius.CodeAccountingResponse)
 	copyProxyState(resp, pkt)

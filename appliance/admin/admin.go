@@ -446,7 +446,8 @@ func (s *Service) RemoveClient(ctx context.Context, name string) error {
 type ClientEdit struct {
 	Address *string
 	Secret  secrets.Secret
-	Policy  func(*policy.Policy)
+	// Policy changes the client's policy; an error aborts the edit.
+	Policy  func(*policy.Policy) error
 	Version int64
 }
 
@@ -487,7 +488,9 @@ func (s *Service) EditClient(ctx context.Context, name string, e ClientEdit) err
 			what = append(what, "shared secret replaced")
 		}
 		if e.Policy != nil {
-			e.Policy(&c.Policy)
+			if err := e.Policy(&c.Policy); err != nil {
+				return err
+			}
 			if err := c.Policy.Validate(); err != nil {
 				return invalid("%v", err)
 			}

@@ -111,6 +111,11 @@ func (p Policy) Validate() error {
 	default:
 		errs = append(errs, fmt.Errorf("failmode must be secure or cached, not %q", p.Failmode))
 	}
+	for _, g := range p.AllowedGroups {
+		if strings.TrimSpace(g) == "" {
+			errs = append(errs, errors.New("an allowed group is empty"))
+		}
+	}
 	if p.SessionTimeout < 0 {
 		errs = append(errs, errors.New("session timeout cannot be negative"))
 	}
@@ -119,7 +124,7 @@ func (p Policy) Validate() error {
 			errs = append(errs, fmt.Errorf("rule %d has no group", i+1))
 		}
 		if r.VLAN < 0 || r.VLAN > MaxVLAN {
-			errs = append(errs, fmt.Errorf("rule %d: VLAN %d is outside 1-%d", i+1, r.VLAN, MaxVLAN))
+			errs = append(errs, fmt.Errorf("rule %d: VLAN %d is outside 1-%d (0 sends no VLAN)", i+1, r.VLAN, MaxVLAN))
 		}
 		if r.SessionTimeout < 0 {
 			errs = append(errs, fmt.Errorf("rule %d: session timeout cannot be negative", i+1))

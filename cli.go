@@ -956,7 +956,7 @@ func (c *cli) upstream(ctx context.Context, args []string) error {
 	fs := c.flags("upstream "+args[0], &co)
 	switch args[0] {
 	case "add":
-		kind := fs.String("kind", "", "radius or ldap")
+		kind := fs.String("kind", "", "radius, ldap or oidc")
 		var servers, urls multi
 		fs.Var(&servers, "server", "radius: host:port of a server (repeat for failover)")
 		reqMA := fs.Bool("require-message-authenticator", true, "radius: drop replies without Message-Authenticator")
@@ -964,7 +964,7 @@ func (c *cli) upstream(ctx context.Context, args []string) error {
 		timeout := fs.Int("timeout-ms", 0, "one attempt's timeout in milliseconds")
 		fs.Var(&urls, "url", "ldap: ldaps://host:636 or ldap://host:389 (repeat for failover)")
 		startTLS := fs.Bool("starttls", false, "ldap: upgrade ldap:// with StartTLS")
-		caFile := fs.String("ca-file", "", "ldap: PEM file of the CA that signed the server's certificate")
+		caFile := fs.String("ca-file", "", "ldap, oidc: PEM file of the CA that signed the server's certificate")
 		certFile := fs.String("client-cert", "", "ldap: client certificate (Google Secure LDAP)")
 		keyFile := fs.String("client-key", "", "ldap: client key (Google Secure LDAP)")
 		bindDN := fs.String("bind-dn", "", "ldap: service account DN (its password on stdin with --secret-stdin)")
@@ -972,7 +972,14 @@ func (c *cli) upstream(ctx context.Context, args []string) error {
 		userAttr := fs.String("user-attribute", "", "ldap: uid, sAMAccountName, userPrincipalName or mail")
 		userFilter := fs.String("user-filter", "", "ldap: extra filter, e.g. (objectClass=person)")
 		groupBase := fs.String("group-base-dn", "", "ldap: search groups here by member instead of reading memberOf")
-		secretStdin := fs.Bool("secret-stdin", false, "read the shared secret (radius) or bind password (ldap) from standard input")
+		issuer := fs.String("issuer", "", "oidc: the provider's issuer URL")
+		clientID := fs.String("client-id", "", "oidc: the app registration's client id (its secret on stdin with --secret-stdin)")
+		var scopes multi
+		fs.Var(&scopes, "scope", "oidc: a scope to request (repeat; default openid profile email)")
+		usernameClaim := fs.String("username-claim", "", "oidc: ID token claim with the login name (default preferred_username)")
+		groupsClaim := fs.String("groups-claim", "", "oidc: ID token claim with the groups (default groups)")
+		usernameSuffix := fs.String("username-suffix", "", "oidc: appended to names typed without @, e.g. @clinic.onmicrosoft.com")
+		secretStdin := fs.Bool("secret-stdin", false, "read the shared secret (radius), bind password (ldap) or client secret (oidc) from standard input")
 		pos, err := parse(fs, args[1:])
 		if err != nil {
 			return err
@@ -988,8 +995,11 @@ func (c *cli) upstream(ctx context.Context, args []string) error {
 			cfg = upstream.LDAPConfig{URLs: urls, StartTLS: *startTLS, CAFile: *caFile, ClientCertFile: *certFile, ClientKeyFile: *keyFile,
 				BindDN: *bindDN, BaseDN: *baseDN, UserAttribute: *userAttr, UserFilter: *userFilter, GroupAttribute: *groupAttr,
 				GroupBaseDN: *groupBase, TimeoutMS: *timeout}
+		case "oidc":
+			cfg = upstream.OIDCConfig{Issuer: *issuer, ClientID: *clientID, Scopes: scopes, UsernameClaim: *usernameClaim,
+				GroupsClaim: *groupsClaim, UsernameSuffix: *usernameSuffix, CAFile: *caFile, TimeoutMS: *timeout}
 		default:
-			return usageError{"upstream add: --kind must be radius or ldap"}
+			return usageError{"upstream add: --kind must be radius, ldap or oidc"}
 		}
 		// Defaults are filled in so the stored settings say what runs.
 		switch v := cfg.(type) {
@@ -997,6 +1007,9 @@ func (c *cli) upstream(ctx context.Context, args []string) error {
 			v.Defaults()
 			cfg = v
 		case upstream.LDAPConfig:
+			v.Defaults()
+			cfg = v
+		case upstream.OIDCConfig:
 			v.Defaults()
 			cfg = v
 		}

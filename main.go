@@ -34,7 +34,7 @@ Usage:
   clinicgate audit tail [-n N] [--follow] [--user NAME] | show N | verify
   clinicgate settings list | set KEY VALUE
   clinicgate acct list [--active]
-  clinicgate upstream add NAME --kind radius|ldap ... | list | test NAME --user U | remove NAME
+  clinicgate upstream add NAME --kind radius|ldap|oidc ... | list | test NAME --user U | remove NAME
   clinicgate version
 
 Every command takes --data DIR (or CLINICGATE_DATA, or data_dir from

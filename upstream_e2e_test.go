@@ -181,3 +181,33 @@ func TestSlapdUpstreamEndToEnd(t *testing.T) {
 		t.Fatalf("wrong CA: %v\n%s", err, out2)
 	}
 }
+
+func TestOIDCUpstreamEndToEnd(t *testing.T) {
+	need(t, "radclient", "oathtool")
+	l := upstreamtest.StartLemonLDAP(t)
+	data := t.TempDir()
+	d := startDaemon(t, data)
+	mustCG(t, data, l.ClientSecret, "upstream", "add", "idp", "--kind", "oidc", "--issuer", l.Issuer,
+		"--client-id", l.ClientID, "--scope", "openid", "--scope", "profile", "--scope", "groups", "--secret-stdin")
+	mustCG(t, data, secret, "client", "add", "vpn", "--address", "127.0.0.1", "--secret-stdin",
+		"--upstream", "idp", "--mfa", "enrolled", "--allow-group", "timelords", "--vlan", "timelords=42")
+	out := radclient(t, d.auth, "auth", secret, pap("dwho", "dwho"))
+	if got := received(out); got != "Access-Accept" || !strings.Contains(out, `"42"`) {
+		t.Fatalf("dwho via the OpenID Provider: got %s, want Access-Accept with VLAN 42\n%s", got, out)
+	}
+	if got := received(radclient(t, d.auth, "auth", secret, pap("dwho", "not-dwho"))); got != "Access-Reject" {
+		t.Fatalf("wrong password: got %s, want Access-Reject", got)
+	}
+	// rtyler's password is right, but the groups claim lacks timelords.
+	if got := received(radclient(t, d.auth, "auth", secret, pap("rtyler", "rtyler"))); got != "Access-Reject" {
+		t.Fatalf("rtyler: got %s, want Access-Reject (group_not_allowed)", got)
+	}
+	seed := enroll(t, data, "dwho")
+	if got := received(radclient(t, d.auth, "auth", secret, pap("dwho", "dwho,"+oathtool(t, seed, time.Now())))); got != "Access-Accept" {
+		t.Fatalf("dwho with TOTP: got %s, want Access-Accept", got)
+	}
+	test := mustCG(t, data, "dwho", "upstream", "test", "idp", "--user", "dwho")
+	if !strings.Contains(test, "accepted") || !strings.Contains(test, "timelords") {
+		t.Fatalf("upstream test:\n%s", test)
+	}
+}

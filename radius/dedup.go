@@ -22,6 +22,7 @@ type dedup struct {
 type dedupEntry struct {
 	reply   []byte // nil while the request is being decided
 	expires time.Time
+	slot    int // its place in order; a key seen again gets a new one
 }
 
 func newDedup(max int, ttl time.Duration) *dedup {
@@ -39,12 +40,16 @@ func (d *dedup) begin(key string, now time.Time) (reply []byte, inProgress bool)
 		}
 		return e.reply, false
 	}
+	// The slot may name a key since forgotten or seen again in a newer
+	// slot: evict only the entry that lives here.
 	if old := d.order[d.head]; old != "" {
-		delete(d.items, old)
+		if e, ok := d.items[old]; ok && e.slot == d.head {
+			delete(d.items, old)
+		}
 	}
 	d.order[d.head] = key
+	d.items[key] = &dedupEntry{expires: now.Add(d.ttl), slot: d.head}
 	d.head = (d.head + 1) % d.max
-	d.items[key] = &dedupEntry{expires: now.Add(d.ttl)}
 	return nil, false
 }
 

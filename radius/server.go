@@ -165,7 +165,16 @@ func (s *Server) serve(conn net.PacketConn, k kind) error {
 			s.bad.log(s.Logger, "dropped a datagram longer than 4096 bytes", "from", from.String())
 			continue
 		}
+		// Add only while not shut down, under the lock Shutdown takes
+		// before it waits: an Add racing Wait breaks the WaitGroup (and
+		// could panic), and the request would outlive Shutdown.
+		s.mu.Lock()
+		if s.closed.Load() {
+			s.mu.Unlock()
+			return ErrServerClosed
+		}
 		s.inflight.Add(1)
+		s.mu.Unlock()
 		select {
 		case jobs <- job{buf: buf[:n], from: from}:
 		default:

@@ -19,6 +19,7 @@ const (
 	KindLocal  = "local"
 	KindRADIUS = "radius"
 	KindLDAP   = "ldap"
+	KindOIDC   = "oidc"
 )
 
 // Build makes a connector from a stored upstream (no network traffic).
@@ -28,8 +29,10 @@ func Build(u store.Upstream) (Verifier, error) {
 		return NewRADIUS(u.Name, u.Config, u.Secret)
 	case KindLDAP:
 		return NewLDAP(u.Name, u.Config, u.Secret)
+	case KindOIDC:
+		return NewOIDC(u.Name, u.Config, u.Secret)
 	}
-	return nil, fmt.Errorf("upstream %s: unknown kind %q (radius or ldap)", u.Name, u.Kind)
+	return nil, fmt.Errorf("upstream %s: unknown kind %q (radius, ldap or oidc)", u.Name, u.Kind)
 }
 
 // Warner is implemented by connectors with weak settings to report.

@@ -1,0 +1,157 @@
+package upstreamtest
+
+import (
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/json"
+	"encoding/pem"
+	"fmt"
+	mrand "math/rand/v2"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// LemonLDAP is a running LemonLDAP::NG portal acting as an OpenID Provider
+// with one relying party that may use the password grant. Its users are
+// LemonLDAP's demo accounts: dwho/dwho (groups timelords, users) and
+// rtyler/rtyler (users).
+type LemonLDAP struct {
+	Issuer       string // http://127.0.0.1:port
+	ClientID     string
+	ClientSecret string
+	// Key signs the provider's ID tokens (for tests that forge tokens).
+	Key   *rsa.PrivateKey
+	KeyID string
+	Dir   string
+	cmd   *exec.Cmd
+	log   *lockedBuffer
+	done  chan struct{}
+}
+
+// StartLemonLDAP runs the portal with plackup on 127.0.0.1.
+func StartLemonLDAP(t testing.TB) *LemonLDAP {
+	t.Helper()
+	Need(t, "plackup")
+	psgi := "/usr/share/lemonldap-ng/portal/htdocs/index.psgi"
+	if _, err := os.Stat(psgi); err != nil {
+		t.Fatalf("LemonLDAP::NG is not installed (%s missing): run 'make test-deps'", psgi)
+	}
+	base, err := os.ReadFile("/var/lib/lemonldap-ng/conf/lmConf-1.json")
+	if err != nil {
+		t.Fatalf("LemonLDAP::NG default configuration: %v (run 'make test-deps')", err)
+	}
+	dir := t.TempDir()
+	for _, d := range []string{"conf", "sessions/lock", "psessions/lock", "cache"} {
+		os.MkdirAll(filepath.Join(dir, d), 0o700)
+	}
+	key, _ := rsa.GenerateKey(rand.Reader, 2048)
+	privPEM := pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(key)})
+	pubDER, _ := x509.MarshalPKIXPublicKey(&key.PublicKey)
+	pubPEM := pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pubDER})
+
+	for try := 0; try < 5; try++ {
+		port := 20000 + mrand.IntN(30000)
+		l := &LemonLDAP{Issuer: fmt.Sprintf("http://127.0.0.1:%d", port), ClientID: "clinicgate", ClientSecret: "rp-secret-0123456789",
+			Key: key, KeyID: "test-key-1", Dir: dir, log: &lockedBuffer{}, done: make(chan struct{})}
+		var conf map[string]any
+		if err := json.Unmarshal(base, &conf); err != nil {
+			t.Fatal(err)
+		}
+		conf["portal"] = l.Issuer + "/"
+		conf["domain"] = "127.0.0.1"
+		conf["globalStorageOptions"] = map[string]any{"Directory": filepath.Join(dir, "sessions"), "LockDirectory": filepath.Join(dir, "sessions/lock"),
+			"generateModule": "Lemonldap::NG::Common::Apache::Session::Generate::SHA256"}
+		conf["persistentStorageOptions"] = map[string]any{"Directory": filepath.Join(dir, "psessions"), "LockDirectory": filepath.Join(dir, "psessions/lock")}
+		conf["issuerDBOpenIDConnectActivation"] = 1
+		conf["oidcServiceMetaDataIssuer"] = l.Issuer
+		conf["oidcServicePrivateKeySig"] = string(privPEM)
+		conf["oidcServicePublicKeySig"] = string(pubPEM)
+		conf["oidcServiceKeyIdSig"] = "test-key-1"
+		conf["oidcRPMetaDataOptions"] = map[string]any{"clinicgate": map[string]any{
+			"oidcRPMetaDataOptionsClientID":           l.ClientID,
+			"oidcRPMetaDataOptionsClientSecret":       l.ClientSecret,
+			"oidcRPMetaDataOptionsAllowPasswordGrant": 1,
+			"oidcRPMetaDataOptionsIDTokenSignAlg":     "RS256",
+			"oidcRPMetaDataOptionsBypassConsent":      1,
+			"oidcRPMetaDataOptionsIDTokenForceClaims": 1,
+			"oidcRPMetaDataOptionsRedirectUris":       "http://127.0.0.1/callback",
+			"oidcRPMetaDataOptionsExtraClaims":        map[string]any{"groups": "groups"},
+		}}
+		conf["oidcRPMetaDataExportedVars"] = map[string]any{"clinicgate": map[string]any{
+			"email": "mail", "name": "cn", "preferred_username": "uid", "groups": "groups",
+		}}
+		b, _ := json.MarshalIndent(conf, "", " ")
+		write(t, filepath.Join(dir, "conf", "lmConf-1.json"), string(b))
+		ini := fmt.Sprintf(`[all]
+logLevel = warn
+[configuration]
+type = File
+dirName = %s
+localStorage = Cache::FileCache
+localStorageOptions = { 'namespace' => 'lemonldap-ng-config', 'default_expires_in' => 600, 'cache_root' => '%s', 'cache_depth' => 3 }
+[portal]
+staticPrefix = /static
+templateDir = /usr/share/lemonldap-ng/portal/templates
+languages = en
+`, filepath.Join(dir, "conf"), filepath.Join(dir, "cache"))
+		write(t, filepath.Join(dir, "lemonldap-ng.ini"), ini)
+		l.cmd = exec.Command("plackup", "-s", "HTTP::Server::PSGI", "--host", "127.0.0.1", "--port", fmt.Sprint(port), psgi)
+		l.cmd.Env = append(os.Environ(), "LLNG_DEFAULTCONFFILE="+filepath.Join(dir, "lemonldap-ng.ini"))
+		l.cmd.Stdout, l.cmd.Stderr = l.log, l.log
+		if err := l.cmd.Start(); err != nil {
+			t.Fatalf("start plackup: %v", err)
+		}
+		go func() { l.cmd.Wait(); close(l.done) }()
+		if l.waitReady() {
+			t.Cleanup(l.Stop)
+			return l
+		}
+		l.Stop()
+		if !strings.Contains(l.log.String(), "in use") {
+			t.Fatalf("LemonLDAP::NG did not start:\n%s", l.log.String())
+		}
+	}
+	t.Fatal("LemonLDAP::NG: no free port found")
+	return nil
+}
+
+func (l *LemonLDAP) waitReady() bool {
+	deadline := time.Now().Add(60 * time.Second)
+	c := &http.Client{Timeout: 2 * time.Second}
+	for time.Now().Before(deadline) {
+		select {
+		case <-l.done:
+			return false
+		default:
+		}
+		resp, err := c.Get(l.Issuer + "/.well-known/openid-configuration")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return true
+			}
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	return false
+}
+
+// Stop ends the portal (safe to call twice).
+func (l *LemonLDAP) Stop() {
+	select {
+	case <-l.done:
+		return
+	default:
+	}
+	l.cmd.Process.Kill()
+	<-l.done
+}
+
+// Log returns what the portal printed.
+func (l *LemonLDAP) Log() string { return l.log.String() }

@@ -289,10 +289,14 @@ func (l *LDAP) get(ctx context.Context, pool chan *ldap.Conn, service bool) (*ld
 		if err := c.Bind(l.cfg.BindDN, string(l.bindPW)); err != nil {
 			c.Close()
 			<-l.slots
-			if ldap.IsErrorWithCode(err, ldap.LDAPResultInvalidCredentials) {
-				return nil, fmt.Errorf("%w: %s: the service account %s was refused (check its password): %v", ErrUpstreamRefused, l.name, l.cfg.BindDN, err)
+			mapped := mapBindError(err)
+			switch {
+			case errors.Is(mapped, ErrUnreachable):
+				return nil, fmt.Errorf("%w: %s: service bind: %v", ErrUnreachable, l.name, err)
+			case errors.Is(mapped, ErrUpstreamRefused):
+				return nil, fmt.Errorf("%w: %s: the service account %s: %v", ErrUpstreamRefused, l.name, l.cfg.BindDN, mapped)
 			}
-			return nil, fmt.Errorf("%w: %s: service bind: %v", ErrUnreachable, l.name, err)
+			return nil, fmt.Errorf("%w: %s: the service account %s was refused (check its password; the directory says: %v)", ErrUpstreamRefused, l.name, l.cfg.BindDN, mapped)
 		}
 	}
 	return c, nil
@@ -362,8 +366,31 @@ func (l *LDAP) Verify(ctx context.Context, user string, password secrets.Secret)
 	return Identity{Name: e.name, Groups: e.groups}, nil
 }
 
+// searchFor turns what the person typed into the attribute and value to
+// search. Against Active Directory (user attribute sAMAccountName) the
+// three forms AD itself accepts all work: "alice", "CLINIC\alice" (the
+// domain part is dropped) and "alice@clinic.local" (searched as the
+// userPrincipalName). Elsewhere the name is searched as typed.
+func (l *LDAP) searchFor(user string) (attr, value string) {
+	attr, value = l.cfg.UserAttribute, user
+	if !strings.EqualFold(attr, "sAMAccountName") {
+		return attr, value
+	}
+	if i := strings.IndexByte(user, '\\'); i >= 0 {
+		return attr, user[i+1:]
+	}
+	if strings.Contains(user, "@") {
+		return "userPrincipalName", user
+	}
+	return attr, value
+}
+
 func (l *LDAP) find(ctx context.Context, user string) (userEntry, error) {
-	filter := "(" + l.cfg.UserAttribute + "=" + ldap.EscapeFilter(user) + ")"
+	attr, value := l.searchFor(user)
+	if value == "" || strings.ContainsAny(value, "\\") {
+		return userEntry{}, ErrUnknownUser
+	}
+	filter := "(" + attr + "=" + ldap.EscapeFilter(value) + ")"
 	if l.cfg.UserFilter != "" {
 		filter = "(&" + filter + l.cfg.UserFilter + ")"
 	}

@@ -682,6 +682,27 @@ func TestDedupForgetsFailedRequest(t *testing.T) {
 	}
 }
 
+func TestDedupStaysBounded(t *testing.T) {
+	const max = 4
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	d := newDedup(max, 30*time.Second)
+	// Keys seen again after expiry, forgotten and seen again, or new.
+	for i := range 200 {
+		now := t0.Add(time.Duration(i) * 20 * time.Second)
+		key := strconv.Itoa(i % 7)
+		if reply, inProgress := d.begin(key, now); reply == nil && !inProgress {
+			if i%3 == 0 {
+				d.finish(key, nil, now)
+			} else {
+				d.finish(key, []byte(key), now)
+			}
+		}
+		if n := len(d.items); n > max {
+			t.Fatalf("after %d requests: got %d entries, want at most %d", i+1, n, max)
+		}
+	}
+}
+
 // ---- Status-Server (RFC 5997)
 
 func TestStatusServer(t *testing.T) {

@@ -22,6 +22,7 @@ import (
 	"github.com/clinicgate/clinicgate/appliance/admin"
 	"github.com/clinicgate/clinicgate/appliance/audit"
 	"github.com/clinicgate/clinicgate/appliance/config"
+	"github.com/clinicgate/clinicgate/appliance/dirsync"
 	"github.com/clinicgate/clinicgate/appliance/passwd"
 	"github.com/clinicgate/clinicgate/appliance/policy"
 	"github.com/clinicgate/clinicgate/appliance/secrets"
@@ -950,7 +951,7 @@ func (c *cli) acct(ctx context.Context, args []string) error {
 
 func (c *cli) upstream(ctx context.Context, args []string) error {
 	if len(args) == 0 {
-		return usageError{"upstream: add, list, test or remove?"}
+		return usageError{"upstream: add, list, test, sync, sync-token or remove?"}
 	}
 	var co common
 	fs := c.flags("upstream "+args[0], &co)
@@ -979,6 +980,12 @@ func (c *cli) upstream(ctx context.Context, args []string) error {
 		usernameClaim := fs.String("username-claim", "", "oidc: ID token claim with the login name (default preferred_username)")
 		groupsClaim := fs.String("groups-claim", "", "oidc: ID token claim with the groups (default groups)")
 		usernameSuffix := fs.String("username-suffix", "", "oidc: appended to names typed without @, e.g. @clinic.onmicrosoft.com")
+		syncKind := fs.String("sync", "", "oidc: also pull users and groups: graph (Entra ID) or okta")
+		tenantID := fs.String("tenant-id", "", "sync graph: the Entra tenant (directory) id")
+		orgURL := fs.String("org-url", "", "sync okta: https://YOUR-ORG.okta.com (the API token: clinicgate upstream sync-token NAME)")
+		syncInterval := fs.Int("sync-interval", 15, "minutes between directory syncs")
+		graphURL := fs.String("graph-url", "", "sync graph: Graph's URL (default https://graph.microsoft.com)")
+		loginURL := fs.String("login-url", "", "sync graph: sign-in URL (default https://login.microsoftonline.com)")
 		secretStdin := fs.Bool("secret-stdin", false, "read the shared secret (radius), bind password (ldap) or client secret (oidc) from standard input")
 		pos, err := parse(fs, args[1:])
 		if err != nil {
@@ -1014,6 +1021,20 @@ func (c *cli) upstream(ctx context.Context, args []string) error {
 			cfg = v
 		}
 		b, _ := json.Marshal(cfg)
+		if *syncKind != "" {
+			if *kind != "oidc" {
+				return usageError{"upstream add: --sync goes with --kind oidc (LDAP and RADIUS directories are asked directly)"}
+			}
+			sc := dirsync.Config{Kind: *syncKind, TenantID: *tenantID, OrgURL: *orgURL, IntervalMinutes: *syncInterval, GraphURL: *graphURL, LoginURL: *loginURL}
+			sc.Defaults()
+			if err := sc.Validate(); err != nil {
+				return err
+			}
+			var m map[string]any
+			json.Unmarshal(b, &m)
+			m["sync"] = sc
+			b, _ = json.Marshal(m)
+		}
 		var secret secrets.Secret
 		if *secretStdin {
 			if secret, err = c.readSecret("secret"); err != nil {
@@ -1048,7 +1069,7 @@ func (c *cli) upstream(ctx context.Context, args []string) error {
 			return err
 		}
 		tw := tabwriter.NewWriter(c.out, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "NAME\tKIND\tSETTINGS\tWARNINGS")
+		fmt.Fprintln(tw, "NAME\tKIND\tSETTINGS\tLAST SYNC\tWARNINGS")
 		for _, u := range ups {
 			warn := "-"
 			if conn, err := upstream.Build(u); err != nil {
@@ -1061,7 +1082,14 @@ func (c *cli) upstream(ctx context.Context, args []string) error {
 					cl.Close()
 				}
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", u.Name, u.Kind, u.Config, warn)
+			syncState := "-"
+			if rec, err := env.st.DirSyncRecord(ctx, u.Name); err == nil && !rec.LastRun.IsZero() {
+				syncState = rec.LastRun.Local().Format("01-02 15:04") + fmt.Sprintf(" (%d users, %d groups)", rec.Users, rec.Groups)
+				if rec.LastError != "" {
+					syncState = rec.LastRun.Local().Format("01-02 15:04") + " FAILED: " + rec.LastError
+				}
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", u.Name, u.Kind, u.Config, syncState, warn)
 		}
 		return tw.Flush()
 	case "remove":
@@ -1081,6 +1109,65 @@ func (c *cli) upstream(ctx context.Context, args []string) error {
 			return err
 		}
 		fmt.Fprintf(c.out, "upstream %s removed\n", pos[0])
+		return nil
+	case "sync-token":
+		pos, err := parse(fs, args[1:])
+		if err != nil {
+			return err
+		}
+		if err := want(pos, 1, "one upstream name"); err != nil {
+			return err
+		}
+		tok, err := c.readSecret("API token")
+		if err != nil {
+			return err
+		}
+		env, err := c.open(ctx, co)
+		if err != nil {
+			return err
+		}
+		defer env.Close()
+		if err := env.svc.SetSyncToken(ctx, pos[0], tok); err != nil {
+			return err
+		}
+		fmt.Fprintf(c.out, "sync token for %s stored\n", pos[0])
+		return nil
+	case "sync":
+		pos, err := parse(fs, args[1:])
+		if err != nil {
+			return err
+		}
+		if err := want(pos, 1, "one upstream name"); err != nil {
+			return err
+		}
+		env, err := c.open(ctx, co)
+		if err != nil {
+			return err
+		}
+		defer env.Close()
+		u, err := env.st.UpstreamByName(ctx, pos[0])
+		if err != nil {
+			return fmt.Errorf("upstream %s: %w", pos[0], err)
+		}
+		tok, err := env.st.UpstreamSyncSecret(ctx, u.Name)
+		if err != nil {
+			return err
+		}
+		src, _, ok, err := dirsync.ForUpstream(u, tok)
+		if !ok {
+			return fmt.Errorf("upstream %s has no directory sync configured (see upstream add --sync)", u.Name)
+		}
+		if err != nil {
+			return err
+		}
+		stats, err := dirsync.Run(ctx, env.st, env.svc.Audit, u.Name, src, time.Now)
+		if err != nil {
+			return fmt.Errorf("sync from %s failed: %w", u.Name, err)
+		}
+		fmt.Fprintf(c.out, "synced %s: %d users, %d groups; %d created, %d updated, %d disabled\n", u.Name, stats.Users, stats.Groups, stats.Created, stats.Updated, stats.Disabled)
+		for _, cf := range stats.Conflicts {
+			fmt.Fprintln(c.out, "skipped:", cf)
+		}
 		return nil
 	case "test":
 		userName := fs.String("user", "", "the account to try")

@@ -35,6 +35,7 @@ Usage:
   clinicgate settings list | set KEY VALUE
   clinicgate acct list [--active]
   clinicgate upstream add NAME --kind radius|ldap|oidc ... | list | test NAME --user U | remove NAME
+  clinicgate upstream sync NAME | sync-token NAME
   clinicgate version
 
 Every command takes --data DIR (or CLINICGATE_DATA, or data_dir from

@@ -25,6 +25,7 @@ import (
 	"github.com/clinicgate/clinicgate/appliance/admin"
 	"github.com/clinicgate/clinicgate/appliance/audit"
 	"github.com/clinicgate/clinicgate/appliance/config"
+	"github.com/clinicgate/clinicgate/appliance/dirsync"
 	"github.com/clinicgate/clinicgate/appliance/passwd"
 	"github.com/clinicgate/clinicgate/appliance/policy"
 	"github.com/clinicgate/clinicgate/appliance/store"
@@ -205,6 +206,26 @@ func (c *cli) runDaemon(ctx context.Context, cfg config.Config, demo bool) error
 				return nil
 			case <-hup:
 				log.Info("SIGHUP: users, clients, policies and settings are read from the store on every request and need no reload; listen addresses in the config file take effect at the next restart")
+			}
+		}
+	})
+	// Directory sync (Graph, Okta) for upstreams that have it, checked once
+	// a minute against each one's interval.
+	g.Go(func() error {
+		t := time.NewTicker(time.Minute)
+		defer t.Stop()
+		for {
+			dirsync.Due(gctx, st, alog, time.Now, func(up string, stats store.DirStats, err error) {
+				if err != nil {
+					log.Warn("directory sync failed", "upstream", up, "err", err)
+					return
+				}
+				log.Info("directory sync", "upstream", up, "users", stats.Users, "groups", stats.Groups, "created", stats.Created, "updated", stats.Updated, "disabled", stats.Disabled, "skipped", len(stats.Conflicts))
+			})
+			select {
+			case <-gctx.Done():
+				return nil
+			case <-t.C:
 			}
 		}
 	})

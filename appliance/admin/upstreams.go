@@ -79,3 +79,18 @@ func (s *Service) RemoveUpstream(ctx context.Context, name string) error {
 	}
 	return err
 }
+
+// SetSyncToken stores the credential directory sync uses (an Okta API
+// token), sealed.
+func (s *Service) SetSyncToken(ctx context.Context, name string, token secrets.Secret) error {
+	if len(token) < 8 || strings.ContainsAny(string(token), " \t\r\n") {
+		return invalid("the token looks wrong (too short, or has spaces or line breaks)")
+	}
+	err := s.change(ctx, audit.Entry{Reason: "upstream_sync_token", Detail: "sync token of upstream " + name + " replaced"}, func(tx *store.Tx) error {
+		return tx.SetUpstreamSyncSecret(ctx, name, token)
+	})
+	if errors.Is(err, store.ErrNotFound) {
+		return invalid("there is no upstream %q", name)
+	}
+	return err
+}

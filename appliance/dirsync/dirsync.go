@@ -232,3 +232,64 @@ func firstLine(s string) string {
 	}
 	return s
 }
+
+// ForUpstream reads the "sync" settings of a stored upstream and builds its
+// source. ok is false when the upstream has no sync configured. The Graph
+// source signs in with the upstream's own client id and secret (an OIDC
+// upstream for Entra ID); Okta uses the separate sync token.
+func ForUpstream(u store.Upstream, syncSecret []byte) (src Source, cfg Config, ok bool, err error) {
+	var raw struct {
+		Sync     *Config `json:"sync"`
+		ClientID string  `json:"client_id"`
+	}
+	if err := json.Unmarshal([]byte(u.Config), &raw); err != nil {
+		return nil, Config{}, false, fmt.Errorf("upstream %s: %w", u.Name, err)
+	}
+	if raw.Sync == nil {
+		return nil, Config{}, false, nil
+	}
+	cfg = *raw.Sync
+	cfg.Defaults()
+	src, err = New(cfg, Credentials{ClientID: raw.ClientID, ClientSecret: string(u.Secret), APIToken: string(syncSecret)}, nil)
+	if err != nil {
+		return nil, cfg, true, fmt.Errorf("upstream %s: %w", u.Name, err)
+	}
+	return src, cfg, true, nil
+}
+
+// Due runs every upstream whose sync interval has passed. It is called
+// once a minute by the daemon; errors are recorded per upstream.
+func Due(ctx context.Context, st *store.Store, log *audit.Log, now func() time.Time, report func(upstream string, stats store.DirStats, err error)) {
+	ups, err := st.Upstreams(ctx)
+	if err != nil {
+		report("", store.DirStats{}, err)
+		return
+	}
+	for _, u := range ups {
+		tok, err := st.UpstreamSyncSecret(ctx, u.Name)
+		if err != nil {
+			report(u.Name, store.DirStats{}, err)
+			continue
+		}
+		src, cfg, ok, err := ForUpstream(u, tok)
+		if !ok {
+			continue
+		}
+		if err != nil {
+			report(u.Name, store.DirStats{}, err)
+			continue
+		}
+		rec, err := st.DirSyncRecord(ctx, u.Name)
+		if err != nil {
+			report(u.Name, store.DirStats{}, err)
+			continue
+		}
+		if !rec.LastRun.IsZero() && now().Sub(rec.LastRun) < time.Duration(cfg.IntervalMinutes)*time.Minute {
+			continue
+		}
+		rctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
+		stats, err := Run(rctx, st, log, u.Name, src, now)
+		cancel()
+		report(u.Name, stats, err)
+	}
+}

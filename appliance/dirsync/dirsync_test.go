@@ -281,3 +281,37 @@ func TestRetryAfter(t *testing.T) {
 		}
 	}
 }
+
+func TestDueRunsConfiguredUpstreamsOnTheirInterval(t *testing.T) {
+	st, log := newStore(t)
+	g := newGraphStandIn(t)
+	g.addUser("u1", "alice@clinic.test", "Alice", true)
+	cfg := `{"issuer":"https://login.example/v2.0","client_id":"app-id","sync":{"kind":"graph","tenant_id":"` + g.tenant +
+		`","login_url":"` + g.srv.URL + `","graph_url":"` + g.srv.URL + `","interval_minutes":15}}`
+	err := st.WithTx(t.Context(), func(tx *store.Tx) error {
+		if err := tx.CreateUpstream(t.Context(), store.Upstream{Name: "entra", Kind: "oidc", Config: cfg, Secret: []byte(g.clientSecret)}, time.Now()); err != nil {
+			return err
+		}
+		return tx.CreateUpstream(t.Context(), store.Upstream{Name: "nosync", Kind: "oidc", Config: `{"issuer":"https://x.example","client_id":"c"}`}, time.Now())
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	clock := func() time.Time { return now }
+	var runs []string
+	report := func(up string, _ store.DirStats, err error) {
+		if err != nil {
+			t.Errorf("%s: %v", up, err)
+		}
+		runs = append(runs, up)
+	}
+	Due(t.Context(), st, log, clock, report)
+	Due(t.Context(), st, log, clock, report) // not due yet
+	now = now.Add(16 * time.Minute)
+	Due(t.Context(), st, log, clock, report)
+	if !slices.Equal(runs, []string{"entra", "entra"}) {
+		t.Fatalf("got runs %v, want entra twice (once per interval) and never nosync", runs)
+	}
+	mustView(t, st, "alice@clinic.test")
+}

@@ -17,19 +17,19 @@ import (
 // over a veth pair at Addr. Realm CLINIC.TEST, domain CLINIC, base DN
 // dc=clinic,dc=test. Simple binds need TLS, as on a real AD.
 type SambaAD struct {
-	Addr     string // the DC's address, 10.213.x.2
-	Base     string
-	Realm    string
-	Domain   string
-	AdminPW  string
-	CAFile   string
-	Dir      string
-	netns    string
-	cmd      *exec.Cmd
-	done     chan struct{}
-	log      *lockedBuffer
-	conf     string
-	t        testing.TB
+	Addr    string // the DC's address, 10.213.x.2
+	Base    string
+	Realm   string
+	Domain  string
+	AdminPW string
+	CAFile  string
+	Dir     string
+	netns   string
+	cmd     *exec.Cmd
+	done    chan struct{}
+	log     *lockedBuffer
+	conf    string
+	t       testing.TB
 }
 
 // StartSambaAD provisions a domain (about 8 s) and starts Samba. It needs

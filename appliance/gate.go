@@ -528,16 +528,18 @@ func (g *Gate) provision(ctx context.Context, r *run, name, source string) (stor
 // factor checked here (TOTP needs no internet).
 func (g *Gate) fromCache(ctx context.Context, r *run, password secrets.Secret) error {
 	req, pol := r.req, r.req.Client.Policy
+	// Every refusal before the hash comparison still costs one hash, so
+	// timing tells nothing about what is cached.
 	fail := func(why string) error {
+		if err := g.hasher.Dummy(ctx, password); err != nil {
+			return err
+		}
 		r.step("cache", why)
 		r.refuse(ReasonUpstreamDown, MsgDenied)
 		return nil
 	}
 	u, err := g.store.UserByName(ctx, req.User)
 	if errors.Is(err, store.ErrNotFound) {
-		if err := g.hasher.Dummy(ctx, password); err != nil {
-			return err
-		}
 		return fail("no verified password cached for this user")
 	}
 	if err != nil {
@@ -545,18 +547,12 @@ func (g *Gate) fromCache(ctx context.Context, r *run, password secrets.Secret) e
 	}
 	v, err := g.store.CachedVerifierFor(ctx, u.ID, pol.Upstream)
 	if errors.Is(err, store.ErrNotFound) {
-		if err := g.hasher.Dummy(ctx, password); err != nil {
-			return err
-		}
 		return fail("no verified password cached for this user")
 	}
 	if err != nil {
 		return err
 	}
 	if age := r.now.Sub(v.VerifiedAt); age > r.site.CacheWindow {
-		if err := g.hasher.Dummy(ctx, password); err != nil {
-			return err
-		}
 		return fail(fmt.Sprintf("the cached password was verified %s ago, longer than the %s allowed", age.Round(time.Minute), r.site.CacheWindow))
 	}
 	ok, err := g.hasher.Verify(ctx, v.Hash, password)
@@ -569,7 +565,9 @@ func (g *Gate) fromCache(ctx context.Context, r *run, password secrets.Secret) e
 		return g.countFailure(ctx, r, u.Name)
 	}
 	if _, err := g.store.TOTP(ctx, u.ID); errors.Is(err, store.ErrNotFound) {
-		return fail("password matches the cached one, but accepting from the cache needs TOTP and the user has not enrolled")
+		r.step("cache", "password matches the cached one, but accepting from the cache needs TOTP and the user has not enrolled")
+		r.refuse(ReasonUpstreamDown, MsgDenied)
+		return nil
 	} else if err != nil {
 		return err
 	}

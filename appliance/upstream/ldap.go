@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"net"
 	"net/url"
-	"os"
 	"regexp"
 	"slices"
 	"strings"
@@ -152,17 +151,9 @@ func NewLDAP(name, config string, bindPassword secrets.Secret) (*LDAP, error) {
 	if err := c.Validate(); err != nil {
 		return nil, fmt.Errorf("upstream %s: %w", name, err)
 	}
-	tc := &tls.Config{MinVersion: tls.VersionTLS12}
-	if c.CAFile != "" {
-		pem, err := os.ReadFile(c.CAFile)
-		if err != nil {
-			return nil, fmt.Errorf("upstream %s: ca_file: %w", name, err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("upstream %s: ca_file %s holds no PEM certificate", name, c.CAFile)
-		}
-		tc.RootCAs = pool
+	tc, err := tlsConfig(name, c.CAFile)
+	if err != nil {
+		return nil, err
 	}
 	if c.ClientCertFile != "" {
 		cert, err := tls.LoadX509KeyPair(c.ClientCertFile, c.ClientKeyFile)

@@ -2,15 +2,12 @@ package upstream
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
 	"net/url"
-	"os"
 	"regexp"
 	"slices"
 	"strings"
@@ -116,17 +113,9 @@ func NewOIDC(name, config string, clientSecret secrets.Secret) (*OIDC, error) {
 	if err := c.Validate(); err != nil {
 		return nil, fmt.Errorf("upstream %s: %w", name, err)
 	}
-	tc := &tls.Config{MinVersion: tls.VersionTLS12}
-	if c.CAFile != "" {
-		pem, err := os.ReadFile(c.CAFile)
-		if err != nil {
-			return nil, fmt.Errorf("upstream %s: ca_file: %w", name, err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("upstream %s: ca_file %s holds no PEM certificate", name, c.CAFile)
-		}
-		tc.RootCAs = pool
+	tc, err := tlsConfig(name, c.CAFile)
+	if err != nil {
+		return nil, err
 	}
 	tr := &http.Transport{TLSClientConfig: tc, MaxIdleConnsPerHost: 8, IdleConnTimeout: 90 * time.Second,
 		ResponseHeaderTimeout: time.Duration(c.TimeoutMS) * time.Millisecond, Proxy: http.ProxyFromEnvironment}

@@ -8,8 +8,11 @@ package upstream
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
+	"os"
 
 	"github.com/clinicgate/clinicgate/appliance/passwd"
 	"github.com/clinicgate/clinicgate/appliance/secrets"
@@ -92,4 +95,23 @@ func (l *Local) Verify(ctx context.Context, user string, password secrets.Secret
 		return Identity{}, ErrBadCredentials
 	}
 	return Identity{Name: u.Name, Groups: u.Groups}, nil
+}
+
+// tlsConfig is TLS 1.2 or newer, trusting caFile instead of the system's
+// roots when it is given.
+func tlsConfig(name, caFile string) (*tls.Config, error) {
+	tc := &tls.Config{MinVersion: tls.VersionTLS12}
+	if caFile == "" {
+		return tc, nil
+	}
+	pem, err := os.ReadFile(caFile)
+	if err != nil {
+		return nil, fmt.Errorf("upstream %s: ca_file: %w", name, err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("upstream %s: ca_file %s holds no PEM certificate", name, caFile)
+	}
+	tc.RootCAs = pool
+	return tc, nil
 }

@@ -961,6 +961,8 @@ func (c *cli) upstream(ctx context.Context, args []string) error {
 		var servers, urls multi
 		fs.Var(&servers, "server", "radius: host:port of a server (repeat for failover)")
 		reqMA := fs.Bool("require-message-authenticator", true, "radius: drop replies without Message-Authenticator")
+		var pass multi
+		fs.Var(&pass, "pass-attribute", "radius: pass this reply attribute on to the NAS, e.g. Filter-Id (repeat)")
 		groupAttr := fs.String("group-attribute", "", "radius: Class or Filter-Id; ldap: the user attribute listing groups (default memberOf)")
 		timeout := fs.Int("timeout-ms", 0, "one attempt's timeout in milliseconds")
 		fs.Var(&urls, "url", "ldap: ldaps://host:636 or ldap://host:389 (repeat for failover)")
@@ -997,7 +999,7 @@ func (c *cli) upstream(ctx context.Context, args []string) error {
 		var cfg any
 		switch *kind {
 		case "radius":
-			cfg = upstream.RADIUSConfig{Servers: servers, RequireMessageAuthenticator: *reqMA, GroupAttribute: *groupAttr, TimeoutMS: *timeout}
+			cfg = upstream.RADIUSConfig{Servers: servers, RequireMessageAuthenticator: *reqMA, GroupAttribute: *groupAttr, TimeoutMS: *timeout, PassAttributes: pass}
 		case "ldap":
 			cfg = upstream.LDAPConfig{URLs: urls, StartTLS: *startTLS, CAFile: *caFile, ClientCertFile: *certFile, ClientKeyFile: *keyFile,
 				BindDN: *bindDN, BaseDN: *baseDN, UserAttribute: *userAttr, UserFilter: *userFilter, GroupAttribute: *groupAttr,

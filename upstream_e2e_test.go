@@ -25,14 +25,15 @@ func TestFreeRADIUSUpstreamWithTOTPAndCachedFailmode(t *testing.T) {
 	fr := upstreamtest.StartFreeRADIUS(t, upstreamtest.FreeRADIUSOptions{
 		RequireMessageAuthenticator: true,
 		Users: []upstreamtest.RADIUSUser{
-			{Name: "alice", Password: "alice upstream pw", Reply: []string{`Class := "clinicians"`}},
+			{Name: "alice", Password: "alice upstream pw", Reply: []string{`Class := "clinicians"`, `Filter-Id := "clinic-acl"`, `Idle-Timeout := 900`, `Reply-Message := "upstream internals"`}},
 			{Name: "bob", Password: "bob upstream pw"},
 		},
 	})
 	data := t.TempDir()
 	d := startDaemon(t, data)
 	out := mustCG(t, data, fr.Secret, "upstream", "add", "fr", "--kind", "radius", "--server", fr.Addr,
-		"--require-message-authenticator=false", "--group-attribute", "Class", "--secret-stdin")
+		"--require-message-authenticator=false", "--group-attribute", "Class", "--secret-stdin",
+		"--pass-attribute", "Filter-Id", "--pass-attribute", "Idle-Timeout", "--pass-attribute", "Class")
 	if !strings.Contains(out, "warning:") {
 		t.Fatalf("no warning about replies without Message-Authenticator:\n%s", out)
 	}
@@ -46,6 +47,10 @@ func TestFreeRADIUSUpstreamWithTOTPAndCachedFailmode(t *testing.T) {
 	}
 	if !strings.Contains(out, `Tunnel-Private-Group-Id:0 = "20"`) && !strings.Contains(out, `Tunnel-Private-Group-Id = "20"`) {
 		t.Fatalf("the upstream's group did not give VLAN 20:\n%s", out)
+	}
+	// Allowed reply attributes pass through; others never do.
+	if !strings.Contains(out, `Filter-Id = "clinic-acl"`) || !strings.Contains(out, "Idle-Timeout = 900") || strings.Contains(out, "upstream internals") {
+		t.Fatalf("pass-through attributes wrong:\n%s", out)
 	}
 	if got := received(radclient(t, d.auth, "auth", secret, pap("alice", "wrong"))); got != "Access-Reject" {
 		t.Fatalf("wrong password: got %s, want Access-Reject", got)

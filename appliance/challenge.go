@@ -5,6 +5,8 @@ import (
 	"io"
 	"sync"
 	"time"
+
+	"github.com/clinicgate/clinicgate/appliance/upstream"
 )
 
 // challenges holds pending MFA challenges: a RADIUS State value issued with
@@ -26,6 +28,9 @@ type challenge struct {
 	expires time.Time
 	groups  []string // as the upstream verified them
 	notes   []string // carried into the final decision's audit
+	// passthrough are the upstream's reply attributes, granted with the
+	// final Accept.
+	passthrough []upstream.ReplyAttribute
 }
 
 // stateLen is the State attribute's length: 128 random bits.

@@ -98,9 +98,12 @@ type Decision struct {
 	User       string // the canonical user name, once verified
 	Groups     []string
 	Attributes Attributes
-	AuditSeq   int64
-	Steps      []Step
-	Notes      []string
+	// Passthrough are upstream reply attributes to add (the door drops any
+	// of a type it already sends from Attributes).
+	Passthrough []upstream.ReplyAttribute
+	AuditSeq    int64
+	Steps       []Step
+	Notes       []string
 }
 
 // Step is one stage of the pipeline and what it found, for "why did this
@@ -222,6 +225,8 @@ type run struct {
 	// forceMFA demands a second factor whatever the policy says (an
 	// acceptance from the credential cache).
 	forceMFA bool
+	// passthrough are the upstream's reply attributes, granted on Accept.
+	passthrough []upstream.ReplyAttribute
 }
 
 func (r *run) step(stage, result string) {
@@ -476,6 +481,7 @@ func (g *Gate) firstFactor(ctx context.Context, r *run) error {
 	r.user = u
 	r.user.Groups = unionGroups(u.Groups, id.Groups)
 	r.d.User, r.d.Groups = u.Name, r.user.Groups
+	r.passthrough = id.Reply
 	if !local && pol.Failmode == policy.FailCached {
 		g.queueCache(ctx, u.ID, pol.Upstream, password, id.Groups)
 	}
@@ -762,7 +768,7 @@ func (g *Gate) secondFactor(ctx context.Context, r *run) error {
 	state, ok := g.challenges.put(challenge{
 		user: r.user.Name, userID: r.user.ID, client: r.req.Client.Name,
 		source: r.req.Source.String(), expires: r.now.Add(r.site.ChallengeTTL),
-		groups: r.user.Groups, notes: r.d.Notes,
+		groups: r.user.Groups, notes: r.d.Notes, passthrough: r.passthrough,
 	}, r.now)
 	if !ok {
 		r.step("mfa", "too many pending challenges")
@@ -809,6 +815,7 @@ func (g *Gate) answerChallenge(ctx context.Context, r *run) error {
 	r.user = u
 	r.user.Groups = unionGroups(u.Groups, c.groups)
 	r.d.User, r.d.Groups = u.Name, r.user.Groups
+	r.passthrough = c.passthrough
 	for _, n := range c.notes {
 		if !slices.Contains(r.d.Notes, n) {
 			r.d.Notes = append(r.d.Notes, n)
@@ -890,6 +897,7 @@ func (g *Gate) authorize(ctx context.Context, r *run) error {
 		}
 	}
 	r.d.Attributes = attrs
+	r.d.Passthrough = r.passthrough
 	r.d.Outcome, r.d.Reason, r.d.Message = Accept, ReasonOK, ""
 	return nil
 }

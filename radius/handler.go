@@ -239,6 +239,17 @@ func encodeDecision(pkt *radius.Packet, d appliance.Decision) ([]byte, error) {
 				return nil, err
 			}
 		}
+		// Attributes an upstream passed on, unless clinicgate already
+		// answers with that type: its own policy wins.
+		set := map[radius.Type]bool{}
+		for _, x := range resp.Attributes {
+			set[x.Type] = true
+		}
+		for _, p := range d.Passthrough {
+			if t := radius.Type(p.Type); !set[t] && len(p.Value) <= 253 {
+				resp.Add(t, radius.Attribute(p.Value))
+			}
+		}
 	case radius.CodeAccessChallenge:
 		if err := rfc2865.State_Set(resp, d.State); err != nil {
 			return nil, err

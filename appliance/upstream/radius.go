@@ -40,6 +40,20 @@ type RADIUSConfig struct {
 	GroupAttribute string `json:"group_attribute,omitempty"`
 	// NASIdentifier is sent in requests (default "clinicgate").
 	NASIdentifier string `json:"nas_identifier,omitempty"`
+	// PassAttributes names reply attributes of the upstream's
+	// Access-Accept to pass on to the NAS (see PassableAttributes). An
+	// attribute clinicgate sets itself (VLAN, Session-Timeout, Class from a
+	// group rule) wins over the upstream's.
+	PassAttributes []string `json:"pass_attributes,omitempty"`
+}
+
+// PassableAttributes are the reply attributes an upstream may pass
+// through, by name. Others (Reply-Message, State, Message-Authenticator,
+// Proxy-State, EAP) never pass.
+var PassableAttributes = map[string]byte{
+	"Class": 25, "Filter-Id": 11, "Session-Timeout": 27, "Idle-Timeout": 28,
+	"Framed-IP-Address": 8, "Framed-IP-Netmask": 9, "Vendor-Specific": 26,
+	"Tunnel-Type": 64, "Tunnel-Medium-Type": 65, "Tunnel-Private-Group-Id": 81,
 }
 
 // Defaults fills unset fields.
@@ -76,6 +90,11 @@ func (c RADIUSConfig) Validate() error {
 	case "", "Class", "Filter-Id":
 	default:
 		errs = append(errs, fmt.Errorf("group_attribute %q: use Class, Filter-Id or nothing", c.GroupAttribute))
+	}
+	for _, a := range c.PassAttributes {
+		if _, ok := PassableAttributes[a]; !ok {
+			errs = append(errs, fmt.Errorf("pass_attributes: %q cannot be passed through (allowed: Class, Filter-Id, Session-Timeout, Idle-Timeout, Framed-IP-Address, Framed-IP-Netmask, Vendor-Specific, Tunnel-Type, Tunnel-Medium-Type, Tunnel-Private-Group-Id)", a))
+		}
 	}
 	return errors.Join(errs...)
 }
@@ -325,7 +344,7 @@ func (r *RADIUS) exchange(ctx context.Context, server, user string, password sec
 		}
 		switch pkt.Code {
 		case radius.CodeAccessAccept:
-			return Identity{Name: user, Groups: r.groups(pkt)}, nil
+			return Identity{Name: user, Groups: r.groups(pkt), Reply: r.passed(pkt)}, nil
 		case radius.CodeAccessReject:
 			return Identity{}, ErrBadCredentials
 		case radius.CodeAccessChallenge:
@@ -381,6 +400,24 @@ func (r *RADIUS) verifyReply(resp, req []byte) error {
 		return errReplyForged
 	}
 	return nil
+}
+
+// passed picks the reply attributes the settings allow through.
+func (r *RADIUS) passed(pkt *radius.Packet) []ReplyAttribute {
+	if len(r.cfg.PassAttributes) == 0 {
+		return nil
+	}
+	allowed := map[byte]bool{}
+	for _, n := range r.cfg.PassAttributes {
+		allowed[PassableAttributes[n]] = true
+	}
+	var out []ReplyAttribute
+	for _, a := range pkt.Attributes {
+		if allowed[byte(a.Type)] {
+			out = append(out, ReplyAttribute{Type: byte(a.Type), Value: append([]byte(nil), a.Attribute...)})
+		}
+	}
+	return out
 }
 
 func (r *RADIUS) groups(pkt *radius.Packet) []string {

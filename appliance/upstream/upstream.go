@@ -46,6 +46,15 @@ var (
 type Identity struct {
 	Name   string
 	Groups []string
+	// Reply holds attributes the source answered with that its settings
+	// allow to pass on to the NAS (RADIUS upstreams only).
+	Reply []ReplyAttribute
+}
+
+// ReplyAttribute is a RADIUS attribute from an upstream's Access-Accept.
+type ReplyAttribute struct {
+	Type  byte
+	Value []byte
 }
 
 // Verifier checks a user's primary credential.

@@ -188,3 +188,21 @@ func TestLDAPConfigRefusesNonsense(t *testing.T) {
 		})
 	}
 }
+
+// TestLDAPClientCertificate is Google Secure LDAP's setup: the server
+// demands a client certificate; with it the appliance gets in, without it
+// it is refused at the TLS handshake and told so.
+func TestLDAPClientCertificate(t *testing.T) {
+	s := upstreamtest.StartSlapd(t, upstreamtest.SlapdOptions{Users: ldapUsers, RequireClientCert: true})
+	with := ldapConn(t, s, func(c *upstream.LDAPConfig) {
+		c.URLs, c.StartTLS = []string{s.LDAPS}, false
+		c.ClientCertFile, c.ClientKeyFile = s.ClientCert, s.ClientKey
+	})
+	if _, err := with.Verify(t.Context(), "alice", secrets.Secret("alice pw 1")); err != nil {
+		t.Fatalf("with the client certificate: %v", err)
+	}
+	without := ldapConn(t, s, func(c *upstream.LDAPConfig) { c.URLs, c.StartTLS = []string{s.LDAPS}, false })
+	if _, err := without.Verify(t.Context(), "alice", secrets.Secret("alice pw 1")); !errors.Is(err, upstream.ErrUnreachable) {
+		t.Fatalf("without a client certificate: got %v, want the handshake refused", err)
+	}
+}

@@ -35,6 +35,8 @@ type Slapd struct {
 	AdminDN, AdminPW string
 	CAFile           string // PEM of the CA that signed the server certificate
 	WrongCAFile      string // another CA, for refusal tests
+	ClientCert       string // a client certificate signed by the CA, and its key
+	ClientKey        string
 	Dir              string
 	cmd              *exec.Cmd
 	done             chan struct{}
@@ -46,6 +48,9 @@ type SlapdOptions struct {
 	// CertNames are the names in the server certificate (default
 	// 127.0.0.1 and localhost).
 	CertNames []string
+	// RequireClientCert makes slapd demand a client certificate signed by
+	// its CA (as Google Secure LDAP does); ClientCert/ClientKey hold one.
+	RequireClientCert bool
 }
 
 // StartSlapd runs slapd with a private slapd.conf and an mdb database.
@@ -58,6 +63,11 @@ func StartSlapd(t testing.TB, o SlapdOptions) *Slapd {
 		o.CertNames = []string{"127.0.0.1", "localhost"}
 	}
 	s.CAFile, _ = writeCerts(t, dir, "ca", o.CertNames)
+	s.ClientCert, s.ClientKey = filepath.Join(dir, "client.pem"), filepath.Join(dir, "client.key")
+	clientTLS := ""
+	if o.RequireClientCert {
+		clientTLS = "TLSCACertificateFile " + s.CAFile + "\nTLSVerifyClient demand\n"
+	}
 	s.WrongCAFile, _ = writeCerts(t, filepath.Join(dir, "other"), "ca", nil)
 
 	db := filepath.Join(dir, "db")
@@ -72,7 +82,7 @@ moduleload back_mdb
 TLSCertificateFile %[1]s/server.pem
 TLSCertificateKeyFile %[1]s/server.key
 TLSProtocolMin 3.3
-sizelimit 500
+%[6]ssizelimit 500
 database mdb
 maxsize 104857600
 suffix "%[2]s"
@@ -81,7 +91,7 @@ rootpw %[4]s
 directory %[5]s
 access to attrs=userPassword by anonymous auth by self write by * none
 access to * by * read
-`, dir, s.Base, s.AdminDN, s.AdminPW, db)
+`, dir, s.Base, s.AdminDN, s.AdminPW, db, clientTLS)
 	write(t, filepath.Join(dir, "slapd.conf"), conf)
 
 	var ldif strings.Builder
@@ -223,5 +233,19 @@ func writeCerts(t testing.TB, dir, _ string, names []string) (string, string) {
 	kb, _ := x509.MarshalECPrivateKey(key)
 	write(t, filepath.Join(dir, "server.pem"), string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})))
 	write(t, filepath.Join(dir, "server.key"), string(pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb})))
+	// And a client certificate from the same CA.
+	ckey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	ctmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(3), Subject: pkix.Name{CommonName: "clinicgate appliance"},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	}
+	cder, err := x509.CreateCertificate(rand.Reader, ctmpl, caCert, &ckey.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ckb, _ := x509.MarshalECPrivateKey(ckey)
+	write(t, filepath.Join(dir, "client.pem"), string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cder})))
+	write(t, filepath.Join(dir, "client.key"), string(pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: ckb})))
 	return caFile, filepath.Join(dir, "server.pem")
 }

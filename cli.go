@@ -965,6 +965,7 @@ func (c *cli) upstream(ctx context.Context, args []string) error {
 		fs.Var(&pass, "pass-attribute", "radius: pass this reply attribute on to the NAS, e.g. Filter-Id (repeat)")
 		groupAttr := fs.String("group-attribute", "", "radius: Class or Filter-Id; ldap: the user attribute listing groups (default memberOf)")
 		timeout := fs.Int("timeout-ms", 0, "one attempt's timeout in milliseconds")
+		budget := fs.Int("budget-ms", 0, "radius: the whole check's time, all servers and retries (default 2500; keep it under the NAS's retransmit)")
 		fs.Var(&urls, "url", "ldap: ldaps://host:636 or ldap://host:389 (repeat for failover)")
 		startTLS := fs.Bool("starttls", false, "ldap: upgrade ldap:// with StartTLS")
 		caFile := fs.String("ca-file", "", "ldap, oidc: PEM file of the CA that signed the server's certificate")
@@ -999,7 +1000,7 @@ func (c *cli) upstream(ctx context.Context, args []string) error {
 		var cfg any
 		switch *kind {
 		case "radius":
-			cfg = upstream.RADIUSConfig{Servers: servers, RequireMessageAuthenticator: *reqMA, GroupAttribute: *groupAttr, TimeoutMS: *timeout, PassAttributes: pass}
+			cfg = upstream.RADIUSConfig{Servers: servers, RequireMessageAuthenticator: *reqMA, GroupAttribute: *groupAttr, TimeoutMS: *timeout, BudgetMS: *budget, PassAttributes: pass}
 		case "ldap":
 			cfg = upstream.LDAPConfig{URLs: urls, StartTLS: *startTLS, CAFile: *caFile, ClientCertFile: *certFile, ClientKeyFile: *keyFile,
 				BindDN: *bindDN, BaseDN: *baseDN, UserAttribute: *userAttr, UserFilter: *userFilter, GroupAttribute: *groupAttr,
@@ -1223,7 +1224,13 @@ func (c *cli) testUpstream(ctx context.Context, env *adminEnv, name, user string
 		}
 	}
 	if p, ok := conn.(upstream.Prober); ok {
-		fmt.Fprintln(c.out, "2. connecting and signing in with the service account")
+		step := "2. connecting to the server"
+		if u.Kind == upstream.KindLDAP {
+			step += " and signing in with the service account"
+		} else if u.Kind == upstream.KindOIDC {
+			step += " and reading its discovery document"
+		}
+		fmt.Fprintln(c.out, step)
 		if err := p.Probe(ctx); err != nil {
 			fmt.Fprintf(c.out, "   FAILED: %v\n", err)
 			return errors.New("the server could not be reached or refused the service account")

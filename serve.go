@@ -195,6 +195,8 @@ func (c *cli) runDaemon(ctx context.Context, cfg config.Config, demo bool) error
 		fmt.Fprintf(c.out, "\nNo RADIUS clients yet. Add your Wi-Fi controller or VPN gateway:\n  clinicgate client add office-wifi --address 192.168.1.2 --data %s\n", st.Dir())
 	}
 	log.Info("started", "version", version, "data", st.Dir())
+	sdNotify("READY=1\nSTATUS=answering")
+	g.Go(func() error { watchdog(gctx, st.Ping); return nil })
 
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
@@ -247,6 +249,7 @@ func (c *cli) runDaemon(ctx context.Context, cfg config.Config, demo bool) error
 	g.Go(func() error {
 		<-gctx.Done()
 		log.Info("shutting down: finishing requests in progress")
+		sdNotify("STOPPING=1")
 		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		err := srv.Shutdown(sctx)

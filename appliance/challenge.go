@@ -22,6 +22,7 @@ type challenges struct {
 
 type challenge struct {
 	user    string // as verified
+	typed   string // as the person typed it (CLINIC\alice for alice)
 	userID  int64
 	client  string
 	source  string

@@ -366,6 +366,30 @@ func splitAppended(pw secrets.Secret) (secrets.Secret, secrets.Secret, bool) {
 	return pw[:i], pw[i+1:], true
 }
 
+// Canonicalizer is implemented by upstreams that accept several forms of
+// one login name (Active Directory: alice, CLINIC\alice, alice@clinic.local)
+// and can name the local record they all belong to without asking the
+// server.
+type Canonicalizer interface {
+	Canonical(user string) string
+}
+
+// localUser finds the local record for a name as typed, trying the
+// upstream's canonical form too, so that lockout, failure counting and the
+// credential cache cannot be dodged by typing the name another way.
+func (g *Gate) localUser(ctx context.Context, v upstream.Verifier, typed string) (store.User, error) {
+	u, err := g.store.UserByName(ctx, typed)
+	if !errors.Is(err, store.ErrNotFound) {
+		return u, err
+	}
+	if c, ok := v.(Canonicalizer); ok {
+		if name := c.Canonical(typed); name != "" && !strings.EqualFold(name, typed) {
+			return g.store.UserByName(ctx, name)
+		}
+	}
+	return u, err
+}
+
 func (g *Gate) firstFactor(ctx context.Context, r *run) error {
 	req, pol := r.req, r.req.Client.Policy
 	verifier, err := g.lookupUpstream(ctx, pol.Upstream)
@@ -378,7 +402,7 @@ func (g *Gate) firstFactor(ctx context.Context, r *run) error {
 
 	// A locked account is not checked at all (that is the point of the
 	// lock), but costs the same time as one that is.
-	pre, preErr := g.store.UserByName(ctx, req.User)
+	pre, preErr := g.localUser(ctx, verifier, req.User)
 	if preErr == nil && pre.LockedUntil.After(r.now) {
 		if err := g.hasher.Dummy(ctx, req.Password); err != nil {
 			return err
@@ -409,28 +433,39 @@ func (g *Gate) firstFactor(ctx context.Context, r *run) error {
 	case errors.Is(err, upstream.ErrUnknownUser):
 		r.step("password", "no such user")
 		r.refuse(ReasonUnknownUser, MsgDenied)
+		if preErr == nil {
+			// Gone from the directory: not even the cache may let them in.
+			g.forgetCached(ctx, pre.Name, pol.Upstream)
+		}
 		return nil
 	case errors.Is(err, upstream.ErrBadCredentials):
 		r.step("password", "wrong password ("+pol.Upstream+")")
 		r.refuse(ReasonBadPassword, MsgDenied)
-		g.forgetCached(ctx, req.User, pol.Upstream)
-		return g.countFailure(ctx, r, req.User)
+		if preErr == nil {
+			g.forgetCached(ctx, pre.Name, pol.Upstream)
+			return g.countFailure(ctx, r, pre.Name)
+		}
+		return nil
 	case errors.Is(err, upstream.ErrUnreachable):
 		r.step("password", "upstream "+pol.Upstream+" unreachable: "+err.Error())
 		if pol.Failmode == policy.FailCached {
-			return g.fromCache(ctx, r, password)
+			return g.fromCache(ctx, r, verifier, password)
 		}
 		r.refuse(ReasonUpstreamDown, MsgDenied)
 		return nil
 	case errors.Is(err, upstream.ErrAccountDisabled):
 		r.step("password", pol.Upstream+" says the account is disabled")
 		r.refuse(ReasonDisabled, MsgDisabled)
-		g.forgetCached(ctx, req.User, pol.Upstream)
+		if preErr == nil {
+			g.forgetCached(ctx, pre.Name, pol.Upstream)
+		}
 		return nil
 	case errors.Is(err, upstream.ErrAccountExpired):
 		r.step("password", pol.Upstream+" says the account has expired")
 		r.refuse(ReasonExpired, MsgExpired)
-		g.forgetCached(ctx, req.User, pol.Upstream)
+		if preErr == nil {
+			g.forgetCached(ctx, pre.Name, pol.Upstream)
+		}
 		return nil
 	case errors.Is(err, upstream.ErrPasswordExpired):
 		r.step("password", pol.Upstream+" says the password has expired")
@@ -469,6 +504,12 @@ func (g *Gate) firstFactor(ctx context.Context, r *run) error {
 	}
 	if err != nil {
 		return fmt.Errorf("user %q verified but not readable: %w", id.Name, err)
+	}
+	// The lock may be on the record the name as typed did not find.
+	if u.LockedUntil.After(r.now) {
+		r.step("lockout", "locked until "+u.LockedUntil.Format(time.RFC3339))
+		r.refuse(ReasonLockedOut, MsgDenied)
+		return nil
 	}
 	// An upstream vouches for its own users only: a local account of the
 	// same name with its own password (and so its own groups, factor and
@@ -532,7 +573,7 @@ func (g *Gate) provision(ctx context.Context, r *run, name, source string) (stor
 // fromCache is failmode "cached": the upstream could not be asked, so a
 // password it verified recently may stand in, but only with a second
 // factor checked here (TOTP needs no internet).
-func (g *Gate) fromCache(ctx context.Context, r *run, password secrets.Secret) error {
+func (g *Gate) fromCache(ctx context.Context, r *run, verifier upstream.Verifier, password secrets.Secret) error {
 	req, pol := r.req, r.req.Client.Policy
 	// Every refusal before the hash comparison still costs one hash, so
 	// timing tells nothing about what is cached.
@@ -544,7 +585,7 @@ func (g *Gate) fromCache(ctx context.Context, r *run, password secrets.Secret) e
 		r.refuse(ReasonUpstreamDown, MsgDenied)
 		return nil
 	}
-	u, err := g.store.UserByName(ctx, req.User)
+	u, err := g.localUser(ctx, verifier, req.User)
 	if errors.Is(err, store.ErrNotFound) {
 		return fail("no verified password cached for this user")
 	}
@@ -766,7 +807,7 @@ func (g *Gate) secondFactor(ctx context.Context, r *run) error {
 		return nil
 	}
 	state, ok := g.challenges.put(challenge{
-		user: r.user.Name, userID: r.user.ID, client: r.req.Client.Name,
+		user: r.user.Name, typed: r.req.User, userID: r.user.ID, client: r.req.Client.Name,
 		source: r.req.Source.String(), expires: r.now.Add(r.site.ChallengeTTL),
 		groups: r.user.Groups, notes: r.d.Notes, passthrough: r.passthrough,
 	}, r.now)
@@ -788,7 +829,7 @@ func (g *Gate) answerChallenge(ctx context.Context, r *run) error {
 		r.step("challenge", "unknown or already used State")
 		r.refuse(ReasonChallengeInvalid, MsgDenied)
 		return nil
-	case c.client != req.Client.Name || !strings.EqualFold(c.user, req.User):
+	case c.client != req.Client.Name || (!strings.EqualFold(c.user, req.User) && !strings.EqualFold(c.typed, req.User)):
 		r.step("challenge", fmt.Sprintf("State was issued to another user or client (%s via %s)", c.user, c.client))
 		r.refuse(ReasonChallengeInvalid, MsgDenied)
 		return nil

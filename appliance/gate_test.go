@@ -654,3 +654,58 @@ func TestUnreachableUpstreamFailsClosed(t *testing.T) {
 	e := newEnvWithUpstream(t, fakeUpstream{err: fmt.Errorf("%w: timeout", upstream.ErrUnreachable)})
 	expect(t, e.decide(client(corp), "dana", "dana pw", nil), appliance.Reject, appliance.ReasonUpstreamDown)
 }
+
+// fakeAD accepts alice's password under AD's three name forms, as the LDAP
+// connector does against Active Directory.
+type fakeAD struct{}
+
+func (fakeAD) Canonical(user string) string {
+	if i := strings.IndexByte(user, '\\'); i >= 0 {
+		return user[i+1:]
+	}
+	if i := strings.LastIndexByte(user, '@'); i > 0 {
+		return user[:i]
+	}
+	return user
+}
+
+func (a fakeAD) Verify(_ context.Context, user string, pw secrets.Secret) (upstream.Identity, error) {
+	if a.Canonical(user) != "alice" {
+		return upstream.Identity{}, upstream.ErrUnknownUser
+	}
+	if string(pw) != "ad pw" {
+		return upstream.Identity{}, upstream.ErrBadCredentials
+	}
+	return upstream.Identity{Name: "alice"}, nil
+}
+
+func TestLockoutHoldsWhateverNameFormIsTyped(t *testing.T) {
+	e := newEnvWithUpstream(t, fakeAD{})
+	c := client(func(p *policy.Policy) { p.Upstream = "corp" })
+	// First login provisions alice; she enrols.
+	expect(t, e.decide(c, "alice", "ad pw", nil), appliance.Reject, appliance.ReasonMFANotEnrolled)
+	seed := e.enroll("alice")
+	for _, typed := range []string{`CLINIC\alice`, "alice@clinic.local", "alice", `CLINIC\alice`, "alice@clinic.local"} {
+		expect(t, e.decide(c, typed, "ad pw,000000", nil), appliance.Reject, appliance.ReasonMFABadCode)
+	}
+	for _, typed := range []string{"alice", `CLINIC\alice`, "alice@clinic.local"} {
+		d := e.decide(c, typed, "ad pw,"+e.code(seed, e.clock.Now()), nil)
+		expect(t, d, appliance.Reject, appliance.ReasonLockedOut)
+	}
+	// Wrong passwords typed in another form count against the same record.
+	e.clock.Add(16 * time.Minute)
+	for range 5 {
+		expect(t, e.decide(c, `CLINIC\alice`, "guess", nil), appliance.Reject, appliance.ReasonBadPassword)
+	}
+	expect(t, e.decide(c, "alice", "ad pw,"+e.code(seed, e.clock.Now()), nil), appliance.Reject, appliance.ReasonLockedOut)
+}
+
+func TestChallengeAnsweredUnderTheTypedName(t *testing.T) {
+	e := newEnvWithUpstream(t, fakeAD{})
+	c := client(func(p *policy.Policy) { p.Upstream = "corp" })
+	e.decide(c, "alice", "ad pw", nil)
+	seed := e.enroll("alice")
+	d := e.decide(c, `CLINIC\alice`, "ad pw", nil)
+	expect(t, d, appliance.Challenge, appliance.ReasonMFAChallenge)
+	expect(t, e.decide(c, `CLINIC\alice`, e.code(seed, e.clock.Now()), d.State), appliance.Accept, appliance.ReasonOK)
+}

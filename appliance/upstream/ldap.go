@@ -376,6 +376,23 @@ func (l *LDAP) searchFor(user string) (attr, value string) {
 	return attr, value
 }
 
+// Canonical names the local record for a typed name without asking the
+// server: against Active Directory CLINIC\alice and alice@clinic.local
+// both mean alice (the usual case, where the UPN's prefix is the
+// sAMAccountName). Elsewhere names are taken as typed.
+func (l *LDAP) Canonical(user string) string {
+	if !strings.EqualFold(l.cfg.UserAttribute, "sAMAccountName") {
+		return user
+	}
+	if i := strings.IndexByte(user, '\\'); i >= 0 {
+		return user[i+1:]
+	}
+	if i := strings.LastIndexByte(user, '@'); i > 0 {
+		return user[:i]
+	}
+	return user
+}
+
 func (l *LDAP) find(ctx context.Context, user string) (userEntry, error) {
 	attr, value := l.searchFor(user)
 	if value == "" || strings.ContainsAny(value, "\\") {
@@ -399,7 +416,7 @@ func (l *LDAP) find(ctx context.Context, user string) (userEntry, error) {
 		if ldap.IsErrorWithCode(err, ldap.LDAPResultNoSuchObject) {
 			return userEntry{}, fmt.Errorf("%w: %s: base_dn %s does not exist", ErrUpstreamRefused, l.name, l.cfg.BaseDN)
 		}
-		return userEntry{}, fmt.Errorf("%w: %s: search: %v", ErrUnreachable, l.name, err)
+		return userEntry{}, searchError(l.name, "search", err)
 	}
 	var entries []*ldap.Entry
 	if res != nil {
@@ -428,7 +445,7 @@ func (l *LDAP) find(ctx context.Context, user string) (userEntry, error) {
 			"(|(member="+ldap.EscapeFilter(e.DN)+")(uniqueMember="+ldap.EscapeFilter(e.DN)+")(memberUid="+ldap.EscapeFilter(out.name)+"))", []string{"cn"}, nil))
 		if err != nil && !ldap.IsErrorWithCode(err, ldap.LDAPResultSizeLimitExceeded) {
 			l.put(l.search, c, false)
-			return userEntry{}, fmt.Errorf("%w: %s: group search: %v", ErrUnreachable, l.name, err)
+			return userEntry{}, searchError(l.name, "group search", err)
 		}
 		if gres != nil {
 			for _, g := range gres.Entries {
@@ -442,6 +459,22 @@ func (l *LDAP) find(ctx context.Context, user string) (userEntry, error) {
 	slices.Sort(out.groups)
 	out.groups = slices.Compact(out.groups)
 	return out, nil
+}
+
+// searchError says whether a failed search means the server could not be
+// asked (which may let the credential cache step in) or that it refused
+// (a setup mistake, such as missing read rights, which must not).
+func searchError(name, what string, err error) error {
+	var le *ldap.Error
+	if errors.As(err, &le) {
+		switch le.ResultCode {
+		case ldap.ErrorNetwork, ldap.LDAPResultBusy, ldap.LDAPResultUnavailable, ldap.LDAPResultTimeout,
+			ldap.LDAPResultTimeLimitExceeded, ldap.LDAPResultOther, ldap.LDAPResultUnwillingToPerform:
+		default:
+			return fmt.Errorf("%w: %s: %s refused: %v (check the service account's read rights and the base DN)", ErrUpstreamRefused, name, what, err)
+		}
+	}
+	return fmt.Errorf("%w: %s: %s: %v", ErrUnreachable, name, what, err)
 }
 
 func firstRDNValue(dn string) string {

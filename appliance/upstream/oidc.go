@@ -103,6 +103,22 @@ type OIDC struct {
 	endpoint oauth2.Endpoint
 }
 
+// authStyle picks how the client secret travels from what the provider
+// says it supports. Leaving it to the library's auto-detection would, after
+// any error, repeat the request the other way: a wrong password would then
+// count twice towards the provider's lockout.
+func authStyle(p *oidc.Provider) oauth2.AuthStyle {
+	var meta struct {
+		Methods []string `json:"token_endpoint_auth_methods_supported"`
+	}
+	if err := p.Claims(&meta); err == nil && len(meta.Methods) > 0 &&
+		!slices.Contains(meta.Methods, "client_secret_basic") && slices.Contains(meta.Methods, "client_secret_post") {
+		return oauth2.AuthStyleInParams
+	}
+	// client_secret_basic is the default RFC 6749 requires servers to support.
+	return oauth2.AuthStyleInHeader
+}
+
 // NewOIDC builds the connector; discovery happens on first use.
 func NewOIDC(name, config string, clientSecret secrets.Secret) (*OIDC, error) {
 	var c OIDCConfig
@@ -150,13 +166,19 @@ func (o *OIDC) discover(ctx context.Context) (*oidc.IDTokenVerifier, oauth2.Endp
 	// when an unknown key id appears.
 	o.verifier = p.Verifier(&oidc.Config{ClientID: o.cfg.ClientID})
 	o.endpoint = p.Endpoint()
+	o.endpoint.AuthStyle = authStyle(p)
 	return o.verifier, o.endpoint, nil
 }
 
-// Probe fetches the discovery document.
+// Probe fetches the discovery document anew (the cached one would say
+// nothing about the provider now).
 func (o *OIDC) Probe(ctx context.Context) error {
-	_, _, err := o.discover(ctx)
-	return err
+	ctx, cancel := context.WithTimeout(ctx, time.Duration(o.cfg.TimeoutMS)*time.Millisecond)
+	defer cancel()
+	if _, err := oidc.NewProvider(oidc.ClientContext(ctx, o.client), o.cfg.Issuer); err != nil {
+		return fmt.Errorf("%w: %s: discovery at %s: %v", ErrUnreachable, o.name, o.cfg.Issuer, err)
+	}
+	return nil
 }
 
 // aadCode finds Entra ID's AADSTS code in an error description.
@@ -177,6 +199,7 @@ func (o *OIDC) Verify(ctx context.Context, user string, password secrets.Secret)
 	if o.cfg.UsernameSuffix != "" && !strings.Contains(login, "@") {
 		login += o.cfg.UsernameSuffix
 	}
+
 	conf := &oauth2.Config{ClientID: o.cfg.ClientID, ClientSecret: o.secret, Endpoint: endpoint, Scopes: o.cfg.Scopes}
 	tok, err := conf.PasswordCredentialsToken(oidc.ClientContext(ctx, o.client), login, string(password))
 	if err != nil {
@@ -203,8 +226,11 @@ func (o *OIDC) identity(idt *oidc.IDToken, typed string) (Identity, error) {
 	id := Identity{Name: typed}
 	if v, ok := claims[o.cfg.UsernameClaim].(string); ok && v != "" {
 		id.Name = v
-		if o.cfg.UsernameSuffix != "" && !strings.Contains(typed, "@") {
-			id.Name = strings.TrimSuffix(v, o.cfg.UsernameSuffix)
+		// With a suffix configured, people type the short name and the
+		// local record carries it, however the provider capitalises.
+		if sfx := o.cfg.UsernameSuffix; sfx != "" && !strings.Contains(typed, "@") &&
+			len(v) > len(sfx) && strings.EqualFold(v[len(v)-len(sfx):], sfx) {
+			id.Name = v[:len(v)-len(sfx)]
 		}
 	}
 	switch g := claims[o.cfg.GroupsClaim].(type) {
@@ -261,8 +287,10 @@ func (o *OIDC) mapTokenError(err error) error {
 	switch re.ErrorCode {
 	case "invalid_grant":
 		return ErrBadCredentials
-	case "invalid_client", "unauthorized_client":
+	case "invalid_client":
 		return fmt.Errorf("%w: %s refused clinicgate's client id or secret (%s)", ErrUpstreamRefused, o.name, re.ErrorCode)
+	case "unauthorized_client":
+		return fmt.Errorf("%w: %s does not let this app use the password grant (unauthorized_client); allow the Resource Owner Password grant for it", ErrUpstreamRefused, o.name)
 	case "unsupported_grant_type":
 		return fmt.Errorf("%w: %s does not allow the password grant for this client; enable it for the app", ErrUpstreamRefused, o.name)
 	case "consent_required", "interaction_required":

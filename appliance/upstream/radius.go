@@ -13,6 +13,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"layeh.com/radius"
 	"layeh.com/radius/rfc2865"
@@ -253,63 +255,104 @@ var errReplyForged = errors.New("reply failed verification (wrong shared secret,
 
 // Verify sends the password upstream. Reject means ErrBadCredentials (a
 // RADIUS server does not say whether the user exists); no verified answer
-// from any server within the budget means ErrUnreachable.
+// from any server within the budget means ErrUnreachable. A retry to the
+// same server resends the same packet (same identifier and authenticator,
+// RFC 5080 §2.2.1), so the server can see it is one login, not two.
 func (r *RADIUS) Verify(ctx context.Context, user string, password secrets.Secret) (Identity, error) {
-	if len(password) == 0 {
-		return Identity{}, ErrBadCredentials
-	}
-	if len(password) > 128 {
+	if len(password) == 0 || len(password) > 128 {
 		return Identity{}, ErrBadCredentials
 	}
 	ctx, cancel := context.WithTimeout(ctx, time.Duration(r.cfg.BudgetMS)*time.Millisecond)
 	defer cancel()
+	pending := map[string]*radiusAttempt{}
+	defer func() {
+		for _, a := range pending {
+			a.sock.release(a.id)
+		}
+	}()
 	var errs []error
-	for attempt := 0; ctx.Err() == nil; attempt++ {
-		server := r.cfg.Servers[attempt%len(r.cfg.Servers)]
-		id, err := r.exchange(ctx, server, user, password)
+	for n := 0; ctx.Err() == nil && n < 2*len(r.cfg.Servers); n++ {
+		server := r.cfg.Servers[n%len(r.cfg.Servers)]
+		a := pending[server]
+		if a == nil {
+			var err error
+			if a, err = r.prepare(ctx, server, user, password); err != nil {
+				if errors.Is(err, ErrBadCredentials) {
+					return Identity{}, err
+				}
+				errs = append(errs, fmt.Errorf("%s: %w", server, err))
+				continue
+			}
+			pending[server] = a
+		}
+		id, err := r.exchange(ctx, a, user)
 		if err == nil || errors.Is(err, ErrBadCredentials) || errors.Is(err, ErrUpstreamRefused) {
 			return id, err
 		}
 		errs = append(errs, fmt.Errorf("%s: %w", server, err))
-		if attempt+1 >= 2*len(r.cfg.Servers) {
-			break
-		}
 	}
-	return Identity{}, fmt.Errorf("%w: %s: %v", ErrUnreachable, r.name, errors.Join(errs...))
+	return Identity{}, fmt.Errorf("%w: %s: %v", ErrUnreachable, r.name, errors.Join(dedupErrors(errs)...))
 }
 
-func (r *RADIUS) exchange(ctx context.Context, server, user string, password secrets.Secret) (Identity, error) {
+// dedupErrors keeps one of each message, so a silent server is reported
+// once, not once per try.
+func dedupErrors(errs []error) []error {
+	seen := map[string]bool{}
+	var out []error
+	for _, e := range errs {
+		if !seen[e.Error()] {
+			seen[e.Error()] = true
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// radiusAttempt is one request to one server, kept for retransmission.
+type radiusAttempt struct {
+	sock    *radiusSock
+	id      byte
+	replies chan []byte
+	req     []byte
+}
+
+func (r *RADIUS) prepare(ctx context.Context, server, user string, password secrets.Secret) (*radiusAttempt, error) {
 	sock, err := r.sock(ctx, server)
 	if err != nil {
-		return Identity{}, err
+		return nil, err
 	}
 	id, replies, ok := sock.reserve()
 	if !ok {
-		return Identity{}, errors.New("256 requests already in flight to this server")
+		return nil, errors.New("256 requests already in flight to this server")
 	}
-	defer sock.release(id)
-
 	p := radius.New(radius.CodeAccessRequest, r.secret)
 	p.Identifier = id
 	if err := rfc2865.UserName_SetString(p, user); err != nil {
-		return Identity{}, ErrBadCredentials
+		sock.release(id)
+		return nil, ErrBadCredentials
 	}
 	if err := rfc2865.UserPassword_Set(p, password); err != nil {
-		return Identity{}, ErrBadCredentials
+		sock.release(id)
+		return nil, ErrBadCredentials
 	}
 	_ = rfc2865.NASIdentifier_SetString(p, r.cfg.NASIdentifier)
 	_ = rfc2865.ServiceType_Set(p, rfc2865.ServiceType_Value_LoginUser)
 	p.Add(rfc2869.MessageAuthenticator_Type, make([]byte, md5.Size))
 	req, err := p.Encode()
 	if err != nil {
-		return Identity{}, err
+		sock.release(id)
+		return nil, err
 	}
 	// Message-Authenticator on every request (it is the last attribute).
 	m := hmac.New(md5.New, r.secret)
 	m.Write(req)
 	copy(req[len(req)-md5.Size:], m.Sum(nil))
+	return &radiusAttempt{sock: sock, id: id, replies: replies, req: req}, nil
+}
 
-	if _, err := sock.conn.Write(req); err != nil {
+// exchange sends (or resends) a and waits one timeout for a verified reply.
+func (r *RADIUS) exchange(ctx context.Context, a *radiusAttempt, user string) (Identity, error) {
+	if _, err := a.sock.conn.Write(a.req); err != nil {
 		return Identity{}, err
 	}
 	timer := time.NewTimer(time.Duration(r.cfg.TimeoutMS) * time.Millisecond)
@@ -322,7 +365,7 @@ func (r *RADIUS) exchange(ctx context.Context, server, user string, password sec
 			return Identity{}, lastErr
 		case <-timer.C:
 			return Identity{}, lastErr
-		case b, open := <-replies:
+		case b, open := <-a.replies:
 			if !open {
 				return Identity{}, errors.New("socket closed")
 			}
@@ -333,7 +376,7 @@ func (r *RADIUS) exchange(ctx context.Context, server, user string, password sec
 		}
 		// Replies that fail verification are dropped, as if never sent;
 		// a genuine one may still come.
-		if err := r.verifyReply(resp, req); err != nil {
+		if err := r.verifyReply(resp, a.req); err != nil {
 			lastErr = err
 			continue
 		}
@@ -433,7 +476,10 @@ func (r *RADIUS) groups(pkt *radius.Packet) []string {
 	var out []string
 	for _, a := range pkt.Attributes {
 		if a.Type == t {
-			if g := strings.TrimSpace(string(a.Attribute)); g != "" {
+			// Only text that can be a group name: NPS, for one, puts binary
+			// data of its own in Class.
+			g := strings.TrimSpace(string(a.Attribute))
+			if g != "" && len(g) <= 64 && utf8.ValidString(g) && !strings.ContainsFunc(g, unicode.IsControl) {
 				out = append(out, g)
 			}
 		}

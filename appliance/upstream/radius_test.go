@@ -1,11 +1,13 @@
 package upstream_test
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"net"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -157,5 +159,35 @@ func TestRADIUSConfigRefusesNonsense(t *testing.T) {
 				t.Fatal("got no error")
 			}
 		})
+	}
+}
+
+// TestRetryResendsTheSamePacket: a retry to the same server is the same
+// packet (RFC 5080), so the server's duplicate detection sees one login and
+// a directory behind it counts one failure, not two.
+func TestRetryResendsTheSamePacket(t *testing.T) {
+	var got [][]byte
+	var mu sync.Mutex
+	addr := fakeServer(t, func(req []byte) [][]byte {
+		mu.Lock()
+		defer mu.Unlock()
+		got = append(got, req)
+		return nil // never answer
+	})
+	r, err := upstream.NewRADIUS("silent", radiusConfig(t, upstream.RADIUSConfig{Servers: []string{addr}, TimeoutMS: 150, BudgetMS: 1000}), secrets.Secret("s3cret-s3cret"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if _, err := r.Verify(t.Context(), "alice", secrets.Secret("pw")); !errors.Is(err, upstream.ErrUnreachable) {
+		t.Fatalf("got %v", err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(got) != 2 {
+		t.Fatalf("got %d requests, want 2 (one retransmission)", len(got))
+	}
+	if !bytes.Equal(got[0], got[1]) {
+		t.Fatal("the retry was a new request (new identifier or authenticator), not a retransmission")
 	}
 }

@@ -53,6 +53,7 @@ const (
 	StateUnknown       State = "unknown" // no check yet
 	StateUp            State = "up"
 	StateDown          State = "down"
+	StateDegraded      State = "degraded" // answers, but refuses clinicgate's own setup (service account, client secret, TLS)
 	StateMisconfigured State = "misconfigured"
 )
 
@@ -169,6 +170,15 @@ type tracked struct {
 	e   *entry
 }
 
+// Canonical passes the connector's name forms through (see
+// appliance.Canonicalizer).
+func (t tracked) Canonical(user string) string {
+	if c, ok := t.Verifier.(interface{ Canonical(string) string }); ok {
+		return c.Canonical(user)
+	}
+	return user
+}
+
 func (t tracked) Verify(ctx context.Context, user string, pw secrets.Secret) (Identity, error) {
 	id, err := t.Verifier.Verify(ctx, user, pw)
 	t.r.record(t.e, err)
@@ -185,6 +195,17 @@ func (r *Registry) record(e *entry, err error) {
 			h.State, h.Since = StateDown, now
 			if r.log != nil {
 				r.log.Warn("upstream down", "upstream", h.Name, "err", err)
+			}
+		}
+		h.LastError = err.Error()
+		return
+	}
+	// A refusal of clinicgate's own setup (not of the user) is not "up".
+	if errors.Is(err, ErrUpstreamRefused) {
+		if h.State != StateDegraded {
+			h.State, h.Since = StateDegraded, now
+			if r.log != nil {
+				r.log.Warn("upstream refuses clinicgate's setup", "upstream", h.Name, "err", err)
 			}
 		}
 		h.LastError = err.Error()

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"log/slog"
 	"net"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -15,6 +16,7 @@ import (
 	"github.com/clinicgate/clinicgate/appliance/secrets"
 	"github.com/clinicgate/clinicgate/appliance/store"
 	"github.com/clinicgate/clinicgate/appliance/upstream"
+	"github.com/clinicgate/clinicgate/appliance/upstream/upstreamtest"
 )
 
 // TestFlappingUpstreamHealth follows an upstream that answers, goes
@@ -94,5 +96,32 @@ func TestFlappingUpstreamHealth(t *testing.T) {
 		if h.State != upstream.StateDown || h.LastError == "" || h.Since.IsZero() {
 			t.Fatalf("round %d: got %+v, want down with the error and since when", round, h)
 		}
+	}
+}
+
+// TestRefusedSetupIsDegradedNotUp: an upstream that answers but refuses
+// clinicgate's own service account is shown degraded, with the reason.
+func TestRefusedSetupIsDegradedNotUp(t *testing.T) {
+	s := upstreamtest.StartSlapd(t, upstreamtest.SlapdOptions{Users: ldapUsers})
+	st, err := store.Open(t.Context(), t.TempDir(), store.Options{Create: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	cfg, _ := json.Marshal(upstream.LDAPConfig{URLs: []string{s.URL}, StartTLS: true, CAFile: s.CAFile, BindDN: "cn=ehr-service," + s.Base, BaseDN: s.Base})
+	if err := st.WithTx(t.Context(), func(tx *store.Tx) error {
+		return tx.CreateUpstream(t.Context(), store.Upstream{Name: "dir", Kind: "ldap", Config: string(cfg), Secret: []byte("wrong service secret")}, time.Now())
+	}); err != nil {
+		t.Fatal(err)
+	}
+	reg := upstream.NewRegistry(st, nil, nil, slog.New(slog.DiscardHandler))
+	defer reg.Close()
+	reg.ProbeAll(t.Context())
+	hs, err := reg.Status(t.Context())
+	if err != nil || len(hs) != 1 {
+		t.Fatal(hs, err)
+	}
+	if hs[0].State != upstream.StateDegraded || !strings.Contains(hs[0].LastError, "service account") {
+		t.Fatalf("got %+v, want degraded naming the service account", hs[0])
 	}
 }

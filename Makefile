@@ -6,7 +6,7 @@ BIN     := bin/clinicgate
 DATA    ?= .run/data
 export CGO_ENABLED := 0
 
-.PHONY: help build build-all run test test-short test-deps bench fuzz clean
+.PHONY: help build build-all run test test-short test-deps bench fuzz clean deb check-package
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
@@ -24,9 +24,10 @@ run: build ## start the appliance on loopback with a demo client and user, and p
 test-deps: ## install what the tests need (Debian packages, Go modules)
 	@sh .ci/install-test-deps
 
-test: test-deps ## run every test, against the real peers (radclient, oathtool)
+test: test-deps ## run every test against the real peers, and check the .deb and the systemd unit
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 20m ./...
+	$(MAKE) check-package
 
 test-short: ## the fast unit tests only
 	$(GO) test -short ./...
@@ -37,6 +38,22 @@ bench: test-deps ## measure: RADIUS logins per second, latency, daemon memory (s
 FUZZTIME ?= 5m
 fuzz: ## fuzz the RADIUS request path for FUZZTIME (default 5m)
 	$(GO) test -run '^$$' -fuzz FuzzAccessRequest -fuzztime $(FUZZTIME) ./radius/
+
+# nfpm (Go) builds the .deb; `go run pkg@version` fetches it like a module.
+NFPM        := $(GO) run github.com/goreleaser/nfpm/v2/cmd/nfpm@v2.41.3
+DEB_VERSION ?= 0.1.0+git$(shell git rev-parse --short HEAD 2>/dev/null || echo 0)
+DEB_ARCHES  ?= amd64 arm64
+
+deb: ## build dist/clinicgate_*_amd64.deb and _arm64.deb (the Pi)
+	@mkdir -p dist
+	@for arch in $(DEB_ARCHES); do \
+		GOOS=linux GOARCH=$$arch $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o dist/pkg/clinicgate . || exit 1; \
+		ARCH=$$arch VERSION=$(DEB_VERSION) $(NFPM) package -f image/nfpm.yaml -p deb -t dist/ || exit 1; \
+	done
+
+check-package: ## build the amd64 .deb and check its contents and the systemd unit
+	$(MAKE) deb DEB_ARCHES=amd64
+	sh .ci/check-package dist
 
 clean: ## remove build output and the demo data directory
 	rm -rf bin dist .run bench.out

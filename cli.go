@@ -91,6 +91,18 @@ func (co common) resolve() (config.Config, error) {
 	return cfg, nil
 }
 
+// resolveAdmin is resolve for the admin commands: when run as root on a
+// data directory another user owns (the clinicgate service user), the
+// command first becomes that user, so that files SQLite creates (the -wal
+// and -shm files) stay writable by the daemon.
+func (co common) resolveAdmin() (config.Config, error) {
+	cfg, err := co.resolve()
+	if err != nil {
+		return cfg, err
+	}
+	return cfg, becomeOwner(cfg.DataDir)
+}
+
 // adminEnv is an open store with the admin service around it.
 type adminEnv struct {
 	st  *store.Store
@@ -100,7 +112,7 @@ type adminEnv struct {
 func (e *adminEnv) Close() { e.st.Close() }
 
 func (c *cli) open(ctx context.Context, co common) (*adminEnv, error) {
-	cfg, err := co.resolve()
+	cfg, err := co.resolveAdmin()
 	if err != nil {
 		return nil, err
 	}
@@ -728,7 +740,7 @@ func (c *cli) audit(ctx context.Context, args []string) error {
 	if err := want(pos, nargs, what); err != nil {
 		return err
 	}
-	cfg, err := co.resolve()
+	cfg, err := co.resolveAdmin()
 	if err != nil {
 		return err
 	}
@@ -925,7 +937,7 @@ func (c *cli) acct(ctx context.Context, args []string) error {
 	if _, err := parse(fs, args[1:]); err != nil {
 		return err
 	}
-	cfg, err := co.resolve()
+	cfg, err := co.resolveAdmin()
 	if err != nil {
 		return err
 	}

@@ -598,3 +598,32 @@ func TestAuditShowTellsWhyALoginFailed(t *testing.T) {
 		t.Fatalf("unknown entry: %v %s", err, out)
 	}
 }
+
+// TestRootAdminActsAsTheDataOwner: an admin command run as root on the
+// service user's data directory becomes that user, so the files SQLite
+// creates stay writable by the daemon.
+func TestRootAdminActsAsTheDataOwner(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Fatal("this test needs root (make test runs as root in CI)")
+	}
+	data := filepath.Join(t.TempDir(), "data")
+	startDaemon(t, data).stop(t)
+	// The service user must be able to reach its directory.
+	for p := filepath.Dir(data); p != os.TempDir() && p != "/" && p != "."; p = filepath.Dir(p) {
+		os.Chmod(p, 0o755)
+	}
+	if out, err := exec.Command("chown", "-R", "65534:65534", data).CombinedOutput(); err != nil {
+		t.Fatalf("chown: %v %s", err, out)
+	}
+	for _, f := range []string{"clinicgate.db-wal", "clinicgate.db-shm"} {
+		os.Remove(filepath.Join(data, f))
+	}
+	mustCG(t, data, "correct horse battery", "user", "add", "alice", "--password-stdin")
+	entries, _ := os.ReadDir(data)
+	for _, e := range entries {
+		fi, _ := e.Info()
+		if st, ok := fi.Sys().(*syscall.Stat_t); ok && st.Uid != 65534 {
+			t.Errorf("%s is owned by uid %d after a root admin command, want the data owner 65534", e.Name(), st.Uid)
+		}
+	}
+}

@@ -15,6 +15,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	tea "github.com/charmbracelet/bubbletea"
 	"github.com/mdp/qrterminal/v3"
 	"golang.org/x/term"
 
@@ -28,6 +29,7 @@ import (
 	"github.com/clinicgate/clinicgate/appliance/secrets"
 	"github.com/clinicgate/clinicgate/appliance/store"
 	"github.com/clinicgate/clinicgate/appliance/upstream"
+	"github.com/clinicgate/clinicgate/tui"
 )
 
 type cli struct {
@@ -957,6 +959,32 @@ func (c *cli) acct(ctx context.Context, args []string) error {
 			s.StartedAt.Local().Format("01-02 15:04:05"), s.SessionTime, s.InputOctets, s.OutputOctets, dash(s.TerminateCause))
 	}
 	return tw.Flush()
+}
+
+// ---- console
+
+func (c *cli) tui(ctx context.Context, args []string) error {
+	var co common
+	fs := c.flags("tui", &co)
+	if _, err := parse(fs, args); err != nil {
+		return err
+	}
+	env, err := c.open(ctx, co)
+	if err != nil {
+		return err
+	}
+	defer env.Close()
+	in, ok := c.stdin.(*os.File)
+	if !ok || !term.IsTerminal(int(in.Fd())) {
+		return errors.New("the console needs a terminal (run it on the appliance's screen or over ssh -t)")
+	}
+	p := tea.NewProgram(tui.New(env.svc, tui.Options{Version: version}), tea.WithAltScreen(), tea.WithMouseCellMotion(),
+		tea.WithContext(ctx), tea.WithInput(in), tea.WithOutput(c.out))
+	_, err = p.Run()
+	if errors.Is(err, tea.ErrProgramKilled) && ctx.Err() != nil {
+		return nil
+	}
+	return err
 }
 
 // ---- upstream

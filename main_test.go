@@ -627,3 +627,31 @@ func TestRootAdminActsAsTheDataOwner(t *testing.T) {
 		}
 	}
 }
+
+// TestConsoleShowsLoginsLive drives the real console in tmux, as a
+// contractor would see it, while radclient logs in.
+func TestConsoleShowsLoginsLive(t *testing.T) {
+	need(t, "tmux", "radclient")
+	data, d := setup(t, "--mfa", "off")
+	session := fmt.Sprintf("cgtest%d", os.Getpid())
+	if out, err := exec.Command("tmux", "new-session", "-d", "-s", session, "-x", "80", "-y", "24",
+		binPath+" tui --data "+data).CombinedOutput(); err != nil {
+		t.Fatalf("tmux: %v %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("tmux", "kill-session", "-t", session).Run() })
+	capture := func() string {
+		out, _ := exec.Command("tmux", "capture-pane", "-t", session, "-p").Output()
+		return string(out)
+	}
+	waitFor(t, "the console to start", func() bool { return strings.Contains(capture(), "Dashboard") })
+	radclient(t, d.auth, "auth", secret, pap("alice", "correct horse battery"))
+	radclient(t, d.auth, "auth", secret, pap("alice", "wrong"))
+	waitFor(t, "the logins on the dashboard", func() bool {
+		s := capture()
+		return strings.Contains(s, "bad_password") && strings.Contains(s, "accept    local")
+	})
+	exec.Command("tmux", "send-keys", "-t", session, "Enter").Run()
+	waitFor(t, "the story of the failed login", func() bool { return strings.Contains(capture(), "wrong password") })
+	exec.Command("tmux", "send-keys", "-t", session, "q").Run()
+	waitFor(t, "the console to quit", func() bool { return exec.Command("tmux", "has-session", "-t", session).Run() != nil })
+}

@@ -619,3 +619,16 @@ func (s *Service) SetSetting(ctx context.Context, key, value string) error {
 		return tx.SetSetting(ctx, "site."+key, value)
 	})
 }
+
+// ---- reading, for the console
+
+// AuditAfter returns up to limit audit entries after seq, oldest first.
+func (s *Service) AuditAfter(ctx context.Context, seq int64, limit int) ([]store.AuditRow, error) {
+	return s.Store.AuditRows(ctx, store.AuditFilter{AfterSeq: seq, Limit: limit})
+}
+
+// VerifyAudit walks the audit chain.
+func (s *Service) VerifyAudit(ctx context.Context) (int64, []string, error) {
+	rep, err := s.Audit.Verify(ctx)
+	return rep.Entries, rep.Problems, err
+}

@@ -1,0 +1,521 @@
+// Package tui is the contractor's console: a terminal UI over the same
+// admin operations the command line uses. It talks to the appliance only
+// through the small Admin interface below (so tests drive it with a fake),
+// never to SQL, and never to a door.
+//
+// This first slice is read-only: a live dashboard of decisions, the audit
+// log with its verification and each decision's story, and the user list.
+// Changing things (users, clients, policies), the SSH endpoint and the
+// first-boot wizard come next.
+package tui
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/charmbracelet/bubbles/help"
+	"github.com/charmbracelet/bubbles/key"
+	tea "github.com/charmbracelet/bubbletea"
+	"github.com/charmbracelet/lipgloss"
+
+	"github.com/clinicgate/clinicgate/appliance/store"
+)
+
+// Admin is what the console needs from the appliance.
+type Admin interface {
+	// AuditAfter returns up to limit entries after seq, oldest first.
+	AuditAfter(ctx context.Context, seq int64, limit int) ([]store.AuditRow, error)
+	// Users lists the users.
+	Users(ctx context.Context) ([]store.User, error)
+	// VerifyAudit checks the audit chain: the number of entries and the
+	// problems found (none: unbroken).
+	VerifyAudit(ctx context.Context) (int64, []string, error)
+}
+
+// Options tune the console.
+type Options struct {
+	Version string
+	// Refresh is how often new entries are fetched (default 500 ms, so a
+	// decision shows within a second).
+	Refresh time.Duration
+	// Now is the clock (tests fix it).
+	Now func() time.Time
+}
+
+type tab int
+
+const (
+	tabDashboard tab = iota
+	tabAudit
+	tabUsers
+)
+
+var tabNames = []string{"Dashboard", "Audit", "Users"}
+
+// keyMap is every key the console answers, with its help text.
+type keyMap struct {
+	Next, Prev, Up, Down, Enter, Back, Filter, Verify, Help, Quit key.Binding
+}
+
+func (k keyMap) ShortHelp() []key.Binding {
+	return []key.Binding{k.Next, k.Up, k.Down, k.Enter, k.Filter, k.Help, k.Quit}
+}
+
+func (k keyMap) FullHelp() [][]key.Binding {
+	return [][]key.Binding{{k.Next, k.Prev, k.Up, k.Down}, {k.Enter, k.Back, k.Filter, k.Verify}, {k.Help, k.Quit}}
+}
+
+var keys = keyMap{
+	Next:   key.NewBinding(key.WithKeys("tab"), key.WithHelp("tab", "next pane")),
+	Prev:   key.NewBinding(key.WithKeys("shift+tab"), key.WithHelp("shift+tab", "previous pane")),
+	Up:     key.NewBinding(key.WithKeys("up", "k"), key.WithHelp("↑/k", "up")),
+	Down:   key.NewBinding(key.WithKeys("down", "j"), key.WithHelp("↓/j", "down")),
+	Enter:  key.NewBinding(key.WithKeys("enter"), key.WithHelp("enter", "why?")),
+	Back:   key.NewBinding(key.WithKeys("esc"), key.WithHelp("esc", "back")),
+	Filter: key.NewBinding(key.WithKeys("/"), key.WithHelp("/", "filter")),
+	Verify: key.NewBinding(key.WithKeys("v"), key.WithHelp("v", "verify audit")),
+	Help:   key.NewBinding(key.WithKeys("?"), key.WithHelp("?", "help")),
+	Quit:   key.NewBinding(key.WithKeys("q", "ctrl+c"), key.WithHelp("q", "quit")),
+}
+
+// Model is the console's root model.
+type Model struct {
+	admin   Admin
+	opts    Options
+	tab     tab
+	width   int
+	height  int
+	help    help.Model
+	entries []store.AuditRow // newest last, bounded
+	lastSeq int64
+	users   []store.User
+	cursor  int // index into the visible audit list, from the newest
+	detail  *store.AuditRow
+	filter  string
+	editing bool // typing a filter
+	verify  string
+	err     string
+}
+
+// maxEntries bounds what the console keeps in memory.
+const maxEntries = 2000
+
+// New builds the console.
+func New(a Admin, o Options) Model {
+	if o.Refresh <= 0 {
+		o.Refresh = 500 * time.Millisecond
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	h := help.New()
+	return Model{admin: a, opts: o, help: h, width: 80, height: 24}
+}
+
+// Messages carrying I/O results.
+type (
+	entriesMsg struct {
+		rows []store.AuditRow
+		err  error
+	}
+	usersMsg struct {
+		users []store.User
+		err   error
+	}
+	verifyMsg struct {
+		n        int64
+		problems []string
+		err      error
+	}
+	tickMsg struct{}
+)
+
+func (m Model) fetchEntries() tea.Cmd {
+	after := m.lastSeq
+	return func() tea.Msg {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		rows, err := m.admin.AuditAfter(ctx, after, 500)
+		return entriesMsg{rows, err}
+	}
+}
+
+func (m Model) fetchUsers() tea.Cmd {
+	return func() tea.Msg {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		u, err := m.admin.Users(ctx)
+		return usersMsg{u, err}
+	}
+}
+
+func (m Model) verifyAudit() tea.Cmd {
+	return func() tea.Msg {
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		defer cancel()
+		n, p, err := m.admin.VerifyAudit(ctx)
+		return verifyMsg{n, p, err}
+	}
+}
+
+func (m Model) tick() tea.Cmd {
+	return tea.Tick(m.opts.Refresh, func(time.Time) tea.Msg { return tickMsg{} })
+}
+
+// Init implements tea.Model.
+func (m Model) Init() tea.Cmd {
+	return tea.Batch(m.fetchEntries(), m.fetchUsers(), m.verifyAudit())
+}
+
+// Update implements tea.Model.
+func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
+	switch msg := msg.(type) {
+	case tea.WindowSizeMsg:
+		m.width, m.height = msg.Width, msg.Height
+		m.help.Width = msg.Width
+		return m, nil
+	case entriesMsg:
+		if msg.err != nil {
+			// The store may be busy (another writer); say so and retry.
+			m.err = "cannot read the audit log right now (" + oneLine(msg.err.Error()) + "); retrying"
+			return m, m.tick()
+		}
+		m.err = ""
+		for _, r := range msg.rows {
+			m.entries = append(m.entries, r)
+			m.lastSeq = r.Seq
+		}
+		if len(m.entries) > maxEntries {
+			m.entries = append([]store.AuditRow(nil), m.entries[len(m.entries)-maxEntries:]...)
+		}
+		return m, m.tick()
+	case usersMsg:
+		if msg.err == nil {
+			m.users = msg.users
+		}
+		return m, nil
+	case verifyMsg:
+		switch {
+		case msg.err != nil:
+			m.verify = "audit: could not verify (" + oneLine(msg.err.Error()) + ")"
+		case len(msg.problems) == 0:
+			m.verify = fmt.Sprintf("audit: %d entries, chain unbroken", msg.n)
+		default:
+			m.verify = fmt.Sprintf("AUDIT BROKEN: %s", msg.problems[0])
+		}
+		return m, nil
+	case tickMsg:
+		return m, m.fetchEntries()
+	case tea.KeyMsg:
+		return m.key(msg)
+	}
+	return m, nil
+}
+
+func (m Model) key(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
+	if m.editing {
+		switch msg.Type {
+		case tea.KeyEnter, tea.KeyEsc:
+			m.editing = false
+			if msg.Type == tea.KeyEsc {
+				m.filter = ""
+			}
+		case tea.KeyBackspace:
+			if r := []rune(m.filter); len(r) > 0 {
+				m.filter = string(r[:len(r)-1])
+			}
+		case tea.KeyRunes, tea.KeySpace:
+			if len(m.filter) < 64 {
+				m.filter += sanitize(string(msg.Runes))
+			}
+		}
+		m.cursor = 0
+		return m, nil
+	}
+	switch {
+	case key.Matches(msg, keys.Quit):
+		return m, tea.Quit
+	case key.Matches(msg, keys.Help):
+		m.help.ShowAll = !m.help.ShowAll
+	case key.Matches(msg, keys.Next):
+		m.tab, m.detail, m.cursor = (m.tab+1)%3, nil, 0
+		if m.tab == tabUsers {
+			return m, m.fetchUsers()
+		}
+	case key.Matches(msg, keys.Prev):
+		m.tab, m.detail, m.cursor = (m.tab+2)%3, nil, 0
+	case key.Matches(msg, keys.Back):
+		m.detail = nil
+	case key.Matches(msg, keys.Up):
+		if m.cursor > 0 {
+			m.cursor--
+		}
+	case key.Matches(msg, keys.Down):
+		m.cursor++
+	case key.Matches(msg, keys.Filter):
+		if m.tab != tabUsers {
+			m.editing, m.filter = true, ""
+		}
+	case key.Matches(msg, keys.Verify):
+		m.verify = "audit: verifying…"
+		return m, m.verifyAudit()
+	case key.Matches(msg, keys.Enter):
+		if m.tab != tabUsers {
+			if rows := m.visible(m.tab == tabDashboard); m.cursor < len(rows) {
+				r := rows[m.cursor]
+				m.detail = &r
+			}
+		}
+	}
+	return m, nil
+}
+
+// visible returns the entries to list, newest first, filtered.
+func (m Model) visible(decisionsOnly bool) []store.AuditRow {
+	var out []store.AuditRow
+	f := strings.ToLower(m.filter)
+	for i := len(m.entries) - 1; i >= 0; i-- {
+		r := m.entries[i]
+		if decisionsOnly && r.Kind != "decision" {
+			continue
+		}
+		if f != "" && !strings.Contains(strings.ToLower(r.User+" "+r.Client+" "+r.Outcome+" "+r.Reason+" "+r.Door), f) {
+			continue
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+func oneLine(s string) string {
+	s, _, _ = strings.Cut(s, "\n")
+	if len(s) > 120 {
+		s = s[:120]
+	}
+	return s
+}
+
+// sanitize keeps control characters (escape sequences from a user name,
+// say) off the terminal.
+func sanitize(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) {
+			return '?'
+		}
+		return r
+	}, s)
+}
+
+// ---- view
+
+var (
+	titleStyle  = lipgloss.NewStyle().Bold(true)
+	activeTab   = lipgloss.NewStyle().Bold(true).Underline(true)
+	dimStyle    = lipgloss.NewStyle().Faint(true)
+	acceptStyle = lipgloss.NewStyle().Foreground(lipgloss.Color("2"))
+	rejectStyle = lipgloss.NewStyle().Foreground(lipgloss.Color("1"))
+	cursorStyle = lipgloss.NewStyle().Reverse(true)
+)
+
+// View implements tea.Model.
+func (m Model) View() string {
+	if m.width < 40 || m.height < 10 {
+		return "clinicgate\nwindow too small:\nneed 40×10 or more\n(q quits)"
+	}
+	var b strings.Builder
+	// Title and tabs.
+	var tabs []string
+	for i, n := range tabNames {
+		if tab(i) == m.tab {
+			tabs = append(tabs, activeTab.Render(n))
+		} else {
+			tabs = append(tabs, n)
+		}
+	}
+	b.WriteString(titleStyle.Render("clinicgate "+m.opts.Version) + "  " + strings.Join(tabs, " │ ") + "\n")
+	status := m.verify
+	if m.err != "" {
+		status = m.err
+	}
+	b.WriteString(dimStyle.Render(fit(status, m.width)) + "\n")
+	bodyHeight := m.height - 4 // title, status, blank, help
+	if m.help.ShowAll {
+		bodyHeight -= 3
+	}
+	var body string
+	switch {
+	case m.detail != nil:
+		body = m.viewDetail(*m.detail)
+	case m.tab == tabDashboard:
+		body = m.viewDashboard(bodyHeight)
+	case m.tab == tabAudit:
+		body = m.viewAudit(bodyHeight)
+	default:
+		body = m.viewUsers(bodyHeight)
+	}
+	lines := strings.Split(strings.TrimRight(body, "\n"), "\n")
+	for len(lines) < bodyHeight {
+		lines = append(lines, "")
+	}
+	b.WriteString(strings.Join(lines[:bodyHeight], "\n") + "\n\n")
+	b.WriteString(m.help.View(keys))
+	return b.String()
+}
+
+func fit(s string, w int) string {
+	s = sanitize(s)
+	if r := []rune(s); len(r) > w {
+		return string(r[:w-1]) + "…"
+	}
+	return s
+}
+
+func (m Model) counts() (acc, rej, chal int) {
+	for _, r := range m.entries {
+		if r.Kind != "decision" {
+			continue
+		}
+		switch r.Outcome {
+		case "accept":
+			acc++
+		case "reject":
+			rej++
+		case "challenge":
+			chal++
+		}
+	}
+	return
+}
+
+func (m Model) viewDashboard(h int) string {
+	var b strings.Builder
+	acc, rej, chal := m.counts()
+	fmt.Fprintf(&b, "Logins in view: %s accepted, %s rejected, %d code prompts\n",
+		acceptStyle.Render(fmt.Sprint(acc)), rejectStyle.Render(fmt.Sprint(rej)), chal)
+	if m.editing || m.filter != "" {
+		fmt.Fprintf(&b, "filter: %s%s\n", m.filter, map[bool]string{true: "▏"}[m.editing])
+	} else {
+		b.WriteString("\n")
+	}
+	b.WriteString(m.table(m.visible(true), h-2))
+	return b.String()
+}
+
+func (m Model) viewAudit(h int) string {
+	var b strings.Builder
+	if m.editing || m.filter != "" {
+		fmt.Fprintf(&b, "filter: %s%s\n", m.filter, map[bool]string{true: "▏"}[m.editing])
+	} else {
+		b.WriteString("All entries, newest first. enter: details · v: verify the chain\n")
+	}
+	b.WriteString(m.table(m.visible(false), h-1))
+	return b.String()
+}
+
+// table lists rows newest first with the cursor row highlighted.
+func (m Model) table(rows []store.AuditRow, h int) string {
+	var b strings.Builder
+	header := fmt.Sprintf("%-8s %-9s %-14s %-16s %-10s %s", "TIME", "OUTCOME", "CLIENT", "USER", "DOOR", "REASON")
+	b.WriteString(dimStyle.Render(fit(header, m.width)) + "\n")
+	if len(rows) == 0 {
+		b.WriteString("(nothing yet: decisions appear here as they are made)\n")
+		return b.String()
+	}
+	cursor := min(m.cursor, len(rows)-1)
+	start := 0
+	if cursor >= h-1 {
+		start = cursor - (h - 2)
+	}
+	for i := start; i < len(rows) && i-start < h-1; i++ {
+		r := rows[i]
+		outcome := r.Outcome
+		if r.Kind != "decision" {
+			outcome = r.Kind
+		}
+		reason := r.Reason
+		line := fmt.Sprintf("%-8s %-9s %-14s %-16s %-10s %s", r.At.In(time.Local).Format("15:04:05"), outcome,
+			clip(r.Client, 14), clip(r.User, 16), clip(r.Door, 10), reason)
+		line = fit(line, m.width)
+		switch {
+		case i == cursor:
+			line = cursorStyle.Render(line)
+		case r.Outcome == "accept":
+			line = acceptStyle.Render(line)
+		case r.Outcome == "reject":
+			line = rejectStyle.Render(line)
+		}
+		b.WriteString(line + "\n")
+	}
+	return b.String()
+}
+
+func clip(s string, n int) string {
+	s = sanitize(s)
+	if r := []rune(s); len(r) > n {
+		return string(r[:n-1]) + "…"
+	}
+	return s
+}
+
+func (m Model) viewDetail(r store.AuditRow) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "Entry %d  %s  (esc: back)\n", r.Seq, r.At.In(time.Local).Format("2006-01-02 15:04:05"))
+	field := func(k, v string) {
+		if v != "" {
+			fmt.Fprintf(&b, "  %-8s %s\n", k, fit(v, m.width-11))
+		}
+	}
+	field("kind", r.Kind)
+	field("outcome", r.Outcome)
+	field("reason", r.Reason)
+	field("door", r.Door)
+	field("client", r.Client)
+	field("user", r.User)
+	field("device", r.Device)
+	field("from", r.Source)
+	field("by", r.Actor)
+	steps, notes := decisionStory(r.Detail)
+	if r.Kind == "decision" {
+		if len(notes) > 0 {
+			field("notes", strings.Join(notes, ", "))
+		}
+		b.WriteString("  what happened:\n")
+		for i, s := range steps {
+			fmt.Fprintf(&b, "   %d. %s\n", i+1, fit(s, m.width-7))
+		}
+	} else {
+		field("detail", r.Detail)
+	}
+	return b.String()
+}
+
+func (m Model) viewUsers(h int) string {
+	var b strings.Builder
+	b.WriteString(dimStyle.Render(fit(fmt.Sprintf("%-20s %-22s %-10s %s", "NAME", "GROUPS", "STATE", "SOURCE"), m.width)) + "\n")
+	if len(m.users) == 0 {
+		b.WriteString("(no users yet: add one with clinicgate user add NAME)\n")
+	}
+	now := m.opts.Now()
+	for i, u := range m.users {
+		if i >= h-1 {
+			break
+		}
+		state := "active"
+		switch {
+		case u.Disabled:
+			state = "disabled"
+		case u.LockedUntil.After(now):
+			state = "locked"
+		case !u.ExpiresAt.IsZero() && !now.Before(u.ExpiresAt):
+			state = "expired"
+		}
+		line := fit(fmt.Sprintf("%-20s %-22s %-10s %s", clip(u.Name, 20), clip(strings.Join(u.Groups, ","), 22), state, u.Source), m.width)
+		if i == min(m.cursor, len(m.users)-1) {
+			line = cursorStyle.Render(line)
+		}
+		b.WriteString(line + "\n")
+	}
+	return b.String()
+}

@@ -1,0 +1,213 @@
+package tui
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	tea "github.com/charmbracelet/bubbletea"
+	"github.com/charmbracelet/lipgloss"
+	xgolden "github.com/charmbracelet/x/exp/golden"
+	"github.com/charmbracelet/x/exp/teatest"
+	"github.com/muesli/termenv"
+
+	"github.com/clinicgate/clinicgate/appliance/store"
+)
+
+func TestMain(m *testing.M) {
+	// Screens are compared as text: no colours, one time zone.
+	lipgloss.SetColorProfile(termenv.Ascii)
+	time.Local = time.UTC
+	os.Exit(m.Run())
+}
+
+// fakeAdmin is an in-memory appliance for the console.
+type fakeAdmin struct {
+	mu       sync.Mutex
+	rows     []store.AuditRow
+	users    []store.User
+	problems []string
+	failRead bool
+}
+
+func (f *fakeAdmin) AuditAfter(_ context.Context, seq int64, limit int) ([]store.AuditRow, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.failRead {
+		return nil, errors.New("database is busy (another process is writing)")
+	}
+	var out []store.AuditRow
+	for _, r := range f.rows {
+		if r.Seq > seq && len(out) < limit {
+			out = append(out, r)
+		}
+	}
+	return out, nil
+}
+
+func (f *fakeAdmin) Users(context.Context) ([]store.User, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.users, nil
+}
+
+func (f *fakeAdmin) VerifyAudit(context.Context) (int64, []string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return int64(len(f.rows)), f.problems, nil
+}
+
+func (f *fakeAdmin) add(r store.AuditRow) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	r.Seq = int64(len(f.rows) + 1)
+	f.rows = append(f.rows, r)
+}
+
+var t0 = time.Date(2026, 11, 30, 8, 0, 0, 0, time.UTC)
+
+func sample() *fakeAdmin {
+	f := &fakeAdmin{}
+	f.add(store.AuditRow{At: t0, Kind: "admin", Reason: "user_add", User: "dr.lee", Actor: "cli:root", Detail: "user added; groups [clinicians]"})
+	f.add(store.AuditRow{At: t0.Add(time.Minute), Kind: "decision", Door: "radius", Client: "office-vpn", User: "dr.lee", Source: "192.168.1.1",
+		Outcome: "challenge", Reason: "mfa_challenge", Detail: `{"steps":[{"stage":"client","result":"office-vpn (mfa required, style auto, upstream local)"},{"stage":"password","result":"verified by local"},{"stage":"mfa","result":"code requested"}]}`})
+	f.add(store.AuditRow{At: t0.Add(2 * time.Minute), Kind: "decision", Door: "radius", Client: "office-vpn", User: "dr.lee", Source: "192.168.1.1",
+		Outcome: "accept", Reason: "ok", Detail: `{"steps":[{"stage":"challenge","result":"answer to a pending challenge"},{"stage":"mfa","result":"code accepted"}]}`})
+	f.add(store.AuditRow{At: t0.Add(3 * time.Minute), Kind: "decision", Door: "radius", Client: "front-wifi", User: "frontdesk2", Source: "192.168.1.7",
+		Outcome: "reject", Reason: "outside_hours", Detail: `{"steps":[{"stage":"client","result":"front-wifi (mfa off, style auto, upstream local)"},{"stage":"password","result":"verified by local"},{"stage":"hours","result":"Sat 08:03 is outside \"Mon-Fri 07:00-19:00\" (America/Chicago)"}]}`})
+	f.users = []store.User{
+		{Name: "dr.lee", Groups: []string{"clinicians"}, Source: "local"},
+		{Name: "frontdesk2", Groups: []string{"frontdesk"}, Source: "local", Hours: "Mon-Fri 07:00-19:00"},
+		{Name: "vendor-it", Source: "local", Disabled: true},
+	}
+	return f
+}
+
+func start(t *testing.T, f *fakeAdmin, w, h int) *teatest.TestModel {
+	t.Helper()
+	m := New(f, Options{Version: "test", Refresh: 20 * time.Millisecond, Now: func() time.Time { return t0.Add(time.Hour) }})
+	tm := teatest.NewTestModel(t, m, teatest.WithInitialTermSize(w, h))
+	t.Cleanup(func() { tm.Quit() })
+	return tm
+}
+
+// waitFor waits until everything in want has been drawn (the output is
+// read once, so all of it is checked in one wait).
+func waitFor(t *testing.T, tm *teatest.TestModel, want ...string) {
+	t.Helper()
+	teatest.WaitFor(t, tm.Output(), func(b []byte) bool {
+		for _, w := range want {
+			if !bytes.Contains(b, []byte(w)) {
+				return false
+			}
+		}
+		return true
+	}, teatest.WithDuration(10*time.Second), teatest.WithCheckInterval(10*time.Millisecond))
+}
+
+// screen quits and returns the final screen as text.
+func screen(t *testing.T, tm *teatest.TestModel) string {
+	t.Helper()
+	if err := tm.Quit(); err != nil {
+		t.Fatal(err)
+	}
+	return tm.FinalModel(t, teatest.WithFinalTimeout(10*time.Second)).View()
+}
+
+// golden compares a screen with testdata/TestName.golden (rewrite with
+// go test ./tui -update after checking the new screen by eye).
+func golden(t *testing.T, _ string, got string) {
+	t.Helper()
+	xgolden.RequireEqual(t, []byte(got))
+}
+
+func TestDashboardScreen(t *testing.T) {
+	tm := start(t, sample(), 80, 24)
+	waitFor(t, tm, "chain unbroken", "frontdesk2")
+	golden(t, "dashboard", screen(t, tm))
+}
+
+func TestWhyDidThisLoginFail(t *testing.T) {
+	tm := start(t, sample(), 80, 24)
+	waitFor(t, tm, "frontdesk2")
+	tm.Send(tea.KeyMsg{Type: tea.KeyEnter}) // the newest decision
+	waitFor(t, tm, "what happened")
+	golden(t, "detail", screen(t, tm))
+}
+
+func TestAuditScreen(t *testing.T) {
+	tm := start(t, sample(), 80, 24)
+	waitFor(t, tm, "frontdesk2")
+	tm.Send(tea.KeyMsg{Type: tea.KeyTab})
+	waitFor(t, tm, "newest first")
+	golden(t, "audit", screen(t, tm))
+}
+
+func TestUsersScreen(t *testing.T) {
+	tm := start(t, sample(), 80, 24)
+	waitFor(t, tm, "frontdesk2")
+	tm.Send(tea.KeyMsg{Type: tea.KeyTab})
+	tm.Send(tea.KeyMsg{Type: tea.KeyTab})
+	waitFor(t, tm, "vendor-it")
+	golden(t, "users", screen(t, tm))
+}
+
+func TestNewDecisionAppearsWithinASecond(t *testing.T) {
+	f := sample()
+	tm := start(t, f, 80, 24)
+	waitFor(t, tm, "frontdesk2")
+	f.add(store.AuditRow{At: t0.Add(4 * time.Minute), Kind: "decision", Door: "radius", Client: "office-vpn", User: "nurse.kim", Outcome: "accept", Reason: "ok"})
+	waitFor(t, tm, "nurse.kim")
+}
+
+func TestFilterShowsOnlyMatches(t *testing.T) {
+	tm := start(t, sample(), 80, 24)
+	waitFor(t, tm, "frontdesk2")
+	tm.Type("/front")
+	tm.Send(tea.KeyMsg{Type: tea.KeyEnter})
+	waitFor(t, tm, "filter: front")
+	out := screen(t, tm)
+	if strings.Contains(out, "dr.lee") || !strings.Contains(out, "frontdesk2") {
+		t.Fatalf("filter front: got\n%s", out)
+	}
+}
+
+func TestTinyTerminal(t *testing.T) {
+	tm := start(t, sample(), 20, 10)
+	waitFor(t, tm, "too small")
+	golden(t, "tiny", screen(t, tm))
+}
+
+func TestBusyStoreIsSaidNotCrashed(t *testing.T) {
+	f := sample()
+	f.failRead = true
+	tm := start(t, f, 80, 24)
+	waitFor(t, tm, "cannot read the audit log right now")
+	f.mu.Lock()
+	f.failRead = false
+	f.mu.Unlock()
+	waitFor(t, tm, "frontdesk2")
+}
+
+func TestBrokenChainShown(t *testing.T) {
+	f := sample()
+	f.problems = []string{"entry 3 was altered after it was written"}
+	tm := start(t, f, 80, 24)
+	waitFor(t, tm, "AUDIT BROKEN: entry 3 was altered")
+}
+
+func TestTerminalEscapesInNamesAreNotRendered(t *testing.T) {
+	f := sample()
+	f.add(store.AuditRow{At: t0.Add(5 * time.Minute), Kind: "decision", Door: "radius", Client: "office-vpn", User: "evil\x1b[2J\x1b]0;pwned\x07", Outcome: "reject", Reason: "bad_password"})
+	tm := start(t, f, 80, 24)
+	waitFor(t, tm, "evil")
+	out := screen(t, tm)
+	if strings.ContainsAny(out, "\x1b\x07") {
+		t.Fatalf("a control character from a user name reached the screen: %q", out)
+	}
+}

@@ -978,6 +978,8 @@ func (c *cli) tui(ctx context.Context, args []string) error {
 	if !ok || !term.IsTerminal(int(in.Fd())) {
 		return errors.New("the console needs a terminal (run it on the appliance's screen or over ssh -t)")
 	}
+	// Changes made in the console are audited as the console's.
+	env.svc.Actor = "console:" + strings.TrimPrefix(actor(), "cli:")
 	p := tea.NewProgram(tui.New(env.svc, tui.Options{Version: version}), tea.WithAltScreen(), tea.WithMouseCellMotion(),
 		tea.WithContext(ctx), tea.WithInput(in), tea.WithOutput(c.out))
 	_, err = p.Run()

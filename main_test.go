@@ -652,6 +652,26 @@ func TestConsoleShowsLoginsLive(t *testing.T) {
 	})
 	exec.Command("tmux", "send-keys", "-t", session, "Enter").Run()
 	waitFor(t, "the story of the failed login", func() bool { return strings.Contains(capture(), "wrong password") })
+	// Add a user from the console; the change lands in the store and the
+	// audit names the console.
+	exec.Command("tmux", "send-keys", "-t", session, "Escape").Run()
+	time.Sleep(100 * time.Millisecond)
+	exec.Command("tmux", "send-keys", "-t", session, "Tab").Run()
+	time.Sleep(100 * time.Millisecond)
+	exec.Command("tmux", "send-keys", "-t", session, "Tab").Run()
+	waitFor(t, "the users pane", func() bool { return strings.Contains(capture(), "a: add") })
+	exec.Command("tmux", "send-keys", "-t", session, "a").Run()
+	waitFor(t, "the add-user form", func() bool { return strings.Contains(capture(), "Add a user") })
+	for _, k := range []string{"nurse.kim", "Enter", "staff", "Enter", "long enough pw", "Enter"} {
+		exec.Command("tmux", "send-keys", "-t", session, k).Run()
+	}
+	waitFor(t, "the user to be added", func() bool { return strings.Contains(capture(), "user nurse.kim added") })
+	if out := mustCG(t, data, "", "user", "list"); !strings.Contains(out, "nurse.kim") {
+		t.Fatalf("user list lacks the user added in the console:\n%s", out)
+	}
+	if tail := mustCG(t, data, "", "audit", "tail", "-n", "3"); !strings.Contains(tail, `by="console:`) {
+		t.Fatalf("the console's change is not audited as the console's:\n%s", tail)
+	}
 	exec.Command("tmux", "send-keys", "-t", session, "q").Run()
 	waitFor(t, "the console to quit", func() bool { return exec.Command("tmux", "has-session", "-t", session).Run() != nil })
 }

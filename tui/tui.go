@@ -20,6 +20,8 @@ import (
 	tea "github.com/charmbracelet/bubbletea"
 	"github.com/charmbracelet/lipgloss"
 
+	"github.com/clinicgate/clinicgate/appliance/admin"
+	"github.com/clinicgate/clinicgate/appliance/secrets"
 	"github.com/clinicgate/clinicgate/appliance/store"
 )
 
@@ -32,6 +34,13 @@ type Admin interface {
 	// VerifyAudit checks the audit chain: the number of entries and the
 	// problems found (none: unbroken).
 	VerifyAudit(ctx context.Context) (int64, []string, error)
+	// The changes the console makes, validated and audited by the admin
+	// service exactly as from the command line.
+	AddUser(ctx context.Context, n admin.NewUser) error
+	EditUser(ctx context.Context, name string, e admin.UserEdit) error
+	EnrollTOTP(ctx context.Context, name string) (admin.Enrolment, error)
+	Clients(ctx context.Context) ([]store.Client, error)
+	AddClient(ctx context.Context, n admin.NewClient) (secrets.Secret, error)
 }
 
 // Options tune the console.
@@ -50,13 +59,16 @@ const (
 	tabDashboard tab = iota
 	tabAudit
 	tabUsers
+	tabClients
+	tabCount
 )
 
-var tabNames = []string{"Dashboard", "Audit", "Users"}
+var tabNames = []string{"Dashboard", "Audit", "Users", "Clients"}
 
 // keyMap is every key the console answers, with its help text.
 type keyMap struct {
 	Next, Prev, Up, Down, Enter, Back, Filter, Verify, Help, Quit key.Binding
+	Add, Password, Disable, Unlock, Enrol                         key.Binding
 }
 
 func (k keyMap) ShortHelp() []key.Binding {
@@ -64,7 +76,8 @@ func (k keyMap) ShortHelp() []key.Binding {
 }
 
 func (k keyMap) FullHelp() [][]key.Binding {
-	return [][]key.Binding{{k.Next, k.Prev, k.Up, k.Down}, {k.Enter, k.Back, k.Filter, k.Verify}, {k.Help, k.Quit}}
+	return [][]key.Binding{{k.Next, k.Prev, k.Up, k.Down}, {k.Enter, k.Back, k.Filter, k.Verify},
+		{k.Add, k.Password, k.Disable}, {k.Unlock, k.Enrol, k.Help, k.Quit}}
 }
 
 var keys = keyMap{
@@ -78,6 +91,12 @@ var keys = keyMap{
 	Verify: key.NewBinding(key.WithKeys("v"), key.WithHelp("v", "verify audit")),
 	Help:   key.NewBinding(key.WithKeys("?"), key.WithHelp("?", "help")),
 	Quit:   key.NewBinding(key.WithKeys("q", "ctrl+c"), key.WithHelp("q", "quit")),
+
+	Add:      key.NewBinding(key.WithKeys("a"), key.WithHelp("a", "add (users, clients)")),
+	Password: key.NewBinding(key.WithKeys("p"), key.WithHelp("p", "reset password")),
+	Disable:  key.NewBinding(key.WithKeys("d"), key.WithHelp("d", "disable/enable")),
+	Unlock:   key.NewBinding(key.WithKeys("u"), key.WithHelp("u", "unlock")),
+	Enrol:    key.NewBinding(key.WithKeys("m"), key.WithHelp("m", "enrol TOTP")),
 }
 
 // Model is the console's root model.
@@ -97,6 +116,17 @@ type Model struct {
 	editing bool // typing a filter
 	verify  string
 	err     string
+	note    string // the last action's result
+	clients []store.Client
+	form    *form
+	show    string // a result to read once (a secret, a QR code); any key closes
+	confirm *confirmation
+}
+
+// confirmation is a yes/no question before a change.
+type confirmation struct {
+	question string
+	do       tea.Cmd
 }
 
 // maxEntries bounds what the console keeps in memory.
@@ -208,13 +238,58 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		return m, nil
 	case tickMsg:
 		return m, m.fetchEntries()
+	case clientsMsg:
+		if msg.err == nil {
+			m.clients = msg.clients
+		}
+		return m, nil
+	case doneMsg:
+		if msg.err != nil {
+			if m.form != nil {
+				m.form.err = explain(msg.err)
+			} else {
+				m.note = "! " + explain(msg.err)
+			}
+			return m, nil
+		}
+		m.form, m.note, m.show = nil, msg.text, msg.show
+		return m, tea.Batch(m.fetchUsers(), m.fetchClients())
 	case tea.KeyMsg:
 		return m.key(msg)
+	}
+	if m.form != nil {
+		var cmd tea.Cmd
+		m.form.fields[m.form.focus].input, cmd = m.form.fields[m.form.focus].input.Update(msg)
+		return m, cmd
 	}
 	return m, nil
 }
 
 func (m Model) key(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
+	if msg.Type == tea.KeyCtrlC {
+		return m, tea.Quit
+	}
+	if m.show != "" {
+		// A secret or QR code is on screen: any key takes it away.
+		m.show = ""
+		return m, nil
+	}
+	if m.form != nil {
+		done, cmd := m.form.update(msg)
+		if done {
+			m.form = nil
+		}
+		return m, cmd
+	}
+	if m.confirm != nil {
+		c := m.confirm
+		m.confirm = nil
+		if msg.String() == "y" {
+			return m, c.do
+		}
+		m.note = "nothing changed"
+		return m, nil
+	}
 	if m.editing {
 		switch msg.Type {
 		case tea.KeyEnter, tea.KeyEsc:
@@ -240,12 +315,17 @@ func (m Model) key(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
 	case key.Matches(msg, keys.Help):
 		m.help.ShowAll = !m.help.ShowAll
 	case key.Matches(msg, keys.Next):
-		m.tab, m.detail, m.cursor = (m.tab+1)%3, nil, 0
-		if m.tab == tabUsers {
-			return m, m.fetchUsers()
-		}
+		m.tab, m.detail, m.cursor = (m.tab+1)%tabCount, nil, 0
+		return m, tea.Batch(m.fetchUsers(), m.fetchClients())
 	case key.Matches(msg, keys.Prev):
-		m.tab, m.detail, m.cursor = (m.tab+2)%3, nil, 0
+		m.tab, m.detail, m.cursor = (m.tab+tabCount-1)%tabCount, nil, 0
+		return m, tea.Batch(m.fetchUsers(), m.fetchClients())
+	case key.Matches(msg, keys.Add) && m.tab == tabUsers:
+		m.form = m.addUserForm()
+	case key.Matches(msg, keys.Add) && m.tab == tabClients:
+		m.form = m.addClientForm()
+	case m.tab == tabUsers && len(m.users) > 0 && (key.Matches(msg, keys.Password) || key.Matches(msg, keys.Disable) || key.Matches(msg, keys.Unlock) || key.Matches(msg, keys.Enrol)):
+		return m.userAction(msg, m.users[min(m.cursor, len(m.users)-1)])
 	case key.Matches(msg, keys.Back):
 		m.detail = nil
 	case key.Matches(msg, keys.Up):
@@ -255,14 +335,14 @@ func (m Model) key(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
 	case key.Matches(msg, keys.Down):
 		m.cursor++
 	case key.Matches(msg, keys.Filter):
-		if m.tab != tabUsers {
+		if m.tab == tabDashboard || m.tab == tabAudit {
 			m.editing, m.filter = true, ""
 		}
 	case key.Matches(msg, keys.Verify):
 		m.verify = "audit: verifying…"
 		return m, m.verifyAudit()
 	case key.Matches(msg, keys.Enter):
-		if m.tab != tabUsers {
+		if m.tab == tabDashboard || m.tab == tabAudit {
 			if rows := m.visible(m.tab == tabDashboard); m.cursor < len(rows) {
 				r := rows[m.cursor]
 				m.detail = &r
@@ -336,6 +416,9 @@ func (m Model) View() string {
 	}
 	b.WriteString(titleStyle.Render("clinicgate "+m.opts.Version) + "  " + strings.Join(tabs, " │ ") + "\n")
 	status := m.verify
+	if m.note != "" {
+		status = m.note
+	}
 	if m.err != "" {
 		status = m.err
 	}
@@ -346,14 +429,22 @@ func (m Model) View() string {
 	}
 	var body string
 	switch {
+	case m.show != "":
+		body = m.show + "\n\n(any key: close)"
+	case m.form != nil:
+		body = m.form.view(m.width)
+	case m.confirm != nil:
+		body = m.confirm.question + "  (y: yes, any other key: no)"
 	case m.detail != nil:
 		body = m.viewDetail(*m.detail)
 	case m.tab == tabDashboard:
 		body = m.viewDashboard(bodyHeight)
 	case m.tab == tabAudit:
 		body = m.viewAudit(bodyHeight)
-	default:
+	case m.tab == tabUsers:
 		body = m.viewUsers(bodyHeight)
+	default:
+		body = m.viewClients(bodyHeight)
 	}
 	lines := strings.Split(strings.TrimRight(body, "\n"), "\n")
 	for len(lines) < bodyHeight {
@@ -493,6 +584,8 @@ func (m Model) viewDetail(r store.AuditRow) string {
 
 func (m Model) viewUsers(h int) string {
 	var b strings.Builder
+	b.WriteString("a: add · p: password · d: disable/enable · u: unlock · m: enrol TOTP\n")
+	h--
 	b.WriteString(dimStyle.Render(fit(fmt.Sprintf("%-20s %-22s %-10s %s", "NAME", "GROUPS", "STATE", "SOURCE"), m.width)) + "\n")
 	if len(m.users) == 0 {
 		b.WriteString("(no users yet: add one with clinicgate user add NAME)\n")
@@ -518,4 +611,60 @@ func (m Model) viewUsers(h int) string {
 		b.WriteString(line + "\n")
 	}
 	return b.String()
+}
+
+func (m Model) viewClients(h int) string {
+	var b strings.Builder
+	b.WriteString("a: add a RADIUS client (the secret is shown once)\n")
+	b.WriteString(dimStyle.Render(fit(fmt.Sprintf("%-16s %-20s %-10s %-9s %s", "NAME", "ADDRESS", "UPSTREAM", "MFA", "MSG-AUTH"), m.width)) + "\n")
+	if len(m.clients) == 0 {
+		b.WriteString("(no clients yet: press a to add your Wi-Fi controller or VPN gateway)\n")
+	}
+	for i, c := range m.clients {
+		if i >= h-2 {
+			break
+		}
+		ma := "required"
+		if !c.Policy.RequireMessageAuthenticator {
+			ma = "optional (!)"
+		}
+		b.WriteString(fit(fmt.Sprintf("%-16s %-20s %-10s %-9s %s", clip(c.Name, 16), c.Prefix, clip(c.Policy.Upstream, 10), c.Policy.MFA, ma), m.width) + "\n")
+	}
+	return b.String()
+}
+
+// userAction starts a change to the selected user.
+func (m Model) userAction(msg tea.KeyMsg, u store.User) (tea.Model, tea.Cmd) {
+	name, version := u.Name, u.Version
+	switch {
+	case key.Matches(msg, keys.Password):
+		m.form = m.passwordForm(name)
+	case key.Matches(msg, keys.Disable):
+		dis := !u.Disabled
+		verb := map[bool]string{true: "Disable", false: "Enable"}[dis]
+		m.confirm = &confirmation{question: verb + " " + name + "?", do: m.act(func(ctx context.Context) doneMsg {
+			// The version makes a concurrent change by another admin an
+			// error instead of a silent overwrite.
+			if err := m.admin.EditUser(ctx, name, admin.UserEdit{Disabled: &dis, Version: version}); err != nil {
+				return doneMsg{err: err}
+			}
+			return doneMsg{text: fmt.Sprintf("%s %sd", name, strings.ToLower(verb))}
+		})}
+	case key.Matches(msg, keys.Unlock):
+		return m, m.act(func(ctx context.Context) doneMsg {
+			if err := m.admin.EditUser(ctx, name, admin.UserEdit{Unlock: true}); err != nil {
+				return doneMsg{err: err}
+			}
+			return doneMsg{text: name + " unlocked"}
+		})
+	case key.Matches(msg, keys.Enrol):
+		m.confirm = &confirmation{question: "Enrol a new TOTP factor for " + name + "? An old one stops working.", do: m.act(func(ctx context.Context) doneMsg {
+			e, err := m.admin.EnrollTOTP(ctx, name)
+			if err != nil {
+				return doneMsg{err: err}
+			}
+			return doneMsg{text: "TOTP enrolled for " + name, show: "Scan with an authenticator app (shown once):\n\n" + qrText(e.URI) + "\nSecret: " + e.Secret}
+		})}
+	}
+	return m, nil
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"strings"
 	"sync"
@@ -16,6 +17,8 @@ import (
 	"github.com/charmbracelet/x/exp/teatest"
 	"github.com/muesli/termenv"
 
+	"github.com/clinicgate/clinicgate/appliance/admin"
+	"github.com/clinicgate/clinicgate/appliance/secrets"
 	"github.com/clinicgate/clinicgate/appliance/store"
 )
 
@@ -31,8 +34,86 @@ type fakeAdmin struct {
 	mu       sync.Mutex
 	rows     []store.AuditRow
 	users    []store.User
+	clients  []store.Client
 	problems []string
 	failRead bool
+}
+
+// The changes validate names and passwords with the admin package's own
+// checks, so the console shows the same words as the command line.
+func (f *fakeAdmin) AddUser(_ context.Context, n admin.NewUser) error {
+	if err := admin.CheckUserName(n.Name); err != nil {
+		return err
+	}
+	if n.Password != nil {
+		if err := admin.CheckPassword(n.Password); err != nil {
+			return err
+		}
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, u := range f.users {
+		if u.Name == n.Name {
+			return fmt.Errorf("%w: a user named %q already exists", admin.ErrInvalid, n.Name)
+		}
+	}
+	f.users = append(f.users, store.User{Name: n.Name, Groups: n.Groups, Source: "local", Version: 1})
+	return nil
+}
+
+func (f *fakeAdmin) EditUser(_ context.Context, name string, e admin.UserEdit) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for i := range f.users {
+		u := &f.users[i]
+		if u.Name != name {
+			continue
+		}
+		if e.Version != 0 && e.Version != u.Version {
+			return fmt.Errorf("user %q: %w", name, store.ErrConflict)
+		}
+		if e.Password != nil {
+			if err := admin.CheckPassword(e.Password); err != nil {
+				return err
+			}
+		}
+		if e.Disabled != nil {
+			u.Disabled = *e.Disabled
+		}
+		if e.Unlock {
+			u.LockedUntil = time.Time{}
+		}
+		u.Version++
+		return nil
+	}
+	return fmt.Errorf("%w: there is no user %q", admin.ErrInvalid, name)
+}
+
+func (f *fakeAdmin) EnrollTOTP(_ context.Context, name string) (admin.Enrolment, error) {
+	return admin.Enrolment{URI: "otpauth://totp/clinicgate:" + name + "?secret=JBSWY3DPEHPK3PXP&issuer=clinicgate", Secret: "JBSWY3DPEHPK3PXP"}, nil
+}
+
+func (f *fakeAdmin) Clients(context.Context) ([]store.Client, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.clients, nil
+}
+
+func (f *fakeAdmin) AddClient(_ context.Context, n admin.NewClient) (secrets.Secret, error) {
+	if err := admin.CheckName("client", n.Name); err != nil {
+		return nil, err
+	}
+	p, err := admin.ParseAddress(n.Address)
+	if err != nil {
+		return nil, err
+	}
+	if err := n.Policy.Validate(); err != nil {
+		return nil, fmt.Errorf("%w: %v", admin.ErrInvalid, err)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.clients = append(f.clients, store.Client{Name: n.Name, Prefix: p, Policy: n.Policy})
+	return secrets.Secret("Gen3ratedS3cretGen3ratedS3cret12"), nil
 }
 
 func (f *fakeAdmin) AuditAfter(_ context.Context, seq int64, limit int) ([]store.AuditRow, error) {
@@ -53,7 +134,7 @@ func (f *fakeAdmin) AuditAfter(_ context.Context, seq int64, limit int) ([]store
 func (f *fakeAdmin) Users(context.Context) ([]store.User, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return f.users, nil
+	return append([]store.User(nil), f.users...), nil
 }
 
 func (f *fakeAdmin) VerifyAudit(context.Context) (int64, []string, error) {
@@ -210,4 +291,114 @@ func TestTerminalEscapesInNamesAreNotRendered(t *testing.T) {
 	if strings.ContainsAny(out, "\x1b\x07") {
 		t.Fatalf("a control character from a user name reached the screen: %q", out)
 	}
+}
+
+func TestAddUserFormValidatesInWords(t *testing.T) {
+	f := sample()
+	tm := start(t, f, 80, 24)
+	waitFor(t, tm, "frontdesk2")
+	tm.Send(tea.KeyMsg{Type: tea.KeyTab})
+	tm.Send(tea.KeyMsg{Type: tea.KeyTab})
+	tm.Type("a")
+	waitFor(t, tm, "Add a user")
+	tm.Type("bad,name")
+	tm.Send(tea.KeyMsg{Type: tea.KeyEnter})
+	tm.Type("staff")
+	tm.Send(tea.KeyMsg{Type: tea.KeyEnter})
+	tm.Type("short")
+	tm.Send(tea.KeyMsg{Type: tea.KeyEnter})
+	waitFor(t, tm, "may not contain commas")
+	// Correct the name (the form stays open with what was typed).
+	tm.Send(tea.KeyMsg{Type: tea.KeyShiftTab})
+	tm.Send(tea.KeyMsg{Type: tea.KeyShiftTab})
+	for range len("bad,name") {
+		tm.Send(tea.KeyMsg{Type: tea.KeyBackspace})
+	}
+	tm.Type("nurse.kim")
+	tm.Send(tea.KeyMsg{Type: tea.KeyEnter}) // to groups
+	tm.Send(tea.KeyMsg{Type: tea.KeyEnter}) // to password
+	tm.Send(tea.KeyMsg{Type: tea.KeyEnter}) // save
+	waitFor(t, tm, "shorter than 8")
+	for range len("short") {
+		tm.Send(tea.KeyMsg{Type: tea.KeyBackspace})
+	}
+	tm.Type("long enough pw")
+	tm.Send(tea.KeyMsg{Type: tea.KeyEnter})
+	waitFor(t, tm, "user nurse.kim added")
+	out := screen(t, tm)
+	if strings.Contains(out, "long enough pw") {
+		t.Fatal("the password was drawn on the screen")
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if n := len(f.users); n != 4 {
+		t.Fatalf("got %d users, want 4", n)
+	}
+}
+
+func TestAddClientShowsSecretOnce(t *testing.T) {
+	f := sample()
+	tm := start(t, f, 80, 24)
+	waitFor(t, tm, "frontdesk2")
+	for range 3 {
+		tm.Send(tea.KeyMsg{Type: tea.KeyTab})
+	}
+	waitFor(t, tm, "no clients yet")
+	tm.Type("a")
+	tm.Type("office-wifi")
+	tm.Send(tea.KeyMsg{Type: tea.KeyEnter})
+	tm.Type("10.0.0.300")
+	tm.Send(tea.KeyMsg{Type: tea.KeyEnter})
+	tm.Send(tea.KeyMsg{Type: tea.KeyEnter})
+	waitFor(t, tm, "is not an IP address")
+	tm.Send(tea.KeyMsg{Type: tea.KeyShiftTab})
+	for range len("10.0.0.300") {
+		tm.Send(tea.KeyMsg{Type: tea.KeyBackspace})
+	}
+	tm.Type("192.168.10.2")
+	tm.Send(tea.KeyMsg{Type: tea.KeyEnter})
+	tm.Send(tea.KeyMsg{Type: tea.KeyEnter})
+	waitFor(t, tm, "Gen3ratedS3cretGen3ratedS3cret12", "shown once")
+	tm.Type("x") // any key closes it
+	waitFor(t, tm, "192.168.10.2/32")
+	if out := screen(t, tm); strings.Contains(out, "Gen3ratedS3cret") {
+		t.Fatal("the secret stayed on screen")
+	}
+}
+
+func TestConcurrentEditIsRefusedNotLost(t *testing.T) {
+	f := sample()
+	for i := range f.users {
+		f.users[i].Version = 1
+	}
+	tm := start(t, f, 80, 24)
+	waitFor(t, tm, "frontdesk2")
+	tm.Send(tea.KeyMsg{Type: tea.KeyTab})
+	tm.Send(tea.KeyMsg{Type: tea.KeyTab})
+	waitFor(t, tm, "vendor-it")
+	// Another admin changes dr.lee meanwhile.
+	f.mu.Lock()
+	f.users[0].Version = 2
+	f.mu.Unlock()
+	tm.Type("d")
+	waitFor(t, tm, "Disable dr.lee?")
+	tm.Type("y")
+	waitFor(t, tm, "someone else changed this meanwhile")
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.users[0].Disabled {
+		t.Fatal("the stale edit was applied")
+	}
+}
+
+func TestEnrolShowsQRCode(t *testing.T) {
+	tm := start(t, sample(), 80, 40)
+	waitFor(t, tm, "frontdesk2")
+	tm.Send(tea.KeyMsg{Type: tea.KeyTab})
+	tm.Send(tea.KeyMsg{Type: tea.KeyTab})
+	waitFor(t, tm, "vendor-it")
+	tm.Type("m")
+	waitFor(t, tm, "Enrol a new TOTP factor for dr.lee")
+	tm.Type("y")
+	waitFor(t, tm, "Secret: JBSWY3DPEHPK3PXP", "█")
 }

@@ -1,0 +1,224 @@
+package tui
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/charmbracelet/bubbles/textinput"
+	tea "github.com/charmbracelet/bubbletea"
+	"github.com/mdp/qrterminal/v3"
+
+	"github.com/clinicgate/clinicgate/appliance/admin"
+	"github.com/clinicgate/clinicgate/appliance/policy"
+	"github.com/clinicgate/clinicgate/appliance/store"
+)
+
+// form is a small dialog of text fields; enter on the last field submits.
+type form struct {
+	title  string
+	fields []formField
+	focus  int
+	err    string
+	submit func(values []string) tea.Cmd
+}
+
+type formField struct {
+	label string
+	help  string
+	input textinput.Model
+}
+
+func newForm(title string, submit func([]string) tea.Cmd, fields ...formField) *form {
+	f := &form{title: title, fields: fields, submit: submit}
+	f.fields[0].input.Focus()
+	return f
+}
+
+func field(label, help string, secret bool, limit int) formField {
+	in := textinput.New()
+	in.Prompt = ""
+	in.CharLimit = limit
+	if secret {
+		in.EchoMode = textinput.EchoPassword
+		in.EchoCharacter = '•'
+	}
+	return formField{label: label, help: help, input: in}
+}
+
+func (f *form) update(msg tea.KeyMsg) (done bool, cmd tea.Cmd) {
+	switch msg.Type {
+	case tea.KeyEsc:
+		return true, nil
+	case tea.KeyTab, tea.KeyDown:
+		f.move(1)
+		return false, nil
+	case tea.KeyShiftTab, tea.KeyUp:
+		f.move(-1)
+		return false, nil
+	case tea.KeyEnter:
+		if f.focus < len(f.fields)-1 {
+			f.move(1)
+			return false, nil
+		}
+		vals := make([]string, len(f.fields))
+		for i, fl := range f.fields {
+			vals[i] = fl.input.Value()
+		}
+		f.err = ""
+		return false, f.submit(vals)
+	}
+	var c tea.Cmd
+	f.fields[f.focus].input, c = f.fields[f.focus].input.Update(msg)
+	return false, c
+}
+
+func (f *form) move(d int) {
+	f.fields[f.focus].input.Blur()
+	f.focus = (f.focus + d + len(f.fields)) % len(f.fields)
+	f.fields[f.focus].input.Focus()
+}
+
+func (f *form) view(width int) string {
+	var b strings.Builder
+	b.WriteString(titleStyle.Render(f.title) + "  (tab: next field · enter: save · esc: cancel)\n\n")
+	for i, fl := range f.fields {
+		mark := "  "
+		if i == f.focus {
+			mark = "> "
+		}
+		fmt.Fprintf(&b, "%s%-10s %s\n", mark, fl.label+":", fl.input.View())
+		if fl.help != "" {
+			b.WriteString(dimStyle.Render(fit("             "+fl.help, width)) + "\n")
+		}
+	}
+	if f.err != "" {
+		b.WriteString("\n" + rejectStyle.Render(fit("! "+f.err, width)) + "\n")
+	}
+	return b.String()
+}
+
+// Messages from admin actions.
+type (
+	// doneMsg ends a form: text for the status line, or err to show in the
+	// form (which stays open for a correction).
+	doneMsg struct {
+		text string
+		err  error
+		// show is a result to display once (a generated secret, a QR code).
+		show string
+	}
+	clientsMsg struct {
+		clients []store.Client
+		err     error
+	}
+)
+
+// explain turns an admin error into the contractor's words.
+func explain(err error) string {
+	switch {
+	case errors.Is(err, admin.ErrInvalid):
+		return strings.TrimPrefix(err.Error(), admin.ErrInvalid.Error()+": ")
+	case errors.Is(err, store.ErrConflict):
+		return "someone else changed this meanwhile; press esc and try again on the fresh list"
+	case errors.Is(err, store.ErrBusy):
+		return "the appliance's database is busy (another change is being saved); try again in a moment"
+	}
+	return oneLine(err.Error())
+}
+
+func (m Model) act(fn func(ctx context.Context) doneMsg) tea.Cmd {
+	return func() tea.Msg {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		return fn(ctx)
+	}
+}
+
+func (m Model) fetchClients() tea.Cmd {
+	return func() tea.Msg {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		c, err := m.admin.Clients(ctx)
+		return clientsMsg{c, err}
+	}
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.FieldsFunc(s, func(r rune) bool { return r == ',' || r == ' ' }) {
+		out = append(out, p)
+	}
+	return out
+}
+
+func (m Model) addUserForm() *form {
+	return newForm("Add a user", func(v []string) tea.Cmd {
+		return m.act(func(ctx context.Context) doneMsg {
+			n := admin.NewUser{Name: strings.TrimSpace(v[0]), Groups: splitList(v[1])}
+			if v[2] != "" {
+				n.Password = []byte(v[2])
+			}
+			if err := m.admin.AddUser(ctx, n); err != nil {
+				return doneMsg{err: err}
+			}
+			return doneMsg{text: "user " + n.Name + " added"}
+		})
+	},
+		field("name", "letters, digits, . _ - @ (the login name)", false, 64),
+		field("groups", "comma-separated, e.g. clinicians, staff", false, 200),
+		field("password", "8 or more characters (leave empty to set later)", true, 120),
+	)
+}
+
+func (m Model) passwordForm(user string) *form {
+	return newForm("New password for "+user, func(v []string) tea.Cmd {
+		return m.act(func(ctx context.Context) doneMsg {
+			if v[0] != v[1] {
+				return doneMsg{err: fmt.Errorf("%w: the two entries differ", admin.ErrInvalid)}
+			}
+			if err := m.admin.EditUser(ctx, user, admin.UserEdit{Password: []byte(v[0])}); err != nil {
+				return doneMsg{err: err}
+			}
+			return doneMsg{text: "password of " + user + " changed"}
+		})
+	},
+		field("password", "8 or more characters", true, 120),
+		field("again", "the same once more", true, 120),
+	)
+}
+
+func (m Model) addClientForm() *form {
+	return newForm("Add a RADIUS client (Wi-Fi controller, VPN gateway)", func(v []string) tea.Cmd {
+		return m.act(func(ctx context.Context) doneMsg {
+			p := policy.Default()
+			if mode := strings.TrimSpace(v[2]); mode != "" {
+				p.MFA = policy.MFA(mode)
+			}
+			name := strings.TrimSpace(v[0])
+			sec, err := m.admin.AddClient(ctx, admin.NewClient{Name: name, Address: strings.TrimSpace(v[1]), Policy: p})
+			if err != nil {
+				return doneMsg{err: err}
+			}
+			return doneMsg{text: "client " + name + " added", show: fmt.Sprintf(
+				"Client %s added.\n\nEnter this shared secret on the device. It is shown once:\n\n    %s\n\nPoint the device's RADIUS server at this appliance, port 1812 (accounting 1813).", name, string(sec))}
+		})
+	},
+		field("name", "e.g. office-wifi", false, 64),
+		field("address", "the device's IP address, or a network like 192.168.10.0/24", false, 64),
+		field("mfa", "required, enrolled (only users who enrolled) or off; empty: required", false, 10),
+	)
+}
+
+// qrText draws a QR code with half blocks, two modules per character row.
+func qrText(uri string) string {
+	var b strings.Builder
+	qrterminal.GenerateWithConfig(uri, qrterminal.Config{
+		Level: qrterminal.L, Writer: &b, HalfBlocks: true, QuietZone: 1,
+		BlackChar: qrterminal.BLACK_BLACK, WhiteChar: qrterminal.WHITE_WHITE,
+		BlackWhiteChar: qrterminal.BLACK_WHITE, WhiteBlackChar: qrterminal.WHITE_BLACK,
+	})
+	return b.String()
+}

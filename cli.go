@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"os/user"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -959,6 +960,87 @@ func (c *cli) acct(ctx context.Context, args []string) error {
 			s.StartedAt.Local().Format("01-02 15:04:05"), s.SessionTime, s.InputOctets, s.OutputOctets, dash(s.TerminateCause))
 	}
 	return tw.Flush()
+}
+
+// ---- admins (who may open the console over SSH)
+
+func (c *cli) adminCmd(ctx context.Context, args []string) error {
+	if len(args) == 0 {
+		return usageError{"admin: add-key, list-keys, remove-key or hostkey?"}
+	}
+	var co common
+	fs := c.flags("admin "+args[0], &co)
+	pos, err := parse(fs, args[1:])
+	if err != nil {
+		return err
+	}
+	switch args[0] {
+	case "add-key":
+		if err := want(pos, 1, "one admin name (the key comes on standard input)"); err != nil {
+			return err
+		}
+		b, err := io.ReadAll(io.LimitReader(c.stdin, 16384))
+		if err != nil {
+			return err
+		}
+		env, err := c.open(ctx, co)
+		if err != nil {
+			return err
+		}
+		defer env.Close()
+		fp, err := env.svc.AddAdminKey(ctx, pos[0], string(b))
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(c.out, "admin %s may open the console over SSH with key %s\n", pos[0], fp)
+		return nil
+	case "remove-key":
+		if err := want(pos, 1, "one admin name"); err != nil {
+			return err
+		}
+		env, err := c.open(ctx, co)
+		if err != nil {
+			return err
+		}
+		defer env.Close()
+		if err := env.svc.RemoveAdminKey(ctx, pos[0]); err != nil {
+			return err
+		}
+		fmt.Fprintf(c.out, "admin %s removed\n", pos[0])
+		return nil
+	case "list-keys":
+		env, err := c.open(ctx, co)
+		if err != nil {
+			return err
+		}
+		defer env.Close()
+		ks, err := env.st.AdminKeys(ctx)
+		if err != nil {
+			return err
+		}
+		tw := tabwriter.NewWriter(c.out, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "ADMIN\tKEY\tADDED")
+		for _, k := range ks {
+			fmt.Fprintf(tw, "%s\t%s\t%s\n", k.Name, k.Fingerprint, k.CreatedAt.Local().Format("2006-01-02"))
+		}
+		return tw.Flush()
+	case "hostkey":
+		cfg, err := co.resolveAdmin()
+		if err != nil {
+			return err
+		}
+		path := filepath.Join(cfg.DataDir, tui.HostKeyFile)
+		if _, err := os.Stat(path); err != nil {
+			return fmt.Errorf("no host key yet in %s: the daemon makes one at its first start", cfg.DataDir)
+		}
+		fp, err := tui.EnsureHostKey(path)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(c.out, "%s\n", fp)
+		return nil
+	}
+	return usageError{fmt.Sprintf("admin: unknown subcommand %q", args[0])}
 }
 
 // ---- console

@@ -36,7 +36,8 @@ Usage:
   clinicgate acct list [--active]
   clinicgate upstream add NAME --kind radius|ldap|oidc ... | list | test NAME --user U | remove NAME
   clinicgate upstream sync NAME | sync-token NAME
-  clinicgate tui                      # the console: live decisions, audit, users
+  clinicgate tui                      # the console: live decisions, audit, users, clients
+  clinicgate admin add-key NAME < key.pub | list-keys | remove-key NAME | hostkey
   clinicgate version
 
 Every command takes --data DIR (or CLINICGATE_DATA, or data_dir from
@@ -94,6 +95,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return c.upstream(ctx, args[1:])
 	case "tui":
 		return c.tui(ctx, args[1:])
+	case "admin":
+		return c.adminCmd(ctx, args[1:])
 	case "version", "--version":
 		fmt.Fprintln(stdout, "clinicgate", version)
 		return nil

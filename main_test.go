@@ -69,12 +69,13 @@ func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return 
 type daemon struct {
 	cmd            *exec.Cmd
 	auth, acct     string
-	http           string
+	http, ssh      string
 	stdout, stderr *syncBuffer
 	done           chan error
 }
 
 var (
+	sshRE    = regexp.MustCompile(`console over SSH\s+(\S+)\s`)
 	listenRE = regexp.MustCompile(`RADIUS (authentication|accounting)\s+(\S+)/udp`)
 	httpRE   = regexp.MustCompile(`health and metrics\s+http://(\S+)/healthz`)
 )
@@ -83,7 +84,7 @@ var (
 // for it to print where it listens.
 func startDaemon(t testing.TB, data string, args ...string) *daemon {
 	t.Helper()
-	argv := append([]string{"serve", "--data", data, "--radius-auth", "127.0.0.1:0", "--radius-acct", "127.0.0.1:0", "--http", "127.0.0.1:0"}, args...)
+	argv := append([]string{"serve", "--data", data, "--radius-auth", "127.0.0.1:0", "--radius-acct", "127.0.0.1:0", "--http", "127.0.0.1:0", "--ssh", "127.0.0.1:0"}, args...)
 	d := &daemon{cmd: exec.Command(binPath, argv...), stdout: &syncBuffer{}, stderr: &syncBuffer{}, done: make(chan error, 1)}
 	pr, pw := io.Pipe()
 	d.cmd.Stdout = io.MultiWriter(d.stdout, pw)
@@ -99,6 +100,9 @@ func startDaemon(t testing.TB, data string, args ...string) *daemon {
 		for sc.Scan() {
 			if m := httpRE.FindStringSubmatch(sc.Text()); m != nil {
 				d.http = m[1]
+			}
+			if m := sshRE.FindStringSubmatch(sc.Text()); m != nil {
+				d.ssh = m[1]
 			}
 			if m := listenRE.FindStringSubmatch(sc.Text()); m != nil {
 				if m[1] == "authentication" {
@@ -439,7 +443,7 @@ func TestMissingKeyFileRefusedAtStart(t *testing.T) {
 	if err := os.Remove(filepath.Join(data, "clinicgate.key")); err != nil {
 		t.Fatal(err)
 	}
-	out, err := exec.Command(binPath, "serve", "--data", data, "--radius-auth", "127.0.0.1:0", "--radius-acct", "", "--http", "").CombinedOutput()
+	out, err := exec.Command(binPath, "serve", "--data", data, "--radius-auth", "127.0.0.1:0", "--radius-acct", "", "--http", "", "--ssh", "").CombinedOutput()
 	if err == nil || !strings.Contains(string(out), "key file missing") || !strings.Contains(string(out), "backup") {
 		t.Fatalf("got %v %q, want a refusal that names the missing key file", err, out)
 	}
@@ -452,7 +456,7 @@ func TestReadOnlyDatabaseRefusedAtStart(t *testing.T) {
 	data := t.TempDir()
 	d := startDaemon(t, data)
 	d.stop(t)
-	args := []string{"serve", "--data", data, "--radius-auth", "127.0.0.1:0", "--radius-acct", "", "--http", ""}
+	args := []string{"serve", "--data", data, "--radius-auth", "127.0.0.1:0", "--radius-acct", "", "--http", "", "--ssh", ""}
 	cmd := exec.Command(binPath, args...)
 	if os.Geteuid() == 0 {
 		// Root writes any file; run as nobody, who may read but not write.
@@ -674,4 +678,103 @@ func TestConsoleShowsLoginsLive(t *testing.T) {
 	}
 	exec.Command("tmux", "send-keys", "-t", session, "q").Run()
 	waitFor(t, "the console to quit", func() bool { return exec.Command("tmux", "has-session", "-t", session).Run() != nil })
+}
+
+// sshKey makes a throwaway ed25519 key pair and returns the private key's
+// path and the public key line.
+func sshKey(t *testing.T) (string, string) {
+	t.Helper()
+	dir := t.TempDir()
+	key := filepath.Join(dir, "id")
+	if out, err := exec.Command("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", key).CombinedOutput(); err != nil {
+		t.Fatalf("ssh-keygen: %v %s", err, out)
+	}
+	pub, err := os.ReadFile(key + ".pub")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return key, string(pub)
+}
+
+func sshArgs(d *daemon, key string, extra ...string) []string {
+	host, port, _ := strings.Cut(d.ssh, ":")
+	if i := strings.LastIndexByte(d.ssh, ':'); i >= 0 {
+		host, port = d.ssh[:i], d.ssh[i+1:]
+	}
+	args := []string{"-i", key, "-p", port, "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+		"-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes", "-o", "ConnectTimeout=10"}
+	return append(append(args, extra...), "admin@"+host)
+}
+
+// TestConsoleOverSSH uses OpenSSH's client against the built-in endpoint:
+// a registered key opens the console, an unregistered key and passwords
+// are refused, no terminal means no console, and an idle console closes.
+func TestConsoleOverSSH(t *testing.T) {
+	need(t, "ssh", "ssh-keygen", "tmux", "radclient")
+	data, d := setup(t, "--mfa", "off")
+	key, pub := sshKey(t)
+	other, _ := sshKey(t)
+	out := mustCG(t, data, pub, "admin", "add-key", "alice-laptop")
+	if !strings.Contains(out, "SHA256:") {
+		t.Fatalf("admin add-key: %s", out)
+	}
+	if out := mustCG(t, data, "", "admin", "hostkey"); !strings.HasPrefix(out, "SHA256:") {
+		t.Fatalf("admin hostkey: %q", out)
+	}
+
+	// An unregistered key.
+	cmd := exec.Command("ssh", sshArgs(d, other, "-tt")...)
+	if b, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(b), "Permission denied") {
+		t.Fatalf("unregistered key: %v %s", err, b)
+	}
+	// A password attempt: no password method is offered at all.
+	cmd = exec.Command("ssh", sshArgs(d, other, "-o", "PreferredAuthentications=password,keyboard-interactive", "-o", "PubkeyAuthentication=no")...)
+	if b, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(b), "Permission denied (publickey)") {
+		t.Fatalf("password attempt: %v %s", err, b)
+	}
+	// No terminal.
+	cmd = exec.Command("ssh", sshArgs(d, key, "-T")...)
+	if b, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(b), "needs a terminal") {
+		t.Fatalf("no terminal: %v %s", err, b)
+	}
+
+	// The registered key, in a real terminal.
+	session := fmt.Sprintf("cgssh%d", os.Getpid())
+	if out, err := exec.Command("tmux", append([]string{"new-session", "-d", "-s", session, "-x", "80", "-y", "24", "ssh"}, sshArgs(d, key, "-tt")...)...).CombinedOutput(); err != nil {
+		t.Fatalf("tmux: %v %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("tmux", "kill-session", "-t", session).Run() })
+	capture := func() string {
+		out, _ := exec.Command("tmux", "capture-pane", "-t", session, "-p").Output()
+		return string(out)
+	}
+	waitFor(t, "the console over SSH", func() bool { return strings.Contains(capture(), "Dashboard") })
+	radclient(t, d.auth, "auth", secret, pap("alice", "correct horse battery"))
+	waitFor(t, "the login on the SSH console", func() bool { return strings.Contains(capture(), "accept    local") })
+	exec.Command("tmux", "send-keys", "-t", session, "q").Run()
+	waitFor(t, "the SSH session to end", func() bool { return exec.Command("tmux", "has-session", "-t", session).Run() != nil })
+	if tail := mustCG(t, data, "", "audit", "tail"); !strings.Contains(tail, "admin_key_add") {
+		t.Fatalf("the key registration is not audited:\n%s", tail)
+	}
+}
+
+func TestIdleConsoleClosed(t *testing.T) {
+	need(t, "ssh", "ssh-keygen", "tmux")
+	data := t.TempDir()
+	d := startDaemon(t, data, "--ssh-idle-timeout", "2s")
+	key, pub := sshKey(t)
+	mustCG(t, data, pub, "admin", "add-key", "bob")
+	session := fmt.Sprintf("cgidle%d", os.Getpid())
+	if out, err := exec.Command("tmux", append([]string{"new-session", "-d", "-s", session, "-x", "80", "-y", "24", "ssh"}, sshArgs(d, key, "-tt")...)...).CombinedOutput(); err != nil {
+		t.Fatalf("tmux: %v %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("tmux", "kill-session", "-t", session).Run() })
+	capture := func() string {
+		out, _ := exec.Command("tmux", "capture-pane", "-t", session, "-p").Output()
+		return string(out)
+	}
+	waitFor(t, "the console over SSH", func() bool { return strings.Contains(capture(), "Dashboard") })
+	// Nothing comes from the admin: the session is closed and ssh (and so
+	// the tmux session) ends.
+	waitFor(t, "the idle console to be closed", func() bool { return exec.Command("tmux", "has-session", "-t", session).Run() != nil })
 }

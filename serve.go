@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"path/filepath"
 	"runtime/debug"
 	"strings"
 	"syscall"
@@ -31,6 +32,7 @@ import (
 	"github.com/clinicgate/clinicgate/appliance/store"
 	"github.com/clinicgate/clinicgate/appliance/upstream"
 	"github.com/clinicgate/clinicgate/radius"
+	"github.com/clinicgate/clinicgate/tui"
 )
 
 func (c *cli) serve(ctx context.Context, args []string) error {
@@ -39,6 +41,8 @@ func (c *cli) serve(ctx context.Context, args []string) error {
 	authAddr := fs.String("radius-auth", "", "RADIUS authentication address (overrides the config; \"\" turns it off)")
 	acctAddr := fs.String("radius-acct", "", "RADIUS accounting address (overrides the config)")
 	httpAddr := fs.String("http", "", "health and metrics address (overrides the config)")
+	sshAddr := fs.String("ssh", "", "the console's SSH address (overrides the config; \"\" turns it off)")
+	sshIdle := fs.String("ssh-idle-timeout", "", "close a console left alone this long (overrides the config)")
 	demo := fs.Bool("demo", false, "on an empty store, add a loopback test client and user and print how to log in")
 	if _, err := parse(fs, args); err != nil {
 		return err
@@ -56,6 +60,10 @@ func (c *cli) serve(ctx context.Context, args []string) error {
 			cfg.RADIUS.Acct = *acctAddr
 		case "http":
 			cfg.HTTP = *httpAddr
+		case "ssh":
+			cfg.SSH = *sshAddr
+		case "ssh-idle-timeout":
+			cfg.SSHIdleTimeout = *sshIdle
 		}
 	})
 	if err := cfg.Validate(); err != nil {
@@ -185,6 +193,35 @@ func (c *cli) runDaemon(ctx context.Context, cfg config.Config, demo bool) error
 			return err
 		}
 	}
+	var sshSrv *tui.SSH
+	if cfg.SSH != "" {
+		svc, err := admin.New(st, alog, hasher, "ssh")
+		if err != nil {
+			return err
+		}
+		idle, _ := time.ParseDuration(cfg.SSHIdleTimeout)
+		hostKey := filepath.Join(st.Dir(), tui.HostKeyFile)
+		fp, err := tui.EnsureHostKey(hostKey)
+		if err != nil {
+			return err
+		}
+		sshSrv, err = tui.NewSSH(tui.SSHConfig{HostKeyPath: hostKey, Keys: svc, Version: version, IdleTimeout: idle, Logger: log,
+			AdminFor: func(actor string) tui.Admin { return svc.As(actor) }})
+		if err != nil {
+			return err
+		}
+		ln, err := net.Listen("tcp", cfg.SSH)
+		if err != nil {
+			return fmt.Errorf("cannot listen for the console's SSH on %s: %w", cfg.SSH, err)
+		}
+		listening = append(listening, fmt.Sprintf("  console over SSH       %s  (host key %s; add admins with 'clinicgate admin add-key NAME < key.pub')", ln.Addr(), fp))
+		g.Go(func() error {
+			if err := sshSrv.Serve(ln); !errors.Is(err, tui.ErrSSHClosed) {
+				return err
+			}
+			return nil
+		})
+	}
 	if _, err := alog.Append(ctx, audit.Entry{Kind: audit.KindSystem, Reason: "start", Actor: "daemon", Detail: "clinicgate " + version + " started"}); err != nil {
 		return err
 	}
@@ -255,6 +292,9 @@ func (c *cli) runDaemon(ctx context.Context, cfg config.Config, demo bool) error
 		err := srv.Shutdown(sctx)
 		if hs != nil {
 			err = errors.Join(err, hs.Shutdown(sctx))
+		}
+		if sshSrv != nil {
+			err = errors.Join(err, sshSrv.Shutdown(sctx))
 		}
 		_, aerr := alog.Append(sctx, audit.Entry{Kind: audit.KindSystem, Reason: "stop", Actor: "daemon", Detail: "clinicgate stopped"})
 		return errors.Join(err, aerr)
@@ -346,5 +386,6 @@ func (d *demoSetup) print(w interface{ Write([]byte) (int, error) }, cfg config.
 	p("   or in one request, code appended to the password (wait 30 s: a code works once):\n")
 	p("     radtest %s \"%s,$(oathtool --totp -b SECRET)\" %s 0 '%s'\n", d.user, pw, host, d.secret)
 	p("3. See every decision:  bin/clinicgate audit tail   and   bin/clinicgate audit verify\n")
+	p("4. Or watch it live in the console:  bin/clinicgate tui   (over SSH: bin/clinicgate admin add-key me < ~/.ssh/id_ed25519.pub, then ssh -t -p 2222 127.0.0.1)\n")
 	p("Stop with Ctrl-C. Start afresh with: make clean run\n")
 }

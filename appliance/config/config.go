@@ -14,6 +14,7 @@ import (
 	"net"
 	"os"
 	"strconv"
+	"time"
 
 	"gopkg.in/yaml.v3"
 )
@@ -29,6 +30,10 @@ type Config struct {
 	} `yaml:"radius"`
 	// HTTP is the address of /healthz and /metrics. Keep it on loopback.
 	HTTP string `yaml:"http"`
+	// SSH is the console's SSH address ("" turns it off); SSHIdleTimeout
+	// closes a console left alone (Go duration, e.g. "15m").
+	SSH            string `yaml:"ssh"`
+	SSHIdleTimeout string `yaml:"ssh_idle_timeout"`
 	// LogLevel is debug, info, warn or error; LogFormat text or json.
 	LogLevel  string `yaml:"log_level"`
 	LogFormat string `yaml:"log_format"`
@@ -45,6 +50,8 @@ func Default() Config {
 	c.RADIUS.Auth = ":1812"
 	c.RADIUS.Acct = ":1813"
 	c.HTTP = "127.0.0.1:9812"
+	c.SSH = ":2222"
+	c.SSHIdleTimeout = "15m"
 	c.LogLevel = "info"
 	c.LogFormat = "text"
 	c.MemoryLimitMB = 120
@@ -78,7 +85,10 @@ func (c Config) Validate() error {
 	if c.DataDir == "" {
 		errs = append(errs, errors.New("data_dir is empty"))
 	}
-	for name, a := range map[string]string{"radius.auth": c.RADIUS.Auth, "radius.acct": c.RADIUS.Acct, "http": c.HTTP} {
+	if d, err := time.ParseDuration(c.SSHIdleTimeout); err != nil || d < time.Second || d > 24*time.Hour {
+		errs = append(errs, fmt.Errorf("ssh_idle_timeout: %q is not a duration from 1s to 24h (for example \"15m\")", c.SSHIdleTimeout))
+	}
+	for name, a := range map[string]string{"radius.auth": c.RADIUS.Auth, "radius.acct": c.RADIUS.Acct, "http": c.HTTP, "ssh": c.SSH} {
 		if a == "" {
 			continue
 		}

@@ -83,7 +83,8 @@ func (f *form) move(d int) {
 
 func (f *form) view(width int) string {
 	var b strings.Builder
-	b.WriteString(titleStyle.Render(f.title) + "  (tab: next field · enter: save · esc: cancel)\n\n")
+	b.WriteString(titleStyle.Render(fit(f.title, width)) + "\n")
+	b.WriteString(dimStyle.Render("tab: next field · enter: next/save · esc: cancel") + "\n\n")
 	for i, fl := range f.fields {
 		mark := "  "
 		if i == f.focus {

@@ -41,6 +41,11 @@ type Admin interface {
 	EnrollTOTP(ctx context.Context, name string) (admin.Enrolment, error)
 	Clients(ctx context.Context) ([]store.Client, error)
 	AddClient(ctx context.Context, n admin.NewClient) (secrets.Secret, error)
+	SetSetting(ctx context.Context, key, value string) error
+	AddAdminKey(ctx context.Context, name, line string) (string, error)
+	// Fresh reports an appliance with no users and no clients yet (the
+	// first-boot wizard starts then).
+	Fresh(ctx context.Context) (bool, error)
 }
 
 // Options tune the console.
@@ -121,6 +126,7 @@ type Model struct {
 	form    *form
 	show    string // a result to read once (a secret, a QR code); any key closes
 	confirm *confirmation
+	wizard  int // the first-boot wizard's step; 0: not running
 }
 
 // confirmation is a yes/no question before a change.
@@ -196,7 +202,7 @@ func (m Model) tick() tea.Cmd {
 
 // Init implements tea.Model.
 func (m Model) Init() tea.Cmd {
-	return tea.Batch(m.fetchEntries(), m.fetchUsers(), m.verifyAudit())
+	return tea.Batch(m.fetchEntries(), m.fetchUsers(), m.verifyAudit(), m.checkFresh())
 }
 
 // Update implements tea.Model.
@@ -243,6 +249,12 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 			m.clients = msg.clients
 		}
 		return m, nil
+	case freshMsg:
+		if msg.fresh && m.wizard == 0 {
+			m.wizard = wizTimeZone
+			m.form = m.wizardForm(m.wizard)
+		}
+		return m, nil
 	case doneMsg:
 		if msg.err != nil {
 			if m.form != nil {
@@ -253,6 +265,13 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 			return m, nil
 		}
 		m.form, m.note, m.show = nil, msg.text, msg.show
+		if m.wizard > 0 {
+			m.wizard++
+			m.form = m.wizardForm(m.wizard)
+			if m.wizard == wizDone {
+				m.show = joinShown(m.show, wizardDone)
+			}
+		}
 		return m, tea.Batch(m.fetchUsers(), m.fetchClients())
 	case tea.KeyMsg:
 		return m.key(msg)
@@ -272,12 +291,23 @@ func (m Model) key(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
 	if m.show != "" {
 		// A secret or QR code is on screen: any key takes it away.
 		m.show = ""
+		if m.wizard >= wizDone {
+			m.wizard, m.tab = 0, tabDashboard
+		}
 		return m, nil
 	}
 	if m.form != nil {
 		done, cmd := m.form.update(msg)
 		if done {
 			m.form = nil
+			if m.wizard > 0 {
+				// esc skips a wizard step.
+				m.wizard++
+				m.form = m.wizardForm(m.wizard)
+				if m.wizard == wizDone {
+					m.show = wizardDone
+				}
+			}
 		}
 		return m, cmd
 	}
@@ -667,4 +697,11 @@ func (m Model) userAction(msg tea.KeyMsg, u store.User) (tea.Model, tea.Cmd) {
 		})}
 	}
 	return m, nil
+}
+
+func joinShown(a, b string) string {
+	if a == "" {
+		return b
+	}
+	return a + "\n\n" + b
 }

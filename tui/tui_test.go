@@ -17,6 +17,7 @@ import (
 	"github.com/charmbracelet/x/exp/teatest"
 	"github.com/muesli/termenv"
 
+	"github.com/clinicgate/clinicgate/appliance"
 	"github.com/clinicgate/clinicgate/appliance/admin"
 	"github.com/clinicgate/clinicgate/appliance/secrets"
 	"github.com/clinicgate/clinicgate/appliance/store"
@@ -35,6 +36,7 @@ type fakeAdmin struct {
 	rows     []store.AuditRow
 	users    []store.User
 	clients  []store.Client
+	settings map[string]string
 	problems []string
 	failRead bool
 }
@@ -91,6 +93,32 @@ func (f *fakeAdmin) EditUser(_ context.Context, name string, e admin.UserEdit) e
 
 func (f *fakeAdmin) EnrollTOTP(_ context.Context, name string) (admin.Enrolment, error) {
 	return admin.Enrolment{URI: "otpauth://totp/clinicgate:" + name + "?secret=JBSWY3DPEHPK3PXP&issuer=clinicgate", Secret: "JBSWY3DPEHPK3PXP"}, nil
+}
+
+func (f *fakeAdmin) SetSetting(_ context.Context, k, v string) error {
+	if err := appliance.CheckSetting(k, v); err != nil {
+		return fmt.Errorf("%w: %v", admin.ErrInvalid, err)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.settings == nil {
+		f.settings = map[string]string{}
+	}
+	f.settings[k] = v
+	return nil
+}
+
+func (f *fakeAdmin) AddAdminKey(_ context.Context, name, line string) (string, error) {
+	if !strings.HasPrefix(line, "ssh-ed25519 ") {
+		return "", fmt.Errorf("%w: that is not an SSH public key", admin.ErrInvalid)
+	}
+	return "SHA256:fake", nil
+}
+
+func (f *fakeAdmin) Fresh(context.Context) (bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.users) == 0 && len(f.clients) == 0, nil
 }
 
 func (f *fakeAdmin) Clients(context.Context) ([]store.Client, error) {
@@ -401,4 +429,45 @@ func TestEnrolShowsQRCode(t *testing.T) {
 	waitFor(t, tm, "Enrol a new TOTP factor for dr.lee")
 	tm.Type("y")
 	waitFor(t, tm, "Secret: JBSWY3DPEHPK3PXP", "█")
+}
+
+// TestFirstBootWizard walks a fresh appliance to its first client and
+// user, with a bad entry corrected and one step skipped.
+func TestFirstBootWizard(t *testing.T) {
+	f := &fakeAdmin{}
+	tm := start(t, f, 80, 24)
+	waitFor(t, tm, "Welcome to clinicgate", "time zone")
+	tm.Type("Mars/Olympus")
+	tm.Send(tea.KeyMsg{Type: tea.KeyEnter})
+	waitFor(t, tm, "not a known time zone")
+	for range len("Mars/Olympus") {
+		tm.Send(tea.KeyMsg{Type: tea.KeyBackspace})
+	}
+	tm.Type("America/Chicago")
+	tm.Send(tea.KeyMsg{Type: tea.KeyEnter})
+	waitFor(t, tm, "Step 2 of 4")
+	tm.Send(tea.KeyMsg{Type: tea.KeyEsc}) // no SSH key now
+	waitFor(t, tm, "Step 3 of 4")
+	tm.Type("office-wifi")
+	tm.Send(tea.KeyMsg{Type: tea.KeyEnter})
+	tm.Type("192.168.1.2")
+	tm.Send(tea.KeyMsg{Type: tea.KeyEnter})
+	tm.Send(tea.KeyMsg{Type: tea.KeyEnter})
+	waitFor(t, tm, "shown once", "Gen3ratedS3cret")
+	tm.Type("x")
+	waitFor(t, tm, "Step 4 of 4")
+	tm.Type("dr.lee")
+	tm.Send(tea.KeyMsg{Type: tea.KeyEnter})
+	tm.Type("clinicians")
+	tm.Send(tea.KeyMsg{Type: tea.KeyEnter})
+	tm.Type("a good password")
+	tm.Send(tea.KeyMsg{Type: tea.KeyEnter})
+	waitFor(t, tm, "Setup done")
+	tm.Type("x")
+	waitFor(t, tm, "Logins in view")
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.settings["timezone"] != "America/Chicago" || len(f.clients) != 1 || len(f.users) != 1 {
+		t.Fatalf("after the wizard: settings %v, %d clients, %d users", f.settings, len(f.clients), len(f.users))
+	}
 }

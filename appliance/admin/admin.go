@@ -632,3 +632,16 @@ func (s *Service) VerifyAudit(ctx context.Context) (int64, []string, error) {
 	rep, err := s.Audit.Verify(ctx)
 	return rep.Entries, rep.Problems, err
 }
+
+// Fresh reports an appliance with no users and no clients.
+func (s *Service) Fresh(ctx context.Context) (bool, error) {
+	us, err := s.Store.Users(ctx)
+	if err != nil || len(us) > 0 {
+		return false, err
+	}
+	cs, err := s.Store.Clients(ctx, "")
+	if err != nil {
+		return false, err
+	}
+	return len(cs) == 0, nil
+}

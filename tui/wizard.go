@@ -1,0 +1,87 @@
+package tui
+
+import (
+	"context"
+	"strings"
+	"time"
+
+	tea "github.com/charmbracelet/bubbletea"
+)
+
+// The first-boot wizard: on an appliance with no users and no clients the
+// console walks the contractor from a fresh image to a working login —
+// time zone, an admin SSH key, the first RADIUS client, the first user —
+// each step through the same admin operations as everywhere else, and
+// each skippable with esc.
+
+type freshMsg struct{ fresh bool }
+
+const (
+	wizTimeZone = iota + 1
+	wizSSHKey
+	wizClient
+	wizUser
+	wizDone
+)
+
+func (m Model) checkFresh() tea.Cmd {
+	return func() tea.Msg {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		fresh, err := m.admin.Fresh(ctx)
+		return freshMsg{fresh: err == nil && fresh}
+	}
+}
+
+// wizardForm returns the form of a step (nil for the last screen).
+func (m Model) wizardForm(step int) *form {
+	var f *form
+	switch step {
+	case wizTimeZone:
+		f = newForm("Welcome to clinicgate — step 1 of 4: the clinic's time zone", func(v []string) tea.Cmd {
+			return m.act(func(ctx context.Context) doneMsg {
+				tz := strings.TrimSpace(v[0])
+				if tz == "" {
+					return doneMsg{text: "time zone: the system's"}
+				}
+				if err := m.admin.SetSetting(ctx, "timezone", tz); err != nil {
+					return doneMsg{err: err}
+				}
+				return doneMsg{text: "time zone " + tz}
+			})
+		}, field("time zone", "e.g. America/Chicago or Europe/Berlin (allowed hours use it); empty: the system's", false, 64))
+	case wizSSHKey:
+		f = newForm("Step 2 of 4: your SSH key, to open this console from your laptop", func(v []string) tea.Cmd {
+			return m.act(func(ctx context.Context) doneMsg {
+				if strings.TrimSpace(v[1]) == "" {
+					return doneMsg{text: "no SSH key added (add one later: clinicgate admin add-key)"}
+				}
+				fp, err := m.admin.AddAdminKey(ctx, strings.TrimSpace(v[0]), v[1])
+				if err != nil {
+					return doneMsg{err: err}
+				}
+				return doneMsg{text: "SSH key " + fp + " added"}
+			})
+		},
+			field("name", "who holds the key, e.g. dana-laptop", false, 64),
+			field("key", "paste one line of your .pub file (ssh-ed25519 AAAA…); empty: skip", false, 4096))
+	case wizClient:
+		f = m.addClientForm()
+		f.title = "Step 3 of 4: the first device that asks (Wi-Fi controller, VPN gateway)"
+	case wizUser:
+		f = m.addUserForm()
+		f.title = "Step 4 of 4: the first person who logs in"
+	}
+	return f
+}
+
+const wizardDone = `Setup done.
+
+Point the device at this appliance (RADIUS, port 1812, the secret it was
+shown) and log in as the user. The login appears on the dashboard within a
+second; enter on it tells why, if it was refused.
+
+Enrol the user's second factor on the Users pane (m), and add more users
+and devices there and on the Clients pane (a).
+
+(any key: go to the dashboard)`

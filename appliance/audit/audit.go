@@ -59,6 +59,7 @@ type Log struct {
 	start     sync.Once
 	reqs      chan *appendReq
 	quit      chan struct{}
+	stopped   chan struct{} // closed when the writer has exited
 	closeOnce sync.Once
 }
 
@@ -83,7 +84,7 @@ func New(st *store.Store, now func() time.Time) (*Log, error) {
 	if now == nil {
 		now = time.Now
 	}
-	l := &Log{store: st, key: st.Sealer().Derive("audit-chain-v1"), now: now, reqs: make(chan *appendReq, 1024), quit: make(chan struct{})}
+	l := &Log{store: st, key: st.Sealer().Derive("audit-chain-v1"), now: now, reqs: make(chan *appendReq, 1024), quit: make(chan struct{}), stopped: make(chan struct{})}
 	st.SetAuditHeadMAC(l.headMAC)
 	return l, nil
 }
@@ -144,11 +145,22 @@ func (l *Log) Append(ctx context.Context, e Entry) (int64, error) {
 	case <-ctx.Done():
 		return 0, fmt.Errorf("audit: %w", ctx.Err())
 	}
-	res := <-r.done
-	return res.seq, res.err
+	select {
+	case res := <-r.done:
+		return res.seq, res.err
+	case <-l.stopped:
+		// The writer exited (Close) without taking this entry.
+		select {
+		case res := <-r.done:
+			return res.seq, res.err
+		default:
+			return 0, ErrClosed
+		}
+	}
 }
 
 func (l *Log) writer() {
+	defer close(l.stopped)
 	batch := make([]*appendReq, 0, maxBatch)
 	for {
 		var first *appendReq

@@ -1,6 +1,7 @@
 package audit_test
 
 import (
+	"context"
 	"database/sql"
 	"errors"
 	"fmt"
@@ -385,5 +386,36 @@ func TestOtherApplianceCannotVouch(t *testing.T) {
 	}
 	if rep := a.verify(t); !rep.OK() {
 		t.Errorf("Verify of the original: got %q, want OK", rep.Problems)
+	}
+}
+
+// TestCloseNeverStrandsAnAppend: appends racing Close each return, with
+// their entry written or ErrClosed, and the chain stays whole.
+func TestCloseNeverStrandsAnAppend(t *testing.T) {
+	e := newEnv(t)
+	var wg sync.WaitGroup
+	done := make(chan struct{})
+	for i := range 64 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := e.log.Append(context.Background(), audit.Entry{Kind: audit.KindSystem, Reason: "race", Detail: fmt.Sprint(i)})
+			if err != nil && !errors.Is(err, audit.ErrClosed) {
+				t.Errorf("append: %v", err)
+			}
+		}()
+		if i == 32 {
+			e.log.Close()
+		}
+	}
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("an Append never returned after Close")
+	}
+	l2, _ := audit.New(e.st, nil)
+	if rep, err := l2.Verify(t.Context()); err != nil || !rep.OK() {
+		t.Fatalf("chain after the race: %+v %v", rep, err)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -222,4 +223,71 @@ func qrText(uri string) string {
 		BlackWhiteChar: qrterminal.BLACK_WHITE, WhiteBlackChar: qrterminal.WHITE_BLACK,
 	})
 	return b.String()
+}
+
+// policyForm edits a client's policy; the fields start with the current
+// values, and the version check refuses a change someone else made first.
+func (m Model) policyForm(c store.Client) *form {
+	p := c.Policy
+	var rules []string
+	for _, r := range p.Rules {
+		rules = append(rules, fmt.Sprintf("%s=%d", r.Group, r.VLAN))
+	}
+	yes := map[bool]string{true: "yes", false: "no"}
+	fields := []formField{
+		field("mfa", "required, enrolled or off", false, 10),
+		field("style", "auto, challenge or append (how the code travels)", false, 10),
+		field("device", "yes: only MAC addresses registered to the user", false, 3),
+		field("groups", "only these groups may log in (comma-separated; empty: all)", false, 200),
+		field("vlans", "group=VLAN, comma-separated, first match wins (e.g. clinicians=20)", false, 300),
+		field("upstream", "local, or an upstream's name", false, 64),
+		field("failmode", "secure or cached (when the upstream is unreachable)", false, 10),
+		field("msg-auth", "yes: require Message-Authenticator (no: only for very old hardware)", false, 3),
+	}
+	for i, v := range []string{string(p.MFA), string(p.Style), yes[p.RequireDevice], strings.Join(p.AllowedGroups, ","),
+		strings.Join(rules, ","), p.Upstream, string(p.Failmode), yes[p.RequireMessageAuthenticator]} {
+		fields[i].input.SetValue(v)
+	}
+	name, version := c.Name, c.Version
+	return newForm("Policy of "+name, func(v []string) tea.Cmd {
+		return m.act(func(ctx context.Context) doneMsg {
+			yesNo := func(s, what string) (bool, error) {
+				switch strings.ToLower(strings.TrimSpace(s)) {
+				case "yes", "y":
+					return true, nil
+				case "no", "n":
+					return false, nil
+				}
+				return false, fmt.Errorf("%w: %s: answer yes or no", admin.ErrInvalid, what)
+			}
+			dev, err := yesNo(v[2], "device")
+			if err != nil {
+				return doneMsg{err: err}
+			}
+			ma, err := yesNo(v[7], "msg-auth")
+			if err != nil {
+				return doneMsg{err: err}
+			}
+			var rules []policy.Rule
+			for _, r := range splitList(v[4]) {
+				g, n, ok := strings.Cut(r, "=")
+				vlan, err := strconv.Atoi(n)
+				if !ok || err != nil {
+					return doneMsg{err: fmt.Errorf("%w: vlans: %q should be group=number, e.g. clinicians=20", admin.ErrInvalid, r)}
+				}
+				rules = append(rules, policy.Rule{Group: g, VLAN: vlan})
+			}
+			err = m.admin.EditClient(ctx, name, admin.ClientEdit{Version: version, Policy: func(p *policy.Policy) error {
+				p.MFA, p.Style = policy.MFA(strings.TrimSpace(v[0])), policy.Style(strings.TrimSpace(v[1]))
+				p.RequireDevice, p.RequireMessageAuthenticator = dev, ma
+				p.AllowedGroups, p.Rules = splitList(v[3]), rules
+				p.Upstream, p.Failmode = strings.TrimSpace(v[5]), policy.Failmode(strings.TrimSpace(v[6]))
+				return nil
+			}})
+			if err != nil {
+				return doneMsg{err: err}
+			}
+			return doneMsg{text: "policy of " + name + " saved"}
+		})
+	}, fields...)
 }

@@ -41,6 +41,7 @@ type Admin interface {
 	EnrollTOTP(ctx context.Context, name string) (admin.Enrolment, error)
 	Clients(ctx context.Context) ([]store.Client, error)
 	AddClient(ctx context.Context, n admin.NewClient) (secrets.Secret, error)
+	EditClient(ctx context.Context, name string, e admin.ClientEdit) error
 	SetSetting(ctx context.Context, key, value string) error
 	AddAdminKey(ctx context.Context, name, line string) (string, error)
 	// Fresh reports an appliance with no users and no clients yet (the
@@ -73,7 +74,7 @@ var tabNames = []string{"Dashboard", "Audit", "Users", "Clients"}
 // keyMap is every key the console answers, with its help text.
 type keyMap struct {
 	Next, Prev, Up, Down, Enter, Back, Filter, Verify, Help, Quit key.Binding
-	Add, Password, Disable, Unlock, Enrol                         key.Binding
+	Add, Password, Disable, Unlock, Enrol, Edit                   key.Binding
 }
 
 func (k keyMap) ShortHelp() []key.Binding {
@@ -82,7 +83,7 @@ func (k keyMap) ShortHelp() []key.Binding {
 
 func (k keyMap) FullHelp() [][]key.Binding {
 	return [][]key.Binding{{k.Next, k.Prev, k.Up, k.Down}, {k.Enter, k.Back, k.Filter, k.Verify},
-		{k.Add, k.Password, k.Disable}, {k.Unlock, k.Enrol, k.Help, k.Quit}}
+		{k.Add, k.Password, k.Disable}, {k.Unlock, k.Enrol, k.Edit}, {k.Help, k.Quit}}
 }
 
 var keys = keyMap{
@@ -102,6 +103,7 @@ var keys = keyMap{
 	Disable:  key.NewBinding(key.WithKeys("d"), key.WithHelp("d", "disable/enable")),
 	Unlock:   key.NewBinding(key.WithKeys("u"), key.WithHelp("u", "unlock")),
 	Enrol:    key.NewBinding(key.WithKeys("m"), key.WithHelp("m", "enrol TOTP")),
+	Edit:     key.NewBinding(key.WithKeys("e"), key.WithHelp("e", "edit policy (clients)")),
 }
 
 // Model is the console's root model.
@@ -354,6 +356,8 @@ func (m Model) key(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
 		m.form = m.addUserForm()
 	case key.Matches(msg, keys.Add) && m.tab == tabClients:
 		m.form = m.addClientForm()
+	case key.Matches(msg, keys.Edit) && m.tab == tabClients && len(m.clients) > 0:
+		m.form = m.policyForm(m.clients[min(m.cursor, len(m.clients)-1)])
 	case m.tab == tabUsers && len(m.users) > 0 && (key.Matches(msg, keys.Password) || key.Matches(msg, keys.Disable) || key.Matches(msg, keys.Unlock) || key.Matches(msg, keys.Enrol)):
 		return m.userAction(msg, m.users[min(m.cursor, len(m.users)-1)])
 	case key.Matches(msg, keys.Back):
@@ -645,7 +649,7 @@ func (m Model) viewUsers(h int) string {
 
 func (m Model) viewClients(h int) string {
 	var b strings.Builder
-	b.WriteString("a: add a RADIUS client (the secret is shown once)\n")
+	b.WriteString("a: add a RADIUS client (the secret is shown once) · e: edit its policy\n")
 	b.WriteString(dimStyle.Render(fit(fmt.Sprintf("%-16s %-20s %-10s %-9s %s", "NAME", "ADDRESS", "UPSTREAM", "MFA", "MSG-AUTH"), m.width)) + "\n")
 	if len(m.clients) == 0 {
 		b.WriteString("(no clients yet: press a to add your Wi-Fi controller or VPN gateway)\n")
@@ -658,7 +662,11 @@ func (m Model) viewClients(h int) string {
 		if !c.Policy.RequireMessageAuthenticator {
 			ma = "optional (!)"
 		}
-		b.WriteString(fit(fmt.Sprintf("%-16s %-20s %-10s %-9s %s", clip(c.Name, 16), c.Prefix, clip(c.Policy.Upstream, 10), c.Policy.MFA, ma), m.width) + "\n")
+		line := fit(fmt.Sprintf("%-16s %-20s %-10s %-9s %s", clip(c.Name, 16), c.Prefix, clip(c.Policy.Upstream, 10), c.Policy.MFA, ma), m.width)
+		if i == min(m.cursor, len(m.clients)-1) {
+			line = cursorStyle.Render(line)
+		}
+		b.WriteString(line + "\n")
 	}
 	return b.String()
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 	"strings"
 	"sync"
@@ -19,6 +20,7 @@ import (
 
 	"github.com/clinicgate/clinicgate/appliance"
 	"github.com/clinicgate/clinicgate/appliance/admin"
+	"github.com/clinicgate/clinicgate/appliance/policy"
 	"github.com/clinicgate/clinicgate/appliance/secrets"
 	"github.com/clinicgate/clinicgate/appliance/store"
 )
@@ -93,6 +95,33 @@ func (f *fakeAdmin) EditUser(_ context.Context, name string, e admin.UserEdit) e
 
 func (f *fakeAdmin) EnrollTOTP(_ context.Context, name string) (admin.Enrolment, error) {
 	return admin.Enrolment{URI: "otpauth://totp/clinicgate:" + name + "?secret=JBSWY3DPEHPK3PXP&issuer=clinicgate", Secret: "JBSWY3DPEHPK3PXP"}, nil
+}
+
+func (f *fakeAdmin) EditClient(_ context.Context, name string, e admin.ClientEdit) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for i := range f.clients {
+		c := &f.clients[i]
+		if c.Name != name {
+			continue
+		}
+		if e.Version != 0 && e.Version != c.Version {
+			return fmt.Errorf("client %q: %w", name, store.ErrConflict)
+		}
+		p := c.Policy
+		if e.Policy != nil {
+			if err := e.Policy(&p); err != nil {
+				return err
+			}
+			if err := p.Validate(); err != nil {
+				return fmt.Errorf("%w: %v", admin.ErrInvalid, err)
+			}
+		}
+		c.Policy = p
+		c.Version++
+		return nil
+	}
+	return fmt.Errorf("%w: there is no client %q", admin.ErrInvalid, name)
 }
 
 func (f *fakeAdmin) SetSetting(_ context.Context, k, v string) error {
@@ -469,5 +498,51 @@ func TestFirstBootWizard(t *testing.T) {
 	defer f.mu.Unlock()
 	if f.settings["timezone"] != "America/Chicago" || len(f.clients) != 1 || len(f.users) != 1 {
 		t.Fatalf("after the wizard: settings %v, %d clients, %d users", f.settings, len(f.clients), len(f.users))
+	}
+}
+
+func TestEditClientPolicy(t *testing.T) {
+	f := sample()
+	p := policy.Default()
+	f.clients = []store.Client{{Name: "office-wifi", Prefix: netip.MustParsePrefix("192.168.1.2/32"), Policy: p, Version: 1}}
+	tm := start(t, f, 80, 30)
+	waitFor(t, tm, "frontdesk2")
+	for range 3 {
+		tm.Send(tea.KeyMsg{Type: tea.KeyTab})
+	}
+	waitFor(t, tm, "office-wifi")
+	tm.Type("e")
+	waitFor(t, tm, "Policy of office-wifi")
+	// mfa: required → sometimes (refused in words), then off.
+	for range len("required") {
+		tm.Send(tea.KeyMsg{Type: tea.KeyBackspace})
+	}
+	tm.Type("sometimes")
+	for range 4 { // to vlans
+		tm.Send(tea.KeyMsg{Type: tea.KeyTab})
+	}
+	tm.Type("clinicians=20")
+	for range 3 { // to msg-auth, then save
+		tm.Send(tea.KeyMsg{Type: tea.KeyTab})
+	}
+	tm.Send(tea.KeyMsg{Type: tea.KeyEnter})
+	waitFor(t, tm, "mfa must be required, enrolled or off")
+	for range 7 { // back to mfa
+		tm.Send(tea.KeyMsg{Type: tea.KeyShiftTab})
+	}
+	for range len("sometimes") {
+		tm.Send(tea.KeyMsg{Type: tea.KeyBackspace})
+	}
+	tm.Type("off")
+	for range 7 {
+		tm.Send(tea.KeyMsg{Type: tea.KeyTab})
+	}
+	tm.Send(tea.KeyMsg{Type: tea.KeyEnter})
+	waitFor(t, tm, "policy of office-wifi saved")
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	got := f.clients[0].Policy
+	if got.MFA != policy.MFAOff || len(got.Rules) != 1 || got.Rules[0].VLAN != 20 || !got.RequireMessageAuthenticator {
+		t.Fatalf("saved policy %+v", got)
 	}
 }

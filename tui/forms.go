@@ -2,6 +2,7 @@ package tui
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -115,6 +116,10 @@ type (
 	clientsMsg struct {
 		clients []store.Client
 		err     error
+	}
+	upstreamsMsg struct {
+		ups []store.Upstream
+		err error
 	}
 )
 
@@ -290,4 +295,104 @@ func (m Model) policyForm(c store.Client) *form {
 			return doneMsg{text: "policy of " + name + " saved"}
 		})
 	}, fields...)
+}
+
+func (m Model) fetchUpstreams() tea.Cmd {
+	return func() tea.Msg {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		u, err := m.admin.Upstreams(ctx)
+		return upstreamsMsg{u, err}
+	}
+}
+
+// upstreamWhere picks the servers out of an upstream's settings for the
+// list (never a secret: those are not in the settings).
+func upstreamWhere(config string) string {
+	var c struct {
+		Servers []string `json:"servers"`
+		URLs    []string `json:"urls"`
+		Issuer  string   `json:"issuer"`
+	}
+	if json.Unmarshal([]byte(config), &c) != nil {
+		return "?"
+	}
+	switch {
+	case len(c.Servers) > 0:
+		return strings.Join(c.Servers, " ")
+	case len(c.URLs) > 0:
+		return strings.Join(c.URLs, " ")
+	}
+	return c.Issuer
+}
+
+func (m Model) testUpstreamForm(name string) *form {
+	return newForm("Test upstream "+name+" with a real login", func(v []string) tea.Cmd {
+		return m.act(func(ctx context.Context) doneMsg {
+			var out strings.Builder
+			err := m.admin.TestUpstream(ctx, name, strings.TrimSpace(v[0]), []byte(v[1]), &out)
+			verdict := "the test login succeeded"
+			if err != nil {
+				verdict = explain(err)
+			}
+			return doneMsg{text: "test of " + name + ": " + verdict, show: "Test of upstream " + name + ":\n\n" + sanitizeBlock(out.String())}
+		})
+	},
+		field("user", "an account that exists there", false, 128),
+		field("password", "its password (used for this test only)", true, 128),
+	)
+}
+
+// sanitizeBlock keeps line breaks but no other control characters.
+func sanitizeBlock(s string) string {
+	lines := strings.Split(s, "\n")
+	for i, l := range lines {
+		lines[i] = sanitize(l)
+	}
+	return strings.Join(lines, "\n")
+}
+
+func (m Model) groupsForm(u store.User) *form {
+	exp := ""
+	if !u.ExpiresAt.IsZero() {
+		exp = u.ExpiresAt.In(time.Local).AddDate(0, 0, -1).Format("2006-01-02")
+	}
+	f := newForm("Groups and expiry of "+u.Name, func(v []string) tea.Cmd {
+		return m.act(func(ctx context.Context) doneMsg {
+			groups := splitList(v[0])
+			var t time.Time
+			if s := strings.TrimSpace(v[1]); s != "" && s != "never" {
+				d, err := time.ParseInLocation("2006-01-02", s, time.Local)
+				if err != nil {
+					return doneMsg{err: fmt.Errorf("%w: expiry %q is not a date like 2026-12-31 (or empty: never)", admin.ErrInvalid, s)}
+				}
+				t = d.AddDate(0, 0, 1) // through the end of that day
+			}
+			if err := m.admin.EditUser(ctx, u.Name, admin.UserEdit{Groups: &groups, ExpiresAt: &t, Version: u.Version}); err != nil {
+				return doneMsg{err: err}
+			}
+			return doneMsg{text: u.Name + ": groups and expiry saved"}
+		})
+	},
+		field("groups", "comma-separated; empty: none", false, 300),
+		field("expires", "last day the account works, e.g. 2026-12-31 (business partners); empty: never", false, 10),
+	)
+	f.fields[0].input.SetValue(strings.Join(u.Groups, ", "))
+	f.fields[1].input.SetValue(exp)
+	return f
+}
+
+func (m Model) deviceForm(user string) *form {
+	return newForm("Bind a device to "+user, func(v []string) tea.Cmd {
+		return m.act(func(ctx context.Context) doneMsg {
+			mac, err := m.admin.AddDevice(ctx, v[0], user, strings.TrimSpace(v[1]))
+			if err != nil {
+				return doneMsg{err: err}
+			}
+			return doneMsg{text: "device " + mac + " bound to " + user}
+		})
+	},
+		field("MAC", "as the Wi-Fi shows it, e.g. AA-BB-CC-DD-EE-FF", false, 32),
+		field("what", "e.g. front desk laptop", false, 128),
+	)
 }

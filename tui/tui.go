@@ -12,6 +12,7 @@ package tui
 import (
 	"context"
 	"fmt"
+	"io"
 	"strings"
 	"time"
 
@@ -42,6 +43,10 @@ type Admin interface {
 	Clients(ctx context.Context) ([]store.Client, error)
 	AddClient(ctx context.Context, n admin.NewClient) (secrets.Secret, error)
 	EditClient(ctx context.Context, name string, e admin.ClientEdit) error
+	Upstreams(ctx context.Context) ([]store.Upstream, error)
+	TestUpstream(ctx context.Context, name, user string, pw secrets.Secret, w io.Writer) error
+	ResetMFA(ctx context.Context, name string) error
+	AddDevice(ctx context.Context, mac, user, description string) (string, error)
 	SetSetting(ctx context.Context, key, value string) error
 	AddAdminKey(ctx context.Context, name, line string) (string, error)
 	// Fresh reports an appliance with no users and no clients yet (the
@@ -66,15 +71,17 @@ const (
 	tabAudit
 	tabUsers
 	tabClients
+	tabUpstreams
 	tabCount
 )
 
-var tabNames = []string{"Dashboard", "Audit", "Users", "Clients"}
+var tabNames = []string{"Dashboard", "Audit", "Users", "Clients", "Upstreams"}
 
 // keyMap is every key the console answers, with its help text.
 type keyMap struct {
 	Next, Prev, Up, Down, Enter, Back, Filter, Verify, Help, Quit key.Binding
 	Add, Password, Disable, Unlock, Enrol, Edit                   key.Binding
+	Groups, ResetMFA, Device, Test                                key.Binding
 }
 
 func (k keyMap) ShortHelp() []key.Binding {
@@ -83,7 +90,7 @@ func (k keyMap) ShortHelp() []key.Binding {
 
 func (k keyMap) FullHelp() [][]key.Binding {
 	return [][]key.Binding{{k.Next, k.Prev, k.Up, k.Down}, {k.Enter, k.Back, k.Filter, k.Verify},
-		{k.Add, k.Password, k.Disable}, {k.Unlock, k.Enrol, k.Edit}, {k.Help, k.Quit}}
+		{k.Add, k.Password, k.Disable, k.Groups}, {k.Unlock, k.Enrol, k.ResetMFA, k.Device}, {k.Edit, k.Test, k.Help, k.Quit}}
 }
 
 var keys = keyMap{
@@ -104,6 +111,10 @@ var keys = keyMap{
 	Unlock:   key.NewBinding(key.WithKeys("u"), key.WithHelp("u", "unlock")),
 	Enrol:    key.NewBinding(key.WithKeys("m"), key.WithHelp("m", "enrol TOTP")),
 	Edit:     key.NewBinding(key.WithKeys("e"), key.WithHelp("e", "edit policy (clients)")),
+	Groups:   key.NewBinding(key.WithKeys("g"), key.WithHelp("g", "groups and expiry")),
+	ResetMFA: key.NewBinding(key.WithKeys("r"), key.WithHelp("r", "reset TOTP")),
+	Device:   key.NewBinding(key.WithKeys("b"), key.WithHelp("b", "bind a device")),
+	Test:     key.NewBinding(key.WithKeys("t"), key.WithHelp("t", "test an upstream")),
 }
 
 // Model is the console's root model.
@@ -125,6 +136,7 @@ type Model struct {
 	err     string
 	note    string // the last action's result
 	clients []store.Client
+	ups     []store.Upstream
 	form    *form
 	show    string // a result to read once (a secret, a QR code); any key closes
 	confirm *confirmation
@@ -251,6 +263,11 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 			m.clients = msg.clients
 		}
 		return m, nil
+	case upstreamsMsg:
+		if msg.err == nil {
+			m.ups = msg.ups
+		}
+		return m, nil
 	case freshMsg:
 		if msg.fresh && m.wizard == 0 {
 			m.wizard = wizTimeZone
@@ -348,7 +365,7 @@ func (m Model) key(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
 		m.help.ShowAll = !m.help.ShowAll
 	case key.Matches(msg, keys.Next):
 		m.tab, m.detail, m.cursor = (m.tab+1)%tabCount, nil, 0
-		return m, tea.Batch(m.fetchUsers(), m.fetchClients())
+		return m, tea.Batch(m.fetchUsers(), m.fetchClients(), m.fetchUpstreams())
 	case key.Matches(msg, keys.Prev):
 		m.tab, m.detail, m.cursor = (m.tab+tabCount-1)%tabCount, nil, 0
 		return m, tea.Batch(m.fetchUsers(), m.fetchClients())
@@ -358,7 +375,10 @@ func (m Model) key(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
 		m.form = m.addClientForm()
 	case key.Matches(msg, keys.Edit) && m.tab == tabClients && len(m.clients) > 0:
 		m.form = m.policyForm(m.clients[min(m.cursor, len(m.clients)-1)])
-	case m.tab == tabUsers && len(m.users) > 0 && (key.Matches(msg, keys.Password) || key.Matches(msg, keys.Disable) || key.Matches(msg, keys.Unlock) || key.Matches(msg, keys.Enrol)):
+	case key.Matches(msg, keys.Test) && m.tab == tabUpstreams && len(m.ups) > 0:
+		m.form = m.testUpstreamForm(m.ups[min(m.cursor, len(m.ups)-1)].Name)
+	case m.tab == tabUsers && len(m.users) > 0 && (key.Matches(msg, keys.Password) || key.Matches(msg, keys.Disable) || key.Matches(msg, keys.Unlock) ||
+		key.Matches(msg, keys.Enrol) || key.Matches(msg, keys.Groups) || key.Matches(msg, keys.ResetMFA) || key.Matches(msg, keys.Device)):
 		return m.userAction(msg, m.users[min(m.cursor, len(m.users)-1)])
 	case key.Matches(msg, keys.Back):
 		m.detail = nil
@@ -477,8 +497,10 @@ func (m Model) View() string {
 		body = m.viewAudit(bodyHeight)
 	case m.tab == tabUsers:
 		body = m.viewUsers(bodyHeight)
-	default:
+	case m.tab == tabClients:
 		body = m.viewClients(bodyHeight)
+	default:
+		body = m.viewUpstreams(bodyHeight)
 	}
 	lines := strings.Split(strings.TrimRight(body, "\n"), "\n")
 	for len(lines) < bodyHeight {
@@ -618,7 +640,7 @@ func (m Model) viewDetail(r store.AuditRow) string {
 
 func (m Model) viewUsers(h int) string {
 	var b strings.Builder
-	b.WriteString("a: add · p: password · d: disable/enable · u: unlock · m: enrol TOTP\n")
+	b.WriteString(fit("a:add  p:password  d:disable  g:groups/expiry  u:unlock  m/r:TOTP  b:device", m.width) + "\n")
 	h--
 	b.WriteString(dimStyle.Render(fit(fmt.Sprintf("%-20s %-22s %-10s %s", "NAME", "GROUPS", "STATE", "SOURCE"), m.width)) + "\n")
 	if len(m.users) == 0 {
@@ -688,6 +710,17 @@ func (m Model) userAction(msg tea.KeyMsg, u store.User) (tea.Model, tea.Cmd) {
 			}
 			return doneMsg{text: fmt.Sprintf("%s %sd", name, strings.ToLower(verb))}
 		})}
+	case key.Matches(msg, keys.Groups):
+		m.form = m.groupsForm(u)
+	case key.Matches(msg, keys.Device):
+		m.form = m.deviceForm(name)
+	case key.Matches(msg, keys.ResetMFA):
+		m.confirm = &confirmation{question: "Remove " + name + "'s TOTP factor? Until a new one is enrolled, clients that require MFA refuse them.", do: m.act(func(ctx context.Context) doneMsg {
+			if err := m.admin.ResetMFA(ctx, name); err != nil {
+				return doneMsg{err: err}
+			}
+			return doneMsg{text: "TOTP of " + name + " removed"}
+		})}
 	case key.Matches(msg, keys.Unlock):
 		return m, m.act(func(ctx context.Context) doneMsg {
 			if err := m.admin.EditUser(ctx, name, admin.UserEdit{Unlock: true}); err != nil {
@@ -712,4 +745,24 @@ func joinShown(a, b string) string {
 		return b
 	}
 	return a + "\n\n" + b
+}
+
+func (m Model) viewUpstreams(h int) string {
+	var b strings.Builder
+	b.WriteString("t: test an upstream with a real login (add and remove them with clinicgate upstream)\n")
+	b.WriteString(dimStyle.Render(fit(fmt.Sprintf("%-16s %-7s %s", "NAME", "KIND", "WHERE"), m.width)) + "\n")
+	if len(m.ups) == 0 {
+		b.WriteString("(none: every client checks passwords against the appliance's own users)\n")
+	}
+	for i, u := range m.ups {
+		if i >= h-2 {
+			break
+		}
+		line := fit(fmt.Sprintf("%-16s %-7s %s", clip(u.Name, 16), u.Kind, upstreamWhere(u.Config)), m.width)
+		if i == min(m.cursor, len(m.ups)-1) {
+			line = cursorStyle.Render(line)
+		}
+		b.WriteString(line + "\n")
+	}
+	return b.String()
 }

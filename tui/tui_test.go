@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/netip"
 	"os"
 	"strings"
@@ -122,6 +123,30 @@ func (f *fakeAdmin) EditClient(_ context.Context, name string, e admin.ClientEdi
 		return nil
 	}
 	return fmt.Errorf("%w: there is no client %q", admin.ErrInvalid, name)
+}
+
+func (f *fakeAdmin) Upstreams(context.Context) ([]store.Upstream, error) {
+	return []store.Upstream{{Name: "clinic-ad", Kind: "ldap", Config: `{"urls":["ldaps://dc1.clinic.local:636"]}`, Secret: []byte("never shown")}}, nil
+}
+
+func (f *fakeAdmin) TestUpstream(_ context.Context, name, user string, pw secrets.Secret, w io.Writer) error {
+	fmt.Fprintf(w, "1. settings of ldap upstream %s: ok\n3. checking the password of %s\n", name, user)
+	if string(pw) != "right" {
+		fmt.Fprintln(w, "   REFUSED in 3ms: wrong password")
+		return errors.New("the test login did not succeed")
+	}
+	fmt.Fprintln(w, "   accepted in 3ms as "+user)
+	return nil
+}
+
+func (f *fakeAdmin) ResetMFA(context.Context, string) error { return nil }
+
+func (f *fakeAdmin) AddDevice(_ context.Context, mac, user, _ string) (string, error) {
+	norm, err := policy.NormalizeMAC(mac)
+	if err != nil {
+		return "", fmt.Errorf("%w: %q: %v", admin.ErrInvalid, mac, err)
+	}
+	return norm, nil
 }
 
 func (f *fakeAdmin) SetSetting(_ context.Context, k, v string) error {
@@ -545,4 +570,57 @@ func TestEditClientPolicy(t *testing.T) {
 	if got.MFA != policy.MFAOff || len(got.Rules) != 1 || got.Rules[0].VLAN != 20 || !got.RequireMessageAuthenticator {
 		t.Fatalf("saved policy %+v", got)
 	}
+}
+
+func TestUpstreamTestFromTheConsole(t *testing.T) {
+	tm := start(t, sample(), 80, 24)
+	waitFor(t, tm, "frontdesk2")
+	for range 4 {
+		tm.Send(tea.KeyMsg{Type: tea.KeyTab})
+	}
+	waitFor(t, tm, "ldaps://dc1.clinic.local:636")
+	tm.Type("t")
+	tm.Type("alice")
+	tm.Send(tea.KeyMsg{Type: tea.KeyEnter})
+	tm.Type("wrong")
+	tm.Send(tea.KeyMsg{Type: tea.KeyEnter})
+	waitFor(t, tm, "REFUSED in 3ms: wrong password")
+	if out := screen(t, tm); strings.Contains(out, "never shown") {
+		t.Fatal("an upstream's secret reached the screen")
+	}
+}
+
+func TestGroupsExpiryAndDeviceFromTheConsole(t *testing.T) {
+	f := sample()
+	for i := range f.users {
+		f.users[i].Version = 1
+	}
+	tm := start(t, f, 80, 24)
+	waitFor(t, tm, "frontdesk2")
+	tm.Send(tea.KeyMsg{Type: tea.KeyTab})
+	tm.Send(tea.KeyMsg{Type: tea.KeyTab})
+	waitFor(t, tm, "vendor-it")
+	tm.Type("g")
+	waitFor(t, tm, "Groups and expiry of dr.lee")
+	tm.Send(tea.KeyMsg{Type: tea.KeyTab})
+	tm.Type("31/12/2026")
+	tm.Send(tea.KeyMsg{Type: tea.KeyEnter})
+	waitFor(t, tm, "is not a date like 2026-12-31")
+	tm.Send(tea.KeyMsg{Type: tea.KeyEsc})
+	tm.Type("b")
+	tm.Type("not-a-mac")
+	tm.Send(tea.KeyMsg{Type: tea.KeyEnter})
+	tm.Send(tea.KeyMsg{Type: tea.KeyEnter})
+	waitFor(t, tm, "not a MAC address")
+	for range len("not-a-mac") {
+		tm.Send(tea.KeyMsg{Type: tea.KeyBackspace})
+	}
+	tm.Send(tea.KeyMsg{Type: tea.KeyShiftTab})
+	for range len("not-a-mac") {
+		tm.Send(tea.KeyMsg{Type: tea.KeyBackspace})
+	}
+	tm.Type("AA-BB-CC-DD-EE-FF")
+	tm.Send(tea.KeyMsg{Type: tea.KeyEnter})
+	tm.Send(tea.KeyMsg{Type: tea.KeyEnter})
+	waitFor(t, tm, "device aa:bb:cc:dd:ee:ff bound to dr.lee")
 }

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
+	"time"
 
 	"github.com/clinicgate/clinicgate/appliance/audit"
 	"github.com/clinicgate/clinicgate/appliance/secrets"
@@ -93,4 +95,74 @@ func (s *Service) SetSyncToken(ctx context.Context, name string, token secrets.S
 		return invalid("there is no upstream %q", name)
 	}
 	return err
+}
+
+// TestUpstream performs a real login check against an upstream and writes
+// each step, in the contractor's words, to w: the settings, the connection
+// (where the kind has one), the password.
+func (s *Service) TestUpstream(ctx context.Context, name, user string, pw secrets.Secret, w io.Writer) error {
+	u, err := s.Store.UpstreamByName(ctx, name)
+	if errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("there is no upstream %q (see 'clinicgate upstream list')", name)
+	}
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "1. settings of %s upstream %s: %s\n", u.Kind, u.Name, u.Config)
+	conn, err := upstream.Build(u)
+	if err != nil {
+		fmt.Fprintf(w, "   FAILED: %v\n", err)
+		return errors.New("the settings are not usable; fix them and add the upstream again")
+	}
+	if cl, ok := conn.(interface{ Close() }); ok {
+		defer cl.Close()
+	}
+	fmt.Fprintln(w, "   ok")
+	if wr, ok := conn.(upstream.Warner); ok {
+		for _, warning := range wr.Warnings() {
+			fmt.Fprintln(w, "   warning:", warning)
+		}
+	}
+	if p, ok := conn.(upstream.Prober); ok {
+		step := "2. connecting to the server"
+		if u.Kind == upstream.KindLDAP {
+			step += " and signing in with the service account"
+		} else if u.Kind == upstream.KindOIDC {
+			step += " and reading its discovery document"
+		}
+		fmt.Fprintln(w, step)
+		if err := p.Probe(ctx); err != nil {
+			fmt.Fprintf(w, "   FAILED: %v\n", err)
+			return errors.New("the server could not be reached or refused the service account")
+		}
+		fmt.Fprintln(w, "   ok")
+	} else {
+		fmt.Fprintln(w, "2. (this kind has no separate connection check)")
+	}
+	fmt.Fprintf(w, "3. checking the password of %s\n", user)
+	start := time.Now()
+	id, err := conn.Verify(ctx, user, pw)
+	took := time.Since(start).Round(time.Millisecond)
+	switch {
+	case err == nil:
+		groups := strings.Join(id.Groups, ", ")
+		if groups == "" {
+			groups = "-"
+		}
+		fmt.Fprintf(w, "   accepted in %v as %s; groups: %s\n", took, id.Name, groups)
+		return nil
+	case errors.Is(err, upstream.ErrBadCredentials):
+		fmt.Fprintf(w, "   REFUSED in %v: wrong password", took)
+		if u.Kind == upstream.KindRADIUS {
+			fmt.Fprint(w, " (a RADIUS server does not say whether the user exists)")
+		}
+		fmt.Fprintln(w)
+	case errors.Is(err, upstream.ErrUnknownUser):
+		fmt.Fprintf(w, "   REFUSED in %v: no such user was found (check base DN, user attribute and filter)\n", took)
+	case errors.Is(err, upstream.ErrUnreachable):
+		fmt.Fprintf(w, "   UNREACHABLE after %v: %v\n   Check the address and port, the firewall, the shared secret (RADIUS) and the CA file (TLS).\n", took, err)
+	default:
+		fmt.Fprintf(w, "   REFUSED in %v: %v\n", took, err)
+	}
+	return errors.New("the test login did not succeed")
 }

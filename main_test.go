@@ -663,7 +663,7 @@ func TestConsoleShowsLoginsLive(t *testing.T) {
 	exec.Command("tmux", "send-keys", "-t", session, "Tab").Run()
 	time.Sleep(100 * time.Millisecond)
 	exec.Command("tmux", "send-keys", "-t", session, "Tab").Run()
-	waitFor(t, "the users pane", func() bool { return strings.Contains(capture(), "a: add") })
+	waitFor(t, "the users pane", func() bool { return strings.Contains(capture(), "a:add") })
 	exec.Command("tmux", "send-keys", "-t", session, "a").Run()
 	waitFor(t, "the add-user form", func() bool { return strings.Contains(capture(), "Add a user") })
 	for _, k := range []string{"nurse.kim", "Enter", "staff", "Enter", "long enough pw", "Enter"} {

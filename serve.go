@@ -268,6 +268,37 @@ func (c *cli) runDaemon(ctx context.Context, cfg config.Config, demo bool) error
 			}
 		}
 	})
+	// The daemon's status, for the console: where it listens, since when,
+	// and its upstreams' health, written every few seconds.
+	statusSvc, err := admin.New(st, alog, hasher, "daemon")
+	if err != nil {
+		return err
+	}
+	started := time.Now()
+	var listenAddrs []string
+	for _, l := range listening {
+		listenAddrs = append(listenAddrs, strings.Join(strings.Fields(l), " "))
+	}
+	g.Go(func() error {
+		t := time.NewTicker(5 * time.Second)
+		defer t.Stop()
+		for {
+			ds := admin.DaemonStatus{Version: version, StartedAt: started, UpdatedAt: time.Now(), Listeners: listenAddrs}
+			if hs, err := upstreams.Status(gctx); err == nil {
+				for _, h := range hs {
+					ds.Upstreams = append(ds.Upstreams, admin.UpstreamStatus{Name: h.Name, Kind: h.Kind, State: string(h.State), Since: h.Since, LastError: h.LastError})
+				}
+			}
+			if err := statusSvc.ReportStatus(gctx, ds); err != nil && gctx.Err() == nil {
+				log.Warn("could not record the daemon's status", "err", err)
+			}
+			select {
+			case <-gctx.Done():
+				return nil
+			case <-t.C:
+			}
+		}
+	})
 	// Upstreams that can be checked without a login are checked in the
 	// background, so the console and metrics show an outage before the
 	// first nurse meets it.

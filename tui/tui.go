@@ -48,6 +48,8 @@ type Admin interface {
 	ResetMFA(ctx context.Context, name string) error
 	AddDevice(ctx context.Context, mac, user, description string) (string, error)
 	SetSetting(ctx context.Context, key, value string) error
+	// Status is the daemon's last report about itself.
+	Status(ctx context.Context) (admin.DaemonStatus, bool, error)
 	AddAdminKey(ctx context.Context, name, line string) (string, error)
 	// Fresh reports an appliance with no users and no clients yet (the
 	// first-boot wizard starts then).
@@ -137,6 +139,7 @@ type Model struct {
 	note    string // the last action's result
 	clients []store.Client
 	ups     []store.Upstream
+	daemon  *admin.DaemonStatus // nil: never reported
 	form    *form
 	show    string // a result to read once (a secret, a QR code); any key closes
 	confirm *confirmation
@@ -167,8 +170,9 @@ func New(a Admin, o Options) Model {
 // Messages carrying I/O results.
 type (
 	entriesMsg struct {
-		rows []store.AuditRow
-		err  error
+		rows   []store.AuditRow
+		err    error
+		status *admin.DaemonStatus
 	}
 	usersMsg struct {
 		users []store.User
@@ -188,7 +192,11 @@ func (m Model) fetchEntries() tea.Cmd {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		rows, err := m.admin.AuditAfter(ctx, after, 500)
-		return entriesMsg{rows, err}
+		msg := entriesMsg{rows: rows, err: err}
+		if st, ok, serr := m.admin.Status(ctx); serr == nil && ok {
+			msg.status = &st
+		}
+		return msg
 	}
 }
 
@@ -233,6 +241,9 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 			return m, m.tick()
 		}
 		m.err = ""
+		if msg.status != nil {
+			m.daemon = msg.status
+		}
 		for _, r := range msg.rows {
 			m.entries = append(m.entries, r)
 			m.lastSeq = r.Seq
@@ -539,6 +550,8 @@ func (m Model) counts() (acc, rej, chal int) {
 func (m Model) viewDashboard(h int) string {
 	var b strings.Builder
 	acc, rej, chal := m.counts()
+	b.WriteString(m.daemonLine() + "\n")
+	h--
 	fmt.Fprintf(&b, "Logins in view: %s accepted, %s rejected, %d code prompts\n",
 		acceptStyle.Render(fmt.Sprint(acc)), rejectStyle.Render(fmt.Sprint(rej)), chal)
 	if m.editing || m.filter != "" {
@@ -765,4 +778,40 @@ func (m Model) viewUpstreams(h int) string {
 		b.WriteString(line + "\n")
 	}
 	return b.String()
+}
+
+// daemonLine says whether the daemon answers, since when, and how its
+// upstreams are: the first thing a contractor needs to know.
+func (m Model) daemonLine() string {
+	d := m.daemon
+	now := m.opts.Now()
+	if d == nil {
+		return rejectStyle.Render(fit("daemon: has not run yet — start it (systemctl start clinicgate)", m.width))
+	}
+	if age := now.Sub(d.UpdatedAt); age > 20*time.Second {
+		return rejectStyle.Render(fit(fmt.Sprintf("DAEMON NOT ANSWERING since %s — logins are not being decided", d.UpdatedAt.In(time.Local).Format("15:04:05")), m.width))
+	}
+	parts := []string{fmt.Sprintf("daemon %s up %s", d.Version, roundDuration(now.Sub(d.StartedAt)))}
+	var ups []string
+	for _, u := range d.Upstreams {
+		st := u.State
+		if u.State != "up" && u.State != "unknown" {
+			st = strings.ToUpper(u.State) + " since " + u.Since.In(time.Local).Format("15:04")
+		}
+		ups = append(ups, u.Name+" "+st)
+	}
+	if len(ups) > 0 {
+		parts = append(parts, "upstreams: "+strings.Join(ups, ", "))
+	}
+	return fit(strings.Join(parts, " · "), m.width)
+}
+
+func roundDuration(d time.Duration) string {
+	switch {
+	case d < time.Minute:
+		return d.Round(time.Second).String()
+	case d < 24*time.Hour:
+		return d.Round(time.Minute).String()
+	}
+	return fmt.Sprintf("%dd%dh", int(d.Hours())/24, int(d.Hours())%24)
 }

@@ -40,6 +40,7 @@ type fakeAdmin struct {
 	users    []store.User
 	clients  []store.Client
 	settings map[string]string
+	status   *admin.DaemonStatus
 	problems []string
 	failRead bool
 }
@@ -140,6 +141,15 @@ func (f *fakeAdmin) TestUpstream(_ context.Context, name, user string, pw secret
 }
 
 func (f *fakeAdmin) ResetMFA(context.Context, string) error { return nil }
+
+func (f *fakeAdmin) Status(context.Context) (admin.DaemonStatus, bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.status == nil {
+		return admin.DaemonStatus{}, false, nil
+	}
+	return *f.status, true, nil
+}
 
 func (f *fakeAdmin) AddDevice(_ context.Context, mac, user, _ string) (string, error) {
 	norm, err := policy.NormalizeMAC(mac)
@@ -243,6 +253,9 @@ func sample() *fakeAdmin {
 		Outcome: "accept", Reason: "ok", Detail: `{"steps":[{"stage":"challenge","result":"answer to a pending challenge"},{"stage":"mfa","result":"code accepted"}]}`})
 	f.add(store.AuditRow{At: t0.Add(3 * time.Minute), Kind: "decision", Door: "radius", Client: "front-wifi", User: "frontdesk2", Source: "192.168.1.7",
 		Outcome: "reject", Reason: "outside_hours", Detail: `{"steps":[{"stage":"client","result":"front-wifi (mfa off, style auto, upstream local)"},{"stage":"password","result":"verified by local"},{"stage":"hours","result":"Sat 08:03 is outside \"Mon-Fri 07:00-19:00\" (America/Chicago)"}]}`})
+	// The console's clock is t0+1h: the daemon reported 5 s before.
+	f.status = &admin.DaemonStatus{Version: "test", StartedAt: t0, UpdatedAt: t0.Add(time.Hour - 5*time.Second),
+		Upstreams: []admin.UpstreamStatus{{Name: "clinic-ad", Kind: "ldap", State: "up"}, {Name: "entra", Kind: "oidc", State: "down", Since: t0.Add(50 * time.Minute)}}}
 	f.users = []store.User{
 		{Name: "dr.lee", Groups: []string{"clinicians"}, Source: "local"},
 		{Name: "frontdesk2", Groups: []string{"frontdesk"}, Source: "local", Hours: "Mon-Fri 07:00-19:00"},
@@ -623,4 +636,11 @@ func TestGroupsExpiryAndDeviceFromTheConsole(t *testing.T) {
 	tm.Send(tea.KeyMsg{Type: tea.KeyEnter})
 	tm.Send(tea.KeyMsg{Type: tea.KeyEnter})
 	waitFor(t, tm, "device aa:bb:cc:dd:ee:ff bound to dr.lee")
+}
+
+func TestDaemonNotAnsweringIsShown(t *testing.T) {
+	f := sample()
+	f.status.UpdatedAt = t0 // an hour before the console's clock
+	tm := start(t, f, 80, 24)
+	waitFor(t, tm, "DAEMON NOT ANSWERING since 08:00:00")
 }

@@ -778,3 +778,50 @@ func TestIdleConsoleClosed(t *testing.T) {
 	// the tmux session) ends.
 	waitFor(t, "the idle console to be closed", func() bool { return exec.Command("tmux", "has-session", "-t", session).Run() != nil })
 }
+
+// TestConsoleTestLogin: from the console, a test login under a client's
+// policy goes through the running daemon as a real RADIUS request (via a
+// temporary loopback client, removed afterwards) and shows the answer and
+// its story.
+func TestConsoleTestLogin(t *testing.T) {
+	need(t, "tmux")
+	data := t.TempDir()
+	startDaemon(t, data)
+	mustCG(t, data, secret, "client", "add", "office-wifi", "--address", "10.9.0.0/24", "--secret-stdin", "--mfa", "off", "--vlan", "staff=30")
+	mustCG(t, data, "correct horse battery", "user", "add", "alice", "--group", "staff", "--password-stdin")
+	session := fmt.Sprintf("cglogin%d", os.Getpid())
+	if out, err := exec.Command("tmux", "new-session", "-d", "-s", session, "-x", "100", "-y", "30", binPath+" tui --data "+data).CombinedOutput(); err != nil {
+		t.Fatalf("tmux: %v %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("tmux", "kill-session", "-t", session).Run() })
+	capture := func() string {
+		out, _ := exec.Command("tmux", "capture-pane", "-t", session, "-p").Output()
+		return string(out)
+	}
+	keys := func(k ...string) {
+		for _, x := range k {
+			exec.Command("tmux", "send-keys", "-t", session, x).Run()
+			time.Sleep(80 * time.Millisecond)
+		}
+	}
+	waitFor(t, "the console", func() bool { return strings.Contains(capture(), "daemon") })
+	keys("Tab", "Tab", "Tab")
+	waitFor(t, "the clients pane", func() bool { return strings.Contains(capture(), "office-wifi") })
+	keys("l", "alice", "Enter", "correct horse battery", "Enter")
+	waitFor(t, "the test login's answer", func() bool {
+		s := capture()
+		return strings.Contains(s, "Access-Accept") && strings.Contains(s, "console-test") && strings.Contains(s, "VLAN:           30")
+	})
+	if s := capture(); !strings.Contains(s, "verified by local") {
+		t.Fatalf("the story is missing:\n%s", s)
+	}
+	waitFor(t, "the temporary client to go", func() bool {
+		return !strings.Contains(mustCG(t, data, "", "client", "list"), "console-test")
+	})
+	tail := mustCG(t, data, "", "audit", "tail", "-n", "10")
+	for _, want := range []string{`client="console-test"`, "client_remove"} {
+		if !strings.Contains(tail, want) {
+			t.Fatalf("audit lacks %s:\n%s", want, tail)
+		}
+	}
+}

@@ -43,6 +43,7 @@ type Admin interface {
 	Clients(ctx context.Context) ([]store.Client, error)
 	AddClient(ctx context.Context, n admin.NewClient) (secrets.Secret, error)
 	EditClient(ctx context.Context, name string, e admin.ClientEdit) error
+	RemoveClient(ctx context.Context, name string) error
 	Upstreams(ctx context.Context) ([]store.Upstream, error)
 	TestUpstream(ctx context.Context, name, user string, pw secrets.Secret, w io.Writer) error
 	ResetMFA(ctx context.Context, name string) error
@@ -84,6 +85,7 @@ type keyMap struct {
 	Next, Prev, Up, Down, Enter, Back, Filter, Verify, Help, Quit key.Binding
 	Add, Password, Disable, Unlock, Enrol, Edit                   key.Binding
 	Groups, ResetMFA, Device, Test                                key.Binding
+	Login                                                         key.Binding
 }
 
 func (k keyMap) ShortHelp() []key.Binding {
@@ -117,6 +119,7 @@ var keys = keyMap{
 	ResetMFA: key.NewBinding(key.WithKeys("r"), key.WithHelp("r", "reset TOTP")),
 	Device:   key.NewBinding(key.WithKeys("b"), key.WithHelp("b", "bind a device")),
 	Test:     key.NewBinding(key.WithKeys("t"), key.WithHelp("t", "test an upstream")),
+	Login:    key.NewBinding(key.WithKeys("l"), key.WithHelp("l", "test login (clients)")),
 }
 
 // Model is the console's root model.
@@ -384,6 +387,8 @@ func (m Model) key(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
 		m.form = m.addUserForm()
 	case key.Matches(msg, keys.Add) && m.tab == tabClients:
 		m.form = m.addClientForm()
+	case key.Matches(msg, keys.Login) && m.tab == tabClients && len(m.clients) > 0:
+		m.form = m.testLoginForm(m.clients[min(m.cursor, len(m.clients)-1)])
 	case key.Matches(msg, keys.Edit) && m.tab == tabClients && len(m.clients) > 0:
 		m.form = m.policyForm(m.clients[min(m.cursor, len(m.clients)-1)])
 	case key.Matches(msg, keys.Test) && m.tab == tabUpstreams && len(m.ups) > 0:
@@ -684,7 +689,7 @@ func (m Model) viewUsers(h int) string {
 
 func (m Model) viewClients(h int) string {
 	var b strings.Builder
-	b.WriteString("a: add a RADIUS client (the secret is shown once) · e: edit its policy\n")
+	b.WriteString("a: add a client (secret shown once) · e: edit its policy · l: test login\n")
 	b.WriteString(dimStyle.Render(fit(fmt.Sprintf("%-16s %-20s %-10s %-9s %s", "NAME", "ADDRESS", "UPSTREAM", "MFA", "MSG-AUTH"), m.width)) + "\n")
 	if len(m.clients) == 0 {
 		b.WriteString("(no clients yet: press a to add your Wi-Fi controller or VPN gateway)\n")

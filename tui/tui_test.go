@@ -159,6 +159,18 @@ func (f *fakeAdmin) AddDevice(_ context.Context, mac, user, _ string) (string, e
 	return norm, nil
 }
 
+func (f *fakeAdmin) RemoveClient(_ context.Context, name string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for i, c := range f.clients {
+		if c.Name == name {
+			f.clients = append(f.clients[:i], f.clients[i+1:]...)
+			return nil
+		}
+	}
+	return fmt.Errorf("%w: there is no client %q", admin.ErrInvalid, name)
+}
+
 func (f *fakeAdmin) SetSetting(_ context.Context, k, v string) error {
 	if err := appliance.CheckSetting(k, v); err != nil {
 		return fmt.Errorf("%w: %v", admin.ErrInvalid, err)

@@ -308,6 +308,8 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		return m, tea.Batch(m.fetchUsers(), m.fetchClients())
 	case tea.KeyMsg:
 		return m.key(msg)
+	case tea.MouseMsg:
+		return m.mouse(msg)
 	}
 	if m.form != nil {
 		var cmd tea.Cmd
@@ -330,7 +332,13 @@ func (m Model) key(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
 		return m, nil
 	}
 	if m.form != nil {
+		submitting := msg.Type == tea.KeyEnter && m.form.focus == len(m.form.fields)-1
 		done, cmd := m.form.update(msg)
+		if submitting && cmd != nil {
+			// Until the answer comes: a busy database makes this wait (up
+			// to its busy timeout), and the contractor should see why.
+			m.note = "saving… (waiting for the database if another change is being written)"
+		}
 		if done {
 			m.form = nil
 			if m.wizard > 0 {
@@ -431,7 +439,9 @@ func (m Model) visible(decisionsOnly bool) []store.AuditRow {
 		if decisionsOnly && r.Kind != "decision" {
 			continue
 		}
-		if f != "" && !strings.Contains(strings.ToLower(r.User+" "+r.Client+" "+r.Outcome+" "+r.Reason+" "+r.Door), f) {
+		// The filter matches user, client, outcome, reason, door and time
+		// ("08:1" finds 08:10-08:19, "2026-11-30" a day).
+		if f != "" && !strings.Contains(strings.ToLower(r.User+" "+r.Client+" "+r.Outcome+" "+r.Reason+" "+r.Door+" "+r.At.In(time.Local).Format("2006-01-02 15:04:05")), f) {
 			continue
 		}
 		out = append(out, r)
@@ -557,8 +567,14 @@ func (m Model) viewDashboard(h int) string {
 	acc, rej, chal := m.counts()
 	b.WriteString(m.daemonLine() + "\n")
 	h--
-	fmt.Fprintf(&b, "Logins in view: %s accepted, %s rejected, %d code prompts\n",
-		acceptStyle.Render(fmt.Sprint(acc)), rejectStyle.Render(fmt.Sprint(rej)), chal)
+	recent := 0
+	for _, r := range m.entries {
+		if r.Kind == "decision" && m.opts.Now().Sub(r.At) <= 5*time.Minute {
+			recent++
+		}
+	}
+	fmt.Fprintf(&b, "Logins in view: %s accepted, %s rejected, %d code prompts · last 5 min: %.1f/min\n",
+		acceptStyle.Render(fmt.Sprint(acc)), rejectStyle.Render(fmt.Sprint(rej)), chal, float64(recent)/5)
 	if m.editing || m.filter != "" {
 		fmt.Fprintf(&b, "filter: %s%s\n", m.filter, map[bool]string{true: "▏"}[m.editing])
 	} else {
@@ -819,4 +835,44 @@ func roundDuration(d time.Duration) string {
 		return d.Round(time.Minute).String()
 	}
 	return fmt.Sprintf("%dd%dh", int(d.Hours())/24, int(d.Hours())%24)
+}
+
+// mouse: the wheel moves the selection, a click on a pane's name opens it,
+// a click on a row selects it.
+func (m Model) mouse(msg tea.MouseMsg) (tea.Model, tea.Cmd) {
+	if m.form != nil || m.show != "" || m.confirm != nil {
+		return m, nil
+	}
+	switch msg.Button {
+	case tea.MouseButtonWheelUp:
+		if m.cursor > 0 {
+			m.cursor--
+		}
+	case tea.MouseButtonWheelDown:
+		m.cursor++
+	case tea.MouseButtonLeft:
+		if msg.Action != tea.MouseActionRelease {
+			return m, nil
+		}
+		if msg.Y == 0 {
+			// The title line: find the pane name under the pointer.
+			x := len([]rune("clinicgate "+m.opts.Version)) + 2
+			for i, n := range tabNames {
+				w := len([]rune(n))
+				if msg.X >= x && msg.X < x+w {
+					m.tab, m.detail, m.cursor = tab(i), nil, 0
+					return m, tea.Batch(m.fetchUsers(), m.fetchClients(), m.fetchUpstreams())
+				}
+				x += w + 3 // " │ "
+			}
+			return m, nil
+		}
+		// Rows start under the title, status, pane header and column
+		// header lines.
+		first := map[tab]int{tabDashboard: 5, tabAudit: 4, tabUsers: 4, tabClients: 3, tabUpstreams: 3}[m.tab]
+		if row := msg.Y - first; row >= 0 && m.detail == nil {
+			m.cursor = row
+		}
+	}
+	return m, nil
 }

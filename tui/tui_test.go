@@ -41,6 +41,7 @@ type fakeAdmin struct {
 	clients  []store.Client
 	settings map[string]string
 	status   *admin.DaemonStatus
+	hold     chan struct{}
 	problems []string
 	failRead bool
 }
@@ -48,6 +49,9 @@ type fakeAdmin struct {
 // The changes validate names and passwords with the admin package's own
 // checks, so the console shows the same words as the command line.
 func (f *fakeAdmin) AddUser(_ context.Context, n admin.NewUser) error {
+	if f.hold != nil {
+		<-f.hold // a writer elsewhere holds the database
+	}
 	if err := admin.CheckUserName(n.Name); err != nil {
 		return err
 	}
@@ -655,4 +659,39 @@ func TestDaemonNotAnsweringIsShown(t *testing.T) {
 	f.status.UpdatedAt = t0 // an hour before the console's clock
 	tm := start(t, f, 80, 24)
 	waitFor(t, tm, "DAEMON NOT ANSWERING since 08:00:00")
+}
+
+func TestMouseSwitchesPanesAndSelects(t *testing.T) {
+	tm := start(t, sample(), 80, 24)
+	waitFor(t, tm, "frontdesk2")
+	// "clinicgate test  Dashboard │ Audit │ Users": Users starts at column 36.
+	tm.Send(tea.MouseMsg{X: 37, Y: 0, Button: tea.MouseButtonLeft, Action: tea.MouseActionRelease})
+	waitFor(t, tm, "vendor-it")
+	tm.Send(tea.MouseMsg{X: 5, Y: 6, Button: tea.MouseButtonLeft, Action: tea.MouseActionRelease})
+	tm.Send(tea.MouseMsg{Button: tea.MouseButtonWheelUp, Action: tea.MouseActionPress})
+	out := screen(t, tm)
+	if !strings.Contains(out, "a:add") {
+		t.Fatalf("the click did not open the users pane:\n%s", out)
+	}
+}
+
+// TestBusyDatabaseMakesTheFormWaitAndSaySo: while another writer holds
+// the database the save waits, the console says so, and the save lands
+// when the lock goes.
+func TestBusyDatabaseMakesTheFormWaitAndSaySo(t *testing.T) {
+	f := sample()
+	f.hold = make(chan struct{})
+	tm := start(t, f, 80, 24)
+	waitFor(t, tm, "frontdesk2")
+	tm.Send(tea.KeyMsg{Type: tea.KeyTab})
+	tm.Send(tea.KeyMsg{Type: tea.KeyTab})
+	tm.Type("a")
+	tm.Type("nurse.kim")
+	tm.Send(tea.KeyMsg{Type: tea.KeyEnter})
+	tm.Send(tea.KeyMsg{Type: tea.KeyEnter})
+	tm.Type("long enough pw")
+	tm.Send(tea.KeyMsg{Type: tea.KeyEnter})
+	waitFor(t, tm, "saving… (waiting for the database")
+	close(f.hold)
+	waitFor(t, tm, "user nurse.kim added")
 }

@@ -565,8 +565,9 @@ func (m Model) counts() (acc, rej, chal int) {
 func (m Model) viewDashboard(h int) string {
 	var b strings.Builder
 	acc, rej, chal := m.counts()
-	b.WriteString(m.daemonLine() + "\n")
-	h--
+	dl := m.daemonLine()
+	b.WriteString(dl + "\n")
+	h -= strings.Count(dl, "\n") + 1
 	recent := 0
 	for _, r := range m.entries {
 		if r.Kind == "decision" && m.opts.Now().Sub(r.At) <= 5*time.Minute {
@@ -813,6 +814,14 @@ func (m Model) daemonLine() string {
 		return rejectStyle.Render(fit(fmt.Sprintf("DAEMON NOT ANSWERING since %s — logins are not being decided", d.UpdatedAt.In(time.Local).Format("15:04:05")), m.width))
 	}
 	parts := []string{fmt.Sprintf("daemon %s up %s", d.Version, roundDuration(now.Sub(d.StartedAt)))}
+	for _, l := range d.Listeners {
+		// "console over SSH ADDR (host key SHA256:...; ...)": show the
+		// fingerprint, so an admin can compare it with what ssh shows.
+		if i := strings.Index(l, "host key "); i >= 0 && strings.HasPrefix(l, "console over SSH") {
+			fp := strings.TrimRight(strings.Fields(l[i+len("host key "):])[0], ";)")
+			parts = append(parts, "ssh "+strings.Fields(l)[3]+" key "+fp)
+		}
+	}
 	var ups []string
 	for _, u := range d.Upstreams {
 		st := u.State
@@ -821,10 +830,11 @@ func (m Model) daemonLine() string {
 		}
 		ups = append(ups, u.Name+" "+st)
 	}
+	line := fit(strings.Join(parts, " · "), m.width)
 	if len(ups) > 0 {
-		parts = append(parts, "upstreams: "+strings.Join(ups, ", "))
+		line += "\n" + fit("upstreams: "+strings.Join(ups, ", "), m.width)
 	}
-	return fit(strings.Join(parts, " · "), m.width)
+	return line
 }
 
 func roundDuration(d time.Duration) string {

@@ -271,6 +271,7 @@ func sample() *fakeAdmin {
 		Outcome: "reject", Reason: "outside_hours", Detail: `{"steps":[{"stage":"client","result":"front-wifi (mfa off, style auto, upstream local)"},{"stage":"password","result":"verified by local"},{"stage":"hours","result":"Sat 08:03 is outside \"Mon-Fri 07:00-19:00\" (America/Chicago)"}]}`})
 	// The console's clock is t0+1h: the daemon reported 5 s before.
 	f.status = &admin.DaemonStatus{Version: "test", StartedAt: t0, UpdatedAt: t0.Add(time.Hour - 5*time.Second),
+		Listeners: []string{"RADIUS authentication :1812/udp", "console over SSH [::]:2222 (host key SHA256:AbCdEf0123; add admins with 'clinicgate admin add-key NAME < key.pub')"},
 		Upstreams: []admin.UpstreamStatus{{Name: "clinic-ad", Kind: "ldap", State: "up"}, {Name: "entra", Kind: "oidc", State: "down", Since: t0.Add(50 * time.Minute)}}}
 	f.users = []store.User{
 		{Name: "dr.lee", Groups: []string{"clinicians"}, Source: "local"},
@@ -694,4 +695,30 @@ func TestBusyDatabaseMakesTheFormWaitAndSaySo(t *testing.T) {
 	waitFor(t, tm, "saving… (waiting for the database")
 	close(f.hold)
 	waitFor(t, tm, "user nurse.kim added")
+}
+
+func TestClientsScreen(t *testing.T) {
+	f := sample()
+	p := policy.Default()
+	f.clients = []store.Client{
+		{Name: "office-vpn", Prefix: netip.MustParsePrefix("192.168.1.1/32"), Policy: p},
+		{Name: "old-switch", Prefix: netip.MustParsePrefix("192.168.1.9/32"), Policy: policy.Policy{Upstream: "local", MFA: policy.MFAOff}},
+	}
+	tm := start(t, f, 80, 24)
+	waitFor(t, tm, "frontdesk2")
+	for range 3 {
+		tm.Send(tea.KeyMsg{Type: tea.KeyTab})
+	}
+	waitFor(t, tm, "old-switch")
+	golden(t, "clients", screen(t, tm))
+}
+
+func TestUpstreamsScreen(t *testing.T) {
+	tm := start(t, sample(), 80, 24)
+	waitFor(t, tm, "frontdesk2")
+	for range 4 {
+		tm.Send(tea.KeyMsg{Type: tea.KeyTab})
+	}
+	waitFor(t, tm, "dc1.clinic.local")
+	golden(t, "upstreams", screen(t, tm))
 }

@@ -121,6 +121,10 @@ type (
 		ups []store.Upstream
 		err error
 	}
+	devicesMsg struct {
+		devices []store.Device
+		err     error
+	}
 )
 
 // explain turns an admin error into the contractor's words.
@@ -395,4 +399,13 @@ func (m Model) deviceForm(user string) *form {
 		field("MAC", "as the Wi-Fi shows it, e.g. AA-BB-CC-DD-EE-FF", false, 32),
 		field("what", "e.g. front desk laptop", false, 128),
 	)
+}
+
+func (m Model) fetchDevices() tea.Cmd {
+	return func() tea.Msg {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		d, err := m.admin.Devices(ctx)
+		return devicesMsg{d, err}
+	}
 }

@@ -48,6 +48,8 @@ type Admin interface {
 	TestUpstream(ctx context.Context, name, user string, pw secrets.Secret, w io.Writer) error
 	ResetMFA(ctx context.Context, name string) error
 	AddDevice(ctx context.Context, mac, user, description string) (string, error)
+	Devices(ctx context.Context) ([]store.Device, error)
+	RemoveDevice(ctx context.Context, mac string) error
 	SetSetting(ctx context.Context, key, value string) error
 	// Status is the daemon's last report about itself.
 	Status(ctx context.Context) (admin.DaemonStatus, bool, error)
@@ -75,17 +77,18 @@ const (
 	tabUsers
 	tabClients
 	tabUpstreams
+	tabDevices
 	tabCount
 )
 
-var tabNames = []string{"Dashboard", "Audit", "Users", "Clients", "Upstreams"}
+var tabNames = []string{"Dashboard", "Audit", "Users", "Clients", "Upstreams", "Devices"}
 
 // keyMap is every key the console answers, with its help text.
 type keyMap struct {
 	Next, Prev, Up, Down, Enter, Back, Filter, Verify, Help, Quit key.Binding
 	Add, Password, Disable, Unlock, Enrol, Edit                   key.Binding
 	Groups, ResetMFA, Device, Test                                key.Binding
-	Login                                                         key.Binding
+	Login, Remove                                                 key.Binding
 }
 
 func (k keyMap) ShortHelp() []key.Binding {
@@ -120,6 +123,7 @@ var keys = keyMap{
 	Device:   key.NewBinding(key.WithKeys("b"), key.WithHelp("b", "bind a device")),
 	Test:     key.NewBinding(key.WithKeys("t"), key.WithHelp("t", "test an upstream")),
 	Login:    key.NewBinding(key.WithKeys("l"), key.WithHelp("l", "test login (clients)")),
+	Remove:   key.NewBinding(key.WithKeys("x"), key.WithHelp("x", "remove (devices)")),
 }
 
 // Model is the console's root model.
@@ -142,6 +146,7 @@ type Model struct {
 	note    string // the last action's result
 	clients []store.Client
 	ups     []store.Upstream
+	devices []store.Device
 	daemon  *admin.DaemonStatus // nil: never reported
 	form    *form
 	show    string // a result to read once (a secret, a QR code); any key closes
@@ -282,6 +287,11 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 			m.ups = msg.ups
 		}
 		return m, nil
+	case devicesMsg:
+		if msg.err == nil {
+			m.devices = msg.devices
+		}
+		return m, nil
 	case freshMsg:
 		if msg.fresh && m.wizard == 0 {
 			m.wizard = wizTimeZone
@@ -305,7 +315,7 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 				m.show = joinShown(m.show, wizardDone)
 			}
 		}
-		return m, tea.Batch(m.fetchUsers(), m.fetchClients())
+		return m, tea.Batch(m.fetchUsers(), m.fetchClients(), m.fetchDevices())
 	case tea.KeyMsg:
 		return m.key(msg)
 	case tea.MouseMsg:
@@ -387,7 +397,7 @@ func (m Model) key(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
 		m.help.ShowAll = !m.help.ShowAll
 	case key.Matches(msg, keys.Next):
 		m.tab, m.detail, m.cursor = (m.tab+1)%tabCount, nil, 0
-		return m, tea.Batch(m.fetchUsers(), m.fetchClients(), m.fetchUpstreams())
+		return m, tea.Batch(m.fetchUsers(), m.fetchClients(), m.fetchUpstreams(), m.fetchDevices())
 	case key.Matches(msg, keys.Prev):
 		m.tab, m.detail, m.cursor = (m.tab+tabCount-1)%tabCount, nil, 0
 		return m, tea.Batch(m.fetchUsers(), m.fetchClients())
@@ -395,6 +405,14 @@ func (m Model) key(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
 		m.form = m.addUserForm()
 	case key.Matches(msg, keys.Add) && m.tab == tabClients:
 		m.form = m.addClientForm()
+	case key.Matches(msg, keys.Remove) && m.tab == tabDevices && len(m.devices) > 0:
+		d := m.devices[min(m.cursor, len(m.devices)-1)]
+		m.confirm = &confirmation{question: "Remove device " + d.MAC + " (" + d.UserName + ")?", do: m.act(func(ctx context.Context) doneMsg {
+			if err := m.admin.RemoveDevice(ctx, d.MAC); err != nil {
+				return doneMsg{err: err}
+			}
+			return doneMsg{text: "device " + d.MAC + " removed"}
+		})}
 	case key.Matches(msg, keys.Login) && m.tab == tabClients && len(m.clients) > 0:
 		m.form = m.testLoginForm(m.clients[min(m.cursor, len(m.clients)-1)])
 	case key.Matches(msg, keys.Edit) && m.tab == tabClients && len(m.clients) > 0:
@@ -525,8 +543,10 @@ func (m Model) View() string {
 		body = m.viewUsers(bodyHeight)
 	case m.tab == tabClients:
 		body = m.viewClients(bodyHeight)
-	default:
+	case m.tab == tabUpstreams:
 		body = m.viewUpstreams(bodyHeight)
+	default:
+		body = m.viewDevices(bodyHeight)
 	}
 	lines := strings.Split(strings.TrimRight(body, "\n"), "\n")
 	for len(lines) < bodyHeight {
@@ -879,10 +899,30 @@ func (m Model) mouse(msg tea.MouseMsg) (tea.Model, tea.Cmd) {
 		}
 		// Rows start under the title, status, pane header and column
 		// header lines.
-		first := map[tab]int{tabDashboard: 5, tabAudit: 4, tabUsers: 4, tabClients: 3, tabUpstreams: 3}[m.tab]
+		first := map[tab]int{tabDashboard: 6, tabAudit: 4, tabUsers: 4, tabClients: 4, tabUpstreams: 4, tabDevices: 4}[m.tab]
 		if row := msg.Y - first; row >= 0 && m.detail == nil {
 			m.cursor = row
 		}
 	}
 	return m, nil
+}
+
+func (m Model) viewDevices(h int) string {
+	var b strings.Builder
+	b.WriteString("x: remove · bind new ones on the Users pane (b)\n")
+	b.WriteString(dimStyle.Render(fit(fmt.Sprintf("%-18s %-18s %-26s %s", "MAC", "USER", "WHAT", "ADDED"), m.width)) + "\n")
+	if len(m.devices) == 0 {
+		b.WriteString("(no devices bound: clients with device binding then refuse everyone)\n")
+	}
+	for i, d := range m.devices {
+		if i >= h-2 {
+			break
+		}
+		line := fit(fmt.Sprintf("%-18s %-18s %-26s %s", d.MAC, clip(d.UserName, 18), clip(d.Description, 26), d.CreatedAt.In(time.Local).Format("2006-01-02")), m.width)
+		if i == min(m.cursor, len(m.devices)-1) {
+			line = cursorStyle.Render(line)
+		}
+		b.WriteString(line + "\n")
+	}
+	return b.String()
 }

@@ -42,6 +42,7 @@ type fakeAdmin struct {
 	settings map[string]string
 	status   *admin.DaemonStatus
 	hold     chan struct{}
+	devices  []store.Device
 	problems []string
 	failRead bool
 }
@@ -145,6 +146,24 @@ func (f *fakeAdmin) TestUpstream(_ context.Context, name, user string, pw secret
 }
 
 func (f *fakeAdmin) ResetMFA(context.Context, string) error { return nil }
+
+func (f *fakeAdmin) Devices(context.Context) ([]store.Device, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]store.Device(nil), f.devices...), nil
+}
+
+func (f *fakeAdmin) RemoveDevice(_ context.Context, mac string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for i, d := range f.devices {
+		if d.MAC == mac {
+			f.devices = append(f.devices[:i], f.devices[i+1:]...)
+			return nil
+		}
+	}
+	return fmt.Errorf("%w: no device %s is registered", admin.ErrInvalid, mac)
+}
 
 func (f *fakeAdmin) Status(context.Context) (admin.DaemonStatus, bool, error) {
 	f.mu.Lock()
@@ -721,4 +740,24 @@ func TestUpstreamsScreen(t *testing.T) {
 	}
 	waitFor(t, tm, "dc1.clinic.local")
 	golden(t, "upstreams", screen(t, tm))
+}
+
+func TestDevicesPaneRemoves(t *testing.T) {
+	f := sample()
+	f.devices = []store.Device{{MAC: "aa:bb:cc:dd:ee:ff", UserName: "dr.lee", Description: "exam room tablet", CreatedAt: t0}}
+	tm := start(t, f, 80, 24)
+	waitFor(t, tm, "frontdesk2")
+	for range 5 {
+		tm.Send(tea.KeyMsg{Type: tea.KeyTab})
+	}
+	waitFor(t, tm, "exam room tablet")
+	tm.Type("x")
+	waitFor(t, tm, "Remove device aa:bb:cc:dd:ee:ff (dr.lee)?")
+	tm.Type("y")
+	waitFor(t, tm, "device aa:bb:cc:dd:ee:ff removed")
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.devices) != 0 {
+		t.Fatal("the device is still bound")
+	}
 }

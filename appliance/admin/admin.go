@@ -645,3 +645,8 @@ func (s *Service) Fresh(ctx context.Context) (bool, error) {
 	}
 	return len(cs) == 0, nil
 }
+
+// Devices lists every bound device.
+func (s *Service) Devices(ctx context.Context) ([]store.Device, error) {
+	return s.Store.Devices(ctx, "")
+}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -144,12 +143,8 @@ type LDAP struct {
 // NewLDAP builds the connector.
 func NewLDAP(name, config string, bindPassword secrets.Secret) (*LDAP, error) {
 	var c LDAPConfig
-	if err := json.Unmarshal([]byte(config), &c); err != nil {
-		return nil, fmt.Errorf("upstream %s: config: %w", name, err)
-	}
-	c.Defaults()
-	if err := c.Validate(); err != nil {
-		return nil, fmt.Errorf("upstream %s: %w", name, err)
+	if err := parseConfig(name, config, &c); err != nil {
+		return nil, err
 	}
 	tc, err := tlsConfig(name, c.CAFile)
 	if err != nil {

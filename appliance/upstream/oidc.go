@@ -2,7 +2,6 @@ package upstream
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -122,12 +121,8 @@ func authStyle(p *oidc.Provider) oauth2.AuthStyle {
 // NewOIDC builds the connector; discovery happens on first use.
 func NewOIDC(name, config string, clientSecret secrets.Secret) (*OIDC, error) {
 	var c OIDCConfig
-	if err := json.Unmarshal([]byte(config), &c); err != nil {
-		return nil, fmt.Errorf("upstream %s: config: %w", name, err)
-	}
-	c.Defaults()
-	if err := c.Validate(); err != nil {
-		return nil, fmt.Errorf("upstream %s: %w", name, err)
+	if err := parseConfig(name, config, &c); err != nil {
+		return nil, err
 	}
 	tc, err := tlsConfig(name, c.CAFile)
 	if err != nil {

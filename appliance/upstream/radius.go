@@ -6,7 +6,6 @@ import (
 	"crypto/hmac"
 	"crypto/md5"
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -126,12 +125,8 @@ type radiusSock struct {
 // NewRADIUS builds the connector from its JSON config and shared secret.
 func NewRADIUS(name, config string, secret secrets.Secret) (*RADIUS, error) {
 	var c RADIUSConfig
-	if err := json.Unmarshal([]byte(config), &c); err != nil {
-		return nil, fmt.Errorf("upstream %s: config: %w", name, err)
-	}
-	c.Defaults()
-	if err := c.Validate(); err != nil {
-		return nil, fmt.Errorf("upstream %s: %w", name, err)
+	if err := parseConfig(name, config, &c); err != nil {
+		return nil, err
 	}
 	if len(secret) == 0 {
 		return nil, fmt.Errorf("upstream %s: no shared secret", name)

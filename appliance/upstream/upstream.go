@@ -10,6 +10,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -123,4 +124,19 @@ func tlsConfig(name, caFile string) (*tls.Config, error) {
 	}
 	tc.RootCAs = pool
 	return tc, nil
+}
+
+// parseConfig reads a kind's JSON settings: decode, fill defaults, validate.
+func parseConfig(name, config string, c interface {
+	Defaults()
+	Validate() error
+}) error {
+	if err := json.Unmarshal([]byte(config), c); err != nil {
+		return fmt.Errorf("upstream %s: config: %w", name, err)
+	}
+	c.Defaults()
+	if err := c.Validate(); err != nil {
+		return fmt.Errorf("upstream %s: %w", name, err)
+	}
+	return nil
 }

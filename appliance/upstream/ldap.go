@@ -52,6 +52,10 @@ type LDAPConfig struct {
 	// TimeoutMS bounds each operation; Pool the connections kept open.
 	TimeoutMS int `json:"timeout_ms"`
 	Pool      int `json:"pool"`
+	// LookupCacheSeconds keeps where a user's entry is and its groups
+	// after a successful bind (default 60; -1 turns it off). Group changes
+	// in the directory apply within this time.
+	LookupCacheSeconds int `json:"lookup_cache_seconds,omitempty"`
 	// InsecureSkipVerify is refused by Validate; it exists so a config
 	// that asks for it gets a clear no instead of silently working.
 	InsecureSkipVerify bool `json:"insecure_skip_verify,omitempty"`
@@ -70,6 +74,9 @@ func (c *LDAPConfig) Defaults() {
 	}
 	if c.Pool == 0 {
 		c.Pool = 4
+	}
+	if c.LookupCacheSeconds == 0 {
+		c.LookupCacheSeconds = 60
 	}
 }
 
@@ -117,6 +124,9 @@ func (c LDAPConfig) Validate() error {
 	if c.TimeoutMS < 100 || c.TimeoutMS > 30000 {
 		errs = append(errs, fmt.Errorf("timeout_ms %d is outside 100-30000", c.TimeoutMS))
 	}
+	if c.LookupCacheSeconds < -1 || c.LookupCacheSeconds > 3600 {
+		errs = append(errs, fmt.Errorf("lookup_cache_seconds %d is outside -1 (off) to 3600", c.LookupCacheSeconds))
+	}
 	if c.Pool < 1 || c.Pool > 64 {
 		errs = append(errs, fmt.Errorf("pool %d is outside 1-64", c.Pool))
 	}
@@ -136,8 +146,10 @@ type LDAP struct {
 	search chan *ldap.Conn // bound as the service account
 	binds  chan *ldap.Conn // last bound as some user
 	slots  chan struct{}   // bounds open connections
-	mu     sync.Mutex
-	next   int // index of the URL to try first
+
+	lookups *lookupCache
+	mu      sync.Mutex
+	next    int // index of the URL to try first
 }
 
 // NewLDAP builds the connector.
@@ -162,6 +174,9 @@ func NewLDAP(name, config string, bindPassword secrets.Secret) (*LDAP, error) {
 		timeout: time.Duration(c.TimeoutMS) * time.Millisecond,
 		search:  make(chan *ldap.Conn, c.Pool), binds: make(chan *ldap.Conn, c.Pool),
 		slots: make(chan struct{}, 2*c.Pool),
+	}
+	if c.LookupCacheSeconds > 0 {
+		l.lookups = newLookupCache(time.Duration(c.LookupCacheSeconds)*time.Second, 4096)
 	}
 	return l, nil
 }
@@ -332,9 +347,12 @@ func (l *LDAP) Verify(ctx context.Context, user string, password secrets.Secret)
 	if user == "" || !utf8.ValidString(user) || strings.ContainsRune(user, 0) || len(user) > 256 {
 		return Identity{}, ErrUnknownUser
 	}
-	e, err := l.find(ctx, user)
-	if err != nil {
-		return Identity{}, err
+	e, cached := l.lookups.get(user, time.Now())
+	if !cached {
+		var err error
+		if e, err = l.find(ctx, user); err != nil {
+			return Identity{}, err
+		}
 	}
 	c, err := l.get(ctx, l.binds, false)
 	if err != nil {
@@ -344,12 +362,78 @@ func (l *LDAP) Verify(ctx context.Context, user string, password secrets.Secret)
 	if err != nil {
 		mapped := mapBindError(err)
 		// A refused bind leaves the connection usable; a network error
-		// does not.
+		// does not. Any refusal forgets the lookup: the entry may have
+		// moved or gone.
 		l.put(l.binds, c, !errors.Is(mapped, ErrUnreachable))
+		l.lookups.drop(user)
 		return Identity{}, mapped
 	}
 	l.put(l.binds, c, true)
+	if !cached {
+		l.lookups.put(user, e, time.Now())
+	}
 	return Identity{Name: e.name, Groups: e.groups}, nil
+}
+
+// lookupCache remembers, for a minute, where a user's entry is and which
+// groups it has, after a successful bind: an EHR that checks the same login
+// every few minutes then costs one bind instead of a search, a group search
+// and a bind. It holds no password. Group changes in the directory apply
+// within the TTL; a failed bind forgets the entry at once. Bounded: the
+// oldest entries go first.
+type lookupCache struct {
+	mu    sync.Mutex
+	ttl   time.Duration
+	max   int
+	items map[string]cachedLookup
+	order []string
+}
+
+type cachedLookup struct {
+	e       userEntry
+	expires time.Time
+}
+
+func newLookupCache(ttl time.Duration, max int) *lookupCache {
+	return &lookupCache{ttl: ttl, max: max, items: map[string]cachedLookup{}}
+}
+
+func (c *lookupCache) get(user string, now time.Time) (userEntry, bool) {
+	if c == nil || c.ttl <= 0 {
+		return userEntry{}, false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	it, ok := c.items[user]
+	if !ok || !now.Before(it.expires) {
+		return userEntry{}, false
+	}
+	return it.e, true
+}
+
+func (c *lookupCache) put(user string, e userEntry, now time.Time) {
+	if c == nil || c.ttl <= 0 {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := c.items[user]; !ok {
+		for len(c.order) >= c.max {
+			delete(c.items, c.order[0])
+			c.order = c.order[1:]
+		}
+		c.order = append(c.order, user)
+	}
+	c.items[user] = cachedLookup{e: e, expires: now.Add(c.ttl)}
+}
+
+func (c *lookupCache) drop(user string) {
+	if c == nil {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.items, user)
 }
 
 // searchFor turns what the person typed into the attribute and value to

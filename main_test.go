@@ -825,3 +825,66 @@ func TestConsoleTestLogin(t *testing.T) {
 		}
 	}
 }
+
+// TestFreshApplianceThroughTheConsole is the contractor's first visit, in
+// tmux against the real binary: the wizard sets up a client and a user,
+// TOTP is enrolled from the Users pane (the secret read off the screen),
+// and a radclient login with an oathtool code appears on the dashboard.
+func TestFreshApplianceThroughTheConsole(t *testing.T) {
+	need(t, "tmux", "radclient", "oathtool")
+	data := t.TempDir()
+	d := startDaemon(t, data)
+	session := fmt.Sprintf("cgfresh%d", os.Getpid())
+	if out, err := exec.Command("tmux", "new-session", "-d", "-s", session, "-x", "100", "-y", "40", binPath+" tui --data "+data).CombinedOutput(); err != nil {
+		t.Fatalf("tmux: %v %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("tmux", "kill-session", "-t", session).Run() })
+	capture := func() string {
+		out, _ := exec.Command("tmux", "capture-pane", "-t", session, "-p").Output()
+		return string(out)
+	}
+	keys := func(k ...string) {
+		for _, x := range k {
+			exec.Command("tmux", "send-keys", "-t", session, x).Run()
+			time.Sleep(80 * time.Millisecond)
+		}
+	}
+	waitFor(t, "the wizard", func() bool { return strings.Contains(capture(), "step 1 of 4") })
+	keys("UTC", "Enter")
+	waitFor(t, "step 2", func() bool { return strings.Contains(capture(), "Step 2 of 4") })
+	keys("Escape")
+	waitFor(t, "step 3", func() bool { return strings.Contains(capture(), "Step 3 of 4") })
+	keys("lab", "Enter", "127.0.0.1", "Enter", "enrolled", "Enter")
+	var clientSecret string
+	waitFor(t, "the client's secret", func() bool {
+		m := regexp.MustCompile(`\n\s+([A-Za-z0-9]{32})\n`).FindStringSubmatch(capture())
+		if m != nil {
+			clientSecret = m[1]
+		}
+		return m != nil
+	})
+	keys("x")
+	waitFor(t, "step 4", func() bool { return strings.Contains(capture(), "Step 4 of 4") })
+	keys("alice", "Enter", "staff", "Enter", "correct horse battery", "Enter")
+	waitFor(t, "the end of the wizard", func() bool { return strings.Contains(capture(), "Setup done") })
+	keys("x", "Tab", "Tab")
+	waitFor(t, "the users pane", func() bool { return strings.Contains(capture(), "alice") && strings.Contains(capture(), "a:add") })
+	keys("m")
+	waitFor(t, "the TOTP question", func() bool { return strings.Contains(capture(), "Enrol a new TOTP factor for alice") })
+	keys("y")
+	var seed string
+	waitFor(t, "the QR code and secret", func() bool {
+		m := regexp.MustCompile(`Secret: ([A-Z2-7]+)`).FindStringSubmatch(capture())
+		if m != nil {
+			seed = m[1]
+		}
+		return m != nil && strings.Contains(capture(), "█")
+	})
+	keys("x", "Tab", "Tab", "Tab", "Tab")
+	waitFor(t, "the dashboard", func() bool { return strings.Contains(capture(), "Logins in view") })
+	out := radclient(t, d.auth, "auth", clientSecret, pap("alice", "correct horse battery,"+oathtool(t, seed, time.Now())))
+	if got := received(out); got != "Access-Accept" {
+		t.Fatalf("login with the wizard's client and the console's TOTP: got %s\n%s", got, out)
+	}
+	waitFor(t, "the login on the dashboard", func() bool { return strings.Contains(capture(), "accept    lab") })
+}

@@ -1051,6 +1051,18 @@ func (c *cli) tui(ctx context.Context, args []string) error {
 	if _, err := parse(fs, args); err != nil {
 		return err
 	}
+	// A broken bootstrap file must not lock the contractor out of the
+	// console they need to repair things: say what is wrong, and open the
+	// store in the data directory anyway.
+	var warning string
+	if _, err := config.Load(co.config); err != nil && co.config != "" {
+		warning = "THE CONFIG FILE IS BROKEN, the daemon will not start until it is fixed: " + err.Error()
+		fmt.Fprintln(c.errw, "clinicgate:", warning)
+		co.config = ""
+		if co.data == "" {
+			co.data = config.Default().DataDir
+		}
+	}
 	env, err := c.open(ctx, co)
 	if err != nil {
 		return err
@@ -1062,7 +1074,7 @@ func (c *cli) tui(ctx context.Context, args []string) error {
 	}
 	// Changes made in the console are audited as the console's.
 	env.svc.Actor = "console:" + strings.TrimPrefix(actor(), "cli:")
-	p := tea.NewProgram(tui.New(env.svc, tui.Options{Version: version}), tea.WithAltScreen(), tea.WithMouseCellMotion(),
+	p := tea.NewProgram(tui.New(env.svc, tui.Options{Version: version, Warning: warning}), tea.WithAltScreen(), tea.WithMouseCellMotion(),
 		tea.WithContext(ctx), tea.WithInput(in), tea.WithOutput(c.out))
 	_, err = p.Run()
 	if errors.Is(err, tea.ErrProgramKilled) && ctx.Err() != nil {

@@ -888,3 +888,32 @@ func TestFreshApplianceThroughTheConsole(t *testing.T) {
 	}
 	waitFor(t, "the login on the dashboard", func() bool { return strings.Contains(capture(), "accept    lab") })
 }
+
+// TestBrokenConfigSaysWhatAndConsoleStillOpens: the daemon names the bad
+// field and refuses to start; the console opens anyway, for the repair.
+func TestBrokenConfigSaysWhatAndConsoleStillOpens(t *testing.T) {
+	need(t, "tmux")
+	data := t.TempDir()
+	startDaemon(t, data).stop(t)
+	bad := filepath.Join(t.TempDir(), "config.yaml")
+	os.WriteFile(bad, []byte("data_dir: "+data+"\nradius:\n  auth: \"1812\"\nlog_levle: info\n"), 0o644)
+	out, err := exec.Command(binPath, "serve", "--config", bad).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "log_levle") {
+		t.Fatalf("a misspelt field: got %v %q, want a refusal naming it", err, out)
+	}
+	os.WriteFile(bad, []byte("data_dir: "+data+"\nradius:\n  auth: \"1812\"\n"), 0o644)
+	out, err = exec.Command(binPath, "serve", "--config", bad).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), `radius.auth: "1812" is not host:port`) {
+		t.Fatalf("a bad address: got %v %q, want a refusal naming radius.auth", err, out)
+	}
+	session := fmt.Sprintf("cgbadcfg%d", os.Getpid())
+	if out, err := exec.Command("tmux", "new-session", "-d", "-s", session, "-x", "100", "-y", "24",
+		binPath+" tui --config "+bad+" --data "+data).CombinedOutput(); err != nil {
+		t.Fatalf("tmux: %v %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("tmux", "kill-session", "-t", session).Run() })
+	waitFor(t, "the console with the warning", func() bool {
+		out, _ := exec.Command("tmux", "capture-pane", "-t", session, "-p").Output()
+		return strings.Contains(string(out), "THE CONFIG FILE IS BROKEN") && strings.Contains(string(out), "Dashboard")
+	})
+}

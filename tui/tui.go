@@ -67,6 +67,9 @@ type Options struct {
 	Refresh time.Duration
 	// Now is the clock (tests fix it).
 	Now func() time.Time
+	// Warning is shown on every screen until the console is restarted
+	// (a broken config file, say).
+	Warning string
 }
 
 type tab int
@@ -522,6 +525,10 @@ func (m Model) View() string {
 	}
 	b.WriteString(dimStyle.Render(fit(status, m.width)) + "\n")
 	bodyHeight := m.height - 4 // title, status, blank, help
+	if m.opts.Warning != "" {
+		b.WriteString(rejectStyle.Render(fit(m.opts.Warning, m.width)) + "\n")
+		bodyHeight--
+	}
 	if m.help.ShowAll {
 		bodyHeight -= 3
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/clinicgate/clinicgate/appliance/admin"
 	"github.com/clinicgate/clinicgate/appliance/policy"
 	"github.com/clinicgate/clinicgate/appliance/store"
+	"github.com/clinicgate/clinicgate/appliance/upstream"
 )
 
 // form is a small dialog of text fields; enter on the last field submits.
@@ -112,6 +113,8 @@ type (
 		err  error
 		// show is a result to display once (a generated secret, a QR code).
 		show string
+		// next, when set, is the form that follows (a two-step dialog).
+		next *form
 	}
 	clientsMsg struct {
 		clients []store.Client
@@ -407,5 +410,86 @@ func (m Model) fetchDevices() tea.Cmd {
 		defer cancel()
 		d, err := m.admin.Devices(ctx)
 		return devicesMsg{d, err}
+	}
+}
+
+// addUpstreamForm asks the kind first, then the kind's own settings.
+func (m Model) addUpstreamForm() *form {
+	return newForm("Add an upstream: where the clinic's accounts live", func(v []string) tea.Cmd {
+		kind := strings.ToLower(strings.TrimSpace(v[0]))
+		return func() tea.Msg {
+			switch kind {
+			case "ldap", "ad", "radius", "oidc":
+				return doneMsg{next: m.upstreamSettingsForm(kind)}
+			}
+			return doneMsg{err: fmt.Errorf("%w: kind: answer ldap (Active Directory, OpenLDAP, Google, JumpCloud), radius (NPS, FreeRADIUS, JumpCloud) or oidc (Entra ID, Okta)", admin.ErrInvalid)}
+		}
+	}, field("kind", "ldap (also Active Directory), radius or oidc (Entra ID, Okta)", false, 8))
+}
+
+func (m Model) upstreamSettingsForm(kind string) *form {
+	add := func(ctx context.Context, name, k string, cfg any, secret string) doneMsg {
+		b, _ := json.Marshal(cfg)
+		warnings, err := m.admin.AddUpstream(ctx, admin.NewUpstream{Name: strings.TrimSpace(name), Kind: k, Config: string(b), Secret: []byte(secret)})
+		if err != nil {
+			return doneMsg{err: err}
+		}
+		text := "upstream " + name + " added; test it with t, then point clients at it (e on the Clients pane)"
+		if len(warnings) > 0 {
+			text += " — warning: " + strings.Join(warnings, "; ")
+		}
+		return doneMsg{text: text}
+	}
+	yes := func(s string) bool { s = strings.ToLower(strings.TrimSpace(s)); return s == "yes" || s == "y" }
+	switch kind {
+	case "radius":
+		return newForm("Add a RADIUS upstream (NPS, FreeRADIUS, JumpCloud)", func(v []string) tea.Cmd {
+			return m.act(func(ctx context.Context) doneMsg {
+				return add(ctx, v[0], "radius", upstream.RADIUSConfig{Servers: splitList(v[1]), RequireMessageAuthenticator: yes(v[3])}, v[2])
+			})
+		},
+			field("name", "e.g. clinic-nps", false, 64),
+			field("servers", "host:port, comma-separated for failover, e.g. 10.0.0.5:1812", false, 300),
+			field("secret", "the shared secret that server has for this appliance", true, 128),
+			field("msg-auth", "yes: its replies carry Message-Authenticator (no: FreeRADIUS 3.2.1 PAP)", false, 3),
+		)
+	case "oidc":
+		return newForm("Add an OpenID Provider (Entra ID, Okta) with the password grant", func(v []string) tea.Cmd {
+			return m.act(func(ctx context.Context) doneMsg {
+				return add(ctx, v[0], "oidc", upstream.OIDCConfig{Issuer: strings.TrimSpace(v[1]), ClientID: strings.TrimSpace(v[2]), UsernameSuffix: strings.TrimSpace(v[4])}, v[3])
+			})
+		},
+			field("name", "e.g. entra", false, 64),
+			field("issuer", "e.g. https://login.microsoftonline.com/TENANT-ID/v2.0", false, 300),
+			field("client id", "the app registration's id", false, 128),
+			field("secret", "the app registration's client secret", true, 256),
+			field("suffix", "appended to short names, e.g. @clinic.onmicrosoft.com (optional)", false, 128),
+		)
+	default:
+		return newForm("Add an LDAP or Active Directory upstream", func(v []string) tea.Cmd {
+			return m.act(func(ctx context.Context) doneMsg {
+				urls := splitList(v[1])
+				starttls := false
+				for _, u := range urls {
+					if strings.HasPrefix(u, "ldap://") {
+						starttls = true // never send passwords in the clear
+					}
+				}
+				attr := strings.TrimSpace(v[5])
+				if attr == "" {
+					attr = "sAMAccountName"
+				}
+				return add(ctx, v[0], "ldap", upstream.LDAPConfig{URLs: urls, StartTLS: starttls, CAFile: strings.TrimSpace(v[6]),
+					BindDN: strings.TrimSpace(v[2]), BaseDN: strings.TrimSpace(v[4]), UserAttribute: attr}, v[3])
+			})
+		},
+			field("name", "e.g. clinic-ad", false, 64),
+			field("urls", "ldaps://dc1.clinic.local:636 (ldap:// gets StartTLS), comma-separated", false, 300),
+			field("bind as", "the service account, e.g. svc-clinicgate@clinic.local", false, 256),
+			field("password", "the service account's password", true, 256),
+			field("base DN", "where users are, e.g. dc=clinic,dc=local", false, 256),
+			field("user attr", "sAMAccountName (AD, the default), uid, userPrincipalName or mail", false, 64),
+			field("CA file", "PEM file of the CA that signed the DC's certificate (empty: the system's)", false, 256),
+		)
 	}
 }

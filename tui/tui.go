@@ -45,6 +45,7 @@ type Admin interface {
 	EditClient(ctx context.Context, name string, e admin.ClientEdit) error
 	RemoveClient(ctx context.Context, name string) error
 	Upstreams(ctx context.Context) ([]store.Upstream, error)
+	AddUpstream(ctx context.Context, n admin.NewUpstream) ([]string, error)
 	TestUpstream(ctx context.Context, name, user string, pw secrets.Secret, w io.Writer) error
 	ResetMFA(ctx context.Context, name string) error
 	AddDevice(ctx context.Context, mac, user, description string) (string, error)
@@ -310,7 +311,7 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 			}
 			return m, nil
 		}
-		m.form, m.note, m.show = nil, msg.text, msg.show
+		m.form, m.note, m.show = msg.next, msg.text, msg.show
 		if m.wizard > 0 {
 			m.wizard++
 			m.form = m.wizardForm(m.wizard)
@@ -408,6 +409,8 @@ func (m Model) key(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
 		m.form = m.addUserForm()
 	case key.Matches(msg, keys.Add) && m.tab == tabClients:
 		m.form = m.addClientForm()
+	case key.Matches(msg, keys.Add) && m.tab == tabUpstreams:
+		m.form = m.addUpstreamForm()
 	case key.Matches(msg, keys.Remove) && m.tab == tabDevices && len(m.devices) > 0:
 		d := m.devices[min(m.cursor, len(m.devices)-1)]
 		m.confirm = &confirmation{question: "Remove device " + d.MAC + " (" + d.UserName + ")?", do: m.act(func(ctx context.Context) doneMsg {
@@ -811,7 +814,7 @@ func joinShown(a, b string) string {
 
 func (m Model) viewUpstreams(h int) string {
 	var b strings.Builder
-	b.WriteString("t: test an upstream with a real login (add and remove them with clinicgate upstream)\n")
+	b.WriteString("a: add · t: test with a real login · (remove with clinicgate upstream remove)\n")
 	b.WriteString(dimStyle.Render(fit(fmt.Sprintf("%-16s %-7s %s", "NAME", "KIND", "WHERE"), m.width)) + "\n")
 	if len(m.ups) == 0 {
 		b.WriteString("(none: every client checks passwords against the appliance's own users)\n")

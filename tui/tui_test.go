@@ -24,6 +24,7 @@ import (
 	"github.com/clinicgate/clinicgate/appliance/policy"
 	"github.com/clinicgate/clinicgate/appliance/secrets"
 	"github.com/clinicgate/clinicgate/appliance/store"
+	"github.com/clinicgate/clinicgate/appliance/upstream"
 )
 
 func TestMain(m *testing.M) {
@@ -43,6 +44,7 @@ type fakeAdmin struct {
 	status   *admin.DaemonStatus
 	hold     chan struct{}
 	devices  []store.Device
+	added    []admin.NewUpstream
 	problems []string
 	failRead bool
 }
@@ -133,6 +135,22 @@ func (f *fakeAdmin) EditClient(_ context.Context, name string, e admin.ClientEdi
 
 func (f *fakeAdmin) Upstreams(context.Context) ([]store.Upstream, error) {
 	return []store.Upstream{{Name: "clinic-ad", Kind: "ldap", Config: `{"urls":["ldaps://dc1.clinic.local:636"]}`, Secret: []byte("never shown")}}, nil
+}
+
+func (f *fakeAdmin) AddUpstream(_ context.Context, n admin.NewUpstream) ([]string, error) {
+	// The real connectors validate the settings (no network traffic).
+	c, err := upstream.Build(store.Upstream{Name: n.Name, Kind: n.Kind, Config: n.Config, Secret: n.Secret})
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", admin.ErrInvalid, err)
+	}
+	var w []string
+	if wr, ok := c.(upstream.Warner); ok {
+		w = wr.Warnings()
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.added = append(f.added, n)
+	return w, nil
 }
 
 func (f *fakeAdmin) TestUpstream(_ context.Context, name, user string, pw secrets.Secret, w io.Writer) error {
@@ -759,5 +777,35 @@ func TestDevicesPaneRemoves(t *testing.T) {
 	defer f.mu.Unlock()
 	if len(f.devices) != 0 {
 		t.Fatal("the device is still bound")
+	}
+}
+
+func TestAddUpstreamFromTheConsole(t *testing.T) {
+	f := sample()
+	tm := start(t, f, 80, 30)
+	waitFor(t, tm, "frontdesk2")
+	for range 4 {
+		tm.Send(tea.KeyMsg{Type: tea.KeyTab})
+	}
+	waitFor(t, tm, "dc1.clinic.local")
+	tm.Type("a")
+	tm.Type("ftp")
+	tm.Send(tea.KeyMsg{Type: tea.KeyEnter})
+	waitFor(t, tm, "kind: answer ldap")
+	for range 3 {
+		tm.Send(tea.KeyMsg{Type: tea.KeyBackspace})
+	}
+	tm.Type("ldap")
+	tm.Send(tea.KeyMsg{Type: tea.KeyEnter})
+	waitFor(t, tm, "Add an LDAP or Active Directory upstream")
+	for _, v := range []string{"clinic-ad", "ldap://dc1.clinic.local:389", "svc@clinic.local", "service pw", "dc=clinic,dc=local", "", ""} {
+		tm.Type(v)
+		tm.Send(tea.KeyMsg{Type: tea.KeyEnter})
+	}
+	waitFor(t, tm, "upstream clinic-ad added")
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.added) != 1 || !strings.Contains(f.added[0].Config, `"starttls":true`) || !strings.Contains(f.added[0].Config, "sAMAccountName") {
+		t.Fatalf("added %+v, want an ldap upstream with StartTLS on its ldap:// URL and sAMAccountName", f.added)
 	}
 }

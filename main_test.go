@@ -849,11 +849,13 @@ func TestFreshApplianceThroughTheConsole(t *testing.T) {
 			time.Sleep(80 * time.Millisecond)
 		}
 	}
-	waitFor(t, "the wizard", func() bool { return strings.Contains(capture(), "step 1 of 4") })
+	waitFor(t, "the wizard", func() bool { return strings.Contains(capture(), "step 1 of 5") })
 	keys("UTC", "Enter")
-	waitFor(t, "step 2", func() bool { return strings.Contains(capture(), "Step 2 of 4") })
+	waitFor(t, "step 2", func() bool { return strings.Contains(capture(), "Step 2 of 5") })
 	keys("Escape")
-	waitFor(t, "step 3", func() bool { return strings.Contains(capture(), "Step 3 of 4") })
+	waitFor(t, "step 3", func() bool { return strings.Contains(capture(), "Step 3 of 5") })
+	keys("Escape") // accounts live on the appliance
+	waitFor(t, "step 4", func() bool { return strings.Contains(capture(), "Step 4 of 5") })
 	keys("lab", "Enter", "127.0.0.1", "Enter", "enrolled", "Enter")
 	var clientSecret string
 	waitFor(t, "the client's secret", func() bool {
@@ -864,7 +866,7 @@ func TestFreshApplianceThroughTheConsole(t *testing.T) {
 		return m != nil
 	})
 	keys("x")
-	waitFor(t, "step 4", func() bool { return strings.Contains(capture(), "Step 4 of 4") })
+	waitFor(t, "step 5", func() bool { return strings.Contains(capture(), "Step 5 of 5") })
 	keys("alice", "Enter", "staff", "Enter", "correct horse battery", "Enter")
 	waitFor(t, "the end of the wizard", func() bool { return strings.Contains(capture(), "Setup done") })
 	keys("x", "Tab", "Tab")

@@ -115,6 +115,8 @@ type (
 		show string
 		// next, when set, is the form that follows (a two-step dialog).
 		next *form
+		// upstream names an upstream just added (the wizard uses it).
+		upstream string
 	}
 	clientsMsg struct {
 		clients []store.Client
@@ -204,10 +206,15 @@ func (m Model) passwordForm(user string) *form {
 	)
 }
 
-func (m Model) addClientForm() *form {
+func (m Model) addClientForm() *form { return m.addClientFormWith("local") }
+
+// addClientFormWith adds a client whose passwords are checked by the named
+// upstream.
+func (m Model) addClientFormWith(up string) *form {
 	return newForm("Add a RADIUS client (Wi-Fi controller, VPN gateway)", func(v []string) tea.Cmd {
 		return m.act(func(ctx context.Context) doneMsg {
 			p := policy.Default()
+			p.Upstream = up
 			if mode := strings.TrimSpace(v[2]); mode != "" {
 				p.MFA = policy.MFA(mode)
 			}
@@ -438,7 +445,7 @@ func (m Model) upstreamSettingsForm(kind string) *form {
 		if len(warnings) > 0 {
 			text += " — warning: " + strings.Join(warnings, "; ")
 		}
-		return doneMsg{text: text}
+		return doneMsg{text: text, upstream: strings.TrimSpace(name)}
 	}
 	yes := func(s string) bool { s = strings.ToLower(strings.TrimSpace(s)); return s == "yes" || s == "y" }
 	switch kind {

@@ -156,6 +156,8 @@ type Model struct {
 	show    string // a result to read once (a secret, a QR code); any key closes
 	confirm *confirmation
 	wizard  int // the first-boot wizard's step; 0: not running
+	// wizUpstream is the upstream added in the wizard ("local" if none).
+	wizUpstream string
 }
 
 // confirmation is a yes/no question before a change.
@@ -298,7 +300,7 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		return m, nil
 	case freshMsg:
 		if msg.fresh && m.wizard == 0 {
-			m.wizard = wizTimeZone
+			m.wizard, m.wizUpstream = wizTimeZone, "local"
 			m.form = m.wizardForm(m.wizard)
 		}
 		return m, nil
@@ -312,7 +314,10 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 			return m, nil
 		}
 		m.form, m.note, m.show = msg.next, msg.text, msg.show
-		if m.wizard > 0 {
+		if msg.upstream != "" {
+			m.wizUpstream = msg.upstream
+		}
+		if m.wizard > 0 && msg.next == nil {
 			m.wizard++
 			m.form = m.wizardForm(m.wizard)
 			if m.wizard == wizDone {

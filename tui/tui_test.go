@@ -566,9 +566,17 @@ func TestFirstBootWizard(t *testing.T) {
 	}
 	tm.Type("America/Chicago")
 	tm.Send(tea.KeyMsg{Type: tea.KeyEnter})
-	waitFor(t, tm, "Step 2 of 4")
+	waitFor(t, tm, "Step 2 of 5")
 	tm.Send(tea.KeyMsg{Type: tea.KeyEsc}) // no SSH key now
-	waitFor(t, tm, "Step 3 of 4")
+	waitFor(t, tm, "Step 3 of 5")
+	tm.Type("radius")
+	tm.Send(tea.KeyMsg{Type: tea.KeyEnter})
+	waitFor(t, tm, "Add a RADIUS upstream")
+	for _, v := range []string{"clinic-nps", "10.0.0.5:1812", "nps-shared-secret", "yes"} {
+		tm.Type(v)
+		tm.Send(tea.KeyMsg{Type: tea.KeyEnter})
+	}
+	waitFor(t, tm, "Step 4 of 5")
 	tm.Type("office-wifi")
 	tm.Send(tea.KeyMsg{Type: tea.KeyEnter})
 	tm.Type("192.168.1.2")
@@ -576,7 +584,7 @@ func TestFirstBootWizard(t *testing.T) {
 	tm.Send(tea.KeyMsg{Type: tea.KeyEnter})
 	waitFor(t, tm, "shown once", "Gen3ratedS3cret")
 	tm.Type("x")
-	waitFor(t, tm, "Step 4 of 4")
+	waitFor(t, tm, "Step 5 of 5")
 	tm.Type("dr.lee")
 	tm.Send(tea.KeyMsg{Type: tea.KeyEnter})
 	tm.Type("clinicians")
@@ -588,8 +596,11 @@ func TestFirstBootWizard(t *testing.T) {
 	waitFor(t, tm, "Logins in view")
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.settings["timezone"] != "America/Chicago" || len(f.clients) != 1 || len(f.users) != 1 {
-		t.Fatalf("after the wizard: settings %v, %d clients, %d users", f.settings, len(f.clients), len(f.users))
+	if f.settings["timezone"] != "America/Chicago" || len(f.clients) != 1 || len(f.users) != 1 || len(f.added) != 1 {
+		t.Fatalf("after the wizard: settings %v, %d clients, %d users, %d upstreams", f.settings, len(f.clients), len(f.users), len(f.added))
+	}
+	if f.clients[0].Policy.Upstream != "clinic-nps" {
+		t.Fatalf("the wizard's client checks passwords with %q, want the upstream added in the wizard", f.clients[0].Policy.Upstream)
 	}
 }
 

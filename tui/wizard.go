@@ -19,6 +19,7 @@ type freshMsg struct{ fresh bool }
 const (
 	wizTimeZone = iota + 1
 	wizSSHKey
+	wizUpstream
 	wizClient
 	wizUser
 	wizDone
@@ -38,7 +39,7 @@ func (m Model) wizardForm(step int) *form {
 	var f *form
 	switch step {
 	case wizTimeZone:
-		f = newForm("Welcome to clinicgate — step 1 of 4: the clinic's time zone", func(v []string) tea.Cmd {
+		f = newForm("Welcome to clinicgate — step 1 of 5: the clinic's time zone", func(v []string) tea.Cmd {
 			return m.act(func(ctx context.Context) doneMsg {
 				tz := strings.TrimSpace(v[0])
 				if tz == "" {
@@ -51,7 +52,7 @@ func (m Model) wizardForm(step int) *form {
 			})
 		}, field("time zone", "e.g. America/Chicago or Europe/Berlin (allowed hours use it); empty: the system's", false, 64))
 	case wizSSHKey:
-		f = newForm("Step 2 of 4: your SSH key, to open this console from your laptop", func(v []string) tea.Cmd {
+		f = newForm("Step 2 of 5: your SSH key, to open this console from your laptop", func(v []string) tea.Cmd {
 			return m.act(func(ctx context.Context) doneMsg {
 				if strings.TrimSpace(v[1]) == "" {
 					return doneMsg{text: "no SSH key added (add one later: clinicgate admin add-key)"}
@@ -65,12 +66,15 @@ func (m Model) wizardForm(step int) *form {
 		},
 			field("name", "who holds the key, e.g. dana-laptop", false, 64),
 			field("key", "paste one line of your .pub file (ssh-ed25519 AAAA…); empty: skip", false, 4096))
+	case wizUpstream:
+		f = m.addUpstreamForm()
+		f.title = "Step 3 of 5: where the clinic's accounts live (esc: on this appliance)"
 	case wizClient:
-		f = m.addClientForm()
-		f.title = "Step 3 of 4: the first device that asks (Wi-Fi controller, VPN gateway)"
+		f = m.addClientFormWith(m.wizUpstream)
+		f.title = "Step 4 of 5: the first device that asks (Wi-Fi controller, VPN gateway)"
 	case wizUser:
 		f = m.addUserForm()
-		f.title = "Step 4 of 4: the first person who logs in"
+		f.title = "Step 5 of 5: the first person who logs in (or one to enrol for TOTP, with an upstream)"
 	}
 	return f
 }

@@ -632,21 +632,54 @@ func TestRootAdminActsAsTheDataOwner(t *testing.T) {
 	}
 }
 
+// terminal is a program running in a tmux session of its own: a real
+// terminal, read with capture-pane and typed into with send-keys.
+type terminal struct {
+	t       testing.TB
+	session string
+}
+
+var terminals int
+
+// inTmux starts argv in a w×h tmux session, ended at cleanup.
+func inTmux(t testing.TB, w, h int, argv ...string) *terminal {
+	t.Helper()
+	terminals++
+	tm := &terminal{t: t, session: fmt.Sprintf("cg%d-%d", os.Getpid(), terminals)}
+	args := append([]string{"new-session", "-d", "-s", tm.session, "-x", fmt.Sprint(w), "-y", fmt.Sprint(h)}, argv...)
+	if out, err := exec.Command("tmux", args...).CombinedOutput(); err != nil {
+		t.Fatalf("tmux: %v %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("tmux", "kill-session", "-t", tm.session).Run() })
+	return tm
+}
+
+// screen is what the terminal shows now.
+func (tm *terminal) screen() string {
+	out, _ := exec.Command("tmux", "capture-pane", "-t", tm.session, "-p").Output()
+	return string(out)
+}
+
+// keys types each argument (a key name like Enter, or text).
+func (tm *terminal) keys(k ...string) {
+	for _, x := range k {
+		exec.Command("tmux", "send-keys", "-t", tm.session, x).Run()
+		time.Sleep(80 * time.Millisecond)
+	}
+}
+
+// gone reports whether the program (and so the session) has ended.
+func (tm *terminal) gone() bool {
+	return exec.Command("tmux", "has-session", "-t", tm.session).Run() != nil
+}
+
 // TestConsoleShowsLoginsLive drives the real console in tmux, as a
 // contractor would see it, while radclient logs in.
 func TestConsoleShowsLoginsLive(t *testing.T) {
 	need(t, "tmux", "radclient")
 	data, d := setup(t, "--mfa", "off")
-	session := fmt.Sprintf("cgtest%d", os.Getpid())
-	if out, err := exec.Command("tmux", "new-session", "-d", "-s", session, "-x", "80", "-y", "24",
-		binPath+" tui --data "+data).CombinedOutput(); err != nil {
-		t.Fatalf("tmux: %v %s", err, out)
-	}
-	t.Cleanup(func() { exec.Command("tmux", "kill-session", "-t", session).Run() })
-	capture := func() string {
-		out, _ := exec.Command("tmux", "capture-pane", "-t", session, "-p").Output()
-		return string(out)
-	}
+	term := inTmux(t, 80, 24, binPath+" tui --data "+data)
+	capture := term.screen
 	waitFor(t, "the console to start", func() bool { return strings.Contains(capture(), "Dashboard") })
 	radclient(t, d.auth, "auth", secret, pap("alice", "correct horse battery"))
 	radclient(t, d.auth, "auth", secret, pap("alice", "wrong"))
@@ -654,20 +687,20 @@ func TestConsoleShowsLoginsLive(t *testing.T) {
 		s := capture()
 		return strings.Contains(s, "bad_password") && strings.Contains(s, "accept    local")
 	})
-	exec.Command("tmux", "send-keys", "-t", session, "Enter").Run()
+	term.keys("Enter")
 	waitFor(t, "the story of the failed login", func() bool { return strings.Contains(capture(), "wrong password") })
 	// Add a user from the console; the change lands in the store and the
 	// audit names the console.
-	exec.Command("tmux", "send-keys", "-t", session, "Escape").Run()
+	term.keys("Escape")
 	time.Sleep(100 * time.Millisecond)
-	exec.Command("tmux", "send-keys", "-t", session, "Tab").Run()
+	term.keys("Tab")
 	time.Sleep(100 * time.Millisecond)
-	exec.Command("tmux", "send-keys", "-t", session, "Tab").Run()
+	term.keys("Tab")
 	waitFor(t, "the users pane", func() bool { return strings.Contains(capture(), "a:add") })
-	exec.Command("tmux", "send-keys", "-t", session, "a").Run()
+	term.keys("a")
 	waitFor(t, "the add-user form", func() bool { return strings.Contains(capture(), "Add a user") })
 	for _, k := range []string{"nurse.kim", "Enter", "staff", "Enter", "long enough pw", "Enter"} {
-		exec.Command("tmux", "send-keys", "-t", session, k).Run()
+		term.keys(k)
 	}
 	waitFor(t, "the user to be added", func() bool { return strings.Contains(capture(), "user nurse.kim added") })
 	if out := mustCG(t, data, "", "user", "list"); !strings.Contains(out, "nurse.kim") {
@@ -676,8 +709,8 @@ func TestConsoleShowsLoginsLive(t *testing.T) {
 	if tail := mustCG(t, data, "", "audit", "tail", "-n", "3"); !strings.Contains(tail, `by="console:`) {
 		t.Fatalf("the console's change is not audited as the console's:\n%s", tail)
 	}
-	exec.Command("tmux", "send-keys", "-t", session, "q").Run()
-	waitFor(t, "the console to quit", func() bool { return exec.Command("tmux", "has-session", "-t", session).Run() != nil })
+	term.keys("q")
+	waitFor(t, "the console to quit", func() bool { return term.gone() })
 }
 
 // sshKey makes a throwaway ed25519 key pair and returns the private key's
@@ -739,20 +772,13 @@ func TestConsoleOverSSH(t *testing.T) {
 	}
 
 	// The registered key, in a real terminal.
-	session := fmt.Sprintf("cgssh%d", os.Getpid())
-	if out, err := exec.Command("tmux", append([]string{"new-session", "-d", "-s", session, "-x", "80", "-y", "24", "ssh"}, sshArgs(d, key, "-tt")...)...).CombinedOutput(); err != nil {
-		t.Fatalf("tmux: %v %s", err, out)
-	}
-	t.Cleanup(func() { exec.Command("tmux", "kill-session", "-t", session).Run() })
-	capture := func() string {
-		out, _ := exec.Command("tmux", "capture-pane", "-t", session, "-p").Output()
-		return string(out)
-	}
+	term := inTmux(t, 80, 24, append([]string{"ssh"}, sshArgs(d, key, "-tt")...)...)
+	capture := term.screen
 	waitFor(t, "the console over SSH", func() bool { return strings.Contains(capture(), "Dashboard") })
 	radclient(t, d.auth, "auth", secret, pap("alice", "correct horse battery"))
 	waitFor(t, "the login on the SSH console", func() bool { return strings.Contains(capture(), "accept    local") })
-	exec.Command("tmux", "send-keys", "-t", session, "q").Run()
-	waitFor(t, "the SSH session to end", func() bool { return exec.Command("tmux", "has-session", "-t", session).Run() != nil })
+	term.keys("q")
+	waitFor(t, "the SSH session to end", func() bool { return term.gone() })
 	if tail := mustCG(t, data, "", "audit", "tail"); !strings.Contains(tail, "admin_key_add") {
 		t.Fatalf("the key registration is not audited:\n%s", tail)
 	}
@@ -764,19 +790,12 @@ func TestIdleConsoleClosed(t *testing.T) {
 	d := startDaemon(t, data, "--ssh-idle-timeout", "2s")
 	key, pub := sshKey(t)
 	mustCG(t, data, pub, "admin", "add-key", "bob")
-	session := fmt.Sprintf("cgidle%d", os.Getpid())
-	if out, err := exec.Command("tmux", append([]string{"new-session", "-d", "-s", session, "-x", "80", "-y", "24", "ssh"}, sshArgs(d, key, "-tt")...)...).CombinedOutput(); err != nil {
-		t.Fatalf("tmux: %v %s", err, out)
-	}
-	t.Cleanup(func() { exec.Command("tmux", "kill-session", "-t", session).Run() })
-	capture := func() string {
-		out, _ := exec.Command("tmux", "capture-pane", "-t", session, "-p").Output()
-		return string(out)
-	}
+	term := inTmux(t, 80, 24, append([]string{"ssh"}, sshArgs(d, key, "-tt")...)...)
+	capture := term.screen
 	waitFor(t, "the console over SSH", func() bool { return strings.Contains(capture(), "Dashboard") })
 	// Nothing comes from the admin: the session is closed and ssh (and so
 	// the tmux session) ends.
-	waitFor(t, "the idle console to be closed", func() bool { return exec.Command("tmux", "has-session", "-t", session).Run() != nil })
+	waitFor(t, "the idle console to be closed", func() bool { return term.gone() })
 }
 
 // TestConsoleTestLogin: from the console, a test login under a client's
@@ -789,21 +808,9 @@ func TestConsoleTestLogin(t *testing.T) {
 	startDaemon(t, data)
 	mustCG(t, data, secret, "client", "add", "office-wifi", "--address", "10.9.0.0/24", "--secret-stdin", "--mfa", "off", "--vlan", "staff=30")
 	mustCG(t, data, "correct horse battery", "user", "add", "alice", "--group", "staff", "--password-stdin")
-	session := fmt.Sprintf("cglogin%d", os.Getpid())
-	if out, err := exec.Command("tmux", "new-session", "-d", "-s", session, "-x", "100", "-y", "30", binPath+" tui --data "+data).CombinedOutput(); err != nil {
-		t.Fatalf("tmux: %v %s", err, out)
-	}
-	t.Cleanup(func() { exec.Command("tmux", "kill-session", "-t", session).Run() })
-	capture := func() string {
-		out, _ := exec.Command("tmux", "capture-pane", "-t", session, "-p").Output()
-		return string(out)
-	}
-	keys := func(k ...string) {
-		for _, x := range k {
-			exec.Command("tmux", "send-keys", "-t", session, x).Run()
-			time.Sleep(80 * time.Millisecond)
-		}
-	}
+	term := inTmux(t, 100, 30, binPath+" tui --data "+data)
+	capture := term.screen
+	keys := term.keys
 	waitFor(t, "the console", func() bool { return strings.Contains(capture(), "daemon") })
 	keys("Tab", "Tab", "Tab")
 	waitFor(t, "the clients pane", func() bool { return strings.Contains(capture(), "office-wifi") })
@@ -834,21 +841,9 @@ func TestFreshApplianceThroughTheConsole(t *testing.T) {
 	need(t, "tmux", "radclient", "oathtool")
 	data := t.TempDir()
 	d := startDaemon(t, data)
-	session := fmt.Sprintf("cgfresh%d", os.Getpid())
-	if out, err := exec.Command("tmux", "new-session", "-d", "-s", session, "-x", "100", "-y", "40", binPath+" tui --data "+data).CombinedOutput(); err != nil {
-		t.Fatalf("tmux: %v %s", err, out)
-	}
-	t.Cleanup(func() { exec.Command("tmux", "kill-session", "-t", session).Run() })
-	capture := func() string {
-		out, _ := exec.Command("tmux", "capture-pane", "-t", session, "-p").Output()
-		return string(out)
-	}
-	keys := func(k ...string) {
-		for _, x := range k {
-			exec.Command("tmux", "send-keys", "-t", session, x).Run()
-			time.Sleep(80 * time.Millisecond)
-		}
-	}
+	term := inTmux(t, 100, 40, binPath+" tui --data "+data)
+	capture := term.screen
+	keys := term.keys
 	waitFor(t, "the wizard", func() bool { return strings.Contains(capture(), "step 1 of 5") })
 	keys("UTC", "Enter")
 	waitFor(t, "step 2", func() bool { return strings.Contains(capture(), "Step 2 of 5") })
@@ -908,14 +903,9 @@ func TestBrokenConfigSaysWhatAndConsoleStillOpens(t *testing.T) {
 	if err == nil || !strings.Contains(string(out), `radius.auth: "1812" is not host:port`) {
 		t.Fatalf("a bad address: got %v %q, want a refusal naming radius.auth", err, out)
 	}
-	session := fmt.Sprintf("cgbadcfg%d", os.Getpid())
-	if out, err := exec.Command("tmux", "new-session", "-d", "-s", session, "-x", "100", "-y", "24",
-		binPath+" tui --config "+bad+" --data "+data).CombinedOutput(); err != nil {
-		t.Fatalf("tmux: %v %s", err, out)
-	}
-	t.Cleanup(func() { exec.Command("tmux", "kill-session", "-t", session).Run() })
+	term := inTmux(t, 100, 24, binPath+" tui --config "+bad+" --data "+data)
 	waitFor(t, "the console with the warning", func() bool {
-		out, _ := exec.Command("tmux", "capture-pane", "-t", session, "-p").Output()
-		return strings.Contains(string(out), "THE CONFIG FILE IS BROKEN") && strings.Contains(string(out), "Dashboard")
+		out := term.screen()
+		return strings.Contains(out, "THE CONFIG FILE IS BROKEN") && strings.Contains(out, "Dashboard")
 	})
 }

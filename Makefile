@@ -19,7 +19,7 @@ build-all: ## build dist/clinicgate-linux-amd64 and -arm64 (Raspberry Pi)
 	GOOS=linux GOARCH=arm64 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o dist/clinicgate-linux-arm64 .
 
 run: build ## start the appliance on loopback with a demo client and user, and print how to log in
-	$(BIN) serve --demo --data $(DATA) --radius-auth 127.0.0.1:1812 --radius-acct 127.0.0.1:1813 --http 127.0.0.1:9812 --ssh 127.0.0.1:2222
+	$(BIN) serve --demo --data $(DATA) --radius-auth 127.0.0.1:1812 --radius-acct 127.0.0.1:1813 --http 127.0.0.1:9812 --ssh 127.0.0.1:2222 --ldap 127.0.0.1:10389 --ldaps 127.0.0.1:10636
 
 test-deps: ## install what the tests need (Debian packages, Go modules)
 	@sh .ci/install-test-deps

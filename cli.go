@@ -411,6 +411,8 @@ type policyFlags struct {
 	sessionTimeout       *int
 	upstream, failmode   *string
 	vlanRules            multi
+	allowPlainLDAP       *bool
+	mfaRemember          *time.Duration
 }
 
 func addPolicyFlags(fs *flag.FlagSet) *policyFlags {
@@ -424,6 +426,8 @@ func addPolicyFlags(fs *flag.FlagSet) *policyFlags {
 	p.upstream = fs.String("upstream", "local", "where passwords are checked: local or an upstream's name")
 	p.failmode = fs.String("failmode", "secure", "when the upstream is unreachable: secure (reject) or cached (recently verified password plus TOTP)")
 	fs.Var(&p.vlanRules, "vlan", `GROUP=VLAN: members of GROUP get this VLAN (repeat; first match wins; "" clears the rules)`)
+	p.allowPlainLDAP = fs.Bool("allow-plain-ldap", false, "LDAP clients: accept binds without TLS (the password then crosses the network in clear)")
+	p.mfaRemember = fs.Duration("mfa-remember", 0, "LDAP clients: remember a verified code this long for the same user and address, e.g. 15m (0: never; at most 12h)")
 	return p
 }
 
@@ -459,6 +463,15 @@ func (p *policyFlags) apply(pol *policy.Policy, set map[string]bool, all bool) e
 	if all || set["failmode"] {
 		pol.Failmode = policy.Failmode(*p.failmode)
 	}
+	if all || set["allow-plain-ldap"] {
+		pol.AllowPlainLDAP = *p.allowPlainLDAP
+	}
+	if all || set["mfa-remember"] {
+		if *p.mfaRemember < 0 || *p.mfaRemember > policy.MaxMFARemember*time.Second {
+			return usageError{fmt.Sprintf("--mfa-remember %s: want a duration from 0 to 12h", *p.mfaRemember)}
+		}
+		pol.MFARemember = int(p.mfaRemember.Seconds())
+	}
 	if set["vlan"] {
 		pol.Rules = nil // --vlan "" clears the rules
 		for _, r := range p.vlanRules {
@@ -484,7 +497,8 @@ func (c *cli) client(ctx context.Context, args []string) error {
 	fs := c.flags("client "+args[0], &co)
 	switch args[0] {
 	case "add", "set":
-		address := fs.String("address", "", "the NAS's IP address or network (CIDR)")
+		address := fs.String("address", "", "the NAS's (or EHR server's) IP address or network (CIDR)")
+		door := fs.String("door", "radius", "how the client asks: radius (a NAS) or ldap (an EHR binding to check logins)")
 		secretStdin := fs.Bool("secret-stdin", false, "read the shared secret from standard input instead of generating one")
 		pf := addPolicyFlags(fs)
 		pos, err := parse(fs, args[1:])
@@ -515,12 +529,14 @@ func (c *cli) client(ctx context.Context, args []string) error {
 				return err
 			}
 			defer env.Close()
-			got, err := env.svc.AddClient(ctx, admin.NewClient{Name: pos[0], Address: *address, Secret: secret, Policy: pol})
+			got, err := env.svc.AddClient(ctx, admin.NewClient{Door: appliance.Door(*door), Name: pos[0], Address: *address, Secret: secret, Policy: pol})
 			if err != nil {
 				return err
 			}
 			fmt.Fprintf(c.out, "client %s added for %s\n", pos[0], *address)
-			if secret == nil {
+			if *door == string(appliance.DoorLDAP) {
+				fmt.Fprintln(c.out, "an LDAP client has no shared secret; add a bind account for its searches with 'clinicgate bindaccount add'")
+			} else if secret == nil {
 				fmt.Fprintf(c.out, "shared secret (shown once; enter it on the NAS): %s\n", string(got))
 			}
 			return nil
@@ -558,7 +574,7 @@ func (c *cli) client(ctx context.Context, args []string) error {
 			return err
 		}
 		tw := tabwriter.NewWriter(c.out, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "NAME\tADDRESS\tUPSTREAM\tMFA\tSTYLE\tDEVICE\tGROUPS\tVLANS\tMSG-AUTH")
+		fmt.Fprintln(tw, "NAME\tDOOR\tADDRESS\tUPSTREAM\tMFA\tSTYLE\tDEVICE\tGROUPS\tVLANS\tMSG-AUTH")
 		for _, cl := range cs {
 			p := cl.Policy
 			var vl []string
@@ -573,7 +589,13 @@ func (c *cli) client(ctx context.Context, args []string) error {
 			if p.Failmode == policy.FailCached {
 				up += " (cached)"
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%v\t%s\t%s\t%s\n", cl.Name, cl.Prefix, up, p.MFA, p.Style, p.RequireDevice,
+			if cl.Door == string(appliance.DoorLDAP) {
+				ma = "-"
+				if p.AllowPlainLDAP {
+					up += ", plain LDAP allowed (!)"
+				}
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%v\t%s\t%s\t%s\n", cl.Name, cl.Door, cl.Prefix, up, p.MFA, p.Style, p.RequireDevice,
 				dash(strings.Join(p.AllowedGroups, ",")), dash(strings.Join(vl, ",")), ma)
 		}
 		return tw.Flush()
@@ -1338,4 +1360,89 @@ func (c *cli) upstream(ctx context.Context, args []string) error {
 // testUpstream performs a real login check and explains each step.
 func (c *cli) testUpstream(ctx context.Context, env *adminEnv, name, user string, pw secrets.Secret) error {
 	return env.svc.TestUpstream(ctx, name, user, pw, c.out)
+}
+
+// ---- bindaccount
+
+func (c *cli) bindAccount(ctx context.Context, args []string) error {
+	if len(args) == 0 {
+		return usageError{"bindaccount: add, list or remove?"}
+	}
+	var co common
+	fs := c.flags("bindaccount "+args[0], &co)
+	switch args[0] {
+	case "add":
+		var nets multi
+		fs.Var(&nets, "network", "an address or CIDR range the EHR binds from (repeat for several)")
+		secretStdin := fs.Bool("secret-stdin", false, "read the secret from standard input instead of generating one")
+		pos, err := parse(fs, args[1:])
+		if err != nil {
+			return err
+		}
+		if err := want(pos, 1, "one bind account name"); err != nil {
+			return err
+		}
+		var secret secrets.Secret
+		if *secretStdin {
+			if secret, err = c.readSecret("bind account secret"); err != nil {
+				return err
+			}
+		}
+		env, err := c.open(ctx, co)
+		if err != nil {
+			return err
+		}
+		defer env.Close()
+		got, err := env.svc.AddBindAccount(ctx, admin.NewBindAccount{Name: pos[0], Networks: nets, Secret: secret})
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(c.out, "bind account %s added; it may search, from %s\n", pos[0], strings.Join(nets, ", "))
+		if secret == nil {
+			fmt.Fprintf(c.out, "secret (shown once; enter it in the EHR's LDAP settings): %s\n", string(got))
+		}
+		return nil
+	case "list":
+		if _, err := parse(fs, args[1:]); err != nil {
+			return err
+		}
+		env, err := c.open(ctx, co)
+		if err != nil {
+			return err
+		}
+		defer env.Close()
+		bs, err := env.svc.BindAccounts(ctx)
+		if err != nil {
+			return err
+		}
+		tw := tabwriter.NewWriter(c.out, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "NAME\tNETWORKS\tADDED")
+		for _, b := range bs {
+			nets := make([]string, len(b.Networks))
+			for i, p := range b.Networks {
+				nets[i] = p.String()
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\n", b.Name, strings.Join(nets, ","), b.CreatedAt.Format("2006-01-02"))
+		}
+		return tw.Flush()
+	case "remove":
+		pos, err := parse(fs, args[1:])
+		if err != nil {
+			return err
+		}
+		if err := want(pos, 1, "one bind account name"); err != nil {
+			return err
+		}
+		env, err := c.open(ctx, co)
+		if err != nil {
+			return err
+		}
+		defer env.Close()
+		if err := env.svc.RemoveBindAccount(ctx, pos[0]); err != nil {
+			return err
+		}
+		fmt.Fprintf(c.out, "bind account %s removed\n", pos[0])
+		return nil
+	}
+	return usageError{fmt.Sprintf("bindaccount: unknown subcommand %q", args[0])}
 }

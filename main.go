@@ -1,5 +1,5 @@
 // Command clinicgate is an identity gateway for small clinics: it answers
-// RADIUS (and later LDAP) logins from Wi-Fi controllers, VPN gateways and
+// RADIUS and LDAP logins from Wi-Fi controllers, VPN gateways and
 // EHR servers with a password check, MFA, posture checks and a
 // tamper-evident audit trail.
 //
@@ -27,8 +27,9 @@ Usage:
   clinicgate serve [--config FILE] [--data DIR] [--demo]
   clinicgate user add NAME [--group G]... [--password-stdin] [--expires DATE] [--hours SPEC]
   clinicgate user list | disable NAME | enable NAME | passwd NAME | set NAME ... | remove NAME
-  clinicgate client add NAME --address CIDR [--secret-stdin] [--mfa required|enrolled|off] ...
+  clinicgate client add NAME --address CIDR [--door radius|ldap] [--secret-stdin] [--mfa required|enrolled|off] ...
   clinicgate client list | set NAME ... | remove NAME
+  clinicgate bindaccount add NAME --network CIDR... [--secret-stdin] | list | remove NAME
   clinicgate mfa enroll NAME | reset NAME
   clinicgate device add MAC --user NAME | list [--user NAME] | remove MAC
   clinicgate audit tail [-n N] [--follow] [--user NAME] | show N | verify
@@ -81,6 +82,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return c.user(ctx, args[1:])
 	case "client":
 		return c.client(ctx, args[1:])
+	case "bindaccount":
+		return c.bindAccount(ctx, args[1:])
 	case "mfa":
 		return c.mfa(ctx, args[1:])
 	case "device":

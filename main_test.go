@@ -70,6 +70,7 @@ type daemon struct {
 	cmd            *exec.Cmd
 	auth, acct     string
 	http, ssh      string
+	ldap, ldaps    string
 	stdout, stderr *syncBuffer
 	done           chan error
 }
@@ -78,13 +79,15 @@ var (
 	sshRE    = regexp.MustCompile(`console over SSH\s+(\S+)\s`)
 	listenRE = regexp.MustCompile(`RADIUS (authentication|accounting)\s+(\S+)/udp`)
 	httpRE   = regexp.MustCompile(`health and metrics\s+http://(\S+)/healthz`)
+	ldapRE   = regexp.MustCompile(`(LDAP \(StartTLS\)|LDAPS)\s+(\S+)/tcp`)
 )
 
 // startDaemon runs `clinicgate serve` on ports the kernel picks and waits
 // for it to print where it listens.
 func startDaemon(t testing.TB, data string, args ...string) *daemon {
 	t.Helper()
-	argv := append([]string{"serve", "--data", data, "--radius-auth", "127.0.0.1:0", "--radius-acct", "127.0.0.1:0", "--http", "127.0.0.1:0", "--ssh", "127.0.0.1:0"}, args...)
+	argv := append([]string{"serve", "--data", data, "--radius-auth", "127.0.0.1:0", "--radius-acct", "127.0.0.1:0", "--http", "127.0.0.1:0", "--ssh", "127.0.0.1:0",
+		"--ldap", "127.0.0.1:0", "--ldaps", "127.0.0.1:0"}, args...)
 	d := &daemon{cmd: exec.Command(binPath, argv...), stdout: &syncBuffer{}, stderr: &syncBuffer{}, done: make(chan error, 1)}
 	pr, pw := io.Pipe()
 	d.cmd.Stdout = io.MultiWriter(d.stdout, pw)
@@ -102,14 +105,22 @@ func startDaemon(t testing.TB, data string, args ...string) *daemon {
 				d.http = m[1]
 			}
 			if m := sshRE.FindStringSubmatch(sc.Text()); m != nil {
+				// The console's line comes last in the listing.
 				d.ssh = m[1]
+				close(found)
+			}
+			if m := ldapRE.FindStringSubmatch(sc.Text()); m != nil {
+				if m[1] == "LDAPS" {
+					d.ldaps = m[2]
+				} else {
+					d.ldap = m[2]
+				}
 			}
 			if m := listenRE.FindStringSubmatch(sc.Text()); m != nil {
 				if m[1] == "authentication" {
 					d.auth = m[2]
 				} else {
 					d.acct = m[2]
-					close(found)
 				}
 			}
 		}
@@ -443,7 +454,7 @@ func TestMissingKeyFileRefusedAtStart(t *testing.T) {
 	if err := os.Remove(filepath.Join(data, "clinicgate.key")); err != nil {
 		t.Fatal(err)
 	}
-	out, err := exec.Command(binPath, "serve", "--data", data, "--radius-auth", "127.0.0.1:0", "--radius-acct", "", "--http", "", "--ssh", "").CombinedOutput()
+	out, err := exec.Command(binPath, "serve", "--data", data, "--radius-auth", "127.0.0.1:0", "--radius-acct", "", "--http", "", "--ssh", "", "--ldap", "", "--ldaps", "").CombinedOutput()
 	if err == nil || !strings.Contains(string(out), "key file missing") || !strings.Contains(string(out), "backup") {
 		t.Fatalf("got %v %q, want a refusal that names the missing key file", err, out)
 	}
@@ -456,7 +467,7 @@ func TestReadOnlyDatabaseRefusedAtStart(t *testing.T) {
 	data := t.TempDir()
 	d := startDaemon(t, data)
 	d.stop(t)
-	args := []string{"serve", "--data", data, "--radius-auth", "127.0.0.1:0", "--radius-acct", "", "--http", "", "--ssh", ""}
+	args := []string{"serve", "--data", data, "--radius-auth", "127.0.0.1:0", "--radius-acct", "", "--http", "", "--ssh", "", "--ldap", "", "--ldaps", ""}
 	cmd := exec.Command(binPath, args...)
 	if os.Geteuid() == 0 {
 		// Root writes any file; run as nobody, who may read but not write.

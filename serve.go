@@ -31,6 +31,7 @@ import (
 	"github.com/clinicgate/clinicgate/appliance/policy"
 	"github.com/clinicgate/clinicgate/appliance/store"
 	"github.com/clinicgate/clinicgate/appliance/upstream"
+	"github.com/clinicgate/clinicgate/ldapproxy"
 	"github.com/clinicgate/clinicgate/radius"
 	"github.com/clinicgate/clinicgate/tui"
 )
@@ -40,6 +41,8 @@ func (c *cli) serve(ctx context.Context, args []string) error {
 	fs := c.flags("serve", &co)
 	authAddr := fs.String("radius-auth", "", "RADIUS authentication address (overrides the config; \"\" turns it off)")
 	acctAddr := fs.String("radius-acct", "", "RADIUS accounting address (overrides the config)")
+	ldapAddr := fs.String("ldap", "", "LDAP address, with StartTLS (overrides the config; \"\" turns it off)")
+	ldapsAddr := fs.String("ldaps", "", "LDAPS address (overrides the config; \"\" turns it off)")
 	httpAddr := fs.String("http", "", "health and metrics address (overrides the config)")
 	sshAddr := fs.String("ssh", "", "the console's SSH address (overrides the config; \"\" turns it off)")
 	sshIdle := fs.String("ssh-idle-timeout", "", "close a console left alone this long (overrides the config)")
@@ -58,6 +61,10 @@ func (c *cli) serve(ctx context.Context, args []string) error {
 			cfg.RADIUS.Auth = *authAddr
 		case "radius-acct":
 			cfg.RADIUS.Acct = *acctAddr
+		case "ldap":
+			cfg.LDAP.Listen = *ldapAddr
+		case "ldaps":
+			cfg.LDAP.ListenTLS = *ldapsAddr
 		case "http":
 			cfg.HTTP = *httpAddr
 		case "ssh":
@@ -80,6 +87,23 @@ func newLogger(cfg config.Config, w *os.File) *slog.Logger {
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}
 	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// listenTCP opens a TCP listener and explains the usual failures.
+func listenTCP(ctx context.Context, addr, what string) (net.Listener, error) {
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "tcp", addr)
+	if err != nil {
+		hint := ""
+		switch {
+		case errors.Is(err, syscall.EADDRINUSE):
+			hint = " (another program, such as slapd, already uses it: stop it or pick another port)"
+		case errors.Is(err, syscall.EACCES):
+			hint = " (ports below 1024 need root or CAP_NET_BIND_SERVICE)"
+		}
+		return nil, fmt.Errorf("cannot listen for %s on %s: %w%s", what, addr, err, hint)
+	}
+	return ln, nil
 }
 
 // listenUDP opens a UDP socket and explains the usual failures.
@@ -158,6 +182,57 @@ func (c *cli) runDaemon(ctx context.Context, cfg config.Config, demo bool) error
 		}
 		listening = append(listening, fmt.Sprintf("  RADIUS accounting      %s/udp", conn.LocalAddr()))
 		g.Go(func() error { return ignoreClosed(srv.ServeAccounting(conn)) })
+	}
+	var ldapSrv *ldapproxy.Server
+	if cfg.LDAP.Listen != "" || cfg.LDAP.ListenTLS != "" {
+		certPath, keyPath, fp := cfg.LDAP.CertFile, cfg.LDAP.KeyFile, ""
+		if certPath == "" {
+			if certPath, keyPath, fp, err = ldapproxy.EnsureCertificate(st.Dir()); err != nil {
+				return fmt.Errorf("LDAP certificate: %w", err)
+			}
+		} else if fp, err = ldapproxy.Fingerprint(certPath); err != nil {
+			return fmt.Errorf("ldap.cert_file: %w", err)
+		}
+		tlsCfg, err := ldapproxy.TLSConfig(certPath, keyPath)
+		if err != nil {
+			return err
+		}
+		idle, _ := time.ParseDuration(cfg.LDAP.IdleTimeout)
+		ldapSrv, err = ldapproxy.New(ldapproxy.Config{
+			Gate: gate, Store: st, Clients: appliance.NewClientTable(st, string(appliance.DoorLDAP), nil),
+			Directories: upstreams, TLS: tlsCfg, Logger: log, Metrics: ldapproxy.NewMetrics(reg),
+			MaxConns: cfg.LDAP.MaxConns, MaxConnsPerSource: cfg.LDAP.MaxConnsPerSource, IdleTimeout: idle,
+		})
+		if err != nil {
+			return err
+		}
+		for _, l := range []struct {
+			addr, what string
+			tls        bool
+		}{{cfg.LDAP.Listen, "LDAP (StartTLS)", false}, {cfg.LDAP.ListenTLS, "LDAPS", true}} {
+			if l.addr == "" {
+				continue
+			}
+			ln, err := listenTCP(ctx, l.addr, l.what)
+			if err != nil {
+				return err
+			}
+			listening = append(listening, fmt.Sprintf("  %-22s %s/tcp", l.what, ln.Addr()))
+			serveTLS := l.tls
+			g.Go(func() error {
+				var err error
+				if serveTLS {
+					err = ldapSrv.ServeTLS(ln)
+				} else {
+					err = ldapSrv.Serve(ln)
+				}
+				if errors.Is(err, ldapproxy.ErrServerClosed) {
+					return nil
+				}
+				return err
+			})
+		}
+		listening = append(listening, fmt.Sprintf("  %-22s %s (SHA-256 %s)", "LDAP certificate", certPath, fp))
 	}
 	var hs *http.Server
 	if cfg.HTTP != "" {
@@ -321,6 +396,9 @@ func (c *cli) runDaemon(ctx context.Context, cfg config.Config, demo bool) error
 		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		err := srv.Shutdown(sctx)
+		if ldapSrv != nil {
+			err = errors.Join(err, ldapSrv.Shutdown(sctx))
+		}
 		if hs != nil {
 			err = errors.Join(err, hs.Shutdown(sctx))
 		}

@@ -80,6 +80,9 @@ type Request struct {
 	// Notes are the door's observations for the audit (for example
 	// "message_authenticator_absent").
 	Notes []string
+	// Plaintext is set by the LDAP door for a bind that did not come over
+	// TLS; the client's policy decides whether that is refused.
+	Plaintext bool
 }
 
 // Attributes are what an Accept grants.
@@ -153,6 +156,7 @@ type Gate struct {
 	metrics    *Metrics
 	now        func() time.Time
 	challenges *challenges
+	remembered *remembered
 }
 
 // NewGate builds a Gate, refusing missing dependencies.
@@ -179,6 +183,7 @@ func NewGate(c Config) (*Gate, error) {
 		store: c.Store, audit: c.Audit, hasher: c.Hasher, upstreams: c.Upstreams, registry: c.Registry,
 		log: c.Logger, metrics: c.Metrics, now: c.Now,
 		challenges: newChallenges(c.MaxChallenges, c.Rand),
+		remembered: newRemembered(),
 		cacheJobs:  make(chan cacheJob, 32), stop: make(chan struct{}),
 	}
 	go g.cacheWorker()
@@ -247,7 +252,13 @@ func (g *Gate) Decide(ctx context.Context, req Request) (Decision, error) {
 	d := Decision{Outcome: Reject, Reason: ReasonInternal, Message: MsgDenied}
 	d.Notes = append(d.Notes, req.Notes...)
 	r := &run{req: &req, d: &d, now: start}
-	err := g.decide(ctx, r)
+	return g.finish(ctx, r, g.decide(ctx, r))
+}
+
+// finish audits a decision, counts it and logs it. err is the pipeline's
+// own error: with it, or without an audit entry, the decision is a Reject.
+func (g *Gate) finish(ctx context.Context, r *run, err error) (Decision, error) {
+	d, req := r.d, r.req
 	if err != nil {
 		d.Outcome, d.Reason, d.Message, d.State = Reject, ReasonInternal, MsgDenied, nil
 		d.Attributes = Attributes{}
@@ -263,7 +274,7 @@ func (g *Gate) Decide(ctx context.Context, req Request) (Decision, error) {
 	d.AuditSeq = seq
 	if g.metrics != nil {
 		g.metrics.Decisions.WithLabelValues(string(req.Door), string(d.Outcome), string(d.Reason)).Inc()
-		g.metrics.Latency.WithLabelValues(string(req.Door), string(d.Outcome)).Observe(g.now().Sub(start).Seconds())
+		g.metrics.Latency.WithLabelValues(string(req.Door), string(d.Outcome)).Observe(g.now().Sub(r.now).Seconds())
 	}
 	lvl := slog.LevelInfo
 	if err != nil {
@@ -275,7 +286,7 @@ func (g *Gate) Decide(ctx context.Context, req Request) (Decision, error) {
 		attrs = append(attrs, "err", err)
 	}
 	g.log.Log(ctx, lvl, "decision", attrs...)
-	return d, err
+	return *d, err
 }
 
 func (g *Gate) entry(r *run) audit.Entry {
@@ -331,6 +342,11 @@ func (g *Gate) decide(ctx context.Context, r *run) error {
 	if req.Invalid != "" {
 		r.step("request", string(req.Invalid))
 		r.refuse(req.Invalid, MsgDenied)
+		return nil
+	}
+	if req.Plaintext && !req.Client.Policy.AllowPlainLDAP {
+		r.step("request", "the password came over plain LDAP; this client's policy requires LDAPS or StartTLS")
+		r.refuse(ReasonTLSRequired, MsgDenied)
 		return nil
 	}
 	if req.Method != MethodPAP && req.Method != MethodLDAPBind {
@@ -415,7 +431,7 @@ func (g *Gate) firstFactor(ctx context.Context, r *run) error {
 	}
 
 	password := req.Password
-	if pol.MFA != policy.MFAOff && pol.Style != policy.StyleChallenge {
+	if pol.MFA != policy.MFAOff && (pol.Style != policy.StyleChallenge || req.Door == DoorLDAP) {
 		if pw, code, ok := splitAppended(req.Password); ok {
 			password, r.code = pw, code
 		}
@@ -798,10 +814,18 @@ func (g *Gate) secondFactor(ctx context.Context, r *run) error {
 	if err != nil {
 		return fmt.Errorf("mfa enrolment: %w", err)
 	}
+	if pol.MFARemember > 0 && !r.forceMFA && g.remembered.ok(rememberKey(r, enr.Seed), r.user.Version, r.now) {
+		// The code typed with the password, if any, is not checked again:
+		// an EHR repeats what the user typed once, and that code is spent.
+		r.step("mfa", fmt.Sprintf("a code was verified for this user from %s within the last %s", r.req.Source, time.Duration(pol.MFARemember)*time.Second))
+		r.d.Notes = append(r.d.Notes, "mfa_remembered")
+		return g.authorize(ctx, r)
+	}
 	if r.code != nil {
 		return g.checkCode(ctx, r, enr)
 	}
-	if pol.Style == policy.StyleAppend {
+	// LDAP has no challenge: a code can only come appended to the password.
+	if pol.Style == policy.StyleAppend || r.req.Door == DoorLDAP {
 		r.step("mfa", "no code appended to the password")
 		r.refuse(ReasonMFARequired, MsgAppendCode)
 		return nil
@@ -898,6 +922,9 @@ func (g *Gate) checkCode(ctx context.Context, r *run, enr store.TOTP) error {
 		return g.countFailure(ctx, r, r.user.Name)
 	}
 	r.step("mfa", "code accepted")
+	if pol := r.req.Client.Policy; pol.MFARemember > 0 && !r.forceMFA {
+		g.remembered.put(rememberKey(r, enr.Seed), r.user.Version, r.now.Add(time.Duration(pol.MFARemember)*time.Second), r.now)
+	}
 	return g.authorize(ctx, r)
 }
 

@@ -32,6 +32,16 @@ const (
 	ReasonPasswordExpired  Reason = "password_expired"
 	ReasonMustChange       Reason = "password_must_change"
 	ReasonInternal         Reason = "internal_error" // the appliance could not decide; fail closed
+
+	// The LDAP door's refusals.
+	ReasonAnonymousBind   Reason = "anonymous_bind"       // no name and no password
+	ReasonUnauthenticated Reason = "unauthenticated_bind" // a name with an empty password (RFC 4513 §5.1.2)
+	ReasonSASLUnsupported Reason = "sasl_unsupported"
+	ReasonTLSRequired     Reason = "tls_required" // a bind over plain LDAP where the policy wants TLS
+	ReasonOutsideBase     Reason = "outside_base" // a bind DN or search base outside the directory
+	ReasonNotAllowedNet   Reason = "network_not_allowed"
+	ReasonWriteRefused    Reason = "write_refused" // add, modify, delete, modify DN, compare
+	ReasonNotBound        Reason = "not_bound"     // a search before a bind account's bind
 )
 
 // Reasons lists every reason, for metrics and documentation.
@@ -42,6 +52,8 @@ var Reasons = []Reason{
 	ReasonMFANotEnrolled, ReasonMFARequired, ReasonMFABadCode, ReasonMFAReplay,
 	ReasonChallengeInvalid, ReasonChallengeExpired, ReasonChallengeFull, ReasonUpstreamDown,
 	ReasonUpstreamRefused, ReasonPasswordExpired, ReasonMustChange, ReasonInternal,
+	ReasonAnonymousBind, ReasonUnauthenticated, ReasonSASLUnsupported, ReasonTLSRequired,
+	ReasonOutsideBase, ReasonNotAllowedNet, ReasonWriteRefused, ReasonNotBound,
 }
 
 // Messages shown to the person logging in. Before the password has been

@@ -5,7 +5,10 @@ import (
 	"fmt"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
+
+	"github.com/go-ldap/ldap/v3"
 
 	"github.com/clinicgate/clinicgate/appliance/store"
 )
@@ -18,6 +21,31 @@ type Site struct {
 	ChallengeTTL     time.Duration // how long an Access-Challenge may be answered
 	TOTPWindow       int           // time steps accepted either side of now
 	CacheWindow      time.Duration // how old a cached verifier may be (failmode cached)
+	LDAP             LDAPSite
+}
+
+// LDAPSite is how the LDAP door presents the directory.
+type LDAPSite struct {
+	BaseDN  string // dc=clinic,dc=local
+	Domain  string // clinic.local: user@domain binds, userPrincipalName
+	NetBIOS string // CLINIC: CLINIC\user binds
+	// Mode is "directory" (serve users and groups from the store) or
+	// "proxy" (forward searches to ProxyUpstream, an LDAP upstream).
+	Mode          string
+	ProxyUpstream string
+	Attributes    []string // proxy mode: the only attributes returned
+	SizeLimit     int
+	TimeLimit     time.Duration
+}
+
+// DefaultLDAPAttributes are what an EHR needs to find and show a user.
+const DefaultLDAPAttributes = "objectClass,cn,uid,sAMAccountName,userPrincipalName,displayName,givenName,sn,mail,memberOf,member,distinguishedName,userAccountControl"
+
+func checkDN(v string) error {
+	if _, err := ldap.ParseDN(v); err != nil || strings.TrimSpace(v) == "" {
+		return fmt.Errorf("is not a distinguished name like dc=clinic,dc=local")
+	}
+	return nil
 }
 
 // SettingSpec documents one site setting.
@@ -54,7 +82,35 @@ var SettingSpecs = map[string]SettingSpec{
 	"lockout_minutes":   {Key: "lockout_minutes", Default: "15", Help: "how long a locked account stays locked, in minutes", check: intIn(1, 24*60)},
 	"challenge_seconds": {Key: "challenge_seconds", Default: "120", Help: "how long a user has to answer a code prompt, in seconds", check: intIn(10, 600)},
 	"totp_window":       {Key: "totp_window", Default: "1", Help: "30-second steps of clock drift accepted either side (1 = ±30 s)", check: intIn(0, 3)},
-	"cache_hours":       {Key: "cache_hours", Default: "72", Help: "failmode cached: how long a password verified by the upstream may be accepted while it is unreachable, in hours", check: intIn(1, 720)},
+	"ldap_base_dn":      {Key: "ldap_base_dn", Default: "dc=clinic,dc=local", Help: "LDAP door: the directory's base DN (in proxy mode, the upstream directory's)", check: checkDN},
+	"ldap_domain": {Key: "ldap_domain", Default: "clinic.local", Help: "LDAP door: the DNS domain of user@domain binds and userPrincipalName", check: func(v string) error {
+		if v == "" || strings.ContainsAny(v, " @\\,=") || len(v) > 253 {
+			return fmt.Errorf("is not a domain name like clinic.local")
+		}
+		return nil
+	}},
+	"ldap_netbios": {Key: "ldap_netbios", Default: "CLINIC", Help: "LDAP door: the short domain name of DOMAIN\\user binds", check: func(v string) error {
+		if v == "" || len(v) > 15 || strings.ContainsAny(v, " .@\\,=/:*?\"<>|") {
+			return fmt.Errorf("is not a NetBIOS domain name (1-15 characters, no dots or spaces)")
+		}
+		return nil
+	}},
+	"ldap_mode": {Key: "ldap_mode", Default: "directory", Help: "LDAP door: directory (serve the appliance's users and groups) or proxy (forward searches to ldap_proxy_upstream)", check: func(v string) error {
+		if v != "directory" && v != "proxy" {
+			return fmt.Errorf("must be directory or proxy")
+		}
+		return nil
+	}},
+	"ldap_proxy_upstream": {Key: "ldap_proxy_upstream", Default: "", Help: "LDAP door, proxy mode: the LDAP upstream searches go to", check: func(v string) error { return nil }},
+	"ldap_attributes": {Key: "ldap_attributes", Default: DefaultLDAPAttributes, Help: "LDAP door, proxy mode: the only attributes returned, comma-separated", check: func(v string) error {
+		if strings.TrimSpace(v) == "" {
+			return fmt.Errorf("must name at least one attribute")
+		}
+		return nil
+	}},
+	"ldap_size_limit": {Key: "ldap_size_limit", Default: "500", Help: "LDAP door: most entries one search returns", check: intIn(1, 100000)},
+	"ldap_time_limit": {Key: "ldap_time_limit", Default: "10", Help: "LDAP door: longest a search may take, in seconds", check: intIn(1, 300)},
+	"cache_hours":     {Key: "cache_hours", Default: "72", Help: "failmode cached: how long a password verified by the upstream may be accepted while it is unreachable, in hours", check: intIn(1, 720)},
 }
 
 // SettingKeys returns the setting names in order.
@@ -101,6 +157,16 @@ func LoadSite(ctx context.Context, st *store.Store) (Site, error) {
 		ChallengeTTL:     time.Duration(num("challenge_seconds")) * time.Second,
 		TOTPWindow:       num("totp_window"),
 		CacheWindow:      time.Duration(num("cache_hours")) * time.Hour,
+		LDAP: LDAPSite{
+			BaseDN: get("ldap_base_dn"), Domain: get("ldap_domain"), NetBIOS: get("ldap_netbios"),
+			Mode: get("ldap_mode"), ProxyUpstream: get("ldap_proxy_upstream"),
+			SizeLimit: num("ldap_size_limit"), TimeLimit: time.Duration(num("ldap_time_limit")) * time.Second,
+		},
+	}
+	for _, a := range strings.Split(get("ldap_attributes"), ",") {
+		if a = strings.TrimSpace(a); a != "" {
+			s.LDAP.Attributes = append(s.LDAP.Attributes, a)
+		}
 	}
 	if tz := get("timezone"); tz != "" {
 		if loc, err := time.LoadLocation(tz); err == nil {

@@ -312,6 +312,7 @@ func (s *Service) DeleteUser(ctx context.Context, name string) error {
 
 // NewClient describes a RADIUS client to add.
 type NewClient struct {
+	Door    appliance.Door // "" means RADIUS
 	Name    string
 	Address string         // an IP address or a CIDR range
 	Secret  secrets.Secret // empty: generate one
@@ -376,8 +377,22 @@ func (s *Service) AddClient(ctx context.Context, n NewClient) (secrets.Secret, e
 	if err := s.checkUpstream(ctx, n.Policy.Upstream); err != nil {
 		return nil, err
 	}
+	door := n.Door
+	if door == "" {
+		door = appliance.DoorRADIUS
+	}
+	if door != appliance.DoorRADIUS && door != appliance.DoorLDAP {
+		return nil, invalid("the door must be radius or ldap, not %q", door)
+	}
 	secret := n.Secret
-	if len(secret) == 0 {
+	if door == appliance.DoorLDAP {
+		// LDAP clients have no shared secret: the bind accounts and the
+		// users' own passwords authenticate them.
+		if len(secret) > 0 {
+			return nil, invalid("an LDAP client has no shared secret (add a bind account for the EHR instead)")
+		}
+		secret = secrets.Secret{}
+	} else if len(secret) == 0 {
 		g, err := GenerateSecret(s.Rand)
 		if err != nil {
 			return nil, err
@@ -386,8 +401,12 @@ func (s *Service) AddClient(ctx context.Context, n NewClient) (secrets.Secret, e
 	} else if err := checkSecret(secret); err != nil {
 		return nil, err
 	}
-	c := store.Client{Name: n.Name, Door: string(appliance.DoorRADIUS), Prefix: prefix, Secret: secret, Policy: n.Policy}
-	err = s.change(ctx, audit.Entry{Client: n.Name, Reason: "client_add", Detail: fmt.Sprintf("RADIUS client %s added; %s", prefix, describePolicy(n.Policy))}, func(tx *store.Tx) error {
+	c := store.Client{Name: n.Name, Door: string(door), Prefix: prefix, Secret: secret, Policy: n.Policy}
+	kind := "RADIUS"
+	if door == appliance.DoorLDAP {
+		kind = "LDAP"
+	}
+	err = s.change(ctx, audit.Entry{Client: n.Name, Reason: "client_add", Detail: fmt.Sprintf("%s client %s added; %s", kind, prefix, describePolicy(n.Policy))}, func(tx *store.Tx) error {
 		_, err := tx.CreateClient(ctx, c, s.Now())
 		return err
 	})
@@ -410,8 +429,15 @@ func checkSecret(secret []byte) error {
 }
 
 func describePolicy(p policy.Policy) string {
-	return fmt.Sprintf("upstream %s (failmode %s), mfa %s (%s), device binding %v, allowed groups %v, %d group rules, message-authenticator required %v",
+	d := fmt.Sprintf("upstream %s (failmode %s), mfa %s (%s), device binding %v, allowed groups %v, %d group rules, message-authenticator required %v",
 		p.Upstream, p.Failmode, p.MFA, p.Style, p.RequireDevice, p.AllowedGroups, len(p.Rules), p.RequireMessageAuthenticator)
+	if p.AllowPlainLDAP {
+		d += ", plain LDAP binds allowed"
+	}
+	if p.MFARemember > 0 {
+		d += fmt.Sprintf(", codes remembered %ds", p.MFARemember)
+	}
+	return d
 }
 
 func (s *Service) checkUpstream(ctx context.Context, name string) error {
@@ -426,9 +452,9 @@ func (s *Service) checkUpstream(ctx context.Context, name string) error {
 	return nil
 }
 
-// Clients lists the RADIUS clients.
+// Clients lists the clients of every door.
 func (s *Service) Clients(ctx context.Context) ([]store.Client, error) {
-	return s.Store.Clients(ctx, string(appliance.DoorRADIUS))
+	return s.Store.Clients(ctx, "")
 }
 
 // RemoveClient deletes a client.

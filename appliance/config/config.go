@@ -29,6 +29,20 @@ type Config struct {
 		Acct string `yaml:"acct"`
 	} `yaml:"radius"`
 	// HTTP is the address of /healthz and /metrics. Keep it on loopback.
+	// LDAP is the LDAP door for EHR systems (389 and 636 in the appliance
+	// image; unprivileged ports in development). An empty address turns
+	// that listener off.
+	LDAP struct {
+		Listen    string `yaml:"listen"`     // LDAP, with StartTLS
+		ListenTLS string `yaml:"listen_tls"` // LDAPS
+		// CertFile/KeyFile: the server certificate; empty: one generated
+		// at first start in the data directory.
+		CertFile          string `yaml:"cert_file"`
+		KeyFile           string `yaml:"key_file"`
+		MaxConns          int    `yaml:"max_conns"`
+		MaxConnsPerSource int    `yaml:"max_conns_per_source"`
+		IdleTimeout       string `yaml:"idle_timeout"`
+	} `yaml:"ldap"`
 	HTTP string `yaml:"http"`
 	// SSH is the console's SSH address ("" turns it off); SSHIdleTimeout
 	// closes a console left alone (Go duration, e.g. "15m").
@@ -49,6 +63,11 @@ func Default() Config {
 	c.DataDir = "/var/lib/clinicgate"
 	c.RADIUS.Auth = ":1812"
 	c.RADIUS.Acct = ":1813"
+	c.LDAP.Listen = ":10389"
+	c.LDAP.ListenTLS = ":10636"
+	c.LDAP.MaxConns = 512
+	c.LDAP.MaxConnsPerSource = 64
+	c.LDAP.IdleTimeout = "2m"
 	c.HTTP = "127.0.0.1:9812"
 	c.SSH = ":2222"
 	c.SSHIdleTimeout = "15m"
@@ -88,7 +107,16 @@ func (c Config) Validate() error {
 	if d, err := time.ParseDuration(c.SSHIdleTimeout); err != nil || d < time.Second || d > 24*time.Hour {
 		errs = append(errs, fmt.Errorf("ssh_idle_timeout: %q is not a duration from 1s to 24h (for example \"15m\")", c.SSHIdleTimeout))
 	}
-	for name, a := range map[string]string{"radius.auth": c.RADIUS.Auth, "radius.acct": c.RADIUS.Acct, "http": c.HTTP, "ssh": c.SSH} {
+	if d, err := time.ParseDuration(c.LDAP.IdleTimeout); err != nil || d < time.Second || d > 24*time.Hour {
+		errs = append(errs, fmt.Errorf("ldap.idle_timeout: %q is not a duration from 1s to 24h (for example \"2m\")", c.LDAP.IdleTimeout))
+	}
+	if c.LDAP.MaxConns < 1 || c.LDAP.MaxConnsPerSource < 1 || c.LDAP.MaxConnsPerSource > c.LDAP.MaxConns {
+		errs = append(errs, fmt.Errorf("ldap: max_conns (%d) and max_conns_per_source (%d) must be at least 1, and per source at most the total", c.LDAP.MaxConns, c.LDAP.MaxConnsPerSource))
+	}
+	if (c.LDAP.CertFile == "") != (c.LDAP.KeyFile == "") {
+		errs = append(errs, errors.New("ldap: give both cert_file and key_file, or neither (then a certificate is generated)"))
+	}
+	for name, a := range map[string]string{"radius.auth": c.RADIUS.Auth, "radius.acct": c.RADIUS.Acct, "http": c.HTTP, "ssh": c.SSH, "ldap.listen": c.LDAP.Listen, "ldap.listen_tls": c.LDAP.ListenTLS} {
 		if a == "" {
 			continue
 		}

@@ -73,7 +73,18 @@ type Policy struct {
 	// Message-Authenticator (BlastRADIUS, CVE-2024-3596). Only very old
 	// hardware needs it off.
 	RequireMessageAuthenticator bool `json:"require_message_authenticator" yaml:"require_message_authenticator"`
+	// AllowPlainLDAP lets an LDAP client bind without TLS (LDAPS or
+	// StartTLS). Off by default: a plain bind sends the password in clear.
+	AllowPlainLDAP bool `json:"allow_plain_ldap,omitempty" yaml:"allow_plain_ldap,omitempty"`
+	// MFARemember is how long, in seconds, a verified code is remembered
+	// for the same user, client and source address, so that an EHR that
+	// binds again every few minutes with the same password does not ask
+	// again (0: never remembered).
+	MFARemember int `json:"mfa_remember,omitempty" yaml:"mfa_remember,omitempty"`
 }
+
+// MaxMFARemember bounds MFARemember: one working day.
+const MaxMFARemember = 12 * 3600
 
 // Default is the policy a new client gets: local users, MFA required, either
 // code style, Message-Authenticator required, fail closed.
@@ -118,6 +129,9 @@ func (p Policy) Validate() error {
 	}
 	if p.SessionTimeout < 0 {
 		errs = append(errs, errors.New("session timeout cannot be negative"))
+	}
+	if p.MFARemember < 0 || p.MFARemember > MaxMFARemember {
+		errs = append(errs, fmt.Errorf("mfa remember must be from 0 to %d seconds (12 hours)", MaxMFARemember))
 	}
 	for i, r := range p.Rules {
 		if strings.TrimSpace(r.Group) == "" {

@@ -245,3 +245,17 @@ func (tx *Tx) ResetFailures(ctx context.Context, userID int64) error {
 	_, err := tx.q.ExecContext(ctx, `UPDATE users SET failures = 0, locked_until = NULL WHERE id = ? AND (failures != 0 OR locked_until IS NOT NULL)`, userID)
 	return mapErr(err)
 }
+
+// UsersVersion is a value that changes whenever a user or a group
+// membership changes (in this process or another), so a cache of the
+// directory can tell when to rebuild.
+func (s *Store) UsersVersion(ctx context.Context) (string, error) {
+	var n, sum, last, gn, gsum int64
+	err := s.q.QueryRowContext(ctx, `SELECT
+		(SELECT COUNT(*) FROM users), (SELECT COALESCE(SUM(version * 31 + id), 0) FROM users), (SELECT COALESCE(MAX(updated_at), 0) FROM users),
+		(SELECT COUNT(*) FROM user_groups), (SELECT COALESCE(SUM(user_id * 7919 + group_id), 0) FROM user_groups)`).Scan(&n, &sum, &last, &gn, &gsum)
+	if err != nil {
+		return "", mapErr(err)
+	}
+	return fmt.Sprintf("%d/%d/%d/%d/%d", n, sum, last, gn, gsum), nil
+}

@@ -604,3 +604,55 @@ func mapBindError(err error) error {
 	}
 	return fmt.Errorf("%w: bind: %v", ErrUpstreamRefused, le)
 }
+
+// SearchDirectory forwards one search for the LDAP door's proxy mode, on a
+// pooled connection bound as the service account. The door builds the
+// request from a parsed filter (so its values are escaped) and filters the
+// returned attributes; continuation references are dropped.
+func (l *LDAP) SearchDirectory(ctx context.Context, req *ldap.SearchRequest) (*ldap.SearchResult, error) {
+	c, err := l.get(ctx, l.search, true)
+	if err != nil {
+		return nil, err
+	}
+	res, err := c.Search(req)
+	if err != nil && !ldap.IsErrorWithCode(err, ldap.LDAPResultSizeLimitExceeded) {
+		// Keep the connection only if the server answered the search.
+		var le *ldap.Error
+		answered := errors.As(err, &le) && le.ResultCode != ldap.ErrorNetwork && le.ResultCode < ldap.ErrorNetwork
+		l.put(l.search, c, answered && !c.IsClosing())
+		if !answered {
+			return nil, fmt.Errorf("%w: %s: search: %v", ErrUnreachable, l.name, err)
+		}
+		return nil, err
+	}
+	l.put(l.search, c, true)
+	if res != nil {
+		res.Referrals = nil
+	}
+	return res, err
+}
+
+// NameForDN returns the login name (user_attribute) of the entry at dn,
+// for a bind by DN in proxy mode; ErrUnknownUser if there is none.
+func (l *LDAP) NameForDN(ctx context.Context, dn string) (string, error) {
+	filter := "(objectClass=*)"
+	if l.cfg.UserFilter != "" {
+		filter = l.cfg.UserFilter
+	}
+	res, err := l.SearchDirectory(ctx, ldap.NewSearchRequest(dn, ldap.ScopeBaseObject, ldap.NeverDerefAliases, 1,
+		int(l.timeout/time.Second)+1, false, filter, []string{l.cfg.UserAttribute}, nil))
+	if ldap.IsErrorWithCode(err, ldap.LDAPResultNoSuchObject) || ldap.IsErrorWithCode(err, ldap.LDAPResultInvalidDNSyntax) {
+		return "", ErrUnknownUser
+	}
+	if err != nil {
+		return "", err
+	}
+	if len(res.Entries) != 1 {
+		return "", ErrUnknownUser
+	}
+	name := res.Entries[0].GetAttributeValue(l.cfg.UserAttribute)
+	if name == "" {
+		return "", ErrUnknownUser
+	}
+	return name, nil
+}

@@ -1,6 +1,8 @@
 package upstream
 
 import (
+	"github.com/go-ldap/ldap/v3"
+
 	"context"
 	"errors"
 	"fmt"
@@ -272,4 +274,27 @@ func (r *Registry) Close() {
 	for k := range r.items {
 		r.drop(k)
 	}
+}
+
+// Directory is an upstream the LDAP door can forward searches to.
+type Directory interface {
+	SearchDirectory(ctx context.Context, req *ldap.SearchRequest) (*ldap.SearchResult, error)
+	NameForDN(ctx context.Context, dn string) (string, error)
+}
+
+// Directory returns the upstream called name as a Directory, or an error
+// saying why it cannot be one.
+func (r *Registry) Directory(ctx context.Context, name string) (Directory, error) {
+	v, err := r.Lookup(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	if t, ok := v.(tracked); ok {
+		v = t.Verifier
+	}
+	d, ok := v.(Directory)
+	if !ok {
+		return nil, fmt.Errorf("upstream %q is not an LDAP directory; proxy mode needs an LDAP or AD upstream", name)
+	}
+	return d, nil
 }

@@ -1,0 +1,7 @@
+// Package ldapproxy is clinicgate's LDAP door for EHR and practice-management
+// systems: it answers binds through appliance.Gate (password, MFA, posture,
+// audit) and serves searches, either forwarded to the upstream directory or
+// from the appliance's own store.
+//
+// It holds no policy of its own and imports no other door.
+package ldapproxy

@@ -1,0 +1,295 @@
+package ldapproxy
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/jimlambrt/gldap"
+
+	"github.com/clinicgate/clinicgate/appliance"
+	"github.com/clinicgate/clinicgate/appliance/store"
+	"github.com/clinicgate/clinicgate/appliance/upstream"
+)
+
+// ErrServerClosed is returned by Serve after Shutdown.
+var ErrServerClosed = errors.New("ldapproxy: server closed")
+
+// Defaults for Config's limits.
+const (
+	DefaultMaxConns          = 512
+	DefaultMaxConnsPerSource = 64
+	DefaultIdleTimeout       = 2 * time.Minute
+	DefaultMaxMessageSize    = 64 << 10
+)
+
+// Gate is what the door needs of the appliance core.
+type Gate interface {
+	Decide(ctx context.Context, req appliance.Request) (appliance.Decision, error)
+	BindService(ctx context.Context, req appliance.Request) (appliance.Decision, error)
+}
+
+// Directories finds the upstream directory of proxy mode.
+type Directories interface {
+	Directory(ctx context.Context, name string) (upstream.Directory, error)
+}
+
+// Config holds the door's dependencies and limits.
+type Config struct {
+	Gate    Gate
+	Store   *store.Store
+	Clients *appliance.ClientTable // the "ldap" door's clients
+	// Directories serves proxy mode; nil refuses proxy-mode searches.
+	Directories Directories
+	// TLS serves LDAPS and StartTLS; nil: plain LDAP only (StartTLS is
+	// refused).
+	TLS     *tls.Config
+	Logger  *slog.Logger
+	Metrics *Metrics // optional
+	Now     func() time.Time
+
+	MaxConns          int           // open connections in all
+	MaxConnsPerSource int           // open connections from one address
+	IdleTimeout       time.Duration // a connection that sends nothing this long is closed
+	MaxMessageSize    int           // bytes in one LDAP message
+}
+
+// Server is the LDAP door. One Server may serve several listeners (LDAP
+// with StartTLS, and LDAPS).
+type Server struct {
+	cfg   Config
+	log   *slog.Logger
+	dir   *directory
+	drops *rateLog
+
+	mu       sync.Mutex
+	closed   bool
+	gservers []*gldap.Server
+	open     int
+	perSrc   map[netip.Addr]int
+}
+
+// New builds the door, refusing missing dependencies.
+func New(cfg Config) (*Server, error) {
+	switch {
+	case cfg.Gate == nil:
+		return nil, errors.New("ldapproxy: no gate")
+	case cfg.Store == nil:
+		return nil, errors.New("ldapproxy: no store")
+	case cfg.Clients == nil:
+		return nil, errors.New("ldapproxy: no client table")
+	case cfg.Logger == nil:
+		return nil, errors.New("ldapproxy: no logger")
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.MaxConns <= 0 {
+		cfg.MaxConns = DefaultMaxConns
+	}
+	if cfg.MaxConnsPerSource <= 0 {
+		cfg.MaxConnsPerSource = DefaultMaxConnsPerSource
+	}
+	if cfg.IdleTimeout <= 0 {
+		cfg.IdleTimeout = DefaultIdleTimeout
+	}
+	if cfg.MaxMessageSize <= 0 {
+		cfg.MaxMessageSize = DefaultMaxMessageSize
+	}
+	log := cfg.Logger.With("door", "ldap")
+	return &Server{
+		cfg: cfg, log: log, perSrc: map[netip.Addr]int{},
+		dir:   newDirectory(cfg.Store, cfg.Directories, cfg.Now),
+		drops: newRateLog(log, cfg.Now),
+	}, nil
+}
+
+// Serve answers LDAP on l (StartTLS available when Config.TLS is set).
+func (s *Server) Serve(l net.Listener) error { return s.serve(l, false) }
+
+// ServeTLS answers LDAPS on l: every connection starts with a TLS
+// handshake under Config.TLS.
+func (s *Server) ServeTLS(l net.Listener) error {
+	if s.cfg.TLS == nil {
+		return errors.New("ldapproxy: LDAPS needs a TLS configuration")
+	}
+	return s.serve(tls.NewListener(&limitListener{Listener: l, s: s}, s.cfg.TLS), true)
+}
+
+func (s *Server) serve(l net.Listener, wrapped bool) error {
+	if !wrapped {
+		l = &limitListener{Listener: l, s: s}
+	}
+	h := &handler{s: s, conns: map[int]*connState{}}
+	gs, err := gldap.NewServer(
+		gldap.WithLogger(hclog.NewNullLogger()),
+		gldap.WithReadTimeout(s.cfg.IdleTimeout),
+		gldap.WithWriteTimeout(30*time.Second),
+		gldap.WithMaxMessageSize(s.cfg.MaxMessageSize),
+		gldap.WithOnClose(h.closed),
+	)
+	if err != nil {
+		return err
+	}
+	mux, err := h.mux()
+	if err != nil {
+		return err
+	}
+	if err := gs.Router(mux); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return ErrServerClosed
+	}
+	s.gservers = append(s.gservers, gs)
+	s.mu.Unlock()
+	err = gs.Serve(l)
+	s.mu.Lock()
+	closed := s.closed
+	s.mu.Unlock()
+	if closed {
+		return ErrServerClosed
+	}
+	if err == nil {
+		err = fmt.Errorf("ldapproxy: listener stopped")
+	}
+	return err
+}
+
+// Shutdown stops accepting, tells connected clients (Notice of
+// Disconnection) and waits for requests in progress, until ctx ends.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.closed = true
+	gs := s.gservers
+	s.mu.Unlock()
+	done := make(chan error, 1)
+	go func() {
+		var errs []error
+		for _, g := range gs {
+			errs = append(errs, g.Stop())
+		}
+		done <- errors.Join(errs...)
+	}()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// limitListener refuses, at accept, connections from addresses that are
+// no LDAP client of this appliance and connections over the limits, so a
+// flood of idle connections costs a closed socket each, not a goroutine.
+type limitListener struct {
+	net.Listener
+	s *Server
+}
+
+func (l *limitListener) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		if lc, ok := l.s.admit(c); ok {
+			return lc, nil
+		}
+		_ = c.Close()
+	}
+}
+
+func sourceOf(a net.Addr) netip.Addr {
+	if ta, ok := a.(*net.TCPAddr); ok {
+		if ap, ok := netip.AddrFromSlice(ta.IP); ok {
+			return ap.Unmap()
+		}
+	}
+	if ap, err := netip.ParseAddrPort(a.String()); err == nil {
+		return ap.Addr().Unmap()
+	}
+	return netip.Addr{}
+}
+
+func (s *Server) admit(c net.Conn) (net.Conn, bool) {
+	src := sourceOf(c.RemoteAddr())
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	_, known, err := s.cfg.Clients.Lookup(ctx, src)
+	if err != nil || !known {
+		s.cfg.Metrics.conn("unknown_client")
+		s.drops.log("connection from an address that is no LDAP client; add it with 'clinicgate client add NAME --door ldap --address ADDR'", "source", src.String())
+		return nil, false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case s.open >= s.cfg.MaxConns:
+		s.cfg.Metrics.conn("limit_total")
+		s.drops.log("connection refused: too many open LDAP connections", "source", src.String(), "limit", s.cfg.MaxConns)
+		return nil, false
+	case s.perSrc[src] >= s.cfg.MaxConnsPerSource:
+		s.cfg.Metrics.conn("limit_source")
+		s.drops.log("connection refused: too many open LDAP connections from one address", "source", src.String(), "limit", s.cfg.MaxConnsPerSource)
+		return nil, false
+	}
+	s.open++
+	s.perSrc[src]++
+	s.cfg.Metrics.conn("accepted")
+	s.cfg.Metrics.open(1)
+	return &countedConn{Conn: c, release: func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		s.open--
+		if s.perSrc[src]--; s.perSrc[src] <= 0 {
+			delete(s.perSrc, src)
+		}
+		s.cfg.Metrics.open(-1)
+	}}, true
+}
+
+type countedConn struct {
+	net.Conn
+	once    sync.Once
+	release func()
+}
+
+func (c *countedConn) Close() error {
+	err := c.Conn.Close()
+	c.once.Do(c.release)
+	return err
+}
+
+// rateLog logs at most one line per second for refused connections, so a
+// flood cannot fill the disk with logs.
+type rateLog struct {
+	l    *slog.Logger
+	now  func() time.Time
+	mu   sync.Mutex
+	last time.Time
+	n    int
+}
+
+func newRateLog(l *slog.Logger, now func() time.Time) *rateLog { return &rateLog{l: l, now: now} }
+
+func (r *rateLog) log(msg string, args ...any) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	now := r.now()
+	r.n++
+	if now.Sub(r.last) < time.Second {
+		return
+	}
+	r.l.Warn(msg, append(args, "refused_since_last_line", r.n)...)
+	r.last, r.n = now, 0
+}

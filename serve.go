@@ -456,6 +456,10 @@ func setupDemo(ctx context.Context, st *store.Store, alog *audit.Log, h *passwd.
 	if err != nil {
 		return nil, err
 	}
+	// The LDAP door's demo client: an "EHR" on this machine.
+	if _, err := svc.AddClient(ctx, admin.NewClient{Door: appliance.DoorLDAP, Name: "local-ehr", Address: "127.0.0.1", Policy: pol}); err != nil {
+		return nil, err
+	}
 	if err := svc.AddUser(ctx, admin.NewUser{Name: d.user, DisplayName: "Alice (demo)", Groups: []string{"staff"}, Password: []byte(d.password)}); err != nil {
 		return nil, err
 	}
@@ -494,7 +498,11 @@ func (d *demoSetup) print(w interface{ Write([]byte) (int, error) }, cfg config.
 	p("                                                              → Access-Accept\n")
 	p("   or in one request, code appended to the password (wait 30 s: a code works once):\n")
 	p("     radtest %s \"%s,$(oathtool --totp -b SECRET)\" %s 0 '%s'\n", d.user, pw, host, d.secret)
-	p("3. See every decision:  bin/clinicgate audit tail   and   bin/clinicgate audit verify\n")
-	p("4. Or watch it live in the console:  bin/clinicgate tui   (over SSH: bin/clinicgate admin add-key me < ~/.ssh/id_ed25519.pub, then ssh -t -p 2222 127.0.0.1)\n")
+	if cfg.LDAP.Listen != "" {
+		p("3. Log in over LDAP, as an EHR would (needs ldap-utils; after step 2 append the code: \"%s,$(oathtool --totp -b SECRET)\"):\n", pw)
+		p("     LDAPTLS_CACERT=%s ldapwhoami -x -ZZ -H ldap://%s -D %s -w '%s'   → u:%s\n", filepath.Join(dir, ldapproxy.CertFile), cfg.LDAP.Listen, d.user, pw, d.user)
+	}
+	p("4. See every decision:  bin/clinicgate audit tail   and   bin/clinicgate audit verify\n")
+	p("5. Or watch it live in the console:  bin/clinicgate tui   (over SSH: bin/clinicgate admin add-key me < ~/.ssh/id_ed25519.pub, then ssh -t -p 2222 127.0.0.1)\n")
 	p("Stop with Ctrl-C. Start afresh with: make clean run\n")
 }

@@ -40,7 +40,7 @@ const (
 )
 
 type env struct {
-	t     *testing.T
+	t     testing.TB
 	st    *store.Store
 	adm   *admin.Service
 	alog  *audit.Log
@@ -59,7 +59,7 @@ type opts struct {
 
 // newEnv starts the door on 127.0.0.1 with a real store, gate and TLS
 // certificate; user alice (group nurses) and bind account ehr-search.
-func newEnv(t *testing.T, o opts) *env {
+func newEnv(t testing.TB, o opts) *env {
 	t.Helper()
 	dir := t.TempDir()
 	st, err := store.Open(t.Context(), dir, store.Options{Create: true})
@@ -363,7 +363,7 @@ func TestDisabledUserCannotBind(t *testing.T) {
 	e.wantAudit(string(appliance.ReasonDisabled))
 }
 
-func totp(t *testing.T, secret string, at time.Time) string {
+func totp(t testing.TB, secret string, at time.Time) string {
 	t.Helper()
 	seed, err := base32.StdEncoding.WithPadding(base32.NoPadding).DecodeString(secret)
 	if err != nil {

@@ -263,6 +263,13 @@ func explainTLS(err error) string {
 
 // get takes a pooled connection or opens one; bind says which pool.
 func (l *LDAP) get(ctx context.Context, pool chan *ldap.Conn, service bool) (*ldap.Conn, error) {
+	// Idle connections of the other pool hold slots too: when every slot
+	// is taken, one of them is closed to make room, or a search waiting
+	// while only bind connections sit idle would wait forever.
+	other := l.binds
+	if pool == l.binds {
+		other = l.search
+	}
 	for {
 		select {
 		case c := <-pool:
@@ -276,10 +283,24 @@ func (l *LDAP) get(ctx context.Context, pool chan *ldap.Conn, service bool) (*ld
 		}
 		break
 	}
-	select {
-	case l.slots <- struct{}{}:
-	case <-ctx.Done():
-		return nil, fmt.Errorf("%w: %s: all connections busy", ErrUnreachable, l.name)
+acquire:
+	for {
+		select {
+		case c := <-pool:
+			if c.IsClosing() {
+				c.Close()
+				<-l.slots
+				continue
+			}
+			return c, nil
+		case l.slots <- struct{}{}:
+			break acquire
+		case c := <-other:
+			c.Close() // its slot is now this connection's
+			break acquire
+		case <-ctx.Done():
+			return nil, fmt.Errorf("%w: %s: all connections busy", ErrUnreachable, l.name)
+		}
 	}
 	c, err := l.dial(ctx)
 	if err != nil {
@@ -366,6 +387,7 @@ func (l *LDAP) Verify(ctx context.Context, user string, password secrets.Secret)
 		// moved or gone.
 		l.put(l.binds, c, !errors.Is(mapped, ErrUnreachable))
 		l.lookups.drop(user)
+		l.lookups.drop(dnKey(e.dn))
 		return Identity{}, mapped
 	}
 	l.put(l.binds, c, true)
@@ -635,6 +657,12 @@ func (l *LDAP) SearchDirectory(ctx context.Context, req *ldap.SearchRequest) (*l
 // NameForDN returns the login name (user_attribute) of the entry at dn,
 // for a bind by DN in proxy mode; ErrUnknownUser if there is none.
 func (l *LDAP) NameForDN(ctx context.Context, dn string) (string, error) {
+	// The answer is kept like a user lookup (a minute, bounded, forgotten
+	// when a bind to that DN fails): an EHR binds by DN again and again.
+	key := dnKey(dn)
+	if e, ok := l.lookups.get(key, time.Now()); ok {
+		return e.name, nil
+	}
 	filter := "(objectClass=*)"
 	if l.cfg.UserFilter != "" {
 		filter = l.cfg.UserFilter
@@ -654,5 +682,21 @@ func (l *LDAP) NameForDN(ctx context.Context, dn string) (string, error) {
 	if name == "" {
 		return "", ErrUnknownUser
 	}
+	l.lookups.put(key, userEntry{dn: res.Entries[0].DN, name: name}, time.Now())
 	return name, nil
+}
+
+// dnKey is the lookup-cache key of a DN: normalized, so that case and
+// spacing do not make two entries, and apart from user names.
+func dnKey(dn string) string {
+	if d, err := ldap.ParseDN(dn); err == nil {
+		var parts []string
+		for _, r := range d.RDNs {
+			for _, a := range r.Attributes {
+				parts = append(parts, strings.ToLower(a.Type)+"="+strings.ToLower(a.Value))
+			}
+		}
+		return "dn:" + strings.Join(parts, ",")
+	}
+	return "dn:" + strings.ToLower(dn)
 }

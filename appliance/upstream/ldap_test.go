@@ -1,6 +1,7 @@
 package upstream_test
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"net"
@@ -204,5 +205,22 @@ func TestLDAPClientCertificate(t *testing.T) {
 	without := ldapConn(t, s, func(c *upstream.LDAPConfig) { c.URLs, c.StartTLS = []string{s.LDAPS}, false })
 	if _, err := without.Verify(t.Context(), "alice", secrets.Secret("alice pw 1")); !errors.Is(err, upstream.ErrUnreachable) {
 		t.Fatalf("without a client certificate: got %v, want the handshake refused", err)
+	}
+}
+
+// With one connection allowed, a search's idle connection must give way to
+// the bind that follows it (and back), instead of both waiting forever.
+func TestIdlePoolConnectionsDoNotStarveTheOtherPool(t *testing.T) {
+	s := upstreamtest.StartSlapd(t, upstreamtest.SlapdOptions{Users: ldapUsers})
+	l := ldapConn(t, s, func(c *upstream.LDAPConfig) { c.Pool = 1; c.LookupCacheSeconds = -1 })
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	for range 3 {
+		if _, err := l.Verify(ctx, "alice", secrets.Secret("alice pw 1")); err != nil {
+			t.Fatalf("verify with a pool of one: %v", err)
+		}
+		if name, err := l.NameForDN(ctx, "uid=bob,ou=people,"+s.Base); err != nil || name != "bob" {
+			t.Fatalf("NameForDN with a pool of one: got %q, %v", name, err)
+		}
 	}
 }

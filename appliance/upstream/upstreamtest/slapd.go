@@ -179,6 +179,54 @@ func (s *Slapd) Stop() {
 	<-s.done
 }
 
+// BackLDAP is a second slapd whose back-ldap database forwards everything
+// under the upstream's base to it: slapd's own LDAP proxy, for comparing
+// clinicgate's proxy mode with.
+type BackLDAP struct {
+	URL  string
+	cmd  *exec.Cmd
+	done chan struct{}
+}
+
+// StartBackLDAP runs slapd with back-ldap in front of up.
+func StartBackLDAP(t testing.TB, up *Slapd) *BackLDAP {
+	t.Helper()
+	dir := t.TempDir()
+	conf := fmt.Sprintf(`include /etc/ldap/schema/core.schema
+include /etc/ldap/schema/cosine.schema
+include /etc/ldap/schema/inetorgperson.schema
+include /etc/ldap/schema/nis.schema
+pidfile %[1]s/slapd.pid
+modulepath /usr/lib/ldap
+moduleload back_ldap
+database ldap
+suffix "%[2]s"
+uri "%[3]s"
+`, dir, up.Base, up.URL)
+	write(t, filepath.Join(dir, "slapd.conf"), conf)
+	var lastLog string
+	for try := 0; try < 5; try++ {
+		p := peerPort()
+		b := &BackLDAP{URL: fmt.Sprintf("ldap://127.0.0.1:%d", p), done: make(chan struct{})}
+		b.cmd = exec.Command(sbin("slapd"), "-f", filepath.Join(dir, "slapd.conf"), "-h", b.URL+"/", "-d", "0")
+		var log lockedBuffer
+		b.cmd.Stdout, b.cmd.Stderr = &log, &log
+		if err := b.cmd.Start(); err != nil {
+			t.Fatalf("start slapd (back-ldap): %v", err)
+		}
+		go func() { b.cmd.Wait(); close(b.done) }()
+		if waitTCP(fmt.Sprintf("127.0.0.1:%d", p), b.done) {
+			t.Cleanup(func() { b.cmd.Process.Kill(); <-b.done })
+			return b
+		}
+		b.cmd.Process.Kill()
+		<-b.done
+		lastLog = log.String()
+	}
+	t.Fatalf("slapd with back-ldap did not start:\n%s", lastLog)
+	return nil
+}
+
 // ssha is OpenLDAP's {SSHA}: SHA-1 over password and salt, then the salt.
 func ssha(pw string) string {
 	salt := make([]byte, 8)

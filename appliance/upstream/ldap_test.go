@@ -7,6 +7,7 @@ import (
 	"net"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -208,19 +209,37 @@ func TestLDAPClientCertificate(t *testing.T) {
 	}
 }
 
-// With one connection allowed, a search's idle connection must give way to
-// the bind that follows it (and back), instead of both waiting forever.
+// A caller waiting for a connection must take one returned to its pool,
+// even while the other pool's idle connections hold every slot; before,
+// it waited for a free slot only, until its context ended.
 func TestIdlePoolConnectionsDoNotStarveTheOtherPool(t *testing.T) {
 	s := upstreamtest.StartSlapd(t, upstreamtest.SlapdOptions{Users: ldapUsers})
 	l := ldapConn(t, s, func(c *upstream.LDAPConfig) { c.Pool = 1; c.LookupCacheSeconds = -1 })
-	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 	defer cancel()
-	for range 3 {
-		if _, err := l.Verify(ctx, "alice", secrets.Secret("alice pw 1")); err != nil {
-			t.Fatalf("verify with a pool of one: %v", err)
-		}
-		if name, err := l.NameForDN(ctx, "uid=bob,ou=people,"+s.Base); err != nil || name != "bob" {
-			t.Fatalf("NameForDN with a pool of one: got %q, %v", name, err)
-		}
+	if _, err := l.Verify(ctx, "alice", secrets.Secret("alice pw 1")); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, 4)
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 25 {
+				cctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+				_, err := l.NameForDN(cctx, "uid=bob,ou=people,"+s.Base)
+				cancel()
+				if err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Errorf("concurrent lookups with a pool of one: %v", err)
 	}
 }

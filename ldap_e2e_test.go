@@ -1,11 +1,14 @@
 package main
 
 import (
+	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -279,4 +282,126 @@ c.open(); c.start_tls(); print(c.bind())`)
 		t.Fatalf("LDAP bind from another address during the flood: %v\n%s", err, out)
 	}
 	t.Logf("%d of %d flood connections were accepted by the kernel; the daemon keeps at most 64 from one address", opened, n)
+}
+
+// cutRelay forwards TCP to target; once armed, it cuts every connection
+// after forwarding 2,000 more bytes from the server, as a directory that
+// drops connections mid-search would.
+type cutRelay struct {
+	ln     net.Listener
+	target string
+	mu     sync.Mutex
+	armed  bool
+	sent   int
+	conns  []net.Conn
+}
+
+func startCutRelay(t *testing.T, target string) *cutRelay {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &cutRelay{ln: ln, target: target}
+	t.Cleanup(func() { ln.Close(); r.cutAll() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			u, err := net.Dial("tcp", target)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			r.mu.Lock()
+			r.conns = append(r.conns, c, u)
+			r.mu.Unlock()
+			go func() { io.Copy(u, c); u.Close() }()
+			go func() {
+				buf := make([]byte, 512)
+				for {
+					n, err := u.Read(buf)
+					if n > 0 {
+						r.mu.Lock()
+						cut := false
+						if r.armed {
+							r.sent += n
+							cut = r.sent > 2000
+						}
+						r.mu.Unlock()
+						if cut {
+							r.cutAll()
+							return
+						}
+						if _, werr := c.Write(buf[:n]); werr != nil {
+							return
+						}
+					}
+					if err != nil {
+						c.Close()
+						return
+					}
+				}
+			}()
+		}
+	}()
+	return r
+}
+
+func (r *cutRelay) arm(on bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.armed, r.sent = on, 0
+}
+
+func (r *cutRelay) cutAll() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, c := range r.conns {
+		c.Close()
+	}
+	r.conns = nil
+}
+
+// TestUpstreamDroppingMidSearch: the directory's connection dies while a
+// proxied search streams; the EHR gets unavailable, not a hang, and the
+// next search works on a fresh connection.
+func TestUpstreamDroppingMidSearch(t *testing.T) {
+	need(t, "ldapsearch")
+	var us []upstreamtest.LDAPUser
+	for i := range 120 {
+		us = append(us, upstreamtest.LDAPUser{UID: fmt.Sprintf("user%03d", i), Password: "pw", Groups: []string{"staff"}})
+	}
+	s := upstreamtest.StartSlapd(t, upstreamtest.SlapdOptions{Users: us})
+	relay := startCutRelay(t, strings.TrimPrefix(s.URL, "ldap://"))
+	data := t.TempDir()
+	d := startDaemon(t, data)
+	mustCG(t, data, "service-secret", "upstream", "add", "dir", "--kind", "ldap", "--url", "ldap://"+relay.ln.Addr().String(),
+		"--bind-dn", "cn=ehr-service,"+s.Base, "--base-dn", "ou=people,"+s.Base, "--secret-stdin")
+	mustCG(t, data, "", "settings", "set", "ldap_mode", "proxy")
+	mustCG(t, data, "", "settings", "set", "ldap_proxy_upstream", "dir")
+	mustCG(t, data, "", "settings", "set", "ldap_base_dn", s.Base)
+	mustCG(t, data, "", "client", "add", "ehr", "--door", "ldap", "--address", "127.0.0.1", "--upstream", "dir", "--mfa", "off")
+	mustCG(t, data, ehrSecret, "bindaccount", "add", "ehr-search", "--network", "127.0.0.1", "--secret-stdin")
+	search := func(filter string) (string, int) {
+		return ldapTool(t, data, "ldapsearch", "-x", "-ZZ", "-H", "ldap://"+d.ldap, "-D", "ehr-search", "-w", ehrSecret, "-b", s.Base, "-LLL", "-l", "5", filter, "uid")
+	}
+	if out, rc := search("(uid=user001)"); rc != 0 || !strings.Contains(out, "uid: user001") {
+		t.Fatalf("before the cut: exit %d\n%s", rc, out)
+	}
+	relay.arm(true)
+	start := time.Now()
+	out, rc := search("(uid=*)")
+	if rc != 52 {
+		t.Errorf("search cut mid-way: exit %d, want 52 (unavailable)\n%s", rc, out)
+	}
+	if time.Since(start) > 15*time.Second {
+		t.Errorf("the cut search took %s", time.Since(start))
+	}
+	relay.arm(false)
+	if out, rc := search("(uid=user002)"); rc != 0 || !strings.Contains(out, "uid: user002") {
+		t.Fatalf("after the cut: exit %d\n%s", rc, out)
+	}
 }

@@ -25,8 +25,8 @@ test-deps: ## install what the tests need (Debian packages, Go modules)
 	@sh .ci/install-test-deps
 
 test: test-deps ## run every test against the real peers, and check the .deb and the systemd unit
-	$(GO) vet ./...
-	$(GO) test -count=1 -timeout 20m ./...
+	$(GO) vet ./... github.com/jimlambrt/gldap
+	$(GO) test -count=1 -timeout 20m ./... github.com/jimlambrt/gldap
 	$(MAKE) check-package
 
 test-short: ## the fast unit tests only
@@ -36,8 +36,10 @@ bench: test-deps ## measure: RADIUS logins per second, latency, daemon memory (s
 	$(GO) test -run '^$$' -bench . -benchtime 1x -count 1 -timeout 30m . | tee bench.out
 
 FUZZTIME ?= 5m
-fuzz: ## fuzz the RADIUS request path for FUZZTIME (default 5m)
+fuzz: ## fuzz the RADIUS request path, LDAP message decoding and the directory's search, FUZZTIME each (default 5m)
 	$(GO) test -run '^$$' -fuzz FuzzAccessRequest -fuzztime $(FUZZTIME) ./radius/
+	cd third_party/gldap && $(GO) test -run '^$$' -fuzz FuzzReadRequest -fuzztime $(FUZZTIME) .
+	$(GO) test -run '^$$' -fuzz FuzzSearch -fuzztime $(FUZZTIME) ./ldapproxy/vdir/
 
 # nfpm (Go) builds the .deb; `go run pkg@version` fetches it like a module.
 NFPM        := $(GO) run github.com/goreleaser/nfpm/v2/cmd/nfpm@v2.41.3

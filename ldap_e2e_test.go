@@ -405,3 +405,69 @@ func TestUpstreamDroppingMidSearch(t *testing.T) {
 		t.Fatalf("after the cut: exit %d\n%s", rc, out)
 	}
 }
+
+// TestProxyModeAgainstSambaAD: the Active Directory shape, from a real AD
+// (Samba 4 DC). The EHR's service account searches AD's way, the user
+// binds by the DN AD returned, then as CLINIC\alice and alice@clinic.test.
+func TestProxyModeAgainstSambaAD(t *testing.T) {
+	if testing.Short() {
+		t.Skip("provisions a domain (about 15 s); run without -short")
+	}
+	need(t, "ldapwhoami", "ldapsearch", "oathtool")
+	ad := upstreamtest.StartSambaAD(t)
+	const pw = "Clinic-Passw0rd!"
+	ad.Tool("user", "create", "svc-clinicgate", "Svc-Passw0rd!1")
+	ad.Tool("group", "add", "Nurses")
+	ad.Tool("user", "create", "alice", pw)
+	ad.Tool("user", "create", "bob", pw)
+	ad.Tool("group", "addmembers", "Nurses", "alice,bob")
+	ad.Tool("user", "disable", "bob")
+	data := t.TempDir()
+	d := startDaemon(t, data)
+	mustCG(t, data, "Svc-Passw0rd!1", "upstream", "add", "ad", "--kind", "ldap", "--url", "ldaps://"+ad.Addr+":636", "--ca-file", ad.CAFile,
+		"--bind-dn", "svc-clinicgate@clinic.test", "--base-dn", ad.Base, "--user-attribute", "sAMAccountName", "--secret-stdin")
+	for k, v := range map[string]string{"ldap_mode": "proxy", "ldap_proxy_upstream": "ad", "ldap_base_dn": ad.Base, "ldap_domain": "clinic.test", "ldap_netbios": "CLINIC"} {
+		mustCG(t, data, "", "settings", "set", k, v)
+	}
+	mustCG(t, data, "", "client", "add", "ehr", "--door", "ldap", "--address", "127.0.0.1", "--upstream", "ad", "--mfa", "required", "--mfa-remember", "10m", "--allow-group", "Nurses")
+	mustCG(t, data, ehrSecret, "bindaccount", "add", "ehr-search", "--network", "127.0.0.1", "--secret-stdin")
+	uri := "ldap://" + d.ldap
+	out, rc := ldapTool(t, data, "ldapsearch", "-x", "-ZZ", "-H", uri, "-D", `CLINIC\ehr-search`, "-w", ehrSecret, "-b", ad.Base, "-LLL",
+		"(&(objectCategory=person)(objectClass=user)(sAMAccountName=alice))", "sAMAccountName", "memberOf", "userPrincipalName")
+	if rc != 0 || !strings.Contains(out, "sAMAccountName: alice") || !strings.Contains(strings.ToLower(out), "memberof: cn=nurses,cn=users,dc=clinic,dc=test") {
+		t.Fatalf("AD-style search through clinicgate: exit %d\n%s", rc, out)
+	}
+	if strings.Contains(out, "refldap") {
+		t.Errorf("continuation references came through:\n%s", out)
+	}
+	var dn string
+	for _, line := range strings.Split(out, "\n") {
+		if v, ok := strings.CutPrefix(line, "dn: "); ok {
+			dn = v
+		}
+	}
+	// First login provisions alice; MFA is required and she has no factor yet.
+	if out, rc = ldapTool(t, data, "ldapwhoami", "-x", "-ZZ", "-H", uri, "-D", dn, "-w", pw); rc != 49 {
+		t.Fatalf("alice before enrolment: exit %d, want 49\n%s", rc, out)
+	}
+	seed := enroll(t, data, "alice")
+	out, rc = ldapTool(t, data, "ldapwhoami", "-x", "-ZZ", "-H", uri, "-D", dn, "-w", pw+","+oathtool(t, seed, time.Now()))
+	if rc != 0 || strings.TrimSpace(out) != "u:alice" {
+		t.Fatalf("alice by DN with password,code: exit %d\n%s", rc, out)
+	}
+	for _, name := range []string{`CLINIC\alice`, "alice@clinic.test"} {
+		if out, rc = ldapTool(t, data, "ldapwhoami", "-x", "-H", "ldaps://"+d.ldaps, "-D", name, "-w", pw); rc != 0 {
+			t.Errorf("%s (code remembered): exit %d\n%s", name, rc, out)
+		}
+	}
+	if out, rc = ldapTool(t, data, "ldapwhoami", "-x", "-ZZ", "-H", uri, "-D", `CLINIC\alice`, "-w", "wrong"); rc != 49 {
+		t.Errorf("wrong password: exit %d\n%s", rc, out)
+	}
+	// bob is disabled in AD: refused whatever clinicgate remembers.
+	if out, rc = ldapTool(t, data, "ldapwhoami", "-x", "-ZZ", "-H", uri, "-D", `CLINIC\bob`, "-w", pw); rc != 49 {
+		t.Errorf("disabled bob: exit %d\n%s", rc, out)
+	}
+	if tail := mustCG(t, data, "", "audit", "tail", "-n", "20"); !strings.Contains(tail, "account_disabled") {
+		t.Errorf("audit lacks bob's account_disabled:\n%s", tail)
+	}
+}

@@ -113,9 +113,12 @@ func (h *handler) request(ctx context.Context, r *gldap.Request) (appliance.Requ
 	if err != nil || !ok {
 		return appliance.Request{}, false
 	}
+	// The device is the address the bind came from (an EHR server or a
+	// workstation); a client that requires registered MAC addresses
+	// refuses LDAP binds, which carry none.
 	return appliance.Request{
 		Door: appliance.DoorLDAP, Client: c, Source: src, Method: appliance.MethodLDAPBind,
-		Plaintext: !r.TLS(),
+		Plaintext: !r.TLS(), Device: src.String(),
 	}, true
 }
 

@@ -850,3 +850,13 @@ func TestAbandonAndUnbindMidSearch(t *testing.T) {
 func contextWithCancel(t *testing.T) (ctx context.Context, cancel func()) {
 	return context.WithCancel(t.Context())
 }
+
+func TestBindAccountAndUserNamesNeverCollide(t *testing.T) {
+	e := newEnv(t, opts{})
+	if err := e.adm.AddUser(t.Context(), admin.NewUser{Name: bindName}); err == nil {
+		t.Error("a user was added with a bind account's name")
+	}
+	if _, err := e.adm.AddBindAccount(t.Context(), admin.NewBindAccount{Name: "alice", Networks: []string{"127.0.0.1"}}); err == nil {
+		t.Error("a bind account was added with a user's name")
+	}
+}

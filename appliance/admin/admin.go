@@ -138,6 +138,11 @@ func (s *Service) AddUser(ctx context.Context, n NewUser) error {
 	if err := s.checkGroups(n.Groups); err != nil {
 		return err
 	}
+	if _, err := s.Store.BindAccountByName(ctx, n.Name); err == nil {
+		return invalid("%q is an LDAP bind account's name; a user needs another name (a bind as that name would be ambiguous)", n.Name)
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return err
+	}
 	if _, err := policy.ParseHours(n.Hours); err != nil {
 		return invalid("%v", err)
 	}

@@ -13,6 +13,7 @@ import (
 	tea "github.com/charmbracelet/bubbletea"
 	"github.com/mdp/qrterminal/v3"
 
+	"github.com/clinicgate/clinicgate/appliance"
 	"github.com/clinicgate/clinicgate/appliance/admin"
 	"github.com/clinicgate/clinicgate/appliance/policy"
 	"github.com/clinicgate/clinicgate/appliance/store"
@@ -88,20 +89,46 @@ func (f *form) view(width int) string {
 	var b strings.Builder
 	b.WriteString(titleStyle.Render(fit(f.title, width)) + "\n")
 	b.WriteString(dimStyle.Render("tab: next field · enter: next/save · esc: cancel") + "\n\n")
+	w := 10 // the labels' column, wider for a long label ("mfa-remember")
+	for _, fl := range f.fields {
+		w = max(w, len([]rune(fl.label))+1)
+	}
 	for i, fl := range f.fields {
 		mark := "  "
 		if i == f.focus {
 			mark = "> "
 		}
-		fmt.Fprintf(&b, "%s%-10s %s\n", mark, fl.label+":", fl.input.View())
+		fmt.Fprintf(&b, "%s%-*s %s\n", mark, w, fl.label+":", fl.input.View())
 		if fl.help != "" {
-			b.WriteString(dimStyle.Render(fit("             "+fl.help, width)) + "\n")
+			b.WriteString(dimStyle.Render(fit(strings.Repeat(" ", w+3)+fl.help, width)) + "\n")
 		}
 	}
 	if f.err != "" {
-		b.WriteString("\n" + rejectStyle.Render(fit("! "+f.err, width)) + "\n")
+		b.WriteString("\n")
+		for _, l := range wrap("! "+f.err, width) {
+			b.WriteString(rejectStyle.Render(l) + "\n")
+		}
 	}
 	return b.String()
+}
+
+// wrap breaks s at spaces into lines of at most width columns (a longer
+// word is cut), so an explanation is read whole, not cut off at the edge.
+func wrap(s string, width int) []string {
+	var lines []string
+	line := ""
+	for _, w := range strings.Fields(sanitize(s)) {
+		switch {
+		case line == "":
+			line = w
+		case len([]rune(line))+1+len([]rune(w)) <= width:
+			line += " " + w
+		default:
+			lines = append(lines, fit(line, width))
+			line = w
+		}
+	}
+	return append(lines, fit(line, width))
 }
 
 // Messages from admin actions.
@@ -206,31 +233,68 @@ func (m Model) passwordForm(user string) *form {
 	)
 }
 
-func (m Model) addClientForm() *form { return m.addClientFormWith("local") }
+func (m Model) addClientForm() *form { return m.addClientFormWith("local", true) }
 
 // addClientFormWith adds a client whose passwords are checked by the named
-// upstream.
-func (m Model) addClientFormWith(up string) *form {
-	return newForm("Add a RADIUS client (Wi-Fi controller, VPN gateway)", func(v []string) tea.Cmd {
+// upstream; doors asks which door it uses (the first-boot wizard adds a
+// RADIUS client without asking).
+func (m Model) addClientFormWith(up string, doors bool) *form {
+	title := "Add a RADIUS client (Wi-Fi controller, VPN gateway)"
+	fields := []formField{
+		field("name", "e.g. office-wifi", false, 64),
+		field("address", "the device's IP address, or a network like 192.168.10.0/24", false, 64),
+	}
+	if doors {
+		title = "Add a client (Wi-Fi controller, VPN gateway, or an EHR over LDAP)"
+		fields = append(fields, field("door", "radius (Wi-Fi, VPN) or ldap (an EHR checking logins); empty: radius", false, 6))
+	}
+	fields = append(fields, field("mfa", "required, enrolled (only users who did) or off; empty: required", false, 10))
+	return newForm(title, func(v []string) tea.Cmd {
+		val := formValues(fields, v)
 		return m.act(func(ctx context.Context) doneMsg {
-			p := policy.Default()
-			p.Upstream = up
-			if mode := strings.TrimSpace(v[2]); mode != "" {
-				p.MFA = policy.MFA(mode)
-			}
-			name := strings.TrimSpace(v[0])
-			sec, err := m.admin.AddClient(ctx, admin.NewClient{Name: name, Address: strings.TrimSpace(v[1]), Policy: p})
+			door, err := parseDoor(val["door"])
 			if err != nil {
 				return doneMsg{err: err}
+			}
+			p := policy.Default()
+			p.Upstream = up
+			if mode := strings.TrimSpace(val["mfa"]); mode != "" {
+				p.MFA = policy.MFA(mode)
+			}
+			name := strings.TrimSpace(val["name"])
+			sec, err := m.admin.AddClient(ctx, admin.NewClient{Door: door, Name: name, Address: strings.TrimSpace(val["address"]), Policy: p})
+			if err != nil {
+				return doneMsg{err: err}
+			}
+			if door == appliance.DoorLDAP {
+				return doneMsg{text: "LDAP client " + name + " added", show: fmt.Sprintf(
+					"LDAP client %s added.\n\nAn LDAP client has no shared secret. The EHR searches with a bind account:\n"+
+						"add one on the LDAP tab (a) and enter its password in the EHR.\n\n"+
+						"Point the EHR at this appliance, port 636 (LDAPS) or 389 with StartTLS.", name)}
 			}
 			return doneMsg{text: "client " + name + " added", show: fmt.Sprintf(
 				"Client %s added.\n\nEnter this shared secret on the device. It is shown once:\n\n    %s\n\nPoint the device's RADIUS server at this appliance, port 1812 (accounting 1813).", name, string(sec))}
 		})
-	},
-		field("name", "e.g. office-wifi", false, 64),
-		field("address", "the device's IP address, or a network like 192.168.10.0/24", false, 64),
-		field("mfa", "required, enrolled (only users who enrolled) or off; empty: required", false, 10),
-	)
+	}, fields...)
+}
+
+// formValues maps a form's field labels to what was typed.
+func formValues(fields []formField, v []string) map[string]string {
+	out := make(map[string]string, len(fields))
+	for i, f := range fields {
+		out[f.label] = v[i]
+	}
+	return out
+}
+
+func parseDoor(s string) (appliance.Door, error) {
+	switch strings.ToLower(strings.TrimSpace(s)) {
+	case "", "radius":
+		return appliance.DoorRADIUS, nil
+	case "ldap":
+		return appliance.DoorLDAP, nil
+	}
+	return "", fmt.Errorf("%w: door: answer radius (Wi-Fi controllers, VPN gateways) or ldap (an EHR that checks logins over LDAP)", admin.ErrInvalid)
 }
 
 // qrText draws a QR code with half blocks, two modules per character row.
@@ -246,6 +310,9 @@ func qrText(uri string) string {
 
 // policyForm edits a client's policy; the fields start with the current
 // values, and the version check refuses a change someone else made first.
+// A RADIUS client and an LDAP client get the fields that apply to their
+// door: code style, device binding, VLANs and Message-Authenticator only
+// mean something in RADIUS; TLS and remembering a code only in LDAP.
 func (m Model) policyForm(c store.Client) *form {
 	p := c.Policy
 	var rules []string
@@ -253,25 +320,40 @@ func (m Model) policyForm(c store.Client) *form {
 		rules = append(rules, fmt.Sprintf("%s=%d", r.Group, r.VLAN))
 	}
 	yes := map[bool]string{true: "yes", false: "no"}
-	fields := []formField{
-		field("mfa", "required, enrolled or off", false, 10),
-		field("style", "auto, challenge or append (how the code travels)", false, 10),
-		field("device", "yes: only MAC addresses registered to the user", false, 3),
-		field("groups", "only these groups may log in (comma-separated; empty: all)", false, 200),
-		field("vlans", "group=VLAN, comma-separated, first match wins (e.g. clinicians=20)", false, 300),
-		field("upstream", "local, or an upstream's name", false, 64),
-		field("failmode", "secure or cached (when the upstream is unreachable)", false, 10),
-		field("msg-auth", "yes: require Message-Authenticator (no: only for very old hardware)", false, 3),
+	type spec struct {
+		label, help, value string
+		limit              int
 	}
-	for i, v := range []string{string(p.MFA), string(p.Style), yes[p.RequireDevice], strings.Join(p.AllowedGroups, ","),
-		strings.Join(rules, ","), p.Upstream, string(p.Failmode), yes[p.RequireMessageAuthenticator]} {
-		fields[i].input.SetValue(v)
+	mfa := spec{"mfa", "required, enrolled or off", string(p.MFA), 10}
+	groups := spec{"groups", "only these groups may log in (comma-separated; empty: all)", strings.Join(p.AllowedGroups, ","), 200}
+	upstream := spec{"upstream", "local, or an upstream's name", p.Upstream, 64}
+	failmode := spec{"failmode", "secure or cached (when the upstream is unreachable)", string(p.Failmode), 10}
+	specs := []spec{mfa,
+		{"style", "auto, challenge or append (how the code travels)", string(p.Style), 10},
+		{"device", "yes: only MAC addresses registered to the user", yes[p.RequireDevice], 3},
+		groups,
+		{"vlans", "group=VLAN, comma-separated, first match wins (e.g. clinicians=20)", strings.Join(rules, ","), 300},
+		upstream, failmode,
+		{"msg-auth", "yes: require Message-Authenticator (no: only for very old hardware)", yes[p.RequireMessageAuthenticator], 3},
+	}
+	ldap := isLDAP(c)
+	if ldap {
+		specs = []spec{mfa, groups, upstream, failmode,
+			{"plain-ldap", "yes: allow binds without TLS (passwords then cross in clear)", yes[p.AllowPlainLDAP], 3},
+			{"mfa-remember", "how long a used code is remembered, e.g. 15m (max 12h; 0: off)", formatRemember(p.MFARemember), 16},
+		}
+	}
+	fields := make([]formField, len(specs))
+	for i, sp := range specs {
+		fields[i] = field(sp.label, sp.help, false, sp.limit)
+		fields[i].input.SetValue(sp.value)
 	}
 	name, version := c.Name, c.Version
 	return newForm("Policy of "+name, func(v []string) tea.Cmd {
+		val := formValues(fields, v)
 		return m.act(func(ctx context.Context) doneMsg {
-			yesNo := func(s, what string) (bool, error) {
-				switch strings.ToLower(strings.TrimSpace(s)) {
+			yesNo := func(what string) (bool, error) {
+				switch strings.ToLower(strings.TrimSpace(val[what])) {
 				case "yes", "y":
 					return true, nil
 				case "no", "n":
@@ -279,28 +361,47 @@ func (m Model) policyForm(c store.Client) *form {
 				}
 				return false, fmt.Errorf("%w: %s: answer yes or no", admin.ErrInvalid, what)
 			}
-			dev, err := yesNo(v[2], "device")
-			if err != nil {
-				return doneMsg{err: err}
-			}
-			ma, err := yesNo(v[7], "msg-auth")
-			if err != nil {
-				return doneMsg{err: err}
-			}
-			var rules []policy.Rule
-			for _, r := range splitList(v[4]) {
-				g, n, ok := strings.Cut(r, "=")
-				vlan, err := strconv.Atoi(n)
-				if !ok || err != nil {
-					return doneMsg{err: fmt.Errorf("%w: vlans: %q should be group=number, e.g. clinicians=20", admin.ErrInvalid, r)}
+			var set []func(*policy.Policy)
+			if ldap {
+				plain, err := yesNo("plain-ldap")
+				if err != nil {
+					return doneMsg{err: err}
 				}
-				rules = append(rules, policy.Rule{Group: g, VLAN: vlan})
+				remember, err := parseRemember(val["mfa-remember"])
+				if err != nil {
+					return doneMsg{err: err}
+				}
+				set = append(set, func(p *policy.Policy) { p.AllowPlainLDAP, p.MFARemember = plain, remember })
+			} else {
+				dev, err := yesNo("device")
+				if err != nil {
+					return doneMsg{err: err}
+				}
+				ma, err := yesNo("msg-auth")
+				if err != nil {
+					return doneMsg{err: err}
+				}
+				var rules []policy.Rule
+				for _, r := range splitList(val["vlans"]) {
+					g, n, ok := strings.Cut(r, "=")
+					vlan, err := strconv.Atoi(n)
+					if !ok || err != nil {
+						return doneMsg{err: fmt.Errorf("%w: vlans: %q should be group=number, e.g. clinicians=20", admin.ErrInvalid, r)}
+					}
+					rules = append(rules, policy.Rule{Group: g, VLAN: vlan})
+				}
+				style := policy.Style(strings.TrimSpace(val["style"]))
+				set = append(set, func(p *policy.Policy) {
+					p.Style, p.RequireDevice, p.RequireMessageAuthenticator, p.Rules = style, dev, ma, rules
+				})
 			}
-			err = m.admin.EditClient(ctx, name, admin.ClientEdit{Version: version, Policy: func(p *policy.Policy) error {
-				p.MFA, p.Style = policy.MFA(strings.TrimSpace(v[0])), policy.Style(strings.TrimSpace(v[1]))
-				p.RequireDevice, p.RequireMessageAuthenticator = dev, ma
-				p.AllowedGroups, p.Rules = splitList(v[3]), rules
-				p.Upstream, p.Failmode = strings.TrimSpace(v[5]), policy.Failmode(strings.TrimSpace(v[6]))
+			err := m.admin.EditClient(ctx, name, admin.ClientEdit{Version: version, Policy: func(p *policy.Policy) error {
+				p.MFA = policy.MFA(strings.TrimSpace(val["mfa"]))
+				p.AllowedGroups = splitList(val["groups"])
+				p.Upstream, p.Failmode = strings.TrimSpace(val["upstream"]), policy.Failmode(strings.TrimSpace(val["failmode"]))
+				for _, f := range set {
+					f(p)
+				}
 				return nil
 			}})
 			if err != nil {
@@ -309,6 +410,37 @@ func (m Model) policyForm(c store.Client) *form {
 			return doneMsg{text: "policy of " + name + " saved"}
 		})
 	}, fields...)
+}
+
+// formatRemember shows MFARemember as a short duration ("15m", "1h30m").
+func formatRemember(sec int) string {
+	if sec <= 0 {
+		return "0"
+	}
+	s := (time.Duration(sec) * time.Second).String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
+}
+
+// parseRemember reads a duration like 15m into MFARemember's seconds.
+func parseRemember(s string) (int, error) {
+	s = strings.TrimSpace(s)
+	if s == "" || s == "0" || s == "off" {
+		return 0, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return 0, fmt.Errorf("%w: mfa-remember: %q is not a duration like 15m or 1h (0: off)", admin.ErrInvalid, s)
+	}
+	if d < 0 || d > policy.MaxMFARemember*time.Second {
+		return 0, fmt.Errorf("%w: mfa-remember: %s is not between 0 and 12h", admin.ErrInvalid, s)
+	}
+	return int(d / time.Second), nil
 }
 
 func (m Model) fetchUpstreams() tea.Cmd {

@@ -17,6 +17,7 @@ import (
 	"layeh.com/radius/rfc2868"
 	"layeh.com/radius/rfc2869"
 
+	"github.com/clinicgate/clinicgate/appliance"
 	"github.com/clinicgate/clinicgate/appliance/admin"
 	"github.com/clinicgate/clinicgate/appliance/store"
 )
@@ -36,13 +37,21 @@ var loopback = netip.MustParseAddr("127.0.0.1")
 
 var radiusAddrRE = regexp.MustCompile(`RADIUS authentication (\S+)/udp`)
 
-// radiusAddr finds the daemon's authentication address in its status.
-func (m Model) radiusAddr() (string, error) {
+// daemonUp says why the daemon cannot take a test login (nil: it can).
+func (m Model) daemonUp() error {
 	if m.daemon == nil {
-		return "", errors.New("the daemon has not reported where it listens; is it running?")
+		return errors.New("the daemon has not reported where it listens; is it running?")
 	}
 	if m.opts.Now().Sub(m.daemon.UpdatedAt) > 20*time.Second {
-		return "", errors.New("the daemon is not answering; start it first")
+		return errors.New("the daemon is not answering; start it first")
+	}
+	return nil
+}
+
+// radiusAddr finds the daemon's authentication address in its status.
+func (m Model) radiusAddr() (string, error) {
+	if err := m.daemonUp(); err != nil {
+		return "", err
 	}
 	for _, l := range m.daemon.Listeners {
 		if mm := radiusAddrRE.FindStringSubmatch(l); mm != nil {
@@ -81,17 +90,14 @@ func (m Model) testLogin(ctx context.Context, addr string, chosen store.Client, 
 	if err != nil {
 		return "", err
 	}
-	var via *store.Client
-	for i := range clients {
-		if clients[i].Prefix.Contains(loopback) && clients[i].Name != testClientName {
-			via = &clients[i]
-		}
-	}
+	// Only a RADIUS client can send it: an LDAP client at 127.0.0.1 has
+	// no shared secret.
+	via := loopbackVia(clients, appliance.DoorRADIUS, testClientName, loopback)
 	var note string
 	secret := []byte(nil)
 	if via != nil {
 		secret = via.Secret
-		note = fmt.Sprintf("Sent as the loopback client %s (its policy applies, not %s's).", via.Name, chosen.Name)
+		note = viaNote(via.Name, chosen.Name)
 	} else {
 		s, err := admin.GenerateSecret(nil)
 		if err != nil {
@@ -149,20 +155,53 @@ func (m Model) testLogin(ctx context.Context, addr string, chosen store.Client, 
 	if resp.Code == radius.CodeAccessChallenge {
 		b.WriteString("  (a code was asked for; a NAS would now prompt the user)\n")
 	}
-	// The decision's story, from the audit.
-	rows, err := m.admin.AuditAfter(ctx, m.lastSeq, 500)
-	if err == nil {
-		for i := len(rows) - 1; i >= 0; i-- {
-			r := rows[i]
-			if r.Kind == "decision" && strings.EqualFold(r.User, user) {
-				steps, _ := decisionStory(r.Detail)
-				fmt.Fprintf(&b, "\nWhat happened (audit entry %d, %s):\n", r.Seq, r.Reason)
-				for j, s := range steps {
-					fmt.Fprintf(&b, "  %d. %s\n", j+1, sanitize(s))
-				}
-				break
-			}
+	b.WriteString(m.story(ctx, func(r store.AuditRow) bool { return strings.EqualFold(r.User, user) }))
+	return b.String(), nil
+}
+
+// loopbackVia picks the existing client of door a test login from src
+// goes out as (nil: none, a temporary one is added). skip is the
+// temporary client's name: a leftover of an interrupted test never counts.
+func loopbackVia(clients []store.Client, door appliance.Door, skip string, src netip.Addr) *store.Client {
+	var via *store.Client
+	for i := range clients {
+		c := &clients[i]
+		d := appliance.Door(c.Door)
+		if d == "" {
+			d = appliance.DoorRADIUS
+		}
+		if d == door && c.Prefix.Contains(src) && c.Name != skip {
+			via = c
 		}
 	}
-	return b.String(), nil
+	return via
+}
+
+func viaNote(via, chosen string) string {
+	if via == chosen {
+		return fmt.Sprintf("Sent from this machine as %s itself.", via)
+	}
+	return fmt.Sprintf("Sent as the loopback client %s (its policy applies, not %s's).", via, chosen)
+}
+
+// story is the newest decision since the form opened that match accepts,
+// told step by step from the audit ("" if none is found).
+func (m Model) story(ctx context.Context, match func(store.AuditRow) bool) string {
+	rows, err := m.admin.AuditAfter(ctx, m.lastSeq, 500)
+	if err != nil {
+		return ""
+	}
+	for i := len(rows) - 1; i >= 0; i-- {
+		r := rows[i]
+		if r.Kind == "decision" && match(r) {
+			var b strings.Builder
+			steps, _ := decisionStory(r.Detail)
+			fmt.Fprintf(&b, "\nWhat happened (audit entry %d, %s):\n", r.Seq, sanitize(r.Reason))
+			for j, s := range steps {
+				fmt.Fprintf(&b, "  %d. %s\n", j+1, sanitize(s))
+			}
+			return b.String()
+		}
+	}
+	return ""
 }

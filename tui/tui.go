@@ -21,6 +21,7 @@ import (
 	tea "github.com/charmbracelet/bubbletea"
 	"github.com/charmbracelet/lipgloss"
 
+	"github.com/clinicgate/clinicgate/appliance"
 	"github.com/clinicgate/clinicgate/appliance/admin"
 	"github.com/clinicgate/clinicgate/appliance/secrets"
 	"github.com/clinicgate/clinicgate/appliance/store"
@@ -55,6 +56,12 @@ type Admin interface {
 	// Status is the daemon's last report about itself.
 	Status(ctx context.Context) (admin.DaemonStatus, bool, error)
 	AddAdminKey(ctx context.Context, name, line string) (string, error)
+	// The LDAP door: the bind accounts an EHR searches with, and the
+	// site's ldap_ settings (as stored, or their defaults).
+	BindAccounts(ctx context.Context) ([]store.BindAccount, error)
+	AddBindAccount(ctx context.Context, n admin.NewBindAccount) (secrets.Secret, error)
+	RemoveBindAccount(ctx context.Context, name string) error
+	LDAPSettings(ctx context.Context) (map[string]string, error)
 	// Fresh reports an appliance with no users and no clients yet (the
 	// first-boot wizard starts then).
 	Fresh(ctx context.Context) (bool, error)
@@ -82,10 +89,11 @@ const (
 	tabClients
 	tabUpstreams
 	tabDevices
+	tabLDAP
 	tabCount
 )
 
-var tabNames = []string{"Dashboard", "Audit", "Users", "Clients", "Upstreams", "Devices"}
+var tabNames = []string{"Dashboard", "Audit", "Users", "Clients", "Upstreams", "Devices", "LDAP"}
 
 // keyMap is every key the console answers, with its help text.
 type keyMap struct {
@@ -116,18 +124,18 @@ var keys = keyMap{
 	Help:   key.NewBinding(key.WithKeys("?"), key.WithHelp("?", "help")),
 	Quit:   key.NewBinding(key.WithKeys("q", "ctrl+c"), key.WithHelp("q", "quit")),
 
-	Add:      key.NewBinding(key.WithKeys("a"), key.WithHelp("a", "add (users, clients)")),
+	Add:      key.NewBinding(key.WithKeys("a"), key.WithHelp("a", "add (users, clients, …)")),
 	Password: key.NewBinding(key.WithKeys("p"), key.WithHelp("p", "reset password")),
 	Disable:  key.NewBinding(key.WithKeys("d"), key.WithHelp("d", "disable/enable")),
 	Unlock:   key.NewBinding(key.WithKeys("u"), key.WithHelp("u", "unlock")),
 	Enrol:    key.NewBinding(key.WithKeys("m"), key.WithHelp("m", "enrol TOTP")),
-	Edit:     key.NewBinding(key.WithKeys("e"), key.WithHelp("e", "edit policy (clients)")),
+	Edit:     key.NewBinding(key.WithKeys("e"), key.WithHelp("e", "edit (policy, LDAP)")),
 	Groups:   key.NewBinding(key.WithKeys("g"), key.WithHelp("g", "groups and expiry")),
 	ResetMFA: key.NewBinding(key.WithKeys("r"), key.WithHelp("r", "reset TOTP")),
 	Device:   key.NewBinding(key.WithKeys("b"), key.WithHelp("b", "bind a device")),
 	Test:     key.NewBinding(key.WithKeys("t"), key.WithHelp("t", "test an upstream")),
 	Login:    key.NewBinding(key.WithKeys("l"), key.WithHelp("l", "test login (clients)")),
-	Remove:   key.NewBinding(key.WithKeys("x"), key.WithHelp("x", "remove (devices)")),
+	Remove:   key.NewBinding(key.WithKeys("x"), key.WithHelp("x", "remove (devices, LDAP)")),
 }
 
 // Model is the console's root model.
@@ -151,6 +159,9 @@ type Model struct {
 	clients []store.Client
 	ups     []store.Upstream
 	devices []store.Device
+	binds   []store.BindAccount
+	ldapSet map[string]string   // the ldap_ settings; nil: not read yet
+	ldapErr string              // why they could not be read
 	daemon  *admin.DaemonStatus // nil: never reported
 	form    *form
 	show    string // a result to read once (a secret, a QR code); any key closes
@@ -298,6 +309,14 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 			m.devices = msg.devices
 		}
 		return m, nil
+	case ldapMsg:
+		m.ldapErr = ""
+		if msg.err != nil {
+			m.ldapErr = "cannot read the LDAP settings right now (" + explain(msg.err) + ")"
+			return m, nil
+		}
+		m.binds, m.ldapSet = msg.binds, msg.settings
+		return m, nil
 	case freshMsg:
 		if msg.fresh && m.wizard == 0 {
 			m.wizard, m.wizUpstream = wizTimeZone, "local"
@@ -324,7 +343,7 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 				m.show = joinShown(m.show, wizardDone)
 			}
 		}
-		return m, tea.Batch(m.fetchUsers(), m.fetchClients(), m.fetchDevices())
+		return m, tea.Batch(m.fetchUsers(), m.fetchClients(), m.fetchDevices(), m.fetchLDAP())
 	case tea.KeyMsg:
 		return m.key(msg)
 	case tea.MouseMsg:
@@ -406,16 +425,26 @@ func (m Model) key(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
 		m.help.ShowAll = !m.help.ShowAll
 	case key.Matches(msg, keys.Next):
 		m.tab, m.detail, m.cursor = (m.tab+1)%tabCount, nil, 0
-		return m, tea.Batch(m.fetchUsers(), m.fetchClients(), m.fetchUpstreams(), m.fetchDevices())
+		return m, m.fetchPanes()
 	case key.Matches(msg, keys.Prev):
 		m.tab, m.detail, m.cursor = (m.tab+tabCount-1)%tabCount, nil, 0
-		return m, tea.Batch(m.fetchUsers(), m.fetchClients())
+		return m, m.fetchPanes()
 	case key.Matches(msg, keys.Add) && m.tab == tabUsers:
 		m.form = m.addUserForm()
 	case key.Matches(msg, keys.Add) && m.tab == tabClients:
 		m.form = m.addClientForm()
 	case key.Matches(msg, keys.Add) && m.tab == tabUpstreams:
 		m.form = m.addUpstreamForm()
+	case key.Matches(msg, keys.Add) && m.tab == tabLDAP:
+		m.form = m.addBindAccountForm()
+	case key.Matches(msg, keys.Edit) && m.tab == tabLDAP:
+		if m.ldapSet == nil {
+			m.note = "the LDAP settings have not been read yet; try again in a moment"
+			return m, m.fetchLDAP()
+		}
+		m.form = m.ldapSettingsForm()
+	case key.Matches(msg, keys.Remove) && m.tab == tabLDAP && len(m.binds) > 0:
+		m.confirm = m.removeBindAccount(m.binds[min(m.cursor, len(m.binds)-1)].Name)
 	case key.Matches(msg, keys.Remove) && m.tab == tabDevices && len(m.devices) > 0:
 		d := m.devices[min(m.cursor, len(m.devices)-1)]
 		m.confirm = &confirmation{question: "Remove device " + d.MAC + " (" + d.UserName + ")?", do: m.act(func(ctx context.Context) doneMsg {
@@ -425,7 +454,11 @@ func (m Model) key(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
 			return doneMsg{text: "device " + d.MAC + " removed"}
 		})}
 	case key.Matches(msg, keys.Login) && m.tab == tabClients && len(m.clients) > 0:
-		m.form = m.testLoginForm(m.clients[min(m.cursor, len(m.clients)-1)])
+		if c := m.clients[min(m.cursor, len(m.clients)-1)]; isLDAP(c) {
+			m.form = m.ldapTestLoginForm(c)
+		} else {
+			m.form = m.testLoginForm(c)
+		}
 	case key.Matches(msg, keys.Edit) && m.tab == tabClients && len(m.clients) > 0:
 		m.form = m.policyForm(m.clients[min(m.cursor, len(m.clients)-1)])
 	case key.Matches(msg, keys.Test) && m.tab == tabUpstreams && len(m.ups) > 0:
@@ -514,16 +547,8 @@ func (m Model) View() string {
 		return "clinicgate\nwindow too small:\nneed 40×10 or more\n(q quits)"
 	}
 	var b strings.Builder
-	// Title and tabs.
-	var tabs []string
-	for i, n := range tabNames {
-		if tab(i) == m.tab {
-			tabs = append(tabs, activeTab.Render(n))
-		} else {
-			tabs = append(tabs, n)
-		}
-	}
-	b.WriteString(titleStyle.Render("clinicgate "+m.opts.Version) + "  " + strings.Join(tabs, " │ ") + "\n")
+	bar, _ := m.tabBar()
+	b.WriteString(bar + "\n")
 	status := m.verify
 	if m.note != "" {
 		status = m.note
@@ -560,6 +585,8 @@ func (m Model) View() string {
 		body = m.viewClients(bodyHeight)
 	case m.tab == tabUpstreams:
 		body = m.viewUpstreams(bodyHeight)
+	case m.tab == tabLDAP:
+		body = m.viewLDAP(bodyHeight)
 	default:
 		body = m.viewDevices(bodyHeight)
 	}
@@ -570,6 +597,51 @@ func (m Model) View() string {
 	b.WriteString(strings.Join(lines[:bodyHeight], "\n") + "\n\n")
 	b.WriteString(m.help.View(keys))
 	return b.String()
+}
+
+// tabBar lays out the title line: the title, then every pane's name, and
+// where each name starts (for mouse clicks). When it would not fit, the
+// version gives way first, then the title, so at 80 columns every pane's
+// name stays whole.
+func (m Model) tabBar() (string, []int) {
+	bar, starts, w := m.tabBarWith(strings.TrimSpace("clinicgate " + m.opts.Version))
+	if w > m.width {
+		bar, starts, w = m.tabBarWith("clinicgate")
+	}
+	if w > m.width {
+		bar, starts, _ = m.tabBarWith("")
+	}
+	return bar, starts
+}
+
+// tabBarWith lays out the title line after title, and its width.
+func (m Model) tabBarWith(title string) (string, []int, int) {
+	var b strings.Builder
+	x := 0
+	if title != "" {
+		b.WriteString(titleStyle.Render(title) + "  ")
+		x = len([]rune(title)) + 2
+	}
+	starts := make([]int, len(tabNames))
+	for i, n := range tabNames {
+		if i > 0 {
+			b.WriteString(" │ ")
+			x += 3
+		}
+		starts[i] = x
+		if tab(i) == m.tab {
+			b.WriteString(activeTab.Render(n))
+		} else {
+			b.WriteString(n)
+		}
+		x += len([]rune(n))
+	}
+	return b.String(), starts, x
+}
+
+// fetchPanes refreshes what the panes list, when one is opened.
+func (m Model) fetchPanes() tea.Cmd {
+	return tea.Batch(m.fetchUsers(), m.fetchClients(), m.fetchUpstreams(), m.fetchDevices(), m.fetchLDAP())
 }
 
 func fit(s string, w int) string {
@@ -741,20 +813,27 @@ func (m Model) viewUsers(h int) string {
 
 func (m Model) viewClients(h int) string {
 	var b strings.Builder
-	b.WriteString("a: add a client (secret shown once) · e: edit its policy · l: test login\n")
-	b.WriteString(dimStyle.Render(fit(fmt.Sprintf("%-16s %-20s %-10s %-9s %s", "NAME", "ADDRESS", "UPSTREAM", "MFA", "MSG-AUTH"), m.width)) + "\n")
+	b.WriteString("a: add a client (RADIUS or LDAP) · e: edit its policy · l: test login\n")
+	b.WriteString(dimStyle.Render(fit(fmt.Sprintf(clientRow, "NAME", "DOOR", "ADDRESS", "UPSTREAM", "MFA", "MSG-AUTH/TLS"), m.width)) + "\n")
 	if len(m.clients) == 0 {
-		b.WriteString("(no clients yet: press a to add your Wi-Fi controller or VPN gateway)\n")
+		b.WriteString("(no clients yet: press a to add your Wi-Fi controller, VPN gateway or EHR)\n")
 	}
 	for i, c := range m.clients {
 		if i >= h-2 {
 			break
 		}
-		ma := "required"
-		if !c.Policy.RequireMessageAuthenticator {
-			ma = "optional (!)"
+		// RADIUS: is Message-Authenticator required (BlastRADIUS)?
+		// LDAP: may a password cross the network in clear?
+		door, sec := "radius", "required"
+		switch {
+		case isLDAP(c) && c.Policy.AllowPlainLDAP:
+			door, sec = "ldap", "plain allowed (!)"
+		case isLDAP(c):
+			door, sec = "ldap", "TLS required"
+		case !c.Policy.RequireMessageAuthenticator:
+			sec = "optional (!)"
 		}
-		line := fit(fmt.Sprintf("%-16s %-20s %-10s %-9s %s", clip(c.Name, 16), c.Prefix, clip(c.Policy.Upstream, 10), c.Policy.MFA, ma), m.width)
+		line := fit(fmt.Sprintf(clientRow, clip(c.Name, 16), door, clip(c.Prefix.String(), 18), clip(c.Policy.Upstream, 10), c.Policy.MFA, sec), m.width)
 		if i == min(m.cursor, len(m.clients)-1) {
 			line = cursorStyle.Render(line)
 		}
@@ -762,6 +841,13 @@ func (m Model) viewClients(h int) string {
 	}
 	return b.String()
 }
+
+// clientRow lays out the Clients pane: at 80 columns the longest last
+// column ("plain allowed (!)") still fits.
+const clientRow = "%-16s %-6s %-18s %-10s %-8s %s"
+
+// isLDAP reports a client of the LDAP door (RADIUS is the default).
+func isLDAP(c store.Client) bool { return c.Door == string(appliance.DoorLDAP) }
 
 // userAction starts a change to the selected user.
 func (m Model) userAction(msg tea.KeyMsg, u store.User) (tea.Model, tea.Cmd) {
@@ -901,20 +987,18 @@ func (m Model) mouse(msg tea.MouseMsg) (tea.Model, tea.Cmd) {
 		}
 		if msg.Y == 0 {
 			// The title line: find the pane name under the pointer.
-			x := len([]rune("clinicgate "+m.opts.Version)) + 2
-			for i, n := range tabNames {
-				w := len([]rune(n))
-				if msg.X >= x && msg.X < x+w {
+			_, starts := m.tabBar()
+			for i, x := range starts {
+				if msg.X >= x && msg.X < x+len([]rune(tabNames[i])) {
 					m.tab, m.detail, m.cursor = tab(i), nil, 0
-					return m, tea.Batch(m.fetchUsers(), m.fetchClients(), m.fetchUpstreams())
+					return m, m.fetchPanes()
 				}
-				x += w + 3 // " │ "
 			}
 			return m, nil
 		}
 		// Rows start under the title, status, pane header and column
-		// header lines.
-		first := map[tab]int{tabDashboard: 6, tabAudit: 4, tabUsers: 4, tabClients: 4, tabUpstreams: 4, tabDevices: 4}[m.tab]
+		// header lines (on the LDAP pane, also under its settings).
+		first := map[tab]int{tabDashboard: 6, tabAudit: 4, tabUsers: 4, tabClients: 4, tabUpstreams: 4, tabDevices: 4, tabLDAP: ldapFirstRow}[m.tab]
 		if row := msg.Y - first; row >= 0 && m.detail == nil {
 			m.cursor = row
 		}

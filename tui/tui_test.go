@@ -47,6 +47,9 @@ type fakeAdmin struct {
 	added    []admin.NewUpstream
 	problems []string
 	failRead bool
+	binds    []store.BindAccount
+	// written lists the settings in the order they were written.
+	written []string
 }
 
 // The changes validate names and passwords with the admin package's own
@@ -222,6 +225,7 @@ func (f *fakeAdmin) SetSetting(_ context.Context, k, v string) error {
 		f.settings = map[string]string{}
 	}
 	f.settings[k] = v
+	f.written = append(f.written, k)
 	return nil
 }
 
@@ -244,6 +248,8 @@ func (f *fakeAdmin) Clients(context.Context) ([]store.Client, error) {
 	return f.clients, nil
 }
 
+// AddClient keeps what the real one keeps: the door, the given secret (or
+// a generated one; none for LDAP), names unique, addresses unique per door.
 func (f *fakeAdmin) AddClient(_ context.Context, n admin.NewClient) (secrets.Secret, error) {
 	if err := admin.CheckName("client", n.Name); err != nil {
 		return nil, err
@@ -255,10 +261,89 @@ func (f *fakeAdmin) AddClient(_ context.Context, n admin.NewClient) (secrets.Sec
 	if err := n.Policy.Validate(); err != nil {
 		return nil, fmt.Errorf("%w: %v", admin.ErrInvalid, err)
 	}
+	door := n.Door
+	if door == "" {
+		door = appliance.DoorRADIUS
+	}
+	secret := n.Secret
+	switch {
+	case door == appliance.DoorLDAP && len(secret) > 0:
+		return nil, fmt.Errorf("%w: an LDAP client has no shared secret", admin.ErrInvalid)
+	case door == appliance.DoorLDAP:
+		secret = secrets.Secret{}
+	case len(secret) == 0:
+		secret = secrets.Secret("Gen3ratedS3cretGen3ratedS3cret12")
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.clients = append(f.clients, store.Client{Name: n.Name, Prefix: p, Policy: n.Policy})
-	return secrets.Secret("Gen3ratedS3cretGen3ratedS3cret12"), nil
+	for _, c := range f.clients {
+		if strings.EqualFold(c.Name, n.Name) || (c.Door == string(door) && c.Prefix == p) {
+			return nil, fmt.Errorf("%w: a client with the name %q or the address %s already exists", admin.ErrInvalid, n.Name, p)
+		}
+	}
+	f.clients = append(f.clients, store.Client{Name: n.Name, Door: string(door), Prefix: p, Secret: secret, Policy: n.Policy})
+	return secret, nil
+}
+
+func (f *fakeAdmin) BindAccounts(context.Context) ([]store.BindAccount, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]store.BindAccount(nil), f.binds...), nil
+}
+
+func (f *fakeAdmin) AddBindAccount(_ context.Context, n admin.NewBindAccount) (secrets.Secret, error) {
+	if err := admin.CheckName("bind account", n.Name); err != nil {
+		return nil, err
+	}
+	if len(n.Networks) == 0 {
+		return nil, fmt.Errorf("%w: give at least one network the bind account may bind from", admin.ErrInvalid)
+	}
+	var nets []netip.Prefix
+	for _, a := range n.Networks {
+		p, err := admin.ParseAddress(a)
+		if err != nil {
+			return nil, err
+		}
+		nets = append(nets, p)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, b := range f.binds {
+		if b.Name == n.Name {
+			return nil, fmt.Errorf("%w: a bind account called %q already exists", admin.ErrInvalid, n.Name)
+		}
+	}
+	secret := secrets.Secret("B1ndS3cretB1ndS3cretB1ndS3cret12")
+	f.binds = append(f.binds, store.BindAccount{Name: n.Name, Secret: secret, Networks: nets, CreatedAt: t0})
+	return secret, nil
+}
+
+func (f *fakeAdmin) RemoveBindAccount(_ context.Context, name string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for i, b := range f.binds {
+		if b.Name == name {
+			f.binds = append(f.binds[:i], f.binds[i+1:]...)
+			return nil
+		}
+	}
+	return fmt.Errorf("%w: there is no bind account %q", admin.ErrInvalid, name)
+}
+
+// LDAPSettings: the defaults, overlaid with what SetSetting wrote.
+func (f *fakeAdmin) LDAPSettings(context.Context) (map[string]string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := map[string]string{}
+	for k, spec := range appliance.SettingSpecs {
+		if strings.HasPrefix(k, "ldap_") {
+			out[k] = spec.Default
+			if v, ok := f.settings[k]; ok {
+				out[k] = v
+			}
+		}
+	}
+	return out, nil
 }
 
 func (f *fakeAdmin) AuditAfter(_ context.Context, seq int64, limit int) ([]store.AuditRow, error) {
@@ -498,13 +583,16 @@ func TestAddClientShowsSecretOnce(t *testing.T) {
 	tm.Send(tea.KeyMsg{Type: tea.KeyEnter})
 	tm.Type("10.0.0.300")
 	tm.Send(tea.KeyMsg{Type: tea.KeyEnter})
+	tm.Send(tea.KeyMsg{Type: tea.KeyEnter}) // door: empty, radius
 	tm.Send(tea.KeyMsg{Type: tea.KeyEnter})
 	waitFor(t, tm, "is not an IP address")
+	tm.Send(tea.KeyMsg{Type: tea.KeyShiftTab})
 	tm.Send(tea.KeyMsg{Type: tea.KeyShiftTab})
 	for range len("10.0.0.300") {
 		tm.Send(tea.KeyMsg{Type: tea.KeyBackspace})
 	}
 	tm.Type("192.168.10.2")
+	tm.Send(tea.KeyMsg{Type: tea.KeyEnter})
 	tm.Send(tea.KeyMsg{Type: tea.KeyEnter})
 	tm.Send(tea.KeyMsg{Type: tea.KeyEnter})
 	waitFor(t, tm, "Gen3ratedS3cretGen3ratedS3cret12", "shown once")
@@ -713,8 +801,9 @@ func TestDaemonNotAnsweringIsShown(t *testing.T) {
 func TestMouseSwitchesPanesAndSelects(t *testing.T) {
 	tm := start(t, sample(), 80, 24)
 	waitFor(t, tm, "frontdesk2")
-	// "clinicgate test  Dashboard │ Audit │ Users": Users starts at column 36.
-	tm.Send(tea.MouseMsg{X: 37, Y: 0, Button: tea.MouseButtonLeft, Action: tea.MouseActionRelease})
+	// At 80 columns the version gives way: "clinicgate  Dashboard │ Audit │
+	// Users": Users starts at column 32.
+	tm.Send(tea.MouseMsg{X: 33, Y: 0, Button: tea.MouseButtonLeft, Action: tea.MouseActionRelease})
 	waitFor(t, tm, "vendor-it")
 	tm.Send(tea.MouseMsg{X: 5, Y: 6, Button: tea.MouseButtonLeft, Action: tea.MouseActionRelease})
 	tm.Send(tea.MouseMsg{Button: tea.MouseButtonWheelUp, Action: tea.MouseActionPress})
@@ -748,9 +837,14 @@ func TestBusyDatabaseMakesTheFormWaitAndSaySo(t *testing.T) {
 func TestClientsScreen(t *testing.T) {
 	f := sample()
 	p := policy.Default()
+	ehr := p
+	ehr.MFARemember = 900
+	oldEHR := policy.Policy{Upstream: "local", MFA: policy.MFAEnrolled, AllowPlainLDAP: true}
 	f.clients = []store.Client{
-		{Name: "office-vpn", Prefix: netip.MustParsePrefix("192.168.1.1/32"), Policy: p},
-		{Name: "old-switch", Prefix: netip.MustParsePrefix("192.168.1.9/32"), Policy: policy.Policy{Upstream: "local", MFA: policy.MFAOff}},
+		{Name: "ehr", Door: "ldap", Prefix: netip.MustParsePrefix("192.168.1.20/32"), Policy: ehr},
+		{Name: "office-vpn", Door: "radius", Prefix: netip.MustParsePrefix("192.168.1.1/32"), Policy: p},
+		{Name: "old-ehr", Door: "ldap", Prefix: netip.MustParsePrefix("192.168.1.21/32"), Policy: oldEHR},
+		{Name: "old-switch", Door: "radius", Prefix: netip.MustParsePrefix("192.168.1.9/32"), Policy: policy.Policy{Upstream: "local", MFA: policy.MFAOff}},
 	}
 	tm := start(t, f, 80, 24)
 	waitFor(t, tm, "frontdesk2")

@@ -70,7 +70,7 @@ func (m Model) wizardForm(step int) *form {
 		f = m.addUpstreamForm()
 		f.title = "Step 3 of 5: where the clinic's accounts live (esc: on this appliance)"
 	case wizClient:
-		f = m.addClientFormWith(m.wizUpstream)
+		f = m.addClientFormWith(m.wizUpstream, false)
 		f.title = "Step 4 of 5: the first device that asks (Wi-Fi controller, VPN gateway)"
 	case wizUser:
 		f = m.addUserForm()

@@ -1055,7 +1055,7 @@ func (c *cli) adminCmd(ctx context.Context, args []string) error {
 		if _, err := os.Stat(path); err != nil {
 			return fmt.Errorf("no host key yet in %s: the daemon makes one at its first start", cfg.DataDir)
 		}
-		fp, err := tui.EnsureHostKey(path)
+		fp, err := tui.HostKeyFingerprint(path)
 		if err != nil {
 			return err
 		}

@@ -187,8 +187,13 @@ func (c *cli) runDaemon(ctx context.Context, cfg config.Config, demo bool) error
 	if cfg.LDAP.Listen != "" || cfg.LDAP.ListenTLS != "" {
 		certPath, keyPath, fp := cfg.LDAP.CertFile, cfg.LDAP.KeyFile, ""
 		if certPath == "" {
-			if certPath, keyPath, fp, err = ldapproxy.EnsureCertificate(st.Dir()); err != nil {
+			var renewed bool
+			if certPath, keyPath, fp, renewed, err = ldapproxy.EnsureCertificate(st.Dir()); err != nil {
 				return fmt.Errorf("LDAP certificate: %w", err)
+			}
+			if renewed {
+				log.Warn("the appliance's LDAP certificate was damaged and has been made again; EHRs that trusted the old one must be given the new one", "file", certPath, "sha256", fp)
+				_, _ = alog.Append(ctx, audit.Entry{Kind: audit.KindSystem, Reason: "ldap_certificate_renewed", Actor: "daemon", Detail: "the LDAP certificate " + certPath + " was damaged and was made again (SHA-256 " + fp + ")"})
 			}
 		} else if fp, err = ldapproxy.Fingerprint(certPath); err != nil {
 			return fmt.Errorf("ldap.cert_file: %w", err)
@@ -276,9 +281,13 @@ func (c *cli) runDaemon(ctx context.Context, cfg config.Config, demo bool) error
 		}
 		idle, _ := time.ParseDuration(cfg.SSHIdleTimeout)
 		hostKey := filepath.Join(st.Dir(), tui.HostKeyFile)
-		fp, err := tui.EnsureHostKey(hostKey)
+		fp, renewed, err := tui.EnsureHostKey(hostKey)
 		if err != nil {
 			return err
+		}
+		if renewed {
+			log.Warn("the console's SSH host key was damaged and has been made again; admins' SSH clients will warn that it changed", "file", hostKey, "fingerprint", fp)
+			_, _ = alog.Append(ctx, audit.Entry{Kind: audit.KindSystem, Reason: "ssh_host_key_renewed", Actor: "daemon", Detail: "the SSH host key " + hostKey + " was damaged and was made again (" + fp + ")"})
 		}
 		sshSrv, err = tui.NewSSH(tui.SSHConfig{HostKeyPath: hostKey, Keys: svc, Version: version, IdleTimeout: idle, Logger: log,
 			AdminFor: func(actor string) tui.Admin { return svc.As(actor) }})

@@ -19,6 +19,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/clinicgate/clinicgate/appliance/atomicfile"
 )
 
 // Files of the appliance's own LDAP certificate in the data directory.
@@ -31,15 +33,30 @@ const (
 // and key in dir, generating a self-signed ECDSA P-256 pair on first use
 // (named for this host and its addresses), and the certificate's SHA-256
 // fingerprint for the EHR's trust settings.
-func EnsureCertificate(dir string) (certPath, keyPath, fingerprint string, err error) {
+//
+// A generated pair that no longer loads (a power cut on a file system that
+// lost it, a hand edit) is made again rather than leaving the appliance
+// unable to start; renewed then says so, for the log: the EHR must be told
+// to trust the new certificate.
+func EnsureCertificate(dir string) (certPath, keyPath, fingerprint string, renewed bool, err error) {
 	certPath, keyPath = filepath.Join(dir, CertFile), filepath.Join(dir, KeyFile)
-	if _, err := os.Stat(certPath); errors.Is(err, fs.ErrNotExist) {
-		if err := generate(certPath, keyPath); err != nil {
-			return "", "", "", err
+	_, statErr := os.Stat(certPath)
+	switch {
+	case errors.Is(statErr, fs.ErrNotExist):
+		err = generate(certPath, keyPath)
+	case statErr != nil:
+		err = statErr
+	default:
+		if _, lerr := tls.LoadX509KeyPair(certPath, keyPath); lerr != nil {
+			renewed = true
+			err = generate(certPath, keyPath)
 		}
 	}
+	if err != nil {
+		return "", "", "", false, err
+	}
 	fp, err := Fingerprint(certPath)
-	return certPath, keyPath, fp, err
+	return certPath, keyPath, fp, renewed, err
 }
 
 // Fingerprint is the SHA-256 of the first certificate in a PEM file.
@@ -104,19 +121,12 @@ func generate(certPath, keyPath string) error {
 	if err != nil {
 		return err
 	}
-	if err := writeFile(keyPath, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kb}), 0o600); err != nil {
+	// The key first: a cut between the two leaves no certificate, which
+	// the next start makes again with a new key.
+	if err := atomicfile.Write(keyPath, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kb}), 0o600); err != nil {
 		return err
 	}
-	return writeFile(certPath, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644)
-}
-
-// writeFile writes atomically: a crash leaves the old file or the new one.
-func writeFile(path string, b []byte, mode os.FileMode) error {
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, b, mode); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
+	return atomicfile.Write(certPath, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644)
 }
 
 // TLSConfig loads a certificate and key for LDAPS and StartTLS: TLS 1.2

@@ -110,7 +110,7 @@ func newEnv(t testing.TB, o opts) *env {
 	if _, err := adm.AddBindAccount(t.Context(), admin.NewBindAccount{Name: bindName, Networks: []string{ca}, Secret: secrets.Secret(bindPW)}); err != nil {
 		t.Fatal(err)
 	}
-	certPath, keyPath, _, err := ldapproxy.EnsureCertificate(dir)
+	certPath, keyPath, _, _, err := ldapproxy.EnsureCertificate(dir)
 	if err != nil {
 		t.Fatal(err)
 	}

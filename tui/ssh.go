@@ -17,6 +17,8 @@ import (
 	"github.com/charmbracelet/wish"
 	bm "github.com/charmbracelet/wish/bubbletea"
 	gossh "golang.org/x/crypto/ssh"
+
+	"github.com/clinicgate/clinicgate/appliance/atomicfile"
 )
 
 // HostKeyFile is the SSH host key's name in the data directory.
@@ -50,39 +52,54 @@ type SSHConfig struct {
 	Logger      *slog.Logger
 }
 
-// EnsureHostKey creates the host key (ed25519, 0600) if it does not exist
-// and returns its SHA256 fingerprint.
-func EnsureHostKey(path string) (string, error) {
+// HostKeyFingerprint reads the host key and returns its SHA256
+// fingerprint, changing nothing.
+func HostKeyFingerprint(path string) (string, error) {
 	b, err := os.ReadFile(path)
-	if errors.Is(err, os.ErrNotExist) {
-		_, priv, err := ed25519.GenerateKey(rand.Reader)
-		if err != nil {
-			return "", err
-		}
-		block, err := gossh.MarshalPrivateKey(priv, "clinicgate host key")
-		if err != nil {
-			return "", err
-		}
-		b = pem.EncodeToMemory(block)
-		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-		if err != nil {
-			return "", fmt.Errorf("ssh host key: %w", err)
-		}
-		if _, err := f.Write(b); err != nil {
-			f.Close()
-			return "", err
-		}
-		if err := f.Close(); err != nil {
-			return "", err
-		}
-	} else if err != nil {
+	if err != nil {
 		return "", fmt.Errorf("ssh host key: %w", err)
 	}
 	signer, err := gossh.ParsePrivateKey(b)
 	if err != nil {
-		return "", fmt.Errorf("ssh host key %s is damaged: %w", path, err)
+		return "", fmt.Errorf("ssh host key %s is damaged (the daemon makes a new one at its next start): %w", path, err)
 	}
 	return gossh.FingerprintSHA256(signer.PublicKey()), nil
+}
+
+// EnsureHostKey creates the host key (ed25519, 0600) if it does not exist
+// and returns its SHA256 fingerprint. A key file that no longer parses (a
+// power cut on a file system that lost it) is made again rather than
+// leaving the console unreachable; renewed then says so, for the log:
+// admins' SSH clients will warn that the host key changed.
+func EnsureHostKey(path string) (fingerprint string, renewed bool, err error) {
+	b, err := os.ReadFile(path)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+	case err != nil:
+		return "", false, fmt.Errorf("ssh host key: %w", err)
+	default:
+		if signer, perr := gossh.ParsePrivateKey(b); perr == nil {
+			return gossh.FingerprintSHA256(signer.PublicKey()), false, nil
+		}
+		renewed = true
+	}
+	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return "", false, err
+	}
+	block, err := gossh.MarshalPrivateKey(priv, "clinicgate host key")
+	if err != nil {
+		return "", false, err
+	}
+	b = pem.EncodeToMemory(block)
+	if err := atomicfile.Write(path, b, 0o600); err != nil {
+		return "", false, fmt.Errorf("ssh host key: %w", err)
+	}
+	signer, err := gossh.ParsePrivateKey(b)
+	if err != nil {
+		return "", false, err
+	}
+	return gossh.FingerprintSHA256(signer.PublicKey()), renewed, nil
 }
 
 // NewSSH builds the server.
@@ -90,7 +107,7 @@ func NewSSH(c SSHConfig) (*SSH, error) {
 	if c.Keys == nil || c.AdminFor == nil || c.Logger == nil {
 		return nil, errors.New("tui: ssh needs a key checker, an admin factory and a logger")
 	}
-	if _, err := EnsureHostKey(c.HostKeyPath); err != nil {
+	if _, _, err := EnsureHostKey(c.HostKeyPath); err != nil {
 		return nil, err
 	}
 	if c.IdleTimeout <= 0 {

@@ -920,3 +920,75 @@ func TestBrokenConfigSaysWhatAndConsoleStillOpens(t *testing.T) {
 		return strings.Contains(out, "THE CONFIG FILE IS BROKEN") && strings.Contains(out, "Dashboard")
 	})
 }
+
+// holdWriteLock takes SQLite's write lock on the store from another
+// process (python3's sqlite3) for d, as a second writer would.
+func holdWriteLock(t *testing.T, data string, d time.Duration) *exec.Cmd {
+	t.Helper()
+	cmd := exec.Command("/usr/bin/python3", "-c", `
+import sqlite3, sys, time
+c = sqlite3.connect(sys.argv[1], isolation_level=None)
+c.execute("BEGIN IMMEDIATE")
+print("locked", flush=True)
+time.sleep(float(sys.argv[2]))
+c.execute("COMMIT")`, filepath.Join(data, "clinicgate.db"), fmt.Sprint(d.Seconds()))
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	line, _ := bufio.NewReader(out).ReadString('\n')
+	if strings.TrimSpace(line) != "locked" {
+		t.Fatalf("could not lock the store: %q", line)
+	}
+	return cmd
+}
+
+// TestConsoleWaitsForALockedStore: another writer holds the database; the
+// console says it is waiting, then saves once the lock is gone; held past
+// the busy timeout, it says so in words and the next try works.
+func TestConsoleWaitsForALockedStore(t *testing.T) {
+	need(t, "tmux", "/usr/bin/python3")
+	data, _ := setup(t, "--mfa", "off")
+	term := inTmux(t, 80, 24, binPath+" tui --data "+data)
+	capture := term.screen
+	waitFor(t, "the console to start", func() bool { return strings.Contains(capture(), "Dashboard") })
+	addUser := func(name string) {
+		term.keys("a")
+		waitFor(t, "the add-user form", func() bool { return strings.Contains(capture(), "Add a user") })
+		for _, k := range []string{name, "Enter", "staff", "Enter", "long enough pw", "Enter"} {
+			term.keys(k)
+		}
+	}
+	term.keys("Tab")
+	time.Sleep(100 * time.Millisecond)
+	term.keys("Tab")
+	waitFor(t, "the users pane", func() bool { return strings.Contains(capture(), "a:add") })
+	holdWriteLock(t, data, 3*time.Second)
+	addUser("nurse.lee")
+	waitFor(t, "the console to say it waits", func() bool { return strings.Contains(capture(), "waiting for the database") })
+	waitFor(t, "the user to be added once the lock is gone", func() bool { return strings.Contains(capture(), "user nurse.lee added") })
+	// Held longer than the busy timeout (5 s): refused in words, nothing
+	// half-written, and the console still works.
+	lock := holdWriteLock(t, data, 9*time.Second)
+	addUser("nurse.ray")
+	waitFor(t, "the console to give up in words", func() bool {
+		s := capture()
+		return strings.Contains(s, "busy") || strings.Contains(s, "locked") || strings.Contains(s, "try again")
+	})
+	if s := capture(); strings.Contains(s, "panic") || strings.Contains(s, "goroutine") || strings.Contains(s, "SQLITE") {
+		t.Fatalf("the console showed a crash or a raw driver error:\n%s", s)
+	} else {
+		t.Logf("while locked:\n%s", s)
+	}
+	lock.Wait()
+	term.keys("Escape")
+	addUser("nurse.ray")
+	waitFor(t, "the retry to work", func() bool { return strings.Contains(capture(), "user nurse.ray added") })
+	if out := mustCG(t, data, "", "user", "list"); !strings.Contains(out, "nurse.lee") || !strings.Contains(out, "nurse.ray") {
+		t.Fatalf("user list:\n%s", out)
+	}
+}

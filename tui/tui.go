@@ -327,6 +327,7 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		if msg.err != nil {
 			if m.form != nil {
 				m.form.err = explain(msg.err)
+				m.note = "" // "saving…" is over; the form says why
 			} else {
 				m.note = "! " + explain(msg.err)
 			}

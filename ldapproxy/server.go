@@ -74,6 +74,7 @@ type Server struct {
 	gservers []*gldap.Server
 	open     int
 	perSrc   map[netip.Addr]int
+	conns    map[*countedConn]struct{}
 }
 
 // New builds the door, refusing missing dependencies.
@@ -105,7 +106,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	log := cfg.Logger.With("door", "ldap")
 	return &Server{
-		cfg: cfg, log: log, perSrc: map[netip.Addr]int{},
+		cfg: cfg, log: log, perSrc: map[netip.Addr]int{}, conns: map[*countedConn]struct{}{},
 		dir:   newDirectory(cfg.Store, cfg.Directories, cfg.Now),
 		drops: newRateLog(log, cfg.Now),
 	}, nil
@@ -171,6 +172,12 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	s.closed = true
 	gs := s.gservers
+	// Idle connections sit in a read until their idle timeout; end the
+	// reads now so that the connections close (gldap sends each a
+	// Notice of Disconnection as it stops).
+	for c := range s.conns {
+		_ = c.SetReadDeadline(time.Now())
+	}
 	s.mu.Unlock()
 	done := make(chan error, 1)
 	go func() {
@@ -247,15 +254,19 @@ func (s *Server) admit(c net.Conn) (net.Conn, bool) {
 	s.perSrc[src]++
 	s.cfg.Metrics.conn("accepted")
 	s.cfg.Metrics.open(1)
-	return &countedConn{Conn: c, release: func() {
+	cc := &countedConn{Conn: c}
+	cc.release = func() {
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		s.open--
 		if s.perSrc[src]--; s.perSrc[src] <= 0 {
 			delete(s.perSrc, src)
 		}
+		delete(s.conns, cc)
 		s.cfg.Metrics.open(-1)
-	}}, true
+	}
+	s.conns[cc] = struct{}{}
+	return cc, true
 }
 
 type countedConn struct {

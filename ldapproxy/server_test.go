@@ -860,3 +860,18 @@ func TestBindAccountAndUserNamesNeverCollide(t *testing.T) {
 		t.Error("a bind account was added with a user's name")
 	}
 }
+
+func TestShutdownDoesNotWaitForIdleConnections(t *testing.T) {
+	// An hour of idle timeout: Shutdown must end the idle connection
+	// itself, well inside its context.
+	e := newEnv(t, opts{cfg: func(c *ldapproxy.Config) { c.IdleTimeout = time.Hour }})
+	c := e.dialTLS()
+	if err := c.Bind("alice", alicePW); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	if err := e.srv.Shutdown(ctx); err != nil {
+		t.Fatalf("shutdown with an idle connection: %v", err)
+	}
+}

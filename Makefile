@@ -6,7 +6,7 @@ BIN     := bin/clinicgate
 DATA    ?= .run/data
 export CGO_ENABLED := 0
 
-.PHONY: help build build-all run test test-short test-deps bench fuzz clean deb check-package image-deps image-vm image-test
+.PHONY: help build build-all run test test-short test-deps bench fuzz clean deb check-package image-deps image-vm image-pi image-test
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
@@ -59,15 +59,22 @@ check-package: ## build the amd64 .deb and check its contents and the systemd un
 
 image-deps: ## install what building and booting the images needs (Debian packages; root)
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends mmdebstrap systemd-boot-efi \
-		dosfstools mtools fdisk e2fsprogs qemu-utils zstd qemu-system-x86 ovmf freeradius-utils openssh-client
+		dosfstools mtools fdisk e2fsprogs qemu-utils zstd qemu-system-x86 ovmf freeradius-utils openssh-client \
+		qemu-user-static binfmt-support qemu-system-arm arch-test
 
 image-vm: ## build the x86-64 VM image (raw, raw.zst, qcow2) in dist/image (root; about 5 min)
 	rm -f dist/clinicgate_*_amd64.deb
 	$(MAKE) deb DEB_ARCHES=amd64
 	sh image/build-vm.sh dist/clinicgate_*_amd64.deb dist/image
 
+image-pi: ## build the Raspberry Pi SD-card image (arm64, img and img.zst) in dist/image (root; emulated, 15+ min)
+	rm -f dist/clinicgate_*_arm64.deb
+	$(MAKE) deb DEB_ARCHES=arm64
+	sh image/build-pi.sh dist/clinicgate_*_arm64.deb dist/image
+
 image-test: ## check and boot the images under qemu: layout, RADIUS answer, SSH host key, power loss (root; minutes)
 	sh image/test-image.sh vm dist/image/clinicgate-vm-amd64.raw
+	if [ -f dist/image/clinicgate-pi-arm64.img ]; then sh image/test-image.sh pi dist/image/clinicgate-pi-arm64.img; fi
 
 clean: ## remove build output and the demo data directory
 	rm -rf bin dist .run bench.out

@@ -45,7 +45,9 @@ if [ "$kind" = pi ]; then
 	dd if="$img" of="$work/fw.img" bs=512 skip=8192 count=524288 status=none
 	export MTOOLS_SKIP_CHECK=1
 	files=$(mdir -b -i "$work/fw.img" :: | sed 's|^::/||')
-	for f in config.txt cmdline.txt start4.elf fixup4.dat bootcode.bin bcm2711-rpi-4-b.dtb bcm2710-rpi-3-b.dtb bcm2710-rpi-3-b-plus.dtb bcm2711-rpi-400.dtb; do
+	# Debian boots the mainline kernel (upstream_kernel=1), so the device
+	# trees carry mainline names (bcm2837-… for the Pi 3).
+	for f in config.txt cmdline.txt bootcode.bin start.elf fixup.dat start4.elf fixup4.dat bcm2711-rpi-4-b.dtb bcm2711-rpi-400.dtb bcm2711-rpi-cm4-io.dtb bcm2837-rpi-3-b.dtb bcm2837-rpi-3-b-plus.dtb bcm2837-rpi-zero-2-w.dtb; do
 		echo "$files" | grep -qx "$f" || fail "the firmware partition lacks $f"
 	done
 	echo "$files" | grep -q '^vmlinuz' && echo "$files" | grep -q '^initrd.img' || fail "no kernel or initrd on the firmware partition"
@@ -53,6 +55,7 @@ if [ "$kind" = pi ]; then
 	mcopy -i "$work/fw.img" ::/config.txt "$work/config.txt"
 	grep -q 'root=LABEL=RASPIROOT' "$work/cmdline.txt" || fail "cmdline.txt does not name the root: $(cat "$work/cmdline.txt")"
 	grep -q '^arm_64bit=1' "$work/config.txt" || fail "config.txt does not boot 64-bit"
+	grep -q '^upstream_kernel=1' "$work/config.txt" || fail "config.txt does not select the mainline device trees"
 	mcopy -i "$work/fw.img" "::/$(echo "$files" | grep '^vmlinuz' | head -1)" "$work/vmlinuz"
 	mcopy -i "$work/fw.img" "::/$(echo "$files" | grep '^initrd.img' | head -1)" "$work/initrd.img"
 	echo "ok: MBR, 256 MiB FAT32 at 4 MiB with the Pi 3/4/400 firmware and device trees, config.txt (64-bit), cmdline.txt (root=LABEL=RASPIROOT)"
@@ -148,7 +151,12 @@ answer=$(wait_answer 420)
 echo "first boot: $answer"
 case "$answer" in Access-Accept*) ;; *) fail "got $answer, want Access-Accept" ;; esac
 
-rootmb=$(grep -a 'CLINICGATE-ROOT-MB:' "$work/serial.log" | tail -1 | tr -dc '0-9')
+# The seed prints its checks after adding the user: wait for them.
+for i in $(seq 60); do
+	grep -aq 'CLINICGATE-ROOT-MB:' "$work/serial.log" && break
+	sleep 1
+done
+rootmb=$(grep -a 'CLINICGATE-ROOT-MB:' "$work/serial.log" | tail -1 | sed 's/.*CLINICGATE-ROOT-MB: *//' | tr -dc '0-9')
 imgmb=$(( size / 2048 ))
 if [ "$kind" = pi ]; then
 	[ -n "$rootmb" ] && [ "$rootmb" -gt $((imgmb + 700)) ] || fail "the root file system did not grow to the card: ${rootmb:-?} MB, partition ${imgmb} MB, 1 GB added"

@@ -855,13 +855,13 @@ func TestFreshApplianceThroughTheConsole(t *testing.T) {
 	term := inTmux(t, 100, 40, binPath+" tui --data "+data)
 	capture := term.screen
 	keys := term.keys
-	waitFor(t, "the wizard", func() bool { return strings.Contains(capture(), "step 1 of 5") })
+	waitFor(t, "the wizard", func() bool { return strings.Contains(capture(), "step 1 of 6") })
 	keys("UTC", "Enter")
-	waitFor(t, "step 2", func() bool { return strings.Contains(capture(), "Step 2 of 5") })
+	waitFor(t, "step 2", func() bool { return strings.Contains(capture(), "Step 2 of 6") })
 	keys("Escape")
-	waitFor(t, "step 3", func() bool { return strings.Contains(capture(), "Step 3 of 5") })
+	waitFor(t, "step 3", func() bool { return strings.Contains(capture(), "Step 3 of 6") })
 	keys("Escape") // accounts live on the appliance
-	waitFor(t, "step 4", func() bool { return strings.Contains(capture(), "Step 4 of 5") })
+	waitFor(t, "step 4", func() bool { return strings.Contains(capture(), "Step 4 of 6") })
 	keys("lab", "Enter", "127.0.0.1", "Enter", "enrolled", "Enter")
 	var clientSecret string
 	waitFor(t, "the client's secret", func() bool {
@@ -872,8 +872,12 @@ func TestFreshApplianceThroughTheConsole(t *testing.T) {
 		return m != nil
 	})
 	keys("x")
-	waitFor(t, "step 5", func() bool { return strings.Contains(capture(), "Step 5 of 5") })
+	waitFor(t, "step 5", func() bool { return strings.Contains(capture(), "Step 5 of 6") })
 	keys("alice", "Enter", "staff", "Enter", "correct horse battery", "Enter")
+	waitFor(t, "step 6", func() bool { return strings.Contains(capture(), "Step 6 of 6") })
+	// The wizard's own test login, through the running daemon.
+	keys("alice", "Enter", "correct horse battery", "Enter")
+	waitFor(t, "the wizard's test login", func() bool { return strings.Contains(capture(), "Test login of alice: Access-Accept") })
 	waitFor(t, "the end of the wizard", func() bool { return strings.Contains(capture(), "Setup done") })
 	keys("x", "Tab", "Tab")
 	waitFor(t, "the users pane", func() bool { return strings.Contains(capture(), "alice") && strings.Contains(capture(), "a:add") })

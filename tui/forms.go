@@ -144,6 +144,9 @@ type (
 		next *form
 		// upstream names an upstream just added (the wizard uses it).
 		upstream string
+		// client names a client just added (the wizard's test login uses
+		// it).
+		client string
 	}
 	clientsMsg struct {
 		clients []store.Client
@@ -272,7 +275,7 @@ func (m Model) addClientFormWith(up string, doors bool) *form {
 						"add one on the LDAP tab (a) and enter its password in the EHR.\n\n"+
 						"Point the EHR at this appliance, port 636 (LDAPS) or 389 with StartTLS.", name)}
 			}
-			return doneMsg{text: "client " + name + " added", show: fmt.Sprintf(
+			return doneMsg{text: "client " + name + " added", client: name, show: fmt.Sprintf(
 				"Client %s added.\n\nEnter this shared secret on the device. It is shown once:\n\n    %s\n\nPoint the device's RADIUS server at this appliance, port 1812 (accounting 1813).", name, string(sec))}
 		})
 	}, fields...)

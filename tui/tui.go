@@ -167,6 +167,8 @@ type Model struct {
 	show    string // a result to read once (a secret, a QR code); any key closes
 	confirm *confirmation
 	wizard  int // the first-boot wizard's step; 0: not running
+	// wizClient is the client added in the wizard ("" if none).
+	wizClient string
 	// wizUpstream is the upstream added in the wizard ("local" if none).
 	wizUpstream string
 }
@@ -336,6 +338,9 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		m.form, m.note, m.show = msg.next, msg.text, msg.show
 		if msg.upstream != "" {
 			m.wizUpstream = msg.upstream
+		}
+		if msg.client != "" {
+			m.wizClient = msg.client
 		}
 		if m.wizard > 0 && msg.next == nil {
 			m.wizard++

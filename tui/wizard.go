@@ -2,15 +2,21 @@ package tui
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"time"
 
 	tea "github.com/charmbracelet/bubbletea"
+
+	"github.com/clinicgate/clinicgate/appliance"
+	"github.com/clinicgate/clinicgate/appliance/admin"
+	"github.com/clinicgate/clinicgate/appliance/store"
 )
 
 // The first-boot wizard: on an appliance with no users and no clients the
 // console walks the contractor from a fresh image to a working login —
-// time zone, an admin SSH key, the first RADIUS client, the first user —
+// time zone, an admin SSH key, where the accounts live, the first RADIUS
+// client, the first user, and a test login through the running daemon —
 // each step through the same admin operations as everywhere else, and
 // each skippable with esc.
 
@@ -22,6 +28,7 @@ const (
 	wizUpstream
 	wizClient
 	wizUser
+	wizTestLogin
 	wizDone
 )
 
@@ -39,7 +46,7 @@ func (m Model) wizardForm(step int) *form {
 	var f *form
 	switch step {
 	case wizTimeZone:
-		f = newForm("Welcome to clinicgate — step 1 of 5: the clinic's time zone", func(v []string) tea.Cmd {
+		f = newForm("Welcome to clinicgate — step 1 of 6: the clinic's time zone", func(v []string) tea.Cmd {
 			return m.act(func(ctx context.Context) doneMsg {
 				tz := strings.TrimSpace(v[0])
 				if tz == "" {
@@ -52,7 +59,7 @@ func (m Model) wizardForm(step int) *form {
 			})
 		}, field("time zone", "e.g. America/Chicago or Europe/Berlin (allowed hours use it); empty: the system's", false, 64))
 	case wizSSHKey:
-		f = newForm("Step 2 of 5: your SSH key, to open this console from your laptop", func(v []string) tea.Cmd {
+		f = newForm("Step 2 of 6: your SSH key, to open this console from your laptop", func(v []string) tea.Cmd {
 			return m.act(func(ctx context.Context) doneMsg {
 				if strings.TrimSpace(v[1]) == "" {
 					return doneMsg{text: "no SSH key added (add one later: clinicgate admin add-key)"}
@@ -68,14 +75,57 @@ func (m Model) wizardForm(step int) *form {
 			field("key", "paste one line of your .pub file (ssh-ed25519 AAAA…); empty: skip", false, 4096))
 	case wizUpstream:
 		f = m.addUpstreamForm()
-		f.title = "Step 3 of 5: where the clinic's accounts live (esc: on this appliance)"
+		f.title = "Step 3 of 6: where the clinic's accounts live (esc: on this appliance)"
 	case wizClient:
 		f = m.addClientFormWith(m.wizUpstream, false)
-		f.title = "Step 4 of 5: the first device that asks (Wi-Fi controller, VPN gateway)"
+		f.title = "Step 4 of 6: the first device that asks (Wi-Fi controller, VPN gateway)"
 	case wizUser:
 		f = m.addUserForm()
-		f.title = "Step 5 of 5: the first person who logs in (or one to enrol for TOTP, with an upstream)"
+		f.title = "Step 5 of 6: the first person who logs in (or one to enrol for TOTP, with an upstream)"
+	case wizTestLogin:
+		f = m.wizardTestLoginForm()
 	}
+	return f
+}
+
+// wizardTestLoginForm sends a real login through the running daemon under
+// the policy of the client added in step 4 (or the first RADIUS client),
+// as the Clients pane's test login does, and shows the answer and why.
+func (m Model) wizardTestLoginForm() *form {
+	f := newForm("Step 6 of 6: a test login through the running appliance (esc: skip)", func(v []string) tea.Cmd {
+		addr, aerr := m.radiusAddr()
+		want := m.wizClient
+		return m.act(func(ctx context.Context) doneMsg {
+			if aerr != nil {
+				return doneMsg{err: fmt.Errorf("%w: %v", admin.ErrInvalid, aerr)}
+			}
+			clients, err := m.admin.Clients(ctx)
+			if err != nil {
+				return doneMsg{err: err}
+			}
+			var chosen *store.Client
+			for i := range clients {
+				c := &clients[i]
+				if c.Door != "" && c.Door != string(appliance.DoorRADIUS) {
+					continue
+				}
+				if c.Name == want || chosen == nil {
+					chosen = c
+				}
+			}
+			if chosen == nil {
+				return doneMsg{err: fmt.Errorf("%w: there is no RADIUS client to test through yet (esc skips this step)", admin.ErrInvalid)}
+			}
+			report, err := m.testLogin(ctx, addr, *chosen, strings.TrimSpace(v[0]), v[1])
+			if err != nil {
+				return doneMsg{err: err}
+			}
+			return doneMsg{text: "test login sent", show: report}
+		})
+	},
+		field("user", "the user from step 5", false, 128),
+		field("password", "their password (append ,123456 if they have a code already)", true, 128),
+	)
 	return f
 }
 

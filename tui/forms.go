@@ -16,6 +16,7 @@ import (
 	"github.com/clinicgate/clinicgate/appliance"
 	"github.com/clinicgate/clinicgate/appliance/admin"
 	"github.com/clinicgate/clinicgate/appliance/policy"
+	"github.com/clinicgate/clinicgate/appliance/secrets"
 	"github.com/clinicgate/clinicgate/appliance/store"
 	"github.com/clinicgate/clinicgate/appliance/upstream"
 )
@@ -634,4 +635,40 @@ func (m Model) upstreamSettingsForm(kind string) *form {
 			field("CA file", "PEM file of the CA that signed the DC's certificate (empty: the system's)", false, 256),
 		)
 	}
+}
+
+// editUpstreamForm changes an upstream in place: its settings (the kind's
+// JSON, as 'clinicgate upstream list' shows it, directory sync included),
+// and, when given, its secret and its directory-sync token. The settings
+// are checked by building the connector before anything is stored.
+func (m Model) editUpstreamForm(u store.Upstream) *form {
+	fields := []formField{
+		field("settings", "the "+u.Kind+" settings (JSON; e.g. urls, base_dn, sync, sync_interval_minutes)", false, 4096),
+		field("secret", "the service account's password or shared secret; empty: keep it", true, 512),
+		field("sync token", "a directory-sync API token (Okta); empty: keep it", true, 512),
+	}
+	fields[0].input.SetValue(u.Config)
+	name, version := u.Name, u.Version
+	return newForm("Upstream "+name+" ("+u.Kind+")", func(v []string) tea.Cmd {
+		return m.act(func(ctx context.Context) doneMsg {
+			e := admin.UpstreamEdit{Config: v[0], Version: version}
+			if v[1] != "" {
+				e.Secret = secrets.Secret(v[1])
+			}
+			warnings, err := m.admin.EditUpstream(ctx, name, e)
+			if err != nil {
+				return doneMsg{err: err}
+			}
+			if v[2] != "" {
+				if err := m.admin.SetSyncToken(ctx, name, secrets.Secret(v[2])); err != nil {
+					return doneMsg{err: fmt.Errorf("the settings were saved, but the sync token was not: %w", err)}
+				}
+			}
+			text := "upstream " + name + " saved; the daemon uses it within a second"
+			if len(warnings) > 0 {
+				return doneMsg{text: text, show: "Upstream " + name + " saved, with warnings:\n\n  " + strings.Join(warnings, "\n  ")}
+			}
+			return doneMsg{text: text}
+		})
+	}, fields...)
 }

@@ -47,6 +47,9 @@ type Admin interface {
 	RemoveClient(ctx context.Context, name string) error
 	Upstreams(ctx context.Context) ([]store.Upstream, error)
 	AddUpstream(ctx context.Context, n admin.NewUpstream) ([]string, error)
+	EditUpstream(ctx context.Context, name string, e admin.UpstreamEdit) ([]string, error)
+	RemoveUpstream(ctx context.Context, name string) error
+	SetSyncToken(ctx context.Context, name string, token secrets.Secret) error
 	TestUpstream(ctx context.Context, name, user string, pw secrets.Secret, w io.Writer) error
 	ResetMFA(ctx context.Context, name string) error
 	AddDevice(ctx context.Context, mac, user, description string) (string, error)
@@ -467,6 +470,16 @@ func (m Model) key(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
 		}
 	case key.Matches(msg, keys.Edit) && m.tab == tabClients && len(m.clients) > 0:
 		m.form = m.policyForm(m.clients[min(m.cursor, len(m.clients)-1)])
+	case key.Matches(msg, keys.Edit) && m.tab == tabUpstreams && len(m.ups) > 0:
+		m.form = m.editUpstreamForm(m.ups[min(m.cursor, len(m.ups)-1)])
+	case key.Matches(msg, keys.Remove) && m.tab == tabUpstreams && len(m.ups) > 0:
+		name := m.ups[min(m.cursor, len(m.ups)-1)].Name
+		m.confirm = &confirmation{question: "Remove upstream " + name + "? (refused while a client uses it)", do: m.act(func(ctx context.Context) doneMsg {
+			if err := m.admin.RemoveUpstream(ctx, name); err != nil {
+				return doneMsg{err: err}
+			}
+			return doneMsg{text: "upstream " + name + " removed"}
+		})}
 	case key.Matches(msg, keys.Test) && m.tab == tabUpstreams && len(m.ups) > 0:
 		m.form = m.testUpstreamForm(m.ups[min(m.cursor, len(m.ups)-1)].Name)
 	case m.tab == tabUsers && len(m.users) > 0 && (key.Matches(msg, keys.Password) || key.Matches(msg, keys.Disable) || key.Matches(msg, keys.Unlock) ||
@@ -911,7 +924,7 @@ func joinShown(a, b string) string {
 
 func (m Model) viewUpstreams(h int) string {
 	var b strings.Builder
-	b.WriteString("a: add · t: test with a real login · (remove with clinicgate upstream remove)\n")
+	b.WriteString("a: add · e: edit settings, secret, sync · t: test with a real login · x: remove\n")
 	b.WriteString(dimStyle.Render(fit(fmt.Sprintf("%-16s %-7s %s", "NAME", "KIND", "WHERE"), m.width)) + "\n")
 	if len(m.ups) == 0 {
 		b.WriteString("(none: every client checks passwords against the appliance's own users)\n")

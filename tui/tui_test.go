@@ -36,6 +36,7 @@ func TestMain(m *testing.M) {
 
 // fakeAdmin is an in-memory appliance for the console.
 type fakeAdmin struct {
+	upEdits  []admin.UpstreamEdit
 	mu       sync.Mutex
 	rows     []store.AuditRow
 	users    []store.User
@@ -155,6 +156,23 @@ func (f *fakeAdmin) AddUpstream(_ context.Context, n admin.NewUpstream) ([]strin
 	f.added = append(f.added, n)
 	return w, nil
 }
+
+// edits records EditUpstream calls; the fake validates like the real one.
+func (f *fakeAdmin) EditUpstream(_ context.Context, name string, e admin.UpstreamEdit) ([]string, error) {
+	if _, err := upstream.Build(store.Upstream{Name: name, Kind: "ldap", Config: e.Config, Secret: []byte("x")}); err != nil {
+		return nil, fmt.Errorf("%w: %v", admin.ErrInvalid, err)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.upEdits = append(f.upEdits, e)
+	return nil, nil
+}
+
+func (f *fakeAdmin) RemoveUpstream(_ context.Context, name string) error {
+	return fmt.Errorf("%w: clients [office-wifi] still use upstream %q", admin.ErrInvalid, name)
+}
+
+func (f *fakeAdmin) SetSyncToken(context.Context, string, secrets.Secret) error { return nil }
 
 func (f *fakeAdmin) TestUpstream(_ context.Context, name, user string, pw secrets.Secret, w io.Writer) error {
 	fmt.Fprintf(w, "1. settings of ldap upstream %s: ok\n3. checking the password of %s\n", name, user)
@@ -920,5 +938,42 @@ func TestAddUpstreamFromTheConsole(t *testing.T) {
 	defer f.mu.Unlock()
 	if len(f.added) != 1 || !strings.Contains(f.added[0].Config, `"starttls":true`) || !strings.Contains(f.added[0].Config, "sAMAccountName") {
 		t.Fatalf("added %+v, want an ldap upstream with StartTLS on its ldap:// URL and sAMAccountName", f.added)
+	}
+}
+
+func TestEditUpstreamInPlace(t *testing.T) {
+	f := sample()
+	tm := start(t, f, 100, 30)
+	waitFor(t, tm, "frontdesk2")
+	for range 4 {
+		tm.Send(tea.KeyMsg{Type: tea.KeyTab})
+	}
+	waitFor(t, tm, "clinic-ad", "e: edit settings")
+	tm.Type("e")
+	waitFor(t, tm, "Upstream clinic-ad (ldap)", "dc1.clinic.local")
+	// Break the settings: refused in words, nothing stored.
+	tm.Send(tea.KeyMsg{Type: tea.KeyCtrlU})
+	tm.Type(`{"urls":["gopher://x"]}`)
+	tm.Send(tea.KeyMsg{Type: tea.KeyEnter})
+	tm.Send(tea.KeyMsg{Type: tea.KeyEnter})
+	tm.Send(tea.KeyMsg{Type: tea.KeyEnter})
+	waitFor(t, tm, "want ldap://host:port")
+	f.mu.Lock()
+	n := len(f.upEdits)
+	f.mu.Unlock()
+	if n != 0 {
+		t.Fatalf("a refused edit was stored")
+	}
+	tm.Send(tea.KeyMsg{Type: tea.KeyTab})
+	tm.Send(tea.KeyMsg{Type: tea.KeyCtrlU})
+	tm.Type(`{"urls":["ldaps://dc2.clinic.local:636"],"base_dn":"dc=clinic,dc=local","user_attribute":"sAMAccountName"}`)
+	tm.Send(tea.KeyMsg{Type: tea.KeyEnter})
+	tm.Send(tea.KeyMsg{Type: tea.KeyEnter})
+	tm.Send(tea.KeyMsg{Type: tea.KeyEnter})
+	waitFor(t, tm, "upstream clinic-ad saved")
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.upEdits) != 1 || !strings.Contains(f.upEdits[0].Config, "dc2.clinic.local") || f.upEdits[0].Secret != nil {
+		t.Fatalf("stored edits: %+v (the secret must be kept when left empty)", f.upEdits)
 	}
 }

@@ -52,6 +52,62 @@ func (s *Service) AddUpstream(ctx context.Context, n NewUpstream) ([]string, err
 	return warnings, err
 }
 
+// UpstreamEdit changes an upstream in place.
+type UpstreamEdit struct {
+	Config string         // the kind's JSON settings, whole
+	Secret secrets.Secret // nil: keep the stored one
+	// Version must match the stored upstream (a lost update is refused).
+	Version int64
+}
+
+// EditUpstream replaces an upstream's settings (validated by building the
+// connector, as AddUpstream does) and, if given, its secret. Passwords the
+// old settings verified for failmode cached are forgotten: they may have
+// come from another directory. The running daemon uses the new settings
+// within a second. It returns the connector's warnings.
+func (s *Service) EditUpstream(ctx context.Context, name string, e UpstreamEdit) ([]string, error) {
+	old, err := s.Store.UpstreamByName(ctx, name)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, invalid("there is no upstream %q", name)
+	}
+	if err != nil {
+		return nil, err
+	}
+	u := old
+	u.Config = strings.TrimSpace(e.Config)
+	if e.Secret != nil {
+		u.Secret = e.Secret
+	}
+	if e.Version != 0 {
+		u.Version = e.Version
+	}
+	conn, err := upstream.Build(u)
+	if err != nil {
+		return nil, invalid("%v", err)
+	}
+	var warnings []string
+	if w, ok := conn.(upstream.Warner); ok {
+		warnings = w.Warnings()
+	}
+	if c, ok := conn.(interface{ Close() }); ok {
+		c.Close()
+	}
+	detail := fmt.Sprintf("%s upstream %s changed: %s", u.Kind, name, u.Config)
+	if e.Secret != nil {
+		detail += " (secret replaced)"
+	}
+	err = s.change(ctx, audit.Entry{Reason: "upstream_edit", Detail: detail}, func(tx *store.Tx) error {
+		return tx.UpdateUpstream(ctx, u, s.Now())
+	})
+	switch {
+	case errors.Is(err, store.ErrConflict):
+		return nil, invalid("someone else changed upstream %q meanwhile; open it again to see their change", name)
+	case errors.Is(err, store.ErrNotFound):
+		return nil, invalid("there is no upstream %q", name)
+	}
+	return warnings, err
+}
+
 // Upstreams lists the configured upstreams (secrets included: callers must
 // not print them).
 func (s *Service) Upstreams(ctx context.Context) ([]store.Upstream, error) {

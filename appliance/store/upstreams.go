@@ -93,6 +93,39 @@ func (tx *Tx) CreateUpstream(ctx context.Context, u Upstream, now time.Time) err
 	return nil
 }
 
+// UpstreamByName finds one upstream inside a transaction.
+func (tx *Tx) UpstreamByName(ctx context.Context, name string) (Upstream, error) {
+	return tx.s.scanUpstream(tx.q.QueryRowContext(ctx, `SELECT `+upstreamCols+` FROM upstreams WHERE name = ?`, name))
+}
+
+// UpdateUpstream replaces u's settings and secret (sealed) if its version
+// is still the stored one: ErrConflict if someone changed it meanwhile,
+// ErrNotFound if it is gone.
+func (tx *Tx) UpdateUpstream(ctx context.Context, u Upstream, now time.Time) error {
+	var sealed []byte
+	if len(u.Secret) > 0 {
+		var err error
+		if sealed, err = tx.s.sealer.Seal(u.Secret, upstreamContext(u.Name)); err != nil {
+			return err
+		}
+	}
+	res, err := tx.q.ExecContext(ctx, `UPDATE upstreams SET config = ?, secret = ?, version = version + 1, updated_at = ? WHERE name = ? AND version = ?`,
+		u.Config, sealed, now.Unix(), u.Name, u.Version)
+	if err != nil {
+		return fmt.Errorf("upstream %q: %w", u.Name, mapErr(err))
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		if _, err := tx.UpstreamByName(ctx, u.Name); err != nil {
+			return err
+		}
+		return ErrConflict
+	}
+	// Passwords verified under the old settings may be another
+	// directory's: failmode cached must not accept them.
+	_, err = tx.q.ExecContext(ctx, `DELETE FROM cached_verifiers WHERE upstream = ? COLLATE NOCASE`, u.Name)
+	return mapErr(err)
+}
+
 // DeleteUpstream removes an upstream by name.
 func (tx *Tx) DeleteUpstream(ctx context.Context, name string) error {
 	res, err := tx.q.ExecContext(ctx, `DELETE FROM upstreams WHERE name = ?`, name)

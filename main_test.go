@@ -1067,3 +1067,33 @@ func TestFullDiskFailsClosedAndRecovers(t *testing.T) {
 		}
 	}
 }
+
+// TestConsoleLDAPTestLogin: the test login of an LDAP client binds
+// through the running daemon over StartTLS pinned to the certificate the
+// daemon reports, via a temporary loopback LDAP client, and shows why a
+// bind without the code was refused.
+func TestConsoleLDAPTestLogin(t *testing.T) {
+	need(t, "tmux")
+	data := t.TempDir()
+	startDaemon(t, data)
+	mustCG(t, data, "", "client", "add", "ehr", "--door", "ldap", "--address", "10.9.0.20", "--mfa", "required")
+	mustCG(t, data, "correct horse battery", "user", "add", "alice", "--group", "staff", "--password-stdin")
+	enroll(t, data, "alice")
+	term := inTmux(t, 100, 30, binPath+" tui --data "+data)
+	capture := term.screen
+	keys := term.keys
+	waitFor(t, "the console", func() bool { return strings.Contains(capture(), "daemon") })
+	keys("Tab", "Tab", "Tab")
+	waitFor(t, "the clients pane", func() bool { return strings.Contains(capture(), "TLS required") })
+	keys("l", "alice", "Enter", "correct horse battery", "Enter")
+	waitFor(t, "the LDAP test login's answer", func() bool {
+		s := capture()
+		return strings.Contains(s, "comma") && strings.Contains(s, "mfa_required")
+	})
+	if s := capture(); !strings.Contains(s, "console-test-ldap") {
+		t.Fatalf("the answer does not say which client it went through:\n%s", s)
+	}
+	waitFor(t, "the temporary client to go", func() bool {
+		return !strings.Contains(mustCG(t, data, "", "client", "list"), "console-test-ldap")
+	})
+}

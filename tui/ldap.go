@@ -163,6 +163,7 @@ var ldapSettingFields = []struct{ key, label, help string }{
 	{"ldap_size_limit", "size limit", "most entries one search returns (1-100000)"},
 	{"ldap_time_limit", "time limit", "longest a search may take, in seconds (1-300)"},
 	{"ldap_proxy_upstream", "upstream", "proxy mode: the LDAP upstream searches go to (empty: none)"},
+	{"ldap_attributes", "attributes", "proxy mode: the only attributes returned, comma-separated"},
 	{"ldap_mode", "mode", "directory (the appliance's users and groups) or proxy"},
 }
 
@@ -171,11 +172,11 @@ var ldapSettingFields = []struct{ key, label, help string }{
 func (m Model) ldapSettingsForm() *form {
 	old := m.ldapSet
 	// Shown in the order a contractor thinks of them: names, then mode.
-	order := []int{0, 1, 2, 6, 5, 3, 4}
+	order := []int{0, 1, 2, 7, 5, 3, 4, 6}
 	var fields []formField
 	for _, i := range order {
 		f := ldapSettingFields[i]
-		fl := field(f.label, f.help, false, 256)
+		fl := field(f.label, f.help, false, 1024)
 		fl.input.SetValue(old[f.key])
 		fields = append(fields, fl)
 	}

@@ -143,7 +143,7 @@ func TestLDAPSettingsForm(t *testing.T) {
 		tm.Send(tea.KeyMsg{Type: tea.KeyBackspace})
 	}
 	tm.Type("clinic")
-	for range 7 {
+	for range 8 {
 		tm.Send(tea.KeyMsg{Type: tea.KeyEnter})
 	}
 	waitFor(t, tm, `base DN: "clinic" is not a distinguished name like dc=clinic,dc=local`)
@@ -160,7 +160,7 @@ func TestLDAPSettingsForm(t *testing.T) {
 		tm.Send(tea.KeyMsg{Type: tea.KeyBackspace})
 	}
 	tm.Type("proxy")
-	for range 4 {
+	for range 5 {
 		tm.Send(tea.KeyMsg{Type: tea.KeyEnter})
 	}
 	waitFor(t, tm, "proxy mode needs the name of an LDAP upstream")
@@ -170,12 +170,13 @@ func TestLDAPSettingsForm(t *testing.T) {
 	if written != 0 {
 		t.Fatalf("a refused form wrote %d settings", written)
 	}
-	for range 2 { // back to upstream
+	for range 3 { // back to upstream
 		tm.Send(tea.KeyMsg{Type: tea.KeyShiftTab})
 	}
 	tm.Type("clinic-ad")
 	tm.Send(tea.KeyMsg{Type: tea.KeyEnter})
 	tm.Type("0") // size limit: 5000
+	tm.Send(tea.KeyMsg{Type: tea.KeyEnter})
 	tm.Send(tea.KeyMsg{Type: tea.KeyEnter})
 	tm.Send(tea.KeyMsg{Type: tea.KeyEnter})
 	waitFor(t, tm, "LDAP settings saved", "proxy: searches go to the upstream clinic-ad")

@@ -40,6 +40,7 @@ mmdebstrap --mode=root --variant=apt --arch=amd64 \
 	--customize-hook="chroot \"\$1\" sh -c 'dpkg -i /tmp/$(basename "$deb") && rm /tmp/$(basename "$deb")'" \
 	--customize-hook="sync-in $here/vm-root /" \
 	--customize-hook="$here/customize.sh \"\$1\"" \
+	--customize-hook="$here/prune-modules.sh \"\$1\"" \
 	bookworm "$root" "$sources"
 echo "root file system built in $(( $(date +%s) - start )) s"
 

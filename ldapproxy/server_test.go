@@ -710,13 +710,10 @@ func TestStalledHalfMessageTimesOut(t *testing.T) {
 	if _, err := c.Write([]byte{0x30, 0x20, 0x02, 0x01}); err != nil {
 		t.Fatal(err)
 	}
-	start := time.Now()
-	_, err := io.ReadAll(c)
-	if err != nil {
+	// The connection's own deadline is 10 s: only the door's idle
+	// timeout (300 ms here) can end the read with EOF first.
+	if _, err := io.ReadAll(c); err != nil {
 		t.Fatalf("want the door to close the stalled connection, got %v", err)
-	}
-	if time.Since(start) > 8*time.Second {
-		t.Fatalf("the stalled connection was not closed by the idle timeout")
 	}
 	e.stillAnswers()
 }
@@ -800,14 +797,24 @@ func TestIdleConnectionFloodIsBounded(t *testing.T) {
 	if err := c.Bind("alice", alicePW); err != nil {
 		t.Fatalf("bind during the flood: %v", err)
 	}
-	// Of the flood, at most the per-source limit stays open.
+	// Of the flood, at most the per-source limit stays open. Refused
+	// connections are closed as the accept loop reaches them, so count
+	// again until it has (a connection still waiting in the kernel's
+	// accept queue looks open until then).
 	alive := 0
 	buf := make([]byte, 1)
-	for _, c := range open {
-		_ = c.SetReadDeadline(time.Now().Add(time.Millisecond))
-		if _, err := c.Read(buf); err != nil && errors.Is(err, os.ErrDeadlineExceeded) {
-			alive++
+	for try := 0; try < 50; try++ {
+		alive = 0
+		for _, c := range open {
+			_ = c.SetReadDeadline(time.Now().Add(time.Millisecond))
+			if _, err := c.Read(buf); err != nil && errors.Is(err, os.ErrDeadlineExceeded) {
+				alive++
+			}
 		}
+		if alive <= 50 {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
 	if alive > 50 {
 		t.Errorf("%d flood connections still open, want at most 50 (the per-source limit)", alive)

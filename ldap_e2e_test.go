@@ -392,13 +392,11 @@ func TestUpstreamDroppingMidSearch(t *testing.T) {
 		t.Fatalf("before the cut: exit %d\n%s", rc, out)
 	}
 	relay.arm(true)
-	start := time.Now()
+	// ldapsearch's own limit (-l 5) would end a hang with 3
+	// (timeLimitExceeded), not 52.
 	out, rc := search("(uid=*)")
 	if rc != 52 {
 		t.Errorf("search cut mid-way: exit %d, want 52 (unavailable)\n%s", rc, out)
-	}
-	if time.Since(start) > 15*time.Second {
-		t.Errorf("the cut search took %s", time.Since(start))
 	}
 	relay.arm(false)
 	if out, rc := search("(uid=user002)"); rc != 0 || !strings.Contains(out, "uid: user002") {

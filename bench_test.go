@@ -325,37 +325,14 @@ func BenchmarkLDAPUpstream(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer conn.Close()
+	// runLoad (bench_ldap_test.go) drives the checks; a failed one is an
+	// error of the benchmark, as before.
 	run := func(check func(worker, i int) error) (float64, time.Duration, time.Duration) {
-		var mu sync.Mutex
-		var lat []time.Duration
-		next := 0
-		start := time.Now()
-		var wg sync.WaitGroup
-		for w := range conc {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for {
-					mu.Lock()
-					i := next
-					next++
-					mu.Unlock()
-					if i >= total {
-						return
-					}
-					t0 := time.Now()
-					if err := check(w, i); err != nil {
-						b.Error(err)
-						return
-					}
-					mu.Lock()
-					lat = append(lat, time.Since(t0))
-					mu.Unlock()
-				}
-			}()
+		r := runLoad(conc, total, check)
+		if r.errs > 0 {
+			b.Errorf("%d checks failed, the first: %v", r.errs, r.firstErr)
 		}
-		wg.Wait()
-		return float64(total) / time.Since(start).Seconds(), pct(lat, 0.5), pct(lat, 0.99)
+		return r.rate, r.p50, r.p99
 	}
 	ctx := context.Background()
 	direct := make([]*ldap.Conn, conc)

@@ -30,16 +30,15 @@ type directory struct {
 	dirs Directories
 	now  func() time.Time
 
-	mu        sync.Mutex
-	siteAt    time.Time
-	siteV     appliance.LDAPSite
-	checked   time.Time
-	version   string
-	treeBase  string
-	treeDom   string
-	tree      *vdir.Tree
-	buildMu   sync.Mutex
-	buildsRun int
+	mu       sync.Mutex
+	siteAt   time.Time
+	siteV    appliance.LDAPSite
+	checked  time.Time
+	version  string
+	treeBase string
+	treeDom  string
+	tree     *vdir.Tree
+	buildMu  sync.Mutex
 }
 
 func newDirectory(st *store.Store, dirs Directories, now func() time.Time) *directory {
@@ -107,7 +106,6 @@ func (d *directory) snapshot(ctx context.Context, site appliance.LDAPSite) (*vdi
 	}
 	d.mu.Lock()
 	d.tree, d.version, d.treeBase, d.treeDom, d.checked = t, v, site.BaseDN, site.Domain, d.now()
-	d.buildsRun++
 	d.mu.Unlock()
 	return t, nil
 }

@@ -103,9 +103,13 @@ func StartFreeRADIUS(t testing.TB, o FreeRADIUSOptions) *FreeRADIUS {
 			return fr
 		}
 		lastLog = log
-		// Any early exit may be a port taken meanwhile: try another.
+		// A port taken meanwhile is worth another try; anything else
+		// (a module or file missing, a config refused) is not.
+		if !portTaken(log) {
+			t.Fatalf("FreeRADIUS did not start (install what is missing with 'make test-deps'); its log:\n%s", lastLines(log, 30))
+		}
 	}
-	t.Fatalf("FreeRADIUS did not start:\n%s", lastLog)
+	t.Fatalf("FreeRADIUS did not start: its port was taken 5 times; its log:\n%s", lastLines(lastLog, 30))
 	return nil
 }
 

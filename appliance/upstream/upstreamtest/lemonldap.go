@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"testing"
 	"time"
 )
@@ -107,36 +108,60 @@ languages = en
 			t.Fatalf("start plackup: %v", err)
 		}
 		go func() { l.cmd.Wait(); close(l.done) }()
-		if l.waitReady() {
+		why := l.waitReady()
+		if why == "" {
 			t.Cleanup(l.Stop)
 			return l
 		}
 		l.Stop()
 		lastLog = l.log.String()
+		if !portTaken(lastLog) {
+			if m := missingPerlModule.FindString(lastLog); m != "" {
+				why += "; " + m
+			}
+			t.Fatalf("LemonLDAP::NG did not start: %s (install what is missing with 'make test-deps'); its log:\n%s", why, lastLines(lastLog, 30))
+		}
 	}
-	t.Fatalf("LemonLDAP::NG did not start (5 tries):\n%s", lastLog)
+	t.Fatalf("LemonLDAP::NG did not start: its port was taken 5 times; its log:\n%s", lastLines(lastLog, 30))
 	return nil
 }
 
-func (l *LemonLDAP) waitReady() bool {
+// missingPerlModule finds Perl's own words for a module that is not
+// installed (a Debian "recommends" the portal needs, typically).
+var missingPerlModule = regexp.MustCompile(`Can't locate \S+\.pm`)
+
+// waitReady waits for the portal's discovery document and says why it is
+// not there: the portal exited, answered with a server error (a Perl
+// module missing, say: that will not mend itself), or never answered.
+func (l *LemonLDAP) waitReady() string {
 	deadline := time.Now().Add(60 * time.Second)
 	c := &http.Client{Timeout: 2 * time.Second}
+	serverErrors := 0
 	for time.Now().Before(deadline) {
 		select {
 		case <-l.done:
-			return false
+			return "plackup exited"
 		default:
 		}
 		resp, err := c.Get(l.Issuer + "/.well-known/openid-configuration")
 		if err == nil {
 			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return true
+			switch {
+			case resp.StatusCode == 200:
+				return ""
+			case resp.StatusCode >= 500:
+				// Three in a row: the portal loaded and fails on every
+				// request.
+				if serverErrors++; serverErrors >= 3 {
+					return fmt.Sprintf("the portal answers HTTP %d to its discovery URL", resp.StatusCode)
+				}
+			default:
+				return fmt.Sprintf("the portal answers HTTP %d to its discovery URL", resp.StatusCode)
 			}
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	return false
+	return "no answer within 60 s"
 }
 
 // Stop ends the portal (safe to call twice).

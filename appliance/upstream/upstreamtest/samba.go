@@ -98,7 +98,7 @@ func StartSambaAD(t testing.TB) *SambaAD {
 	go func() { s.cmd.Wait(); close(s.done) }()
 	t.Cleanup(s.Stop)
 	if !waitTCP(s.Addr+":389", s.done) || !waitTCP(s.Addr+":636", s.done) {
-		t.Fatalf("Samba did not start:\n%s", s.log.String())
+		t.Fatalf("Samba did not start; its log:\n%s", lastLines(s.log.String(), 40))
 	}
 	return s
 }

@@ -126,6 +126,7 @@ access to * by * read
 	if out, err := exec.Command(sbin("slapadd"), "-f", filepath.Join(dir, "slapd.conf"), "-l", filepath.Join(dir, "seed.ldif")).CombinedOutput(); err != nil {
 		t.Fatalf("slapadd: %v\n%s", err, out)
 	}
+	slaptest(t, filepath.Join(dir, "slapd.conf"))
 	var lastLog string
 	for try := 0; try < 5; try++ {
 		p1 := peerPort()
@@ -144,10 +145,16 @@ access to * by * read
 			t.Cleanup(s.Stop)
 			return s
 		}
+		exited := isDone(done)
 		s.Stop()
 		lastLog = log.String()
+		if !exited {
+			t.Fatalf("slapd did not answer within 20 s; its log:\n%s", lastLines(lastLog, 30))
+		}
+		// slaptest accepted the config, so an exit is a port taken
+		// meanwhile (slapd says nothing at -d 0): try another.
 	}
-	t.Fatalf("slapd did not start (5 tries, a port taken each time?):\n%s", lastLog)
+	t.Fatalf("slapd did not start: it exited 5 times (its ports taken?); its log:\n%s", lastLines(lastLog, 30))
 	return nil
 }
 
@@ -204,6 +211,7 @@ suffix "%[2]s"
 uri "%[3]s"
 `, dir, up.Base, up.URL)
 	write(t, filepath.Join(dir, "slapd.conf"), conf)
+	slaptest(t, filepath.Join(dir, "slapd.conf"))
 	var lastLog string
 	for try := 0; try < 5; try++ {
 		p := peerPort()
@@ -219,12 +227,35 @@ uri "%[3]s"
 			t.Cleanup(func() { b.cmd.Process.Kill(); <-b.done })
 			return b
 		}
+		exited := isDone(b.done)
 		b.cmd.Process.Kill()
 		<-b.done
 		lastLog = log.String()
+		if !exited {
+			t.Fatalf("slapd with back-ldap did not answer within 20 s; its log:\n%s", lastLines(lastLog, 30))
+		}
 	}
-	t.Fatalf("slapd with back-ldap did not start:\n%s", lastLog)
+	t.Fatalf("slapd with back-ldap did not start: it exited 5 times (its port taken?); its log:\n%s", lastLines(lastLog, 30))
 	return nil
+}
+
+// slaptest fails the test at once when slapd would refuse its config (a
+// schema or module missing): slapd itself says nothing at -d 0, and a
+// start that fails for that reason would fail on every port.
+func slaptest(t testing.TB, conf string) {
+	t.Helper()
+	if out, err := exec.Command(sbin("slaptest"), "-u", "-f", conf).CombinedOutput(); err != nil {
+		t.Fatalf("slapd refuses its config (install what is missing with 'make test-deps'): %v\n%s", err, lastLines(string(out), 30))
+	}
+}
+
+func isDone(done <-chan struct{}) bool {
+	select {
+	case <-done:
+		return true
+	default:
+		return false
+	}
 }
 
 // ssha is OpenLDAP's {SSHA}: SHA-1 over password and salt, then the salt.

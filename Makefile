@@ -6,7 +6,7 @@ BIN     := bin/clinicgate
 DATA    ?= .run/data
 export CGO_ENABLED := 0
 
-.PHONY: help build build-all run test test-short test-deps bench fuzz clean deb check-package image-deps image-vm image-pi image-test
+.PHONY: help build build-all run test test-fresh test-short test-deps bench fuzz clean deb check-package image-deps image-vm image-pi image-test
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
@@ -28,6 +28,9 @@ test: test-deps ## run every test against the real peers, and check the .deb and
 	$(GO) vet ./... github.com/jimlambrt/gldap
 	$(GO) test -count=1 -timeout 20m ./... github.com/jimlambrt/gldap
 	$(MAKE) check-package
+
+test-fresh: ## run make test in a clean Debian 12 root (root; proves the install list; about 15 min)
+	sh .ci/fresh-root
 
 test-short: ## the fast unit tests only
 	$(GO) test -short ./...

@@ -51,24 +51,24 @@ func (s *Server) process(ctx context.Context, k kind, b []byte, from net.Addr) [
 	src := addrPortOf(from)
 	if len(b) < 20 {
 		s.Metrics.Drop(door, "truncated")
-		s.bad.log(s.Logger, "dropped a truncated RADIUS packet", "from", src.String(), "bytes", len(b))
+		s.bad.Warn("dropped a truncated RADIUS packet", "from", src.String(), "bytes", len(b))
 		return nil
 	}
 	client, ok, err := s.Clients.Lookup(ctx, src.Addr())
 	if err != nil {
 		s.Metrics.Drop(door, "store_error")
-		s.bad.log(s.Logger, "could not look up RADIUS clients; request dropped", "err", err)
+		s.bad.Warn("could not look up RADIUS clients; request dropped", "err", err)
 		return nil
 	}
 	if !ok {
 		s.Metrics.Drop(door, "unknown_client")
-		s.unknown.log(s.Logger, "dropped a request from an address that is not a configured RADIUS client (add it with 'clinicgate client add')", "from", src.Addr().String())
+		s.unknown.Warn("dropped a request from an address that is not a configured RADIUS client (add it with 'clinicgate client add')", "from", src.Addr().String())
 		return nil
 	}
 	pkt, err := radius.Parse(b, client.Secret)
 	if err != nil {
 		s.Metrics.Drop(door, "malformed")
-		s.bad.log(s.Logger, "dropped a malformed RADIUS packet", "client", client.Name, "from", src.String(), "err", err)
+		s.bad.Warn("dropped a malformed RADIUS packet", "client", client.Name, "from", src.String(), "err", err)
 		return nil
 	}
 	b = b[:binary.BigEndian.Uint16(b[2:4])] // octets past Length are padding
@@ -81,7 +81,7 @@ func (s *Server) process(ctx context.Context, k kind, b []byte, from net.Addr) [
 		return s.accounting(ctx, b, pkt, client, src)
 	}
 	s.Metrics.Drop(door, "unexpected_code")
-	s.bad.log(s.Logger, "dropped a RADIUS packet of a kind this port does not answer", "client", client.Name, "code", pkt.Code.String())
+	s.bad.Warn("dropped a RADIUS packet of a kind this port does not answer", "client", client.Name, "code", pkt.Code.String())
 	return nil
 }
 
@@ -103,7 +103,7 @@ func (s *Server) access(ctx context.Context, b []byte, pkt *radius.Packet, clien
 				hint = "turn on Message-Authenticator on the NAS, or for old hardware relax it with 'clinicgate client set NAME --require-message-authenticator=false'"
 			}
 			s.Metrics.Drop(door, cause)
-			s.bad.log(s.Logger, "dropped an Access-Request: "+err.Error()+"; "+hint, "client", client.Name, "from", src.String())
+			s.bad.Warn("dropped an Access-Request: "+err.Error()+"; "+hint, "client", client.Name, "from", src.String())
 			return nil
 		}
 	}
@@ -278,7 +278,7 @@ func copyProxyState(resp, req *radius.Packet) {
 func (s *Server) status(b []byte, pkt *radius.Packet, client store.Client, src netip.AddrPort) []byte {
 	if err := checkRequestMA(b, client.Secret); err != nil {
 		s.Metrics.Drop(door, "message_authenticator")
-		s.bad.log(s.Logger, "dropped a Status-Server: "+err.Error(), "client", client.Name, "from", src.String())
+		s.bad.Warn("dropped a Status-Server: "+err.Error(), "client", client.Name, "from", src.String())
 		return nil
 	}
 	resp := pkt.Response(radius.CodeAccessAccept)
@@ -296,7 +296,7 @@ func (s *Server) accounting(ctx context.Context, b []byte, pkt *radius.Packet, c
 	}
 	if !radius.IsAuthenticRequest(b, client.Secret) {
 		s.Metrics.Drop(door, "bad_authenticator")
-		s.bad.log(s.Logger, "dropped an Accounting-Request with a bad authenticator; check that the NAS and clinicgate use the same shared secret", "client", client.Name, "from", src.String())
+		s.bad.Warn("dropped an Accounting-Request with a bad authenticator; check that the NAS and clinicgate use the same shared secret", "client", client.Name, "from", src.String())
 		return nil
 	}
 	now := s.Now()
@@ -339,7 +339,7 @@ func (s *Server) accounting(ctx context.Context, b []byte, pkt *radius.Packet, c
 		if a.SessionID == "" || len(a.SessionID) > 253 {
 			s.dedup.finish(key, nil, now)
 			s.Metrics.Drop(door, "malformed")
-			s.bad.log(s.Logger, "dropped an Accounting-Request without Acct-Session-Id", "client", client.Name)
+			s.bad.Warn("dropped an Accounting-Request without Acct-Session-Id", "client", client.Name)
 			return nil
 		}
 		err = s.Accounting.UpsertAcct(ctx, a)

@@ -25,6 +25,7 @@ import (
 
 	"github.com/clinicgate/clinicgate/appliance"
 	"github.com/clinicgate/clinicgate/appliance/store"
+	"github.com/clinicgate/clinicgate/internal/ratelog"
 )
 
 // ErrServerClosed is returned by Serve after Shutdown.
@@ -65,8 +66,8 @@ type Server struct {
 
 	initOnce sync.Once
 	dedup    *dedup
-	unknown  *rateLog
-	bad      *rateLog
+	unknown  *ratelog.Logger
+	bad      *ratelog.Logger
 	closed   atomic.Bool
 	mu       sync.Mutex
 	conns    map[net.PacketConn]struct{}
@@ -91,8 +92,10 @@ func (s *Server) init() {
 			s.Logger = slog.New(slog.DiscardHandler)
 		}
 		s.dedup = newDedup(16384, 30*time.Second)
-		s.unknown = &rateLog{every: 10 * time.Second}
-		s.bad = &rateLog{every: 10 * time.Second}
+		// Each kind of drop is logged at most once every 10 seconds.
+		now := func() time.Time { return s.Now() }
+		s.unknown = ratelog.New(s.Logger, 10*time.Second, now)
+		s.bad = ratelog.New(s.Logger, 10*time.Second, now)
 		s.conns = map[net.PacketConn]struct{}{}
 	})
 }
@@ -162,7 +165,7 @@ func (s *Server) serve(conn net.PacketConn, k kind) error {
 		}
 		if n > radius.MaxPacketLength {
 			s.Metrics.Drop(door, "too_long")
-			s.bad.log(s.Logger, "dropped a datagram longer than 4096 bytes", "from", from.String())
+			s.bad.Warn("dropped a datagram longer than 4096 bytes", "from", from.String())
 			continue
 		}
 		// Add only while not shut down, under the lock Shutdown takes
@@ -180,7 +183,7 @@ func (s *Server) serve(conn net.PacketConn, k kind) error {
 		default:
 			s.inflight.Done()
 			s.Metrics.Drop(door, "overload")
-			s.bad.log(s.Logger, "queue full; dropped a request (the NAS will retransmit)", "from", from.String())
+			s.bad.Warn("queue full; dropped a request (the NAS will retransmit)", "from", from.String())
 		}
 	}
 }
@@ -203,30 +206,4 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-}
-
-// rateLog logs at most one line per interval and counts the rest, so a
-// flood of junk cannot flood the log.
-type rateLog struct {
-	mu         sync.Mutex
-	every      time.Duration
-	last       time.Time
-	suppressed int
-}
-
-func (r *rateLog) log(l *slog.Logger, msg string, args ...any) {
-	r.mu.Lock()
-	now := time.Now()
-	if now.Sub(r.last) < r.every {
-		r.suppressed++
-		r.mu.Unlock()
-		return
-	}
-	n := r.suppressed
-	r.last, r.suppressed = now, 0
-	r.mu.Unlock()
-	if n > 0 {
-		args = append(args, "suppressed_since_last", n)
-	}
-	l.Warn(msg, args...)
 }

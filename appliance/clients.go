@@ -4,34 +4,34 @@ import (
 	"context"
 	"net/netip"
 	"sort"
-	"sync"
 	"time"
 
 	"github.com/clinicgate/clinicgate/appliance/store"
 )
 
 // ClientTable finds which client is asking, by source address. It keeps a
-// snapshot of one door's clients and reloads it when the clients change, at
-// most once per refresh interval, so a client added by the CLI or the
+// snapshot of one door's clients and reloads it when the clients change,
+// checking at most once a second, so a client added by the CLI or the
 // console is served within a second without a restart.
 type ClientTable struct {
-	store   *store.Store
-	door    string
-	refresh time.Duration
-	now     func() time.Time
+	store *store.Store
+	door  string
+	snap  *reloading[clientSnapshot]
+}
 
-	mu      sync.Mutex
-	checked time.Time
+// clientSnapshot is one door's clients as of a version of the client list.
+type clientSnapshot struct {
 	version string
 	clients []store.Client // most specific prefix first
 }
 
 // NewClientTable builds a table for one door ("radius").
 func NewClientTable(st *store.Store, door string, now func() time.Time) *ClientTable {
-	if now == nil {
-		now = time.Now
-	}
-	return &ClientTable{store: st, door: door, refresh: time.Second, now: now}
+	t := &ClientTable{store: st, door: door}
+	t.snap = newReloading(time.Second, now, t.load)
+	// A broken read keeps answering from the last good snapshot.
+	t.snap.keepLastGood = true
+	return t
 }
 
 // Lookup returns the client whose address range is the most specific one
@@ -70,35 +70,26 @@ func SortClients(cs []store.Client) {
 }
 
 func (t *ClientTable) snapshot(ctx context.Context) ([]store.Client, error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	now := t.now()
-	if t.clients != nil && now.Sub(t.checked) < t.refresh {
-		return t.clients, nil
-	}
+	s, err := t.snap.get(ctx)
+	return s.clients, err
+}
+
+// load reads the clients again only when their version changed.
+func (t *ClientTable) load(ctx context.Context, last clientSnapshot, have bool) (clientSnapshot, error) {
 	v, err := t.store.ClientsVersion(ctx)
 	if err != nil {
-		if t.clients != nil {
-			// Keep answering from the last good snapshot.
-			return t.clients, nil
-		}
-		return nil, err
+		return clientSnapshot{}, err
 	}
-	t.checked = now
-	if t.clients != nil && v == t.version {
-		return t.clients, nil
+	if have && v == last.version {
+		return last, nil
 	}
 	cs, err := t.store.Clients(ctx, t.door)
 	if err != nil {
-		if t.clients != nil {
-			return t.clients, nil
-		}
-		return nil, err
+		return clientSnapshot{}, err
 	}
 	SortClients(cs)
 	if cs == nil {
 		cs = []store.Client{}
 	}
-	t.clients, t.version = cs, v
-	return cs, nil
+	return clientSnapshot{version: v, clients: cs}, nil
 }

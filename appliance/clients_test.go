@@ -2,8 +2,11 @@ package appliance
 
 import (
 	"net/netip"
+	"sync"
 	"testing"
+	"time"
 
+	"github.com/clinicgate/clinicgate/appliance/policy"
 	"github.com/clinicgate/clinicgate/appliance/store"
 )
 
@@ -36,5 +39,45 @@ func TestMostSpecificSubnetWins(t *testing.T) {
 				t.Fatalf("got %q (%v), want %q", got, ok, tc.want)
 			}
 		})
+	}
+}
+
+func TestClientTableSeesANewClientWithinASecond(t *testing.T) {
+	st, err := store.Open(t.Context(), t.TempDir(), store.Options{Create: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	now := time.Date(2026, 11, 30, 10, 0, 0, 0, time.UTC)
+	var mu sync.Mutex
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	tbl := NewClientTable(st, "radius", clock)
+	addr := netip.MustParseAddr("10.0.0.5")
+	lookup := func() bool {
+		t.Helper()
+		_, ok, err := tbl.Lookup(t.Context(), addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ok
+	}
+	if lookup() {
+		t.Fatal("found a client in an empty store")
+	}
+	err = st.WithTx(t.Context(), func(tx *store.Tx) error {
+		_, err := tx.CreateClient(t.Context(), store.Client{Name: "ap", Door: "radius", Prefix: netip.MustParsePrefix("10.0.0.0/24"), Secret: []byte("s3cret-s3cret"), Policy: policy.Default()}, now)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if lookup() {
+		t.Fatal("the table read the store again within the second")
+	}
+	mu.Lock()
+	now = now.Add(time.Second)
+	mu.Unlock()
+	if !lookup() {
+		t.Fatal("got no client a second after it was added, want it served")
 	}
 }

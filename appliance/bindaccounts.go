@@ -24,38 +24,44 @@ func (g *Gate) BindService(ctx context.Context, req Request) (Decision, error) {
 	req.Method = MethodLDAPBind
 	d.Notes = append(append(d.Notes, req.Notes...), "bind_account")
 	r := &run{req: &req, d: &d, now: start}
-	return g.finish(ctx, r, g.bindService(ctx, r))
+	return g.finish(ctx, r, g.walk(ctx, r, bindPipeline))
 }
 
-func (g *Gate) bindService(ctx context.Context, r *run) error {
-	req := r.req
-	if req.Plaintext && !req.Client.Policy.AllowPlainLDAP {
+// bindPipeline is a service account's path through the gate.
+var bindPipeline = []stage{
+	{"request", (*Gate).checkBindTransport},    // TLS unless the client's policy allows plain LDAP
+	{"bind account", (*Gate).checkBindAccount}, // the account exists, its secret, its networks
+}
+
+func (g *Gate) checkBindTransport(_ context.Context, r *run) (verdict, error) {
+	if r.req.Plaintext && !r.req.Client.Policy.AllowPlainLDAP {
 		r.step("request", "the secret came over plain LDAP; this client's policy requires LDAPS or StartTLS")
-		r.refuse(ReasonTLSRequired, MsgDenied)
-		return nil
+		return r.refuse(ReasonTLSRequired, MsgDenied), nil
 	}
+	return pass, nil
+}
+
+func (g *Gate) checkBindAccount(ctx context.Context, r *run) (verdict, error) {
+	req := r.req
 	acct, err := g.store.BindAccountByName(ctx, req.User)
 	if errors.Is(err, store.ErrNotFound) {
 		r.step("bind account", "no such bind account")
-		r.refuse(ReasonUnknownUser, MsgDenied)
-		return nil
+		return r.refuse(ReasonUnknownUser, MsgDenied), nil
 	}
 	if err != nil {
-		return fmt.Errorf("bind account: %w", err)
+		return stop, fmt.Errorf("bind account: %w", err)
 	}
 	// Compare digests so the time taken says nothing about the length.
 	want, got := sha256.Sum256(acct.Secret), sha256.Sum256(req.Password)
 	if subtle.ConstantTimeCompare(want[:], got[:]) != 1 || len(req.Password) == 0 {
 		r.step("bind account", "wrong secret")
-		r.refuse(ReasonBadPassword, MsgDenied)
-		return nil
+		return r.refuse(ReasonBadPassword, MsgDenied), nil
 	}
 	if !slices.ContainsFunc(acct.Networks, func(p netip.Prefix) bool { return p.Contains(req.Source.Unmap()) }) {
 		r.step("bind account", fmt.Sprintf("%s is outside the account's networks %v", req.Source, acct.Networks))
-		r.refuse(ReasonNotAllowedNet, MsgDenied)
-		return nil
+		return r.refuse(ReasonNotAllowedNet, MsgDenied), nil
 	}
 	r.step("bind account", "secret and network accepted; may search")
-	r.d.Outcome, r.d.Reason, r.d.Message, r.d.User = Accept, ReasonOK, "", acct.Name
-	return nil
+	r.d.User = acct.Name
+	return pass, nil
 }

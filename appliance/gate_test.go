@@ -4,13 +4,16 @@ import (
 	"context"
 	"database/sql"
 	"encoding/base32"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/netip"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 	"unicode/utf8"
@@ -708,4 +711,124 @@ func TestChallengeAnsweredUnderTheTypedName(t *testing.T) {
 	d := e.decide(c, `CLINIC\alice`, "ad pw", nil)
 	expect(t, d, appliance.Challenge, appliance.ReasonMFAChallenge)
 	expect(t, e.decide(c, `CLINIC\alice`, e.code(seed, e.clock.Now()), d.State), appliance.Accept, appliance.ReasonOK)
+}
+
+// switchable is a directory the test can take down.
+type switchable struct {
+	fakeUpstream
+	down atomic.Bool
+}
+
+func (s *switchable) Verify(ctx context.Context, user string, pw secrets.Secret) (upstream.Identity, error) {
+	if s.down.Load() {
+		return upstream.Identity{}, fmt.Errorf("%w: timeout", upstream.ErrUnreachable)
+	}
+	return s.fakeUpstream.Verify(ctx, user, pw)
+}
+
+// newCachingGate builds a gate whose "corp" upstream is up, with params for
+// its hasher (the cache worker's hash).
+func newCachingGate(t *testing.T, e *env, up upstream.Verifier, params passwd.Params) *appliance.Gate {
+	t.Helper()
+	alog, _ := audit.New(e.st, e.clock.Now)
+	h, err := passwd.NewHasher(params, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	local, _ := upstream.NewLocal(e.st, h)
+	g, err := appliance.NewGate(appliance.Config{Store: e.st, Audit: alog, Hasher: h, Logger: slog.New(slog.DiscardHandler),
+		Now: e.clock.Now, Upstreams: map[string]upstream.Verifier{"local": local, "corp": up}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(g.Close)
+	return g
+}
+
+func cachedCorp(p *policy.Policy) {
+	p.Upstream, p.Failmode, p.MFA, p.Style = "corp", policy.FailCached, policy.MFAOff, policy.StyleChallenge
+}
+
+// waitForCacheJob returns once the cache worker has taken every queued
+// verified password.
+func waitForCacheJob(g *appliance.Gate) {
+	for appliance.QueuedCacheJobs(g) > 0 {
+		runtime.Gosched()
+	}
+}
+
+func (e *env) cachedVerifier(user string) error {
+	e.t.Helper()
+	u, err := e.st.UserByName(e.t.Context(), user)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	_, err = e.st.CachedVerifierFor(e.t.Context(), u.ID, "corp")
+	return err
+}
+
+// TestCloseWaitsForTheCacheWorker: Close returns only once the worker has
+// stored the verified password it was hashing, so whoever closes the store
+// next cannot pull it from under the worker.
+func TestCloseWaitsForTheCacheWorker(t *testing.T) {
+	e := newEnv(t)
+	// A slow hash keeps the worker busy while Close is called.
+	g := newCachingGate(t, e, fakeUpstream{users: map[string]string{"dana": "dana pw"}}, passwd.Params{MemoryKiB: 8 * 1024, Time: 2, Threads: 1})
+	e.gate = g
+	expect(t, e.decide(client(cachedCorp), "dana", "dana pw", nil), appliance.Accept, appliance.ReasonOK)
+	waitForCacheJob(g)
+	g.Close()
+	if err := e.cachedVerifier("dana"); err != nil {
+		t.Fatalf("got %v reading the verifier right after Close, want the one the worker held stored", err)
+	}
+	g.Close() // a second Close is harmless
+}
+
+// TestNoVerifierOlderThanTheLastLoginAfterClose: a login after Close
+// cannot queue its password, so the older verifier goes instead of
+// standing for a password the upstream verified since.
+func TestNoVerifierOlderThanTheLastLoginAfterClose(t *testing.T) {
+	e := newEnv(t)
+	g := newCachingGate(t, e, fakeUpstream{users: map[string]string{"dana": "dana pw"}}, fastParams)
+	e.gate = g
+	expect(t, e.decide(client(cachedCorp), "dana", "dana pw", nil), appliance.Accept, appliance.ReasonOK)
+	waitForCacheJob(g)
+	g.Close()
+	if err := e.cachedVerifier("dana"); err != nil {
+		t.Fatalf("got %v, want a verifier from the first login", err)
+	}
+	expect(t, e.decide(client(cachedCorp), "dana", "dana pw", nil), appliance.Accept, appliance.ReasonOK)
+	if err := e.cachedVerifier("dana"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("got %v reading the verifier after a login the closed gate could not cache, want it deleted", err)
+	}
+}
+
+// TestCachedCredentialNeedsACode: with the upstream down, failmode cached
+// accepts the password it verified last, and only with a code, which a
+// challenge asks for even on a client without MFA.
+func TestCachedCredentialNeedsACode(t *testing.T) {
+	e := newEnv(t)
+	up := &switchable{fakeUpstream: fakeUpstream{users: map[string]string{"dana": "dana pw"}}}
+	g := newCachingGate(t, e, up, fastParams)
+	e.gate = g
+	c := client(cachedCorp)
+	expect(t, e.decide(c, "dana", "dana pw", nil), appliance.Accept, appliance.ReasonOK)
+	waitForCacheJob(g)
+	seed := e.enroll("dana")
+	for e.cachedVerifier("dana") != nil {
+		runtime.Gosched() // the worker is storing it
+	}
+	up.down.Store(true)
+
+	expect(t, e.decide(c, "dana", "not dana pw", nil), appliance.Reject, appliance.ReasonBadPassword)
+	d := e.decide(c, "dana", "dana pw", nil)
+	expect(t, d, appliance.Challenge, appliance.ReasonMFAChallenge)
+	d = e.decide(c, "dana", e.code(seed, e.clock.Now()), d.State)
+	expect(t, d, appliance.Accept, appliance.ReasonOK)
+	if !slices.Contains(d.Notes, "accepted_from_cached_credential") || !slices.Contains(d.Groups, "corp-staff") {
+		t.Fatalf("got notes %v, groups %v; want the cache's note and the groups the upstream verified", d.Notes, d.Groups)
+	}
+	// Past the cache window the cached password no longer stands in.
+	e.clock.Add(8 * 24 * time.Hour)
+	expect(t, e.decide(c, "dana", "dana pw", nil), appliance.Reject, appliance.ReasonUpstreamDown)
 }

@@ -1,0 +1,601 @@
+package appliance
+
+// The stages of the login pipeline, in the order gate.go lists them.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/clinicgate/clinicgate/appliance/audit"
+	"github.com/clinicgate/clinicgate/appliance/mfa"
+	"github.com/clinicgate/clinicgate/appliance/policy"
+	"github.com/clinicgate/clinicgate/appliance/secrets"
+	"github.com/clinicgate/clinicgate/appliance/store"
+	"github.com/clinicgate/clinicgate/appliance/upstream"
+)
+
+// checkRequest refuses what no policy could accept: input the door marked
+// invalid, a password over plain LDAP where the client requires TLS, a
+// method the gate cannot check, an unusable user name.
+func (g *Gate) checkRequest(_ context.Context, r *run) (verdict, error) {
+	req := r.req
+	switch {
+	case req.Invalid != "":
+		r.step("request", string(req.Invalid))
+		return r.refuse(req.Invalid, MsgDenied), nil
+	case req.Plaintext && !req.Client.Policy.AllowPlainLDAP:
+		r.step("request", "the password came over plain LDAP; this client's policy requires LDAPS or StartTLS")
+		return r.refuse(ReasonTLSRequired, MsgDenied), nil
+	case req.Method != MethodPAP && req.Method != MethodLDAPBind:
+		r.step("request", "method "+string(req.Method)+" is not supported")
+		return r.refuse(ReasonUnsupportedAuth, MsgDenied), nil
+	case !validUserName(req.User):
+		r.step("request", "user name is empty, too long, not UTF-8 or has control characters")
+		return r.refuse(ReasonBadUserName, MsgDenied), nil
+	}
+	return pass, nil
+}
+
+// loadSettings records which client asks under which policy, and reads the
+// site settings the later stages use.
+func (g *Gate) loadSettings(ctx context.Context, r *run) (verdict, error) {
+	pol := r.req.Client.Policy
+	r.step("client", fmt.Sprintf("%s (mfa %s, style %s, upstream %s)", r.req.Client.Name, pol.MFA, pol.Style, pol.Upstream))
+	site, err := g.site.get(ctx)
+	if err != nil {
+		return stop, fmt.Errorf("site settings: %w", err)
+	}
+	r.site = site
+	return pass, nil
+}
+
+// resumeChallenge takes the pending challenge a request with a State
+// answers, and restores whom the first round verified. A State is good
+// once, for its user and client, until it expires.
+func (g *Gate) resumeChallenge(ctx context.Context, r *run) (verdict, error) {
+	req := r.req
+	if req.State == nil {
+		return pass, nil
+	}
+	c, ok := g.challenges.take(req.State)
+	switch {
+	case !ok:
+		r.step("challenge", "unknown or already used State")
+		return r.refuse(ReasonChallengeInvalid, MsgDenied), nil
+	case c.client != req.Client.Name || (!strings.EqualFold(c.user, req.User) && !strings.EqualFold(c.typed, req.User)):
+		r.step("challenge", fmt.Sprintf("State was issued to another user or client (%s via %s)", c.user, c.client))
+		return r.refuse(ReasonChallengeInvalid, MsgDenied), nil
+	case !r.now.Before(c.expires):
+		r.step("challenge", "answered after it expired")
+		return r.refuse(ReasonChallengeExpired, MsgDenied), nil
+	}
+	r.step("challenge", "answer to a pending challenge")
+	u, err := g.store.UserByName(ctx, c.user)
+	if errors.Is(err, store.ErrNotFound) || (err == nil && u.ID != c.userID) {
+		r.step("account", "removed since the challenge")
+		return r.refuse(ReasonUnknownUser, MsgDenied), nil
+	}
+	if err != nil {
+		return stop, err
+	}
+	if u.LockedUntil.After(r.now) {
+		r.step("lockout", "locked until "+u.LockedUntil.Format(time.RFC3339))
+		return r.refuse(ReasonLockedOut, MsgDenied), nil
+	}
+	r.answer = &c
+	r.user = u
+	r.user.Groups = unionGroups(u.Groups, c.groups)
+	r.d.User, r.d.Groups = u.Name, r.user.Groups
+	r.passthrough = c.passthrough
+	for _, n := range c.notes {
+		if !slices.Contains(r.d.Notes, n) {
+			r.d.Notes = append(r.d.Notes, n)
+		}
+	}
+	return pass, nil
+}
+
+// splitAppended splits "password,123456" when the text after the last
+// comma has the shape of a code.
+func splitAppended(pw secrets.Secret) (secrets.Secret, secrets.Secret, bool) {
+	i := strings.LastIndexByte(string(pw), ',')
+	if i < 0 || !mfa.LooksLikeCode(string(pw[i+1:]), mfa.DefaultDigits) {
+		return nil, nil, false
+	}
+	return pw[:i], pw[i+1:], true
+}
+
+// Canonicalizer is implemented by upstreams that accept several forms of
+// one login name (Active Directory: alice, CLINIC\alice, alice@clinic.local)
+// and can name the local record they all belong to without asking the
+// server.
+type Canonicalizer interface {
+	Canonical(user string) string
+}
+
+// localUser finds the local record for a name as typed, trying the
+// upstream's canonical form too, so that lockout, failure counting and the
+// credential cache cannot be dodged by typing the name another way.
+func (g *Gate) localUser(ctx context.Context, v upstream.Verifier, typed string) (store.User, error) {
+	u, err := g.store.UserByName(ctx, typed)
+	if !errors.Is(err, store.ErrNotFound) {
+		return u, err
+	}
+	if c, ok := v.(Canonicalizer); ok {
+		if name := c.Canonical(typed); name != "" && !strings.EqualFold(name, typed) {
+			return g.store.UserByName(ctx, name)
+		}
+	}
+	return u, err
+}
+
+// firstFactor has the client's upstream verify the password (a code
+// appended to it split off first). When the upstream cannot be reached and
+// the client's failmode is "cached", a password it verified recently may
+// stand in (fromCache). A challenge answer passes: its first round did
+// this.
+func (g *Gate) firstFactor(ctx context.Context, r *run) (verdict, error) {
+	if r.answer != nil {
+		return pass, nil
+	}
+	req, pol := r.req, r.req.Client.Policy
+	verifier, err := g.lookupUpstream(ctx, pol.Upstream)
+	if err != nil {
+		r.step("password", "upstream "+pol.Upstream+" cannot be used: "+err.Error())
+		return r.refuse(ReasonUpstreamDown, MsgDenied), nil
+	}
+	local := pol.Upstream == "local"
+
+	// A locked account is not checked at all (that is the point of the
+	// lock), but costs the same time as one that is.
+	pre, preErr := g.localUser(ctx, verifier, req.User)
+	if preErr == nil && pre.LockedUntil.After(r.now) {
+		if err := g.hasher.Dummy(ctx, req.Password); err != nil {
+			return stop, err
+		}
+		r.step("lockout", "locked until "+pre.LockedUntil.Format(time.RFC3339))
+		return r.refuse(ReasonLockedOut, MsgDenied), nil
+	} else if preErr != nil && !errors.Is(preErr, store.ErrNotFound) {
+		return stop, preErr
+	}
+
+	password := req.Password
+	if pol.MFA != policy.MFAOff && (pol.Style != policy.StyleChallenge || req.Door == DoorLDAP) {
+		if pw, code, ok := splitAppended(req.Password); ok {
+			password, r.code = pw, code
+		}
+	}
+	id, err := verifier.Verify(ctx, req.User, password)
+	if errors.Is(err, upstream.ErrBadCredentials) && r.code != nil && local {
+		// The "code" may have been the end of a password with a comma.
+		// Only asked of the local store: a second failed bind upstream
+		// would count twice towards the directory's own lockout.
+		password, r.code = req.Password, nil
+		id, err = verifier.Verify(ctx, req.User, password)
+	}
+	switch {
+	case err == nil:
+	case errors.Is(err, upstream.ErrUnknownUser):
+		r.step("password", "no such user")
+		if preErr == nil {
+			// Gone from the directory: not even the cache may let them in.
+			g.forgetCached(ctx, pre.Name, pol.Upstream)
+		}
+		return r.refuse(ReasonUnknownUser, MsgDenied), nil
+	case errors.Is(err, upstream.ErrBadCredentials):
+		r.step("password", "wrong password ("+pol.Upstream+")")
+		v := r.refuse(ReasonBadPassword, MsgDenied)
+		if preErr == nil {
+			g.forgetCached(ctx, pre.Name, pol.Upstream)
+			return v, g.countFailure(ctx, r, pre.Name)
+		}
+		return v, nil
+	case errors.Is(err, upstream.ErrUnreachable):
+		r.step("password", "upstream "+pol.Upstream+" unreachable: "+err.Error())
+		if pol.Failmode == policy.FailCached {
+			return g.fromCache(ctx, r, verifier, password)
+		}
+		return r.refuse(ReasonUpstreamDown, MsgDenied), nil
+	case errors.Is(err, upstream.ErrAccountDisabled):
+		r.step("password", pol.Upstream+" says the account is disabled")
+		if preErr == nil {
+			g.forgetCached(ctx, pre.Name, pol.Upstream)
+		}
+		return r.refuse(ReasonDisabled, MsgDisabled), nil
+	case errors.Is(err, upstream.ErrAccountExpired):
+		r.step("password", pol.Upstream+" says the account has expired")
+		if preErr == nil {
+			g.forgetCached(ctx, pre.Name, pol.Upstream)
+		}
+		return r.refuse(ReasonExpired, MsgExpired), nil
+	case errors.Is(err, upstream.ErrPasswordExpired):
+		r.step("password", pol.Upstream+" says the password has expired")
+		return r.refuse(ReasonPasswordExpired, MsgPwExpired), nil
+	case errors.Is(err, upstream.ErrMustChange):
+		r.step("password", pol.Upstream+" says the password must be changed first")
+		return r.refuse(ReasonMustChange, MsgPwExpired), nil
+	case errors.Is(err, upstream.ErrAccountLockedOut):
+		// Active Directory reports a lock whatever the password, so the
+		// person is told nothing more than for a wrong password.
+		r.step("password", pol.Upstream+" says the account is locked out")
+		return r.refuse(ReasonLockedOut, MsgDenied), nil
+	case errors.Is(err, upstream.ErrUpstreamRefused):
+		r.step("password", err.Error())
+		return r.refuse(ReasonUpstreamRefused, MsgDenied), nil
+	default:
+		return stop, fmt.Errorf("upstream %s: %w", pol.Upstream, err)
+	}
+	r.step("password", "verified by "+pol.Upstream)
+	r.verified, r.password = &id, password
+	if preErr == nil {
+		r.typed = &pre
+	}
+	return pass, nil
+}
+
+// fromCache is failmode "cached", a branch of the password stage: the
+// upstream could not be asked, so a password it verified recently may
+// stand in, but only with a second factor, which the mfa stage then
+// demands (TOTP needs no internet).
+func (g *Gate) fromCache(ctx context.Context, r *run, verifier upstream.Verifier, password secrets.Secret) (verdict, error) {
+	req, pol := r.req, r.req.Client.Policy
+	// Every refusal before the hash comparison still costs one hash, so
+	// timing tells nothing about what is cached.
+	fail := func(why string) (verdict, error) {
+		if err := g.hasher.Dummy(ctx, password); err != nil {
+			return stop, err
+		}
+		r.step("cache", why)
+		return r.refuse(ReasonUpstreamDown, MsgDenied), nil
+	}
+	u, err := g.localUser(ctx, verifier, req.User)
+	if errors.Is(err, store.ErrNotFound) {
+		return fail("no verified password cached for this user")
+	}
+	if err != nil {
+		return stop, err
+	}
+	v, err := g.store.CachedVerifierFor(ctx, u.ID, pol.Upstream)
+	if errors.Is(err, store.ErrNotFound) {
+		return fail("no verified password cached for this user")
+	}
+	if err != nil {
+		return stop, err
+	}
+	if age := r.now.Sub(v.VerifiedAt); age > r.site.CacheWindow {
+		return fail(fmt.Sprintf("the cached password was verified %s ago, longer than the %s allowed", age.Round(time.Minute), r.site.CacheWindow))
+	}
+	ok, err := g.hasher.Verify(ctx, v.Hash, password)
+	if err != nil {
+		return stop, err
+	}
+	if !ok {
+		r.step("cache", "password does not match the one last verified")
+		return r.refuse(ReasonBadPassword, MsgDenied), g.countFailure(ctx, r, u.Name)
+	}
+	if _, err := g.store.TOTP(ctx, u.ID); errors.Is(err, store.ErrNotFound) {
+		r.step("cache", "password matches the cached one, but accepting from the cache needs TOTP and the user has not enrolled")
+		return r.refuse(ReasonUpstreamDown, MsgDenied), nil
+	} else if err != nil {
+		return stop, err
+	}
+	r.step("cache", fmt.Sprintf("password matches the one %s verified %s ago", pol.Upstream, r.now.Sub(v.VerifiedAt).Round(time.Minute)))
+	r.d.Notes = append(r.d.Notes, "accepted_from_cached_credential")
+	r.user = u
+	r.user.Groups = unionGroups(u.Groups, v.Groups)
+	r.d.User, r.d.Groups = u.Name, r.user.Groups
+	r.forceMFA = true
+	return pass, nil
+}
+
+// account finds, or for a directory user's first login creates, the local
+// record of whom the upstream vouched for, and refuses it when locked or
+// when it is a local account of the same name. A challenge answer or the
+// credential cache named the record already.
+func (g *Gate) account(ctx context.Context, r *run) (verdict, error) {
+	id, pol := r.verified, r.req.Client.Policy
+	if id == nil {
+		if r.user.ID == 0 {
+			// Fail closed should a stage before forget to name the user.
+			return stop, errors.New("no verified user reached the account stage")
+		}
+		return pass, nil
+	}
+	local := pol.Upstream == "local"
+	if !validUserName(id.Name) {
+		r.step("account", fmt.Sprintf("%s returned an unusable user name %q", pol.Upstream, auditName(id.Name)))
+		return r.refuse(ReasonUpstreamRefused, MsgDenied), nil
+	}
+	var u store.User
+	var err error
+	if r.typed != nil && strings.EqualFold(r.typed.Name, id.Name) {
+		u = *r.typed
+	} else {
+		u, err = g.store.UserByName(ctx, id.Name)
+	}
+	if errors.Is(err, store.ErrNotFound) && !local {
+		u, err = g.provision(ctx, r, id.Name, pol.Upstream)
+	}
+	if err != nil {
+		return stop, fmt.Errorf("user %q verified but not readable: %w", id.Name, err)
+	}
+	// The lock may be on the record the name as typed did not find.
+	if u.LockedUntil.After(r.now) {
+		r.step("lockout", "locked until "+u.LockedUntil.Format(time.RFC3339))
+		return r.refuse(ReasonLockedOut, MsgDenied), nil
+	}
+	// An upstream vouches for its own users only: a local account of the
+	// same name with its own password (and so its own groups, factor and
+	// devices) is another person as far as the appliance knows.
+	if !local && !strings.EqualFold(u.Source, pol.Upstream) && u.PasswordHash != "" {
+		r.step("account", fmt.Sprintf("%s verified %q, but a local account with its own password has that name; rename one of them", pol.Upstream, u.Name))
+		return r.refuse(ReasonUpstreamRefused, MsgDenied), nil
+	}
+	r.user = u
+	r.user.Groups = unionGroups(u.Groups, id.Groups)
+	r.d.User, r.d.Groups = u.Name, r.user.Groups
+	r.passthrough = id.Reply
+	if !local && pol.Failmode == policy.FailCached {
+		g.queueCache(ctx, u.ID, pol.Upstream, r.password, id.Groups)
+	}
+	return pass, nil
+}
+
+func unionGroups(a, b []string) []string {
+	out := append([]string(nil), a...)
+	for _, g := range b {
+		dup := false
+		for _, x := range out {
+			if strings.EqualFold(x, g) {
+				dup = true
+				break
+			}
+		}
+		if !dup {
+			out = append(out, g)
+		}
+	}
+	return out
+}
+
+// provision creates the local record of a user an upstream vouched for, so
+// that MFA enrolment, devices, hours and lockout apply to them too.
+func (g *Gate) provision(ctx context.Context, r *run, name, source string) (store.User, error) {
+	err := g.store.WithTx(ctx, func(tx *store.Tx) error {
+		if _, err := tx.CreateUser(ctx, store.User{Name: name, Source: source}, r.now); err != nil {
+			return err
+		}
+		_, err := g.audit.AppendTx(ctx, tx, audit.Entry{
+			Kind: audit.KindSystem, Door: string(r.req.Door), Client: r.req.Client.Name, User: name,
+			Outcome: "provisioned", Reason: "user_provision", Actor: "upstream:" + source,
+			Detail: "first login verified by upstream " + source + "; local record created for MFA, devices and audit",
+		})
+		return err
+	})
+	if err != nil && !errors.Is(err, store.ErrConflict) {
+		return store.User{}, err
+	}
+	r.step("account", "provisioned from "+source)
+	return g.store.UserByName(ctx, name)
+}
+
+// posture checks the account and the device: not disabled or expired,
+// within its allowed hours, in a group the client lets in, and on a
+// registered device where the client requires one.
+func (g *Gate) posture(ctx context.Context, r *run) (verdict, error) {
+	u, pol := r.user, r.req.Client.Policy
+	if u.Disabled {
+		r.step("account", "disabled")
+		return r.refuse(ReasonDisabled, MsgDisabled), nil
+	}
+	if !u.ExpiresAt.IsZero() && !r.now.Before(u.ExpiresAt) {
+		r.step("account", "expired at "+u.ExpiresAt.Format(time.RFC3339))
+		return r.refuse(ReasonExpired, MsgExpired), nil
+	}
+	hours, err := policy.ParseHours(u.Hours)
+	if err != nil {
+		// Refused when set; a hand-edited value fails closed.
+		r.step("hours", "unreadable allowed hours: "+err.Error())
+		return r.refuse(ReasonOutsideHours, MsgOutsideHours), nil
+	}
+	local := r.now.In(r.site.TimeZone)
+	if ok, _ := hours.Remaining(local); !ok {
+		r.step("hours", fmt.Sprintf("%s is outside %q (%s)", local.Format("Mon 15:04"), hours, r.site.TimeZone))
+		return r.refuse(ReasonOutsideHours, MsgOutsideHours), nil
+	}
+	if !pol.GroupAllowed(u.Groups) {
+		r.step("groups", fmt.Sprintf("member of %v, client allows %v", u.Groups, pol.AllowedGroups))
+		return r.refuse(ReasonGroupNotAllowed, MsgNotAllowed), nil
+	}
+	if pol.RequireDevice {
+		mac, err := policy.NormalizeMAC(r.req.Device)
+		if err != nil {
+			r.step("device", "no MAC address in the request")
+			return r.refuse(ReasonDeviceMissing, MsgDevice), nil
+		}
+		dev, err := g.store.DeviceByMAC(ctx, mac)
+		if err != nil || dev.UserID != u.ID {
+			r.step("device", mac+" is not registered to this user")
+			return r.refuse(ReasonDeviceUnknown, MsgDevice), nil
+		}
+		r.step("device", mac+" registered")
+	}
+	r.step("posture", "passed")
+	return pass, nil
+}
+
+// secondFactor checks a code: the answer to a challenge, or one appended
+// to the password; or finds one verified recently (MFARemember); or asks
+// for one with a challenge. It passes when the client's policy needs no
+// code, or lets users who have not enrolled in during a roll-out.
+func (g *Gate) secondFactor(ctx context.Context, r *run) (verdict, error) {
+	pol := r.req.Client.Policy
+	if r.answer != nil {
+		// The challenge was issued under the policy of its first round:
+		// the code is checked whatever the policy says now.
+		enr, err := g.store.TOTP(ctx, r.user.ID)
+		if errors.Is(err, store.ErrNotFound) {
+			r.step("mfa", "enrolment removed since the challenge")
+			return r.refuse(ReasonMFANotEnrolled, MsgNotEnrolled), nil
+		}
+		if err != nil {
+			return stop, err
+		}
+		r.code = secrets.Secret(strings.TrimSpace(string(r.req.Password)))
+		return g.checkCode(ctx, r, enr)
+	}
+	if pol.MFA == policy.MFAOff && !r.forceMFA {
+		r.step("mfa", "off for this client")
+		return pass, nil
+	}
+	enr, err := g.store.TOTP(ctx, r.user.ID)
+	if errors.Is(err, store.ErrNotFound) {
+		if pol.MFA == policy.MFARequired || r.forceMFA {
+			r.step("mfa", "required, but the user has not enrolled")
+			return r.refuse(ReasonMFANotEnrolled, MsgNotEnrolled), nil
+		}
+		r.step("mfa", "user not enrolled; client allows that during roll-out")
+		r.d.Notes = append(r.d.Notes, "mfa_not_enrolled")
+		return pass, nil
+	}
+	if err != nil {
+		return stop, fmt.Errorf("mfa enrolment: %w", err)
+	}
+	if pol.MFARemember > 0 && !r.forceMFA && g.remembered.ok(rememberKey(r, enr.Seed), r.user.Version, r.now) {
+		// The code typed with the password, if any, is not checked again:
+		// an EHR repeats what the user typed once, and that code is spent.
+		r.step("mfa", fmt.Sprintf("a code was verified for this user from %s within the last %s", r.req.Source, time.Duration(pol.MFARemember)*time.Second))
+		r.d.Notes = append(r.d.Notes, "mfa_remembered")
+		return pass, nil
+	}
+	if r.code != nil {
+		return g.checkCode(ctx, r, enr)
+	}
+	// LDAP has no challenge: a code can only come appended to the password.
+	if pol.Style == policy.StyleAppend || r.req.Door == DoorLDAP {
+		r.step("mfa", "no code appended to the password")
+		return r.refuse(ReasonMFARequired, MsgAppendCode), nil
+	}
+	state, ok := g.challenges.put(challenge{
+		user: r.user.Name, typed: r.req.User, userID: r.user.ID, client: r.req.Client.Name,
+		source: r.req.Source.String(), expires: r.now.Add(r.site.ChallengeTTL),
+		groups: r.user.Groups, notes: r.d.Notes, passthrough: r.passthrough,
+	}, r.now)
+	if !ok {
+		r.step("mfa", "too many pending challenges")
+		return r.refuse(ReasonChallengeFull, MsgBusy), nil
+	}
+	r.step("mfa", "code requested")
+	r.d.Outcome, r.d.Reason, r.d.Message, r.d.State = Challenge, ReasonMFAChallenge, MsgEnterCode, state
+	return stop, nil
+}
+
+// checkCode checks r.code against the enrolment, once per time step.
+func (g *Gate) checkCode(ctx context.Context, r *run, enr store.TOTP) (verdict, error) {
+	step, ok, err := mfa.Match(enr.Seed, string(r.code), r.now, r.site.TOTPWindow, enr.Digits, enr.Period, enr.Algorithm)
+	if err != nil {
+		return stop, err
+	}
+	if !ok {
+		r.step("mfa", "wrong code")
+		return r.refuse(ReasonMFABadCode, MsgBadCode), g.countFailure(ctx, r, r.user.Name)
+	}
+	fresh, err := g.store.ConsumeTOTPStep(ctx, r.user.ID, step)
+	if err != nil {
+		return stop, err
+	}
+	if !fresh {
+		r.step("mfa", "code already used")
+		return r.refuse(ReasonMFAReplay, MsgBadCode), g.countFailure(ctx, r, r.user.Name)
+	}
+	r.step("mfa", "code accepted")
+	if pol := r.req.Client.Policy; pol.MFARemember > 0 && !r.forceMFA {
+		g.remembered.put(rememberKey(r, enr.Seed), r.user.Version, r.now.Add(time.Duration(pol.MFARemember)*time.Second), r.now)
+	}
+	return pass, nil
+}
+
+// authorize turns the user's groups into reply attributes and bounds the
+// session by the allowed hours and the account's expiry. The walker
+// accepts once it passes.
+func (g *Gate) authorize(ctx context.Context, r *run) (verdict, error) {
+	pol, u := r.req.Client.Policy, r.user
+	attrs := Attributes{SessionTimeout: pol.SessionTimeout}
+	if rule, ok := pol.RuleFor(u.Groups); ok {
+		attrs.VLAN, attrs.Class = rule.VLAN, rule.Class
+		if rule.SessionTimeout > 0 {
+			attrs.SessionTimeout = rule.SessionTimeout
+		}
+		r.step("authorize", fmt.Sprintf("rule for group %s", rule.Group))
+	} else {
+		r.step("authorize", "no group rule; default attributes")
+	}
+	// A session must not outlive the allowed hours or the account.
+	limit := func(until time.Duration) {
+		s := int(until / time.Second)
+		if s < 1 {
+			s = 1
+		}
+		if attrs.SessionTimeout == 0 || s < attrs.SessionTimeout {
+			attrs.SessionTimeout = s
+		}
+	}
+	if hours, err := policy.ParseHours(u.Hours); err == nil && !hours.Always() {
+		if _, left := hours.Remaining(r.now.In(r.site.TimeZone)); left > 0 {
+			limit(left)
+		}
+	}
+	if !u.ExpiresAt.IsZero() {
+		limit(u.ExpiresAt.Sub(r.now))
+	}
+	if u.Failures > 0 {
+		if err := g.store.WithTx(ctx, func(tx *store.Tx) error { return tx.ResetFailures(ctx, u.ID) }); err != nil {
+			return stop, err
+		}
+	}
+	r.d.Attributes = attrs
+	r.d.Passthrough = r.passthrough
+	return pass, nil
+}
+
+// countFailure records a failed password or code and locks the account at
+// the threshold.
+func (g *Gate) countFailure(ctx context.Context, r *run, name string) error {
+	if r.site.LockoutThreshold == 0 {
+		return nil
+	}
+	u, err := g.store.UserByName(ctx, name)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	var lo store.Lockout
+	err = g.store.WithTx(ctx, func(tx *store.Tx) error {
+		var err error
+		lo, err = tx.RecordFailure(ctx, u.ID, r.now, r.site.LockoutThreshold, r.site.LockoutDuration)
+		if err != nil || lo.LockedUntil.IsZero() {
+			return err
+		}
+		_, err = g.audit.AppendTx(ctx, tx, audit.Entry{
+			Kind: audit.KindSystem, Door: string(r.req.Door), Client: r.req.Client.Name, User: u.Name,
+			Source: r.req.Source.String(), Outcome: "locked", Reason: string(ReasonLockedOut),
+			Detail: fmt.Sprintf("locked until %s after %d failed attempts", lo.LockedUntil.Format(time.RFC3339), lo.Failures),
+		})
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	r.step("lockout", fmt.Sprintf("%d failed attempts in a row", lo.Failures))
+	if !lo.LockedUntil.IsZero() {
+		r.d.Notes = append(r.d.Notes, "account_locked_now")
+		g.log.Warn("account locked", "user", u.Name, "until", lo.LockedUntil, "failures", lo.Failures)
+	}
+	return nil
+}

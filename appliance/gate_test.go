@@ -609,16 +609,7 @@ func (f fakeUpstream) Verify(_ context.Context, user string, pw secrets.Secret) 
 func newEnvWithUpstream(t *testing.T, up upstream.Verifier) *env {
 	t.Helper()
 	e := newEnv(t)
-	alog, _ := audit.New(e.st, e.clock.Now)
-	h, _ := passwd.NewHasher(fastParams, 1)
-	local, _ := upstream.NewLocal(e.st, h)
-	g, err := appliance.NewGate(appliance.Config{Store: e.st, Audit: alog, Hasher: h, Logger: slog.New(slog.DiscardHandler),
-		Now: e.clock.Now, Upstreams: map[string]upstream.Verifier{"local": local, "corp": up}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(g.Close)
-	e.gate = g
+	e.gate = newGateWith(t, e, up, fastParams)
 	return e
 }
 
@@ -726,9 +717,9 @@ func (s *switchable) Verify(ctx context.Context, user string, pw secrets.Secret)
 	return s.fakeUpstream.Verify(ctx, user, pw)
 }
 
-// newCachingGate builds a gate whose "corp" upstream is up, with params for
-// its hasher (the cache worker's hash).
-func newCachingGate(t *testing.T, e *env, up upstream.Verifier, params passwd.Params) *appliance.Gate {
+// newGateWith builds a gate on e's store whose "corp" upstream is up, with
+// params for its hasher (the cache worker's hash).
+func newGateWith(t *testing.T, e *env, up upstream.Verifier, params passwd.Params) *appliance.Gate {
 	t.Helper()
 	alog, _ := audit.New(e.st, e.clock.Now)
 	h, err := passwd.NewHasher(params, 1)
@@ -773,7 +764,7 @@ func (e *env) cachedVerifier(user string) error {
 func TestCloseWaitsForTheCacheWorker(t *testing.T) {
 	e := newEnv(t)
 	// A slow hash keeps the worker busy while Close is called.
-	g := newCachingGate(t, e, fakeUpstream{users: map[string]string{"dana": "dana pw"}}, passwd.Params{MemoryKiB: 8 * 1024, Time: 2, Threads: 1})
+	g := newGateWith(t, e, fakeUpstream{users: map[string]string{"dana": "dana pw"}}, passwd.Params{MemoryKiB: 8 * 1024, Time: 2, Threads: 1})
 	e.gate = g
 	expect(t, e.decide(client(cachedCorp), "dana", "dana pw", nil), appliance.Accept, appliance.ReasonOK)
 	waitForCacheJob(g)
@@ -789,7 +780,7 @@ func TestCloseWaitsForTheCacheWorker(t *testing.T) {
 // standing for a password the upstream verified since.
 func TestNoVerifierOlderThanTheLastLoginAfterClose(t *testing.T) {
 	e := newEnv(t)
-	g := newCachingGate(t, e, fakeUpstream{users: map[string]string{"dana": "dana pw"}}, fastParams)
+	g := newGateWith(t, e, fakeUpstream{users: map[string]string{"dana": "dana pw"}}, fastParams)
 	e.gate = g
 	expect(t, e.decide(client(cachedCorp), "dana", "dana pw", nil), appliance.Accept, appliance.ReasonOK)
 	waitForCacheJob(g)
@@ -809,7 +800,7 @@ func TestNoVerifierOlderThanTheLastLoginAfterClose(t *testing.T) {
 func TestCachedCredentialNeedsACode(t *testing.T) {
 	e := newEnv(t)
 	up := &switchable{fakeUpstream: fakeUpstream{users: map[string]string{"dana": "dana pw"}}}
-	g := newCachingGate(t, e, up, fastParams)
+	g := newGateWith(t, e, up, fastParams)
 	e.gate = g
 	c := client(cachedCorp)
 	expect(t, e.decide(c, "dana", "dana pw", nil), appliance.Accept, appliance.ReasonOK)

@@ -40,25 +40,30 @@ func (l *lines) take() string {
 	return s
 }
 
-func TestAFloodWritesOneLinePerInterval(t *testing.T) {
+// newAt returns a Logger writing to out, on a clock the test sets in *now.
+func newAt(every time.Duration) (*Logger, *lines, *time.Time) {
 	out := &lines{}
 	now := time.Date(2026, 11, 30, 10, 0, 0, 0, time.UTC)
-	r := New(slog.New(out), 10*time.Second, func() time.Time { return now })
+	return New(slog.New(out), every, func() time.Time { return now }), out, &now
+}
+
+func TestAFloodWritesOneLinePerInterval(t *testing.T) {
+	r, out, now := newAt(10 * time.Second)
 
 	r.Warn("dropped a packet", "from", "10.0.0.1")
 	for range 5 {
-		now = now.Add(time.Second)
+		*now = (*now).Add(time.Second)
 		r.Warn("dropped a packet", "from", "10.0.0.2")
 	}
 	if got, want := out.take(), "WARN dropped a packet from=10.0.0.1"; got != want {
 		t.Fatalf("after a flood within one interval got\n%s\nwant\n%s", got, want)
 	}
-	now = now.Add(5 * time.Second) // 10 s after the first line
+	*now = (*now).Add(5 * time.Second) // 10 s after the first line
 	r.Warn("dropped a packet", "from", "10.0.0.3")
 	if got, want := out.take(), "WARN dropped a packet from=10.0.0.3 suppressed_since_last=5"; got != want {
 		t.Fatalf("once the interval passed got\n%s\nwant\n%s", got, want)
 	}
-	now = now.Add(time.Minute)
+	*now = (*now).Add(time.Minute)
 	r.Warn("dropped a packet")
 	if got, want := out.take(), "WARN dropped a packet"; got != want {
 		t.Fatalf("after a quiet interval got\n%s\nwant\n%s (no count when nothing was held back)", got, want)
@@ -66,11 +71,9 @@ func TestAFloodWritesOneLinePerInterval(t *testing.T) {
 }
 
 func TestClockGoingBackDoesNotSilenceTheLog(t *testing.T) {
-	out := &lines{}
-	now := time.Date(2026, 11, 30, 10, 0, 0, 0, time.UTC)
-	r := New(slog.New(out), 10*time.Second, func() time.Time { return now })
+	r, out, now := newAt(10 * time.Second)
 	r.Warn("first")
-	now = now.Add(-time.Hour)
+	*now = (*now).Add(-time.Hour)
 	r.Warn("second")
 	if got, want := out.take(), "WARN first\nWARN second"; got != want {
 		t.Fatalf("got\n%s\nwant\n%s", got, want)
@@ -78,12 +81,10 @@ func TestClockGoingBackDoesNotSilenceTheLog(t *testing.T) {
 }
 
 func TestCallersArgsAreNotModified(t *testing.T) {
-	out := &lines{}
-	now := time.Date(2026, 11, 30, 10, 0, 0, 0, time.UTC)
-	r := New(slog.New(out), time.Second, func() time.Time { return now })
+	r, _, now := newAt(time.Second)
 	r.Warn("x")
 	r.Warn("x") // held back
-	now = now.Add(time.Second)
+	*now = (*now).Add(time.Second)
 	args := make([]any, 2, 8)
 	args[0], args[1] = "k", "v"
 	r.Warn("x", args...)

@@ -3,6 +3,7 @@ package radius
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/clinicgate/clinicgate/appliance"
 	"github.com/clinicgate/clinicgate/appliance/store"
+	"github.com/clinicgate/clinicgate/internal/msgauth"
 )
 
 const door = string(appliance.DoorRADIUS)
@@ -91,14 +93,14 @@ func dedupKey(src netip.AddrPort, pkt *radius.Packet) string {
 
 func (s *Server) access(ctx context.Context, b []byte, pkt *radius.Packet, client store.Client, src netip.AddrPort) []byte {
 	var notes []string
-	if err := checkRequestMA(b, client.Secret); err != nil {
-		if err == errMANone && !client.Policy.RequireMessageAuthenticator {
+	if err := msgauth.Verify(b, client.Secret); err != nil {
+		if errors.Is(err, msgauth.ErrMissing) && !client.Policy.RequireMessageAuthenticator {
 			// The operator relaxed this for old hardware; the audit says so.
 			notes = append(notes, "message_authenticator_absent")
 		} else {
 			cause := "message_authenticator"
 			hint := "check that the NAS and clinicgate use the same shared secret"
-			if err == errMANone {
+			if errors.Is(err, msgauth.ErrMissing) {
 				cause = "message_authenticator_missing"
 				hint = "turn on Message-Authenticator on the NAS, or for old hardware relax it with 'clinicgate client set NAME --require-message-authenticator=false'"
 			}
@@ -261,7 +263,7 @@ func encodeDecision(pkt *radius.Packet, d appliance.Decision) ([]byte, error) {
 		}
 	}
 	copyProxyState(resp, pkt)
-	return encodeSigned(resp, pkt)
+	return msgauth.SignResponse(resp, pkt)
 }
 
 // copyProxyState copies Proxy-State attributes in order (RFC 2865 §5.33).
@@ -276,13 +278,13 @@ func copyProxyState(resp, req *radius.Packet) {
 // status answers Status-Server (RFC 5997), which must carry a valid
 // Message-Authenticator whatever the client's setting.
 func (s *Server) status(b []byte, pkt *radius.Packet, client store.Client, src netip.AddrPort) []byte {
-	if err := checkRequestMA(b, client.Secret); err != nil {
+	if err := msgauth.Verify(b, client.Secret); err != nil {
 		s.Metrics.Drop(door, "message_authenticator")
 		s.bad.Warn("dropped a Status-Server: "+err.Error(), "client", client.Name, "from", src.String())
 		return nil
 	}
 	resp := pkt.Response(radius.CodeAccessAccept)
-	reply, err := encodeSigned(resp, pkt)
+	reply, err := msgauth.SignResponse(resp, pkt)
 	if err != nil {
 		return nil
 	}

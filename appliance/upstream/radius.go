@@ -1,10 +1,7 @@
 package upstream
 
 import (
-	"bytes"
 	"context"
-	"crypto/hmac"
-	"crypto/md5"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -20,6 +17,7 @@ import (
 	"layeh.com/radius/rfc2869"
 
 	"github.com/clinicgate/clinicgate/appliance/secrets"
+	"github.com/clinicgate/clinicgate/internal/msgauth"
 )
 
 // RADIUSConfig configures a RADIUS upstream (JumpCloud, NPS, FreeRADIUS).
@@ -332,16 +330,17 @@ func (r *RADIUS) prepare(ctx context.Context, server, user string, password secr
 	}
 	_ = rfc2865.NASIdentifier_SetString(p, r.cfg.NASIdentifier)
 	_ = rfc2865.ServiceType_Set(p, rfc2865.ServiceType_Value_LoginUser)
-	p.Add(rfc2869.MessageAuthenticator_Type, make([]byte, md5.Size))
+	p.Add(rfc2869.MessageAuthenticator_Type, make([]byte, msgauth.Size))
 	req, err := p.Encode()
 	if err != nil {
 		sock.release(id)
 		return nil, err
 	}
-	// Message-Authenticator on every request (it is the last attribute).
-	m := hmac.New(md5.New, r.secret)
-	m.Write(req)
-	copy(req[len(req)-md5.Size:], m.Sum(nil))
+	// Message-Authenticator on every request.
+	if err := msgauth.Sign(req, r.secret); err != nil {
+		sock.release(id)
+		return nil, err
+	}
 	return &radiusAttempt{sock: sock, id: id, replies: replies, req: req}, nil
 }
 
@@ -408,36 +407,18 @@ func (r *RADIUS) verifyReply(resp, req []byte) error {
 	if !radius.IsAuthenticResponse(resp, req, r.secret) {
 		return errReplyForged
 	}
-	// Find the Message-Authenticator.
-	off := -1
-	for i := 20; i+2 <= length; {
-		l := int(resp[i+1])
-		if l < 2 || i+l > length {
-			return errors.New("malformed reply attributes")
-		}
-		if radius.Type(resp[i]) == rfc2869.MessageAuthenticator_Type {
-			if off >= 0 || l != 18 {
-				return errReplyForged
-			}
-			off = i + 2
-		}
-		i += l
-	}
-	if off < 0 {
+	switch err := msgauth.VerifyResponse(resp, req[4:20], r.secret); {
+	case err == nil:
+		return nil
+	case errors.Is(err, msgauth.ErrMissing):
 		if r.cfg.RequireMessageAuthenticator {
 			return errors.New("reply has no Message-Authenticator (required for this upstream)")
 		}
 		return nil
+	case errors.Is(err, msgauth.ErrMalformed):
+		return errors.New("malformed reply attributes")
 	}
-	b := bytes.Clone(resp)
-	copy(b[4:20], req[4:20])
-	clear(b[off : off+md5.Size])
-	m := hmac.New(md5.New, r.secret)
-	m.Write(b)
-	if !hmac.Equal(m.Sum(nil), resp[off:off+md5.Size]) {
-		return errReplyForged
-	}
-	return nil
+	return errReplyForged
 }
 
 // passed picks the reply attributes the settings allow through.

@@ -9,7 +9,6 @@ package appliance
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -347,13 +346,10 @@ func (g *Gate) finish(ctx context.Context, r *run, err error) (Decision, error) 
 }
 
 func (g *Gate) entry(r *run) audit.Entry {
-	detail := struct {
-		Steps []Step   `json:"steps,omitempty"`
-		Notes []string `json:"notes,omitempty"`
-		NAS   string   `json:"nas,omitempty"`
-		VLAN  int      `json:"vlan,omitempty"`
-	}{r.d.Steps, r.d.Notes, r.req.NAS, r.d.Attributes.VLAN}
-	b, _ := json.Marshal(detail)
+	detail := audit.DecisionDetail{Notes: r.d.Notes, NAS: r.req.NAS, VLAN: r.d.Attributes.VLAN}
+	for _, s := range r.d.Steps {
+		detail.Steps = append(detail.Steps, audit.Step(s))
+	}
 	src := ""
 	if r.req.Source.IsValid() {
 		src = r.req.Source.String()
@@ -361,7 +357,7 @@ func (g *Gate) entry(r *run) audit.Entry {
 	return audit.Entry{
 		Kind: audit.KindDecision, Door: string(r.req.Door), Client: r.req.Client.Name,
 		User: auditName(r.req.User), Device: auditName(r.req.Device), Source: src,
-		Outcome: string(r.d.Outcome), Reason: string(r.d.Reason), Detail: string(b),
+		Outcome: string(r.d.Outcome), Reason: string(r.d.Reason), Detail: detail.Marshal(),
 	}
 }
 

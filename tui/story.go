@@ -1,24 +1,25 @@
 package tui
 
 import (
-	"encoding/json"
 	"fmt"
+
+	"github.com/clinicgate/clinicgate/appliance/audit"
 )
 
 // decisionStory reads a decision's detail (the steps the gate recorded).
 func decisionStory(detail string) (steps, notes []string) {
-	var d struct {
-		Steps []struct {
-			Stage  string `json:"stage"`
-			Result string `json:"result"`
-		} `json:"steps"`
-		Notes []string `json:"notes"`
-	}
-	if json.Unmarshal([]byte(detail), &d) != nil {
+	d, err := audit.ParseDecisionDetail(detail)
+	if err != nil {
 		return []string{detail}, nil
 	}
-	for _, s := range d.Steps {
-		steps = append(steps, fmt.Sprintf("%-10s %s", s.Stage, s.Result))
+	return storySteps(d.Steps), d.Notes
+}
+
+// storySteps lays the steps out one a line, stage then result.
+func storySteps(s []audit.Step) []string {
+	out := make([]string, 0, len(s))
+	for _, st := range s {
+		out = append(out, fmt.Sprintf("%-10s %s", st.Stage, st.Result))
 	}
-	return steps, d.Notes
+	return out
 }

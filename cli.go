@@ -1359,7 +1359,11 @@ func (c *cli) upstream(ctx context.Context, args []string) error {
 
 // testUpstream performs a real login check and explains each step.
 func (c *cli) testUpstream(ctx context.Context, env *adminEnv, name, user string, pw secrets.Secret) error {
-	return env.svc.TestUpstream(ctx, name, user, pw, c.out)
+	check, err := env.svc.TestUpstream(ctx, name, user, pw)
+	for _, l := range check.Lines() {
+		fmt.Fprintln(c.out, l)
+	}
+	return err
 }
 
 // ---- bindaccount

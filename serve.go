@@ -167,12 +167,14 @@ func (c *cli) runDaemon(ctx context.Context, cfg config.Config, demo bool) error
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	var listening []string
+	var listeners []admin.Listener // the same, typed, for the console
 	if cfg.RADIUS.Auth != "" {
 		conn, err := listenUDP(ctx, cfg.RADIUS.Auth, "RADIUS authentication")
 		if err != nil {
 			return err
 		}
 		listening = append(listening, fmt.Sprintf("  RADIUS authentication  %s/udp", conn.LocalAddr()))
+		listeners = append(listeners, admin.Listener{Door: admin.ListenRADIUSAuth, Network: "udp", Address: conn.LocalAddr().String()})
 		g.Go(func() error { return ignoreClosed(srv.Serve(conn)) })
 	}
 	if cfg.RADIUS.Acct != "" {
@@ -181,6 +183,7 @@ func (c *cli) runDaemon(ctx context.Context, cfg config.Config, demo bool) error
 			return err
 		}
 		listening = append(listening, fmt.Sprintf("  RADIUS accounting      %s/udp", conn.LocalAddr()))
+		listeners = append(listeners, admin.Listener{Door: admin.ListenRADIUSAcct, Network: "udp", Address: conn.LocalAddr().String()})
 		g.Go(func() error { return ignoreClosed(srv.ServeAccounting(conn)) })
 	}
 	var ldapSrv *ldapproxy.Server
@@ -214,7 +217,8 @@ func (c *cli) runDaemon(ctx context.Context, cfg config.Config, demo bool) error
 		for _, l := range []struct {
 			addr, what string
 			tls        bool
-		}{{cfg.LDAP.Listen, "LDAP (StartTLS)", false}, {cfg.LDAP.ListenTLS, "LDAPS", true}} {
+			door       admin.ListenDoor
+		}{{cfg.LDAP.Listen, "LDAP (StartTLS)", false, admin.ListenLDAP}, {cfg.LDAP.ListenTLS, "LDAPS", true, admin.ListenLDAPS}} {
 			if l.addr == "" {
 				continue
 			}
@@ -223,6 +227,7 @@ func (c *cli) runDaemon(ctx context.Context, cfg config.Config, demo bool) error
 				return err
 			}
 			listening = append(listening, fmt.Sprintf("  %-22s %s/tcp", l.what, ln.Addr()))
+			listeners = append(listeners, admin.Listener{Door: l.door, Network: "tcp", Address: ln.Addr().String(), CertSHA256: fp})
 			serveTLS := l.tls
 			g.Go(func() error {
 				var err error
@@ -258,6 +263,7 @@ func (c *cli) runDaemon(ctx context.Context, cfg config.Config, demo bool) error
 		mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 		hs = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 		listening = append(listening, fmt.Sprintf("  health and metrics     http://%s/healthz  /metrics", ln.Addr()))
+		listeners = append(listeners, admin.Listener{Door: admin.ListenHTTP, Network: "tcp", Address: ln.Addr().String()})
 		g.Go(func() error {
 			if err := hs.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
 				return err
@@ -299,6 +305,7 @@ func (c *cli) runDaemon(ctx context.Context, cfg config.Config, demo bool) error
 			return fmt.Errorf("cannot listen for the console's SSH on %s: %w", cfg.SSH, err)
 		}
 		listening = append(listening, fmt.Sprintf("  console over SSH       %s  (host key %s; add admins with 'clinicgate admin add-key NAME < key.pub')", ln.Addr(), fp))
+		listeners = append(listeners, admin.Listener{Door: admin.ListenSSH, Network: "tcp", Address: ln.Addr().String(), HostKey: fp})
 		g.Go(func() error {
 			if err := sshSrv.Serve(ln); !errors.Is(err, tui.ErrSSHClosed) {
 				return err
@@ -359,15 +366,11 @@ func (c *cli) runDaemon(ctx context.Context, cfg config.Config, demo bool) error
 		return err
 	}
 	started := time.Now()
-	var listenAddrs []string
-	for _, l := range listening {
-		listenAddrs = append(listenAddrs, strings.Join(strings.Fields(l), " "))
-	}
 	g.Go(func() error {
 		t := time.NewTicker(5 * time.Second)
 		defer t.Stop()
 		for {
-			ds := admin.DaemonStatus{Version: version, StartedAt: started, UpdatedAt: time.Now(), Listeners: listenAddrs}
+			ds := admin.DaemonStatus{Version: version, StartedAt: started, UpdatedAt: time.Now(), Listeners: listeners}
 			if hs, err := upstreams.Status(gctx); err == nil {
 				for _, h := range hs {
 					ds.Upstreams = append(ds.Upstreams, admin.UpstreamStatus{Name: h.Name, Kind: h.Kind, State: string(h.State), Since: h.Since, LastError: h.LastError})

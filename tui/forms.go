@@ -17,7 +17,6 @@ import (
 	"github.com/clinicgate/clinicgate/appliance/admin"
 	"github.com/clinicgate/clinicgate/appliance/policy"
 	"github.com/clinicgate/clinicgate/appliance/secrets"
-	"github.com/clinicgate/clinicgate/appliance/store"
 	"github.com/clinicgate/clinicgate/appliance/upstream"
 )
 
@@ -150,15 +149,15 @@ type (
 		client string
 	}
 	clientsMsg struct {
-		clients []store.Client
+		clients []admin.Client
 		err     error
 	}
 	upstreamsMsg struct {
-		ups []store.Upstream
+		ups []admin.Upstream
 		err error
 	}
 	devicesMsg struct {
-		devices []store.Device
+		devices []admin.Device
 		err     error
 	}
 )
@@ -168,9 +167,9 @@ func explain(err error) string {
 	switch {
 	case errors.Is(err, admin.ErrInvalid):
 		return strings.TrimPrefix(err.Error(), admin.ErrInvalid.Error()+": ")
-	case errors.Is(err, store.ErrConflict):
+	case errors.Is(err, admin.ErrConflict):
 		return "someone else changed this meanwhile; press esc and try again on the fresh list"
-	case errors.Is(err, store.ErrBusy):
+	case errors.Is(err, admin.ErrBusy):
 		return "the appliance's database is busy (another change is being saved); try again in a moment"
 	}
 	return oneLine(err.Error())
@@ -185,10 +184,14 @@ func (m Model) act(fn func(ctx context.Context) doneMsg) tea.Cmd {
 }
 
 func (m Model) fetchClients() tea.Cmd {
+	a := m.p.Clients
+	if a == nil {
+		return nil
+	}
 	return func() tea.Msg {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		c, err := m.admin.Clients(ctx)
+		c, err := a.Clients(ctx)
 		return clientsMsg{c, err}
 	}
 }
@@ -208,7 +211,7 @@ func (m Model) addUserForm() *form {
 			if v[2] != "" {
 				n.Password = []byte(v[2])
 			}
-			if err := m.admin.AddUser(ctx, n); err != nil {
+			if err := m.p.Users.AddUser(ctx, n); err != nil {
 				return doneMsg{err: err}
 			}
 			return doneMsg{text: "user " + n.Name + " added"}
@@ -226,7 +229,7 @@ func (m Model) passwordForm(user string) *form {
 			if v[0] != v[1] {
 				return doneMsg{err: fmt.Errorf("%w: the two entries differ", admin.ErrInvalid)}
 			}
-			if err := m.admin.EditUser(ctx, user, admin.UserEdit{Password: []byte(v[0])}); err != nil {
+			if err := m.p.Users.EditUser(ctx, user, admin.UserEdit{Password: []byte(v[0])}); err != nil {
 				return doneMsg{err: err}
 			}
 			return doneMsg{text: "password of " + user + " changed"}
@@ -266,7 +269,7 @@ func (m Model) addClientFormWith(up string, doors bool) *form {
 				p.MFA = policy.MFA(mode)
 			}
 			name := strings.TrimSpace(val["name"])
-			sec, err := m.admin.AddClient(ctx, admin.NewClient{Door: door, Name: name, Address: strings.TrimSpace(val["address"]), Policy: p})
+			sec, err := m.p.Clients.AddClient(ctx, admin.NewClient{Door: door, Name: name, Address: strings.TrimSpace(val["address"]), Policy: p})
 			if err != nil {
 				return doneMsg{err: err}
 			}
@@ -317,7 +320,7 @@ func qrText(uri string) string {
 // A RADIUS client and an LDAP client get the fields that apply to their
 // door: code style, device binding, VLANs and Message-Authenticator only
 // mean something in RADIUS; TLS and remembering a code only in LDAP.
-func (m Model) policyForm(c store.Client) *form {
+func (m Model) policyForm(c admin.Client) *form {
 	p := c.Policy
 	var rules []string
 	for _, r := range p.Rules {
@@ -399,7 +402,7 @@ func (m Model) policyForm(c store.Client) *form {
 					p.Style, p.RequireDevice, p.RequireMessageAuthenticator, p.Rules = style, dev, ma, rules
 				})
 			}
-			err := m.admin.EditClient(ctx, name, admin.ClientEdit{Version: version, Policy: func(p *policy.Policy) error {
+			err := m.p.Clients.EditClient(ctx, name, admin.ClientEdit{Version: version, Policy: func(p *policy.Policy) error {
 				p.MFA = policy.MFA(strings.TrimSpace(val["mfa"]))
 				p.AllowedGroups = splitList(val["groups"])
 				p.Upstream, p.Failmode = strings.TrimSpace(val["upstream"]), policy.Failmode(strings.TrimSpace(val["failmode"]))
@@ -448,10 +451,14 @@ func parseRemember(s string) (int, error) {
 }
 
 func (m Model) fetchUpstreams() tea.Cmd {
+	a := m.p.Upstreams
+	if a == nil {
+		return nil
+	}
 	return func() tea.Msg {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		u, err := m.admin.Upstreams(ctx)
+		u, err := a.Upstreams(ctx)
 		return upstreamsMsg{u, err}
 	}
 }
@@ -479,13 +486,12 @@ func upstreamWhere(config string) string {
 func (m Model) testUpstreamForm(name string) *form {
 	return newForm("Test upstream "+name+" with a real login", func(v []string) tea.Cmd {
 		return m.act(func(ctx context.Context) doneMsg {
-			var out strings.Builder
-			err := m.admin.TestUpstream(ctx, name, strings.TrimSpace(v[0]), []byte(v[1]), &out)
+			c, err := m.p.Upstreams.TestUpstream(ctx, name, strings.TrimSpace(v[0]), []byte(v[1]))
 			verdict := "the test login succeeded"
 			if err != nil {
 				verdict = explain(err)
 			}
-			return doneMsg{text: "test of " + name + ": " + verdict, show: "Test of upstream " + name + ":\n\n" + sanitizeBlock(out.String())}
+			return doneMsg{text: "test of " + name + ": " + verdict, show: "Test of upstream " + name + ":\n\n" + upstreamCheckText(c)}
 		})
 	},
 		field("user", "an account that exists there", false, 128),
@@ -493,16 +499,28 @@ func (m Model) testUpstreamForm(name string) *form {
 	)
 }
 
-// sanitizeBlock keeps line breaks but no other control characters.
-func sanitizeBlock(s string) string {
-	lines := strings.Split(s, "\n")
-	for i, l := range lines {
-		lines[i] = sanitize(l)
+// upstreamCheckText lays a check out: each step and its result, then the
+// warnings, set apart so they are not read as a failure.
+func upstreamCheckText(c admin.UpstreamCheck) string {
+	var b strings.Builder
+	for i, st := range c.Steps {
+		fmt.Fprintf(&b, "%d. %s\n", i+1, sanitize(st.What))
+		for _, l := range []string{st.Result, st.Hint} {
+			if l != "" {
+				fmt.Fprintf(&b, "   %s\n", sanitize(l))
+			}
+		}
 	}
-	return strings.Join(lines, "\n")
+	if len(c.Warnings) > 0 {
+		b.WriteString("\nWarnings (it works, but):\n")
+		for _, w := range c.Warnings {
+			fmt.Fprintf(&b, "  - %s\n", sanitize(w))
+		}
+	}
+	return b.String()
 }
 
-func (m Model) groupsForm(u store.User) *form {
+func (m Model) groupsForm(u admin.User) *form {
 	exp := ""
 	if !u.ExpiresAt.IsZero() {
 		exp = u.ExpiresAt.In(time.Local).AddDate(0, 0, -1).Format("2006-01-02")
@@ -518,7 +536,7 @@ func (m Model) groupsForm(u store.User) *form {
 				}
 				t = d.AddDate(0, 0, 1) // through the end of that day
 			}
-			if err := m.admin.EditUser(ctx, u.Name, admin.UserEdit{Groups: &groups, ExpiresAt: &t, Version: u.Version}); err != nil {
+			if err := m.p.Users.EditUser(ctx, u.Name, admin.UserEdit{Groups: &groups, ExpiresAt: &t, Version: u.Version}); err != nil {
 				return doneMsg{err: err}
 			}
 			return doneMsg{text: u.Name + ": groups and expiry saved"}
@@ -535,7 +553,7 @@ func (m Model) groupsForm(u store.User) *form {
 func (m Model) deviceForm(user string) *form {
 	return newForm("Bind a device to "+user, func(v []string) tea.Cmd {
 		return m.act(func(ctx context.Context) doneMsg {
-			mac, err := m.admin.AddDevice(ctx, v[0], user, strings.TrimSpace(v[1]))
+			mac, err := m.p.Users.AddDevice(ctx, v[0], user, strings.TrimSpace(v[1]))
 			if err != nil {
 				return doneMsg{err: err}
 			}
@@ -548,10 +566,13 @@ func (m Model) deviceForm(user string) *form {
 }
 
 func (m Model) fetchDevices() tea.Cmd {
+	if m.p.Devices == nil {
+		return nil
+	}
 	return func() tea.Msg {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		d, err := m.admin.Devices(ctx)
+		d, err := m.p.Devices.Devices(ctx)
 		return devicesMsg{d, err}
 	}
 }
@@ -573,7 +594,7 @@ func (m Model) addUpstreamForm() *form {
 func (m Model) upstreamSettingsForm(kind string) *form {
 	add := func(ctx context.Context, name, k string, cfg any, secret string) doneMsg {
 		b, _ := json.Marshal(cfg)
-		warnings, err := m.admin.AddUpstream(ctx, admin.NewUpstream{Name: strings.TrimSpace(name), Kind: k, Config: string(b), Secret: []byte(secret)})
+		warnings, err := m.p.Upstreams.AddUpstream(ctx, admin.NewUpstream{Name: strings.TrimSpace(name), Kind: k, Config: string(b), Secret: []byte(secret)})
 		if err != nil {
 			return doneMsg{err: err}
 		}
@@ -641,7 +662,7 @@ func (m Model) upstreamSettingsForm(kind string) *form {
 // JSON, as 'clinicgate upstream list' shows it, directory sync included),
 // and, when given, its secret and its directory-sync token. The settings
 // are checked by building the connector before anything is stored.
-func (m Model) editUpstreamForm(u store.Upstream) *form {
+func (m Model) editUpstreamForm(u admin.Upstream) *form {
 	fields := []formField{
 		field("settings", "the "+u.Kind+" settings (JSON; e.g. urls, base_dn, sync, sync_interval_minutes)", false, 4096),
 		field("secret", "the service account's password or shared secret; empty: keep it", true, 512),
@@ -655,12 +676,12 @@ func (m Model) editUpstreamForm(u store.Upstream) *form {
 			if v[1] != "" {
 				e.Secret = secrets.Secret(v[1])
 			}
-			warnings, err := m.admin.EditUpstream(ctx, name, e)
+			warnings, err := m.p.Upstreams.EditUpstream(ctx, name, e)
 			if err != nil {
 				return doneMsg{err: err}
 			}
 			if v[2] != "" {
-				if err := m.admin.SetSyncToken(ctx, name, secrets.Secret(v[2])); err != nil {
+				if err := m.p.Upstreams.SetSyncToken(ctx, name, secrets.Secret(v[2])); err != nil {
 					return doneMsg{err: fmt.Errorf("the settings were saved, but the sync token was not: %w", err)}
 				}
 			}

@@ -10,7 +10,6 @@ import (
 
 	"github.com/clinicgate/clinicgate/appliance"
 	"github.com/clinicgate/clinicgate/appliance/admin"
-	"github.com/clinicgate/clinicgate/appliance/store"
 )
 
 // The LDAP pane: how the LDAP door presents the directory (the ldap_ site
@@ -19,20 +18,24 @@ import (
 // Clients pane, with the RADIUS ones.
 
 type ldapMsg struct {
-	binds    []store.BindAccount
+	binds    []admin.BindAccount
 	settings map[string]string
 	err      error
 }
 
 func (m Model) fetchLDAP() tea.Cmd {
+	a := m.p.LDAP
+	if a == nil {
+		return nil
+	}
 	return func() tea.Msg {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		s, err := m.admin.LDAPSettings(ctx)
+		s, err := a.LDAPSettings(ctx)
 		if err != nil {
 			return ldapMsg{err: err}
 		}
-		b, err := m.admin.BindAccounts(ctx)
+		b, err := a.BindAccounts(ctx)
 		return ldapMsg{binds: b, settings: s, err: err}
 	}
 }
@@ -102,10 +105,11 @@ func (m Model) ldapListening() string {
 	}
 	var out []string
 	for _, l := range m.daemon.Listeners {
-		for _, p := range []string{"LDAPS ", "LDAP (StartTLS) "} {
-			if strings.HasPrefix(l, p) {
-				out = append(out, strings.TrimSuffix(l, "/tcp"))
-			}
+		switch l.Door {
+		case admin.ListenLDAP:
+			out = append(out, "LDAP (StartTLS) "+l.Address)
+		case admin.ListenLDAPS:
+			out = append(out, "LDAPS "+l.Address)
 		}
 	}
 	if len(out) == 0 {
@@ -120,7 +124,7 @@ func (m Model) addBindAccountForm() *form {
 	return newForm("Add a bind account (the service account an EHR searches with)", func(v []string) tea.Cmd {
 		return m.act(func(ctx context.Context) doneMsg {
 			name, nets := strings.TrimSpace(v[0]), splitList(v[1])
-			sec, err := m.admin.AddBindAccount(ctx, admin.NewBindAccount{Name: name, Networks: nets})
+			sec, err := m.p.LDAP.AddBindAccount(ctx, admin.NewBindAccount{Name: name, Networks: nets})
 			if err != nil {
 				return doneMsg{err: err}
 			}
@@ -146,7 +150,7 @@ func (m Model) addBindAccountForm() *form {
 
 func (m Model) removeBindAccount(name string) *confirmation {
 	return &confirmation{question: "Remove the bind account " + name + "? An EHR searching with it stops finding users.", do: m.act(func(ctx context.Context) doneMsg {
-		if err := m.admin.RemoveBindAccount(ctx, name); err != nil {
+		if err := m.p.LDAP.RemoveBindAccount(ctx, name); err != nil {
 			return doneMsg{err: err}
 		}
 		return doneMsg{text: "bind account " + name + " removed"}
@@ -205,7 +209,7 @@ func (m Model) ldapSettingsForm() *form {
 				return doneMsg{text: "LDAP settings: nothing changed"}
 			}
 			for _, k := range changed {
-				if err := m.admin.SetSetting(ctx, k, val[k]); err != nil {
+				if err := m.p.LDAP.SetSetting(ctx, k, val[k]); err != nil {
 					return doneMsg{err: err}
 				}
 			}
@@ -226,7 +230,7 @@ func (m Model) checkProxyUpstream(ctx context.Context, name string) error {
 	if name == "" {
 		return fmt.Errorf("%w: upstream: proxy mode needs the name of an LDAP upstream (add one on the Upstreams pane), or set mode to directory", admin.ErrInvalid)
 	}
-	ups, err := m.admin.Upstreams(ctx)
+	ups, err := m.p.LDAP.Upstreams(ctx)
 	if err != nil {
 		return err
 	}

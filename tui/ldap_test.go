@@ -1,27 +1,17 @@
 package tui
 
 import (
-	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"math/big"
-	"net"
 	"net/netip"
 	"strings"
 	"testing"
 	"time"
 
 	tea "github.com/charmbracelet/bubbletea"
-	"layeh.com/radius"
-	"layeh.com/radius/rfc2865"
 
 	"github.com/clinicgate/clinicgate/appliance"
 	"github.com/clinicgate/clinicgate/appliance/admin"
+	"github.com/clinicgate/clinicgate/appliance/audit"
 	"github.com/clinicgate/clinicgate/appliance/policy"
-	"github.com/clinicgate/clinicgate/appliance/store"
 )
 
 // The real admin service is what the console drives in production.
@@ -34,16 +24,16 @@ const testFingerprint = "D6:D3:00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF:0
 func ldapSample() *fakeAdmin {
 	f := sample()
 	f.status.Listeners = append(f.status.Listeners,
-		"LDAP (StartTLS) [::]:389/tcp", "LDAPS [::]:636/tcp",
-		"LDAP certificate /var/lib/clinicgate/ldap-cert.pem (SHA-256 "+testFingerprint+")")
+		admin.Listener{Door: admin.ListenLDAP, Network: "tcp", Address: "[::]:389", CertSHA256: testFingerprint},
+		admin.Listener{Door: admin.ListenLDAPS, Network: "tcp", Address: "[::]:636", CertSHA256: testFingerprint})
 	f.settings = map[string]string{"ldap_base_dn": "dc=clinic,dc=local", "ldap_domain": "clinic.local", "ldap_netbios": "CLINIC"}
-	f.binds = []store.BindAccount{
+	f.binds = []admin.BindAccount{
 		{Name: "ehr-search", Networks: []netip.Prefix{netip.MustParsePrefix("192.168.1.20/32")}, CreatedAt: t0},
 		{Name: "pacs-lookup", Networks: []netip.Prefix{netip.MustParsePrefix("192.168.1.30/32"), netip.MustParsePrefix("10.20.0.0/24")}, CreatedAt: t0.Add(-48 * time.Hour)},
 	}
 	p := policy.Default()
 	p.MFARemember = 900
-	f.clients = []store.Client{{Name: "ehr", Door: "ldap", Prefix: netip.MustParsePrefix("192.168.1.20/32"), Policy: p, Version: 1}}
+	f.clients = []admin.Client{{Name: "ehr", Door: "ldap", Prefix: netip.MustParsePrefix("192.168.1.20/32"), Policy: p, Version: 1}}
 	return f
 }
 
@@ -76,7 +66,7 @@ func TestLDAPTabByMouse(t *testing.T) {
 
 func TestTabBarFitsEightyColumns(t *testing.T) {
 	for _, v := range []string{"test", "v1.12.3-rc1+dirty", ""} {
-		m := New(sample(), Options{Version: v})
+		m := NewPanes(sample().panes(), Options{Version: v})
 		bar, starts := m.tabBar()
 		if n := len([]rune(bar)); n > 80 {
 			t.Errorf("version %q: the tab bar is %d columns: %q", v, n, bar)
@@ -87,7 +77,7 @@ func TestTabBarFitsEightyColumns(t *testing.T) {
 			}
 		}
 	}
-	wide := New(sample(), Options{Version: "test"})
+	wide := NewPanes(sample().panes(), Options{Version: "test"})
 	wide.width = 120
 	if bar, _ := wide.tabBar(); !strings.HasPrefix(bar, "clinicgate test  ") {
 		t.Errorf("at 120 columns the version should show: %q", bar)
@@ -286,85 +276,14 @@ func TestRememberDurations(t *testing.T) {
 	}
 }
 
-func TestLDAPTargetFromStatus(t *testing.T) {
-	cert := "LDAP certificate /var/lib/clinicgate/ldap-cert.pem (SHA-256 " + testFingerprint + ")"
-	for _, c := range []struct {
-		listeners []string
-		want      string // addr, "ldaps " addr, or the start of the error
-	}{
-		{[]string{"RADIUS authentication [::]:1812/udp", "LDAP (StartTLS) 127.0.0.1:10389/tcp", "LDAPS 127.0.0.1:10636/tcp", cert}, "127.0.0.1:10389"},
-		{[]string{"LDAP (StartTLS) [::]:389/tcp", cert}, "127.0.0.1:389"},
-		{[]string{"LDAP (StartTLS) 0.0.0.0:389/tcp", cert}, "127.0.0.1:389"},
-		{[]string{"LDAPS [::]:636/tcp", cert}, "ldaps 127.0.0.1:636"},
-		{[]string{"LDAP (StartTLS) 192.168.1.5:389/tcp", cert}, "192.168.1.5:389"},
-		{[]string{"LDAP (StartTLS) 127.0.0.1:10389/tcp"}, "the daemon did not report its LDAP certificate's fingerprint"},
-		{[]string{"LDAP (StartTLS) 127.0.0.1:10389/tcp", "LDAP certificate /x.pem (SHA-256 D6:D3)"}, "the daemon did not report its LDAP certificate's fingerprint"},
-		{[]string{"RADIUS authentication [::]:1812/udp"}, "the daemon does not listen for LDAP"},
-	} {
-		tg, err := ldapTargetOf(c.listeners)
-		got := tg.addr.String()
-		if tg.ldaps {
-			got = "ldaps " + got
-		}
-		if err != nil {
-			got = err.Error()
-		}
-		if !strings.HasPrefix(got, c.want) {
-			t.Errorf("%q: got %q, want %q", c.listeners, got, c.want)
-		}
-		if err == nil && tg.fingerprint != testFingerprint {
-			t.Errorf("%q: fingerprint %q", c.listeners, tg.fingerprint)
-		}
-	}
-}
-
-func selfSigned(t *testing.T) []byte {
-	t.Helper()
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "impostor"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
-	der, err := x509.CreateCertificate(rand.Reader, tpl, tpl, &k.PublicKey, k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return der
-}
-
-// TestPinnedCertificate: the password goes only to the certificate the
-// daemon reported; anything else is refused in words.
-func TestPinnedCertificate(t *testing.T) {
-	der := selfSigned(t)
-	right := certFingerprint(der)
-	if err := pinCertificate(right)([][]byte{der}, nil); err != nil {
-		t.Fatalf("the right certificate was refused: %v", err)
-	}
-	if err := pinCertificate(strings.ToLower(right))([][]byte{der}, nil); err != nil {
-		t.Fatalf("a lower-case fingerprint was refused: %v", err)
-	}
-	for want, words := range map[string]string{
-		testFingerprint: "is not the appliance's (its SHA-256 is " + right + ", the daemon reported " + testFingerprint + "); something else answered, and the password was not sent",
-		"":              "there is no LDAP certificate fingerprint to check the server against; the password was not sent",
-		"D6:D3":         "there is no LDAP certificate fingerprint",
-	} {
-		err := pinCertificate(want)([][]byte{der}, nil)
-		if err == nil || !strings.Contains(err.Error(), words) {
-			t.Errorf("fingerprint %q: got %v, want %q", want, err, words)
-		}
-	}
-	if err := pinCertificate(right)(nil, nil); err == nil || !strings.Contains(err.Error(), "showed no certificate") {
-		t.Errorf("no certificate: %v", err)
-	}
-}
-
 // TestLDAPTestLoginWithoutFingerprintIsRefused: when the daemon reports
-// no certificate fingerprint, the test says why, sends nothing and adds
-// no temporary client.
+// no certificate fingerprint, the console says why (the admin service's
+// own test shows nothing is sent and no temporary client added).
 func TestLDAPTestLoginWithoutFingerprintIsRefused(t *testing.T) {
 	f := ldapSample()
-	f.status.Listeners = f.status.Listeners[:len(f.status.Listeners)-1] // no "LDAP certificate" line
+	for i := range f.status.Listeners {
+		f.status.Listeners[i].CertSHA256 = "" // an older daemon's report
+	}
 	tm := start(t, f, 80, 24)
 	waitFor(t, tm, "frontdesk2")
 	for range 3 {
@@ -380,72 +299,40 @@ func TestLDAPTestLoginWithoutFingerprintIsRefused(t *testing.T) {
 	waitFor(t, tm, "did not report its LDAP certificate's fingerprint", "does not send the password")
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if len(f.clients) != 1 {
-		t.Fatalf("clients after a refused test: %+v", f.clients)
+	if len(f.clients) != 1 || len(f.logins) != 0 {
+		t.Fatalf("after a refused test: clients %+v, logins %+v", f.clients, f.logins)
 	}
 }
 
-// TestLDAPLoopbackClientIsNotARADIUSSender: an LDAP client at 127.0.0.1
-// has no shared secret, so a RADIUS test login must not go out as it.
-func TestLDAPLoopbackClientIsNotARADIUSSender(t *testing.T) {
-	clients := []store.Client{
-		{Name: "ehr-local", Door: "ldap", Prefix: netip.MustParsePrefix("127.0.0.1/32")},
-		{Name: "office-wifi", Door: "radius", Prefix: netip.MustParsePrefix("192.168.1.2/32"), Secret: []byte("office-wifi-secret-0123"), Policy: policy.Default()},
-	}
-	if v := loopbackVia(clients, appliance.DoorRADIUS, testClientName, loopback); v != nil {
-		t.Fatalf("the RADIUS test would go out as %s", v.Name)
-	}
-	if v := loopbackVia(clients, appliance.DoorLDAP, testLDAPClientName, loopback); v == nil || v.Name != "ehr-local" {
-		t.Fatalf("the LDAP test would go out as %v, want ehr-local", v)
-	}
-	clients = append(clients, store.Client{Name: "lab", Prefix: netip.MustParsePrefix("127.0.0.0/8")}) // no door: RADIUS
-	if v := loopbackVia(clients, appliance.DoorRADIUS, testClientName, loopback); v == nil || v.Name != "lab" {
-		t.Fatalf("the RADIUS test would go out as %v, want lab", v)
-	}
-
-	// And end to end against a RADIUS server that knows only the
-	// temporary client's secret: the password arrives intact.
+// TestTestLoginReport: the console shows what a test login found: the
+// answer, whose policy applied, the reply's attributes, and the story.
+func TestTestLoginReport(t *testing.T) {
 	f := sample()
-	f.clients = clients[:2]
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	f.clients = []admin.Client{{Name: "office-wifi", Door: "radius", Prefix: netip.MustParsePrefix("192.168.1.2/32"), Policy: policy.Default()}}
+	f.login = admin.LoginResult{Door: appliance.DoorRADIUS, Client: "office-wifi", Via: "console-test", Temporary: true,
+		Outcome: "Access-Accept", Code: 2, Accepted: true, Took: 12 * time.Millisecond,
+		Reply: []admin.ReplyAttribute{{Name: "Reply-Message", Value: "welcome\x1b[2J"}, {Name: "VLAN", Value: "30"}},
+		Story: &admin.DecisionStory{Seq: 7, Outcome: "accept", Reason: "ok", Steps: []audit.Step{{Stage: "password", Result: "verified by local"}}}}
+	tm := startPanes(t, Panes{Audit: fakeAudit{f}, Clients: fakeClients{f}, Logins: fakeLogins{f}}, 80, 24)
+	waitFor(t, tm, "frontdesk2")
+	for range 3 {
+		tm.Send(tea.KeyMsg{Type: tea.KeyTab})
 	}
-	got := make(chan string, 1)
-	srv := &radius.PacketServer{
-		SecretSource: secretFunc(func(context.Context, net.Addr) ([]byte, error) {
-			f.mu.Lock()
-			defer f.mu.Unlock()
-			if v := loopbackVia(f.clients, appliance.DoorRADIUS, "", loopback); v != nil {
-				return v.Secret, nil
-			}
-			return nil, nil
-		}),
-		Handler: radius.HandlerFunc(func(w radius.ResponseWriter, r *radius.Request) {
-			got <- rfc2865.UserPassword_GetString(r.Packet)
-			w.Write(r.Response(radius.CodeAccessReject))
-		}),
-	}
-	go srv.Serve(pc)
-	t.Cleanup(func() { srv.Shutdown(context.Background()) })
-	m := New(f, Options{Now: func() time.Time { return t0.Add(time.Hour) }})
-	report, err := m.testLogin(t.Context(), pc.LocalAddr().String(), f.clients[1], "dr.lee", "correct horse")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if pw := <-got; pw != "correct horse" {
-		t.Fatalf("the server decoded the password as %q: the request was sent with the wrong secret", pw)
-	}
-	if !strings.Contains(report, "Access-Reject") || !strings.Contains(report, "temporary client console-test") {
-		t.Fatalf("report:\n%s", report)
+	waitFor(t, tm, "office-wifi")
+	tm.Type("l")
+	waitFor(t, tm, "Test login through office-wifi's policy")
+	tm.Type("dr.lee")
+	tm.Send(tea.KeyMsg{Type: tea.KeyEnter})
+	tm.Type("correct horse")
+	tm.Send(tea.KeyMsg{Type: tea.KeyEnter})
+	waitFor(t, tm, "Test login of dr.lee: Access-Accept in 12ms", "temporary client console-test with office-wifi's policy",
+		"VLAN:           30", "What happened (audit entry 7, ok):", "1. password   verified by local")
+	if out := screen(t, tm); strings.ContainsAny(out, "\x1b") || strings.Contains(out, "correct horse") {
+		t.Fatalf("a control character or the password reached the screen:\n%s", out)
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if len(f.clients) != 2 {
-		t.Fatalf("the temporary client was not removed: %+v", f.clients)
+	if len(f.logins) != 1 || f.logins[0].Client != "office-wifi" || f.logins[0].User != "dr.lee" || string(f.logins[0].Password) != "correct horse" {
+		t.Fatalf("test logins asked for: %+v", f.logins)
 	}
 }
-
-type secretFunc func(context.Context, net.Addr) ([]byte, error)
-
-func (s secretFunc) RADIUSSecret(ctx context.Context, a net.Addr) ([]byte, error) { return s(ctx, a) }

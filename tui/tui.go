@@ -1,7 +1,8 @@
 // Package tui is the contractor's console: a terminal UI over the same
 // admin operations the command line uses. It talks to the appliance only
-// through the small Admin interface below (so tests drive it with a fake),
-// never to SQL, and never to a door.
+// through the admin service, each pane through a small interface of its
+// own (admin.go; tests drive a pane with a fake of just that), never to
+// the store, and never to a door.
 //
 // This first slice is read-only: a live dashboard of decisions, the audit
 // log with its verification and each decision's story, and the user list.
@@ -12,7 +13,6 @@ package tui
 import (
 	"context"
 	"fmt"
-	"io"
 	"strings"
 	"time"
 
@@ -23,52 +23,7 @@ import (
 
 	"github.com/clinicgate/clinicgate/appliance"
 	"github.com/clinicgate/clinicgate/appliance/admin"
-	"github.com/clinicgate/clinicgate/appliance/secrets"
-	"github.com/clinicgate/clinicgate/appliance/store"
 )
-
-// Admin is what the console needs from the appliance.
-type Admin interface {
-	// AuditAfter returns up to limit entries after seq, oldest first.
-	AuditAfter(ctx context.Context, seq int64, limit int) ([]store.AuditRow, error)
-	// Users lists the users.
-	Users(ctx context.Context) ([]store.User, error)
-	// VerifyAudit checks the audit chain: the number of entries and the
-	// problems found (none: unbroken).
-	VerifyAudit(ctx context.Context) (int64, []string, error)
-	// The changes the console makes, validated and audited by the admin
-	// service exactly as from the command line.
-	AddUser(ctx context.Context, n admin.NewUser) error
-	EditUser(ctx context.Context, name string, e admin.UserEdit) error
-	EnrollTOTP(ctx context.Context, name string) (admin.Enrolment, error)
-	Clients(ctx context.Context) ([]store.Client, error)
-	AddClient(ctx context.Context, n admin.NewClient) (secrets.Secret, error)
-	EditClient(ctx context.Context, name string, e admin.ClientEdit) error
-	RemoveClient(ctx context.Context, name string) error
-	Upstreams(ctx context.Context) ([]store.Upstream, error)
-	AddUpstream(ctx context.Context, n admin.NewUpstream) ([]string, error)
-	EditUpstream(ctx context.Context, name string, e admin.UpstreamEdit) ([]string, error)
-	RemoveUpstream(ctx context.Context, name string) error
-	SetSyncToken(ctx context.Context, name string, token secrets.Secret) error
-	TestUpstream(ctx context.Context, name, user string, pw secrets.Secret, w io.Writer) error
-	ResetMFA(ctx context.Context, name string) error
-	AddDevice(ctx context.Context, mac, user, description string) (string, error)
-	Devices(ctx context.Context) ([]store.Device, error)
-	RemoveDevice(ctx context.Context, mac string) error
-	SetSetting(ctx context.Context, key, value string) error
-	// Status is the daemon's last report about itself.
-	Status(ctx context.Context) (admin.DaemonStatus, bool, error)
-	AddAdminKey(ctx context.Context, name, line string) (string, error)
-	// The LDAP door: the bind accounts an EHR searches with, and the
-	// site's ldap_ settings (as stored, or their defaults).
-	BindAccounts(ctx context.Context) ([]store.BindAccount, error)
-	AddBindAccount(ctx context.Context, n admin.NewBindAccount) (secrets.Secret, error)
-	RemoveBindAccount(ctx context.Context, name string) error
-	LDAPSettings(ctx context.Context) (map[string]string, error)
-	// Fresh reports an appliance with no users and no clients yet (the
-	// first-boot wizard starts then).
-	Fresh(ctx context.Context) (bool, error)
-}
 
 // Options tune the console.
 type Options struct {
@@ -143,26 +98,26 @@ var keys = keyMap{
 
 // Model is the console's root model.
 type Model struct {
-	admin   Admin
+	p       Panes
 	opts    Options
 	tab     tab
 	width   int
 	height  int
 	help    help.Model
-	entries []store.AuditRow // newest last, bounded
+	entries []admin.AuditRow // newest last, bounded
 	lastSeq int64
-	users   []store.User
+	users   []admin.User
 	cursor  int // index into the visible audit list, from the newest
-	detail  *store.AuditRow
+	detail  *admin.AuditRow
 	filter  string
 	editing bool // typing a filter
 	verify  string
 	err     string
 	note    string // the last action's result
-	clients []store.Client
-	ups     []store.Upstream
-	devices []store.Device
-	binds   []store.BindAccount
+	clients []admin.Client
+	ups     []admin.Upstream
+	devices []admin.Device
+	binds   []admin.BindAccount
 	ldapSet map[string]string   // the ldap_ settings; nil: not read yet
 	ldapErr string              // why they could not be read
 	daemon  *admin.DaemonStatus // nil: never reported
@@ -185,8 +140,12 @@ type confirmation struct {
 // maxEntries bounds what the console keeps in memory.
 const maxEntries = 2000
 
-// New builds the console.
-func New(a Admin, o Options) Model {
+// New builds the console over the admin service a.
+func New(a Admin, o Options) Model { return NewPanes(AllPanes(a), o) }
+
+// NewPanes builds the console with each pane acting through its own
+// interface.
+func NewPanes(p Panes, o Options) Model {
 	if o.Refresh <= 0 {
 		o.Refresh = 500 * time.Millisecond
 	}
@@ -194,18 +153,18 @@ func New(a Admin, o Options) Model {
 		o.Now = time.Now
 	}
 	h := help.New()
-	return Model{admin: a, opts: o, help: h, width: 80, height: 24}
+	return Model{p: p, opts: o, help: h, width: 80, height: 24}
 }
 
 // Messages carrying I/O results.
 type (
 	entriesMsg struct {
-		rows   []store.AuditRow
+		rows   []admin.AuditRow
 		err    error
 		status *admin.DaemonStatus
 	}
 	usersMsg struct {
-		users []store.User
+		users []admin.User
 		err   error
 	}
 	verifyMsg struct {
@@ -218,12 +177,16 @@ type (
 
 func (m Model) fetchEntries() tea.Cmd {
 	after := m.lastSeq
+	a := m.p.Audit
+	if a == nil {
+		return nil
+	}
 	return func() tea.Msg {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		rows, err := m.admin.AuditAfter(ctx, after, 500)
+		rows, err := a.AuditAfter(ctx, after, 500)
 		msg := entriesMsg{rows: rows, err: err}
-		if st, ok, serr := m.admin.Status(ctx); serr == nil && ok {
+		if st, ok, serr := a.Status(ctx); serr == nil && ok {
 			msg.status = &st
 		}
 		return msg
@@ -231,19 +194,27 @@ func (m Model) fetchEntries() tea.Cmd {
 }
 
 func (m Model) fetchUsers() tea.Cmd {
+	a := m.p.Users
+	if a == nil {
+		return nil
+	}
 	return func() tea.Msg {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		u, err := m.admin.Users(ctx)
+		u, err := a.Users(ctx)
 		return usersMsg{u, err}
 	}
 }
 
 func (m Model) verifyAudit() tea.Cmd {
+	a := m.p.Audit
+	if a == nil {
+		return nil
+	}
 	return func() tea.Msg {
 		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 		defer cancel()
-		n, p, err := m.admin.VerifyAudit(ctx)
+		n, p, err := a.VerifyAudit(ctx)
 		return verifyMsg{n, p, err}
 	}
 }
@@ -279,7 +250,7 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 			m.lastSeq = r.Seq
 		}
 		if len(m.entries) > maxEntries {
-			m.entries = append([]store.AuditRow(nil), m.entries[len(m.entries)-maxEntries:]...)
+			m.entries = append([]admin.AuditRow(nil), m.entries[len(m.entries)-maxEntries:]...)
 		}
 		return m, m.tick()
 	case usersMsg:
@@ -427,6 +398,9 @@ func (m Model) key(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
 		m.cursor = 0
 		return m, nil
 	}
+	if !m.p.available(m.tab) && !key.Matches(msg, keys.Quit, keys.Help, keys.Next, keys.Prev) {
+		return m, nil // a pane with nothing to act through answers no keys
+	}
 	switch {
 	case key.Matches(msg, keys.Quit):
 		return m, tea.Quit
@@ -457,17 +431,13 @@ func (m Model) key(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
 	case key.Matches(msg, keys.Remove) && m.tab == tabDevices && len(m.devices) > 0:
 		d := m.devices[min(m.cursor, len(m.devices)-1)]
 		m.confirm = &confirmation{question: "Remove device " + d.MAC + " (" + d.UserName + ")?", do: m.act(func(ctx context.Context) doneMsg {
-			if err := m.admin.RemoveDevice(ctx, d.MAC); err != nil {
+			if err := m.p.Devices.RemoveDevice(ctx, d.MAC); err != nil {
 				return doneMsg{err: err}
 			}
 			return doneMsg{text: "device " + d.MAC + " removed"}
 		})}
 	case key.Matches(msg, keys.Login) && m.tab == tabClients && len(m.clients) > 0:
-		if c := m.clients[min(m.cursor, len(m.clients)-1)]; isLDAP(c) {
-			m.form = m.ldapTestLoginForm(c)
-		} else {
-			m.form = m.testLoginForm(c)
-		}
+		m.form = m.testLoginForm(m.clients[min(m.cursor, len(m.clients)-1)])
 	case key.Matches(msg, keys.Edit) && m.tab == tabClients && len(m.clients) > 0:
 		m.form = m.policyForm(m.clients[min(m.cursor, len(m.clients)-1)])
 	case key.Matches(msg, keys.Edit) && m.tab == tabUpstreams && len(m.ups) > 0:
@@ -475,7 +445,7 @@ func (m Model) key(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
 	case key.Matches(msg, keys.Remove) && m.tab == tabUpstreams && len(m.ups) > 0:
 		name := m.ups[min(m.cursor, len(m.ups)-1)].Name
 		m.confirm = &confirmation{question: "Remove upstream " + name + "? (refused while a client uses it)", do: m.act(func(ctx context.Context) doneMsg {
-			if err := m.admin.RemoveUpstream(ctx, name); err != nil {
+			if err := m.p.Upstreams.RemoveUpstream(ctx, name); err != nil {
 				return doneMsg{err: err}
 			}
 			return doneMsg{text: "upstream " + name + " removed"}
@@ -512,8 +482,8 @@ func (m Model) key(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
 }
 
 // visible returns the entries to list, newest first, filtered.
-func (m Model) visible(decisionsOnly bool) []store.AuditRow {
-	var out []store.AuditRow
+func (m Model) visible(decisionsOnly bool) []admin.AuditRow {
+	var out []admin.AuditRow
 	f := strings.ToLower(m.filter)
 	for i := len(m.entries) - 1; i >= 0; i-- {
 		r := m.entries[i]
@@ -594,6 +564,8 @@ func (m Model) View() string {
 		body = m.confirm.question + "  (y: yes, any other key: no)"
 	case m.detail != nil:
 		body = m.viewDetail(*m.detail)
+	case !m.p.available(m.tab):
+		body = "(this pane is not available in this console)"
 	case m.tab == tabDashboard:
 		body = m.viewDashboard(bodyHeight)
 	case m.tab == tabAudit:
@@ -723,7 +695,7 @@ func (m Model) viewAudit(h int) string {
 }
 
 // table lists rows newest first with the cursor row highlighted.
-func (m Model) table(rows []store.AuditRow, h int) string {
+func (m Model) table(rows []admin.AuditRow, h int) string {
 	var b strings.Builder
 	header := fmt.Sprintf("%-8s %-9s %-14s %-16s %-10s %s", "TIME", "OUTCOME", "CLIENT", "USER", "DOOR", "REASON")
 	b.WriteString(dimStyle.Render(fit(header, m.width)) + "\n")
@@ -767,7 +739,7 @@ func clip(s string, n int) string {
 	return s
 }
 
-func (m Model) viewDetail(r store.AuditRow) string {
+func (m Model) viewDetail(r admin.AuditRow) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "Entry %d  %s  (esc: back)\n", r.Seq, r.At.In(time.Local).Format("2006-01-02 15:04:05"))
 	field := func(k, v string) {
@@ -866,10 +838,10 @@ func (m Model) viewClients(h int) string {
 const clientRow = "%-16s %-6s %-18s %-10s %-8s %s"
 
 // isLDAP reports a client of the LDAP door (RADIUS is the default).
-func isLDAP(c store.Client) bool { return c.Door == string(appliance.DoorLDAP) }
+func isLDAP(c admin.Client) bool { return c.Door == string(appliance.DoorLDAP) }
 
 // userAction starts a change to the selected user.
-func (m Model) userAction(msg tea.KeyMsg, u store.User) (tea.Model, tea.Cmd) {
+func (m Model) userAction(msg tea.KeyMsg, u admin.User) (tea.Model, tea.Cmd) {
 	name, version := u.Name, u.Version
 	switch {
 	case key.Matches(msg, keys.Password):
@@ -880,7 +852,7 @@ func (m Model) userAction(msg tea.KeyMsg, u store.User) (tea.Model, tea.Cmd) {
 		m.confirm = &confirmation{question: verb + " " + name + "?", do: m.act(func(ctx context.Context) doneMsg {
 			// The version makes a concurrent change by another admin an
 			// error instead of a silent overwrite.
-			if err := m.admin.EditUser(ctx, name, admin.UserEdit{Disabled: &dis, Version: version}); err != nil {
+			if err := m.p.Users.EditUser(ctx, name, admin.UserEdit{Disabled: &dis, Version: version}); err != nil {
 				return doneMsg{err: err}
 			}
 			return doneMsg{text: fmt.Sprintf("%s %sd", name, strings.ToLower(verb))}
@@ -891,21 +863,21 @@ func (m Model) userAction(msg tea.KeyMsg, u store.User) (tea.Model, tea.Cmd) {
 		m.form = m.deviceForm(name)
 	case key.Matches(msg, keys.ResetMFA):
 		m.confirm = &confirmation{question: "Remove " + name + "'s TOTP factor? Until a new one is enrolled, clients that require MFA refuse them.", do: m.act(func(ctx context.Context) doneMsg {
-			if err := m.admin.ResetMFA(ctx, name); err != nil {
+			if err := m.p.Users.ResetMFA(ctx, name); err != nil {
 				return doneMsg{err: err}
 			}
 			return doneMsg{text: "TOTP of " + name + " removed"}
 		})}
 	case key.Matches(msg, keys.Unlock):
 		return m, m.act(func(ctx context.Context) doneMsg {
-			if err := m.admin.EditUser(ctx, name, admin.UserEdit{Unlock: true}); err != nil {
+			if err := m.p.Users.EditUser(ctx, name, admin.UserEdit{Unlock: true}); err != nil {
 				return doneMsg{err: err}
 			}
 			return doneMsg{text: name + " unlocked"}
 		})
 	case key.Matches(msg, keys.Enrol):
 		m.confirm = &confirmation{question: "Enrol a new TOTP factor for " + name + "? An old one stops working.", do: m.act(func(ctx context.Context) doneMsg {
-			e, err := m.admin.EnrollTOTP(ctx, name)
+			e, err := m.p.Users.EnrollTOTP(ctx, name)
 			if err != nil {
 				return doneMsg{err: err}
 			}
@@ -954,13 +926,10 @@ func (m Model) daemonLine() string {
 		return rejectStyle.Render(fit(fmt.Sprintf("DAEMON NOT ANSWERING since %s — logins are not being decided", d.UpdatedAt.In(time.Local).Format("15:04:05")), m.width))
 	}
 	parts := []string{fmt.Sprintf("daemon %s up %s", d.Version, roundDuration(now.Sub(d.StartedAt)))}
-	for _, l := range d.Listeners {
-		// "console over SSH ADDR (host key SHA256:...; ...)": show the
-		// fingerprint, so an admin can compare it with what ssh shows.
-		if i := strings.Index(l, "host key "); i >= 0 && strings.HasPrefix(l, "console over SSH") {
-			fp := strings.TrimRight(strings.Fields(l[i+len("host key "):])[0], ";)")
-			parts = append(parts, "ssh "+strings.Fields(l)[3]+" key "+fp)
-		}
+	if l, ok := d.Listener(admin.ListenSSH); ok {
+		// The host key's fingerprint, so an admin can compare it with
+		// what ssh shows.
+		parts = append(parts, "ssh "+l.Address+" key "+l.HostKey)
 	}
 	var ups []string
 	for _, u := range d.Upstreams {

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net/netip"
 	"os"
 	"strings"
@@ -23,7 +22,6 @@ import (
 	"github.com/clinicgate/clinicgate/appliance/admin"
 	"github.com/clinicgate/clinicgate/appliance/policy"
 	"github.com/clinicgate/clinicgate/appliance/secrets"
-	"github.com/clinicgate/clinicgate/appliance/store"
 	"github.com/clinicgate/clinicgate/appliance/upstream"
 )
 
@@ -34,28 +32,82 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// fakeAdmin is an in-memory appliance for the console.
+// fakeAdmin is an in-memory appliance for the console: the state the
+// pane fakes below share. Each pane fake stubs only its own pane's
+// interface, so a change to another pane's needs does not touch it.
 type fakeAdmin struct {
+	// logins records the test logins asked for; login is the answer.
+	logins   []admin.LoginTest
+	login    admin.LoginResult
 	upEdits  []admin.UpstreamEdit
 	mu       sync.Mutex
-	rows     []store.AuditRow
-	users    []store.User
-	clients  []store.Client
+	rows     []admin.AuditRow
+	users    []admin.User
+	clients  []admin.Client
 	settings map[string]string
 	status   *admin.DaemonStatus
 	hold     chan struct{}
-	devices  []store.Device
+	devices  []admin.Device
 	added    []admin.NewUpstream
 	problems []string
 	failRead bool
-	binds    []store.BindAccount
+	binds    []admin.BindAccount
 	// written lists the settings in the order they were written.
 	written []string
 }
 
+type (
+	fakeAudit     struct{ *fakeAdmin }
+	fakeUsers     struct{ *fakeAdmin }
+	fakeClients   struct{ *fakeAdmin }
+	fakeLogins    struct{ *fakeAdmin }
+	fakeUpstreams struct{ *fakeAdmin }
+	fakeDevices   struct{ *fakeAdmin }
+	fakeLDAP      struct{ *fakeAdmin }
+	fakeWizard    struct{ *fakeAdmin }
+)
+
+// panes has every pane act on f.
+func (f *fakeAdmin) panes() Panes {
+	return Panes{Audit: fakeAudit{f}, Users: fakeUsers{f}, Clients: fakeClients{f}, Logins: fakeLogins{f},
+		Upstreams: fakeUpstreams{f}, Devices: fakeDevices{f}, LDAP: fakeLDAP{f}, Wizard: fakeWizard{f}}
+}
+
+// The LDAP pane checks proxy mode's upstream, and the wizard sets the
+// time zone, with the same operations as their own panes.
+func (f fakeLDAP) Upstreams(ctx context.Context) ([]admin.Upstream, error) {
+	return fakeUpstreams(f).Upstreams(ctx)
+}
+
+func (f fakeWizard) SetSetting(ctx context.Context, k, v string) error {
+	return fakeLDAP(f).SetSetting(ctx, k, v)
+}
+
+// TestLogin checks the daemon's report as the admin service does (so the
+// console shows the same words), then records the test and answers with
+// f.login.
+func (f fakeLogins) TestLogin(ctx context.Context, t admin.LoginTest) (admin.LoginResult, error) {
+	door := t.Door
+	if cs, _ := fakeClients(f).Clients(ctx); t.Client != "" {
+		for _, c := range cs {
+			if c.Name == t.Client {
+				door = appliance.Door(c.Door)
+			}
+		}
+	}
+	st, ok, _ := fakeAudit(f).Status(ctx)
+	if _, err := admin.LoginTarget(st, ok, door, t0.Add(time.Hour)); err != nil {
+		return admin.LoginResult{}, err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.logins = append(f.logins, t)
+	return f.login, nil
+}
+
 // The changes validate names and passwords with the admin package's own
 // checks, so the console shows the same words as the command line.
-func (f *fakeAdmin) AddUser(_ context.Context, n admin.NewUser) error {
+func (f fakeUsers) AddUser(_ context.Context, n admin.NewUser) error {
 	if f.hold != nil {
 		<-f.hold // a writer elsewhere holds the database
 	}
@@ -74,11 +126,11 @@ func (f *fakeAdmin) AddUser(_ context.Context, n admin.NewUser) error {
 			return fmt.Errorf("%w: a user named %q already exists", admin.ErrInvalid, n.Name)
 		}
 	}
-	f.users = append(f.users, store.User{Name: n.Name, Groups: n.Groups, Source: "local", Version: 1})
+	f.users = append(f.users, admin.User{Name: n.Name, Groups: n.Groups, Source: "local", Version: 1})
 	return nil
 }
 
-func (f *fakeAdmin) EditUser(_ context.Context, name string, e admin.UserEdit) error {
+func (f fakeUsers) EditUser(_ context.Context, name string, e admin.UserEdit) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for i := range f.users {
@@ -87,7 +139,7 @@ func (f *fakeAdmin) EditUser(_ context.Context, name string, e admin.UserEdit) e
 			continue
 		}
 		if e.Version != 0 && e.Version != u.Version {
-			return fmt.Errorf("user %q: %w", name, store.ErrConflict)
+			return fmt.Errorf("user %q: %w", name, admin.ErrConflict)
 		}
 		if e.Password != nil {
 			if err := admin.CheckPassword(e.Password); err != nil {
@@ -106,11 +158,11 @@ func (f *fakeAdmin) EditUser(_ context.Context, name string, e admin.UserEdit) e
 	return fmt.Errorf("%w: there is no user %q", admin.ErrInvalid, name)
 }
 
-func (f *fakeAdmin) EnrollTOTP(_ context.Context, name string) (admin.Enrolment, error) {
+func (f fakeUsers) EnrollTOTP(_ context.Context, name string) (admin.Enrolment, error) {
 	return admin.Enrolment{URI: "otpauth://totp/clinicgate:" + name + "?secret=JBSWY3DPEHPK3PXP&issuer=clinicgate", Secret: "JBSWY3DPEHPK3PXP"}, nil
 }
 
-func (f *fakeAdmin) EditClient(_ context.Context, name string, e admin.ClientEdit) error {
+func (f fakeClients) EditClient(_ context.Context, name string, e admin.ClientEdit) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for i := range f.clients {
@@ -119,7 +171,7 @@ func (f *fakeAdmin) EditClient(_ context.Context, name string, e admin.ClientEdi
 			continue
 		}
 		if e.Version != 0 && e.Version != c.Version {
-			return fmt.Errorf("client %q: %w", name, store.ErrConflict)
+			return fmt.Errorf("client %q: %w", name, admin.ErrConflict)
 		}
 		p := c.Policy
 		if e.Policy != nil {
@@ -137,13 +189,13 @@ func (f *fakeAdmin) EditClient(_ context.Context, name string, e admin.ClientEdi
 	return fmt.Errorf("%w: there is no client %q", admin.ErrInvalid, name)
 }
 
-func (f *fakeAdmin) Upstreams(context.Context) ([]store.Upstream, error) {
-	return []store.Upstream{{Name: "clinic-ad", Kind: "ldap", Config: `{"urls":["ldaps://dc1.clinic.local:636"]}`, Secret: []byte("never shown")}}, nil
+func (f fakeUpstreams) Upstreams(context.Context) ([]admin.Upstream, error) {
+	return []admin.Upstream{{Name: "clinic-ad", Kind: "ldap", Config: `{"urls":["ldaps://dc1.clinic.local:636"]}`, Secret: []byte("never shown")}}, nil
 }
 
-func (f *fakeAdmin) AddUpstream(_ context.Context, n admin.NewUpstream) ([]string, error) {
+func (f fakeUpstreams) AddUpstream(_ context.Context, n admin.NewUpstream) ([]string, error) {
 	// The real connectors validate the settings (no network traffic).
-	c, err := upstream.Build(store.Upstream{Name: n.Name, Kind: n.Kind, Config: n.Config, Secret: n.Secret})
+	c, err := upstream.Build(admin.Upstream{Name: n.Name, Kind: n.Kind, Config: n.Config, Secret: n.Secret})
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", admin.ErrInvalid, err)
 	}
@@ -158,8 +210,8 @@ func (f *fakeAdmin) AddUpstream(_ context.Context, n admin.NewUpstream) ([]strin
 }
 
 // edits records EditUpstream calls; the fake validates like the real one.
-func (f *fakeAdmin) EditUpstream(_ context.Context, name string, e admin.UpstreamEdit) ([]string, error) {
-	if _, err := upstream.Build(store.Upstream{Name: name, Kind: "ldap", Config: e.Config, Secret: []byte("x")}); err != nil {
+func (f fakeUpstreams) EditUpstream(_ context.Context, name string, e admin.UpstreamEdit) ([]string, error) {
+	if _, err := upstream.Build(admin.Upstream{Name: name, Kind: "ldap", Config: e.Config, Secret: []byte("x")}); err != nil {
 		return nil, fmt.Errorf("%w: %v", admin.ErrInvalid, err)
 	}
 	f.mu.Lock()
@@ -168,31 +220,35 @@ func (f *fakeAdmin) EditUpstream(_ context.Context, name string, e admin.Upstrea
 	return nil, nil
 }
 
-func (f *fakeAdmin) RemoveUpstream(_ context.Context, name string) error {
+func (f fakeUpstreams) RemoveUpstream(_ context.Context, name string) error {
 	return fmt.Errorf("%w: clients [office-wifi] still use upstream %q", admin.ErrInvalid, name)
 }
 
-func (f *fakeAdmin) SetSyncToken(context.Context, string, secrets.Secret) error { return nil }
+func (f fakeUpstreams) SetSyncToken(context.Context, string, secrets.Secret) error { return nil }
 
-func (f *fakeAdmin) TestUpstream(_ context.Context, name, user string, pw secrets.Secret, w io.Writer) error {
-	fmt.Fprintf(w, "1. settings of ldap upstream %s: ok\n3. checking the password of %s\n", name, user)
+func (f fakeUpstreams) TestUpstream(_ context.Context, name, user string, pw secrets.Secret) (admin.UpstreamCheck, error) {
+	c := admin.UpstreamCheck{Upstream: name, Kind: "ldap", Steps: []admin.CheckStep{
+		{What: "settings of ldap upstream " + name, Result: "ok", OK: true},
+		{What: "connecting to the server and signing in with the service account", Result: "ok", OK: true},
+		{What: "checking the password of " + user},
+	}, Warnings: []string{"the CA file is the system's"}}
 	if string(pw) != "right" {
-		fmt.Fprintln(w, "   REFUSED in 3ms: wrong password")
-		return errors.New("the test login did not succeed")
+		c.Steps[2].Result = "REFUSED in 3ms: wrong password"
+		return c, errors.New("the test login did not succeed")
 	}
-	fmt.Fprintln(w, "   accepted in 3ms as "+user)
-	return nil
+	c.Steps[2].Result, c.Steps[2].OK, c.OK = "accepted in 3ms as "+user, true, true
+	return c, nil
 }
 
-func (f *fakeAdmin) ResetMFA(context.Context, string) error { return nil }
+func (f fakeUsers) ResetMFA(context.Context, string) error { return nil }
 
-func (f *fakeAdmin) Devices(context.Context) ([]store.Device, error) {
+func (f fakeDevices) Devices(context.Context) ([]admin.Device, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return append([]store.Device(nil), f.devices...), nil
+	return append([]admin.Device(nil), f.devices...), nil
 }
 
-func (f *fakeAdmin) RemoveDevice(_ context.Context, mac string) error {
+func (f fakeDevices) RemoveDevice(_ context.Context, mac string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for i, d := range f.devices {
@@ -204,7 +260,7 @@ func (f *fakeAdmin) RemoveDevice(_ context.Context, mac string) error {
 	return fmt.Errorf("%w: no device %s is registered", admin.ErrInvalid, mac)
 }
 
-func (f *fakeAdmin) Status(context.Context) (admin.DaemonStatus, bool, error) {
+func (f fakeAudit) Status(context.Context) (admin.DaemonStatus, bool, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.status == nil {
@@ -213,7 +269,7 @@ func (f *fakeAdmin) Status(context.Context) (admin.DaemonStatus, bool, error) {
 	return *f.status, true, nil
 }
 
-func (f *fakeAdmin) AddDevice(_ context.Context, mac, user, _ string) (string, error) {
+func (f fakeUsers) AddDevice(_ context.Context, mac, user, _ string) (string, error) {
 	norm, err := policy.NormalizeMAC(mac)
 	if err != nil {
 		return "", fmt.Errorf("%w: %q: %v", admin.ErrInvalid, mac, err)
@@ -221,19 +277,7 @@ func (f *fakeAdmin) AddDevice(_ context.Context, mac, user, _ string) (string, e
 	return norm, nil
 }
 
-func (f *fakeAdmin) RemoveClient(_ context.Context, name string) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	for i, c := range f.clients {
-		if c.Name == name {
-			f.clients = append(f.clients[:i], f.clients[i+1:]...)
-			return nil
-		}
-	}
-	return fmt.Errorf("%w: there is no client %q", admin.ErrInvalid, name)
-}
-
-func (f *fakeAdmin) SetSetting(_ context.Context, k, v string) error {
+func (f fakeLDAP) SetSetting(_ context.Context, k, v string) error {
 	if err := appliance.CheckSetting(k, v); err != nil {
 		return fmt.Errorf("%w: %v", admin.ErrInvalid, err)
 	}
@@ -247,20 +291,20 @@ func (f *fakeAdmin) SetSetting(_ context.Context, k, v string) error {
 	return nil
 }
 
-func (f *fakeAdmin) AddAdminKey(_ context.Context, name, line string) (string, error) {
+func (f fakeWizard) AddAdminKey(_ context.Context, name, line string) (string, error) {
 	if !strings.HasPrefix(line, "ssh-ed25519 ") {
 		return "", fmt.Errorf("%w: that is not an SSH public key", admin.ErrInvalid)
 	}
 	return "SHA256:fake", nil
 }
 
-func (f *fakeAdmin) Fresh(context.Context) (bool, error) {
+func (f fakeWizard) Fresh(context.Context) (bool, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return len(f.users) == 0 && len(f.clients) == 0, nil
 }
 
-func (f *fakeAdmin) Clients(context.Context) ([]store.Client, error) {
+func (f fakeClients) Clients(context.Context) ([]admin.Client, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.clients, nil
@@ -268,7 +312,7 @@ func (f *fakeAdmin) Clients(context.Context) ([]store.Client, error) {
 
 // AddClient keeps what the real one keeps: the door, the given secret (or
 // a generated one; none for LDAP), names unique, addresses unique per door.
-func (f *fakeAdmin) AddClient(_ context.Context, n admin.NewClient) (secrets.Secret, error) {
+func (f fakeClients) AddClient(_ context.Context, n admin.NewClient) (secrets.Secret, error) {
 	if err := admin.CheckName("client", n.Name); err != nil {
 		return nil, err
 	}
@@ -299,17 +343,17 @@ func (f *fakeAdmin) AddClient(_ context.Context, n admin.NewClient) (secrets.Sec
 			return nil, fmt.Errorf("%w: a client with the name %q or the address %s already exists", admin.ErrInvalid, n.Name, p)
 		}
 	}
-	f.clients = append(f.clients, store.Client{Name: n.Name, Door: string(door), Prefix: p, Secret: secret, Policy: n.Policy})
+	f.clients = append(f.clients, admin.Client{Name: n.Name, Door: string(door), Prefix: p, Secret: secret, Policy: n.Policy})
 	return secret, nil
 }
 
-func (f *fakeAdmin) BindAccounts(context.Context) ([]store.BindAccount, error) {
+func (f fakeLDAP) BindAccounts(context.Context) ([]admin.BindAccount, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return append([]store.BindAccount(nil), f.binds...), nil
+	return append([]admin.BindAccount(nil), f.binds...), nil
 }
 
-func (f *fakeAdmin) AddBindAccount(_ context.Context, n admin.NewBindAccount) (secrets.Secret, error) {
+func (f fakeLDAP) AddBindAccount(_ context.Context, n admin.NewBindAccount) (secrets.Secret, error) {
 	if err := admin.CheckName("bind account", n.Name); err != nil {
 		return nil, err
 	}
@@ -332,11 +376,11 @@ func (f *fakeAdmin) AddBindAccount(_ context.Context, n admin.NewBindAccount) (s
 		}
 	}
 	secret := secrets.Secret("B1ndS3cretB1ndS3cretB1ndS3cret12")
-	f.binds = append(f.binds, store.BindAccount{Name: n.Name, Secret: secret, Networks: nets, CreatedAt: t0})
+	f.binds = append(f.binds, admin.BindAccount{Name: n.Name, Secret: secret, Networks: nets, CreatedAt: t0})
 	return secret, nil
 }
 
-func (f *fakeAdmin) RemoveBindAccount(_ context.Context, name string) error {
+func (f fakeLDAP) RemoveBindAccount(_ context.Context, name string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for i, b := range f.binds {
@@ -349,7 +393,7 @@ func (f *fakeAdmin) RemoveBindAccount(_ context.Context, name string) error {
 }
 
 // LDAPSettings: the defaults, overlaid with what SetSetting wrote.
-func (f *fakeAdmin) LDAPSettings(context.Context) (map[string]string, error) {
+func (f fakeLDAP) LDAPSettings(context.Context) (map[string]string, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	out := map[string]string{}
@@ -364,13 +408,13 @@ func (f *fakeAdmin) LDAPSettings(context.Context) (map[string]string, error) {
 	return out, nil
 }
 
-func (f *fakeAdmin) AuditAfter(_ context.Context, seq int64, limit int) ([]store.AuditRow, error) {
+func (f fakeAudit) AuditAfter(_ context.Context, seq int64, limit int) ([]admin.AuditRow, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.failRead {
 		return nil, errors.New("database is busy (another process is writing)")
 	}
-	var out []store.AuditRow
+	var out []admin.AuditRow
 	for _, r := range f.rows {
 		if r.Seq > seq && len(out) < limit {
 			out = append(out, r)
@@ -379,19 +423,19 @@ func (f *fakeAdmin) AuditAfter(_ context.Context, seq int64, limit int) ([]store
 	return out, nil
 }
 
-func (f *fakeAdmin) Users(context.Context) ([]store.User, error) {
+func (f fakeUsers) Users(context.Context) ([]admin.User, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return append([]store.User(nil), f.users...), nil
+	return append([]admin.User(nil), f.users...), nil
 }
 
-func (f *fakeAdmin) VerifyAudit(context.Context) (int64, []string, error) {
+func (f fakeAudit) VerifyAudit(context.Context) (int64, []string, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return int64(len(f.rows)), f.problems, nil
 }
 
-func (f *fakeAdmin) add(r store.AuditRow) {
+func (f *fakeAdmin) add(r admin.AuditRow) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	r.Seq = int64(len(f.rows) + 1)
@@ -402,18 +446,18 @@ var t0 = time.Date(2026, 11, 30, 8, 0, 0, 0, time.UTC)
 
 func sample() *fakeAdmin {
 	f := &fakeAdmin{}
-	f.add(store.AuditRow{At: t0, Kind: "admin", Reason: "user_add", User: "dr.lee", Actor: "cli:root", Detail: "user added; groups [clinicians]"})
-	f.add(store.AuditRow{At: t0.Add(time.Minute), Kind: "decision", Door: "radius", Client: "office-vpn", User: "dr.lee", Source: "192.168.1.1",
+	f.add(admin.AuditRow{At: t0, Kind: "admin", Reason: "user_add", User: "dr.lee", Actor: "cli:root", Detail: "user added; groups [clinicians]"})
+	f.add(admin.AuditRow{At: t0.Add(time.Minute), Kind: "decision", Door: "radius", Client: "office-vpn", User: "dr.lee", Source: "192.168.1.1",
 		Outcome: "challenge", Reason: "mfa_challenge", Detail: `{"steps":[{"stage":"client","result":"office-vpn (mfa required, style auto, upstream local)"},{"stage":"password","result":"verified by local"},{"stage":"mfa","result":"code requested"}]}`})
-	f.add(store.AuditRow{At: t0.Add(2 * time.Minute), Kind: "decision", Door: "radius", Client: "office-vpn", User: "dr.lee", Source: "192.168.1.1",
+	f.add(admin.AuditRow{At: t0.Add(2 * time.Minute), Kind: "decision", Door: "radius", Client: "office-vpn", User: "dr.lee", Source: "192.168.1.1",
 		Outcome: "accept", Reason: "ok", Detail: `{"steps":[{"stage":"challenge","result":"answer to a pending challenge"},{"stage":"mfa","result":"code accepted"}]}`})
-	f.add(store.AuditRow{At: t0.Add(3 * time.Minute), Kind: "decision", Door: "radius", Client: "front-wifi", User: "frontdesk2", Source: "192.168.1.7",
+	f.add(admin.AuditRow{At: t0.Add(3 * time.Minute), Kind: "decision", Door: "radius", Client: "front-wifi", User: "frontdesk2", Source: "192.168.1.7",
 		Outcome: "reject", Reason: "outside_hours", Detail: `{"steps":[{"stage":"client","result":"front-wifi (mfa off, style auto, upstream local)"},{"stage":"password","result":"verified by local"},{"stage":"hours","result":"Sat 08:03 is outside \"Mon-Fri 07:00-19:00\" (America/Chicago)"}]}`})
 	// The console's clock is t0+1h: the daemon reported 5 s before.
 	f.status = &admin.DaemonStatus{Version: "test", StartedAt: t0, UpdatedAt: t0.Add(time.Hour - 5*time.Second),
-		Listeners: []string{"RADIUS authentication :1812/udp", "console over SSH [::]:2222 (host key SHA256:AbCdEf0123; add admins with 'clinicgate admin add-key NAME < key.pub')"},
+		Listeners: []admin.Listener{{Door: admin.ListenRADIUSAuth, Network: "udp", Address: "[::]:1812"}, {Door: admin.ListenSSH, Network: "tcp", Address: "[::]:2222", HostKey: "SHA256:AbCdEf0123"}},
 		Upstreams: []admin.UpstreamStatus{{Name: "clinic-ad", Kind: "ldap", State: "up"}, {Name: "entra", Kind: "oidc", State: "down", Since: t0.Add(50 * time.Minute)}}}
-	f.users = []store.User{
+	f.users = []admin.User{
 		{Name: "dr.lee", Groups: []string{"clinicians"}, Source: "local"},
 		{Name: "frontdesk2", Groups: []string{"frontdesk"}, Source: "local", Hours: "Mon-Fri 07:00-19:00"},
 		{Name: "vendor-it", Source: "local", Disabled: true},
@@ -423,7 +467,13 @@ func sample() *fakeAdmin {
 
 func start(t *testing.T, f *fakeAdmin, w, h int) *teatest.TestModel {
 	t.Helper()
-	m := New(f, Options{Version: "test", Refresh: 20 * time.Millisecond, Now: func() time.Time { return t0.Add(time.Hour) }})
+	return startPanes(t, f.panes(), w, h)
+}
+
+// startPanes starts a console with only the panes p has.
+func startPanes(t *testing.T, p Panes, w, h int) *teatest.TestModel {
+	t.Helper()
+	m := NewPanes(p, Options{Version: "test", Refresh: 20 * time.Millisecond, Now: func() time.Time { return t0.Add(time.Hour) }})
 	tm := teatest.NewTestModel(t, m, teatest.WithInitialTermSize(w, h))
 	t.Cleanup(func() { tm.Quit() })
 	return tm
@@ -460,13 +510,13 @@ func golden(t *testing.T, _ string, got string) {
 }
 
 func TestDashboardScreen(t *testing.T) {
-	tm := start(t, sample(), 80, 24)
+	tm := startPanes(t, Panes{Audit: fakeAudit{sample()}}, 80, 24)
 	waitFor(t, tm, "chain unbroken", "frontdesk2")
 	golden(t, "dashboard", screen(t, tm))
 }
 
 func TestWhyDidThisLoginFail(t *testing.T) {
-	tm := start(t, sample(), 80, 24)
+	tm := startPanes(t, Panes{Audit: fakeAudit{sample()}}, 80, 24)
 	waitFor(t, tm, "frontdesk2")
 	tm.Send(tea.KeyMsg{Type: tea.KeyEnter}) // the newest decision
 	waitFor(t, tm, "what happened")
@@ -474,7 +524,7 @@ func TestWhyDidThisLoginFail(t *testing.T) {
 }
 
 func TestAuditScreen(t *testing.T) {
-	tm := start(t, sample(), 80, 24)
+	tm := startPanes(t, Panes{Audit: fakeAudit{sample()}}, 80, 24)
 	waitFor(t, tm, "frontdesk2")
 	tm.Send(tea.KeyMsg{Type: tea.KeyTab})
 	waitFor(t, tm, "newest first")
@@ -492,9 +542,9 @@ func TestUsersScreen(t *testing.T) {
 
 func TestNewDecisionAppearsWithinASecond(t *testing.T) {
 	f := sample()
-	tm := start(t, f, 80, 24)
+	tm := startPanes(t, Panes{Audit: fakeAudit{f}}, 80, 24)
 	waitFor(t, tm, "frontdesk2")
-	f.add(store.AuditRow{At: t0.Add(4 * time.Minute), Kind: "decision", Door: "radius", Client: "office-vpn", User: "nurse.kim", Outcome: "accept", Reason: "ok"})
+	f.add(admin.AuditRow{At: t0.Add(4 * time.Minute), Kind: "decision", Door: "radius", Client: "office-vpn", User: "nurse.kim", Outcome: "accept", Reason: "ok"})
 	waitFor(t, tm, "nurse.kim")
 }
 
@@ -519,7 +569,7 @@ func TestTinyTerminal(t *testing.T) {
 func TestBusyStoreIsSaidNotCrashed(t *testing.T) {
 	f := sample()
 	f.failRead = true
-	tm := start(t, f, 80, 24)
+	tm := startPanes(t, Panes{Audit: fakeAudit{f}}, 80, 24)
 	waitFor(t, tm, "cannot read the audit log right now")
 	f.mu.Lock()
 	f.failRead = false
@@ -530,13 +580,13 @@ func TestBusyStoreIsSaidNotCrashed(t *testing.T) {
 func TestBrokenChainShown(t *testing.T) {
 	f := sample()
 	f.problems = []string{"entry 3 was altered after it was written"}
-	tm := start(t, f, 80, 24)
+	tm := startPanes(t, Panes{Audit: fakeAudit{f}}, 80, 24)
 	waitFor(t, tm, "AUDIT BROKEN: entry 3 was altered")
 }
 
 func TestTerminalEscapesInNamesAreNotRendered(t *testing.T) {
 	f := sample()
-	f.add(store.AuditRow{At: t0.Add(5 * time.Minute), Kind: "decision", Door: "radius", Client: "office-vpn", User: "evil\x1b[2J\x1b]0;pwned\x07", Outcome: "reject", Reason: "bad_password"})
+	f.add(admin.AuditRow{At: t0.Add(5 * time.Minute), Kind: "decision", Door: "radius", Client: "office-vpn", User: "evil\x1b[2J\x1b]0;pwned\x07", Outcome: "reject", Reason: "bad_password"})
 	tm := start(t, f, 80, 24)
 	waitFor(t, tm, "evil")
 	out := screen(t, tm)
@@ -721,7 +771,7 @@ func TestFirstBootWizard(t *testing.T) {
 func TestEditClientPolicy(t *testing.T) {
 	f := sample()
 	p := policy.Default()
-	f.clients = []store.Client{{Name: "office-wifi", Prefix: netip.MustParsePrefix("192.168.1.2/32"), Policy: p, Version: 1}}
+	f.clients = []admin.Client{{Name: "office-wifi", Prefix: netip.MustParsePrefix("192.168.1.2/32"), Policy: p, Version: 1}}
 	tm := start(t, f, 80, 30)
 	waitFor(t, tm, "frontdesk2")
 	for range 3 {
@@ -820,7 +870,7 @@ func TestGroupsExpiryAndDeviceFromTheConsole(t *testing.T) {
 func TestDaemonNotAnsweringIsShown(t *testing.T) {
 	f := sample()
 	f.status.UpdatedAt = t0 // an hour before the console's clock
-	tm := start(t, f, 80, 24)
+	tm := startPanes(t, Panes{Audit: fakeAudit{f}}, 80, 24)
 	waitFor(t, tm, "DAEMON NOT ANSWERING since 08:00:00")
 }
 
@@ -866,7 +916,7 @@ func TestClientsScreen(t *testing.T) {
 	ehr := p
 	ehr.MFARemember = 900
 	oldEHR := policy.Policy{Upstream: "local", MFA: policy.MFAEnrolled, AllowPlainLDAP: true}
-	f.clients = []store.Client{
+	f.clients = []admin.Client{
 		{Name: "ehr", Door: "ldap", Prefix: netip.MustParsePrefix("192.168.1.20/32"), Policy: ehr},
 		{Name: "office-vpn", Door: "radius", Prefix: netip.MustParsePrefix("192.168.1.1/32"), Policy: p},
 		{Name: "old-ehr", Door: "ldap", Prefix: netip.MustParsePrefix("192.168.1.21/32"), Policy: oldEHR},
@@ -893,7 +943,7 @@ func TestUpstreamsScreen(t *testing.T) {
 
 func TestDevicesPaneRemoves(t *testing.T) {
 	f := sample()
-	f.devices = []store.Device{{MAC: "aa:bb:cc:dd:ee:ff", UserName: "dr.lee", Description: "exam room tablet", CreatedAt: t0}}
+	f.devices = []admin.Device{{MAC: "aa:bb:cc:dd:ee:ff", UserName: "dr.lee", Description: "exam room tablet", CreatedAt: t0}}
 	tm := start(t, f, 80, 24)
 	waitFor(t, tm, "frontdesk2")
 	for range 5 {

@@ -2,7 +2,6 @@ package tui
 
 import (
 	"context"
-	"fmt"
 	"strings"
 	"time"
 
@@ -10,7 +9,6 @@ import (
 
 	"github.com/clinicgate/clinicgate/appliance"
 	"github.com/clinicgate/clinicgate/appliance/admin"
-	"github.com/clinicgate/clinicgate/appliance/store"
 )
 
 // The first-boot wizard: on an appliance with no users and no clients the
@@ -33,10 +31,14 @@ const (
 )
 
 func (m Model) checkFresh() tea.Cmd {
+	if !m.p.wizard() {
+		return nil
+	}
+	a := m.p.Wizard
 	return func() tea.Msg {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		fresh, err := m.admin.Fresh(ctx)
+		fresh, err := a.Fresh(ctx)
 		return freshMsg{fresh: err == nil && fresh}
 	}
 }
@@ -52,7 +54,7 @@ func (m Model) wizardForm(step int) *form {
 				if tz == "" {
 					return doneMsg{text: "time zone: the system's"}
 				}
-				if err := m.admin.SetSetting(ctx, "timezone", tz); err != nil {
+				if err := m.p.Wizard.SetSetting(ctx, "timezone", tz); err != nil {
 					return doneMsg{err: err}
 				}
 				return doneMsg{text: "time zone " + tz}
@@ -64,7 +66,7 @@ func (m Model) wizardForm(step int) *form {
 				if strings.TrimSpace(v[1]) == "" {
 					return doneMsg{text: "no SSH key added (add one later: clinicgate admin add-key)"}
 				}
-				fp, err := m.admin.AddAdminKey(ctx, strings.TrimSpace(v[0]), v[1])
+				fp, err := m.p.Wizard.AddAdminKey(ctx, strings.TrimSpace(v[0]), v[1])
 				if err != nil {
 					return doneMsg{err: err}
 				}
@@ -92,36 +94,9 @@ func (m Model) wizardForm(step int) *form {
 // the policy of the client added in step 4 (or the first RADIUS client),
 // as the Clients pane's test login does, and shows the answer and why.
 func (m Model) wizardTestLoginForm() *form {
+	want := m.wizClient
 	f := newForm("Step 6 of 6: a test login through the running appliance (esc: skip)", func(v []string) tea.Cmd {
-		addr, aerr := m.radiusAddr()
-		want := m.wizClient
-		return m.act(func(ctx context.Context) doneMsg {
-			if aerr != nil {
-				return doneMsg{err: fmt.Errorf("%w: %v", admin.ErrInvalid, aerr)}
-			}
-			clients, err := m.admin.Clients(ctx)
-			if err != nil {
-				return doneMsg{err: err}
-			}
-			var chosen *store.Client
-			for i := range clients {
-				c := &clients[i]
-				if c.Door != "" && c.Door != string(appliance.DoorRADIUS) {
-					continue
-				}
-				if c.Name == want || chosen == nil {
-					chosen = c
-				}
-			}
-			if chosen == nil {
-				return doneMsg{err: fmt.Errorf("%w: there is no RADIUS client to test through yet (esc skips this step)", admin.ErrInvalid)}
-			}
-			report, err := m.testLogin(ctx, addr, *chosen, strings.TrimSpace(v[0]), v[1])
-			if err != nil {
-				return doneMsg{err: err}
-			}
-			return doneMsg{text: "test login sent", show: report}
-		})
+		return m.testLoginCmd(admin.LoginTest{Client: want, Door: appliance.DoorRADIUS, User: strings.TrimSpace(v[0]), Password: []byte(v[1])})
 	},
 		field("user", "the user from step 5", false, 128),
 		field("password", "their password (append ,123456 if they have a code already)", true, 128),

@@ -17,8 +17,63 @@ type DaemonStatus struct {
 	Version   string           `json:"version"`
 	StartedAt time.Time        `json:"started_at"`
 	UpdatedAt time.Time        `json:"updated_at"`
-	Listeners []string         `json:"listeners"`
+	Listeners []Listener       `json:"listeners"`
 	Upstreams []UpstreamStatus `json:"upstreams,omitempty"`
+	// OldListeners is set when the report came from a daemon older than
+	// this console, which described its listeners as display text: they
+	// are not read back (the daemon's restart with this version fixes it).
+	OldListeners bool `json:"-"`
+}
+
+// ListenDoor names what a listener answers.
+type ListenDoor string
+
+const (
+	ListenRADIUSAuth ListenDoor = "radius-auth" // RADIUS authentication, udp
+	ListenRADIUSAcct ListenDoor = "radius-acct" // RADIUS accounting, udp
+	ListenLDAP       ListenDoor = "ldap"        // LDAP with StartTLS, tcp
+	ListenLDAPS      ListenDoor = "ldaps"       // LDAP over TLS from the first byte, tcp
+	ListenSSH        ListenDoor = "ssh"         // the console over SSH, tcp
+	ListenHTTP       ListenDoor = "http"        // health and metrics, tcp
+)
+
+// Listener is one socket the daemon answers on.
+type Listener struct {
+	Door    ListenDoor `json:"door"`
+	Network string     `json:"network"` // "udp" or "tcp"
+	// Address is host:port as bound (a wildcard host answers on every
+	// address, loopback included).
+	Address string `json:"address"`
+	// CertSHA256 is the SHA-256 of the TLS certificate's DER, upper-case
+	// hex in colon-separated pairs (ldap, ldaps): what a client that cannot
+	// check a CA (the certificate is self-signed) pins.
+	CertSHA256 string `json:"cert_sha256,omitempty"`
+	// HostKey is the SSH host key's fingerprint as OpenSSH shows it
+	// ("SHA256:…"; ssh only).
+	HostKey string `json:"host_key,omitempty"`
+}
+
+// UnmarshalJSON reads a listener, and leaves an older daemon's display
+// text ("RADIUS authentication 0.0.0.0:1812/udp") empty instead of
+// refusing the whole report: a console upgraded before the daemon is
+// restarted still shows the rest.
+func (l *Listener) UnmarshalJSON(b []byte) error {
+	if len(b) > 0 && b[0] == '"' {
+		*l = Listener{}
+		return nil
+	}
+	type plain Listener
+	return json.Unmarshal(b, (*plain)(l))
+}
+
+// Listener returns the first listener for door (ok false: none).
+func (d DaemonStatus) Listener(door ListenDoor) (Listener, bool) {
+	for _, l := range d.Listeners {
+		if l.Door == door {
+			return l, true
+		}
+	}
+	return Listener{}, false
 }
 
 // UpstreamStatus is one upstream's health as the daemon sees it.
@@ -42,7 +97,7 @@ func (s *Service) ReportStatus(ctx context.Context, st DaemonStatus) error {
 }
 
 // Status returns the daemon's last report; ok is false if it never
-// reported.
+// reported (or its report cannot be read at all).
 func (s *Service) Status(ctx context.Context) (DaemonStatus, bool, error) {
 	v, err := s.Store.Setting(ctx, statusKey)
 	if errors.Is(err, store.ErrNotFound) {
@@ -51,9 +106,26 @@ func (s *Service) Status(ctx context.Context) (DaemonStatus, bool, error) {
 	if err != nil {
 		return DaemonStatus{}, false, err
 	}
+	st, ok := ParseStatus(v)
+	return st, ok, nil
+}
+
+// ParseStatus reads a stored report leniently: listeners an older daemon
+// wrote as text are dropped (and OldListeners set), and a report that is
+// not JSON at all is no report (ok false), never a crash.
+func ParseStatus(v string) (DaemonStatus, bool) {
 	var st DaemonStatus
 	if err := json.Unmarshal([]byte(v), &st); err != nil {
-		return DaemonStatus{}, false, nil
+		return DaemonStatus{}, false
 	}
-	return st, true, nil
+	kept := st.Listeners[:0]
+	for _, l := range st.Listeners {
+		if l.Door == "" {
+			st.OldListeners = true
+			continue
+		}
+		kept = append(kept, l)
+	}
+	st.Listeners = kept
+	return st, true
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"strings"
 	"time"
 
@@ -153,49 +152,98 @@ func (s *Service) SetSyncToken(ctx context.Context, name string, token secrets.S
 	return err
 }
 
-// TestUpstream performs a real login check against an upstream and writes
-// each step, in the contractor's words, to w: the settings, the connection
-// (where the kind has one), the password.
-func (s *Service) TestUpstream(ctx context.Context, name, user string, pw secrets.Secret, w io.Writer) error {
+// UpstreamCheck is what a check of an upstream found, step by step, in
+// the contractor's words: the settings, the connection (where the kind has
+// one), the password.
+type UpstreamCheck struct {
+	Upstream, Kind string
+	Steps          []CheckStep
+	// Warnings are settings that work but are weak (no
+	// Message-Authenticator, say).
+	Warnings []string
+	// OK: the password was accepted.
+	OK bool
+}
+
+// CheckStep is one step of a check: what was tried, and what came of it
+// ("" for a step that only says something).
+type CheckStep struct {
+	What   string
+	Result string
+	// Hint says what to look at when the step failed.
+	Hint string
+	OK   bool
+}
+
+// Lines lays a check out as text, one step and its result a line, the
+// warnings under the settings step: the command line prints them.
+func (c UpstreamCheck) Lines() []string {
+	var out []string
+	for i, st := range c.Steps {
+		out = append(out, fmt.Sprintf("%d. %s", i+1, st.What))
+		if st.Result != "" {
+			out = append(out, "   "+st.Result)
+		}
+		if st.Hint != "" {
+			out = append(out, "   "+st.Hint)
+		}
+		if i == 0 && st.OK {
+			for _, w := range c.Warnings {
+				out = append(out, "   warning: "+w)
+			}
+		}
+	}
+	return out
+}
+
+// TestUpstream performs a real login check against an upstream. A check
+// that ran returns its steps, and an error too when it did not succeed,
+// saying which part failed; a check that could not start (no such
+// upstream) returns only the error.
+func (s *Service) TestUpstream(ctx context.Context, name, user string, pw secrets.Secret) (UpstreamCheck, error) {
 	u, err := s.Store.UpstreamByName(ctx, name)
 	if errors.Is(err, store.ErrNotFound) {
-		return fmt.Errorf("there is no upstream %q (see 'clinicgate upstream list')", name)
+		return UpstreamCheck{}, fmt.Errorf("there is no upstream %q (see 'clinicgate upstream list')", name)
 	}
 	if err != nil {
-		return err
+		return UpstreamCheck{}, err
 	}
-	fmt.Fprintf(w, "1. settings of %s upstream %s: %s\n", u.Kind, u.Name, u.Config)
+	c := UpstreamCheck{Upstream: u.Name, Kind: u.Kind}
+	step := func(what string) *CheckStep {
+		c.Steps = append(c.Steps, CheckStep{What: what})
+		return &c.Steps[len(c.Steps)-1]
+	}
+	st := step(fmt.Sprintf("settings of %s upstream %s: %s", u.Kind, u.Name, u.Config))
 	conn, err := upstream.Build(u)
 	if err != nil {
-		fmt.Fprintf(w, "   FAILED: %v\n", err)
-		return errors.New("the settings are not usable; fix them and add the upstream again")
+		st.Result = fmt.Sprintf("FAILED: %v", err)
+		return c, errors.New("the settings are not usable; fix them and add the upstream again")
 	}
 	if cl, ok := conn.(interface{ Close() }); ok {
 		defer cl.Close()
 	}
-	fmt.Fprintln(w, "   ok")
+	st.Result, st.OK = "ok", true
 	if wr, ok := conn.(upstream.Warner); ok {
-		for _, warning := range wr.Warnings() {
-			fmt.Fprintln(w, "   warning:", warning)
-		}
+		c.Warnings = wr.Warnings()
 	}
 	if p, ok := conn.(upstream.Prober); ok {
-		step := "2. connecting to the server"
+		what := "connecting to the server"
 		if u.Kind == upstream.KindLDAP {
-			step += " and signing in with the service account"
+			what += " and signing in with the service account"
 		} else if u.Kind == upstream.KindOIDC {
-			step += " and reading its discovery document"
+			what += " and reading its discovery document"
 		}
-		fmt.Fprintln(w, step)
+		st = step(what)
 		if err := p.Probe(ctx); err != nil {
-			fmt.Fprintf(w, "   FAILED: %v\n", err)
-			return errors.New("the server could not be reached or refused the service account")
+			st.Result = fmt.Sprintf("FAILED: %v", err)
+			return c, errors.New("the server could not be reached or refused the service account")
 		}
-		fmt.Fprintln(w, "   ok")
+		st.Result, st.OK = "ok", true
 	} else {
-		fmt.Fprintln(w, "2. (this kind has no separate connection check)")
+		st = step("(this kind has no separate connection check)")
+		st.OK = true
 	}
-	fmt.Fprintf(w, "3. checking the password of %s\n", user)
+	st = step("checking the password of " + user)
 	start := time.Now()
 	id, err := conn.Verify(ctx, user, pw)
 	took := time.Since(start).Round(time.Millisecond)
@@ -205,20 +253,20 @@ func (s *Service) TestUpstream(ctx context.Context, name, user string, pw secret
 		if groups == "" {
 			groups = "-"
 		}
-		fmt.Fprintf(w, "   accepted in %v as %s; groups: %s\n", took, id.Name, groups)
-		return nil
+		st.Result, st.OK, c.OK = fmt.Sprintf("accepted in %v as %s; groups: %s", took, id.Name, groups), true, true
+		return c, nil
 	case errors.Is(err, upstream.ErrBadCredentials):
-		fmt.Fprintf(w, "   REFUSED in %v: wrong password", took)
+		st.Result = fmt.Sprintf("REFUSED in %v: wrong password", took)
 		if u.Kind == upstream.KindRADIUS {
-			fmt.Fprint(w, " (a RADIUS server does not say whether the user exists)")
+			st.Result += " (a RADIUS server does not say whether the user exists)"
 		}
-		fmt.Fprintln(w)
 	case errors.Is(err, upstream.ErrUnknownUser):
-		fmt.Fprintf(w, "   REFUSED in %v: no such user was found (check base DN, user attribute and filter)\n", took)
+		st.Result = fmt.Sprintf("REFUSED in %v: no such user was found (check base DN, user attribute and filter)", took)
 	case errors.Is(err, upstream.ErrUnreachable):
-		fmt.Fprintf(w, "   UNREACHABLE after %v: %v\n   Check the address and port, the firewall, the shared secret (RADIUS) and the CA file (TLS).\n", took, err)
+		st.Result = fmt.Sprintf("UNREACHABLE after %v: %v", took, err)
+		st.Hint = "Check the address and port, the firewall, the shared secret (RADIUS) and the CA file (TLS)."
 	default:
-		fmt.Fprintf(w, "   REFUSED in %v: %v\n", took, err)
+		st.Result = fmt.Sprintf("REFUSED in %v: %v", took, err)
 	}
-	return errors.New("the test login did not succeed")
+	return c, errors.New("the test login did not succeed")
 }

@@ -1,0 +1,26 @@
+package admin
+
+import "github.com/clinicgate/clinicgate/appliance/store"
+
+// The records the admin operations list, under the admin service's names:
+// the console and the command line read them from here and never import
+// the store. They are the store's own record types (aliases, not copies),
+// so a field added there is here at once.
+type (
+	AuditRow    = store.AuditRow
+	User        = store.User
+	Client      = store.Client
+	Upstream    = store.Upstream
+	Device      = store.Device
+	BindAccount = store.BindAccount
+)
+
+// Errors an operation can end with that the operator should read as more
+// than a failure.
+var (
+	// ErrConflict: someone else changed the record meanwhile (the version
+	// given no longer matches), or a name or address is taken.
+	ErrConflict = store.ErrConflict
+	// ErrBusy: another writer held the database past the busy timeout.
+	ErrBusy = store.ErrBusy
+)

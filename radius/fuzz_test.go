@@ -22,12 +22,9 @@ import (
 
 	"github.com/clinicgate/clinicgate/appliance"
 	"github.com/clinicgate/clinicgate/appliance/admin"
-	"github.com/clinicgate/clinicgate/appliance/audit"
-	"github.com/clinicgate/clinicgate/appliance/passwd"
+	"github.com/clinicgate/clinicgate/appliance/appliancetest"
 	"github.com/clinicgate/clinicgate/appliance/policy"
 	"github.com/clinicgate/clinicgate/appliance/secrets"
-	"github.com/clinicgate/clinicgate/appliance/store"
-	"github.com/clinicgate/clinicgate/appliance/upstream"
 )
 
 var update = flag.Bool("update", false, "rewrite the seed files in testdata/fuzz")
@@ -54,28 +51,11 @@ func realServer(tb testing.TB) *Server {
 			tb.Fatal(err)
 		}
 	}
-	st, err := store.Open(ctx, tb.TempDir(), store.Options{Create: true})
-	must(err)
-	tb.Cleanup(func() { st.Close() })
-	alog, err := audit.New(st, nil)
-	must(err)
-	tb.Cleanup(alog.Close)
-	h, err := passwd.NewHasher(passwd.Params{MemoryKiB: 64, Time: 1, Threads: 1}, 2)
-	must(err)
-	local, err := upstream.NewLocal(st, h)
-	must(err)
-	gate, err := appliance.NewGate(appliance.Config{
-		Store: st, Audit: alog, Hasher: h, Logger: slog.New(slog.DiscardHandler),
-		Upstreams: map[string]upstream.Verifier{"local": local},
-	})
-	must(err)
-	tb.Cleanup(gate.Close)
-
-	adm, err := admin.New(st, alog, h, "test")
-	must(err)
+	core := appliancetest.New(tb, appliancetest.Options{})
+	adm := core.Admin
 	pol := policy.Default()
 	pol.RequireMessageAuthenticator = false
-	_, err = adm.AddClient(ctx, admin.NewClient{Name: "fuzz-nas", Address: "127.0.0.1/32", Secret: secrets.Secret(fuzzSecret), Policy: pol})
+	_, err := adm.AddClient(ctx, admin.NewClient{Name: "fuzz-nas", Address: "127.0.0.1/32", Secret: secrets.Secret(fuzzSecret), Policy: pol})
 	must(err)
 	must(adm.AddUser(ctx, admin.NewUser{Name: fuzzUser, Groups: []string{"staff"}, Password: secrets.Secret(fuzzPassword)}))
 	_, err = adm.EnrollTOTP(ctx, fuzzUser)
@@ -89,8 +69,8 @@ func realServer(tb testing.TB) *Server {
 	var ticks atomic.Int64
 	base := time.Now()
 	return &Server{
-		Gate: gate, Clients: appliance.NewClientTable(st, string(appliance.DoorRADIUS), nil),
-		Accounting: st, Logger: slog.New(slog.DiscardHandler),
+		Gate: core.Gate, Clients: core.Clients(appliance.DoorRADIUS),
+		Accounting: core.Gate, Logger: slog.New(slog.DiscardHandler),
 		Now: func() time.Time { return base.Add(time.Duration(ticks.Add(1)) * time.Minute) },
 	}
 }

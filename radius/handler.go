@@ -17,7 +17,6 @@ import (
 	"layeh.com/radius/rfc3580"
 
 	"github.com/clinicgate/clinicgate/appliance"
-	"github.com/clinicgate/clinicgate/appliance/store"
 	"github.com/clinicgate/clinicgate/internal/msgauth"
 )
 
@@ -91,7 +90,7 @@ func dedupKey(src netip.AddrPort, pkt *radius.Packet) string {
 	return src.String() + "/" + strconv.Itoa(int(pkt.Code)) + "/" + strconv.Itoa(int(pkt.Identifier)) + "/" + string(pkt.Authenticator[:])
 }
 
-func (s *Server) access(ctx context.Context, b []byte, pkt *radius.Packet, client store.Client, src netip.AddrPort) []byte {
+func (s *Server) access(ctx context.Context, b []byte, pkt *radius.Packet, client appliance.Client, src netip.AddrPort) []byte {
 	var notes []string
 	if err := msgauth.Verify(b, client.Secret); err != nil {
 		if errors.Is(err, msgauth.ErrMissing) && !client.Policy.RequireMessageAuthenticator {
@@ -140,7 +139,7 @@ func (s *Server) access(ctx context.Context, b []byte, pkt *radius.Packet, clien
 
 // toRequest translates an Access-Request. Input it can decode but not
 // accept is marked Invalid, so the gate refuses and audits it.
-func toRequest(pkt *radius.Packet, client store.Client, src netip.AddrPort, notes []string) appliance.Request {
+func toRequest(pkt *radius.Packet, client appliance.Client, src netip.AddrPort, notes []string) appliance.Request {
 	req := appliance.Request{
 		Door: appliance.DoorRADIUS, Client: client, Source: src.Addr(), Method: appliance.MethodNone, Notes: notes,
 	}
@@ -277,7 +276,7 @@ func copyProxyState(resp, req *radius.Packet) {
 
 // status answers Status-Server (RFC 5997), which must carry a valid
 // Message-Authenticator whatever the client's setting.
-func (s *Server) status(b []byte, pkt *radius.Packet, client store.Client, src netip.AddrPort) []byte {
+func (s *Server) status(b []byte, pkt *radius.Packet, client appliance.Client, src netip.AddrPort) []byte {
 	if err := msgauth.Verify(b, client.Secret); err != nil {
 		s.Metrics.Drop(door, "message_authenticator")
 		s.bad.Warn("dropped a Status-Server: "+err.Error(), "client", client.Name, "from", src.String())
@@ -291,7 +290,7 @@ func (s *Server) status(b []byte, pkt *radius.Packet, client store.Client, src n
 	return reply
 }
 
-func (s *Server) accounting(ctx context.Context, b []byte, pkt *radius.Packet, client store.Client, src netip.AddrPort) []byte {
+func (s *Server) accounting(ctx context.Context, b []byte, pkt *radius.Packet, client appliance.Client, src netip.AddrPort) []byte {
 	if s.Accounting == nil {
 		s.Metrics.Drop(door, "accounting_off")
 		return nil
@@ -314,13 +313,13 @@ func (s *Server) accounting(ctx context.Context, b []byte, pkt *radius.Packet, c
 	var err error
 	switch status {
 	case rfc2866.AcctStatusType_Value_Start, rfc2866.AcctStatusType_Value_Stop, rfc2866.AcctStatusType_Value_InterimUpdate:
-		a := store.AcctSession{
+		a := appliance.AcctSession{
 			Client:         client.Name,
 			SessionID:      rfc2866.AcctSessionID_GetString(pkt),
 			UserName:       rfc2865.UserName_GetString(pkt),
 			CallingStation: rfc2865.CallingStationID_GetString(pkt),
 			NASAddress:     src.Addr().String(),
-			Status:         store.AcctActive,
+			Status:         appliance.AcctActive,
 			StartedAt:      now, UpdatedAt: now,
 			SessionTime:  int64(rfc2866.AcctSessionTime_Get(pkt)),
 			InputOctets:  int64(rfc2866.AcctInputOctets_Get(pkt)) + int64(rfc2869.AcctInputGigawords_Get(pkt))<<32,
@@ -333,7 +332,7 @@ func (s *Server) accounting(ctx context.Context, b []byte, pkt *radius.Packet, c
 			a.FramedAddress = ip.String()
 		}
 		if status == rfc2866.AcctStatusType_Value_Stop {
-			a.Status, a.StoppedAt = store.AcctStopped, now
+			a.Status, a.StoppedAt = appliance.AcctStopped, now
 			if c, err := rfc2866.AcctTerminateCause_Lookup(pkt); err == nil {
 				a.TerminateCause = c.String()
 			}

@@ -20,7 +20,6 @@ import (
 
 	"github.com/clinicgate/clinicgate/appliance"
 	"github.com/clinicgate/clinicgate/appliance/policy"
-	"github.com/clinicgate/clinicgate/appliance/store"
 	"github.com/clinicgate/clinicgate/internal/msgauth"
 )
 
@@ -82,31 +81,31 @@ func (f *fakeDecider) calls() []appliance.Request {
 
 // fakeClients finds clients by prefix.
 type fakeClients struct {
-	clients []store.Client
+	clients []appliance.Client
 	err     error
 }
 
-func (f *fakeClients) Lookup(_ context.Context, addr netip.Addr) (store.Client, bool, error) {
+func (f *fakeClients) Lookup(_ context.Context, addr netip.Addr) (appliance.Client, bool, error) {
 	if f.err != nil {
-		return store.Client{}, false, f.err
+		return appliance.Client{}, false, f.err
 	}
 	for _, c := range f.clients {
 		if c.Prefix.Contains(addr.Unmap()) {
 			return c, true, nil
 		}
 	}
-	return store.Client{}, false, nil
+	return appliance.Client{}, false, nil
 }
 
 // fakeSink records accounting, or fails with err.
 type fakeSink struct {
 	mu       sync.Mutex
-	sessions []store.AcctSession
+	sessions []appliance.AcctSession
 	stopAll  []string
 	err      error
 }
 
-func (f *fakeSink) UpsertAcct(_ context.Context, a store.AcctSession) error {
+func (f *fakeSink) UpsertAcct(_ context.Context, a appliance.AcctSession) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.err != nil {
@@ -126,7 +125,7 @@ func (f *fakeSink) StopAllAcct(_ context.Context, client string, _ time.Time, ca
 	return nil
 }
 
-func (f *fakeSink) recorded() []store.AcctSession {
+func (f *fakeSink) recorded() []appliance.AcctSession {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return slices.Clone(f.sessions)
@@ -148,7 +147,7 @@ func newFixture(t *testing.T) *fixture {
 		gate: &fakeDecider{decision: appliance.Decision{
 			Outcome: appliance.Reject, Reason: appliance.ReasonBadPassword, Message: appliance.MsgDenied,
 		}},
-		clients: &fakeClients{clients: []store.Client{testClient("office-wifi", "192.0.2.0/24")}},
+		clients: &fakeClients{clients: []appliance.Client{testClient("office-wifi", "192.0.2.0/24")}},
 		acct:    &fakeSink{},
 		metrics: appliance.NewMetrics(prometheus.NewRegistry()),
 	}
@@ -156,8 +155,8 @@ func newFixture(t *testing.T) *fixture {
 	return f
 }
 
-func testClient(name, prefix string) store.Client {
-	return store.Client{
+func testClient(name, prefix string) appliance.Client {
+	return appliance.Client{
 		Name: name, Door: string(appliance.DoorRADIUS), Prefix: netip.MustParsePrefix(prefix),
 		Secret: []byte(testSecret), Policy: policy.Default(),
 	}

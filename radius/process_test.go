@@ -19,7 +19,6 @@ import (
 	"layeh.com/radius/rfc2869"
 
 	"github.com/clinicgate/clinicgate/appliance"
-	"github.com/clinicgate/clinicgate/appliance/store"
 )
 
 // ---- who may ask
@@ -871,14 +870,14 @@ func TestAccountingStartStopRecorded(t *testing.T) {
 	}
 
 	got := f.acct.recorded()
-	want := []store.AcctSession{
+	want := []appliance.AcctSession{
 		{
 			Client: "office-wifi", SessionID: "sess-1", UserName: "alice", CallingStation: "AA-BB-CC-DD-EE-FF",
-			NASAddress: "192.0.2.1", FramedAddress: "10.0.0.5", Status: store.AcctActive, StartedAt: now, UpdatedAt: now,
+			NASAddress: "192.0.2.1", FramedAddress: "10.0.0.5", Status: appliance.AcctActive, StartedAt: now, UpdatedAt: now,
 		},
 		{
 			Client: "office-wifi", SessionID: "sess-1", UserName: "alice", CallingStation: "AA-BB-CC-DD-EE-FF",
-			NASAddress: "192.0.2.10", Status: store.AcctStopped, StartedAt: now, UpdatedAt: now, StoppedAt: now,
+			NASAddress: "192.0.2.10", Status: appliance.AcctStopped, StartedAt: now, UpdatedAt: now, StoppedAt: now,
 			SessionTime: 600, InputOctets: 1<<32 + 1000, OutputOctets: 2000, TerminateCause: "User-Request",
 		},
 	}

@@ -14,7 +14,6 @@ import (
 	"layeh.com/radius/rfc2866"
 
 	"github.com/clinicgate/clinicgate/appliance"
-	"github.com/clinicgate/clinicgate/appliance/store"
 )
 
 // hangGuard bounds waits on the network so a broken server fails the test
@@ -39,7 +38,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 func loopbackServer(t *testing.T) *fixture {
 	t.Helper()
 	f := newFixture(t)
-	f.clients.clients = []store.Client{testClient("loopback", "127.0.0.1/32")}
+	f.clients.clients = []appliance.Client{testClient("loopback", "127.0.0.1/32")}
 	return f
 }
 

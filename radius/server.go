@@ -24,7 +24,6 @@ import (
 	"layeh.com/radius"
 
 	"github.com/clinicgate/clinicgate/appliance"
-	"github.com/clinicgate/clinicgate/appliance/store"
 	"github.com/clinicgate/clinicgate/internal/ratelog"
 )
 
@@ -38,12 +37,12 @@ type Decider interface {
 
 // ClientFinder resolves a source address to a configured client.
 type ClientFinder interface {
-	Lookup(ctx context.Context, addr netip.Addr) (store.Client, bool, error)
+	Lookup(ctx context.Context, addr netip.Addr) (appliance.Client, bool, error)
 }
 
 // AccountingSink records accounting.
 type AccountingSink interface {
-	UpsertAcct(ctx context.Context, a store.AcctSession) error
+	UpsertAcct(ctx context.Context, a appliance.AcctSession) error
 	StopAllAcct(ctx context.Context, client string, at time.Time, cause string) error
 }
 

@@ -12,11 +12,11 @@ help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
 
 build: ## build bin/clinicgate for this machine
-	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) .
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/clinicgate
 
 build-all: ## build dist/clinicgate-linux-amd64 and -arm64 (Raspberry Pi)
-	GOOS=linux GOARCH=amd64 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o dist/clinicgate-linux-amd64 .
-	GOOS=linux GOARCH=arm64 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o dist/clinicgate-linux-arm64 .
+	GOOS=linux GOARCH=amd64 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o dist/clinicgate-linux-amd64 ./cmd/clinicgate
+	GOOS=linux GOARCH=arm64 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o dist/clinicgate-linux-arm64 ./cmd/clinicgate
 
 run: build ## start the appliance on loopback with a demo client and user, and print how to log in
 	$(BIN) serve --demo --data $(DATA) --radius-auth 127.0.0.1:1812 --radius-acct 127.0.0.1:1813 --http 127.0.0.1:9812 --ssh 127.0.0.1:2222 --ldap 127.0.0.1:10389 --ldaps 127.0.0.1:10636
@@ -36,7 +36,7 @@ test-short: ## the fast unit tests only
 	$(GO) test -short ./...
 
 bench: test-deps ## measure: RADIUS logins per second, latency, daemon memory (see docs/benchmarks.md)
-	$(GO) test -run '^$$' -bench . -benchtime 1x -count 1 -timeout 30m . | tee bench.out
+	$(GO) test -run '^$$' -bench . -benchtime 1x -count 1 -timeout 30m ./e2e/ | tee bench.out
 
 FUZZTIME ?= 5m
 fuzz: ## fuzz the RADIUS request path, LDAP message decoding and the directory's search, FUZZTIME each (default 5m)
@@ -52,7 +52,7 @@ DEB_ARCHES  ?= amd64 arm64
 deb: ## build dist/clinicgate_*_amd64.deb and _arm64.deb (the Pi)
 	@mkdir -p dist
 	@for arch in $(DEB_ARCHES); do \
-		GOOS=linux GOARCH=$$arch $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o dist/pkg/clinicgate . || exit 1; \
+		GOOS=linux GOARCH=$$arch $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o dist/pkg/clinicgate ./cmd/clinicgate || exit 1; \
 		ARCH=$$arch VERSION=$(DEB_VERSION) $(NFPM) package -f image/nfpm.yaml -p deb -t dist/ || exit 1; \
 	done
 

@@ -17,7 +17,6 @@ import (
 	"github.com/clinicgate/clinicgate/appliance/admin"
 	"github.com/clinicgate/clinicgate/appliance/policy"
 	"github.com/clinicgate/clinicgate/appliance/secrets"
-	"github.com/clinicgate/clinicgate/appliance/upstream"
 )
 
 // form is a small dialog of text fields; enter on the last field submits.
@@ -592,9 +591,13 @@ func (m Model) addUpstreamForm() *form {
 }
 
 func (m Model) upstreamSettingsForm(kind string) *form {
-	add := func(ctx context.Context, name, k string, cfg any, secret string) doneMsg {
-		b, _ := json.Marshal(cfg)
-		warnings, err := m.p.Upstreams.AddUpstream(ctx, admin.NewUpstream{Name: strings.TrimSpace(name), Kind: k, Config: string(b), Secret: []byte(secret)})
+	add := func(ctx context.Context, f admin.UpstreamForm) doneMsg {
+		n, err := f.NewUpstream()
+		if err != nil {
+			return doneMsg{err: err}
+		}
+		name := n.Name
+		warnings, err := m.p.Upstreams.AddUpstream(ctx, n)
 		if err != nil {
 			return doneMsg{err: err}
 		}
@@ -602,14 +605,22 @@ func (m Model) upstreamSettingsForm(kind string) *form {
 		if len(warnings) > 0 {
 			text += " — warning: " + strings.Join(warnings, "; ")
 		}
-		return doneMsg{text: text, upstream: strings.TrimSpace(name)}
+		return doneMsg{text: text, upstream: name}
 	}
-	yes := func(s string) bool { s = strings.ToLower(strings.TrimSpace(s)); return s == "yes" || s == "y" }
+	// An empty answer keeps the default (required).
+	yes := func(s string) *bool {
+		s = strings.ToLower(strings.TrimSpace(s))
+		if s == "" {
+			return nil
+		}
+		y := s == "yes" || s == "y"
+		return &y
+	}
 	switch kind {
 	case "radius":
 		return newForm("Add a RADIUS upstream (NPS, FreeRADIUS, JumpCloud)", func(v []string) tea.Cmd {
 			return m.act(func(ctx context.Context) doneMsg {
-				return add(ctx, v[0], "radius", upstream.RADIUSConfig{Servers: splitList(v[1]), RequireMessageAuthenticator: yes(v[3])}, v[2])
+				return add(ctx, admin.UpstreamForm{Name: v[0], Kind: "radius", Servers: splitList(v[1]), RequireMessageAuthenticator: yes(v[3]), Secret: []byte(v[2])})
 			})
 		},
 			field("name", "e.g. clinic-nps", false, 64),
@@ -620,7 +631,7 @@ func (m Model) upstreamSettingsForm(kind string) *form {
 	case "oidc":
 		return newForm("Add an OpenID Provider (Entra ID, Okta) with the password grant", func(v []string) tea.Cmd {
 			return m.act(func(ctx context.Context) doneMsg {
-				return add(ctx, v[0], "oidc", upstream.OIDCConfig{Issuer: strings.TrimSpace(v[1]), ClientID: strings.TrimSpace(v[2]), UsernameSuffix: strings.TrimSpace(v[4])}, v[3])
+				return add(ctx, admin.UpstreamForm{Name: v[0], Kind: "oidc", Issuer: v[1], ClientID: v[2], UsernameSuffix: v[4], Secret: []byte(v[3])})
 			})
 		},
 			field("name", "e.g. entra", false, 64),
@@ -632,19 +643,10 @@ func (m Model) upstreamSettingsForm(kind string) *form {
 	default:
 		return newForm("Add an LDAP or Active Directory upstream", func(v []string) tea.Cmd {
 			return m.act(func(ctx context.Context) doneMsg {
-				urls := splitList(v[1])
-				starttls := false
-				for _, u := range urls {
-					if strings.HasPrefix(u, "ldap://") {
-						starttls = true // never send passwords in the clear
-					}
-				}
-				attr := strings.TrimSpace(v[5])
-				if attr == "" {
-					attr = "sAMAccountName"
-				}
-				return add(ctx, v[0], "ldap", upstream.LDAPConfig{URLs: urls, StartTLS: starttls, CAFile: strings.TrimSpace(v[6]),
-					BindDN: strings.TrimSpace(v[2]), BaseDN: strings.TrimSpace(v[4]), UserAttribute: attr}, v[3])
+				// Kind ad: this form's user attribute defaults to
+				// sAMAccountName, as its hint says.
+				return add(ctx, admin.UpstreamForm{Name: v[0], Kind: "ad", URLs: splitList(v[1]), CAFile: v[6],
+					BindDN: v[2], BaseDN: v[4], UserAttribute: v[5], Secret: []byte(v[3])})
 			})
 		},
 			field("name", "e.g. clinic-ad", false, 64),

@@ -3,8 +3,9 @@
 // EHR servers with a password check, MFA, posture checks and a
 // tamper-evident audit trail.
 //
-// This file only parses the command line and wires packages together;
-// everything it starts lives in appliance/ and the door packages.
+// This package only parses the command line and calls the admin service
+// (appliance/admin) or the daemon (internal/daemon); one file per command.
+// Everything it starts lives in appliance/, the doors and internal/daemon.
 package main
 
 import (
@@ -17,9 +18,6 @@ import (
 	"syscall"
 	_ "time/tzdata" // allowed hours need time zones even on a minimal image
 )
-
-// version is stamped at build time (-ldflags "-X main.version=...").
-var version = "dev"
 
 const usage = `clinicgate — identity gateway for small clinics
 
@@ -101,8 +99,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	case "admin":
 		return c.adminCmd(ctx, args[1:])
 	case "version", "--version":
-		fmt.Fprintln(stdout, "clinicgate", version)
-		return nil
+		return c.version()
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

@@ -1,4 +1,4 @@
-package main
+package e2e
 
 // make bench, the LDAP door: binds through clinicgate's proxy mode against
 // the same binds made directly to slapd and through slapd's own back-ldap

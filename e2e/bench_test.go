@@ -1,4 +1,4 @@
-package main
+package e2e
 
 // make bench: Access-Requests per second and latency through the real
 // daemon, with real argon2id parameters, and the daemon's peak memory.

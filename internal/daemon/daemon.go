@@ -1,0 +1,516 @@
+// Package daemon runs the appliance: it opens the store, builds the gate
+// and the doors (RADIUS, LDAP, the console over SSH, health and metrics),
+// opens every listener or none, serves them and the background jobs under
+// one errgroup, and drains them all on shutdown.
+//
+// It holds no policy and speaks no protocol — the gate decides and the
+// doors translate — and it never reads a command line: cmd/clinicgate does
+// that and hands it a validated config.
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"runtime/debug"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/clinicgate/clinicgate/appliance"
+	"github.com/clinicgate/clinicgate/appliance/admin"
+	"github.com/clinicgate/clinicgate/appliance/audit"
+	"github.com/clinicgate/clinicgate/appliance/config"
+	"github.com/clinicgate/clinicgate/appliance/passwd"
+	"github.com/clinicgate/clinicgate/appliance/store"
+	"github.com/clinicgate/clinicgate/appliance/upstream"
+	"github.com/clinicgate/clinicgate/ldapproxy"
+	"github.com/clinicgate/clinicgate/radius"
+	"github.com/clinicgate/clinicgate/tui"
+)
+
+// ErrServerClosed is returned by Listen and Run once the daemon has been
+// shut down or closed.
+var ErrServerClosed = errors.New("daemon: closed")
+
+// Options are what the daemon needs besides the config.
+type Options struct {
+	// Version is stamped into the audit, the console and the status.
+	Version string
+	// Logger receives the daemon's log; nil means a text log on stderr.
+	Logger *slog.Logger
+	// Reload delivers SIGHUP (nil: none). The daemon reads users, clients
+	// and settings from the store on every request, so a reload only says
+	// so in the log.
+	Reload <-chan os.Signal
+	// DrainTimeout bounds how long requests in progress may take to
+	// finish at shutdown (default 10 s).
+	DrainTimeout time.Duration
+}
+
+// Daemon is the running appliance. Build it with Open, then Listen, Run,
+// and Shutdown or Close.
+type Daemon struct {
+	cfg  config.Config
+	opts Options
+	log  *slog.Logger
+
+	store     *store.Store
+	audit     *audit.Log
+	hasher    *passwd.Hasher
+	upstreams *upstream.Registry
+	gate      *appliance.Gate
+	metrics   *prometheus.Registry
+
+	radius *radius.Server
+	ldap   *ldapproxy.Server
+	http   *http.Server
+	ssh    *tui.SSH
+
+	// What Listen needs to describe the LDAP certificate and the console's
+	// host key in the listing.
+	ldapCert, ldapFP, sshFP string
+
+	mu        sync.Mutex
+	listeners []listener
+	listening []string
+	stopRun   context.CancelFunc // set while Run runs
+	done      chan struct{}      // closed when Run has returned
+	shutdown  bool
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// Open builds the appliance from cfg: the store (created if missing), the
+// audit log, the gate and every door the config turns on. Nothing listens
+// yet. The caller must Close (or Shutdown) the daemon.
+func Open(ctx context.Context, cfg config.Config, opts Options) (_ *Daemon, err error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
+	}
+	if opts.DrainTimeout <= 0 {
+		opts.DrainTimeout = 10 * time.Second
+	}
+	d := &Daemon{cfg: cfg, opts: opts, log: opts.Logger}
+	defer func() {
+		if err != nil {
+			d.release()
+		}
+	}()
+	if cfg.MemoryLimitMB > 0 {
+		debug.SetMemoryLimit(int64(cfg.MemoryLimitMB) << 20)
+	}
+	if d.store, err = store.Open(ctx, cfg.DataDir, store.Options{Create: true}); err != nil {
+		return nil, err
+	}
+	if d.audit, err = audit.New(d.store, nil); err != nil {
+		return nil, err
+	}
+	if d.hasher, err = passwd.NewHasher(passwd.DefaultParams, cfg.HashConcurrency); err != nil {
+		return nil, err
+	}
+	local, err := upstream.NewLocal(d.store, d.hasher)
+	if err != nil {
+		return nil, err
+	}
+	d.metrics = prometheus.NewRegistry()
+	d.metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	metrics := appliance.NewMetrics(d.metrics)
+	d.upstreams = upstream.NewRegistry(d.store, local, nil, d.log)
+	d.metrics.MustRegister(appliance.NewUpstreamCollector(d.upstreams.Status))
+	d.gate, err = appliance.NewGate(appliance.Config{
+		Store: d.store, Audit: d.audit, Hasher: d.hasher, Logger: d.log, Metrics: metrics,
+		Upstreams: map[string]upstream.Verifier{"local": local}, Registry: d.upstreams,
+	})
+	if err != nil {
+		return nil, err
+	}
+	d.radius = &radius.Server{
+		Gate: d.gate, Clients: appliance.NewClientTable(d.store, string(appliance.DoorRADIUS), nil),
+		Accounting: d.store, Logger: d.log, Metrics: metrics,
+	}
+	if cfg.LDAP.Listen != "" || cfg.LDAP.ListenTLS != "" {
+		if err := d.openLDAP(ctx); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.HTTP != "" {
+		d.openHTTP()
+	}
+	if cfg.SSH != "" {
+		if err := d.openSSH(ctx); err != nil {
+			return nil, err
+		}
+	}
+	return d, nil
+}
+
+func (d *Daemon) openLDAP(ctx context.Context) error {
+	cfg := d.cfg.LDAP
+	certPath, keyPath, fp := cfg.CertFile, cfg.KeyFile, ""
+	if certPath == "" {
+		var renewed bool
+		var err error
+		if certPath, keyPath, fp, renewed, err = ldapproxy.EnsureCertificate(d.store.Dir()); err != nil {
+			return fmt.Errorf("LDAP certificate: %w", err)
+		}
+		if renewed {
+			d.log.Warn("the appliance's LDAP certificate was damaged and has been made again; EHRs that trusted the old one must be given the new one", "file", certPath, "sha256", fp)
+			_, _ = d.audit.Append(ctx, audit.Entry{Kind: audit.KindSystem, Reason: "ldap_certificate_renewed", Actor: "daemon", Detail: "the LDAP certificate " + certPath + " was damaged and was made again (SHA-256 " + fp + ")"})
+		}
+	} else {
+		var err error
+		if fp, err = ldapproxy.Fingerprint(certPath); err != nil {
+			return fmt.Errorf("ldap.cert_file: %w", err)
+		}
+	}
+	tlsCfg, err := ldapproxy.TLSConfig(certPath, keyPath)
+	if err != nil {
+		return err
+	}
+	idle, _ := time.ParseDuration(cfg.IdleTimeout)
+	d.ldap, err = ldapproxy.New(ldapproxy.Config{
+		Gate: d.gate, Store: d.store, Clients: appliance.NewClientTable(d.store, string(appliance.DoorLDAP), nil),
+		Directories: d.upstreams, TLS: tlsCfg, Logger: d.log, Metrics: ldapproxy.NewMetrics(d.metrics),
+		MaxConns: cfg.MaxConns, MaxConnsPerSource: cfg.MaxConnsPerSource, IdleTimeout: idle,
+	})
+	d.ldapCert, d.ldapFP = certPath, fp
+	return err
+}
+
+func (d *Daemon) openHTTP() {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		pctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		if err := d.store.Ping(pctx); err != nil {
+			http.Error(w, "store unavailable", http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ok")
+	})
+	mux.Handle("GET /metrics", promhttp.HandlerFor(d.metrics, promhttp.HandlerOpts{}))
+	d.http = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+}
+
+func (d *Daemon) openSSH(ctx context.Context) error {
+	svc, err := admin.New(d.store, d.audit, d.hasher, "ssh")
+	if err != nil {
+		return err
+	}
+	idle, _ := time.ParseDuration(d.cfg.SSHIdleTimeout)
+	hostKey := filepath.Join(d.store.Dir(), tui.HostKeyFile)
+	fp, renewed, err := tui.EnsureHostKey(hostKey)
+	if err != nil {
+		return err
+	}
+	if renewed {
+		d.log.Warn("the console's SSH host key was damaged and has been made again; admins' SSH clients will warn that it changed", "file", hostKey, "fingerprint", fp)
+		_, _ = d.audit.Append(ctx, audit.Entry{Kind: audit.KindSystem, Reason: "ssh_host_key_renewed", Actor: "daemon", Detail: "the SSH host key " + hostKey + " was damaged and was made again (" + fp + ")"})
+	}
+	d.ssh, err = tui.NewSSH(tui.SSHConfig{HostKeyPath: hostKey, Keys: svc, Version: d.opts.Version, IdleTimeout: idle, Logger: d.log,
+		AdminFor: func(actor string) tui.Admin { return svc.As(actor) }})
+	d.sshFP = fp
+	return err
+}
+
+// Dir is the data directory the daemon's store lives in.
+func (d *Daemon) Dir() string { return d.store.Dir() }
+
+// Admin returns the admin service over the daemon's store, acting as
+// actor (the demo set-up uses it).
+func (d *Daemon) Admin(actor string) (*admin.Service, error) {
+	return admin.New(d.store, d.audit, d.hasher, actor)
+}
+
+// Listening describes, one line each, where the daemon listens; empty
+// before Listen.
+func (d *Daemon) Listening() []string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return append([]string(nil), d.listening...)
+}
+
+// listener is one open socket and the server that answers on it.
+type listener struct {
+	desc  string         // the line of the start-up listing
+	typed admin.Listener // the same, for the console (zero: not a socket)
+	serve func() error   // returns nil once the daemon shuts down
+	close func() error
+}
+
+// Listen opens every listener the config turns on, or none: when one
+// cannot be opened, those already open are closed again and the error
+// says which address failed and what to do about it.
+func (d *Daemon) Listen(ctx context.Context) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.shutdown {
+		return ErrServerClosed
+	}
+	if d.listeners != nil {
+		return errors.New("daemon: Listen called twice")
+	}
+	var opened []listener
+	fail := func(err error) error {
+		for _, l := range opened {
+			if l.close != nil {
+				_ = l.close()
+			}
+		}
+		return fmt.Errorf("%w; clinicgate did not start, and the ports it had opened are closed again", err)
+	}
+	udp := func(door admin.ListenDoor, addr, what string, serve func(net.PacketConn) error) error {
+		conn, err := listenUDP(ctx, addr, what)
+		if err != nil {
+			return err
+		}
+		opened = append(opened, listener{desc: fmt.Sprintf("  %-22s %s/udp", what, conn.LocalAddr()),
+			typed: admin.Listener{Door: door, Network: "udp", Address: conn.LocalAddr().String()},
+			serve: func() error { return ignore(serve(conn), radius.ErrServerClosed) }, close: conn.Close})
+		return nil
+	}
+	tcp := func(typed admin.Listener, addr, what string, desc func(net.Addr) string, serve func(net.Listener) error, closed error) error {
+		ln, err := listenTCP(ctx, addr, what)
+		if err != nil {
+			return err
+		}
+		typed.Network, typed.Address = "tcp", ln.Addr().String()
+		opened = append(opened, listener{desc: desc(ln.Addr()), typed: typed, serve: func() error { return ignore(serve(ln), closed) }, close: ln.Close})
+		return nil
+	}
+	if a := d.cfg.RADIUS.Auth; a != "" {
+		if err := udp(admin.ListenRADIUSAuth, a, "RADIUS authentication", d.radius.Serve); err != nil {
+			return fail(err)
+		}
+	}
+	if a := d.cfg.RADIUS.Acct; a != "" {
+		if err := udp(admin.ListenRADIUSAcct, a, "RADIUS accounting", d.radius.ServeAccounting); err != nil {
+			return fail(err)
+		}
+	}
+	if d.ldap != nil {
+		for _, l := range []struct {
+			door       admin.ListenDoor
+			addr, what string
+			serve      func(net.Listener) error
+		}{{admin.ListenLDAP, d.cfg.LDAP.Listen, "LDAP (StartTLS)", d.ldap.Serve}, {admin.ListenLDAPS, d.cfg.LDAP.ListenTLS, "LDAPS", d.ldap.ServeTLS}} {
+			if l.addr == "" {
+				continue
+			}
+			what := l.what
+			desc := func(a net.Addr) string { return fmt.Sprintf("  %-22s %s/tcp", what, a) }
+			if err := tcp(admin.Listener{Door: l.door, CertSHA256: d.ldapFP}, l.addr, l.what, desc, l.serve, ldapproxy.ErrServerClosed); err != nil {
+				return fail(err)
+			}
+		}
+		// Not a socket: the listing shows which certificate EHRs must trust.
+		opened = append(opened, listener{desc: fmt.Sprintf("  %-22s %s (SHA-256 %s)", "LDAP certificate", d.ldapCert, d.ldapFP)})
+	}
+	if d.http != nil {
+		desc := func(a net.Addr) string {
+			return fmt.Sprintf("  health and metrics     http://%s/healthz  /metrics", a)
+		}
+		if err := tcp(admin.Listener{Door: admin.ListenHTTP}, d.cfg.HTTP, "health and metrics", desc, d.http.Serve, http.ErrServerClosed); err != nil {
+			return fail(err)
+		}
+	}
+	if d.ssh != nil {
+		desc := func(a net.Addr) string {
+			return fmt.Sprintf("  console over SSH       %s  (host key %s; add admins with 'clinicgate admin add-key NAME < key.pub')", a, d.sshFP)
+		}
+		if err := tcp(admin.Listener{Door: admin.ListenSSH, HostKey: d.sshFP}, d.cfg.SSH, "the console's SSH", desc, d.ssh.Serve, tui.ErrSSHClosed); err != nil {
+			return fail(err)
+		}
+	}
+	d.listeners = opened
+	d.listening = make([]string, 0, len(opened))
+	for _, l := range opened {
+		d.listening = append(d.listening, l.desc)
+	}
+	return nil
+}
+
+func ignore(err, closed error) error {
+	if errors.Is(err, closed) {
+		return nil
+	}
+	return err
+}
+
+// Run answers on the listeners Listen opened and runs the background jobs
+// until ctx ends (SIGTERM) or one of them fails; then it drains requests
+// in progress, waits for every goroutine and releases the store. It
+// returns nil after ctx ended, ErrServerClosed after Shutdown.
+func (d *Daemon) Run(ctx context.Context) error {
+	d.mu.Lock()
+	if d.shutdown {
+		d.mu.Unlock()
+		return ErrServerClosed
+	}
+	if d.stopRun != nil {
+		d.mu.Unlock()
+		return errors.New("daemon: Run called twice")
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	d.stopRun, d.done = cancel, make(chan struct{})
+	listeners := d.listeners
+	d.mu.Unlock()
+	defer close(d.done)
+
+	err := d.run(ctx, listeners)
+	err = errors.Join(err, d.release())
+	d.mu.Lock()
+	shut := d.shutdown
+	d.mu.Unlock()
+	if err == nil && shut {
+		return ErrServerClosed
+	}
+	return err
+}
+
+func (d *Daemon) run(ctx context.Context, listeners []listener) error {
+	if _, err := d.audit.Append(ctx, audit.Entry{Kind: audit.KindSystem, Reason: "start", Actor: "daemon", Detail: "clinicgate " + d.opts.Version + " started"}); err != nil {
+		return err
+	}
+	d.log.Info("started", "version", d.opts.Version, "data", d.store.Dir())
+	sdNotify("READY=1\nSTATUS=answering")
+
+	jobs, err := d.jobs()
+	if err != nil {
+		return err
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	for _, l := range listeners {
+		if l.serve != nil {
+			g.Go(l.serve)
+		}
+	}
+	for _, j := range jobs {
+		g.Go(func() error { j.loop(gctx); return nil })
+	}
+	if d.opts.Reload != nil {
+		g.Go(func() error {
+			for {
+				select {
+				case <-gctx.Done():
+					return nil
+				case <-d.opts.Reload:
+					d.log.Info("SIGHUP: users, clients, policies and settings are read from the store on every request and need no reload; listen addresses in the config file take effect at the next restart")
+				}
+			}
+		})
+	}
+	g.Go(func() error {
+		<-gctx.Done()
+		return d.drain(context.WithoutCancel(ctx))
+	})
+	return g.Wait()
+}
+
+// drain stops every server, lets requests in progress finish within the
+// drain timeout, and records the stop.
+func (d *Daemon) drain(ctx context.Context) error {
+	d.log.Info("shutting down: finishing requests in progress")
+	sdNotify("STOPPING=1")
+	sctx, cancel := context.WithTimeout(ctx, d.opts.DrainTimeout)
+	defer cancel()
+	err := d.radius.Shutdown(sctx)
+	if d.ldap != nil {
+		err = errors.Join(err, d.ldap.Shutdown(sctx))
+	}
+	if d.http != nil {
+		err = errors.Join(err, d.http.Shutdown(sctx))
+	}
+	if d.ssh != nil {
+		err = errors.Join(err, d.ssh.Shutdown(sctx))
+	}
+	_, aerr := d.audit.Append(sctx, audit.Entry{Kind: audit.KindSystem, Reason: "stop", Actor: "daemon", Detail: "clinicgate stopped"})
+	return errors.Join(err, aerr)
+}
+
+// Shutdown stops a running daemon as SIGTERM does — the servers drain,
+// every goroutine ends, the gate's worker included — and returns when all
+// of that is done or ctx ends. On a daemon that never ran it releases what
+// Open and Listen took.
+func (d *Daemon) Shutdown(ctx context.Context) error {
+	d.mu.Lock()
+	d.shutdown = true
+	stop, done := d.stopRun, d.done
+	d.mu.Unlock()
+	if stop == nil {
+		return d.release()
+	}
+	stop()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Close is Shutdown without a deadline.
+func (d *Daemon) Close() error { return d.Shutdown(context.Background()) }
+
+// release closes, once, everything Open and Listen took, innermost last:
+// the sockets, the gate (waiting for its worker), the upstream
+// connections, the audit log and the store.
+func (d *Daemon) release() error {
+	d.closeOnce.Do(func() {
+		d.mu.Lock()
+		ls := d.listeners
+		d.mu.Unlock()
+		for _, l := range ls {
+			if l.close != nil {
+				_ = l.close() // most are closed already by their server's Shutdown
+			}
+		}
+		if d.gate != nil {
+			d.gate.Close()
+		}
+		if d.upstreams != nil {
+			d.upstreams.Close()
+		}
+		if d.audit != nil {
+			d.audit.Close()
+		}
+		if d.store != nil {
+			d.closeErr = errors.Join(d.closeErr, d.store.Close())
+		}
+	})
+	return d.closeErr
+}
+
+// status is the daemon's report for the console.
+func (d *Daemon) status(svc *admin.Service, started time.Time) func(context.Context) {
+	var addrs []admin.Listener
+	d.mu.Lock()
+	for _, l := range d.listeners {
+		if l.typed.Door != "" {
+			addrs = append(addrs, l.typed)
+		}
+	}
+	d.mu.Unlock()
+	return func(ctx context.Context) {
+		ds := admin.DaemonStatus{Version: d.opts.Version, StartedAt: started, UpdatedAt: time.Now(), Listeners: addrs}
+		if hs, err := d.upstreams.Status(ctx); err == nil {
+			for _, h := range hs {
+				ds.Upstreams = append(ds.Upstreams, admin.UpstreamStatus{Name: h.Name, Kind: h.Kind, State: string(h.State), Since: h.Since, LastError: h.LastError})
+			}
+		}
+		if err := svc.ReportStatus(ctx, ds); err != nil && ctx.Err() == nil {
+			d.log.Warn("could not record the daemon's status", "err", err)
+		}
+	}
+}

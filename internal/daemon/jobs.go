@@ -1,0 +1,82 @@
+package daemon
+
+import (
+	"context"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/clinicgate/clinicgate/appliance/dirsync"
+	"github.com/clinicgate/clinicgate/appliance/store"
+)
+
+// job is work the daemon repeats in the background.
+type job struct {
+	every time.Duration
+	run   func(context.Context)
+}
+
+// loop runs the job at once and then every interval until ctx ends. A run
+// in progress finishes first: runs never overlap.
+func (j job) loop(ctx context.Context) {
+	t := time.NewTicker(j.every)
+	defer t.Stop()
+	for {
+		j.run(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// jobs are the daemon's background work.
+func (d *Daemon) jobs() ([]job, error) {
+	statusSvc, err := d.Admin("daemon")
+	if err != nil {
+		return nil, err
+	}
+	js := []job{
+		// Directory sync (Graph, Okta) for upstreams that have it, checked
+		// against each one's interval.
+		{every: time.Minute, run: func(ctx context.Context) {
+			dirsync.Due(ctx, d.store, d.audit, time.Now, func(up string, stats store.DirStats, err error) {
+				if err != nil {
+					d.log.Warn("directory sync failed", "upstream", up, "err", err)
+					return
+				}
+				d.log.Info("directory sync", "upstream", up, "users", stats.Users, "groups", stats.Groups, "created", stats.Created, "updated", stats.Updated, "disabled", stats.Disabled, "skipped", len(stats.Conflicts))
+			})
+		}},
+		// The daemon's status, for the console: where it listens, since
+		// when, and its upstreams' health.
+		{every: 5 * time.Second, run: d.status(statusSvc, time.Now())},
+		// Upstreams that can be checked without a login are checked in the
+		// background, so the console and metrics show an outage before the
+		// first nurse meets it.
+		{every: 30 * time.Second, run: d.upstreams.ProbeAll},
+	}
+	if every := watchdogInterval(); every > 0 {
+		js = append(js, job{every: every, run: func(ctx context.Context) {
+			// A daemon whose store hangs is restarted instead of
+			// answering nothing forever.
+			cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			defer cancel()
+			if d.store.Ping(cctx) == nil {
+				sdNotify("WATCHDOG=1")
+			}
+		}})
+	}
+	return js, nil
+}
+
+// watchdogInterval is half systemd's WatchdogSec, or 0 outside a unit
+// with a watchdog.
+func watchdogInterval() time.Duration {
+	usec, err := strconv.ParseInt(os.Getenv("WATCHDOG_USEC"), 10, 64)
+	if err != nil || usec <= 0 {
+		return 0
+	}
+	return time.Duration(usec) * time.Microsecond / 2
+}

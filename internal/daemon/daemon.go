@@ -19,6 +19,7 @@ import (
 	"path/filepath"
 	"runtime/debug"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -381,6 +382,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 
 func (d *Daemon) run(ctx context.Context, listeners []listener) error {
 	if _, err := d.audit.Append(ctx, audit.Entry{Kind: audit.KindSystem, Reason: "start", Actor: "daemon", Detail: "clinicgate " + d.opts.Version + " started"}); err != nil {
+		if ctx.Err() != nil {
+			return nil // told to stop before it started
+		}
 		return err
 	}
 	d.log.Info("started", "version", d.opts.Version, "data", d.store.Dir())
@@ -391,10 +395,20 @@ func (d *Daemon) run(ctx context.Context, listeners []listener) error {
 		return err
 	}
 	g, gctx := errgroup.WithContext(ctx)
+	var stopping atomic.Bool
 	for _, l := range listeners {
-		if l.serve != nil {
-			g.Go(l.serve)
+		if l.serve == nil {
+			continue
 		}
+		g.Go(func() error {
+			err := l.serve()
+			if err != nil && stopping.Load() {
+				// A server that had not reached its accept loop when
+				// the shutdown began meets its closed listener instead.
+				return nil
+			}
+			return err
+		})
 	}
 	for _, j := range jobs {
 		g.Go(func() error { j.loop(gctx); return nil })
@@ -413,7 +427,17 @@ func (d *Daemon) run(ctx context.Context, listeners []listener) error {
 	}
 	g.Go(func() error {
 		<-gctx.Done()
-		return d.drain(context.WithoutCancel(ctx))
+		stopping.Store(true)
+		err := d.drain(context.WithoutCancel(ctx))
+		// Some servers (the console's SSH) keep waiting in Accept when
+		// their Shutdown came before their Serve: closing every listener
+		// ends those waits, so that Run returns in every case.
+		for _, l := range listeners {
+			if l.close != nil {
+				_ = l.close()
+			}
+		}
+		return err
 	})
 	return g.Wait()
 }

@@ -165,3 +165,47 @@ func TestShutdownWaitsForEveryGoroutine(t *testing.T) {
 		t.Errorf("Listen after Shutdown: got %v, want ErrServerClosed", err)
 	}
 }
+
+// TestShutdownEndsAServerThatMissedIt: a server whose Serve began after
+// its Shutdown (the console's SSH then waits in Accept forever) is ended
+// by its closed listener, so a SIGTERM right after the start still stops
+// the daemon.
+func TestShutdownEndsAServerThatMissedIt(t *testing.T) {
+	cfg := loopback(t)
+	cfg.RADIUS.Auth, cfg.RADIUS.Acct, cfg.LDAP.Listen, cfg.LDAP.ListenTLS, cfg.HTTP, cfg.SSH = "", "", "", "", "", ""
+	d := open(t, cfg)
+	if err := d.Listen(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.mu.Lock()
+	d.listeners = append(d.listeners, listener{desc: "deaf", close: ln.Close, serve: func() error {
+		for {
+			c, err := ln.Accept() // never told about the shutdown
+			if err != nil {
+				return err
+			}
+			c.Close()
+		}
+	}})
+	d.mu.Unlock()
+	ran := make(chan error, 1)
+	go func() { ran <- d.Run(context.Background()) }()
+	for running := false; !running; {
+		d.mu.Lock()
+		running = d.stopRun != nil
+		d.mu.Unlock()
+		runtime.Gosched()
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	if err := d.Shutdown(ctx); err != nil {
+		t.Fatalf("Shutdown: %v (a server still waits in Accept)", err)
+	}
+	if err := <-ran; !errors.Is(err, ErrServerClosed) {
+		t.Fatalf("Run: got %v, want ErrServerClosed", err)
+	}
+}

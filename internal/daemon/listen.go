@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strings"
 	"syscall"
 )
 
@@ -13,7 +14,11 @@ func listenTCP(ctx context.Context, addr, what string) (net.Listener, error) {
 	var lc net.ListenConfig
 	ln, err := lc.Listen(ctx, "tcp", addr)
 	if err != nil {
-		return nil, listenError(err, addr, what, "another program, such as slapd, already uses it")
+		inUse := "another program already uses it"
+		if strings.Contains(what, "LDAP") {
+			inUse = "another program, such as slapd, already uses it"
+		}
+		return nil, listenError(err, addr, what, inUse)
 	}
 	return ln, nil
 }

@@ -108,6 +108,10 @@ func (d *demoSetup) print(w interface{ Write([]byte) (int, error) }, cfg config.
 		p("     LDAPTLS_CACERT=%s ldapwhoami -x -ZZ -H ldap://%s -D %s -w '%s'   → u:%s\n", filepath.Join(dir, ldapproxy.CertFile), cfg.LDAP.Listen, d.user, pw, d.user)
 	}
 	p("4. See every decision:  bin/clinicgate audit tail   and   bin/clinicgate audit verify\n")
-	p("5. Or watch it live in the console:  bin/clinicgate tui   (over SSH: bin/clinicgate admin add-key me < ~/.ssh/id_ed25519.pub, then ssh -t -p 2222 127.0.0.1)\n")
+	if _, port, err := net.SplitHostPort(cfg.SSH); err == nil {
+		p("5. Or watch it live in the console:  bin/clinicgate tui   (over SSH: bin/clinicgate admin add-key me < ~/.ssh/id_ed25519.pub, then ssh -t -p %s 127.0.0.1)\n", port)
+	} else {
+		p("5. Or watch it live in the console:  bin/clinicgate tui\n")
+	}
 	p("Stop with Ctrl-C. Start afresh with: make clean run\n")
 }

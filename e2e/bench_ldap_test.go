@@ -90,8 +90,9 @@ func BenchmarkLDAPDoor(b *testing.B) {
 	back := upstreamtest.StartBackLDAP(b, s)
 	data := b.TempDir()
 	d := startDaemon(b, data)
-	// Plain LDAP everywhere, so that all three do the same work on the wire.
-	cgB(b, data, "service-secret", "upstream", "add", "dir", "--kind", "ldap", "--url", s.URL,
+	// Plain LDAP everywhere, so that all three do the same work on the wire
+	// (StartTLS is on by default for ldap:// URLs).
+	cgB(b, data, "service-secret", "upstream", "add", "dir", "--kind", "ldap", "--url", s.URL, "--starttls=false",
 		"--bind-dn", "cn=ehr-service,"+s.Base, "--base-dn", "ou=people,"+s.Base, "--group-base-dn", "ou=groups,"+s.Base, "--secret-stdin")
 	cgB(b, data, "", "settings", "set", "ldap_mode", "proxy")
 	cgB(b, data, "", "settings", "set", "ldap_proxy_upstream", "dir")

@@ -378,7 +378,8 @@ func TestUpstreamDroppingMidSearch(t *testing.T) {
 	relay := startCutRelay(t, strings.TrimPrefix(s.URL, "ldap://"))
 	data := t.TempDir()
 	d := startDaemon(t, data)
-	mustCG(t, data, "service-secret", "upstream", "add", "dir", "--kind", "ldap", "--url", "ldap://"+relay.ln.Addr().String(),
+	// Plain LDAP through the relay, which cuts the stream it copies.
+	mustCG(t, data, "service-secret", "upstream", "add", "dir", "--kind", "ldap", "--url", "ldap://"+relay.ln.Addr().String(), "--starttls=false",
 		"--bind-dn", "cn=ehr-service,"+s.Base, "--base-dn", "ou=people,"+s.Base, "--secret-stdin")
 	mustCG(t, data, "", "settings", "set", "ldap_mode", "proxy")
 	mustCG(t, data, "", "settings", "set", "ldap_proxy_upstream", "dir")

@@ -25,8 +25,8 @@ test-deps: ## install what the tests need (Debian packages, Go modules)
 	@sh .ci/install-test-deps
 
 test: test-deps ## run every test against the real peers, and check the .deb and the systemd unit
-	$(GO) vet ./... github.com/jimlambrt/gldap
-	$(GO) test -count=1 -timeout 20m ./... github.com/jimlambrt/gldap
+	$(GO) vet ./...
+	$(GO) test -count=1 -timeout 20m ./...
 	$(MAKE) check-package
 
 test-fresh: ## run make test in a clean Debian 12 root (root; proves the install list; about 15 min)
@@ -41,7 +41,7 @@ bench: test-deps ## measure: RADIUS logins per second, latency, daemon memory (s
 FUZZTIME ?= 5m
 fuzz: ## fuzz the RADIUS request path, LDAP message decoding and the directory's search, FUZZTIME each (default 5m)
 	$(GO) test -run '^$$' -fuzz FuzzAccessRequest -fuzztime $(FUZZTIME) ./radius/
-	cd third_party/gldap && $(GO) test -run '^$$' -fuzz FuzzReadRequest -fuzztime $(FUZZTIME) .
+	$(GO) test -run '^$$' -fuzz FuzzReadRequest -fuzztime $(FUZZTIME) ./ldapproxy/ldapmsg/
 	$(GO) test -run '^$$' -fuzz FuzzSearch -fuzztime $(FUZZTIME) ./ldapproxy/vdir/
 
 # nfpm (Go) builds the .deb; `go run pkg@version` fetches it like a module.

@@ -8,11 +8,11 @@ import (
 	"time"
 
 	"github.com/go-ldap/ldap/v3"
-	"github.com/jimlambrt/gldap"
 
 	"github.com/clinicgate/clinicgate/appliance"
 	"github.com/clinicgate/clinicgate/appliance/secrets"
 	"github.com/clinicgate/clinicgate/appliance/upstream"
+	"github.com/clinicgate/clinicgate/ldapproxy/ldapmsg"
 )
 
 // Diagnostic texts: fixed, safe strings (the detail goes to the audit).
@@ -39,8 +39,8 @@ const (
 	boundUser
 )
 
-// connState is one connection's authentication. gldap handles a
-// connection's requests concurrently, hence the lock.
+// connState is one connection's authentication. A connection's requests
+// are handled concurrently, hence the lock.
 type connState struct {
 	mu   sync.Mutex
 	kind bindKind
@@ -59,56 +59,42 @@ func (c *connState) set(k bindKind, name string) {
 	c.kind, c.name = k, name
 }
 
-// handler serves one listener's connections.
+// handler answers the requests of every connection of one server.
 type handler struct {
-	s     *Server
-	mu    sync.Mutex
-	conns map[int]*connState
+	s *Server
 }
 
-func (h *handler) state(id int) *connState {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	st := h.conns[id]
-	if st == nil {
-		st = &connState{}
-		h.conns[id] = st
-	}
-	return st
-}
-
-func (h *handler) closed(id int) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	delete(h.conns, id)
-}
-
-func (h *handler) mux() (*gldap.Mux, error) {
-	m, err := gldap.NewMux()
-	if err != nil {
-		return nil, err
-	}
-	for _, add := range []func() error{
-		func() error { return m.Bind(h.bind) },
-		func() error { return m.Search(h.search) },
-		func() error { return m.ExtendedOperation(h.startTLS, gldap.ExtendedOperationStartTLS) },
-		func() error { return m.ExtendedOperation(h.whoAmI, gldap.ExtendedOperationWhoAmI) },
-		func() error { return m.Add(h.write) },
-		func() error { return m.Modify(h.write) },
-		func() error { return m.Delete(h.write) },
-		func() error { return m.DefaultRoute(h.other) },
-	} {
-		if err := add(); err != nil {
-			return nil, err
+// serve routes one request to its handler.
+func (h *handler) serve(c *conn, r *ldapmsg.Request) {
+	switch r.Op {
+	case ldap.ApplicationBindRequest:
+		h.bind(c, r)
+	case ldap.ApplicationSearchRequest:
+		h.search(c, r)
+	case ldap.ApplicationExtendedRequest:
+		switch r.Extended.Name {
+		case ldapmsg.OIDWhoAmI:
+			h.whoAmI(c, r)
+		default:
+			h.s.cfg.Metrics.op("extended", "unsupported")
+			_ = c.writeExtended(r.ID, &ldapmsg.ExtendedResponse{Result: ldapmsg.Result{
+				Code: ldap.LDAPResultProtocolError, Diagnostic: diagUnsupported}})
 		}
+	case ldap.ApplicationAddRequest, ldap.ApplicationModifyRequest, ldap.ApplicationDelRequest,
+		ldap.ApplicationModifyDNRequest, ldap.ApplicationCompareRequest:
+		// Each response tag is its request's plus one.
+		h.refuseWrite(c, r, r.Op+1)
+	default:
+		_ = c.writeResult(r.ID, ldap.ApplicationExtendedResponse, &ldapmsg.Result{
+			Code: ldap.LDAPResultUnwillingToPerform, Diagnostic: diagUnsupported})
 	}
-	return m, nil
 }
 
-// request starts an appliance.Request for r: the client whose range holds
-// the connection's source address, and whether TLS protects it.
-func (h *handler) request(ctx context.Context, r *gldap.Request) (appliance.Request, bool) {
-	src := sourceOf(r.RemoteAddr())
+// request starts an appliance.Request for a request on conn: the client
+// whose range holds the connection's source address, and whether TLS
+// protects it.
+func (h *handler) request(ctx context.Context, conn *conn) (appliance.Request, bool) {
+	src := conn.src
 	c, ok, err := h.s.cfg.Clients.Lookup(ctx, src)
 	if err != nil || !ok {
 		return appliance.Request{}, false
@@ -118,14 +104,14 @@ func (h *handler) request(ctx context.Context, r *gldap.Request) (appliance.Requ
 	// refuses LDAP binds, which carry none.
 	return appliance.Request{
 		Door: appliance.DoorLDAP, Client: c, Source: src, Method: appliance.MethodLDAPBind,
-		Plaintext: !r.TLS(), Device: src.String(),
+		Plaintext: !conn.tls, Device: src.String(),
 	}, true
 }
 
 // refuse audits a refused operation (the client is known: unknown ones
 // never get this far).
-func (h *handler) refuse(ctx context.Context, r *gldap.Request, user string, reason appliance.Reason, note string) {
-	req, ok := h.request(ctx, r)
+func (h *handler) refuse(ctx context.Context, c *conn, user string, reason appliance.Reason, note string) {
+	req, ok := h.request(ctx, c)
 	if !ok {
 		return
 	}
@@ -140,54 +126,46 @@ func opContext() (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.Background(), 30*time.Second)
 }
 
-func (h *handler) bind(w *gldap.ResponseWriter, r *gldap.Request) {
-	resp := r.NewBindResponse(gldap.WithResponseCode(gldap.ResultInvalidCredentials))
-	resp.SetDiagnosticMessage(diagDenied)
-	defer func() { _ = w.Write(resp) }()
-	st := h.state(r.ConnectionID())
+func (h *handler) bind(c *conn, r *ldapmsg.Request) {
+	resp := ldapmsg.Result{Code: ldap.LDAPResultInvalidCredentials, Diagnostic: diagDenied}
+	defer func() { _ = c.writeResult(r.ID, ldap.ApplicationBindResponse, &resp) }()
+	st := &c.state
 	// RFC 4511 §4.2.1: a bind, even a failed one, ends the previous
 	// authentication.
 	st.set(boundNone, "")
 	ctx, cancel := opContext()
 	defer cancel()
-	m, err := r.GetSimpleBindMessage()
-	if err != nil {
-		resp.SetResultCode(gldap.ResultProtocolError)
-		resp.SetDiagnosticMessage(diagUnsupported)
-		return
-	}
-	req, ok := h.request(ctx, r)
+	m := r.Bind
+	req, ok := h.request(ctx, c)
 	if !ok {
-		resp.SetResultCode(gldap.ResultUnwillingToPerform)
+		resp.Code = ldap.LDAPResultUnwillingToPerform
 		return
 	}
-	raw, pw := m.UserName, string(m.Password)
+	raw, pw := m.Name, m.Password
 	req.User = raw
-	code, diag := gldap.ResultInvalidCredentials, diagDenied
+	code, diag := ldap.LDAPResultInvalidCredentials, diagDenied
 	switch {
-	case m.AuthChoice != gldap.SimpleAuthChoice:
-		req.Invalid, code, diag = appliance.ReasonSASLUnsupported, gldap.ResultAuthMethodNotSupported, diagSASL
-		req.Notes = []string{"sasl mechanism " + m.SASLMechanism()}
+	case m.SASL:
+		req.Invalid, code, diag = appliance.ReasonSASLUnsupported, ldap.LDAPResultAuthMethodNotSupported, diagSASL
+		req.Notes = []string{"sasl mechanism " + m.SASLMechanism}
 	case raw == "" && pw == "":
-		req.Invalid, code, diag = appliance.ReasonAnonymousBind, gldap.ResultInappropriateAuthentication, diagAnonymous
+		req.Invalid, code, diag = appliance.ReasonAnonymousBind, ldap.LDAPResultInappropriateAuthentication, diagAnonymous
 	case pw == "":
 		// RFC 4513 §5.1.2: a name without a password is an
 		// "unauthenticated" bind that many servers treat as anonymous
 		// success, a classic way past an EHR's login check.
-		req.Invalid, code, diag = appliance.ReasonUnauthenticated, gldap.ResultUnwillingToPerform, diagUnauth
+		req.Invalid, code, diag = appliance.ReasonUnauthenticated, ldap.LDAPResultUnwillingToPerform, diagUnauth
 	}
 	if req.Invalid != "" {
 		req.Plaintext = false
 		h.s.cfg.Metrics.op("bind", string(req.Invalid))
 		_, _ = h.s.cfg.Gate.Decide(ctx, req)
-		resp.SetResultCode(code)
-		resp.SetDiagnosticMessage(diag)
+		resp.Code, resp.Diagnostic = code, diag
 		return
 	}
 	site, err := h.s.dir.site(ctx)
 	if err != nil {
-		resp.SetResultCode(gldap.ResultUnavailable)
-		resp.SetDiagnosticMessage(diagUnavailable)
+		resp.Code, resp.Diagnostic = ldap.LDAPResultUnavailable, diagUnavailable
 		return
 	}
 	name, svc, reason := h.bindName(ctx, raw, site)
@@ -207,26 +185,22 @@ func (h *handler) bind(w *gldap.ResponseWriter, r *gldap.Request) {
 	h.s.cfg.Metrics.op("bind", string(d.Reason))
 	switch {
 	case err != nil:
-		resp.SetResultCode(gldap.ResultUnavailable)
-		resp.SetDiagnosticMessage(diagUnavailable)
+		resp.Code, resp.Diagnostic = ldap.LDAPResultUnavailable, diagUnavailable
 	case d.Outcome == appliance.Accept:
 		kind := boundUser
 		if svc {
 			kind = boundService
 		}
 		st.set(kind, d.User)
-		resp.SetResultCode(gldap.ResultSuccess)
-		resp.SetDiagnosticMessage("")
+		resp.Code, resp.Diagnostic = ldap.LDAPResultSuccess, ""
 	case d.Reason == appliance.ReasonTLSRequired:
-		resp.SetResultCode(gldap.ResultConfidentialityRequired)
-		resp.SetDiagnosticMessage(diagTLSRequired)
+		resp.Code, resp.Diagnostic = ldap.LDAPResultConfidentialityRequired, diagTLSRequired
 	case d.Reason == appliance.ReasonUpstreamDown:
-		resp.SetResultCode(gldap.ResultUnavailable)
-		resp.SetDiagnosticMessage(diagUnavailable)
+		resp.Code, resp.Diagnostic = ldap.LDAPResultUnavailable, diagUnavailable
 	default:
 		// The gate's message is one of its fixed texts, and before the
 		// password is verified always "Access denied.".
-		resp.SetDiagnosticMessage(d.Message)
+		resp.Diagnostic = d.Message
 	}
 }
 
@@ -298,87 +272,65 @@ func (h *handler) proxyDirectory(ctx context.Context, site appliance.LDAPSite) (
 	return h.s.cfg.Directories.Directory(ctx, site.ProxyUpstream)
 }
 
-func (h *handler) write(w *gldap.ResponseWriter, r *gldap.Request) {
-	h.refuseWrite(w, r, r.ProtocolOp()+1)
-}
-
 // refuseWrite answers an add, modify, delete, modify DN or compare with
 // insufficientAccessRights, in the response type that matches the request.
-func (h *handler) refuseWrite(w *gldap.ResponseWriter, r *gldap.Request, respTag int) {
-	resp := r.NewResponse(gldap.WithApplicationCode(respTag), gldap.WithResponseCode(gldap.ResultInsufficientAccessRights),
-		gldap.WithDiagnosticMessage(diagReadOnly))
-	defer func() { _ = w.Write(resp) }()
+func (h *handler) refuseWrite(c *conn, r *ldapmsg.Request, respTag int) {
+	resp := ldapmsg.Result{Code: ldap.LDAPResultInsufficientAccessRights, Diagnostic: diagReadOnly}
+	defer func() { _ = c.writeResult(r.ID, respTag, &resp) }()
 	ctx, cancel := opContext()
 	defer cancel()
-	_, name := h.state(r.ConnectionID()).get()
+	_, name := c.state.get()
 	h.s.cfg.Metrics.op("write", string(appliance.ReasonWriteRefused))
-	h.refuse(ctx, r, name, appliance.ReasonWriteRefused, "operation "+opName(r.ProtocolOp()))
+	h.refuse(ctx, c, name, appliance.ReasonWriteRefused, "operation "+opName(r.Op))
 }
 
 func opName(tag int) string {
-	if n, ok := gldap.ApplicationCodeMap[uint8(tag)]; ok {
+	if n, ok := ldap.ApplicationMap[uint8(tag)]; ok {
 		return strings.ToLower(n)
 	}
 	return "unknown"
 }
 
-// other answers what no route took: compare and modify DN (refused as
-// writes would be), SASL binds (which gldap routes here), and unknown
-// extended operations.
-func (h *handler) other(w *gldap.ResponseWriter, r *gldap.Request) {
-	switch r.ProtocolOp() {
-	case gldap.ApplicationBindRequest:
-		h.bind(w, r)
-	case gldap.ApplicationCompareRequest, gldap.ApplicationModifyDNRequest:
-		h.refuseWrite(w, r, r.ProtocolOp()+1)
-	case gldap.ApplicationExtendedRequest:
-		h.s.cfg.Metrics.op("extended", "unsupported")
-		resp := r.NewExtendedResponse(gldap.WithResponseCode(gldap.ResultProtocolError))
-		resp.SetDiagnosticMessage(diagUnsupported)
-		_ = w.Write(resp)
-	default:
-		resp := r.NewResponse(gldap.WithResponseCode(gldap.ResultUnwillingToPerform), gldap.WithDiagnosticMessage(diagUnsupported))
-		_ = w.Write(resp)
-	}
-}
-
-func (h *handler) startTLS(w *gldap.ResponseWriter, r *gldap.Request) {
-	resp := r.NewExtendedResponse(gldap.WithResponseCode(gldap.ResultUnavailable))
-	resp.SetResponseName(gldap.ExtendedOperationStartTLS)
+// startTLS answers a StartTLS request and, on success, runs the TLS
+// handshake before the next request is read (the read loop calls it with
+// no other request in progress). An error means the connection is no
+// longer usable.
+func (h *handler) startTLS(c *conn, r *ldapmsg.Request) error {
+	resp := ldapmsg.ExtendedResponse{Result: ldapmsg.Result{Code: ldap.LDAPResultUnavailable}, Name: ldapmsg.OIDStartTLS}
 	switch {
 	case h.s.cfg.TLS == nil:
-		resp.SetDiagnosticMessage(diagNoTLS)
-		_ = w.Write(resp)
-		return
-	case r.TLS():
-		resp.SetResultCode(gldap.ResultOperationsError)
-		resp.SetDiagnosticMessage("TLS is already established.")
-		_ = w.Write(resp)
-		return
+		resp.Diagnostic = diagNoTLS
+		return c.writeExtended(r.ID, &resp)
+	case c.tls:
+		resp.Code, resp.Diagnostic = ldap.LDAPResultOperationsError, "TLS is already established."
+		return c.writeExtended(r.ID, &resp)
 	}
-	resp.SetResultCode(gldap.ResultSuccess)
-	if err := w.Write(resp); err != nil {
-		return
+	resp.Code = ldap.LDAPResultSuccess
+	if err := c.writeExtended(r.ID, &resp); err != nil {
+		return err
 	}
-	if err := r.StartTLS(h.s.cfg.TLS); err != nil {
-		h.s.log.Debug("StartTLS handshake failed", "source", sourceOf(r.RemoteAddr()).String(), "err", err)
+	if err := c.upgradeTLS(h.s.cfg.TLS); err != nil {
+		h.s.log.Debug("StartTLS handshake failed", "source", c.src.String(), "err", err)
+		h.s.cfg.Metrics.op("starttls", "handshake_failed")
+		return err
 	}
 	h.s.cfg.Metrics.op("starttls", "ok")
+	return nil
 }
 
-func (h *handler) whoAmI(w *gldap.ResponseWriter, r *gldap.Request) {
-	resp := r.NewExtendedResponse(gldap.WithResponseCode(gldap.ResultSuccess))
-	kind, name := h.state(r.ConnectionID()).get()
+func (h *handler) whoAmI(c *conn, r *ldapmsg.Request) {
+	resp := ldapmsg.ExtendedResponse{Result: ldapmsg.Result{Code: ldap.LDAPResultSuccess}}
+	kind, name := c.state.get()
 	id := ""
 	if kind != boundNone {
 		id = "u:" + name
 	}
-	resp.SetResponseValue(id)
-	_ = w.Write(resp)
+	resp.Value = []byte(id)
+	_ = c.writeExtended(r.ID, &resp)
 }
 
 // isRootDSE: a base search of the empty DN, which clients send before
 // binding to learn what the server offers.
-func isRootDSE(m *gldap.SearchMessage) bool {
-	return m.BaseDN == "" && m.Scope == gldap.BaseObject
+func isRootDSE(m *ldapmsg.SearchRequest) bool {
+	return m.BaseDN == "" && m.Scope == ldap.ScopeBaseObject
 }

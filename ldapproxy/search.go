@@ -11,10 +11,10 @@ import (
 
 	ber "github.com/go-asn1-ber/asn1-ber"
 	"github.com/go-ldap/ldap/v3"
-	"github.com/jimlambrt/gldap"
 
 	"github.com/clinicgate/clinicgate/appliance"
 	"github.com/clinicgate/clinicgate/appliance/store"
+	"github.com/clinicgate/clinicgate/ldapproxy/ldapmsg"
 	"github.com/clinicgate/clinicgate/ldapproxy/vdir"
 )
 
@@ -110,29 +110,23 @@ func (d *directory) snapshot(ctx context.Context, site appliance.LDAPSite) (*vdi
 	return t, nil
 }
 
-func (h *handler) search(w *gldap.ResponseWriter, r *gldap.Request) {
-	done := r.NewSearchDoneResponse(gldap.WithResponseCode(gldap.ResultOperationsError))
-	defer func() { _ = w.Write(done) }()
-	m, err := r.GetSearchMessage()
-	if err != nil {
-		done.SetResultCode(gldap.ResultProtocolError)
-		return
-	}
-	kind, name := h.state(r.ConnectionID()).get()
+func (h *handler) search(c *conn, r *ldapmsg.Request) {
+	done := ldapmsg.Result{Code: ldap.LDAPResultOperationsError}
+	defer func() { _ = c.writeResult(r.ID, ldap.ApplicationSearchResultDone, &done) }()
+	m := r.Search
+	kind, name := c.state.get()
 	ctx, cancel := opContext()
 	defer cancel()
 	site, err := h.s.dir.site(ctx)
 	if err != nil {
-		done.SetResultCode(gldap.ResultUnavailable)
-		done.SetDiagnosticMessage(diagUnavailable)
+		done.Code, done.Diagnostic = ldap.LDAPResultUnavailable, diagUnavailable
 		return
 	}
 	root := isRootDSE(m)
 	if kind == boundNone && !root {
-		done.SetResultCode(gldap.ResultInsufficientAccessRights)
-		done.SetDiagnosticMessage(diagBindFirst)
+		done.Code, done.Diagnostic = ldap.LDAPResultInsufficientAccessRights, diagBindFirst
 		h.s.cfg.Metrics.op("search", string(appliance.ReasonNotBound))
-		h.refuse(ctx, r, "", appliance.ReasonNotBound, "search of "+auditable(m.BaseDN))
+		h.refuse(ctx, c, "", appliance.ReasonNotBound, "search of "+auditable(m.BaseDN))
 		return
 	}
 	sizeLimit := site.SizeLimit
@@ -153,25 +147,25 @@ func (h *handler) search(w *gldap.ResponseWriter, r *gldap.Request) {
 	} else {
 		entries, serr = h.directorySearch(ctx, m, site, sizeLimit)
 	}
+	var attrs []ldapmsg.Attribute
 	for _, e := range entries {
 		if ctx.Err() != nil {
 			serr = context.DeadlineExceeded
 			break
 		}
-		out := r.NewSearchResponseEntry(e.DN)
+		attrs = attrs[:0]
 		for _, a := range sortedKeys(e.Attrs) {
-			out.AddAttribute(a, e.Attrs[a])
+			attrs = append(attrs, ldapmsg.Attribute{Name: a, Values: e.Attrs[a]})
 		}
-		if err := w.Write(out); err != nil {
+		if err := c.writeEntry(r.ID, e.DN, attrs); err != nil {
 			return
 		}
 	}
 	code, diag, result := searchResult(serr)
-	done.SetResultCode(code)
-	done.SetDiagnosticMessage(diag)
+	done.Code, done.Diagnostic = code, diag
 	h.s.cfg.Metrics.op("search", result)
-	if code == gldap.ResultNoSuchObject && kind != boundNone {
-		h.refuse(ctx, r, name, appliance.ReasonOutsideBase, "search of "+auditable(m.BaseDN))
+	if code == ldap.LDAPResultNoSuchObject && kind != boundNone {
+		h.refuse(ctx, c, name, appliance.ReasonOutsideBase, "search of "+auditable(m.BaseDN))
 	}
 }
 
@@ -199,35 +193,35 @@ var (
 func searchResult(err error) (code int, diag, result string) {
 	switch {
 	case err == nil:
-		return gldap.ResultSuccess, "", "ok"
+		return ldap.LDAPResultSuccess, "", "ok"
 	case errors.Is(err, vdir.ErrSizeLimitExceeded):
-		return gldap.ResultSizeLimitExceeded, "", "size_limit"
+		return ldap.LDAPResultSizeLimitExceeded, "", "size_limit"
 	case errors.Is(err, context.DeadlineExceeded):
-		return gldap.ResultTimeLimitExceeded, "", "time_limit"
+		return ldap.LDAPResultTimeLimitExceeded, "", "time_limit"
 	case errors.Is(err, vdir.ErrNoSuchObject), errors.Is(err, errOutsideBase):
-		return gldap.ResultNoSuchObject, diagNoSuchBase, "no_such_object"
+		return ldap.LDAPResultNoSuchObject, diagNoSuchBase, "no_such_object"
 	case errors.Is(err, vdir.ErrInvalidDN):
-		return gldap.ResultInvalidDNSyntax, "Invalid DN syntax.", "invalid_dn"
+		return ldap.LDAPResultInvalidDNSyntax, "Invalid DN syntax.", "invalid_dn"
 	case errors.Is(err, vdir.ErrFilterTooDeep):
-		return gldap.ResultUnwillingToPerform, diagTooComplex, "filter_too_deep"
+		return ldap.LDAPResultUnwillingToPerform, diagTooComplex, "filter_too_deep"
 	case errors.Is(err, vdir.ErrBadFilter):
-		return gldap.ResultProtocolError, "Bad search filter.", "bad_filter"
+		return ldap.LDAPResultProtocolError, "Bad search filter.", "bad_filter"
 	}
 	var le *ldap.Error
 	if errors.As(err, &le) && le.ResultCode < ldap.ErrorNetwork {
 		switch le.ResultCode {
 		case ldap.LDAPResultNoSuchObject:
-			return gldap.ResultNoSuchObject, diagNoSuchBase, "no_such_object"
+			return ldap.LDAPResultNoSuchObject, diagNoSuchBase, "no_such_object"
 		case ldap.LDAPResultSizeLimitExceeded:
-			return gldap.ResultSizeLimitExceeded, "", "size_limit"
+			return ldap.LDAPResultSizeLimitExceeded, "", "size_limit"
 		case ldap.LDAPResultTimeLimitExceeded:
-			return gldap.ResultTimeLimitExceeded, "", "time_limit"
+			return ldap.LDAPResultTimeLimitExceeded, "", "time_limit"
 		}
 	}
-	return gldap.ResultUnavailable, diagUnavailable, "unavailable"
+	return ldap.LDAPResultUnavailable, diagUnavailable, "unavailable"
 }
 
-func (h *handler) directorySearch(ctx context.Context, m *gldap.SearchMessage, site appliance.LDAPSite, sizeLimit int) ([]vdir.Entry, error) {
+func (h *handler) directorySearch(ctx context.Context, m *ldapmsg.SearchRequest, site appliance.LDAPSite, sizeLimit int) ([]vdir.Entry, error) {
 	t, err := h.s.dir.snapshot(ctx, site)
 	if err != nil {
 		h.s.log.Error("directory snapshot failed", "err", err)
@@ -243,7 +237,7 @@ func (h *handler) directorySearch(ctx context.Context, m *gldap.SearchMessage, s
 // configured base, with the filter re-encoded from its parsed form (so no
 // value reaches the upstream unescaped), and only allowlisted attributes
 // asked for and returned.
-func (h *handler) proxySearch(ctx context.Context, m *gldap.SearchMessage, site appliance.LDAPSite, sizeLimit int, timeLimit time.Duration) ([]vdir.Entry, error) {
+func (h *handler) proxySearch(ctx context.Context, m *ldapmsg.SearchRequest, site appliance.LDAPSite, sizeLimit int, timeLimit time.Duration) ([]vdir.Entry, error) {
 	base, err := ldap.ParseDN(site.BaseDN)
 	if err != nil {
 		return nil, errUnavailable

@@ -11,9 +11,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/hashicorp/go-hclog"
-	"github.com/jimlambrt/gldap"
-
 	"github.com/clinicgate/clinicgate/appliance"
 	"github.com/clinicgate/clinicgate/appliance/store"
 	"github.com/clinicgate/clinicgate/appliance/upstream"
@@ -28,6 +25,12 @@ const (
 	DefaultMaxConnsPerSource = 64
 	DefaultIdleTimeout       = 2 * time.Minute
 	DefaultMaxMessageSize    = 64 << 10
+	// DefaultMaxInFlight bounds the requests of one connection handled
+	// at once; reading pauses until one finishes.
+	DefaultMaxInFlight = 8
+	// writeTimeout bounds each response: a client that stops reading
+	// must not hold a handler forever.
+	writeTimeout = 30 * time.Second
 )
 
 // Gate is what the door needs of the appliance core.
@@ -59,6 +62,7 @@ type Config struct {
 	MaxConnsPerSource int           // open connections from one address
 	IdleTimeout       time.Duration // a connection that sends nothing this long is closed
 	MaxMessageSize    int           // bytes in one LDAP message
+	MaxInFlight       int           // requests of one connection handled at once
 }
 
 // Server is the LDAP door. One Server may serve several listeners (LDAP
@@ -69,12 +73,13 @@ type Server struct {
 	dir   *directory
 	drops *rateLog
 
-	mu       sync.Mutex
-	closed   bool
-	gservers []*gldap.Server
-	open     int
-	perSrc   map[netip.Addr]int
-	conns    map[*countedConn]struct{}
+	mu        sync.Mutex
+	closed    bool
+	listeners map[net.Listener]struct{}
+	open      int
+	perSrc    map[netip.Addr]int
+	conns     map[*conn]struct{}
+	connWG    sync.WaitGroup // one per served connection
 }
 
 // New builds the door, refusing missing dependencies.
@@ -104,11 +109,15 @@ func New(cfg Config) (*Server, error) {
 	if cfg.MaxMessageSize <= 0 {
 		cfg.MaxMessageSize = DefaultMaxMessageSize
 	}
+	if cfg.MaxInFlight <= 0 {
+		cfg.MaxInFlight = DefaultMaxInFlight
+	}
 	log := cfg.Logger.With("door", "ldap")
 	return &Server{
-		cfg: cfg, log: log, perSrc: map[netip.Addr]int{}, conns: map[*countedConn]struct{}{},
-		dir:   newDirectory(cfg.Store, cfg.Directories, cfg.Now),
-		drops: newRateLog(log, cfg.Now),
+		cfg: cfg, log: log, perSrc: map[netip.Addr]int{}, conns: map[*conn]struct{}{},
+		listeners: map[net.Listener]struct{}{},
+		dir:       newDirectory(cfg.Store, cfg.Directories, cfg.Now),
+		drops:     newRateLog(log, cfg.Now),
 	}, nil
 }
 
@@ -128,69 +137,112 @@ func (s *Server) serve(l net.Listener, wrapped bool) error {
 	if !wrapped {
 		l = &limitListener{Listener: l, s: s}
 	}
-	h := &handler{s: s, conns: map[int]*connState{}}
-	gs, err := gldap.NewServer(
-		gldap.WithLogger(hclog.NewNullLogger()),
-		gldap.WithReadTimeout(s.cfg.IdleTimeout),
-		gldap.WithWriteTimeout(30*time.Second),
-		gldap.WithMaxMessageSize(s.cfg.MaxMessageSize),
-		gldap.WithOnClose(h.closed),
-	)
-	if err != nil {
-		return err
-	}
-	mux, err := h.mux()
-	if err != nil {
-		return err
-	}
-	if err := gs.Router(mux); err != nil {
-		return err
-	}
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
 		return ErrServerClosed
 	}
-	s.gservers = append(s.gservers, gs)
+	s.listeners[l] = struct{}{}
 	s.mu.Unlock()
-	err = gs.Serve(l)
-	s.mu.Lock()
-	closed := s.closed
-	s.mu.Unlock()
-	if closed {
-		return ErrServerClosed
+	defer func() {
+		s.mu.Lock()
+		delete(s.listeners, l)
+		s.mu.Unlock()
+	}()
+	h := &handler{s: s}
+	var backoff time.Duration
+	for {
+		nc, err := l.Accept()
+		if err != nil {
+			if s.isClosed() {
+				return ErrServerClosed
+			}
+			if errors.Is(err, net.ErrClosed) {
+				return fmt.Errorf("ldapproxy: listener stopped: %w", err)
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() || isTemporary(err) {
+				// Out of file descriptors under a flood, say: slow
+				// down, never stop answering.
+				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+				s.drops.log("accepting LDAP connections failed; pausing", "err", err.Error(), "pause", backoff)
+				time.Sleep(backoff)
+				continue
+			}
+			return fmt.Errorf("ldapproxy: accept: %w", err)
+		}
+		backoff = 0
+		c := newConn(s, h, nc)
+		s.mu.Lock()
+		if s.closed {
+			s.mu.Unlock()
+			_ = nc.Close()
+			return ErrServerClosed
+		}
+		s.conns[c] = struct{}{}
+		s.connWG.Add(1)
+		s.mu.Unlock()
+		go func() {
+			defer s.connWG.Done()
+			defer func() {
+				s.mu.Lock()
+				delete(s.conns, c)
+				s.mu.Unlock()
+			}()
+			c.serve()
+		}()
 	}
-	if err == nil {
-		err = fmt.Errorf("ldapproxy: listener stopped")
-	}
-	return err
 }
 
-// Shutdown stops accepting, tells connected clients (Notice of
-// Disconnection) and waits for requests in progress, until ctx ends.
+func isTemporary(err error) bool {
+	var t interface{ Temporary() bool }
+	return errors.As(err, &t) && t.Temporary()
+}
+
+func (s *Server) isClosed() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closed
+}
+
+// Shutdown stops accepting, tells connected clients (a Notice of
+// Disconnection once their requests in progress are answered) and waits
+// for every connection to end, until ctx ends; then it closes what is
+// left.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	s.closed = true
-	gs := s.gservers
+	var errs []error
+	for l := range s.listeners {
+		if err := l.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
+			errs = append(errs, err)
+		}
+	}
 	// Idle connections sit in a read until their idle timeout; end the
-	// reads now so that the connections close (gldap sends each a
-	// Notice of Disconnection as it stops).
+	// reads now so that each connection sends its notice and closes.
 	for c := range s.conns {
-		_ = c.SetReadDeadline(time.Now())
+		c.stop()
 	}
 	s.mu.Unlock()
-	done := make(chan error, 1)
+	done := make(chan struct{})
 	go func() {
-		var errs []error
-		for _, g := range gs {
-			errs = append(errs, g.Stop())
-		}
-		done <- errors.Join(errs...)
+		s.connWG.Wait()
+		close(done)
 	}()
 	select {
-	case err := <-done:
-		return err
+	case <-done:
+		return errors.Join(errs...)
 	case <-ctx.Done():
+		// Closing releases the connection's count, which takes s.mu.
+		s.mu.Lock()
+		left := make([]*conn, 0, len(s.conns))
+		for c := range s.conns {
+			left = append(left, c)
+		}
+		s.mu.Unlock()
+		for _, c := range left {
+			_ = c.raw.Close()
+		}
 		return ctx.Err()
 	}
 }
@@ -262,10 +314,8 @@ func (s *Server) admit(c net.Conn) (net.Conn, bool) {
 		if s.perSrc[src]--; s.perSrc[src] <= 0 {
 			delete(s.perSrc, src)
 		}
-		delete(s.conns, cc)
 		s.cfg.Metrics.open(-1)
 	}
-	s.conns[cc] = struct{}{}
 	return cc, true
 }
 

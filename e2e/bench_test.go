@@ -6,8 +6,6 @@ package e2e
 
 import (
 	"context"
-	"crypto/hmac"
-	"crypto/md5"
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
@@ -33,6 +31,7 @@ import (
 	"github.com/clinicgate/clinicgate/appliance/store"
 	"github.com/clinicgate/clinicgate/appliance/upstream"
 	"github.com/clinicgate/clinicgate/appliance/upstream/upstreamtest"
+	"github.com/clinicgate/clinicgate/internal/msgauth"
 )
 
 const benchPassword = "bench password 1"
@@ -93,9 +92,9 @@ func accessRequest(id byte, user, pw string) ([]byte, *radius.Packet) {
 	rfc2865.UserPassword_SetString(p, pw)
 	p.Add(rfc2869.MessageAuthenticator_Type, make([]byte, 16))
 	raw, _ := p.Encode()
-	m := hmac.New(md5.New, []byte(secret))
-	m.Write(raw)
-	copy(raw[len(raw)-16:], m.Sum(nil))
+	if err := msgauth.Sign(raw, []byte(secret)); err != nil {
+		panic(err) // the attribute was just added
+	}
 	return raw, p
 }
 

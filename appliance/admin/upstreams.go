@@ -31,16 +31,9 @@ func (s *Service) AddUpstream(ctx context.Context, n NewUpstream) ([]string, err
 		return nil, invalid("the name \"local\" is reserved for users kept on the appliance")
 	}
 	u := store.Upstream{Name: n.Name, Kind: n.Kind, Config: n.Config, Secret: n.Secret}
-	conn, err := upstream.Build(u)
+	warnings, err := UpstreamWarnings(u)
 	if err != nil {
 		return nil, invalid("%v", err)
-	}
-	var warnings []string
-	if w, ok := conn.(upstream.Warner); ok {
-		warnings = w.Warnings()
-	}
-	if c, ok := conn.(interface{ Close() }); ok {
-		c.Close()
 	}
 	err = s.change(ctx, audit.Entry{Reason: "upstream_add", Detail: fmt.Sprintf("%s upstream %s added: %s", n.Kind, n.Name, n.Config)}, func(tx *store.Tx) error {
 		return tx.CreateUpstream(ctx, u, s.Now())
@@ -80,16 +73,9 @@ func (s *Service) EditUpstream(ctx context.Context, name string, e UpstreamEdit)
 	if e.Version != 0 {
 		u.Version = e.Version
 	}
-	conn, err := upstream.Build(u)
+	warnings, err := UpstreamWarnings(u)
 	if err != nil {
 		return nil, invalid("%v", err)
-	}
-	var warnings []string
-	if w, ok := conn.(upstream.Warner); ok {
-		warnings = w.Warnings()
-	}
-	if c, ok := conn.(interface{ Close() }); ok {
-		c.Close()
 	}
 	detail := fmt.Sprintf("%s upstream %s changed: %s", u.Kind, name, u.Config)
 	if e.Secret != nil {

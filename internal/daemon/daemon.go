@@ -137,7 +137,7 @@ func Open(ctx context.Context, cfg config.Config, opts Options) (_ *Daemon, err 
 	}
 	d.radius = &radius.Server{
 		Gate: d.gate, Clients: appliance.NewClientTable(d.store, string(appliance.DoorRADIUS), nil),
-		Accounting: d.store, Logger: d.log, Metrics: metrics,
+		Accounting: d.gate, Logger: d.log, Metrics: metrics,
 	}
 	if cfg.LDAP.Listen != "" || cfg.LDAP.ListenTLS != "" {
 		if err := d.openLDAP(ctx); err != nil {

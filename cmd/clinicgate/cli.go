@@ -16,11 +16,8 @@ import (
 	"golang.org/x/term"
 
 	"github.com/clinicgate/clinicgate/appliance/admin"
-	"github.com/clinicgate/clinicgate/appliance/audit"
 	"github.com/clinicgate/clinicgate/appliance/config"
-	"github.com/clinicgate/clinicgate/appliance/passwd"
 	"github.com/clinicgate/clinicgate/appliance/secrets"
-	"github.com/clinicgate/clinicgate/appliance/store"
 )
 
 // cli is one run of the command line: where it reads and writes.
@@ -159,31 +156,9 @@ func (co common) resolveAdmin() (config.Config, error) {
 	return cfg, becomeOwner(cfg.DataDir)
 }
 
-// openAdmin opens the store in dir (never creating it: that is the
-// daemon's first start), its audit log and a hasher, and returns the admin
-// service acting as actor, with the function that closes them.
+// openAdmin opens the admin service on the store in dir, acting as actor.
 func openAdmin(ctx context.Context, dir, actor string) (*admin.Service, func(), error) {
-	st, err := store.Open(ctx, dir, store.Options{})
-	if err != nil {
-		return nil, nil, err
-	}
-	log, err := audit.New(st, nil)
-	if err != nil {
-		st.Close()
-		return nil, nil, err
-	}
-	closeAll := func() { log.Close(); st.Close() }
-	h, err := passwd.NewHasher(passwd.DefaultParams, 1)
-	if err != nil {
-		closeAll()
-		return nil, nil, err
-	}
-	svc, err := admin.New(st, log, h, actor)
-	if err != nil {
-		closeAll()
-		return nil, nil, err
-	}
-	return svc, closeAll, nil
+	return admin.Open(ctx, dir, actor)
 }
 
 // actor names the operator for the audit: the login behind sudo if any.

@@ -12,18 +12,14 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/clinicgate/clinicgate/appliance/store"
+	"github.com/clinicgate/clinicgate/appliance/admin"
 )
 
 // newData makes a data directory as the daemon's first start does.
 func newData(t *testing.T) string {
 	t.Helper()
 	data := t.TempDir()
-	st, err := store.Open(t.Context(), data, store.Options{Create: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := st.Close(); err != nil {
+	if err := admin.Create(t.Context(), data); err != nil {
 		t.Fatal(err)
 	}
 	return data

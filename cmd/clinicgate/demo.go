@@ -96,7 +96,7 @@ func (d *demoSetup) print(w interface{ Write([]byte) (int, error) }, cfg config.
 	p("  export CLINICGATE_DATA=%s\n", dir)
 	p("1. Log in with a password:\n")
 	p("     radtest %s '%s' %s 0 '%s'            → Access-Accept\n", d.user, pw, host, d.secret)
-	p("2. Enrol a second factor (scan the QR code with an authenticator app, or use oathtool):\n")
+	p("2. Enrol a second factor (scan the QR code with an authenticator app, or use oathtool;\n   SECRET below is the Secret: line that mfa enroll prints):\n")
 	p("     bin/clinicgate mfa enroll %s\n", d.user)
 	p("     radtest %s '%s' %s 0 '%s'            → Access-Challenge, note its State = 0x...\n", d.user, pw, host, d.secret)
 	p("     echo \"User-Name=%s,User-Password=$(oathtool --totp -b SECRET),State=0x...,Message-Authenticator=0x00\" | radclient -x %s auth '%s'\n", d.user, host, d.secret)

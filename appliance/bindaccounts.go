@@ -8,23 +8,105 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"strings"
 
+	"github.com/go-ldap/ldap/v3"
+
+	"github.com/clinicgate/clinicgate/appliance/directory"
 	"github.com/clinicgate/clinicgate/appliance/store"
 )
 
-// BindService answers an LDAP bind by a service account (an EHR's search
-// account): the account must exist, bind from one of its networks, over
-// TLS unless the client's policy allows plain LDAP, with its secret. Such
-// an account may only search; it never logs a person in, so no MFA. The
-// answer is audited like any decision, the user recorded as the account's
-// name with the note "bind_account".
-func (g *Gate) BindService(ctx context.Context, req Request) (Decision, error) {
-	start := g.now()
-	d := Decision{Outcome: Reject, Reason: ReasonInternal, Message: MsgDenied}
-	req.Method = MethodLDAPBind
-	d.Notes = append(append(d.Notes, req.Notes...), "bind_account")
-	r := &run{req: &req, d: &d, now: start}
-	return g.finish(ctx, r, g.walk(ctx, r, bindPipeline))
+// resolveBind turns the name of an LDAP bind, in any form Active Directory
+// accepts (a DN, user@domain, DOMAIN\user, a plain name), into the name
+// the gate knows, and picks the run's pipeline: a bind account's (an EHR's
+// search account: it may search, it never logs a person in, so no MFA) or
+// a person's. A name it cannot accept is refused with its reason by the
+// request stage, so the audit records the name as it was sent.
+func (g *Gate) resolveBind(ctx context.Context, r *run) ([]stage, error) {
+	site, err := g.site.get(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("site settings: %w", err)
+	}
+	name, account, reason, err := g.bindName(ctx, r.req.User, site.LDAP)
+	switch {
+	case err != nil:
+		return nil, err
+	case reason != "":
+		r.req.Invalid = reason
+		return pipeline, nil
+	}
+	r.req.User = name
+	if account {
+		// Audited like any decision, the user recorded as the account's
+		// name with the note "bind_account".
+		r.d.BindAccount = true
+		r.d.Notes = append(r.d.Notes, "bind_account")
+		return bindPipeline, nil
+	}
+	return pipeline, nil
+}
+
+// bindName resolves raw under the site's LDAP settings: a DN must lie
+// under the base DN and names a bind account by its first RDN, or else a
+// user the directory knows at that DN; DOMAIN\user must name the site's
+// NetBIOS domain; user@domain loses the site's domain (another domain's
+// stays whole, and so names nobody). A non-empty reason refuses the bind;
+// an error means the gate could not tell.
+func (g *Gate) bindName(ctx context.Context, raw string, site LDAPSite) (name string, account bool, _ Reason, _ error) {
+	name = raw
+	switch {
+	case strings.Contains(raw, "="):
+		dn, err := ldap.ParseDN(raw)
+		if err != nil || len(dn.RDNs) == 0 || len(dn.RDNs[0].Attributes) != 1 {
+			return "", false, ReasonBadUserName, nil
+		}
+		base, err := ldap.ParseDN(site.BaseDN)
+		if err != nil || !base.AncestorOfFold(dn) {
+			return "", false, ReasonOutsideBase, nil
+		}
+		first := dn.RDNs[0].Attributes[0].Value
+		if ok, err := g.isBindAccount(ctx, first); err != nil || ok {
+			return first, ok, "", err
+		}
+		n, err := site.Directory.NameForDN(ctx, raw)
+		switch {
+		case errors.Is(err, directory.ErrUnknownUser):
+			return "", false, ReasonUnknownUser, nil
+		case err != nil:
+			return "", false, ReasonUpstreamDown, nil
+		case n == "":
+			return "", false, ReasonBadUserName, nil
+		}
+		// A user's DN never names a bind account: the first RDN was
+		// checked above.
+		return n, false, "", nil
+	case strings.Contains(raw, `\`):
+		dom, user, _ := strings.Cut(raw, `\`)
+		if !strings.EqualFold(dom, site.NetBIOS) {
+			return "", false, ReasonOutsideBase, nil
+		}
+		name = user
+	case strings.Contains(raw, "@"):
+		if u, ok := strings.CutSuffix(strings.ToLower(raw), "@"+strings.ToLower(site.Domain)); ok && u != "" {
+			name = raw[:len(u)]
+		}
+	}
+	if name == "" {
+		return "", false, ReasonBadUserName, nil
+	}
+	account, err := g.isBindAccount(ctx, name)
+	return name, account, "", err
+}
+
+func (g *Gate) isBindAccount(ctx context.Context, name string) (bool, error) {
+	_, err := g.store.BindAccountByName(ctx, name)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return false, nil
+	case err != nil:
+		return false, fmt.Errorf("bind account: %w", err)
+	}
+	return true, nil
 }
 
 // bindPipeline is a service account's path through the gate.

@@ -20,6 +20,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/clinicgate/clinicgate/appliance/audit"
+	"github.com/clinicgate/clinicgate/appliance/directory"
 	"github.com/clinicgate/clinicgate/appliance/passwd"
 	"github.com/clinicgate/clinicgate/appliance/secrets"
 	"github.com/clinicgate/clinicgate/appliance/store"
@@ -99,6 +100,9 @@ type Decision struct {
 	// Passthrough are upstream reply attributes to add (the door drops any
 	// of a type it already sends from Attributes).
 	Passthrough []upstream.ReplyAttribute
+	// BindAccount: the name of an LDAP bind was a bind account's (an
+	// EHR's search account), not a person's; it may search, nothing more.
+	BindAccount bool
 	AuditSeq    int64
 	Steps       []Step
 	Notes       []string
@@ -120,10 +124,14 @@ type Config struct {
 	// Registry, when set, is asked first for upstreams by name (the
 	// daemon's upstream.Registry); Upstreams then serves only "local".
 	Registry UpstreamSource
-	Logger   *slog.Logger
-	Metrics  *Metrics // optional
-	Now      func() time.Time
-	Rand     io.Reader // challenge State values; nil: crypto/rand
+	// Directories finds the LDAP upstream of the LDAP door's proxy mode
+	// (the daemon's upstream.Registry); nil: proxy mode cannot search or
+	// resolve DNs, and says so.
+	Directories directory.Upstreams
+	Logger      *slog.Logger
+	Metrics     *Metrics // optional
+	Now         func() time.Time
+	Rand        io.Reader // challenge State values; nil: crypto/rand
 	// MaxChallenges bounds the pending-challenge table (default 4096).
 	MaxChallenges int
 }
@@ -143,6 +151,8 @@ type Gate struct {
 	registry   UpstreamSource
 	cache      *cacheQueue
 	site       *reloading[Site]
+	localDir   *directory.Store    // the LDAP door's directory mode
+	proxyUps   directory.Upstreams // the LDAP door's proxy mode
 	log        *slog.Logger
 	metrics    *Metrics
 	now        func() time.Time
@@ -173,6 +183,7 @@ func NewGate(c Config) (*Gate, error) {
 	g := &Gate{
 		store: c.Store, audit: c.Audit, hasher: c.Hasher, upstreams: c.Upstreams, registry: c.Registry,
 		log: c.Logger, metrics: c.Metrics, now: c.Now,
+		localDir: directory.NewStore(c.Store, c.Now, c.Logger), proxyUps: c.Directories,
 		challenges: newChallenges(c.MaxChallenges, c.Rand),
 		remembered: newRemembered(),
 	}
@@ -180,7 +191,7 @@ func NewGate(c Config) (*Gate, error) {
 	// or the console applies within a second. A failed read fails the
 	// decision (closed) rather than answering from old settings.
 	g.site = newReloading(time.Second, c.Now, func(ctx context.Context, _ Site, _ bool) (Site, error) {
-		return LoadSite(ctx, g.store)
+		return g.loadSite(ctx)
 	})
 	g.cache = startCacheQueue(g, 32)
 	return g, nil
@@ -250,7 +261,21 @@ func (g *Gate) Decide(ctx context.Context, req Request) (Decision, error) {
 	d := Decision{Outcome: Reject, Reason: ReasonInternal, Message: MsgDenied}
 	d.Notes = append(d.Notes, req.Notes...)
 	r := &run{req: &req, d: &d, now: start}
-	return g.finish(ctx, r, g.walk(ctx, r, pipeline))
+	stages, err := g.choose(ctx, r)
+	if err != nil {
+		return g.finish(ctx, r, err)
+	}
+	return g.finish(ctx, r, g.walk(ctx, r, stages))
+}
+
+// choose picks the run's pipeline: an LDAP bind's name is resolved first
+// (ldapbind.go), and a bind account takes bindPipeline; every other
+// request takes pipeline.
+func (g *Gate) choose(ctx context.Context, r *run) ([]stage, error) {
+	if r.req.Door != DoorLDAP || r.req.Method != MethodLDAPBind || r.req.Invalid != "" {
+		return pipeline, nil
+	}
+	return g.resolveBind(ctx, r)
 }
 
 // pipeline is every login's path through the gate, top to bottom. A stage

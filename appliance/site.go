@@ -10,6 +10,7 @@ import (
 
 	"github.com/go-ldap/ldap/v3"
 
+	"github.com/clinicgate/clinicgate/appliance/directory"
 	"github.com/clinicgate/clinicgate/appliance/store"
 )
 
@@ -29,14 +30,25 @@ type LDAPSite struct {
 	BaseDN  string // dc=clinic,dc=local
 	Domain  string // clinic.local: user@domain binds, userPrincipalName
 	NetBIOS string // CLINIC: CLINIC\user binds
-	// Mode is "directory" (serve users and groups from the store) or
-	// "proxy" (forward searches to ProxyUpstream, an LDAP upstream).
+	// Mode is LDAPModeDirectory (serve users and groups from the store)
+	// or LDAPModeProxy (forward searches to ProxyUpstream, an LDAP
+	// upstream).
 	Mode          string
 	ProxyUpstream string
 	Attributes    []string // proxy mode: the only attributes returned
 	SizeLimit     int
 	TimeLimit     time.Duration
+	// Directory is what the mode serves: searches, and DNs turned into
+	// login names. The gate sets it where it loads the settings
+	// (Gate.loadSite); nothing else looks at Mode.
+	Directory directory.Directory
 }
+
+// The LDAP door's modes (the site setting ldap_mode).
+const (
+	LDAPModeDirectory = "directory"
+	LDAPModeProxy     = "proxy"
+)
 
 // DefaultLDAPAttributes are what an EHR needs to find and show a user.
 const DefaultLDAPAttributes = "objectClass,cn,uid,sAMAccountName,userPrincipalName,displayName,givenName,sn,mail,memberOf,member,distinguishedName,userAccountControl"
@@ -96,7 +108,7 @@ var SettingSpecs = map[string]SettingSpec{
 		return nil
 	}},
 	"ldap_mode": {Key: "ldap_mode", Default: "directory", Help: "LDAP door: directory (serve the appliance's users and groups) or proxy (forward searches to ldap_proxy_upstream)", check: func(v string) error {
-		if v != "directory" && v != "proxy" {
+		if v != LDAPModeDirectory && v != LDAPModeProxy {
 			return fmt.Errorf("must be directory or proxy")
 		}
 		return nil
@@ -174,6 +186,34 @@ func LoadSite(ctx context.Context, st *store.Store) (Site, error) {
 		}
 	}
 	return s, nil
+}
+
+// loadSite reads the site settings and gives the LDAP door's mode its
+// directory: the one place the mode is looked at.
+func (g *Gate) loadSite(ctx context.Context) (Site, error) {
+	s, err := LoadSite(ctx, g.store)
+	if err != nil {
+		return s, err
+	}
+	l := &s.LDAP
+	set := directory.Settings{BaseDN: l.BaseDN, Domain: l.Domain, Attributes: l.Attributes, SizeLimit: l.SizeLimit, TimeLimit: l.TimeLimit}
+	local := g.localDir.With(set)
+	switch l.Mode {
+	case LDAPModeProxy:
+		l.Directory = directory.Proxy{Upstreams: g.proxyUps, Upstream: l.ProxyUpstream, Local: local, Settings: set, Log: g.log}
+	default:
+		l.Directory = local
+	}
+	return s, nil
+}
+
+// Directory is the LDAP door's directory under the current site settings.
+func (g *Gate) Directory(ctx context.Context) (directory.Directory, error) {
+	s, err := g.site.get(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("site settings: %w", err)
+	}
+	return s.LDAP.Directory, nil
 }
 
 // SiteValues returns each site setting's current value as stored (or its

@@ -2,7 +2,6 @@ package ldapproxy
 
 import (
 	"context"
-	"errors"
 	"strings"
 	"sync"
 	"time"
@@ -11,7 +10,6 @@ import (
 
 	"github.com/clinicgate/clinicgate/appliance"
 	"github.com/clinicgate/clinicgate/appliance/secrets"
-	"github.com/clinicgate/clinicgate/appliance/upstream"
 	"github.com/clinicgate/clinicgate/ldapproxy/ldapmsg"
 )
 
@@ -90,9 +88,10 @@ func (h *handler) serve(c *conn, r *ldapmsg.Request) {
 	}
 }
 
-// request starts an appliance.Request for a request on conn: the client
-// whose range holds the connection's source address, and whether TLS
-// protects it.
+// request starts an appliance.Request for an operation on conn: the
+// client whose range holds the connection's source address (looked up
+// here, once per operation), and whether TLS protects it. false: the
+// address is no longer a client's (removed since the connection opened).
 func (h *handler) request(ctx context.Context, conn *conn) (appliance.Request, bool) {
 	src := conn.src
 	c, ok, err := h.s.cfg.Clients.Lookup(ctx, src)
@@ -126,6 +125,11 @@ func opContext() (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.Background(), 30*time.Second)
 }
 
+// bind hands the name as sent (a DN, user@domain, DOMAIN\user or a plain
+// name) and the password to the gate, which resolves the name and decides;
+// the door only refuses what it can tell from the message alone
+// (anonymous, unauthenticated and SASL binds) and sets the connection's
+// state from the decision.
 func (h *handler) bind(c *conn, r *ldapmsg.Request) {
 	resp := ldapmsg.Result{Code: ldap.LDAPResultInvalidCredentials, Diagnostic: diagDenied}
 	defer func() { _ = c.writeResult(r.ID, ldap.ApplicationBindResponse, &resp) }()
@@ -163,32 +167,15 @@ func (h *handler) bind(c *conn, r *ldapmsg.Request) {
 		resp.Code, resp.Diagnostic = code, diag
 		return
 	}
-	site, err := h.s.dir.site(ctx)
-	if err != nil {
-		resp.Code, resp.Diagnostic = ldap.LDAPResultUnavailable, diagUnavailable
-		return
-	}
-	name, svc, reason := h.bindName(ctx, raw, site)
 	req.Password = secrets.Secret(pw)
-	var d appliance.Decision
-	switch {
-	case reason != "":
-		req.Invalid = reason
-		d, err = h.s.cfg.Gate.Decide(ctx, req)
-	case svc:
-		req.User = name
-		d, err = h.s.cfg.Gate.BindService(ctx, req)
-	default:
-		req.User = name
-		d, err = h.s.cfg.Gate.Decide(ctx, req)
-	}
+	d, err := h.s.cfg.Gate.Decide(ctx, req)
 	h.s.cfg.Metrics.op("bind", string(d.Reason))
 	switch {
 	case err != nil:
 		resp.Code, resp.Diagnostic = ldap.LDAPResultUnavailable, diagUnavailable
 	case d.Outcome == appliance.Accept:
 		kind := boundUser
-		if svc {
+		if d.BindAccount {
 			kind = boundService
 		}
 		st.set(kind, d.User)
@@ -202,74 +189,6 @@ func (h *handler) bind(c *conn, r *ldapmsg.Request) {
 		// password is verified always "Access denied.".
 		resp.Diagnostic = d.Message
 	}
-}
-
-// bindName turns the three name forms AD accepts (a DN, user@domain,
-// DOMAIN\user) into the name the gate knows, and says whether it names a
-// bind account. A non-empty reason refuses the bind.
-func (h *handler) bindName(ctx context.Context, raw string, site appliance.LDAPSite) (string, bool, appliance.Reason) {
-	name := raw
-	switch {
-	case strings.Contains(raw, "="):
-		dn, err := ldap.ParseDN(raw)
-		if err != nil || len(dn.RDNs) == 0 || len(dn.RDNs[0].Attributes) != 1 {
-			return "", false, appliance.ReasonBadUserName
-		}
-		base, err := ldap.ParseDN(site.BaseDN)
-		if err != nil || !base.AncestorOfFold(dn) {
-			return "", false, appliance.ReasonOutsideBase
-		}
-		first := dn.RDNs[0].Attributes[0]
-		if h.isBindAccount(ctx, first.Value) {
-			return first.Value, true, ""
-		}
-		if site.Mode == "proxy" {
-			d, err := h.proxyDirectory(ctx, site)
-			if err != nil {
-				return "", false, appliance.ReasonUpstreamDown
-			}
-			n, err := d.NameForDN(ctx, raw)
-			switch {
-			case errors.Is(err, upstream.ErrUnknownUser):
-				return "", false, appliance.ReasonUnknownUser
-			case err != nil:
-				return "", false, appliance.ReasonUpstreamDown
-			}
-			return n, false, ""
-		}
-		switch strings.ToLower(first.Type) {
-		case "cn", "uid", "samaccountname":
-			name = first.Value
-		default:
-			return "", false, appliance.ReasonUnknownUser
-		}
-	case strings.Contains(raw, `\`):
-		dom, user, _ := strings.Cut(raw, `\`)
-		if !strings.EqualFold(dom, site.NetBIOS) {
-			return "", false, appliance.ReasonOutsideBase
-		}
-		name = user
-	case strings.Contains(raw, "@"):
-		if u, ok := strings.CutSuffix(strings.ToLower(raw), "@"+strings.ToLower(site.Domain)); ok && u != "" {
-			name = raw[:len(u)]
-		}
-	}
-	if name == "" {
-		return "", false, appliance.ReasonBadUserName
-	}
-	return name, h.isBindAccount(ctx, name), ""
-}
-
-func (h *handler) isBindAccount(ctx context.Context, name string) bool {
-	_, err := h.s.cfg.Store.BindAccountByName(ctx, name)
-	return err == nil
-}
-
-func (h *handler) proxyDirectory(ctx context.Context, site appliance.LDAPSite) (upstream.Directory, error) {
-	if h.s.cfg.Directories == nil || site.ProxyUpstream == "" {
-		return nil, errors.New("proxy mode has no upstream (set ldap_proxy_upstream)")
-	}
-	return h.s.cfg.Directories.Directory(ctx, site.ProxyUpstream)
 }
 
 // refuseWrite answers an add, modify, delete, modify DN or compare with

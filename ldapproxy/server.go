@@ -12,8 +12,8 @@ import (
 	"time"
 
 	"github.com/clinicgate/clinicgate/appliance"
-	"github.com/clinicgate/clinicgate/appliance/store"
-	"github.com/clinicgate/clinicgate/appliance/upstream"
+	"github.com/clinicgate/clinicgate/appliance/directory"
+	"github.com/clinicgate/clinicgate/internal/ratelog"
 )
 
 // ErrServerClosed is returned by Serve after Shutdown.
@@ -33,24 +33,22 @@ const (
 	writeTimeout = 30 * time.Second
 )
 
-// Gate is what the door needs of the appliance core.
+// Gate is the appliance core, as this door sees it: it decides binds
+// (resolving the name as sent) and serves the directory searches read.
 type Gate interface {
 	Decide(ctx context.Context, req appliance.Request) (appliance.Decision, error)
-	BindService(ctx context.Context, req appliance.Request) (appliance.Decision, error)
+	Directory(ctx context.Context) (directory.Directory, error)
 }
 
-// Directories finds the upstream directory of proxy mode.
-type Directories interface {
-	Directory(ctx context.Context, name string) (upstream.Directory, error)
+// ClientFinder resolves a source address to a configured LDAP client.
+type ClientFinder interface {
+	Lookup(ctx context.Context, addr netip.Addr) (appliance.Client, bool, error)
 }
 
 // Config holds the door's dependencies and limits.
 type Config struct {
 	Gate    Gate
-	Store   *store.Store
-	Clients *appliance.ClientTable // the "ldap" door's clients
-	// Directories serves proxy mode; nil refuses proxy-mode searches.
-	Directories Directories
+	Clients ClientFinder // the "ldap" door's clients
 	// TLS serves LDAPS and StartTLS; nil: plain LDAP only (StartTLS is
 	// refused).
 	TLS     *tls.Config
@@ -70,8 +68,7 @@ type Config struct {
 type Server struct {
 	cfg   Config
 	log   *slog.Logger
-	dir   *directory
-	drops *rateLog
+	drops *ratelog.Logger // refused connections and accept failures
 
 	mu        sync.Mutex
 	closed    bool
@@ -87,8 +84,6 @@ func New(cfg Config) (*Server, error) {
 	switch {
 	case cfg.Gate == nil:
 		return nil, errors.New("ldapproxy: no gate")
-	case cfg.Store == nil:
-		return nil, errors.New("ldapproxy: no store")
 	case cfg.Clients == nil:
 		return nil, errors.New("ldapproxy: no client table")
 	case cfg.Logger == nil:
@@ -116,8 +111,7 @@ func New(cfg Config) (*Server, error) {
 	return &Server{
 		cfg: cfg, log: log, perSrc: map[netip.Addr]int{}, conns: map[*conn]struct{}{},
 		listeners: map[net.Listener]struct{}{},
-		dir:       newDirectory(cfg.Store, cfg.Directories, cfg.Now),
-		drops:     newRateLog(log, cfg.Now),
+		drops:     ratelog.New(log, time.Second, cfg.Now),
 	}, nil
 }
 
@@ -165,7 +159,7 @@ func (s *Server) serve(l net.Listener, wrapped bool) error {
 				// Out of file descriptors under a flood, say: slow
 				// down, never stop answering.
 				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
-				s.drops.log("accepting LDAP connections failed; pausing", "err", err.Error(), "pause", backoff)
+				s.drops.Warn("accepting LDAP connections failed; pausing", "err", err.Error(), "pause", backoff)
 				time.Sleep(backoff)
 				continue
 			}
@@ -287,7 +281,7 @@ func (s *Server) admit(c net.Conn) (net.Conn, bool) {
 	_, known, err := s.cfg.Clients.Lookup(ctx, src)
 	if err != nil || !known {
 		s.cfg.Metrics.conn("unknown_client")
-		s.drops.log("connection from an address that is no LDAP client; add it with 'clinicgate client add NAME --door ldap --address ADDR'", "source", src.String())
+		s.drops.Warn("connection from an address that is no LDAP client; add it with 'clinicgate client add NAME --door ldap --address ADDR'", "source", src.String())
 		return nil, false
 	}
 	s.mu.Lock()
@@ -295,11 +289,11 @@ func (s *Server) admit(c net.Conn) (net.Conn, bool) {
 	switch {
 	case s.open >= s.cfg.MaxConns:
 		s.cfg.Metrics.conn("limit_total")
-		s.drops.log("connection refused: too many open LDAP connections", "source", src.String(), "limit", s.cfg.MaxConns)
+		s.drops.Warn("connection refused: too many open LDAP connections", "source", src.String(), "limit", s.cfg.MaxConns)
 		return nil, false
 	case s.perSrc[src] >= s.cfg.MaxConnsPerSource:
 		s.cfg.Metrics.conn("limit_source")
-		s.drops.log("connection refused: too many open LDAP connections from one address", "source", src.String(), "limit", s.cfg.MaxConnsPerSource)
+		s.drops.Warn("connection refused: too many open LDAP connections from one address", "source", src.String(), "limit", s.cfg.MaxConnsPerSource)
 		return nil, false
 	}
 	s.open++
@@ -329,28 +323,4 @@ func (c *countedConn) Close() error {
 	err := c.Conn.Close()
 	c.once.Do(c.release)
 	return err
-}
-
-// rateLog logs at most one line per second for refused connections, so a
-// flood cannot fill the disk with logs.
-type rateLog struct {
-	l    *slog.Logger
-	now  func() time.Time
-	mu   sync.Mutex
-	last time.Time
-	n    int
-}
-
-func newRateLog(l *slog.Logger, now func() time.Time) *rateLog { return &rateLog{l: l, now: now} }
-
-func (r *rateLog) log(msg string, args ...any) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	now := r.now()
-	r.n++
-	if now.Sub(r.last) < time.Second {
-		return
-	}
-	r.l.Warn(msg, append(args, "refused_since_last_line", r.n)...)
-	r.last, r.n = now, 0
 }

@@ -20,17 +20,12 @@ import (
 
 	"github.com/clinicgate/clinicgate/appliance"
 	"github.com/clinicgate/clinicgate/appliance/admin"
-	"github.com/clinicgate/clinicgate/appliance/audit"
+	"github.com/clinicgate/clinicgate/appliance/appliancetest"
 	"github.com/clinicgate/clinicgate/appliance/mfa"
-	"github.com/clinicgate/clinicgate/appliance/passwd"
 	"github.com/clinicgate/clinicgate/appliance/policy"
 	"github.com/clinicgate/clinicgate/appliance/secrets"
-	"github.com/clinicgate/clinicgate/appliance/store"
-	"github.com/clinicgate/clinicgate/appliance/upstream"
 	"github.com/clinicgate/clinicgate/ldapproxy"
 )
-
-var fastParams = passwd.Params{MemoryKiB: 64, Time: 1, Threads: 1}
 
 const (
 	base     = "dc=clinic,dc=local"
@@ -41,9 +36,8 @@ const (
 
 type env struct {
 	t     testing.TB
-	st    *store.Store
+	core  *appliancetest.Core
 	adm   *admin.Service
-	alog  *audit.Log
 	srv   *ldapproxy.Server
 	addr  string // plain LDAP
 	addrS string // LDAPS
@@ -57,41 +51,15 @@ type opts struct {
 	cfg        func(*ldapproxy.Config)
 }
 
-// newEnv starts the door on 127.0.0.1 with a real store, gate and TLS
-// certificate; user alice (group nurses) and bind account ehr-search.
+// newEnv starts the door on 127.0.0.1 with a real core (appliancetest)
+// and TLS certificate; user alice (group nurses) and bind account
+// ehr-search.
 func newEnv(t testing.TB, o opts) *env {
 	t.Helper()
-	dir := t.TempDir()
-	st, err := store.Open(t.Context(), dir, store.Options{Create: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	alog, err := audit.New(st, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { alog.Close() })
-	h, err := passwd.NewHasher(fastParams, 2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	local, err := upstream.NewLocal(st, h)
-	if err != nil {
-		t.Fatal(err)
-	}
+	core := appliancetest.New(t, appliancetest.Options{})
 	log := slog.New(slog.DiscardHandler)
-	g, err := appliance.NewGate(appliance.Config{Store: st, Audit: alog, Hasher: h, Logger: log,
-		Upstreams: map[string]upstream.Verifier{"local": local}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(g.Close)
-	adm, err := admin.New(st, alog, h, "test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	e := &env{t: t, st: st, adm: adm, alog: alog, dir: dir}
+	adm, dir := core.Admin, core.Dir
+	e := &env{t: t, core: core, adm: adm, dir: dir}
 	ca := o.clientAddr
 	if ca == "" {
 		ca = "127.0.0.1"
@@ -121,7 +89,7 @@ func newEnv(t testing.TB, o opts) *env {
 	pem, _ := os.ReadFile(certPath)
 	e.ca = x509.NewCertPool()
 	e.ca.AppendCertsFromPEM(pem)
-	cfg := ldapproxy.Config{Gate: g, Store: st, Clients: appliance.NewClientTable(st, "ldap", nil), TLS: tlsCfg, Logger: log}
+	cfg := ldapproxy.Config{Gate: core.Gate, Clients: core.Clients(appliance.DoorLDAP), TLS: tlsCfg, Logger: log}
 	if o.cfg != nil {
 		o.cfg(&cfg)
 	}
@@ -183,7 +151,7 @@ func code(err error) uint16 {
 // lastAudit returns the newest audit rows' reasons.
 func (e *env) auditReasons(n int) []string {
 	e.t.Helper()
-	rows, err := e.st.AuditRows(e.t.Context(), store.AuditFilter{Limit: n, Newest: true})
+	rows, err := e.core.LastAudit(e.t.Context(), n)
 	if err != nil {
 		e.t.Fatal(err)
 	}

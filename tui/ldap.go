@@ -63,9 +63,9 @@ func (m Model) viewLDAP(h int) string {
 	line("domain", s["ldap_domain"]+" (user@"+s["ldap_domain"]+" binds)")
 	line("NetBIOS", s["ldap_netbios"]+" ("+s["ldap_netbios"]+`\user binds)`)
 	switch mode, up := s["ldap_mode"], s["ldap_proxy_upstream"]; {
-	case mode == "proxy" && up == "":
+	case mode == appliance.LDAPModeProxy && up == "":
 		line("mode", "proxy, but no upstream is set: searches fail (e: set one)")
-	case mode == "proxy":
+	case mode == appliance.LDAPModeProxy:
 		line("mode", "proxy: searches go to the upstream "+up)
 	default:
 		line("mode", mode+": the appliance's own users and groups")
@@ -200,7 +200,7 @@ func (m Model) ldapSettingsForm() *form {
 				}
 				changed = append(changed, f.key)
 			}
-			if val["ldap_mode"] == "proxy" {
+			if val["ldap_mode"] == appliance.LDAPModeProxy {
 				if err := m.checkProxyUpstream(ctx, val["ldap_proxy_upstream"]); err != nil {
 					return doneMsg{err: err}
 				}

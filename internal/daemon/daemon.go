@@ -131,6 +131,7 @@ func Open(ctx context.Context, cfg config.Config, opts Options) (_ *Daemon, err 
 	d.gate, err = appliance.NewGate(appliance.Config{
 		Store: d.store, Audit: d.audit, Hasher: d.hasher, Logger: d.log, Metrics: metrics,
 		Upstreams: map[string]upstream.Verifier{"local": local}, Registry: d.upstreams,
+		Directories: d.upstreams,
 	})
 	if err != nil {
 		return nil, err
@@ -180,8 +181,8 @@ func (d *Daemon) openLDAP(ctx context.Context) error {
 	}
 	idle, _ := time.ParseDuration(cfg.IdleTimeout)
 	d.ldap, err = ldapproxy.New(ldapproxy.Config{
-		Gate: d.gate, Store: d.store, Clients: appliance.NewClientTable(d.store, string(appliance.DoorLDAP), nil),
-		Directories: d.upstreams, TLS: tlsCfg, Logger: d.log, Metrics: ldapproxy.NewMetrics(d.metrics),
+		Gate: d.gate, Clients: appliance.NewClientTable(d.store, string(appliance.DoorLDAP), nil),
+		TLS: tlsCfg, Logger: d.log, Metrics: ldapproxy.NewMetrics(d.metrics),
 		MaxConns: cfg.MaxConns, MaxConnsPerSource: cfg.MaxConnsPerSource, IdleTimeout: idle,
 	})
 	d.ldapCert, d.ldapFP = certPath, fp

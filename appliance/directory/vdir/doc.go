@@ -5,9 +5,10 @@
 // evaluator (RFC 4511 scopes and three-valued filters, plus the AD matching
 // rules EHR systems send: bit AND/OR and in-chain).
 //
-// The LDAP door builds a Tree from the appliance's users and answers
-// searches from it, so EHR systems that expect AD can look people up without
-// the appliance exposing its store.
+// The directory package (appliance/directory) builds a Tree from the
+// appliance's users, and the LDAP door answers searches from it, so EHR
+// systems that expect AD can look people up without the appliance exposing
+// its store.
 //
 // It must never modify anything: a Tree is immutable after Build, every
 // Search returns copies, and there is no write path. It holds no secrets (no

@@ -1,51 +1,141 @@
-package main
+// Package clinicgate_test holds the one test of the whole tree's shape;
+// the binary is cmd/clinicgate.
+package clinicgate_test
 
 import (
 	"os/exec"
+	"slices"
 	"strings"
 	"testing"
 )
 
-// TestDependenciesPointInward enforces the layout of DESIGN.md: the core
-// (appliance/...) imports no door and no user interface; doors and the UI
-// import the core but never each other; only package main wires them.
-func TestDependenciesPointInward(t *testing.T) {
-	const mod = "github.com/clinicgate/clinicgate"
-	out, err := exec.Command("go", "list", "-deps=false", "-f", `{{.ImportPath}} {{join .Imports " "}}`, "./...").CombinedOutput()
+const mod = "github.com/clinicgate/clinicgate"
+
+// allowed lists, for every package of this module, the module's packages
+// it may import, its tests included (paths relative to the module; a
+// trailing "/..." allows a whole subtree). A new package must be added
+// here: that is the moment to decide where it sits. The rules it encodes
+// (docs/architecture.md):
+//   - dependencies point inward: the core (appliance/...) imports no door,
+//     no console and no wiring;
+//   - the doors (radius, ldapproxy) import the core but never each other,
+//     and reach the store only through the gate: never appliance/store,
+//     not even in their tests, which build their core with
+//     appliance/appliancetest;
+//   - the console (tui) reaches the appliance only through the admin
+//     service: never appliance/store;
+//   - only internal/daemon and cmd/clinicgate wire everything together.
+var allowed = map[string][]string{
+	// Leaves: they import nothing of the module.
+	"appliance/atomicfile":            nil,
+	"appliance/config":                nil,
+	"appliance/mfa":                   nil,
+	"appliance/passwd":                nil,
+	"appliance/policy":                nil,
+	"appliance/secrets":               nil,
+	"appliance/upstream/upstreamtest": nil,
+	"internal/msgauth":                nil,
+	"internal/ratelog":                nil,
+	"ldapproxy/ldapmsg":               nil,
+	"appliance/directory/vdir":        nil,
+
+	// The core.
+	"appliance/store":   {"appliance/policy", "appliance/secrets"},
+	"appliance/audit":   {"appliance/store"},
+	"appliance/dirsync": {"appliance/audit", "appliance/store"},
+	// The LDAP door's directory: the store's users, or the LDAP upstream.
+	"appliance/directory": {"appliance/store", "appliance/upstream", "appliance/directory/vdir"},
+	"appliance/upstream":  {"appliance/passwd", "appliance/secrets", "appliance/store", "internal/msgauth", "appliance/upstream/upstreamtest"},
+	"appliance": {"appliance/audit", "appliance/mfa", "appliance/passwd", "appliance/policy", "appliance/secrets",
+		"appliance/store", "appliance/upstream", "appliance/directory/...", "internal/ratelog",
+		"appliance/admin", "appliance/appliancetest"},
+	"appliance/admin": {"appliance", "appliance/audit", "appliance/dirsync", "appliance/mfa", "appliance/passwd",
+		"appliance/policy", "appliance/secrets", "appliance/store", "appliance/upstream", "internal/msgauth"},
+	"appliance/appliancetest": {"appliance", "appliance/admin", "appliance/audit", "appliance/passwd", "appliance/store", "appliance/upstream"},
+
+	// The doors: the gate (appliance) and its records, the admin service
+	// and appliancetest to set up their tests, and the leaves they share.
+	"radius": {"appliance", "appliance/appliancetest", "appliance/admin", "appliance/policy", "appliance/secrets",
+		"internal/msgauth", "internal/ratelog"},
+	"ldapproxy": {"appliance", "appliance/appliancetest", "appliance/admin", "appliance/audit", "appliance/mfa",
+		"appliance/passwd", "appliance/policy", "appliance/secrets", "appliance/atomicfile",
+		"appliance/directory", "ldapproxy/ldapmsg", "internal/ratelog"},
+
+	// The console: the admin service and the plain types it speaks in.
+	"tui": {"appliance", "appliance/admin", "appliance/atomicfile", "appliance/audit", "appliance/policy",
+		"appliance/secrets", "appliance/upstream"},
+
+	// Wiring.
+	"internal/daemon": {"appliance/...", "ldapproxy", "radius", "tui"},
+	"cmd/clinicgate":  {"appliance/...", "internal/daemon", "ldapproxy", "tui"},
+	"e2e":             {"appliance/...", "internal/msgauth", "ldapproxy"},
+	"":                nil, // this package
+}
+
+// forbidden are imports no allow-list entry may ever grant, checked
+// separately so that a careless widening of the list above still fails.
+var forbidden = []struct{ pkg, imp, why string }{
+	{"tui", "appliance/store", "the console reaches the appliance only through the admin service"},
+	{"radius", "appliance/store", "a door reaches the store only through the gate"},
+	{"ldapproxy", "appliance/store", "a door reaches the store only through the gate"},
+	{"radius", "ldapproxy", "doors never import each other"},
+	{"ldapproxy", "radius", "doors never import each other"},
+}
+
+func under(pkg, root string) bool {
+	if r, ok := strings.CutSuffix(root, "/..."); ok {
+		return pkg == r || strings.HasPrefix(pkg, r+"/")
+	}
+	return pkg == root
+}
+
+// TestImportsFollowTheAllowList enforces the layout of docs/architecture.md
+// for every package of the module, test imports included.
+func TestImportsFollowTheAllowList(t *testing.T) {
+	out, err := exec.Command("go", "list", "-f",
+		`{{.ImportPath}}|{{join .Imports " "}} {{join .TestImports " "}} {{join .XTestImports " "}}`, mod+"/...").CombinedOutput()
 	if err != nil {
 		t.Fatalf("go list: %v\n%s", err, out)
 	}
-	outer := []string{mod + "/radius", mod + "/ldapproxy", mod + "/tui"}
-	under := func(pkg, root string) bool { return pkg == root || strings.HasPrefix(pkg, root+"/") }
 	checked := 0
 	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
-		fields := strings.Fields(line)
-		pkg, imports := fields[0], fields[1:]
+		path, imports, _ := strings.Cut(line, "|")
+		pkg := strings.TrimPrefix(strings.TrimPrefix(path, mod), "/")
+		allow, known := allowed[pkg]
+		if !known {
+			t.Errorf("package %q is not in imports_test.go's allow-list: add it with the module packages it may import", pkg)
+			continue
+		}
 		checked++
-		for _, imp := range imports {
-			if !strings.HasPrefix(imp, mod) {
+		for _, imp := range strings.Fields(imports) {
+			if imp != mod && !strings.HasPrefix(imp, mod+"/") {
 				continue
 			}
-			if imp == mod {
-				t.Errorf("%s imports package main", pkg)
+			rel := strings.TrimPrefix(strings.TrimPrefix(imp, mod), "/")
+			if rel == pkg {
+				continue // an external test package importing its own package
 			}
-			if under(pkg, mod+"/appliance") {
-				for _, o := range outer {
-					if under(imp, o) {
-						t.Errorf("the core %s imports the adapter %s: dependencies must point inward", pkg, imp)
-					}
+			for _, f := range forbidden {
+				if under(pkg, f.pkg) && under(rel, f.imp) {
+					t.Errorf("%s imports %s: %s", pkg, rel, f.why)
 				}
 			}
-			for _, a := range outer {
-				for _, b := range outer {
-					if a != b && under(pkg, a) && under(imp, b) {
-						t.Errorf("adapter %s imports adapter %s: adapters never import each other", pkg, imp)
-					}
-				}
+			if !slices.ContainsFunc(allow, func(a string) bool { return under(rel, a) }) {
+				t.Errorf("%s imports %s, which its allow-list in imports_test.go does not grant", pkg, rel)
 			}
 		}
 	}
-	if checked < 5 {
+	if checked < 20 {
 		t.Fatalf("go list returned %d packages; the check saw too little to mean anything", checked)
+	}
+}
+
+// TestForbiddenImportsAreCaught shows the check is not vacuous: the
+// forbidden pairs are refused by the allow-list itself.
+func TestForbiddenImportsAreCaught(t *testing.T) {
+	for _, f := range forbidden {
+		if slices.ContainsFunc(allowed[f.pkg], func(a string) bool { return under(f.imp, a) }) {
+			t.Errorf("the allow-list of %s grants %s, which must never be: %s", f.pkg, f.imp, f.why)
+		}
 	}
 }

@@ -42,7 +42,7 @@ FUZZTIME ?= 5m
 fuzz: ## fuzz the RADIUS request path, LDAP message decoding and the directory's search, FUZZTIME each (default 5m)
 	$(GO) test -run '^$$' -fuzz FuzzAccessRequest -fuzztime $(FUZZTIME) ./radius/
 	$(GO) test -run '^$$' -fuzz FuzzReadRequest -fuzztime $(FUZZTIME) ./ldapproxy/ldapmsg/
-	$(GO) test -run '^$$' -fuzz FuzzSearch -fuzztime $(FUZZTIME) ./ldapproxy/vdir/
+	$(GO) test -run '^$$' -fuzz FuzzSearch -fuzztime $(FUZZTIME) ./appliance/directory/vdir/
 
 # nfpm (Go) builds the .deb; `go run pkg@version` fetches it like a module.
 NFPM        := $(GO) run github.com/goreleaser/nfpm/v2/cmd/nfpm@v2.41.3

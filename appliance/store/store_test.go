@@ -278,3 +278,32 @@ func TestSettings(t *testing.T) {
 		t.Errorf("Settings()[site_name]: got %q, want South", all["site_name"])
 	}
 }
+
+// TestDataDirectoryWithURICharacters: SQLite reads the file name as a
+// URI, where '#' starts a fragment, '?' a query and '%' an escape; a data
+// directory whose path holds them must still be the one opened.
+func TestDataDirectoryWithURICharacters(t *testing.T) {
+	for _, name := range []string{"clinic#2", "what?", "100%", "a b"} {
+		dir := filepath.Join(t.TempDir(), name)
+		if err := os.Mkdir(dir, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		st, err := store.Open(t.Context(), dir, store.Options{Create: true})
+		if err != nil {
+			t.Fatalf("%q: create: %v", name, err)
+		}
+		createUser(t, st, store.User{Name: "alice"})
+		st.Close()
+		st, err = store.Open(t.Context(), dir, store.Options{})
+		if err != nil {
+			t.Fatalf("%q: reopen: %v", name, err)
+		}
+		if _, err := st.UserByName(t.Context(), "alice"); err != nil {
+			t.Errorf("%q: reopened store lost alice: %v", name, err)
+		}
+		st.Close()
+		if _, err := os.Stat(filepath.Join(dir, "clinicgate.db")); err != nil {
+			t.Errorf("%q: the database is not in the data directory: %v", name, err)
+		}
+	}
+}

@@ -36,6 +36,7 @@ var allowed = map[string][]string{
 	"appliance/upstream/upstreamtest": nil,
 	"internal/msgauth":                nil,
 	"internal/ratelog":                nil,
+	"internal/reload":                 nil,
 	"ldapproxy/ldapmsg":               nil,
 	"appliance/directory/vdir":        nil,
 
@@ -44,10 +45,10 @@ var allowed = map[string][]string{
 	"appliance/audit":   {"appliance/store"},
 	"appliance/dirsync": {"appliance/audit", "appliance/store"},
 	// The LDAP door's directory: the store's users, or the LDAP upstream.
-	"appliance/directory": {"appliance/store", "appliance/upstream", "appliance/directory/vdir"},
+	"appliance/directory": {"appliance/store", "appliance/upstream", "appliance/directory/vdir", "internal/reload"},
 	"appliance/upstream":  {"appliance/passwd", "appliance/secrets", "appliance/store", "internal/msgauth", "appliance/upstream/upstreamtest"},
 	"appliance": {"appliance/audit", "appliance/mfa", "appliance/passwd", "appliance/policy", "appliance/secrets",
-		"appliance/store", "appliance/upstream", "appliance/directory/...", "internal/ratelog",
+		"appliance/store", "appliance/upstream", "appliance/directory/...", "internal/ratelog", "internal/reload",
 		"appliance/admin", "appliance/appliancetest"},
 	"appliance/admin": {"appliance", "appliance/audit", "appliance/dirsync", "appliance/mfa", "appliance/passwd",
 		"appliance/policy", "appliance/secrets", "appliance/store", "appliance/upstream", "internal/msgauth"},

@@ -23,7 +23,7 @@ import (
 // a person's. A name it cannot accept is refused with its reason by the
 // request stage, so the audit records the name as it was sent.
 func (g *Gate) resolveBind(ctx context.Context, r *run) ([]stage, error) {
-	site, err := g.site.get(ctx)
+	site, err := g.site.Get(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("site settings: %w", err)
 	}

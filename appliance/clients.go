@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/clinicgate/clinicgate/appliance/store"
+	"github.com/clinicgate/clinicgate/internal/reload"
 )
 
 // ClientTable finds which client is asking, by source address. It keeps a
@@ -16,7 +17,7 @@ import (
 type ClientTable struct {
 	store *store.Store
 	door  string
-	snap  *reloading[clientSnapshot]
+	snap  *reload.Value[clientSnapshot]
 }
 
 // clientSnapshot is one door's clients as of a version of the client list.
@@ -28,9 +29,9 @@ type clientSnapshot struct {
 // NewClientTable builds a table for one door ("radius").
 func NewClientTable(st *store.Store, door string, now func() time.Time) *ClientTable {
 	t := &ClientTable{store: st, door: door}
-	t.snap = newReloading(time.Second, now, t.load)
+	t.snap = reload.New(time.Second, now, t.load)
 	// A broken read keeps answering from the last good snapshot.
-	t.snap.keepLastGood = true
+	t.snap.KeepLastGood = true
 	return t
 }
 
@@ -70,7 +71,7 @@ func SortClients(cs []store.Client) {
 }
 
 func (t *ClientTable) snapshot(ctx context.Context) ([]store.Client, error) {
-	s, err := t.snap.get(ctx)
+	s, err := t.snap.Get(ctx)
 	return s.clients, err
 }
 

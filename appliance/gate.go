@@ -25,6 +25,7 @@ import (
 	"github.com/clinicgate/clinicgate/appliance/secrets"
 	"github.com/clinicgate/clinicgate/appliance/store"
 	"github.com/clinicgate/clinicgate/appliance/upstream"
+	"github.com/clinicgate/clinicgate/internal/reload"
 )
 
 // Door names the protocol a request came in by.
@@ -150,7 +151,7 @@ type Gate struct {
 	upstreams  map[string]upstream.Verifier
 	registry   UpstreamSource
 	cache      *cacheQueue
-	site       *reloading[Site]
+	site       *reload.Value[Site]
 	localDir   *directory.Store    // the LDAP door's directory mode
 	proxyUps   directory.Upstreams // the LDAP door's proxy mode
 	log        *slog.Logger
@@ -190,7 +191,7 @@ func NewGate(c Config) (*Gate, error) {
 	// Site settings are read at most once a second: a change by the CLI
 	// or the console applies within a second. A failed read fails the
 	// decision (closed) rather than answering from old settings.
-	g.site = newReloading(time.Second, c.Now, func(ctx context.Context, _ Site, _ bool) (Site, error) {
+	g.site = reload.New(time.Second, c.Now, func(ctx context.Context, _ Site, _ bool) (Site, error) {
 		return g.loadSite(ctx)
 	})
 	g.cache = startCacheQueue(g, 32)

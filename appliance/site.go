@@ -209,7 +209,7 @@ func (g *Gate) loadSite(ctx context.Context) (Site, error) {
 
 // Directory is the LDAP door's directory under the current site settings.
 func (g *Gate) Directory(ctx context.Context) (directory.Directory, error) {
-	s, err := g.site.get(ctx)
+	s, err := g.site.Get(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("site settings: %w", err)
 	}

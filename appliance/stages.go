@@ -45,7 +45,7 @@ func (g *Gate) checkRequest(_ context.Context, r *run) (verdict, error) {
 func (g *Gate) loadSettings(ctx context.Context, r *run) (verdict, error) {
 	pol := r.req.Client.Policy
 	r.step("client", fmt.Sprintf("%s (mfa %s, style %s, upstream %s)", r.req.Client.Name, pol.MFA, pol.Style, pol.Upstream))
-	site, err := g.site.get(ctx)
+	site, err := g.site.Get(ctx)
 	if err != nil {
 		return stop, fmt.Errorf("site settings: %w", err)
 	}

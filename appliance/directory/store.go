@@ -12,25 +12,31 @@ import (
 
 	"github.com/clinicgate/clinicgate/appliance/directory/vdir"
 	"github.com/clinicgate/clinicgate/appliance/store"
+	"github.com/clinicgate/clinicgate/internal/reload"
 )
 
 // Store serves directory mode: a tree of the store's users and groups,
-// rebuilt when they change, checked at most once a second so that a user
-// added by the CLI or the console is found within a second while a flood
-// of searches costs one version read a second. It is safe for concurrent
-// use; one Store serves every Settings, through With.
+// rebuilt when they change, checked at most once a second (internal/reload)
+// so that a user added by the CLI or the console is found within a second
+// while a flood of searches costs one version read a second. It is safe
+// for concurrent use; one Store serves every Settings, through With.
 type Store struct {
 	st  *store.Store
 	now func() time.Time
 	log *slog.Logger
 
-	buildMu  sync.Mutex // one rebuild at a time
-	mu       sync.Mutex
-	checked  time.Time
-	version  string
-	treeBase string
-	treeDom  string
-	tree     *vdir.Tree
+	mu  sync.Mutex
+	key treeKey // what cur builds for
+	cur *reload.Value[built]
+}
+
+// treeKey is what a tree depends on besides the users.
+type treeKey struct{ base, domain string }
+
+// built is a tree and the users' version it was built from.
+type built struct {
+	tree    *vdir.Tree
+	version string
 }
 
 // NewStore builds the directory-mode source over st. now is the clock
@@ -84,51 +90,46 @@ func (s storeDir) NameForDN(_ context.Context, dn string) (string, error) {
 	return "", ErrUnknownUser
 }
 
-// snapshot returns the tree for set, rebuilt if the users changed.
+// snapshot returns the tree for set, rebuilt if the users changed. A
+// change of base DN or domain starts a new tree.
 func (d *Store) snapshot(ctx context.Context, set Settings) (*vdir.Tree, error) {
-	d.buildMu.Lock()
-	defer d.buildMu.Unlock()
+	k := treeKey{set.BaseDN, set.Domain}
 	d.mu.Lock()
-	same := func() bool { return d.tree != nil && d.treeBase == set.BaseDN && d.treeDom == set.Domain }
-	tree := d.tree
-	fresh := same() && d.now().Sub(d.checked) < time.Second
-	d.mu.Unlock()
-	if fresh {
-		return tree, nil
+	if d.cur == nil || d.key != k {
+		d.key = k
+		d.cur = reload.New(time.Second, d.now, func(ctx context.Context, last built, have bool) (built, error) {
+			return d.build(ctx, k, last, have)
+		})
+		// A failed read answers from the last tree: searches keep
+		// working while the store is busy.
+		d.cur.KeepLastGood = true
 	}
+	cur := d.cur
+	d.mu.Unlock()
+	b, err := cur.Get(ctx)
+	return b.tree, err
+}
+
+// build reads the users' version and rebuilds the tree only if it moved.
+func (d *Store) build(ctx context.Context, k treeKey, last built, have bool) (built, error) {
 	v, err := d.st.UsersVersion(ctx)
 	if err != nil {
-		if tree != nil {
-			return tree, nil
-		}
-		return nil, err
+		return built{}, err
 	}
-	d.mu.Lock()
-	unchanged := same() && v == d.version
-	if unchanged {
-		d.checked = d.now()
-	}
-	d.mu.Unlock()
-	if unchanged {
-		return tree, nil
+	if have && v == last.version {
+		return last, nil
 	}
 	users, err := d.st.Users(ctx)
 	if err != nil {
-		if tree != nil {
-			return tree, nil
-		}
-		return nil, err
+		return built{}, err
 	}
 	in := make([]vdir.User, 0, len(users))
 	for _, u := range users {
 		in = append(in, vdir.User{Name: u.Name, DisplayName: u.DisplayName, Disabled: u.Disabled, Groups: u.Groups})
 	}
-	t, err := vdir.Build(set.BaseDN, set.Domain, in)
+	t, err := vdir.Build(k.base, k.domain, in)
 	if err != nil {
-		return nil, err
+		return built{}, err
 	}
-	d.mu.Lock()
-	d.tree, d.version, d.treeBase, d.treeDom, d.checked = t, v, set.BaseDN, set.Domain, d.now()
-	d.mu.Unlock()
-	return t, nil
+	return built{tree: t, version: v}, nil
 }

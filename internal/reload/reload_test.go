@@ -1,4 +1,4 @@
-package appliance
+package reload
 
 import (
 	"context"
@@ -22,10 +22,10 @@ func (f *fakeSource) load(context.Context, int, bool) (int, error) {
 func TestReloadingReadsAtMostOncePerInterval(t *testing.T) {
 	now := time.Date(2026, 11, 30, 10, 0, 0, 0, time.UTC)
 	src := &fakeSource{v: 1}
-	c := newReloading(time.Second, func() time.Time { return now }, src.load)
+	c := New(time.Second, func() time.Time { return now }, src.load)
 	get := func(want int) {
 		t.Helper()
-		got, err := c.get(t.Context())
+		got, err := c.Get(t.Context())
 		if err != nil || got != want {
 			t.Fatalf("got %d, %v; want %d", got, err, want)
 		}
@@ -51,21 +51,21 @@ func TestReloadingErrors(t *testing.T) {
 	for _, keep := range []bool{false, true} {
 		now := time.Date(2026, 11, 30, 10, 0, 0, 0, time.UTC)
 		src := &fakeSource{err: errors.New("database is locked")}
-		c := newReloading(time.Second, func() time.Time { return now }, src.load)
-		c.keepLastGood = keep
-		if _, err := c.get(t.Context()); err == nil {
-			t.Fatalf("keepLastGood %v: got no error before any good read", keep)
+		c := New(time.Second, func() time.Time { return now }, src.load)
+		c.KeepLastGood = keep
+		if _, err := c.Get(t.Context()); err == nil {
+			t.Fatalf("KeepLastGood %v: got no error before any good read", keep)
 		}
 		src.v, src.err = 7, nil
-		if v, err := c.get(t.Context()); err != nil || v != 7 {
-			t.Fatalf("keepLastGood %v: got %d, %v after the store recovered, want 7 (a failed read is not remembered)", keep, v, err)
+		if v, err := c.Get(t.Context()); err != nil || v != 7 {
+			t.Fatalf("KeepLastGood %v: got %d, %v after the store recovered, want 7 (a failed read is not remembered)", keep, v, err)
 		}
 		now = now.Add(time.Second)
 		src.err = errors.New("database is locked")
-		v, err := c.get(t.Context())
+		v, err := c.Get(t.Context())
 		switch {
 		case keep && (err != nil || v != 7):
-			t.Fatalf("keepLastGood: got %d, %v, want the last good 7", v, err)
+			t.Fatalf("KeepLastGood: got %d, %v, want the last good 7", v, err)
 		case !keep && err == nil:
 			t.Fatalf("got %d, no error, want the failed read's error", v)
 		}
@@ -73,8 +73,8 @@ func TestReloadingErrors(t *testing.T) {
 		loads := src.loads
 		src.err = nil
 		src.v = 8
-		if v, err := c.get(t.Context()); err != nil || v != 8 || src.loads != loads+1 {
-			t.Fatalf("keepLastGood %v: got %d, %v after %d reads, want 8 read at once", keep, v, err, src.loads-loads)
+		if v, err := c.Get(t.Context()); err != nil || v != 8 || src.loads != loads+1 {
+			t.Fatalf("KeepLastGood %v: got %d, %v after %d reads, want 8 read at once", keep, v, err, src.loads-loads)
 		}
 	}
 }
@@ -83,7 +83,7 @@ func TestReloadingPassesTheLastValueToLoad(t *testing.T) {
 	now := time.Date(2026, 11, 30, 10, 0, 0, 0, time.UTC)
 	var seen []int
 	n := 0
-	c := newReloading(time.Second, func() time.Time { return now }, func(_ context.Context, last int, have bool) (int, error) {
+	c := New(time.Second, func() time.Time { return now }, func(_ context.Context, last int, have bool) (int, error) {
 		if have {
 			seen = append(seen, last)
 		}
@@ -91,7 +91,7 @@ func TestReloadingPassesTheLastValueToLoad(t *testing.T) {
 		return n * 10, nil
 	})
 	for range 3 {
-		if _, err := c.get(t.Context()); err != nil {
+		if _, err := c.Get(t.Context()); err != nil {
 			t.Fatal(err)
 		}
 		now = now.Add(time.Second)

@@ -1,4 +1,8 @@
-package appliance
+// Package reload holds a value read from the store and reads it again at
+// most once per interval: the one "reload at most once a second" cache of
+// the gate's site settings, its client tables and the LDAP directory's
+// tree. It imports nothing of clinicgate.
+package reload
 
 import (
 	"context"
@@ -6,7 +10,7 @@ import (
 	"time"
 )
 
-// reloading holds a value read from the store and reads it again at most
+// Value holds a value read from the store and reads it again at most
 // once per interval, so that a change made by the CLI or the console
 // applies within that interval without a restart, while a flood of logins
 // costs one store read per interval, not one per login.
@@ -14,13 +18,13 @@ import (
 // load receives the value it returned last (the zero value the first
 // time, with have false), so it can keep that value when a cheap version
 // check says nothing changed.
-type reloading[T any] struct {
+type Value[T any] struct {
 	every time.Duration
 	now   func() time.Time
 	load  func(ctx context.Context, last T, have bool) (T, error)
-	// keepLastGood answers from the last value read when a reload fails.
+	// KeepLastGood answers from the last value read when a reload fails.
 	// Without it the error is returned, and the next call tries again.
-	keepLastGood bool
+	KeepLastGood bool
 
 	mu   sync.Mutex
 	v    T
@@ -28,16 +32,18 @@ type reloading[T any] struct {
 	at   time.Time
 }
 
-func newReloading[T any](every time.Duration, now func() time.Time, load func(context.Context, T, bool) (T, error)) *reloading[T] {
+// New returns a Value that calls load at most once per every (now is the
+// clock; nil: time.Now).
+func New[T any](every time.Duration, now func() time.Time, load func(context.Context, T, bool) (T, error)) *Value[T] {
 	if now == nil {
 		now = time.Now
 	}
-	return &reloading[T]{every: every, now: now, load: load}
+	return &Value[T]{every: every, now: now, load: load}
 }
 
-// get returns the value, reading it again when the last read is an
+// Get returns the value, reading it again when the last read is an
 // interval old (or the clock went back past it).
-func (c *reloading[T]) get(ctx context.Context) (T, error) {
+func (c *Value[T]) Get(ctx context.Context) (T, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	now := c.now()
@@ -46,7 +52,7 @@ func (c *reloading[T]) get(ctx context.Context) (T, error) {
 	}
 	v, err := c.load(ctx, c.v, c.have)
 	if err != nil {
-		if c.have && c.keepLastGood {
+		if c.have && c.KeepLastGood {
 			// The time of the last good read stays, so the next call
 			// tries again.
 			return c.v, nil

@@ -6,7 +6,6 @@ package e2e
 
 import (
 	"bufio"
-	"bytes"
 	"database/sql"
 	"fmt"
 	"io"
@@ -16,11 +15,11 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/clinicgate/clinicgate/appliance/upstream/upstreamtest"
 	_ "modernc.org/sqlite"
 )
 
@@ -53,25 +52,12 @@ func need(t *testing.T, tools ...string) {
 	}
 }
 
-// syncBuffer collects a process's output while it runs.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
-
 type daemon struct {
 	cmd            *exec.Cmd
 	auth, acct     string
 	http, ssh      string
 	ldap, ldaps    string
-	stdout, stderr *syncBuffer
+	stdout, stderr *upstreamtest.LockedBuffer
 	done           chan error
 }
 
@@ -88,7 +74,7 @@ func startDaemon(t testing.TB, data string, args ...string) *daemon {
 	t.Helper()
 	argv := append([]string{"serve", "--data", data, "--radius-auth", "127.0.0.1:0", "--radius-acct", "127.0.0.1:0", "--http", "127.0.0.1:0", "--ssh", "127.0.0.1:0",
 		"--ldap", "127.0.0.1:0", "--ldaps", "127.0.0.1:0"}, args...)
-	d := &daemon{cmd: exec.Command(binPath, argv...), stdout: &syncBuffer{}, stderr: &syncBuffer{}, done: make(chan error, 1)}
+	d := &daemon{cmd: exec.Command(binPath, argv...), stdout: &upstreamtest.LockedBuffer{}, stderr: &upstreamtest.LockedBuffer{}, done: make(chan error, 1)}
 	pr, pw := io.Pipe()
 	d.cmd.Stdout = io.MultiWriter(d.stdout, pw)
 	d.cmd.Stderr = d.stderr

@@ -33,7 +33,7 @@ type FreeRADIUS struct {
 	Secret string
 	Dir    string
 	cmd    *exec.Cmd
-	log    *lockedBuffer
+	log    *LockedBuffer
 	done   chan struct{}
 }
 
@@ -49,17 +49,19 @@ type FreeRADIUSOptions struct {
 	ProxyTo *FreeRADIUS
 }
 
-type lockedBuffer struct {
+// LockedBuffer collects a process's output while it runs (safe for the
+// process's writers and a test reading it at once).
+type LockedBuffer struct {
 	mu sync.Mutex
 	b  strings.Builder
 }
 
-func (l *lockedBuffer) Write(p []byte) (int, error) {
+func (l *LockedBuffer) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.Write(p)
 }
-func (l *lockedBuffer) String() string { l.mu.Lock(); defer l.mu.Unlock(); return l.b.String() }
+func (l *LockedBuffer) String() string { l.mu.Lock(); defer l.mu.Unlock(); return l.b.String() }
 
 // peerPort picks a port for a peer that cannot be handed a listener. It
 // stays below Linux's ephemeral range (32768 and up), where the kernel
@@ -207,7 +209,7 @@ realm upstream {
 	}
 	write(t, filepath.Join(dir, "sites-enabled", "clinicgate"), site)
 
-	fr := &FreeRADIUS{Addr: fmt.Sprintf("127.0.0.1:%d", port), Secret: o.Secret, Dir: dir, log: &lockedBuffer{}, done: make(chan struct{})}
+	fr := &FreeRADIUS{Addr: fmt.Sprintf("127.0.0.1:%d", port), Secret: o.Secret, Dir: dir, log: &LockedBuffer{}, done: make(chan struct{})}
 	fr.cmd = exec.Command(sbin("freeradius"), "-f", "-d", dir, "-l", "stdout")
 	pr, pw := io.Pipe()
 	fr.cmd.Stdout = io.MultiWriter(fr.log, pw)

@@ -29,7 +29,7 @@ type LemonLDAP struct {
 	KeyID string
 	Dir   string
 	cmd   *exec.Cmd
-	log   *lockedBuffer
+	log   *LockedBuffer
 	done  chan struct{}
 }
 
@@ -58,7 +58,7 @@ func StartLemonLDAP(t testing.TB) *LemonLDAP {
 	for try := 0; try < 5; try++ {
 		port := peerPort()
 		l := &LemonLDAP{Issuer: fmt.Sprintf("http://127.0.0.1:%d", port), ClientID: "clinicgate", ClientSecret: "rp-secret-0123456789",
-			Key: key, KeyID: "test-key-1", Dir: dir, log: &lockedBuffer{}, done: make(chan struct{})}
+			Key: key, KeyID: "test-key-1", Dir: dir, log: &LockedBuffer{}, done: make(chan struct{})}
 		var conf map[string]any
 		if err := json.Unmarshal(base, &conf); err != nil {
 			t.Fatal(err)

@@ -27,7 +27,7 @@ type SambaAD struct {
 	netns   string
 	cmd     *exec.Cmd
 	done    chan struct{}
-	log     *lockedBuffer
+	log     *LockedBuffer
 	conf    string
 	t       testing.TB
 }
@@ -42,7 +42,7 @@ func StartSambaAD(t testing.TB) *SambaAD {
 	}
 	dir := t.TempDir()
 	s := &SambaAD{Base: "dc=clinic,dc=test", Realm: "CLINIC.TEST", Domain: "CLINIC", AdminPW: "Adm1n-Passw0rd!", Dir: dir,
-		done: make(chan struct{}), log: &lockedBuffer{}, t: t}
+		done: make(chan struct{}), log: &LockedBuffer{}, t: t}
 	octet := 1 + mrand.IntN(60)
 	s.netns = fmt.Sprintf("cgad%d-%d", os.Getpid(), mrand.IntN(100000))
 	host := fmt.Sprintf("cga%d", mrand.IntN(1000000))

@@ -133,7 +133,7 @@ access to * by * read
 		p2 := p1 + 1
 		s.URL, s.LDAPS = fmt.Sprintf("ldap://127.0.0.1:%d", p1), fmt.Sprintf("ldaps://127.0.0.1:%d", p2)
 		s.cmd = exec.Command(sbin("slapd"), "-f", filepath.Join(dir, "slapd.conf"), "-h", s.URL+"/ "+s.LDAPS+"/", "-d", "0")
-		var log lockedBuffer
+		var log LockedBuffer
 		s.cmd.Stdout, s.cmd.Stderr = &log, &log
 		if err := s.cmd.Start(); err != nil {
 			t.Fatalf("start slapd: %v", err)
@@ -217,7 +217,7 @@ uri "%[3]s"
 		p := peerPort()
 		b := &BackLDAP{URL: fmt.Sprintf("ldap://127.0.0.1:%d", p), done: make(chan struct{})}
 		b.cmd = exec.Command(sbin("slapd"), "-f", filepath.Join(dir, "slapd.conf"), "-h", b.URL+"/", "-d", "0")
-		var log lockedBuffer
+		var log LockedBuffer
 		b.cmd.Stdout, b.cmd.Stderr = &log, &log
 		if err := b.cmd.Start(); err != nil {
 			t.Fatalf("start slapd (back-ldap): %v", err)

@@ -57,7 +57,10 @@ var allowed = map[string][]string{
 	// The doors: the gate (appliance) and its records, the admin service
 	// and appliancetest to set up their tests, and the leaves they share.
 	"radius": {"appliance", "appliance/appliancetest", "appliance/admin", "appliance/policy", "appliance/secrets",
-		"internal/msgauth", "internal/ratelog"},
+		"internal/msgauth", "internal/ratelog", "eap"},
+	// The RADIUS door's EAP server: the gate and the leaves.
+	"eap": {"appliance", "appliance/appliancetest", "appliance/admin", "appliance/atomicfile", "appliance/policy",
+		"appliance/secrets"},
 	"ldapproxy": {"appliance", "appliance/appliancetest", "appliance/admin", "appliance/audit", "appliance/mfa",
 		"appliance/passwd", "appliance/policy", "appliance/secrets", "appliance/atomicfile",
 		"appliance/directory", "ldapproxy/ldapmsg", "internal/ratelog"},
@@ -67,9 +70,9 @@ var allowed = map[string][]string{
 		"appliance/secrets", "appliance/upstream"},
 
 	// Wiring.
-	"internal/daemon": {"appliance/...", "ldapproxy", "radius", "tui"},
+	"internal/daemon": {"appliance/...", "eap", "ldapproxy", "radius", "tui"},
 	"cmd/clinicgate":  {"appliance/...", "internal/daemon", "ldapproxy", "tui"},
-	"e2e":             {"appliance/...", "internal/msgauth", "ldapproxy"},
+	"e2e":             {"appliance/...", "eap", "internal/msgauth", "ldapproxy"},
 	"":                nil, // this package
 }
 

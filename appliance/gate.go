@@ -40,10 +40,14 @@ const (
 type Method string
 
 const (
-	MethodPAP      Method = "pap"
-	MethodCHAP     Method = "chap"
-	MethodMSCHAP   Method = "mschap"
-	MethodEAP      Method = "eap"
+	MethodPAP    Method = "pap"
+	MethodCHAP   Method = "chap"
+	MethodMSCHAP Method = "mschap"
+	MethodEAP    Method = "eap"
+	// MethodTTLSPAP is a PAP password carried inside an EAP-TTLS tunnel
+	// (RFC 5281): checked like PAP, but with no RADIUS challenge round,
+	// so a code can only come appended to the password.
+	MethodTTLSPAP  Method = "ttls-pap"
 	MethodNone     Method = "none"
 	MethodLDAPBind Method = "ldap-bind"
 )

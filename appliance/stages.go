@@ -30,7 +30,7 @@ func (g *Gate) checkRequest(_ context.Context, r *run) (verdict, error) {
 	case req.Plaintext && !req.Client.Policy.AllowPlainLDAP:
 		r.step("request", "the password came over plain LDAP; this client's policy requires LDAPS or StartTLS")
 		return r.refuse(ReasonTLSRequired, MsgDenied), nil
-	case req.Method != MethodPAP && req.Method != MethodLDAPBind:
+	case req.Method != MethodPAP && req.Method != MethodLDAPBind && req.Method != MethodTTLSPAP:
 		r.step("request", "method "+string(req.Method)+" is not supported")
 		return r.refuse(ReasonUnsupportedAuth, MsgDenied), nil
 	case !validUserName(req.User):
@@ -164,7 +164,7 @@ func (g *Gate) firstFactor(ctx context.Context, r *run) (verdict, error) {
 	}
 
 	password := req.Password
-	if pol.MFA != policy.MFAOff && (pol.Style != policy.StyleChallenge || req.Door == DoorLDAP) {
+	if pol.MFA != policy.MFAOff && (pol.Style != policy.StyleChallenge || req.appendOnly()) {
 		if pw, code, ok := splitAppended(req.Password); ok {
 			password, r.code = pw, code
 		}
@@ -475,8 +475,9 @@ func (g *Gate) secondFactor(ctx context.Context, r *run) (verdict, error) {
 	if r.code != nil {
 		return g.checkCode(ctx, r, enr)
 	}
-	// LDAP has no challenge: a code can only come appended to the password.
-	if pol.Style == policy.StyleAppend || r.req.Door == DoorLDAP {
+	// LDAP and EAP-TTLS have no challenge round: a code can only come
+	// appended to the password.
+	if pol.Style == policy.StyleAppend || r.req.appendOnly() {
 		r.step("mfa", "no code appended to the password")
 		return r.refuse(ReasonMFARequired, MsgAppendCode), nil
 	}
@@ -598,4 +599,10 @@ func (g *Gate) countFailure(ctx context.Context, r *run, name string) error {
 		g.log.Warn("account locked", "user", u.Name, "until", lo.LockedUntil, "failures", lo.Failures)
 	}
 	return nil
+}
+
+// appendOnly reports a request that cannot answer a challenge: an LDAP
+// bind, or a password inside an EAP-TTLS tunnel.
+func (req Request) appendOnly() bool {
+	return req.Door == DoorLDAP || req.Method == MethodTTLSPAP
 }

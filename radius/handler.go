@@ -15,8 +15,10 @@ import (
 	"layeh.com/radius/rfc2868"
 	"layeh.com/radius/rfc2869"
 	"layeh.com/radius/rfc3580"
+	"layeh.com/radius/vendors/microsoft"
 
 	"github.com/clinicgate/clinicgate/appliance"
+	"github.com/clinicgate/clinicgate/eap"
 	"github.com/clinicgate/clinicgate/internal/msgauth"
 )
 
@@ -92,8 +94,11 @@ func dedupKey(src netip.AddrPort, pkt *radius.Packet) string {
 
 func (s *Server) access(ctx context.Context, b []byte, pkt *radius.Packet, client appliance.Client, src netip.AddrPort) []byte {
 	var notes []string
+	hasEAP := pkt.Get(rfc2869.EAPMessage_Type) != nil
 	if err := msgauth.Verify(b, client.Secret); err != nil {
-		if errors.Is(err, msgauth.ErrMissing) && !client.Policy.RequireMessageAuthenticator {
+		// RFC 3579 §3.2: an EAP request without a Message-Authenticator
+		// is discarded, whatever the client's relaxation.
+		if errors.Is(err, msgauth.ErrMissing) && !client.Policy.RequireMessageAuthenticator && !hasEAP {
 			// The operator relaxed this for old hardware; the audit says so.
 			notes = append(notes, "message_authenticator_absent")
 		} else {
@@ -118,6 +123,11 @@ func (s *Server) access(ctx context.Context, b []byte, pkt *radius.Packet, clien
 		return nil
 	}
 	req := toRequest(pkt, client, src, notes)
+	if hasEAP && s.EAP != nil && req.Invalid == "" {
+		reply := s.eap(ctx, pkt, req, client)
+		s.dedup.finish(key, reply, s.Now())
+		return reply
+	}
 	dctx, cancel := context.WithTimeout(ctx, s.DecideTimeout)
 	d, err := s.Gate.Decide(dctx, req)
 	cancel()
@@ -207,6 +217,13 @@ func toRequest(pkt *radius.Packet, client appliance.Client, src netip.AddrPort, 
 // encodeDecision writes the Decision as a signed Access-Accept, -Reject or
 // -Challenge.
 func encodeDecision(pkt *radius.Packet, d appliance.Decision) ([]byte, error) {
+	return encodeDecisionWith(pkt, d, nil)
+}
+
+// encodeDecisionWith is encodeDecision with the door's own attributes
+// (EAP's) added first, so that no upstream attribute of the same type
+// passes through beside them.
+func encodeDecisionWith(pkt *radius.Packet, d appliance.Decision, add func(resp *radius.Packet) error) ([]byte, error) {
 	code := radius.CodeAccessReject
 	switch d.Outcome {
 	case appliance.Accept:
@@ -215,6 +232,11 @@ func encodeDecision(pkt *radius.Packet, d appliance.Decision) ([]byte, error) {
 		code = radius.CodeAccessChallenge
 	}
 	resp := pkt.Response(code)
+	if add != nil {
+		if err := add(resp); err != nil {
+			return nil, err
+		}
+	}
 	switch code {
 	case radius.CodeAccessAccept:
 		a := d.Attributes
@@ -263,6 +285,62 @@ func encodeDecision(pkt *radius.Packet, d appliance.Decision) ([]byte, error) {
 	}
 	copyProxyState(resp, pkt)
 	return msgauth.SignResponse(resp, pkt)
+}
+
+// eap answers an Access-Request that carries EAP: the EAP server runs the
+// conversation and, at its end, the gate decides; the answer carries the
+// EAP message, and with an Accept the MPPE keys (RFC 2548) and the user's
+// name.
+func (s *Server) eap(ctx context.Context, pkt *radius.Packet, base appliance.Request, client appliance.Client) []byte {
+	msg, _ := rfc2869.EAPMessage_Lookup(pkt)
+	dctx, cancel := context.WithTimeout(ctx, s.DecideTimeout)
+	rep := s.EAP.Handle(dctx, eap.Request{Base: base, EAP: msg, State: base.State, FramedMTU: int(rfc2865.FramedMTU_Get(pkt))})
+	cancel()
+	var reply []byte
+	var err error
+	switch rep.Outcome {
+	case eap.Drop:
+		return nil
+	case eap.Challenge:
+		resp := pkt.Response(radius.CodeAccessChallenge)
+		if err = rfc2869.EAPMessage_Set(resp, rep.EAP); err == nil {
+			err = rfc2865.State_Set(resp, rep.State)
+		}
+		if err == nil {
+			copyProxyState(resp, pkt)
+			reply, err = msgauth.SignResponse(resp, pkt)
+		}
+	default:
+		d := rep.Decision
+		if rep.Outcome != eap.Accept {
+			d.Outcome = appliance.Reject
+		}
+		reply, err = encodeDecisionWith(pkt, d, func(resp *radius.Packet) error {
+			if err := rfc2869.EAPMessage_Set(resp, rep.EAP); err != nil {
+				return err
+			}
+			if rep.Outcome != eap.Accept {
+				return nil
+			}
+			if len(rep.MSK) != 64 {
+				return errors.New("an EAP Accept without its 64-byte MSK")
+			}
+			if d.User != "" {
+				if err := rfc2865.UserName_SetString(resp, d.User); err != nil {
+					return err
+				}
+			}
+			if err := microsoft.MSMPPERecvKey_Add(resp, rep.MSK[:32]); err != nil {
+				return err
+			}
+			return microsoft.MSMPPESendKey_Add(resp, rep.MSK[32:64])
+		})
+	}
+	if err != nil {
+		s.Logger.Error("could not encode a RADIUS reply to an EAP request", "client", client.Name, "err", err)
+		return nil
+	}
+	return reply
 }
 
 // copyProxyState copies Proxy-State attributes in order (RFC 2865 §5.33).

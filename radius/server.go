@@ -24,6 +24,7 @@ import (
 	"layeh.com/radius"
 
 	"github.com/clinicgate/clinicgate/appliance"
+	"github.com/clinicgate/clinicgate/eap"
 	"github.com/clinicgate/clinicgate/internal/ratelog"
 )
 
@@ -54,6 +55,9 @@ type Server struct {
 	Accounting AccountingSink // nil: accounting requests are dropped
 	Logger     *slog.Logger
 	Metrics    *appliance.Metrics // optional
+	// EAP runs EAP conversations (802.1X); nil: an Access-Request with
+	// EAP is refused by the gate as auth_unsupported.
+	EAP *eap.Server
 
 	// Workers is how many requests are handled at once per socket
 	// (default 32); Queue how many may wait (default 256).

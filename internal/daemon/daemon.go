@@ -34,6 +34,7 @@ import (
 	"github.com/clinicgate/clinicgate/appliance/passwd"
 	"github.com/clinicgate/clinicgate/appliance/store"
 	"github.com/clinicgate/clinicgate/appliance/upstream"
+	"github.com/clinicgate/clinicgate/eap"
 	"github.com/clinicgate/clinicgate/ldapproxy"
 	"github.com/clinicgate/clinicgate/radius"
 	"github.com/clinicgate/clinicgate/tui"
@@ -140,6 +141,9 @@ func Open(ctx context.Context, cfg config.Config, opts Options) (_ *Daemon, err 
 		Gate: d.gate, Clients: appliance.NewClientTable(d.store, string(appliance.DoorRADIUS), nil),
 		Accounting: d.gate, Logger: d.log, Metrics: metrics,
 	}
+	if d.radius.EAP, err = d.openEAP(ctx); err != nil {
+		return nil, err
+	}
 	if cfg.LDAP.Listen != "" || cfg.LDAP.ListenTLS != "" {
 		if err := d.openLDAP(ctx); err != nil {
 			return nil, err
@@ -154,6 +158,24 @@ func Open(ctx context.Context, cfg config.Config, opts Options) (_ *Daemon, err 
 		}
 	}
 	return d, nil
+}
+
+// openEAP sets up the EAP server of the RADIUS door with the appliance's
+// EAP certificate, generated in the data directory on first start.
+func (d *Daemon) openEAP(ctx context.Context) (*eap.Server, error) {
+	certPath, keyPath, renewed, err := eap.EnsureCertificate(d.store.Dir())
+	if err != nil {
+		return nil, fmt.Errorf("EAP certificate: %w", err)
+	}
+	if renewed {
+		d.log.Warn("the appliance's EAP certificate was damaged and has been made again; Wi-Fi profiles that trusted the old one must be given the new one", "file", certPath)
+		_, _ = d.audit.Append(ctx, audit.Entry{Kind: audit.KindSystem, Reason: "eap_certificate_renewed", Actor: "daemon", Detail: "the EAP certificate " + certPath + " was damaged and was made again"})
+	}
+	tlsCfg, err := eap.TLSConfig(certPath, keyPath)
+	if err != nil {
+		return nil, err
+	}
+	return &eap.Server{Gate: d.gate, TLS: tlsCfg}, nil
 }
 
 func (d *Daemon) openLDAP(ctx context.Context) error {

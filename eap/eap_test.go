@@ -1,0 +1,507 @@
+package eap
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/binary"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/clinicgate/clinicgate/appliance"
+)
+
+// fakeGate accepts alice with "secret" and records every request.
+type fakeGate struct {
+	mu   sync.Mutex
+	reqs []appliance.Request
+}
+
+func (g *fakeGate) Decide(_ context.Context, req appliance.Request) (appliance.Decision, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.reqs = append(g.reqs, req)
+	if req.Invalid == "" && req.Method == appliance.MethodTTLSPAP && req.User == "alice" && string(req.Password) == "secret" {
+		return appliance.Decision{Outcome: appliance.Accept, Reason: appliance.ReasonOK, User: "alice"}, nil
+	}
+	reason := appliance.ReasonBadPassword
+	if req.Invalid != "" {
+		reason = req.Invalid
+	}
+	return appliance.Decision{Outcome: appliance.Reject, Reason: reason}, nil
+}
+
+func (g *fakeGate) last(t *testing.T) appliance.Request {
+	t.Helper()
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if len(g.reqs) == 0 {
+		t.Fatal("the gate was never asked")
+	}
+	return g.reqs[len(g.reqs)-1]
+}
+
+var (
+	certOnce       sync.Once
+	certDir        string
+	serverTLS      *tls.Config
+	clientRoots    *x509.CertPool
+	certOnceFailed error
+)
+
+func testTLS(t *testing.T) (*tls.Config, *x509.CertPool) {
+	t.Helper()
+	certOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "eap-test")
+		if err != nil {
+			certOnceFailed = err
+			return
+		}
+		certDir = dir
+		cp, kp, _, err := EnsureCertificate(dir)
+		if err != nil {
+			certOnceFailed = err
+			return
+		}
+		if serverTLS, err = TLSConfig(cp, kp); err != nil {
+			certOnceFailed = err
+			return
+		}
+		pemBytes, err := os.ReadFile(cp)
+		if err != nil {
+			certOnceFailed = err
+			return
+		}
+		clientRoots = x509.NewCertPool()
+		clientRoots.AppendCertsFromPEM(pemBytes)
+	})
+	if certOnceFailed != nil {
+		t.Fatal(certOnceFailed)
+	}
+	return serverTLS, clientRoots
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if certDir != "" {
+		os.RemoveAll(certDir)
+	}
+	os.Exit(code)
+}
+
+func newServer(t *testing.T) (*Server, *fakeGate) {
+	cfg, _ := testTLS(t)
+	g := &fakeGate{}
+	return &Server{Gate: g, TLS: cfg}, g
+}
+
+var (
+	nasA = netip.MustParseAddr("192.0.2.10")
+	nasB = netip.MustParseAddr("192.0.2.11")
+)
+
+func base(src netip.Addr, station string) appliance.Request {
+	return appliance.Request{
+		Door: appliance.DoorRADIUS, Client: appliance.Client{Name: "ap-" + src.String()}, Source: src,
+		Device: station, Method: appliance.MethodEAP, User: "anonymous",
+	}
+}
+
+func identity(id byte, name string) []byte {
+	return Packet{Code: CodeResponse, Identifier: id, Type: TypeIdentity, Data: []byte(name)}.Encode()
+}
+
+func ttlsResponse(id byte, flags byte, total int, data []byte) []byte {
+	return Packet{Code: CodeResponse, Identifier: id, Type: TypeTTLS, Data: encodeTTLS(flags, total, data)}.Encode()
+}
+
+// start opens a conversation and returns its State and the Identifier to
+// answer.
+func start(t *testing.T, s *Server, b appliance.Request) ([]byte, byte) {
+	t.Helper()
+	rep := s.Handle(context.Background(), Request{Base: b, EAP: identity(7, "anonymous")})
+	if rep.Outcome != Challenge || len(rep.State) == 0 {
+		t.Fatalf("identity: outcome %v, want a Challenge with State", rep.Outcome)
+	}
+	p, err := Parse(rep.EAP)
+	if err != nil || p.Code != CodeRequest || p.Type != TypeTTLS || p.Identifier != 8 || len(p.Data) != 1 || p.Data[0]&flagStart == 0 {
+		t.Fatalf("identity answered with %+v (%v), want an EAP-TTLS Start with Identifier 8", p, err)
+	}
+	return rep.State, p.Identifier
+}
+
+func wantRefused(t *testing.T, g *fakeGate, rep Reply, note string) {
+	t.Helper()
+	if rep.Outcome != Reject || !rep.Decided || rep.MSK != nil {
+		t.Fatalf("outcome %v decided %v, want a Reject from the gate without keys", rep.Outcome, rep.Decided)
+	}
+	if p, err := Parse(rep.EAP); err != nil || p.Code != CodeFailure {
+		t.Fatalf("reject carries %x, want an EAP-Failure", rep.EAP)
+	}
+	req := g.last(t)
+	if req.Invalid != appliance.ReasonBadRequest || !slices.ContainsFunc(req.Notes, func(n string) bool { return strings.Contains(n, note) }) {
+		t.Fatalf("the gate got Invalid %q notes %q, want bad_request and a note with %q", req.Invalid, req.Notes, note)
+	}
+}
+
+func TestParseLengths(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		b    []byte
+	}{
+		{"empty", nil},
+		{"short header", []byte{2, 1, 0}},
+		{"length above the data", []byte{2, 1, 0, 10, 1, 'a'}},
+		{"length below the data", []byte{2, 1, 0, 5, 1, 'a', 'b'}},
+		{"length zero", []byte{2, 1, 0, 0, 1}},
+		{"response without a type", []byte{2, 1, 0, 4}},
+		{"success with data", []byte{3, 1, 0, 5, 0}},
+		{"unknown code", []byte{9, 1, 0, 4}},
+	} {
+		if _, err := Parse(tc.b); err == nil {
+			t.Errorf("%s: %x parsed", tc.name, tc.b)
+		}
+	}
+	p, err := Parse(identity(3, "bob"))
+	if err != nil || p.Code != CodeResponse || p.Identifier != 3 || p.Type != TypeIdentity || string(p.Data) != "bob" {
+		t.Fatalf("identity: %+v %v", p, err)
+	}
+	if _, err := parseTTLS([]byte{flagLength, 0, 1}); err == nil {
+		t.Error("a TTLS length flag with a 2-byte length parsed")
+	}
+	if _, err := parseTTLS([]byte{flagLength, 0, 0, 0, 1, 'a', 'b'}); err == nil {
+		t.Error("a TTLS fragment longer than its total parsed")
+	}
+}
+
+func TestWrongLengthsRefused(t *testing.T) {
+	s, g := newServer(t)
+	b := base(nasA, "02-00-00-00-00-01")
+	rep := s.Handle(context.Background(), Request{Base: b, EAP: []byte{2, 1, 0, 40, 1, 'a'}})
+	wantRefused(t, g, rep, "length field")
+	state, id := start(t, s, b)
+	bad := ttlsResponse(id, 0, 0, []byte{0x16, 3, 1})
+	bad[3]++ // one more than what is there
+	rep = s.Handle(context.Background(), Request{Base: b, EAP: bad, State: state})
+	wantRefused(t, g, rep, "length field")
+	if s.Len() != 1 {
+		// Nothing the peer sent belonged to the session: it stays.
+		t.Fatalf("%d sessions, want 1", s.Len())
+	}
+}
+
+func TestFragmentsBeyondCapRefused(t *testing.T) {
+	s, g := newServer(t)
+	b := base(nasA, "02-00-00-00-00-01")
+
+	// An announced length above 64 KiB.
+	state, id := start(t, s, b)
+	rep := s.Handle(context.Background(), Request{Base: b, EAP: ttlsResponse(id, flagLength|flagMore, maxMessage+1, make([]byte, 100)), State: state})
+	wantRefused(t, g, rep, "cap")
+
+	// No length announced, fragments that keep coming.
+	state, id = start(t, s, b)
+	chunk := make([]byte, 1000)
+	for i := 0; ; i++ {
+		rep = s.Handle(context.Background(), Request{Base: b, EAP: ttlsResponse(id, flagMore, 0, chunk), State: state})
+		if rep.Outcome != Challenge {
+			break
+		}
+		if i > maxMessage/len(chunk)+1 {
+			t.Fatalf("%d fragments of %d bytes acknowledged", i, len(chunk))
+		}
+		p, err := Parse(rep.EAP)
+		if err != nil || p.Type != TypeTTLS || !bytes.Equal(p.Data, []byte{0}) {
+			t.Fatalf("fragment %d answered with %x, want an empty EAP-TTLS ACK", i, rep.EAP)
+		}
+		id = p.Identifier
+	}
+	wantRefused(t, g, rep, "cap")
+	if s.Len() != 0 {
+		t.Fatalf("%d sessions after the refusals, want 0", s.Len())
+	}
+}
+
+func TestStateFromAnotherStationOrNASRefused(t *testing.T) {
+	s, g := newServer(t)
+	b := base(nasA, "02-00-00-00-00-01")
+	state, id := start(t, s, b)
+	for _, other := range []appliance.Request{base(nasA, "02-00-00-00-00-02"), base(nasB, "02-00-00-00-00-01")} {
+		rep := s.Handle(context.Background(), Request{Base: other, EAP: ttlsResponse(id, 0, 0, nil), State: state})
+		wantRefused(t, g, rep, "another NAS or station")
+	}
+	// The rightful peer carries on: a NAK that asks for TTLS gets the
+	// Start again.
+	nak := Packet{Code: CodeResponse, Identifier: id, Type: TypeNAK, Data: []byte{TypeTTLS}}.Encode()
+	if rep := s.Handle(context.Background(), Request{Base: b, EAP: nak, State: state}); rep.Outcome != Challenge {
+		t.Fatalf("the rightful station got %v, want a Challenge", rep.Outcome)
+	}
+}
+
+func TestNAKToAnotherMethodRefused(t *testing.T) {
+	s, g := newServer(t)
+	b := base(nasA, "02-00-00-00-00-01")
+	state, id := start(t, s, b)
+	nak := Packet{Code: CodeResponse, Identifier: id, Type: TypeNAK, Data: []byte{25}}.Encode() // PEAP
+	wantRefused(t, g, s.Handle(context.Background(), Request{Base: b, EAP: nak, State: state}), "EAP-TTLS only")
+}
+
+func TestExpiredSessionRefused(t *testing.T) {
+	s, g := newServer(t)
+	now := time.Date(2026, 1, 1, 8, 0, 0, 0, time.UTC)
+	s.Now = func() time.Time { return now }
+	b := base(nasA, "02-00-00-00-00-01")
+	state, id := start(t, s, b)
+	now = now.Add(61 * time.Second)
+	rep := s.Handle(context.Background(), Request{Base: b, EAP: ttlsResponse(id, 0, 0, nil), State: state})
+	wantRefused(t, g, rep, "took longer than 1m0s")
+	if s.Len() != 0 {
+		t.Fatalf("%d sessions, want the expired one gone", s.Len())
+	}
+}
+
+// TestSessionCap: a flood of half-open handshakes from many stations, each
+// with a TLS goroutine waiting for its peer, keeps the table at its cap and
+// frees the goroutines of the sessions it evicts.
+func TestSessionCap(t *testing.T) {
+	s, _ := newServer(t)
+	s.MaxSessions = 50
+	_, roots := testTLS(t)
+	before := runtime.NumGoroutine()
+	for i := range 500 {
+		b := base(nasA, "02-00-00-00-"+string(rune('a'+i%26))+string(rune('a'+i/26)))
+		state, id := start(t, s, b)
+		p := newPeer(t, &tls.Config{RootCAs: roots, ServerName: serverName(t), MinVersion: tls.VersionTLS12})
+		hello := p.first()
+		rep := s.Handle(context.Background(), Request{Base: b, EAP: ttlsResponse(id, flagLength, len(hello), hello), State: state})
+		if rep.Outcome != Challenge {
+			t.Fatalf("ClientHello %d: outcome %v", i, rep.Outcome)
+		}
+		p.close()
+		if n := s.Len(); n > s.MaxSessions {
+			t.Fatalf("%d sessions after %d handshakes, above the cap of %d", n, i+1, s.MaxSessions)
+		}
+	}
+	// Each live session holds one goroutine; the evicted ones end.
+	deadline := time.Now().Add(5 * time.Second)
+	for runtime.NumGoroutine() > before+s.MaxSessions+5 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d goroutines (%d before) with %d sessions: evicted handshakes were not freed", runtime.NumGoroutine(), before, s.Len())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func serverName(t *testing.T) string {
+	cfg, _ := testTLS(t)
+	c, err := x509.ParseCertificate(cfg.Certificates[0].Certificate[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c.Subject.CommonName
+}
+
+// peer is a TTLS peer for the tests: a crypto/tls client over the same
+// in-memory conn the server uses.
+type peer struct {
+	t    *testing.T
+	pc   *pipeConn
+	c    *tls.Conn
+	done chan error
+}
+
+func newPeer(t *testing.T, cfg *tls.Config) *peer {
+	p := &peer{t: t, pc: newPipeConn(), done: make(chan error, 1)}
+	p.pc.fed = true // the first Read (after the ClientHello) says so
+	p.c = tls.Client(p.pc, cfg)
+	return p
+}
+
+// first starts the handshake and returns the ClientHello.
+func (p *peer) first() []byte {
+	go func() { p.done <- p.c.Handshake() }()
+	select {
+	case <-p.pc.idle:
+	case err := <-p.done:
+		p.t.Fatalf("client handshake: %v", err)
+	}
+	return p.pc.takeOut()
+}
+
+// step feeds the server's TLS data; with handshakeDone, the handshake is
+// complete and the client has sent avps.
+func (p *peer) step(in []byte, avps []byte) (out []byte, handshakeDone bool) {
+	p.pc.in <- in
+	select {
+	case <-p.pc.idle:
+		return p.pc.takeOut(), false
+	case err := <-p.done:
+		if err != nil {
+			p.t.Fatalf("client handshake: %v", err)
+		}
+	}
+	if _, err := p.c.Write(avps); err != nil {
+		p.t.Fatal(err)
+	}
+	return p.pc.takeOut(), true
+}
+
+func (p *peer) close() { p.pc.close() }
+
+// converse runs a whole EAP-TTLS/PAP conversation, fragmenting what the
+// peer sends at peerFrag bytes, with the NAS's Framed-MTU mtu.
+func converse(t *testing.T, s *Server, version uint16, user, password string, peerFrag, mtu int) (Reply, *peer) {
+	_, roots := testTLS(t)
+	b := base(nasA, "02-00-00-00-00-09")
+	state, id := start(t, s, b)
+	p := newPeer(t, &tls.Config{RootCAs: roots, ServerName: serverName(t), MinVersion: version, MaxVersion: version})
+	t.Cleanup(p.close)
+	avps := appendAVP(appendAVP(nil, avpUserName, []byte(user)), avpUserPassword, append([]byte(password), 0, 0, 0))
+	out := p.first()
+	send := func(msg []byte) Reply {
+		for off := 0; ; {
+			n := min(len(msg)-off, peerFrag)
+			var flags byte
+			if off == 0 {
+				flags = flagLength
+			}
+			if off+n < len(msg) {
+				flags |= flagMore
+			}
+			rep := s.Handle(context.Background(), Request{Base: b, EAP: ttlsResponse(id, flags, len(msg), msg[off:off+n]), State: state, FramedMTU: mtu})
+			off += n
+			if flags&flagMore == 0 {
+				return rep
+			}
+			pk, err := Parse(rep.EAP)
+			if rep.Outcome != Challenge || err != nil || !bytes.Equal(pk.Data, []byte{0}) {
+				t.Fatalf("fragment answered with %v %x, want an ACK", rep.Outcome, rep.EAP)
+			}
+			id = pk.Identifier
+		}
+	}
+	for round := 0; round < 50; round++ {
+		rep := send(out)
+		if rep.Outcome != Challenge {
+			return rep, p
+		}
+		// Collect the server's fragments, acknowledging each.
+		var in []byte
+		for {
+			pk, err := Parse(rep.EAP)
+			if err != nil || pk.Type != TypeTTLS {
+				t.Fatalf("server sent %x (%v)", rep.EAP, err)
+			}
+			if len(rep.EAP) > mtu && mtu > 0 {
+				t.Fatalf("an EAP packet of %d bytes above the Framed-MTU of %d", len(rep.EAP), mtu)
+			}
+			f, err := parseTTLS(pk.Data)
+			if err != nil {
+				t.Fatal(err)
+			}
+			id = pk.Identifier
+			in = append(in, f.data...)
+			if f.flags&flagMore == 0 {
+				break
+			}
+			rep = s.Handle(context.Background(), Request{Base: b, EAP: ttlsResponse(id, 0, 0, nil), State: state, FramedMTU: mtu})
+			if rep.Outcome != Challenge {
+				t.Fatalf("an ACK got %v", rep.Outcome)
+			}
+		}
+		out, _ = p.step(in, avps)
+	}
+	t.Fatal("no end after 50 rounds")
+	return Reply{}, nil
+}
+
+func TestTTLSPAPConversation(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		version uint16
+		label   string
+		context []byte
+		note    string
+	}{
+		{"TLS 1.2", tls.VersionTLS12, "ttls keying material", nil, "eap_ttls_tls12"},
+		{"TLS 1.3", tls.VersionTLS13, "EXPORTER_EAP_TLS_Key_Material", []byte{0x15}, "eap_ttls_tls13"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, g := newServer(t)
+			rep, p := converse(t, s, tc.version, "alice", "secret", 60, 200)
+			if rep.Outcome != Accept || len(rep.MSK) != 64 {
+				t.Fatalf("outcome %v with a %d-byte MSK, want an Accept with 64; gate got %+v", rep.Outcome, len(rep.MSK), g.last(t))
+			}
+			if pk, err := Parse(rep.EAP); err != nil || pk.Code != CodeSuccess {
+				t.Fatalf("accept carries %x, want an EAP-Success", rep.EAP)
+			}
+			st := p.c.ConnectionState()
+			want, err := st.ExportKeyingMaterial(tc.label, tc.context, 128)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(rep.MSK, want[:64]) {
+				t.Fatal("the server's MSK differs from the peer's")
+			}
+			req := g.last(t)
+			if req.Method != appliance.MethodTTLSPAP || req.User != "alice" || string(req.Password) != "secret" ||
+				!slices.Contains(req.Notes, tc.note) || !slices.Contains(req.Notes, "outer_identity=anonymous") {
+				t.Fatalf("the gate got %+v", req)
+			}
+			if s.Len() != 0 {
+				t.Fatalf("%d sessions after the Accept, want 0", s.Len())
+			}
+		})
+	}
+	t.Run("wrong password", func(t *testing.T) {
+		s, _ := newServer(t)
+		rep, _ := converse(t, s, tls.VersionTLS13, "alice", "wrong", 1000, 0)
+		if rep.Outcome != Reject || rep.MSK != nil || rep.Decision.Reason != appliance.ReasonBadPassword {
+			t.Fatalf("outcome %v reason %q, want a Reject for bad_password without keys", rep.Outcome, rep.Decision.Reason)
+		}
+	})
+}
+
+func TestInnerAVPs(t *testing.T) {
+	in, err := parseAVPs(appendAVP(appendAVP(nil, avpUserName, []byte("bob")), avpUserPassword, []byte("pw\x00\x00\x00\x00")))
+	if err != nil || in.user != "bob" || string(in.password) != "pw" {
+		t.Fatalf("%+v %v, want bob and pw without its NUL padding", in, err)
+	}
+	if _, err := parseAVPs(appendAVP(appendAVP(nil, avpUserName, []byte("bob")), 79, []byte("x"))); err == nil {
+		t.Error("an unsupported mandatory AVP (EAP-Message, an inner EAP method) was accepted")
+	}
+	bad := appendAVP(nil, avpUserName, []byte("bob"))
+	binary.BigEndian.PutUint32(bad[4:8], avpFlagMandator<<24|200)
+	if _, err := parseAVPs(bad); err == nil {
+		t.Error("an AVP longer than the data was accepted")
+	}
+}
+
+func TestEnsureCertificate(t *testing.T) {
+	dir := t.TempDir()
+	cp, kp, renewed, err := EnsureCertificate(dir)
+	if err != nil || renewed || cp != filepath.Join(dir, CertFile) {
+		t.Fatalf("%s %v %v", cp, renewed, err)
+	}
+	first, _ := os.ReadFile(cp)
+	if _, _, renewed, err = EnsureCertificate(dir); err != nil || renewed {
+		t.Fatalf("second start: renewed %v, %v", renewed, err)
+	}
+	if again, _ := os.ReadFile(cp); !bytes.Equal(first, again) {
+		t.Fatal("the certificate changed on the second start")
+	}
+	if err := os.WriteFile(kp, []byte("garbage"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, renewed, err = EnsureCertificate(dir); err != nil || !renewed {
+		t.Fatalf("damaged key: renewed %v, %v", renewed, err)
+	}
+}

@@ -25,6 +25,7 @@ import (
 	"github.com/clinicgate/clinicgate/appliance/appliancetest"
 	"github.com/clinicgate/clinicgate/appliance/policy"
 	"github.com/clinicgate/clinicgate/appliance/secrets"
+	"github.com/clinicgate/clinicgate/eap"
 )
 
 var update = flag.Bool("update", false, "rewrite the seed files in testdata/fuzz")
@@ -68,10 +69,16 @@ func realServer(tb testing.TB) *Server {
 	// answers a mutated packet with an earlier input's reply.
 	var ticks atomic.Int64
 	base := time.Now()
+	// The EAP server as the daemon sets it up (internal/daemon openEAP).
+	cp, kp, _, err := eap.EnsureCertificate(tb.TempDir())
+	must(err)
+	tlsCfg, err := eap.TLSConfig(cp, kp)
+	must(err)
 	return &Server{
 		Gate: core.Gate, Clients: core.Clients(appliance.DoorRADIUS),
 		Accounting: core.Gate, Logger: slog.New(slog.DiscardHandler),
 		Now: func() time.Time { return base.Add(time.Duration(ticks.Add(1)) * time.Minute) },
+		EAP: &eap.Server{Gate: core.Gate, TLS: tlsCfg},
 	}
 }
 
@@ -135,7 +142,8 @@ func fuzzSeeds(tb testing.TB) []seed {
 	p = packet(radius.CodeAccessRequest)
 	rfc2865.UserName_SetString(p, fuzzUser)
 	p.Add(rfc2869.EAPMessage_Type, radius.Attribute("\x02\x01\x00\x0a\x01alice"))
-	add("eap-identity", false, ma(p))
+	add("eap-identity", true, ma(p))
+
 
 	p = pap(fuzzUser, fuzzPassword)
 	p.Add(rfc2865.ProxyState_Type, radius.Attribute("proxy-1"))
@@ -163,6 +171,13 @@ func fuzzSeeds(tb testing.TB) []seed {
 	rfc2866.AcctStatusType_Set(p, rfc2866.AcctStatusType_Value_Start)
 	rfc2866.AcctSessionID_SetString(p, "sess-1")
 	add("accounting-request-on-auth-port", false, acctRequest(tb, p, fuzzSecret))
+	// An EAP-TTLS response carrying the start of a ClientHello, with no
+	// conversation (State) to belong to.
+	p = packet(radius.CodeAccessRequest)
+	rfc2865.UserName_SetString(p, "anonymous")
+	rfc2865.CallingStationID_SetString(p, "AA-BB-CC-DD-EE-FF")
+	p.Add(rfc2869.EAPMessage_Type, radius.Attribute("\x02\x02\x00\x0f\x15\x80\x00\x00\x00\x05\x16\x03\x01\x00\x00"))
+	add("eap-ttls-without-state", true, ma(p))
 	return seeds
 }
 
@@ -170,7 +185,8 @@ func fuzzSeeds(tb testing.TB) []seed {
 // decide with a real gate, encode). It must never panic; every reply must
 // be a signed Access-Accept, -Reject or -Challenge answering the request's
 // identifier, carry only fixed safe Reply-Message texts, and an Accept or a
-// Challenge must only ever follow the enrolled user's correct password.
+// Challenge must only ever follow the enrolled user's correct password (or,
+// with EAP-Message, be a step of an EAP conversation, which grants nothing).
 func FuzzAccessRequest(f *testing.F) {
 	s := realServer(f)
 	for _, sd := range fuzzSeeds(f) {
@@ -202,6 +218,12 @@ func FuzzAccessRequest(f *testing.F) {
 		case radius.Code(data[0]) == radius.CodeStatusServer:
 			if p.Code != radius.CodeAccessAccept || len(p.Attributes) != 1 {
 				t.Errorf("got %v with %d attributes to a Status-Server, want an Access-Accept with only a Message-Authenticator", p.Code, len(p.Attributes))
+			}
+		case p.Code == radius.CodeAccessChallenge && p.Get(rfc2869.EAPMessage_Type) != nil:
+			// A step of an EAP conversation: no password was verified,
+			// and none may be claimed. It answers only an EAP request.
+			if q, err := radius.Parse(data, []byte(fuzzSecret)); err != nil || q.Get(rfc2869.EAPMessage_Type) == nil {
+				t.Errorf("got an EAP Access-Challenge for a request without EAP-Message")
 			}
 		case p.Code == radius.CodeAccessAccept || p.Code == radius.CodeAccessChallenge:
 			if err := hasCredentials(data); err != "" {
@@ -284,7 +306,8 @@ func TestFuzzSeedsReachTheGate(t *testing.T) {
 		"challenge-answer-with-state":     radius.CodeAccessReject, // no such challenge
 		"chap":                            radius.CodeAccessReject,
 		"mschapv2":                        radius.CodeAccessReject,
-		"eap-identity":                    radius.CodeAccessReject,
+		"eap-identity":                    radius.CodeAccessChallenge, // EAP-TTLS Start
+		"eap-ttls-without-state":          radius.CodeAccessReject,
 		"junk-attributes":                 radius.CodeAccessChallenge,
 		"two-user-names":                  radius.CodeAccessReject,
 		"padding-past-length":             radius.CodeAccessChallenge,

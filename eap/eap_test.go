@@ -505,3 +505,47 @@ func TestEnsureCertificate(t *testing.T) {
 		t.Fatalf("damaged key: renewed %v, %v", renewed, err)
 	}
 }
+
+// TestAbandonedHandshakeFreed: a peer that stops half-way through the
+// handshake leaves nothing behind once its session has expired, even when
+// no other conversation starts.
+func TestAbandonedHandshakeFreed(t *testing.T) {
+	s, _ := newServer(t)
+	s.TTL = 200 * time.Millisecond
+	_, roots := testTLS(t)
+	before := runtime.NumGoroutine()
+	for i := range 20 {
+		b := base(nasA, "02-00-00-00-01-"+string(rune('a'+i)))
+		state, id := start(t, s, b)
+		p := newPeer(t, &tls.Config{RootCAs: roots, ServerName: serverName(t), MinVersion: tls.VersionTLS12})
+		hello := p.first()
+		if rep := s.Handle(context.Background(), Request{Base: b, EAP: ttlsResponse(id, flagLength, len(hello), hello), State: state}); rep.Outcome != Challenge {
+			t.Fatalf("ClientHello: outcome %v", rep.Outcome)
+		}
+		p.close()
+	}
+	if n := s.Len(); n != 20 {
+		t.Fatalf("%d sessions, want 20", n)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for s.Len() != 0 || runtime.NumGoroutine() > before+2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d sessions and %d goroutines (%d before) after expiry: abandoned handshakes were not freed", s.Len(), runtime.NumGoroutine(), before)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestOldTLSRefused: a peer that offers only TLS 1.0 or 1.1 is refused,
+// and the gate audits why.
+func TestOldTLSRefused(t *testing.T) {
+	s, g := newServer(t)
+	_, roots := testTLS(t)
+	b := base(nasA, "02-00-00-00-00-01")
+	state, id := start(t, s, b)
+	p := newPeer(t, &tls.Config{RootCAs: roots, ServerName: serverName(t), MinVersion: tls.VersionTLS10, MaxVersion: tls.VersionTLS11})
+	defer p.close()
+	hello := p.first()
+	rep := s.Handle(context.Background(), Request{Base: b, EAP: ttlsResponse(id, flagLength, len(hello), hello), State: state})
+	wantRefused(t, g, rep, "unsupported versions")
+}

@@ -108,12 +108,15 @@ type session struct {
 	expires time.Time
 	id      byte   // Identifier of the last EAP-Request sent
 	outer   string // the outer identity
+	tunMu   sync.Mutex
 	tun     *tunnel
+	closed  bool   // closeTunnel ran: no tunnel may start
 	in      []byte // a TLS message being reassembled
 	inTotal int
 	out     []byte // TLS data still to send in fragments
 	frag    int
-	sentOut bool // the first fragment of out has gone
+	timer   *time.Timer // ends the session at its expiry, freeing its TLS goroutine
+	sentOut bool        // the first fragment of out has gone
 	done    bool
 }
 
@@ -214,8 +217,8 @@ func (s *Server) step(ctx context.Context, r Request, sess *session, pkt Packet)
 		return s.refuse(ctx, r, pkt.Identifier, fmt.Sprintf("a TLS message of %d bytes announced as %d", len(msg), sess.inTotal))
 	}
 	sess.in, sess.inTotal = nil, 0
-	if sess.tun == nil {
-		sess.tun = startTunnel(s.tlsCfg)
+	if !sess.startTunnel(s.tlsCfg) {
+		return s.refuse(ctx, r, pkt.Identifier, "an EAP conversation that ended while in progress")
 	}
 	sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	out, res, err := sess.tun.step(sctx, msg)
@@ -351,6 +354,9 @@ func (s *Server) open(r Request, identity string) (*session, error) {
 		oldest.closeTunnel()
 	}
 	s.sessions[sess.state] = sess
+	// A handshake abandoned half-way must not keep its goroutine and
+	// buffers until another conversation happens to start.
+	sess.timer = time.AfterFunc(s.TTL, func() { s.expire(sess) })
 	return sess, nil
 }
 
@@ -374,6 +380,17 @@ func (s *Server) lookup(r Request) (*session, string) {
 	return sess, ""
 }
 
+// expire drops a session whose time is up. It does not wait for sess.mu:
+// closing the tunnel ends a step in progress, which then fails.
+func (s *Server) expire(sess *session) {
+	s.mu.Lock()
+	if s.sessions[sess.state] == sess {
+		delete(s.sessions, sess.state)
+	}
+	s.mu.Unlock()
+	sess.closeTunnel()
+}
+
 func (s *Server) close(sess *session) {
 	sess.done = true
 	s.mu.Lock()
@@ -384,7 +401,29 @@ func (s *Server) close(sess *session) {
 	sess.closeTunnel()
 }
 
+// startTunnel starts the TLS goroutine once, unless the session has been
+// closed meanwhile.
+func (sess *session) startTunnel(cfg *tls.Config) bool {
+	sess.tunMu.Lock()
+	defer sess.tunMu.Unlock()
+	if sess.closed {
+		return false
+	}
+	if sess.tun == nil {
+		sess.tun = startTunnel(cfg)
+	}
+	return true
+}
+
+// closeTunnel ends the session's TLS goroutine. sess.tun is set under
+// sess.mu, which expire does not hold; tunMu guards the pointer.
 func (sess *session) closeTunnel() {
+	sess.tunMu.Lock()
+	defer sess.tunMu.Unlock()
+	sess.closed = true
+	if sess.timer != nil {
+		sess.timer.Stop()
+	}
 	if sess.tun != nil {
 		sess.tun.close()
 	}

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -33,11 +34,24 @@ func eapolTest(t *testing.T, data string, d *daemon, identity, password string, 
 		fmt.Sprintf("ca_cert=%q", filepath.Join(data, eap.CertFile)),
 		`phase2="auth=PAP"`,
 	}
+	// extra may replace ca_cert, and may hold eapol_test flags ("-N...").
+	var flags []string
+	extra = slices.DeleteFunc(slices.Clone(extra), func(l string) bool {
+		switch {
+		case strings.HasPrefix(l, "ca_cert="):
+			lines[6] = l
+		case strings.HasPrefix(l, "-"):
+			flags = append(flags, l)
+		default:
+			return false
+		}
+		return true
+	})
 	lines = append(lines, extra...)
 	if err := os.WriteFile(conf, []byte("network={\n\t"+strings.Join(lines, "\n\t")+"\n}\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command("eapol_test", "-c", conf, "-a", host, "-p", port, "-s", secret, "-r", "0", "-t", "15", "-M", "02:00:00:00:00:01")
+	cmd := exec.Command("eapol_test", append([]string{"-c", conf, "-a", host, "-p", port, "-s", secret, "-r", "0", "-t", "15", "-M", "02:00:00:00:00:01"}, flags...)...)
 	out, err := cmd.CombinedOutput()
 	return string(out), err == nil && strings.HasSuffix(strings.TrimSpace(string(out)), "SUCCESS")
 }
@@ -55,11 +69,17 @@ func TestEAPTTLSWithEapolTest(t *testing.T) {
 	}{
 		{"tls1.2", []string{`phase1="tls_disable_tlsv1_3=1"`}, "eap_ttls_tls12"},
 		{"tls1.3", []string{tls13}, "eap_ttls_tls13"},
-		{"tls1.2 fragment_size=100", []string{`phase1="tls_disable_tlsv1_3=1"`, `fragment_size=100`}, "eap_ttls_tls12"},
-		{"tls1.3 fragment_size=100", []string{tls13, `fragment_size=100`}, "eap_ttls_tls13"},
+		// The peer fragments at 100 bytes; a second Framed-MTU of 300
+		// (the smaller one counts) makes clinicgate fragment its own
+		// flights too, at 290 bytes.
+		{"tls1.2 fragment_size=100", []string{`phase1="tls_disable_tlsv1_3=1"`, `fragment_size=100`, "-N12:d:300"}, "eap_ttls_tls12"},
+		{"tls1.3 fragment_size=100", []string{tls13, `fragment_size=100`, "-N12:d:300"}, "eap_ttls_tls13"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			out, ok := eapolTest(t, data, d, "alice", "correct horse battery", tc.extra...)
+			if strings.Contains(tc.name, "fragment") && (!strings.Contains(out, "Flags 0xc0") || !strings.Contains(out, "SSL: Building ACK")) {
+				t.Errorf("clinicgate sent no fragments (L and M flags) for the peer to acknowledge:\n%s", tail(out, 3000))
+			}
 			if !ok || !strings.Contains(out, "MPPE keys OK: 1  mismatch: 0") {
 				seq := strings.Fields(mustCG(t, data, "", "audit", "tail", "-n", "1"))[0]
 				t.Fatalf("eapol_test did not succeed with matching MPPE keys:\n%s\nlast audit entry:\n%s", tail(out, 3000), mustCG(t, data, "", "audit", "show", seq))
@@ -84,6 +104,21 @@ func TestEAPTTLSWithEapolTest(t *testing.T) {
 		}
 		if last := mustCG(t, data, "", "audit", "tail", "-n", "1"); !strings.Contains(last, "bad_password") {
 			t.Fatalf("audit tail lacks bad_password:\n%s", last)
+		}
+	})
+
+	t.Run("peer trusts another CA", func(t *testing.T) {
+		other, _, _, err := eap.EnsureCertificate(t.TempDir())
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, ok := eapolTest(t, data, d, "alice", "correct horse battery", fmt.Sprintf("ca_cert=%q", other))
+		if ok || strings.Contains(out, "MPPE keys OK: 1") {
+			t.Fatalf("a peer that does not trust the server's certificate succeeded:\n%s", tail(out, 4000))
+		}
+		seq := strings.Fields(mustCG(t, data, "", "audit", "tail", "-n", "1"))[0]
+		if show := mustCG(t, data, "", "audit", "show", seq); !strings.Contains(show, "bad_request") || !strings.Contains(show, "TLS") {
+			t.Fatalf("the last audit entry does not say the TLS handshake failed:\n%s", show)
 		}
 	})
 }

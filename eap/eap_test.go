@@ -547,5 +547,19 @@ func TestOldTLSRefused(t *testing.T) {
 	defer p.close()
 	hello := p.first()
 	rep := s.Handle(context.Background(), Request{Base: b, EAP: ttlsResponse(id, flagLength, len(hello), hello), State: state})
+	// First the TLS alert, so the peer learns why (RFC 5216 §2.1.3)...
+	pk, err := Parse(rep.EAP)
+	if rep.Outcome != Challenge || err != nil || pk.Type != TypeTTLS {
+		t.Fatalf("got %v %x, want a Challenge with the TLS alert", rep.Outcome, rep.EAP)
+	}
+	f, err := parseTTLS(pk.Data)
+	if err != nil || len(f.data) < 7 || f.data[0] != 21 || len(g.reqs) != 0 {
+		t.Fatalf("got TLS data %x (%v), want an alert record and no decision yet", f.data, err)
+	}
+	// ...then, at the peer's acknowledgement, EAP-Failure.
+	rep = s.Handle(context.Background(), Request{Base: b, EAP: ttlsResponse(pk.Identifier, 0, 0, nil), State: state})
 	wantRefused(t, g, rep, "unsupported versions")
+	if s.Len() != 0 {
+		t.Fatalf("%d sessions, want 0", s.Len())
+	}
 }

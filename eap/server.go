@@ -117,6 +117,7 @@ type session struct {
 	frag    int
 	timer   *time.Timer // ends the session at its expiry, freeing its TLS goroutine
 	sentOut bool        // the first fragment of out has gone
+	failing string      // an alert went out for this reason; the next answer ends in Failure
 	done    bool
 }
 
@@ -190,6 +191,10 @@ func (s *Server) step(ctx context.Context, r Request, sess *session, pkt Packet)
 	default:
 		return s.refuse(ctx, r, pkt.Identifier, fmt.Sprintf("EAP type %d in an EAP-TTLS conversation", pkt.Type))
 	}
+	if sess.failing != "" {
+		// The peer's answer to our alert: whatever it says, it ends here.
+		return s.refuse(ctx, r, pkt.Identifier, sess.failing)
+	}
 	f, err := parseTTLS(pkt.Data)
 	if err != nil {
 		return s.refuse(ctx, r, pkt.Identifier, err.Error())
@@ -226,8 +231,8 @@ func (s *Server) step(ctx context.Context, r Request, sess *session, pkt Packet)
 	if err != nil {
 		return s.refuse(ctx, r, pkt.Identifier, err.Error())
 	}
+	sess.frag = fragmentSize(r.FramedMTU)
 	if res == nil {
-		sess.frag = fragmentSize(r.FramedMTU)
 		sess.out = out
 		if len(out) == 0 {
 			// TLS waits for the peer and has nothing to say: ask for more.
@@ -236,7 +241,14 @@ func (s *Server) step(ctx context.Context, r Request, sess *session, pkt Packet)
 		return sess.sendFragment(pkt.Identifier)
 	}
 	if res.err != nil {
-		return s.refuse(ctx, r, pkt.Identifier, "TLS: "+res.err.Error())
+		why := "TLS: " + res.err.Error()
+		if len(out) > 0 && len(out) <= sess.frag {
+			// TLS wrote an alert: send it, so the peer learns why, and
+			// end with EAP-Failure once it acknowledges (RFC 5216 §2.1.3).
+			sess.failing = why
+			return sess.request(pkt.Identifier, encodeTTLS(flagLength, len(out), out))
+		}
+		return s.refuse(ctx, r, pkt.Identifier, why)
 	}
 	return s.decide(ctx, r, sess, pkt.Identifier, res)
 }

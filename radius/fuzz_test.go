@@ -144,7 +144,6 @@ func fuzzSeeds(tb testing.TB) []seed {
 	p.Add(rfc2869.EAPMessage_Type, radius.Attribute("\x02\x01\x00\x0a\x01alice"))
 	add("eap-identity", true, ma(p))
 
-
 	p = pap(fuzzUser, fuzzPassword)
 	p.Add(rfc2865.ProxyState_Type, radius.Attribute("proxy-1"))
 	p.Add(rfc2865.VendorSpecific_Type, vsa(9, 1, []byte("cisco-avpair=shell:priv-lvl=15")))

@@ -294,7 +294,16 @@ func encodeDecisionWith(pkt *radius.Packet, d appliance.Decision, add func(resp 
 func (s *Server) eap(ctx context.Context, pkt *radius.Packet, base appliance.Request, client appliance.Client) []byte {
 	msg, _ := rfc2869.EAPMessage_Lookup(pkt)
 	dctx, cancel := context.WithTimeout(ctx, s.DecideTimeout)
-	rep := s.EAP.Handle(dctx, eap.Request{Base: base, EAP: msg, State: base.State, FramedMTU: int(rfc2865.FramedMTU_Get(pkt))})
+	// The smallest Framed-MTU, should a NAS send several.
+	mtu := 0
+	if mtus, err := rfc2865.FramedMTU_Gets(pkt); err == nil {
+		for _, m := range mtus {
+			if mtu == 0 || (int(m) > 0 && int(m) < mtu) {
+				mtu = int(m)
+			}
+		}
+	}
+	rep := s.EAP.Handle(dctx, eap.Request{Base: base, EAP: msg, State: base.State, FramedMTU: mtu})
 	cancel()
 	var reply []byte
 	var err error

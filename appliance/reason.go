@@ -10,7 +10,7 @@ const (
 	ReasonMFAChallenge     Reason = "mfa_challenge"    // a code was asked for
 	ReasonBadRequest       Reason = "bad_request"      // the request itself is malformed
 	ReasonBadUserName      Reason = "bad_user_name"    // empty, too long, not UTF-8, control characters
-	ReasonUnsupportedAuth  Reason = "auth_unsupported" // CHAP, MS-CHAP, EAP: not offered yet
+	ReasonUnsupportedAuth  Reason = "auth_unsupported" // CHAP, MS-CHAP; EAP when the door runs no EAP server
 	ReasonUnknownUser      Reason = "unknown_user"
 	ReasonBadPassword      Reason = "bad_password"
 	ReasonLockedOut        Reason = "locked_out"

@@ -823,3 +823,30 @@ func TestCachedCredentialNeedsACode(t *testing.T) {
 	e.clock.Add(8 * 24 * time.Hour)
 	expect(t, e.decide(c, "dana", "dana pw", nil), appliance.Reject, appliance.ReasonUpstreamDown)
 }
+
+// TestTTLSPasswordIsAppendOnly: a password from inside an EAP-TTLS tunnel
+// is checked like PAP, but no challenge can reach the device, so even on a
+// client whose style allows challenges the code must come appended.
+func TestTTLSPasswordIsAppendOnly(t *testing.T) {
+	e := newEnv(t)
+	e.addUser("alice", "correct horse")
+	seed := e.enroll("alice")
+	ttls := func(pw string) appliance.Decision {
+		t.Helper()
+		d, err := e.gate.Decide(t.Context(), appliance.Request{Door: appliance.DoorRADIUS, Client: client(nil), User: "alice",
+			Password: secrets.Secret(pw), Method: appliance.MethodTTLSPAP, Device: "AA-BB-CC-00-11-22"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	// The same client asks a PAP login for the code in a challenge.
+	expect(t, e.decide(client(nil), "alice", "correct horse", nil), appliance.Challenge, appliance.ReasonMFAChallenge)
+	d := ttls("correct horse")
+	expect(t, d, appliance.Reject, appliance.ReasonMFARequired)
+	if d.State != nil {
+		t.Fatal("got a State for a TTLS password, want none")
+	}
+	expect(t, ttls("wrong horse,"+e.code(seed, e.clock.Now())), appliance.Reject, appliance.ReasonBadPassword)
+	expect(t, ttls("correct horse,"+e.code(seed, e.clock.Now())), appliance.Accept, appliance.ReasonOK)
+}

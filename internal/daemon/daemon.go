@@ -81,6 +81,7 @@ type Daemon struct {
 	// What Listen needs to describe the LDAP certificate and the console's
 	// host key in the listing.
 	ldapCert, ldapFP, sshFP string
+	eapCert, eapFP          string
 
 	mu        sync.Mutex
 	listeners []listener
@@ -175,6 +176,10 @@ func (d *Daemon) openEAP(ctx context.Context) (*eap.Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	if d.eapFP, err = ldapproxy.Fingerprint(certPath); err != nil {
+		return nil, err
+	}
+	d.eapCert = certPath
 	return &eap.Server{Gate: d.gate, TLS: tlsCfg}, nil
 }
 
@@ -316,6 +321,10 @@ func (d *Daemon) Listen(ctx context.Context) error {
 		if err := udp(admin.ListenRADIUSAuth, a, "RADIUS authentication", d.radius.Serve); err != nil {
 			return fail(err)
 		}
+	}
+	if d.cfg.RADIUS.Auth != "" && d.radius.EAP != nil {
+		// Not a socket: the listing shows the CA 802.1X devices must trust.
+		opened = append(opened, listener{desc: fmt.Sprintf("  %-22s %s (SHA-256 %s)", "EAP certificate", d.eapCert, d.eapFP)})
 	}
 	if a := d.cfg.RADIUS.Acct; a != "" {
 		if err := udp(admin.ListenRADIUSAcct, a, "RADIUS accounting", d.radius.ServeAccounting); err != nil {

@@ -37,6 +37,7 @@ type Server struct {
 	tlsCfg   *tls.Config
 	mu       sync.Mutex
 	sessions map[string]*session
+	order    []*session // in the order opened, for eviction; may hold ended ones
 }
 
 func (s *Server) init() {
@@ -350,21 +351,22 @@ func (s *Server) open(r Request, identity string) (*session, error) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var oldest *session
-	for k, x := range s.sessions {
-		if !now.Before(x.expires) {
-			delete(s.sessions, k)
-			x.closeTunnel()
-			continue
-		}
-		if oldest == nil || x.created.Before(oldest.created) {
-			oldest = x
+	// The oldest goes first. order holds the sessions as they were opened;
+	// one that has ended since is skipped (and compacted away), so a new
+	// conversation costs O(1) however full the table is.
+	for len(s.sessions) >= s.MaxSessions && len(s.order) > 0 {
+		old := s.order[0]
+		s.order[0] = nil
+		s.order = s.order[1:]
+		if s.sessions[old.state] == old {
+			delete(s.sessions, old.state)
+			old.closeTunnel()
 		}
 	}
-	if len(s.sessions) >= s.MaxSessions && oldest != nil {
-		delete(s.sessions, oldest.state)
-		oldest.closeTunnel()
+	if len(s.order) >= 2*s.MaxSessions {
+		s.order = slices.DeleteFunc(s.order, func(x *session) bool { return s.sessions[x.state] != x })
 	}
+	s.order = append(s.order, sess)
 	s.sessions[sess.state] = sess
 	// A handshake abandoned half-way must not keep its goroutine and
 	// buffers until another conversation happens to start.

@@ -563,3 +563,51 @@ func TestOldTLSRefused(t *testing.T) {
 		t.Fatalf("%d sessions, want 0", s.Len())
 	}
 }
+
+// TestTLSRecordFloodRefused: 60 KiB of TLS records that are no handshake
+// end the conversation and its goroutine.
+func TestTLSRecordFloodRefused(t *testing.T) {
+	s, g := newServer(t)
+	b := base(nasA, "02-00-00-00-00-01")
+	before := runtime.NumGoroutine()
+	state, id := start(t, s, b)
+	var flood []byte
+	for len(flood) < 60<<10 {
+		flood = append(flood, 0x14, 3, 3, 0, 1, 1) // ChangeCipherSpec, again and again
+	}
+	for off := 0; off < len(flood); off += 1000 {
+		end := min(off+1000, len(flood))
+		flags := byte(0)
+		if off == 0 {
+			flags = flagLength
+		}
+		if end < len(flood) {
+			flags |= flagMore
+		}
+		rep := s.Handle(context.Background(), Request{Base: b, EAP: ttlsResponse(id, flags, len(flood), flood[off:end]), State: state})
+		if end == len(flood) {
+			if rep.Outcome == Challenge {
+				// The alert first; the peer's acknowledgement ends it.
+				pk, _ := Parse(rep.EAP)
+				rep = s.Handle(context.Background(), Request{Base: b, EAP: ttlsResponse(pk.Identifier, 0, 0, nil), State: state})
+			}
+			wantRefused(t, g, rep, "TLS")
+			break
+		}
+		pk, err := Parse(rep.EAP)
+		if rep.Outcome != Challenge || err != nil {
+			t.Fatalf("fragment at %d: %v", off, rep.Outcome)
+		}
+		id = pk.Identifier
+	}
+	if s.Len() != 0 {
+		t.Fatalf("%d sessions, want 0", s.Len())
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for runtime.NumGoroutine() > before {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d goroutines, %d before: the TLS goroutine outlived its conversation", runtime.NumGoroutine(), before)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

@@ -102,3 +102,28 @@ func TestEAPWithoutServerStillRefused(t *testing.T) {
 		t.Fatalf("got method %q, want eap (the gate refuses it)", req.Method)
 	}
 }
+
+// An EAP-Message with a part missing no longer matches its own length:
+// refused through the gate (so audited), never half-read.
+func TestEAPMessageMissingAPartRefused(t *testing.T) {
+	f := newFixture(t)
+	f.withEAP(t)
+	p := radius.New(radius.CodeAccessRequest, []byte(testSecret))
+	if err := rfc2865.UserName_SetString(p, "alice"); err != nil {
+		t.Fatal(err)
+	}
+	msg := []byte("\x02\x01\x00\x0a\x01alice")
+	p.Add(rfc2869.EAPMessage_Type, radius.Attribute(msg[:4]))
+	p.Add(rfc2869.EAPMessage_Type, radius.Attribute(msg[7:])) // msg[4:7] lost
+	b := signed(t, p, testSecret)
+	resp := mustReply(t, f.auth(t, b), b, radius.CodeAccessReject)
+	if m, _ := rfc2869.EAPMessage_Lookup(resp); !bytes.Equal(m, []byte{4, 1, 0, 4}) {
+		t.Fatalf("got EAP % x, want an EAP-Failure", m)
+	}
+	if req := f.onlyCall(t); req.Invalid != "bad_request" || len(req.Notes) == 0 {
+		t.Fatalf("the gate got Invalid %q notes %q, want bad_request with a note", req.Invalid, req.Notes)
+	}
+	if f.s.EAP.Len() != 0 {
+		t.Fatalf("%d EAP conversations, want none", f.s.EAP.Len())
+	}
+}

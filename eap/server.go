@@ -26,9 +26,11 @@ type Server struct {
 	// (TLS 1.2), turns session tickets off and never asks for a client
 	// certificate.
 	TLS *tls.Config
-	// MaxSessions caps the conversations in progress (default 4096): when
-	// full, the oldest is dropped. TTL is how long one may take from its
-	// first message (default 60 s).
+	// MaxSessions caps the conversations in progress (default 2048): when
+	// full, the oldest is dropped. A handshake half-way holds about 50 KiB
+	// (its TLS state and its goroutine's stack; measured with 1,000), so
+	// the default bounds a flood of half-open handshakes near 100 MiB. TTL
+	// is how long one may take from its first message (default 60 s).
 	MaxSessions int
 	TTL         time.Duration
 	Now         func() time.Time
@@ -43,7 +45,7 @@ type Server struct {
 func (s *Server) init() {
 	s.once.Do(func() {
 		if s.MaxSessions <= 0 {
-			s.MaxSessions = 4096
+			s.MaxSessions = 2048
 		}
 		if s.TTL <= 0 {
 			s.TTL = 60 * time.Second

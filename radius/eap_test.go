@@ -2,12 +2,17 @@ package radius
 
 import (
 	"bytes"
+	"crypto/md5"
+	"encoding/binary"
+	"slices"
 	"testing"
 
 	"layeh.com/radius"
 	"layeh.com/radius/rfc2865"
+	"layeh.com/radius/rfc2868"
 	"layeh.com/radius/rfc2869"
 
+	"github.com/clinicgate/clinicgate/appliance"
 	"github.com/clinicgate/clinicgate/eap"
 )
 
@@ -125,5 +130,90 @@ func TestEAPMessageMissingAPartRefused(t *testing.T) {
 	}
 	if f.s.EAP.Len() != 0 {
 		t.Fatalf("%d EAP conversations, want none", f.s.EAP.Len())
+	}
+}
+
+// mppeKey reverses RFC 2548 §2.4.2/§2.4.3 by the RFC's text: salt, then
+// b(1) = MD5(secret + Request Authenticator + salt), b(i) = MD5(secret +
+// c(i-1)); the plaintext is the key's length, the key and padding.
+func mppeKey(t *testing.T, vsaValue, reqAuth []byte) (typ byte, key []byte) {
+	t.Helper()
+	// Vendor-Id (4), vendor type (1), vendor length (1), salt (2), string.
+	if len(vsaValue) < 8+16 || binary.BigEndian.Uint32(vsaValue) != vendorMicrosoft || int(vsaValue[5]) != len(vsaValue)-4 {
+		t.Fatalf("not a Microsoft VSA: % x", vsaValue)
+	}
+	typ, salt, c := vsaValue[4], vsaValue[6:8], vsaValue[8:]
+	if salt[0]&0x80 == 0 || len(c)%16 != 0 {
+		t.Fatalf("salt % x, %d encrypted bytes", salt, len(c))
+	}
+	var plain []byte
+	prev := append(append([]byte{}, reqAuth...), salt...)
+	for i := 0; i < len(c); i += 16 {
+		b := md5.Sum(append([]byte(testSecret), prev...))
+		for j := range 16 {
+			plain = append(plain, c[i+j]^b[j])
+		}
+		prev = c[i : i+16]
+	}
+	if int(plain[0]) > len(plain)-1 {
+		t.Fatalf("key length %d in %d bytes", plain[0], len(plain))
+	}
+	return typ, plain[1 : 1+int(plain[0])]
+}
+
+func TestEAPAcceptCarriesKeysAndTheGatesAttributes(t *testing.T) {
+	p := eapIdentity(t, 0)
+	b := signed(t, p, testSecret)
+	req, err := radius.Parse(b, []byte(testSecret))
+	if err != nil {
+		t.Fatal(err)
+	}
+	msk := make([]byte, 64)
+	for i := range msk {
+		msk[i] = byte(i)
+	}
+	d := appliance.Decision{Outcome: appliance.Accept, Reason: appliance.ReasonOK, User: "alice",
+		Attributes: appliance.Attributes{VLAN: 20, SessionTimeout: 3600}}
+	// An upstream's own MPPE keys (encrypted with its secret) must not
+	// pass: clinicgate's are the ones. (The door may not name the
+	// upstream package, hence the element filled in place.)
+	d.Passthrough = slices.Grow(d.Passthrough, 1)[:1]
+	d.Passthrough[0].Type, d.Passthrough[0].Value = 26, vsa(vendorMicrosoft, 16, bytes.Repeat([]byte{9}, 34))
+	reply, err := encodeEAP(req, eap.Reply{Outcome: eap.Accept, EAP: []byte{3, 9, 0, 4}, MSK: msk, Decision: d, Decided: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp := mustReply(t, reply, b, radius.CodeAccessAccept)
+	if m, _ := rfc2869.EAPMessage_Lookup(resp); !bytes.Equal(m, []byte{3, 9, 0, 4}) {
+		t.Fatalf("got EAP % x, want the EAP-Success", m)
+	}
+	if got := rfc2865.UserName_GetString(resp); got != "alice" {
+		t.Fatalf("got User-Name %q, want alice", got)
+	}
+	if got := all(resp, rfc2868.TunnelPrivateGroupID_Type); !slices.Equal(got, []string{"20"}) || rfc2865.SessionTimeout_Get(resp) != 3600 {
+		t.Fatalf("got VLAN %q Session-Timeout %d, want 20 and 3600", got, rfc2865.SessionTimeout_Get(resp))
+	}
+	keys := map[byte][]byte{}
+	for _, v := range all(resp, rfc2865.VendorSpecific_Type) {
+		typ, key := mppeKey(t, []byte(v), req.Authenticator[:])
+		if _, dup := keys[typ]; dup {
+			t.Fatalf("vendor type %d twice", typ)
+		}
+		keys[typ] = key
+	}
+	// MS-MPPE-Recv-Key (17) = MSK[0:32], MS-MPPE-Send-Key (16) = MSK[32:64].
+	if len(keys) != 2 || !bytes.Equal(keys[17], msk[:32]) || !bytes.Equal(keys[16], msk[32:]) {
+		t.Fatalf("got MPPE keys %x, want Recv = MSK[0:32] and Send = MSK[32:64] and nothing else", keys)
+	}
+
+	// The gate's Reject wins over anything: no keys, EAP-Failure.
+	d.Outcome = appliance.Reject
+	reply, err = encodeEAP(req, eap.Reply{Outcome: eap.Accept, EAP: []byte{4, 9, 0, 4}, MSK: msk, Decision: d, Decided: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp = mustReply(t, reply, b, radius.CodeAccessReject)
+	if len(all(resp, rfc2865.VendorSpecific_Type)) != 0 || rfc2865.UserName_GetString(resp) != "" {
+		t.Fatal("a Reject carries keys or a User-Name")
 	}
 }

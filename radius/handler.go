@@ -305,11 +305,23 @@ func (s *Server) eap(ctx context.Context, pkt *radius.Packet, base appliance.Req
 	}
 	rep := s.EAP.Handle(dctx, eap.Request{Base: base, EAP: msg, State: base.State, FramedMTU: mtu})
 	cancel()
+	if rep.Outcome == eap.Drop {
+		return nil
+	}
+	reply, err := encodeEAP(pkt, rep)
+	if err != nil {
+		s.Logger.Error("could not encode a RADIUS reply to an EAP request", "client", client.Name, "err", err)
+		return nil
+	}
+	return reply
+}
+
+// encodeEAP writes the EAP server's answer as a signed Access-Challenge,
+// -Accept or -Reject.
+func encodeEAP(pkt *radius.Packet, rep eap.Reply) ([]byte, error) {
 	var reply []byte
 	var err error
 	switch rep.Outcome {
-	case eap.Drop:
-		return nil
 	case eap.Challenge:
 		resp := pkt.Response(radius.CodeAccessChallenge)
 		if err = rfc2869.EAPMessage_Set(resp, rep.EAP); err == nil {
@@ -320,15 +332,18 @@ func (s *Server) eap(ctx context.Context, pkt *radius.Packet, base appliance.Req
 			reply, err = msgauth.SignResponse(resp, pkt)
 		}
 	default:
+		// An Accept only when both say so: the EAP conversation ended well
+		// and the gate accepted.
 		d := rep.Decision
-		if rep.Outcome != eap.Accept {
+		accept := rep.Outcome == eap.Accept && d.Outcome == appliance.Accept
+		if !accept {
 			d.Outcome = appliance.Reject
 		}
 		reply, err = encodeDecisionWith(pkt, d, func(resp *radius.Packet) error {
 			if err := rfc2869.EAPMessage_Set(resp, rep.EAP); err != nil {
 				return err
 			}
-			if rep.Outcome != eap.Accept {
+			if !accept {
 				return nil
 			}
 			if len(rep.MSK) != 64 {
@@ -345,11 +360,7 @@ func (s *Server) eap(ctx context.Context, pkt *radius.Packet, base appliance.Req
 			return microsoft.MSMPPESendKey_Add(resp, rep.MSK[32:64])
 		})
 	}
-	if err != nil {
-		s.Logger.Error("could not encode a RADIUS reply to an EAP request", "client", client.Name, "err", err)
-		return nil
-	}
-	return reply
+	return reply, err
 }
 
 // copyProxyState copies Proxy-State attributes in order (RFC 2865 §5.33).

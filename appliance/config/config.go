@@ -27,6 +27,11 @@ type Config struct {
 	RADIUS struct {
 		Auth string `yaml:"auth"`
 		Acct string `yaml:"acct"`
+		// EAPCertFile/EAPKeyFile: the certificate 802.1X devices check
+		// (EAP-TTLS); empty: one generated at first start in the data
+		// directory.
+		EAPCertFile string `yaml:"eap_cert_file"`
+		EAPKeyFile  string `yaml:"eap_key_file"`
 	} `yaml:"radius"`
 	// HTTP is the address of /healthz and /metrics. Keep it on loopback.
 	// LDAP is the LDAP door for EHR systems (389 and 636 in the appliance
@@ -112,6 +117,9 @@ func (c Config) Validate() error {
 	}
 	if c.LDAP.MaxConns < 1 || c.LDAP.MaxConnsPerSource < 1 || c.LDAP.MaxConnsPerSource > c.LDAP.MaxConns {
 		errs = append(errs, fmt.Errorf("ldap: max_conns (%d) and max_conns_per_source (%d) must be at least 1, and per source at most the total", c.LDAP.MaxConns, c.LDAP.MaxConnsPerSource))
+	}
+	if (c.RADIUS.EAPCertFile == "") != (c.RADIUS.EAPKeyFile == "") {
+		errs = append(errs, errors.New("radius: give both eap_cert_file and eap_key_file, or neither (then a certificate is generated)"))
 	}
 	if (c.LDAP.CertFile == "") != (c.LDAP.KeyFile == "") {
 		errs = append(errs, errors.New("ldap: give both cert_file and key_file, or neither (then a certificate is generated)"))

@@ -161,12 +161,17 @@ func Open(ctx context.Context, cfg config.Config, opts Options) (_ *Daemon, err 
 	return d, nil
 }
 
-// openEAP sets up the EAP server of the RADIUS door with the appliance's
-// EAP certificate, generated in the data directory on first start.
+// openEAP sets up the EAP server of the RADIUS door with the configured
+// certificate, or the appliance's own, generated in the data directory on
+// first start.
 func (d *Daemon) openEAP(ctx context.Context) (*eap.Server, error) {
-	certPath, keyPath, renewed, err := eap.EnsureCertificate(d.store.Dir())
-	if err != nil {
-		return nil, fmt.Errorf("EAP certificate: %w", err)
+	certPath, keyPath := d.cfg.RADIUS.EAPCertFile, d.cfg.RADIUS.EAPKeyFile
+	renewed := false
+	if certPath == "" {
+		var err error
+		if certPath, keyPath, renewed, err = eap.EnsureCertificate(d.store.Dir()); err != nil {
+			return nil, fmt.Errorf("EAP certificate: %w", err)
+		}
 	}
 	if renewed {
 		d.log.Warn("the appliance's EAP certificate was damaged and has been made again; Wi-Fi profiles that trusted the old one must be given the new one", "file", certPath)

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"testing"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/clinicgate/clinicgate/appliance/admin"
 	"github.com/clinicgate/clinicgate/appliance/config"
+	"github.com/clinicgate/clinicgate/eap"
 )
 
 // loopback is a config with every door on a port the kernel picks.
@@ -207,5 +209,29 @@ func TestShutdownEndsAServerThatMissedIt(t *testing.T) {
 	}
 	if err := <-ran; !errors.Is(err, ErrServerClosed) {
 		t.Fatalf("Run: got %v, want ErrServerClosed", err)
+	}
+}
+
+// TestEAPCertificate: generated in the data directory at first start, or
+// the configured one.
+func TestEAPCertificate(t *testing.T) {
+	cfg := loopback(t)
+	d := open(t, cfg)
+	if want := filepath.Join(cfg.DataDir, eap.CertFile); d.eapCert != want || d.eapFP == "" || d.radius.EAP == nil {
+		t.Fatalf("EAP certificate %q (SHA-256 %q), want %s generated", d.eapCert, d.eapFP, want)
+	}
+	own := t.TempDir()
+	cp, kp, _, err := eap.EnsureCertificate(own)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg = loopback(t)
+	cfg.RADIUS.EAPCertFile, cfg.RADIUS.EAPKeyFile = cp, kp
+	d = open(t, cfg)
+	if d.eapCert != cp {
+		t.Fatalf("EAP certificate %q, want the configured %s", d.eapCert, cp)
+	}
+	if _, err := os.Stat(filepath.Join(cfg.DataDir, eap.CertFile)); err == nil {
+		t.Fatal("a certificate was generated although one is configured")
 	}
 }

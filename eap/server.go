@@ -245,7 +245,7 @@ func (s *Server) step(ctx context.Context, r Request, sess *session, pkt Packet)
 	}
 	if res.err != nil {
 		why := "TLS: " + res.err.Error()
-		if len(out) > 0 && len(out) <= sess.frag {
+		if len(out) > 0 && len(out) <= sess.frag && out[0] == recordAlert {
 			// TLS wrote an alert: send it, so the peer learns why, and
 			// end with EAP-Failure once it acknowledges (RFC 5216 §2.1.3).
 			sess.failing = why
@@ -328,6 +328,9 @@ func (sess *session) sendFragment(respID byte) Reply {
 
 // outFirst reports whether sess.out has not started going out.
 func (sess *session) outFirst() bool { return !sess.sentOut }
+
+// recordAlert is the TLS record type of an alert (RFC 8446 §5.1).
+const recordAlert = 21
 
 // fragmentSize is how much TLS data one EAP-Request carries: at most 1000
 // bytes, less when the NAS's Framed-MTU says so (EAP header, flags and

@@ -124,7 +124,7 @@ func (s *Server) access(ctx context.Context, b []byte, pkt *radius.Packet, clien
 	}
 	req := toRequest(pkt, client, src, notes)
 	if hasEAP && s.EAP != nil && req.Invalid == "" {
-		reply := s.eap(ctx, pkt, req, client)
+		reply := s.eapAccess(ctx, pkt, req, client)
 		s.dedup.finish(key, reply, s.Now())
 		return reply
 	}
@@ -287,11 +287,11 @@ func encodeDecisionWith(pkt *radius.Packet, d appliance.Decision, add func(resp 
 	return msgauth.SignResponse(resp, pkt)
 }
 
-// eap answers an Access-Request that carries EAP: the EAP server runs the
+// eapAccess answers an Access-Request that carries EAP: the EAP server runs the
 // conversation and, at its end, the gate decides; the answer carries the
 // EAP message, and with an Accept the MPPE keys (RFC 2548) and the user's
 // name.
-func (s *Server) eap(ctx context.Context, pkt *radius.Packet, base appliance.Request, client appliance.Client) []byte {
+func (s *Server) eapAccess(ctx context.Context, pkt *radius.Packet, base appliance.Request, client appliance.Client) []byte {
 	msg, _ := rfc2869.EAPMessage_Lookup(pkt)
 	dctx, cancel := context.WithTimeout(ctx, s.DecideTimeout)
 	// The smallest Framed-MTU, should a NAS send several.

@@ -611,3 +611,24 @@ func TestTLSRecordFloodRefused(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// TestEAPStart: a NAS that opens with an empty EAP-Message gets an
+// EAP-Request/Identity; the identity then gets the EAP-TTLS Start, and a
+// second identity later is refused.
+func TestEAPStart(t *testing.T) {
+	s, g := newServer(t)
+	b := base(nasA, "02-00-00-00-00-01")
+	rep := s.Handle(context.Background(), Request{Base: b})
+	p, err := Parse(rep.EAP)
+	if rep.Outcome != Challenge || err != nil || p.Code != CodeRequest || p.Type != TypeIdentity || len(rep.State) == 0 {
+		t.Fatalf("EAP-Start answered with %v %x, want a Challenge with an EAP-Request/Identity", rep.Outcome, rep.EAP)
+	}
+	state := rep.State
+	rep = s.Handle(context.Background(), Request{Base: b, EAP: identity(p.Identifier, "anonymous"), State: state})
+	p, err = Parse(rep.EAP)
+	if rep.Outcome != Challenge || err != nil || p.Type != TypeTTLS || !bytes.Equal(p.Data, []byte{flagStart}) {
+		t.Fatalf("identity answered with %v %x, want the EAP-TTLS Start", rep.Outcome, rep.EAP)
+	}
+	rep = s.Handle(context.Background(), Request{Base: b, EAP: identity(p.Identifier, "someone-else"), State: state})
+	wantRefused(t, g, rep, "an identity in the middle")
+}

@@ -111,6 +111,7 @@ type session struct {
 	expires time.Time
 	id      byte   // Identifier of the last EAP-Request sent
 	outer   string // the outer identity
+	started bool   // the EAP-TTLS Start has gone out
 	tunMu   sync.Mutex
 	tun     *tunnel
 	closed  bool   // closeTunnel ran: no tunnel may start
@@ -135,6 +136,19 @@ func (s *Server) Len() int {
 // Handle answers one EAP message.
 func (s *Server) Handle(ctx context.Context, r Request) Reply {
 	s.init()
+	if len(r.EAP) == 0 && r.State == nil && s.tlsCfg != nil {
+		// EAP-Start (RFC 3579 §2.6.1): the NAS asks the server to begin,
+		// with an EAP-Request/Identity.
+		sess, err := s.open(r, "")
+		if err != nil {
+			return s.refuse(ctx, r, 0, err.Error())
+		}
+		sess.mu.Lock()
+		defer sess.mu.Unlock()
+		sess.id = 1
+		p := Packet{Code: CodeRequest, Identifier: sess.id, Type: TypeIdentity}
+		return Reply{Outcome: Challenge, EAP: p.Encode(), State: []byte(sess.state)}
+	}
 	pkt, err := Parse(r.EAP)
 	if err != nil {
 		id := byte(0)
@@ -159,6 +173,7 @@ func (s *Server) Handle(ctx context.Context, r Request) Reply {
 		}
 		sess.mu.Lock()
 		defer sess.mu.Unlock()
+		sess.started = true
 		return sess.request(pkt.Identifier, encodeTTLS(flagStart, 0, nil))
 	}
 	sess, why := s.lookup(r)
@@ -185,6 +200,13 @@ func (s *Server) Handle(ctx context.Context, r Request) Reply {
 // step advances one session by one response.
 func (s *Server) step(ctx context.Context, r Request, sess *session, pkt Packet) Reply {
 	switch pkt.Type {
+	case TypeIdentity:
+		if sess.started {
+			return s.refuse(ctx, r, pkt.Identifier, "an identity in the middle of an EAP-TTLS conversation")
+		}
+		// The answer to the Identity request of an EAP-Start.
+		sess.outer, sess.started = string(pkt.Data), true
+		return sess.request(pkt.Identifier, encodeTTLS(flagStart, 0, nil))
 	case TypeNAK:
 		if slices.Contains(pkt.Data, TypeTTLS) {
 			return sess.request(pkt.Identifier, encodeTTLS(flagStart, 0, nil))

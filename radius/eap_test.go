@@ -217,3 +217,23 @@ func TestEAPAcceptCarriesKeysAndTheGatesAttributes(t *testing.T) {
 		t.Fatal("a Reject carries keys or a User-Name")
 	}
 }
+
+// An empty EAP-Message is an EAP-Start (RFC 3579 §2.6.1): clinicgate asks
+// for the identity.
+func TestEAPStartAnsweredWithIdentityRequest(t *testing.T) {
+	f := newFixture(t)
+	f.withEAP(t)
+	p := radius.New(radius.CodeAccessRequest, []byte(testSecret))
+	if err := rfc2865.UserName_SetString(p, "alice"); err != nil {
+		t.Fatal(err)
+	}
+	p.Add(rfc2869.EAPMessage_Type, radius.Attribute{})
+	b := signed(t, p, testSecret)
+	resp := mustReply(t, f.auth(t, b), b, radius.CodeAccessChallenge)
+	if m, _ := rfc2869.EAPMessage_Lookup(resp); !bytes.Equal(m, []byte{1, 1, 0, 5, 1}) {
+		t.Fatalf("got EAP % x, want an EAP-Request/Identity", m)
+	}
+	if len(rfc2865.State_Get(resp)) != 16 {
+		t.Fatal("no State")
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 	"strconv"
 
 	"layeh.com/radius"
@@ -94,7 +95,8 @@ func dedupKey(src netip.AddrPort, pkt *radius.Packet) string {
 
 func (s *Server) access(ctx context.Context, b []byte, pkt *radius.Packet, client appliance.Client, src netip.AddrPort) []byte {
 	var notes []string
-	hasEAP := pkt.Get(rfc2869.EAPMessage_Type) != nil
+	// Present even when empty (an EAP-Start), which Get cannot tell.
+	hasEAP := slices.ContainsFunc(pkt.Attributes, func(a *radius.AVP) bool { return a.Type == rfc2869.EAPMessage_Type })
 	if err := msgauth.Verify(b, client.Secret); err != nil {
 		// RFC 3579 §3.2: an EAP request without a Message-Authenticator
 		// is discarded, whatever the client's relaxation.

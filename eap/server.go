@@ -59,7 +59,8 @@ func (s *Server) init() {
 			c.MinVersion = max(c.MinVersion, tls.VersionTLS12)
 			// No resumption: every conversation runs the inner
 			// authentication, so TLS 1.3 needs no protected success
-			// indication (RFC 9427 §2.1.1, RFC 9190 §2.1.5).
+			// indication (RFC 9190), which RFC 9427 asks of TTLS only when
+			// a resumed session skips the inner authentication.
 			c.SessionTicketsDisabled = true
 			c.ClientAuth = tls.NoClientCert
 			s.tlsCfg = c
@@ -137,7 +138,7 @@ func (s *Server) Len() int {
 func (s *Server) Handle(ctx context.Context, r Request) Reply {
 	s.init()
 	if len(r.EAP) == 0 && r.State == nil && s.tlsCfg != nil {
-		// EAP-Start (RFC 3579 §2.6.1): the NAS asks the server to begin,
+		// EAP-Start (RFC 3579): the NAS asks the server to begin,
 		// with an EAP-Request/Identity.
 		sess, err := s.open(r, "")
 		if err != nil {

@@ -31,7 +31,7 @@ type tunnelResult struct {
 	inner   innerPAP
 }
 
-// Keying labels: RFC 5281 §8 (TLS 1.2) and RFC 9427 §2.1 (TLS 1.3, with the
+// Keying labels: RFC 5281 §8 (TLS 1.2) and RFC 9427 (TLS 1.3, with the
 // method's type as the context).
 const (
 	labelTTLS12 = "ttls keying material"

@@ -218,7 +218,7 @@ func TestEAPAcceptCarriesKeysAndTheGatesAttributes(t *testing.T) {
 	}
 }
 
-// An empty EAP-Message is an EAP-Start (RFC 3579 §2.6.1): clinicgate asks
+// An empty EAP-Message is an EAP-Start (RFC 3579): clinicgate asks
 // for the identity.
 func TestEAPStartAnsweredWithIdentityRequest(t *testing.T) {
 	f := newFixture(t)

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -61,7 +62,7 @@ func eapolTest(t *testing.T, data string, d *daemon, identity, password string, 
 // eapol_test, which derives the MPPE keys itself and compares them with
 // the Access-Accept's.
 func TestEAPTTLSWithEapolTest(t *testing.T) {
-	data, d := setup(t, "--mfa", "off")
+	data, d := setup(t, "--mfa", "off", "--vlan", "staff=20")
 	for _, tc := range []struct {
 		name    string
 		extra   []string
@@ -83,6 +84,13 @@ func TestEAPTTLSWithEapolTest(t *testing.T) {
 			if !ok || !strings.Contains(out, "MPPE keys OK: 1  mismatch: 0") {
 				seq := strings.Fields(mustCG(t, data, "", "audit", "tail", "-n", "1"))[0]
 				t.Fatalf("eapol_test did not succeed with matching MPPE keys:\n%s\nlast audit entry:\n%s", tail(out, 3000), mustCG(t, data, "", "audit", "show", seq))
+			}
+			// The Accept carries the gate's VLAN and the user's name, as PAP's does.
+			accept := out[strings.LastIndex(out, "(Access-Accept)"):]
+			for _, re := range []*regexp.Regexp{vlanRE, userNameRE} {
+				if !re.MatchString(accept) {
+					t.Errorf("the Access-Accept lacks %s:\n%s", re, tail(accept, 2000))
+				}
 			}
 			seq := strings.Fields(mustCG(t, data, "", "audit", "tail", "-n", "1"))[0]
 			show := mustCG(t, data, "", "audit", "show", seq)
@@ -142,6 +150,11 @@ func TestEAPTTLSMFAAppend(t *testing.T) {
 		t.Fatalf("password,code did not succeed:\n%s", tail(out, 4000))
 	}
 }
+
+var (
+	vlanRE     = regexp.MustCompile(`Attribute 81 \(Tunnel-Private-Group-Id\) length=4\s+Value: 3230`) // "20"
+	userNameRE = regexp.MustCompile(`Attribute 1 \(User-Name\) length=7\s+Value: 'alice'`)
+)
 
 // tls13 makes eapol_test offer TLS 1.3 only. OpenSSL offers no version
 // above a disabled one, so 1.0 to 1.2 all go.

@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/binary"
+	"fmt"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -631,4 +632,43 @@ func TestEAPStart(t *testing.T) {
 	}
 	rep = s.Handle(context.Background(), Request{Base: b, EAP: identity(p.Identifier, "someone-else"), State: state})
 	wantRefused(t, g, rep, "an identity in the middle")
+}
+
+// TestFloodOfHalfOpenHandshakes: 10,000 conversations from as many
+// stations that never finish (every tenth one half-way through its TLS
+// handshake) keep the table at its cap and the goroutines bounded, and a
+// real login between them is still served.
+func TestFloodOfHalfOpenHandshakes(t *testing.T) {
+	s, _ := newServer(t)
+	s.MaxSessions = 500
+	_, roots := testTLS(t)
+	cfg := &tls.Config{RootCAs: roots, ServerName: serverName(t), MinVersion: tls.VersionTLS12}
+	hello := newPeer(t, cfg).first() // one ClientHello, replayed: each starts its own handshake
+	before := runtime.NumGoroutine()
+	for i := range 10000 {
+		b := base(nasB, fmt.Sprintf("flood-%05d", i))
+		state, id := start(t, s, b)
+		if i%10 == 0 {
+			if rep := s.Handle(context.Background(), Request{Base: b, EAP: ttlsResponse(id, flagLength, len(hello), hello), State: state}); rep.Outcome != Challenge {
+				t.Fatalf("ClientHello %d: outcome %v", i, rep.Outcome)
+			}
+		}
+		if n := s.Len(); n > s.MaxSessions {
+			t.Fatalf("%d sessions after %d, above the cap of %d", n, i+1, s.MaxSessions)
+		}
+		if i%2500 == 1234 {
+			if rep, _ := converse(t, s, tls.VersionTLS13, "alice", "secret", 1000, 0); rep.Outcome != Accept {
+				t.Fatalf("a real login amid the flood got %v, want Accept", rep.Outcome)
+			}
+		}
+	}
+	// At most one goroutine per live session (only every tenth has one);
+	// the evicted ones end.
+	deadline := time.Now().Add(5 * time.Second)
+	for runtime.NumGoroutine() > before+s.MaxSessions/10+10 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d goroutines, %d before, with %d sessions", runtime.NumGoroutine(), before, s.Len())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }

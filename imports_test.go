@@ -41,7 +41,9 @@ var allowed = map[string][]string{
 	"appliance/directory/vdir":        nil,
 
 	// The core.
-	"appliance/store":   {"appliance/policy", "appliance/secrets"},
+	"appliance/store": {"appliance/policy", "appliance/secrets"},
+	// The appliance's self-signed certificates (LDAP, EAP), written atomically.
+	"internal/selfcert": {"appliance/atomicfile"},
 	"appliance/audit":   {"appliance/store"},
 	"appliance/dirsync": {"appliance/audit", "appliance/store"},
 	// The LDAP door's directory: the store's users, or the LDAP upstream.
@@ -51,7 +53,7 @@ var allowed = map[string][]string{
 		"appliance/store", "appliance/upstream", "appliance/directory/...", "internal/ratelog", "internal/reload",
 		"appliance/admin", "appliance/appliancetest"},
 	"appliance/admin": {"appliance", "appliance/audit", "appliance/dirsync", "appliance/mfa", "appliance/passwd",
-		"appliance/policy", "appliance/secrets", "appliance/store", "appliance/upstream", "internal/msgauth"},
+		"appliance/policy", "appliance/secrets", "appliance/store", "appliance/upstream", "internal/msgauth", "internal/selfcert"},
 	"appliance/appliancetest": {"appliance", "appliance/admin", "appliance/audit", "appliance/passwd", "appliance/store", "appliance/upstream"},
 
 	// The doors: the gate (appliance) and its records, the admin service
@@ -59,18 +61,18 @@ var allowed = map[string][]string{
 	"radius": {"appliance", "appliance/appliancetest", "appliance/admin", "appliance/policy", "appliance/secrets",
 		"internal/msgauth", "internal/ratelog", "eap"},
 	// The RADIUS door's EAP server: the gate and the leaves.
-	"eap": {"appliance", "appliance/appliancetest", "appliance/admin", "appliance/atomicfile", "appliance/policy",
-		"appliance/secrets"},
+	"eap": {"appliance", "appliance/appliancetest", "appliance/admin", "appliance/policy",
+		"appliance/secrets", "internal/selfcert"},
 	"ldapproxy": {"appliance", "appliance/appliancetest", "appliance/admin", "appliance/audit", "appliance/mfa",
 		"appliance/passwd", "appliance/policy", "appliance/secrets", "appliance/atomicfile",
-		"appliance/directory", "ldapproxy/ldapmsg", "internal/ratelog"},
+		"appliance/directory", "ldapproxy/ldapmsg", "internal/ratelog", "internal/selfcert"},
 
 	// The console: the admin service and the plain types it speaks in.
 	"tui": {"appliance", "appliance/admin", "appliance/atomicfile", "appliance/audit", "appliance/policy",
 		"appliance/secrets", "appliance/upstream"},
 
 	// Wiring.
-	"internal/daemon": {"appliance/...", "eap", "ldapproxy", "radius", "tui"},
+	"internal/daemon": {"appliance/...", "eap", "ldapproxy", "radius", "tui", "internal/selfcert"},
 	"cmd/clinicgate":  {"appliance/...", "internal/daemon", "ldapproxy", "tui"},
 	"e2e":             {"appliance/...", "eap", "internal/msgauth", "ldapproxy"},
 	"":                nil, // this package

@@ -23,6 +23,7 @@ import (
 	"github.com/clinicgate/clinicgate/appliance/audit"
 	"github.com/clinicgate/clinicgate/appliance/secrets"
 	"github.com/clinicgate/clinicgate/internal/msgauth"
+	"github.com/clinicgate/clinicgate/internal/selfcert"
 )
 
 // A test login sends a real login through the running daemon, from this
@@ -481,15 +482,7 @@ func validFingerprint(fp string) bool {
 
 // CertFingerprint is how the daemon reports a certificate: the SHA-256 of
 // its DER, upper-case hex in colon-separated pairs.
-func CertFingerprint(der []byte) string {
-	sum := sha256.Sum256(der)
-	h := strings.ToUpper(hex.EncodeToString(sum[:]))
-	parts := make([]string, 0, sha256.Size)
-	for i := 0; i < len(h); i += 2 {
-		parts = append(parts, h[i:i+2])
-	}
-	return strings.Join(parts, ":")
-}
+func CertFingerprint(der []byte) string { return selfcert.FingerprintDER(der) }
 
 // pinCertificate accepts only the certificate with the fingerprint want.
 // It is the TLS check of a test bind (tls.Config.VerifyPeerCertificate,

@@ -35,6 +35,7 @@ import (
 	"github.com/clinicgate/clinicgate/appliance/store"
 	"github.com/clinicgate/clinicgate/appliance/upstream"
 	"github.com/clinicgate/clinicgate/eap"
+	"github.com/clinicgate/clinicgate/internal/selfcert"
 	"github.com/clinicgate/clinicgate/ldapproxy"
 	"github.com/clinicgate/clinicgate/radius"
 	"github.com/clinicgate/clinicgate/tui"
@@ -181,7 +182,7 @@ func (d *Daemon) openEAP(ctx context.Context) (*eap.Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	if d.eapFP, err = ldapproxy.Fingerprint(certPath); err != nil {
+	if d.eapFP, err = selfcert.Fingerprint(certPath); err != nil {
 		return nil, err
 	}
 	d.eapCert = certPath
@@ -203,7 +204,7 @@ func (d *Daemon) openLDAP(ctx context.Context) error {
 		}
 	} else {
 		var err error
-		if fp, err = ldapproxy.Fingerprint(certPath); err != nil {
+		if fp, err = selfcert.Fingerprint(certPath); err != nil {
 			return fmt.Errorf("ldap.cert_file: %w", err)
 		}
 	}

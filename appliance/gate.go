@@ -47,10 +47,54 @@ const (
 	// MethodTTLSPAP is a PAP password carried inside an EAP-TTLS tunnel
 	// (RFC 5281): checked like PAP, but with no RADIUS challenge round,
 	// so a code can only come appended to the password.
-	MethodTTLSPAP  Method = "ttls-pap"
+	MethodTTLSPAP Method = "ttls-pap"
+	// MethodMSCHAPv2 is an MS-CHAPv2 response (RFC 2759) in RADIUS
+	// attributes (RFC 2548), as VPN gateways send it; MethodPEAP is one
+	// carried by EAP-MSCHAPv2 inside a PEAPv0 tunnel. Either is checked
+	// against a kept NT hash or relayed to a RADIUS upstream (see
+	// Request.MSCHAP), and neither can carry a code.
+	MethodMSCHAPv2 Method = "mschapv2"
+	MethodPEAP     Method = "peap-mschapv2"
+	// MethodEAPTLS is a client certificate the EAP server verified against
+	// the site's trust anchors (see Request.Cert). No password is involved.
+	MethodEAPTLS   Method = "eap-tls"
 	MethodNone     Method = "none"
 	MethodLDAPBind Method = "ldap-bind"
 )
+
+// MSCHAPv2 is an MS-CHAPv2 response for the gate to verify (RFC 2759).
+type MSCHAPv2 struct {
+	AuthenticatorChallenge [16]byte
+	PeerChallenge          [16]byte
+	NTResponse             [24]byte
+	// Ident is the MS-CHAP2-Response's Ident, echoed in MS-CHAP2-Success.
+	Ident byte
+	// Name is the user name the peer hashed into its response, exactly as
+	// sent (it may carry a DOMAIN\ prefix that Request.User has lost).
+	Name string
+}
+
+// MSCHAPResult proves to the peer that the server knew the password.
+type MSCHAPResult struct {
+	// AuthenticatorResponse is "S=" and 40 hex digits (RFC 2759 §8.7).
+	AuthenticatorResponse string
+	// RecvKey and SendKey are the MPPE keys (RFC 3079, 16 bytes each), for
+	// MS-CHAPv2 without EAP; a PEAP tunnel's keys come from its TLS.
+	RecvKey, SendKey []byte
+}
+
+// Certificate is a client certificate the EAP server has verified: its
+// chain up to one of the site's trust anchors, its dates and, where a CRL
+// is configured, its revocation. The gate maps it to a user.
+type Certificate struct {
+	Fingerprint string // SHA-256, in selfcert's form
+	Serial      string // hex
+	Subject     string // the subject's common name
+	Issuer      string // the issuer's common name
+	UPNs        []string
+	Emails      []string
+	NotAfter    time.Time
+}
 
 // Outcome is a decision's verdict.
 type Outcome string
@@ -84,6 +128,14 @@ type Request struct {
 	// Plaintext is set by the LDAP door for a bind that did not come over
 	// TLS; the client's policy decides whether that is refused.
 	Plaintext bool
+	// MSCHAP is set with MethodMSCHAPv2 and MethodPEAP; Cert with
+	// MethodEAPTLS. Password is then empty.
+	MSCHAP *MSCHAPv2
+	Cert   *Certificate
+	// OuterIdentity is an EAP conversation's outer identity, when it
+	// differs from User (the inner one); the client's policy decides
+	// whether that is allowed, and the audit shows both.
+	OuterIdentity string
 }
 
 // Attributes are what an Accept grants.
@@ -108,9 +160,11 @@ type Decision struct {
 	// BindAccount: the name of an LDAP bind was a bind account's (an
 	// EHR's search account), not a person's; it may search, nothing more.
 	BindAccount bool
-	AuditSeq    int64
-	Steps       []Step
-	Notes       []string
+	// MSCHAP is set on the Accept of an MS-CHAPv2 request.
+	MSCHAP   *MSCHAPResult
+	AuditSeq int64
+	Steps    []Step
+	Notes    []string
 }
 
 // Step is one stage of the pipeline and what it found, for "why did this

@@ -33,6 +33,15 @@ const (
 	ReasonMustChange       Reason = "password_must_change"
 	ReasonInternal         Reason = "internal_error" // the appliance could not decide; fail closed
 
+	// 802.1X and MS-CHAPv2.
+	ReasonMethodNotAllowed Reason = "method_not_allowed" // an EAP method or MS-CHAPv2 this client does not allow
+	ReasonNTHashMissing    Reason = "nt_hash_missing"    // MS-CHAPv2 with no kept NT hash and no upstream that checks it
+	ReasonMFAUnavailable   Reason = "mfa_unavailable"    // a code is required, and the method cannot carry one
+	ReasonIdentityMismatch Reason = "identity_mismatch"  // the inner identity is not the outer one, and the policy says match
+	ReasonCertUntrusted    Reason = "cert_untrusted"     // no chain to a trust anchor, or a certificate not for client auth
+	ReasonCertExpired      Reason = "cert_expired"       // expired or not yet valid
+	ReasonCertRevoked      Reason = "cert_revoked"       // on a CRL or the appliance's revocation list
+
 	// The LDAP door's refusals.
 	ReasonAnonymousBind   Reason = "anonymous_bind"       // no name and no password
 	ReasonUnauthenticated Reason = "unauthenticated_bind" // a name with an empty password (RFC 4513 §5.1.2)
@@ -52,6 +61,8 @@ var Reasons = []Reason{
 	ReasonMFANotEnrolled, ReasonMFARequired, ReasonMFABadCode, ReasonMFAReplay,
 	ReasonChallengeInvalid, ReasonChallengeExpired, ReasonChallengeFull, ReasonUpstreamDown,
 	ReasonUpstreamRefused, ReasonPasswordExpired, ReasonMustChange, ReasonInternal,
+	ReasonMethodNotAllowed, ReasonNTHashMissing, ReasonMFAUnavailable, ReasonIdentityMismatch,
+	ReasonCertUntrusted, ReasonCertExpired, ReasonCertRevoked,
 	ReasonAnonymousBind, ReasonUnauthenticated, ReasonSASLUnsupported, ReasonTLSRequired,
 	ReasonOutsideBase, ReasonNotAllowedNet, ReasonWriteRefused, ReasonNotBound,
 }

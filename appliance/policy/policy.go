@@ -81,6 +81,45 @@ type Policy struct {
 	// binds again every few minutes with the same password does not ask
 	// again (0: never remembered).
 	MFARemember int `json:"mfa_remember,omitempty" yaml:"mfa_remember,omitempty"`
+	// EAPMethods are the EAP methods this client's stations may use, in
+	// the order the appliance offers them (EAPTTLS, EAPPEAP, EAPTLS).
+	// Empty means all three; each is offered only where the appliance is
+	// set up for it (EAP-TLS needs trust anchors).
+	EAPMethods []string `json:"eap_methods,omitempty" yaml:"eap_methods,omitempty"`
+	// AllowMSCHAP lets this client's users log in with MS-CHAPv2 (PEAP,
+	// and VPN gateways without EAP), and keeps an NT hash of the password
+	// of each user who logs in through this client with PAP or EAP-TTLS.
+	// Off by default: an NT hash is an unsalted MD4, far weaker than
+	// argon2id.
+	AllowMSCHAP bool `json:"allow_mschap,omitempty" yaml:"allow_mschap,omitempty"`
+	// EAPIdentity is what an EAP conversation's outer identity may be:
+	// EAPIdentityAny (the default; both are audited) or EAPIdentityMatch
+	// (the inner one, or anonymous, optionally with a realm).
+	EAPIdentity string `json:"eap_identity,omitempty" yaml:"eap_identity,omitempty"`
+}
+
+// The EAP methods a client may allow.
+const (
+	EAPTTLS = "ttls"
+	EAPPEAP = "peap"
+	EAPTLS  = "tls"
+)
+
+// AllEAPMethods is the default list, in the order offered.
+var AllEAPMethods = []string{EAPTTLS, EAPPEAP, EAPTLS}
+
+// The outer identity policies.
+const (
+	EAPIdentityAny   = "any"
+	EAPIdentityMatch = "match"
+)
+
+// EAPAllowed is the client's EAP methods, in the order offered.
+func (p Policy) EAPAllowed() []string {
+	if len(p.EAPMethods) == 0 {
+		return AllEAPMethods
+	}
+	return p.EAPMethods
 }
 
 // MaxMFARemember bounds MFARemember: one working day.
@@ -132,6 +171,18 @@ func (p Policy) Validate() error {
 	}
 	if p.MFARemember < 0 || p.MFARemember > MaxMFARemember {
 		errs = append(errs, fmt.Errorf("mfa remember must be from 0 to %d seconds (12 hours)", MaxMFARemember))
+	}
+	seen := map[string]bool{}
+	for _, m := range p.EAPMethods {
+		if !slices.Contains(AllEAPMethods, m) {
+			errs = append(errs, fmt.Errorf("EAP method %q is not one of ttls, peap, tls", m))
+		} else if seen[m] {
+			errs = append(errs, fmt.Errorf("EAP method %q is listed twice", m))
+		}
+		seen[m] = true
+	}
+	if !slices.Contains([]string{"", EAPIdentityAny, EAPIdentityMatch}, p.EAPIdentity) {
+		errs = append(errs, fmt.Errorf("eap identity must be any or match, not %q", p.EAPIdentity))
 	}
 	for i, r := range p.Rules {
 		if strings.TrimSpace(r.Group) == "" {

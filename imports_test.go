@@ -44,8 +44,11 @@ var allowed = map[string][]string{
 	"appliance/store": {"appliance/policy", "appliance/secrets"},
 	// The appliance's self-signed certificates (LDAP, EAP), written atomically.
 	"internal/selfcert": {"appliance/atomicfile"},
-	"appliance/audit":   {"appliance/store"},
-	"appliance/dirsync": {"appliance/audit", "appliance/store"},
+	// Wi-Fi profiles: the EAP certificate's public part, no key (the test
+	// makes one with selfcert).
+	"internal/wifiprofile": {"internal/selfcert"},
+	"appliance/audit":      {"appliance/store"},
+	"appliance/dirsync":    {"appliance/audit", "appliance/store"},
 	// The LDAP door's directory: the store's users, or the LDAP upstream.
 	"appliance/directory": {"appliance/store", "appliance/upstream", "appliance/directory/vdir", "internal/reload"},
 	"appliance/upstream":  {"appliance/passwd", "appliance/secrets", "appliance/store", "internal/msgauth", "appliance/upstream/upstreamtest"},
@@ -73,7 +76,7 @@ var allowed = map[string][]string{
 
 	// Wiring.
 	"internal/daemon": {"appliance/...", "eap", "ldapproxy", "radius", "tui", "internal/selfcert"},
-	"cmd/clinicgate":  {"appliance/...", "internal/daemon", "ldapproxy", "tui"},
+	"cmd/clinicgate":  {"appliance/...", "eap", "internal/daemon", "internal/selfcert", "internal/wifiprofile", "ldapproxy", "tui"},
 	"e2e":             {"appliance/...", "eap", "internal/msgauth", "ldapproxy"},
 	"":                nil, // this package
 }

@@ -30,6 +30,7 @@ Usage:
   clinicgate bindaccount add NAME --network CIDR... [--secret-stdin] | list | remove NAME
   clinicgate mfa enroll NAME | reset NAME
   clinicgate device add MAC --user NAME | list [--user NAME] | remove MAC
+  clinicgate wifi ca > ca.pem | profile --ssid NAME [--method ttls|peap|tls] > clinic.mobileconfig
   clinicgate audit tail [-n N] [--follow] [--user NAME] | show N | verify
   clinicgate settings list | set KEY VALUE
   clinicgate acct list [--active]
@@ -84,6 +85,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return c.bindAccount(ctx, args[1:])
 	case "mfa":
 		return c.mfa(ctx, args[1:])
+	case "wifi":
+		return c.wifi(ctx, args[1:])
 	case "device":
 		return c.device(ctx, args[1:])
 	case "audit":

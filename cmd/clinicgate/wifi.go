@@ -1,0 +1,165 @@
+package main
+
+import (
+	"context"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/clinicgate/clinicgate/appliance/config"
+	"github.com/clinicgate/clinicgate/eap"
+	"github.com/clinicgate/clinicgate/internal/selfcert"
+	"github.com/clinicgate/clinicgate/internal/wifiprofile"
+)
+
+// wifi gives the contractor what Wi-Fi clients must be told about the
+// EAP server: its CA and name, and an Apple profile.
+func (c *cli) wifi(ctx context.Context, args []string) error {
+	return c.dispatch(ctx, "wifi", "wifi: ca or profile?", args, subcommands{
+		"ca":      c.wifiCA,
+		"profile": c.wifiProfile,
+	})
+}
+
+// eapChain reads the EAP server's certificate file: the configured one,
+// or the one the daemon generated in the data directory. It returns the
+// server certificate and the CA a client must trust: the certificate
+// itself when self-signed, else the last CA certificate in the file, else
+// the one given with --ca.
+func eapChain(cfg config.Config, caFile string) (server, ca *x509.Certificate, err error) {
+	path := cfg.RADIUS.EAPCertFile
+	if path == "" {
+		path = filepath.Join(cfg.DataDir, eap.CertFile)
+	}
+	certs, err := readCerts(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil, fmt.Errorf("no EAP certificate at %s yet: the daemon makes one at its first start", path)
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	server = certs[0]
+	switch {
+	case caFile != "":
+		cas, err := readCerts(caFile)
+		if err != nil {
+			return nil, nil, err
+		}
+		ca = cas[0]
+	case server.CheckSignatureFrom(server) == nil:
+		ca = server
+	default:
+		for _, c := range certs[1:] {
+			if c.IsCA {
+				ca = c
+			}
+		}
+	}
+	if ca == nil {
+		return nil, nil, fmt.Errorf("%s is issued by %q, which the file does not hold: give that CA with --ca FILE", path, server.Issuer.CommonName)
+	}
+	if err := server.CheckSignatureFrom(ca); err != nil && ca != server {
+		// A chain through an intermediate is still fine for a client that
+		// trusts the root; say so only when ca is not the direct issuer.
+		if _, verr := server.Verify(x509.VerifyOptions{Roots: pool(ca), Intermediates: pool(certs[1:]...), KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}); verr != nil {
+			return nil, nil, fmt.Errorf("%s does not chain to the CA %q: %v", path, ca.Subject.CommonName, verr)
+		}
+	}
+	return server, ca, nil
+}
+
+func pool(cs ...*x509.Certificate) *x509.CertPool {
+	p := x509.NewCertPool()
+	for _, c := range cs {
+		p.AddCert(c)
+	}
+	return p
+}
+
+func readCerts(path string) ([]*x509.Certificate, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var out []*x509.Certificate
+	for {
+		var blk *pem.Block
+		blk, b = pem.Decode(b)
+		if blk == nil {
+			break
+		}
+		if blk.Type != "CERTIFICATE" {
+			continue
+		}
+		c, err := x509.ParseCertificate(blk.Bytes)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+		out = append(out, c)
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("%s holds no PEM certificate", path)
+	}
+	return out, nil
+}
+
+func (c *cli) wifiCA(fs *flag.FlagSet) action {
+	caFile := fs.String("ca", "", "the CA that issued a certificate the clinic supplied, if the certificate file lacks it")
+	return action{offline: func(cfg config.Config, _ []string) error {
+		server, ca, err := eapChain(cfg, *caFile)
+		if err != nil {
+			return err
+		}
+		// The facts go to stderr, the PEM to stdout: "wifi ca > ca.pem".
+		fmt.Fprintf(c.errw, "server name:  %s\n", strings.Join(wifiprofile.ServerNames(server), ", "))
+		fmt.Fprintf(c.errw, "CA:           %s, valid until %s\n", ca.Subject.CommonName, ca.NotAfter.Format("2006-01-02"))
+		fmt.Fprintf(c.errw, "SHA-256:      %s\n", selfcert.FingerprintDER(ca.Raw))
+		fmt.Fprintf(c.errw, "SHA-1 (Windows thumbprint): %s\n", wifiprofile.Thumbprint(ca))
+		return pem.Encode(c.out, &pem.Block{Type: "CERTIFICATE", Bytes: ca.Raw})
+	}}
+}
+
+func (c *cli) wifiProfile(fs *flag.FlagSet) action {
+	ssid := fs.String("ssid", "", "the Wi-Fi network's name (required)")
+	method := fs.String("method", "ttls", "ttls (password, and password,code for MFA), peap or tls (device certificate)")
+	name := fs.String("server-name", "", "the name devices check in the server certificate (default: the certificate's first name)")
+	org := fs.String("org", "", "the clinic's name, shown on the profile")
+	outer := fs.String("outer-identity", "anonymous", "the name sent in clear before the tunnel (ttls, peap); empty sends the user's")
+	wpa3 := fs.Bool("wpa3", false, "WPA3-Enterprise only (default WPA2, which a WPA2/WPA3 network also accepts)")
+	caFile := fs.String("ca", "", "the CA that issued a certificate the clinic supplied, if the certificate file lacks it")
+	return action{
+		check: func([]string) error {
+			if *ssid == "" {
+				return usageError{"wifi profile: --ssid is required"}
+			}
+			return nil
+		},
+		offline: func(cfg config.Config, _ []string) error {
+			server, ca, err := eapChain(cfg, *caFile)
+			if err != nil {
+				return err
+			}
+			sn := *name
+			if sn == "" {
+				names := wifiprofile.ServerNames(server)
+				if len(names) == 0 {
+					return errors.New("the EAP certificate names no server: give --server-name")
+				}
+				sn = names[0]
+			}
+			b, err := wifiprofile.MobileConfig(wifiprofile.Profile{
+				SSID: *ssid, Method: wifiprofile.Method(*method), CA: ca, ServerName: sn,
+				Organization: *org, OuterIdentity: *outer, WPA3: *wpa3,
+			})
+			if err != nil {
+				return err
+			}
+			_, err = c.out.Write(b)
+			return err
+		}}
+}

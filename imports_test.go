@@ -75,7 +75,7 @@ var allowed = map[string][]string{
 		"appliance/secrets", "appliance/upstream"},
 
 	// Wiring.
-	"internal/daemon": {"appliance/...", "eap", "ldapproxy", "radius", "tui", "internal/selfcert"},
+	"internal/daemon": {"appliance/...", "eap", "ldapproxy", "radius", "tui", "internal/selfcert", "internal/wifiprofile"},
 	"cmd/clinicgate":  {"appliance/...", "eap", "internal/daemon", "internal/selfcert", "internal/wifiprofile", "ldapproxy", "tui"},
 	"e2e":             {"appliance/...", "eap", "internal/msgauth", "ldapproxy"},
 	"":                nil, // this package

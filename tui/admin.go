@@ -120,7 +120,7 @@ func AllPanes(a Admin) Panes {
 // available reports whether pane t has what it acts through.
 func (p Panes) available(t tab) bool {
 	switch t {
-	case tabDashboard, tabAudit:
+	case tabDashboard, tabAudit, tabWiFi:
 		return p.Audit != nil
 	case tabUsers:
 		return p.Users != nil

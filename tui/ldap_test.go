@@ -55,8 +55,8 @@ func TestLDAPScreen(t *testing.T) {
 func TestLDAPTabByMouse(t *testing.T) {
 	tm := start(t, ldapSample(), 80, 24)
 	waitFor(t, tm, "frontdesk2")
-	// "clinicgate  Dashboard │ … │ Devices │ LDAP": LDAP is at 72-75.
-	tm.Send(tea.MouseMsg{X: 73, Y: 0, Button: tea.MouseButtonLeft, Action: tea.MouseActionRelease})
+	// "Dashboard │ … │ Devices │ LDAP │ Wi-Fi": LDAP is at 60-63.
+	tm.Send(tea.MouseMsg{X: 61, Y: 0, Button: tea.MouseButtonLeft, Action: tea.MouseActionRelease})
 	waitFor(t, tm, "pacs-lookup")
 	// A click on the second bind account selects it: x then removes it.
 	tm.Send(tea.MouseMsg{X: 3, Y: ldapFirstRow + 1, Button: tea.MouseButtonLeft, Action: tea.MouseActionRelease})

@@ -48,17 +48,18 @@ const (
 	tabUpstreams
 	tabDevices
 	tabLDAP
+	tabWiFi
 	tabCount
 )
 
-var tabNames = []string{"Dashboard", "Audit", "Users", "Clients", "Upstreams", "Devices", "LDAP"}
+var tabNames = []string{"Dashboard", "Audit", "Users", "Clients", "Upstreams", "Devices", "LDAP", "Wi-Fi"}
 
 // keyMap is every key the console answers, with its help text.
 type keyMap struct {
 	Next, Prev, Up, Down, Enter, Back, Filter, Verify, Help, Quit key.Binding
 	Add, Password, Disable, Unlock, Enrol, Edit                   key.Binding
 	Groups, ResetMFA, Device, Test                                key.Binding
-	Login, Remove                                                 key.Binding
+	Login, Remove, CA                                             key.Binding
 }
 
 func (k keyMap) ShortHelp() []key.Binding {
@@ -94,6 +95,7 @@ var keys = keyMap{
 	Test:     key.NewBinding(key.WithKeys("t"), key.WithHelp("t", "test an upstream")),
 	Login:    key.NewBinding(key.WithKeys("l"), key.WithHelp("l", "test login (clients)")),
 	Remove:   key.NewBinding(key.WithKeys("x"), key.WithHelp("x", "remove (devices, LDAP)")),
+	CA:       key.NewBinding(key.WithKeys("c"), key.WithHelp("c", "show the Wi-Fi CA")),
 }
 
 // Model is the console's root model.
@@ -436,6 +438,8 @@ func (m Model) key(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
 			}
 			return doneMsg{text: "device " + d.MAC + " removed"}
 		})}
+	case key.Matches(msg, keys.CA) && m.tab == tabWiFi:
+		m.show = wifiCA(m.daemon)
 	case key.Matches(msg, keys.Login) && m.tab == tabClients && len(m.clients) > 0:
 		m.form = m.testLoginForm(m.clients[min(m.cursor, len(m.clients)-1)])
 	case key.Matches(msg, keys.Edit) && m.tab == tabClients && len(m.clients) > 0:
@@ -578,6 +582,8 @@ func (m Model) View() string {
 		body = m.viewUpstreams(bodyHeight)
 	case m.tab == tabLDAP:
 		body = m.viewLDAP(bodyHeight)
+	case m.tab == tabWiFi:
+		body = m.viewWiFi(bodyHeight)
 	default:
 		body = m.viewDevices(bodyHeight)
 	}

@@ -877,9 +877,9 @@ func TestDaemonNotAnsweringIsShown(t *testing.T) {
 func TestMouseSwitchesPanesAndSelects(t *testing.T) {
 	tm := start(t, sample(), 80, 24)
 	waitFor(t, tm, "frontdesk2")
-	// At 80 columns the version gives way: "clinicgate  Dashboard │ Audit │
-	// Users": Users starts at column 32.
-	tm.Send(tea.MouseMsg{X: 33, Y: 0, Button: tea.MouseButtonLeft, Action: tea.MouseActionRelease})
+	// At 80 columns the title gives way: "Dashboard │ Audit │ Users": Users
+	// starts at column 20.
+	tm.Send(tea.MouseMsg{X: 21, Y: 0, Button: tea.MouseButtonLeft, Action: tea.MouseActionRelease})
 	waitFor(t, tm, "vendor-it")
 	tm.Send(tea.MouseMsg{X: 5, Y: 6, Button: tea.MouseButtonLeft, Action: tea.MouseActionRelease})
 	tm.Send(tea.MouseMsg{Button: tea.MouseButtonWheelUp, Action: tea.MouseActionPress})

@@ -19,10 +19,31 @@ type DaemonStatus struct {
 	UpdatedAt time.Time        `json:"updated_at"`
 	Listeners []Listener       `json:"listeners"`
 	Upstreams []UpstreamStatus `json:"upstreams,omitempty"`
+	// EAP is the 802.1X server's certificate, when the RADIUS door runs
+	// one: what every Wi-Fi device must be told to trust.
+	EAP *EAPStatus `json:"eap,omitempty"`
 	// OldListeners is set when the report came from a daemon older than
 	// this console, which described its listeners as display text: they
 	// are not read back (the daemon's restart with this version fixes it).
 	OldListeners bool `json:"-"`
+}
+
+// EAPStatus describes the EAP server's certificate. All of it is public:
+// the key never leaves the daemon.
+type EAPStatus struct {
+	// CAPEM is the CA a device must trust, PEM: the server certificate
+	// itself when self-signed (the appliance's own), else the last CA
+	// certificate of the configured file ("" when the file lacks it).
+	CAPEM      string    `json:"ca_pem,omitempty"`
+	CASubject  string    `json:"ca_subject,omitempty"`
+	CASHA256   string    `json:"ca_sha256,omitempty"`
+	CAThumb    string    `json:"ca_sha1,omitempty"` // what Windows shows
+	ServerName []string  `json:"server_names,omitempty"`
+	NotAfter   time.Time `json:"not_after"`
+	CertFile   string    `json:"cert_file"`
+	// Anchors names the trust anchors for EAP-TLS client certificates
+	// ("subject SHA-256"); none: EAP-TLS is not offered.
+	Anchors []string `json:"anchors,omitempty"`
 }
 
 // ListenDoor names what a listener answers.

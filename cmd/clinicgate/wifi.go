@@ -26,92 +26,32 @@ func (c *cli) wifi(ctx context.Context, args []string) error {
 	})
 }
 
-// eapChain reads the EAP server's certificate file: the configured one,
-// or the one the daemon generated in the data directory. It returns the
-// server certificate and the CA a client must trust: the certificate
-// itself when self-signed, else the last CA certificate in the file, else
-// the one given with --ca.
-func eapChain(cfg config.Config, caFile string) (server, ca *x509.Certificate, err error) {
-	path := cfg.RADIUS.EAPCertFile
+// eapChain reads the EAP server's certificate: the one given with
+// --cert, the configured one, or the one the daemon generated in the data
+// directory.
+func eapChain(cfg config.Config, certFile, caFile string) (server, ca *x509.Certificate, err error) {
+	path := certFile
+	if path == "" {
+		path = cfg.RADIUS.EAPCertFile
+	}
 	if path == "" {
 		path = filepath.Join(cfg.DataDir, eap.CertFile)
 	}
-	certs, err := readCerts(path)
-	if errors.Is(err, os.ErrNotExist) {
+	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) && certFile == "" {
 		return nil, nil, fmt.Errorf("no EAP certificate at %s yet: the daemon makes one at its first start", path)
 	}
-	if err != nil {
-		return nil, nil, err
+	server, ca, err = wifiprofile.Chain(path, caFile)
+	if err != nil && ca == nil && server != nil {
+		err = fmt.Errorf("%w (--ca FILE)", err)
 	}
-	server = certs[0]
-	switch {
-	case caFile != "":
-		cas, err := readCerts(caFile)
-		if err != nil {
-			return nil, nil, err
-		}
-		ca = cas[0]
-	case server.CheckSignatureFrom(server) == nil:
-		ca = server
-	default:
-		for _, c := range certs[1:] {
-			if c.IsCA {
-				ca = c
-			}
-		}
-	}
-	if ca == nil {
-		return nil, nil, fmt.Errorf("%s is issued by %q, which the file does not hold: give that CA with --ca FILE", path, server.Issuer.CommonName)
-	}
-	if err := server.CheckSignatureFrom(ca); err != nil && ca != server {
-		// A chain through an intermediate is still fine for a client that
-		// trusts the root; say so only when ca is not the direct issuer.
-		if _, verr := server.Verify(x509.VerifyOptions{Roots: pool(ca), Intermediates: pool(certs[1:]...), KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}); verr != nil {
-			return nil, nil, fmt.Errorf("%s does not chain to the CA %q: %v", path, ca.Subject.CommonName, verr)
-		}
-	}
-	return server, ca, nil
-}
-
-func pool(cs ...*x509.Certificate) *x509.CertPool {
-	p := x509.NewCertPool()
-	for _, c := range cs {
-		p.AddCert(c)
-	}
-	return p
-}
-
-func readCerts(path string) ([]*x509.Certificate, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	var out []*x509.Certificate
-	for {
-		var blk *pem.Block
-		blk, b = pem.Decode(b)
-		if blk == nil {
-			break
-		}
-		if blk.Type != "CERTIFICATE" {
-			continue
-		}
-		c, err := x509.ParseCertificate(blk.Bytes)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", path, err)
-		}
-		out = append(out, c)
-	}
-	if len(out) == 0 {
-		return nil, fmt.Errorf("%s holds no PEM certificate", path)
-	}
-	return out, nil
+	return server, ca, err
 }
 
 func (c *cli) wifiCA(fs *flag.FlagSet) action {
+	certFile := fs.String("cert", "", "the EAP certificate (PEM) to read, instead of the appliance's: for a machine other than the appliance")
 	caFile := fs.String("ca", "", "the CA that issued a certificate the clinic supplied, if the certificate file lacks it")
 	return action{offline: func(cfg config.Config, _ []string) error {
-		server, ca, err := eapChain(cfg, *caFile)
+		server, ca, err := eapChain(cfg, *certFile, *caFile)
 		if err != nil {
 			return err
 		}
@@ -131,6 +71,7 @@ func (c *cli) wifiProfile(fs *flag.FlagSet) action {
 	org := fs.String("org", "", "the clinic's name, shown on the profile")
 	outer := fs.String("outer-identity", "anonymous", "the name sent in clear before the tunnel (ttls, peap); empty sends the user's")
 	wpa3 := fs.Bool("wpa3", false, "WPA3-Enterprise only (default WPA2, which a WPA2/WPA3 network also accepts)")
+	certFile := fs.String("cert", "", "the EAP certificate (PEM) to read, instead of the appliance's: for a machine other than the appliance")
 	caFile := fs.String("ca", "", "the CA that issued a certificate the clinic supplied, if the certificate file lacks it")
 	return action{
 		check: func([]string) error {
@@ -140,7 +81,7 @@ func (c *cli) wifiProfile(fs *flag.FlagSet) action {
 			return nil
 		},
 		offline: func(cfg config.Config, _ []string) error {
-			server, ca, err := eapChain(cfg, *caFile)
+			server, ca, err := eapChain(cfg, *certFile, *caFile)
 			if err != nil {
 				return err
 			}

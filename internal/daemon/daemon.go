@@ -10,6 +10,7 @@ package daemon
 
 import (
 	"context"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -36,6 +37,7 @@ import (
 	"github.com/clinicgate/clinicgate/appliance/upstream"
 	"github.com/clinicgate/clinicgate/eap"
 	"github.com/clinicgate/clinicgate/internal/selfcert"
+	"github.com/clinicgate/clinicgate/internal/wifiprofile"
 	"github.com/clinicgate/clinicgate/ldapproxy"
 	"github.com/clinicgate/clinicgate/radius"
 	"github.com/clinicgate/clinicgate/tui"
@@ -83,6 +85,7 @@ type Daemon struct {
 	// host key in the listing.
 	ldapCert, ldapFP, sshFP string
 	eapCert, eapFP          string
+	eapStatus               *admin.EAPStatus
 
 	mu        sync.Mutex
 	listeners []listener
@@ -186,7 +189,28 @@ func (d *Daemon) openEAP(ctx context.Context) (*eap.Server, error) {
 		return nil, err
 	}
 	d.eapCert = certPath
+	d.eapStatus = eapStatus(certPath)
 	return &eap.Server{Gate: d.gate, TLS: tlsCfg}, nil
+}
+
+// eapStatus describes the EAP certificate for the console: the CA devices
+// must trust and the names they must check. A CA the file lacks leaves
+// those empty; the console then says to give devices the issuer.
+func eapStatus(certPath string) *admin.EAPStatus {
+	st := &admin.EAPStatus{CertFile: certPath}
+	server, ca, _ := wifiprofile.Chain(certPath, "")
+	if server == nil {
+		return st
+	}
+	st.ServerName, st.NotAfter = wifiprofile.ServerNames(server), server.NotAfter
+	if ca != nil {
+		st.CAPEM = string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ca.Raw}))
+		st.CASubject, st.CASHA256, st.CAThumb = ca.Subject.CommonName, selfcert.FingerprintDER(ca.Raw), wifiprofile.Thumbprint(ca)
+		if ca.NotAfter.Before(st.NotAfter) {
+			st.NotAfter = ca.NotAfter
+		}
+	}
+	return st
 }
 
 func (d *Daemon) openLDAP(ctx context.Context) error {
@@ -565,7 +589,7 @@ func (d *Daemon) status(svc *admin.Service, started time.Time) func(context.Cont
 	}
 	d.mu.Unlock()
 	return func(ctx context.Context) {
-		ds := admin.DaemonStatus{Version: d.opts.Version, StartedAt: started, UpdatedAt: time.Now(), Listeners: addrs}
+		ds := admin.DaemonStatus{Version: d.opts.Version, StartedAt: started, UpdatedAt: time.Now(), Listeners: addrs, EAP: d.eapStatus}
 		if hs, err := d.upstreams.Status(ctx); err == nil {
 			for _, h := range hs {
 				ds.Upstreams = append(ds.Upstreams, admin.UpstreamStatus{Name: h.Name, Kind: h.Kind, State: string(h.State), Since: h.Since, LastError: h.LastError})

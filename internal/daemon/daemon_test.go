@@ -132,6 +132,11 @@ func TestShutdownWaitsForEveryGoroutine(t *testing.T) {
 	if l, ok := st.Listener(admin.ListenSSH); !ok || !strings.HasPrefix(l.HostKey, "SHA256:") {
 		t.Errorf("reported SSH listener %+v, want its host key", l)
 	}
+	// The EAP certificate is self-signed: it is the CA devices trust,
+	// shown with the fingerprint the start-up listing gives.
+	if st.EAP == nil || st.EAP.CASHA256 != d.eapFP || d.eapFP == "" || !strings.Contains(st.EAP.CAPEM, "BEGIN CERTIFICATE") || len(st.EAP.ServerName) == 0 || len(st.EAP.CAThumb) != 40 {
+		t.Errorf("reported EAP %+v, want the certificate %s as its CA", st.EAP, d.eapFP)
+	}
 	if len(st.Listeners) != 6 {
 		t.Errorf("reported %d listeners, want 6: %+v", len(st.Listeners), st.Listeners)
 	}

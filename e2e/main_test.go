@@ -822,7 +822,7 @@ func TestFreshApplianceThroughTheConsole(t *testing.T) {
 		}
 		return m != nil && strings.Contains(capture(), "█")
 	})
-	keys("x", "Tab", "Tab", "Tab", "Tab", "Tab") // users → clients → upstreams → devices → LDAP → dashboard
+	keys("x", "Tab", "Tab", "Tab", "Tab", "Tab", "Tab") // users → clients → upstreams → devices → LDAP → Wi-Fi → dashboard
 	waitFor(t, "the dashboard", func() bool { return strings.Contains(capture(), "Logins in view") })
 	out := radclient(t, d.auth, "auth", clientSecret, pap("alice", "correct horse battery,"+oathtool(t, seed, time.Now())))
 	if got := received(out); got != "Access-Accept" {

@@ -161,6 +161,16 @@ func (s *Service) AddUser(ctx context.Context, n NewUser) error {
 		u.PasswordHash = h
 	}
 	detail := fmt.Sprintf("user added; groups %v", n.Groups)
+	keepNT := false
+	if n.Password != nil {
+		var err error
+		if keepNT, err = s.mschapAllowed(ctx); err != nil {
+			return err
+		}
+		if keepNT {
+			detail += "; NT hash kept for MS-CHAPv2"
+		}
+	}
 	if !n.ExpiresAt.IsZero() {
 		detail += "; expires " + n.ExpiresAt.Format(time.RFC3339)
 	}
@@ -168,8 +178,13 @@ func (s *Service) AddUser(ctx context.Context, n NewUser) error {
 		detail += "; hours " + n.Hours
 	}
 	err := s.change(ctx, audit.Entry{User: n.Name, Reason: "user_add", Detail: detail}, func(tx *store.Tx) error {
-		_, err := tx.CreateUser(ctx, u, s.Now())
-		return err
+		id, err := tx.CreateUser(ctx, u, s.Now())
+		if err != nil || !keepNT {
+			return err
+		}
+		nt := passwd.NTHash(n.Password)
+		defer clear(nt[:])
+		return tx.SetNTHash(ctx, id, nt[:], s.Now())
 	})
 	if errors.Is(err, store.ErrConflict) {
 		return invalid("a user named %q already exists", n.Name)
@@ -225,6 +240,7 @@ func (s *Service) EditUser(ctx context.Context, name string, e UserEdit) error {
 		what = append(what, "display name")
 	}
 	var hash string
+	var keepNT bool
 	if e.Password != nil {
 		if err := CheckPassword(e.Password); err != nil {
 			return err
@@ -235,6 +251,12 @@ func (s *Service) EditUser(ctx context.Context, name string, e UserEdit) error {
 		}
 		hash = h
 		what = append(what, "password reset")
+		if keepNT, err = s.mschapAllowed(ctx); err != nil {
+			return err
+		}
+		if keepNT {
+			what = append(what, "NT hash kept for MS-CHAPv2")
+		}
 	}
 	if e.Disabled != nil {
 		what = append(what, map[bool]string{true: "disabled", false: "enabled"}[*e.Disabled])
@@ -289,6 +311,20 @@ func (s *Service) EditUser(ctx context.Context, name string, e UserEdit) error {
 		if e.Disabled != nil && *e.Disabled {
 			// A disabled user must not get in from the credential cache.
 			if err := tx.DeleteCachedVerifiers(ctx, u.ID, ""); err != nil {
+				return err
+			}
+		}
+		if hash != "" {
+			// The NT hash follows the password, or goes: one of the old
+			// password must never outlive it.
+			if keepNT {
+				nt := passwd.NTHash(e.Password)
+				defer clear(nt[:])
+				err = tx.SetNTHash(ctx, u.ID, nt[:], s.Now())
+			} else {
+				err = tx.DeleteNTHash(ctx, u.ID)
+			}
+			if err != nil {
 				return err
 			}
 		}
@@ -442,7 +478,31 @@ func describePolicy(p policy.Policy) string {
 	if p.MFARemember > 0 {
 		d += fmt.Sprintf(", codes remembered %ds", p.MFARemember)
 	}
+	d += fmt.Sprintf(", EAP methods %s, MS-CHAPv2 allowed %v, EAP identity %s", strings.Join(p.EAPAllowed(), ","), p.AllowMSCHAP, EAPIdentity(p))
 	return d
+}
+
+// EAPIdentity is a policy's outer identity rule as shown: "any" when unset.
+func EAPIdentity(p policy.Policy) string {
+	if p.EAPIdentity == "" {
+		return policy.EAPIdentityAny
+	}
+	return p.EAPIdentity
+}
+
+// mschapAllowed reports whether any client allows MS-CHAPv2: only then is
+// an NT hash kept at a password set.
+func (s *Service) mschapAllowed(ctx context.Context) (bool, error) {
+	cs, err := s.Store.Clients(ctx, "")
+	if err != nil {
+		return false, err
+	}
+	for _, c := range cs {
+		if c.Policy.AllowMSCHAP {
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 func (s *Service) checkUpstream(ctx context.Context, name string) error {

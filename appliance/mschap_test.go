@@ -122,7 +122,9 @@ func TestMSCHAPv2WrongPasswordCountsTowardsLockout(t *testing.T) {
 			t.Fatalf("attempt %d: a refusal carries an MS-CHAPv2 result", i)
 		}
 	}
-	// Locked now: the right response is refused too, as for PAP.
+	// Locked now: the response is not even checked, and the right one is
+	// refused too, as for PAP.
+	expect(t, e.mschap(c, appliance.MethodMSCHAPv2, "alice", response(t, "alice", "wrong horse")), appliance.Reject, appliance.ReasonLockedOut)
 	expect(t, e.mschap(c, appliance.MethodMSCHAPv2, "alice", response(t, "alice", "correct horse")), appliance.Reject, appliance.ReasonLockedOut)
 	expect(t, e.decide(client(mfaOff), "alice", "correct horse", nil), appliance.Reject, appliance.ReasonLockedOut)
 }

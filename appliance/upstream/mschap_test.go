@@ -4,12 +4,16 @@ import (
 	"bytes"
 	"crypto/rand"
 	"errors"
+	"log/slog"
 	"testing"
+	"time"
 
 	"layeh.com/radius/rfc2759"
 	"layeh.com/radius/rfc3079"
 
+	"github.com/clinicgate/clinicgate/appliance/passwd"
 	"github.com/clinicgate/clinicgate/appliance/secrets"
+	"github.com/clinicgate/clinicgate/appliance/store"
 	"github.com/clinicgate/clinicgate/appliance/upstream"
 	"github.com/clinicgate/clinicgate/appliance/upstream/upstreamtest"
 )
@@ -70,6 +74,45 @@ func TestMSCHAPv2RelayedToFreeRADIUS(t *testing.T) {
 	if _, _, err := mv.VerifyMSCHAPv2(t.Context(), "alice", wrong); !errors.Is(err, upstream.ErrBadCredentials) {
 		t.Fatalf("wrong password: got %v, want ErrBadCredentials", err)
 	}
+	// Through the daemon's registry the connector still relays, and its
+	// answers count for its health.
+	st, err := store.Open(t.Context(), t.TempDir(), store.Options{Create: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if err := st.WithTx(t.Context(), func(tx *store.Tx) error {
+		return tx.CreateUpstream(t.Context(), store.Upstream{Name: "nps", Kind: "radius", Config: radiusConfig(t, upstream.RADIUSConfig{Servers: []string{fr.Addr}}), Secret: []byte(fr.Secret)}, time.Now())
+	}); err != nil {
+		t.Fatal(err)
+	}
+	h, err := passwd.NewHasher(passwd.Params{MemoryKiB: 64, Time: 1, Threads: 1}, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	local, err := upstream.NewLocal(st, h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := upstream.NewRegistry(st, local, nil, slog.New(slog.DiscardHandler))
+	defer reg.Close()
+	v, err := reg.Lookup(t.Context(), "nps")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if mv, ok = upstream.MSCHAPOf(v); !ok {
+		t.Fatal("a RADIUS upstream from the registry does not relay MS-CHAPv2")
+	}
+	if _, _, err := mv.VerifyMSCHAPv2(t.Context(), "alice", mschapResponse(t, "alice", "alice pw 1")); err != nil {
+		t.Fatalf("through the registry: %v", err)
+	}
+	if hs, _ := reg.Status(t.Context()); len(hs) != 1 || hs[0].State != upstream.StateUp {
+		t.Fatalf("got health %+v, want nps up", hs)
+	}
+	if _, ok := upstream.MSCHAPOf(local); ok {
+		t.Fatal("the local connector claims to check MS-CHAPv2 (the gate does, with the kept NT hash)")
+	}
+
 	// A response hashed with another name than the one sent fails too.
 	other := mschapResponse(t, "bob", "alice pw 1")
 	other.Name = "alice"

@@ -16,6 +16,7 @@ import (
 
 	"github.com/clinicgate/clinicgate/appliance"
 	"github.com/clinicgate/clinicgate/appliance/admin"
+	"github.com/clinicgate/clinicgate/appliance/passwd"
 	"github.com/clinicgate/clinicgate/appliance/policy"
 	"github.com/clinicgate/clinicgate/appliance/secrets"
 	"github.com/clinicgate/clinicgate/appliance/store"
@@ -164,7 +165,8 @@ func TestMSCHAPv2NeverFakesSuccess(t *testing.T) {
 }
 
 // TestPasswordResetReplacesNTHash: the hash follows the password at a
-// reset, and is dropped with it when no client allows MS-CHAPv2.
+// reset, is dropped with it when no client allows MS-CHAPv2, and every
+// hash goes once the last client allowing MS-CHAPv2 does.
 func TestPasswordResetReplacesNTHash(t *testing.T) {
 	e := newEnv(t)
 	e.addMSCHAPClient()
@@ -175,16 +177,46 @@ func TestPasswordResetReplacesNTHash(t *testing.T) {
 	}
 	expect(t, e.mschap(c, appliance.MethodMSCHAPv2, "alice", response(t, "alice", "correct horse")), appliance.Reject, appliance.ReasonBadPassword)
 	expect(t, e.mschap(c, appliance.MethodMSCHAPv2, "alice", response(t, "alice", "new horse 2")), appliance.Accept, appliance.ReasonOK)
-	if err := e.adm.RemoveClient(t.Context(), "vpn"); err != nil {
+	u, _ := e.st.UserByName(t.Context(), "alice")
+
+	// The last client allowing MS-CHAPv2 turns it off: no hash is kept.
+	if err := e.adm.EditClient(t.Context(), "vpn", admin.ClientEdit{Policy: func(p *policy.Policy) error { p.AllowMSCHAP = false; return nil }}); err != nil {
+		t.Fatal(err)
+	}
+	expect(t, e.mschap(c, appliance.MethodMSCHAPv2, "alice", response(t, "alice", "new horse 2")), appliance.Reject, appliance.ReasonNTHashMissing)
+	rows, _ := e.st.AuditRows(t.Context(), store.AuditFilter{Limit: 3, Newest: true})
+	if !slices.ContainsFunc(rows, func(r store.AuditRow) bool {
+		return r.Reason == "nt_hash_drop" && strings.Contains(r.Detail, "1 NT hash")
+	}) {
+		t.Fatalf("got audit %+v, want the NT hashes' deletion audited", rows)
+	}
+
+	// A hash left behind (kept by a login a moment before) goes at the
+	// next password reset.
+	nt := passwd.NTHash([]byte("new horse 2"))
+	if _, err := e.st.KeepNTHash(t.Context(), u.ID, nt[:], e.clock.Now()); err != nil {
 		t.Fatal(err)
 	}
 	if err := e.adm.EditUser(t.Context(), "alice", admin.UserEdit{Password: secrets.Secret("third horse 3")}); err != nil {
 		t.Fatal(err)
 	}
-	expect(t, e.mschap(c, appliance.MethodMSCHAPv2, "alice", response(t, "alice", "new horse 2")), appliance.Reject, appliance.ReasonNTHashMissing)
-	u, _ := e.st.UserByName(t.Context(), "alice")
 	if _, err := e.st.NTHash(t.Context(), u.ID); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("got %v, want the old NT hash gone", err)
+	}
+
+	// Removing the last such client drops them too.
+	if err := e.adm.EditClient(t.Context(), "vpn", admin.ClientEdit{Policy: func(p *policy.Policy) error { p.AllowMSCHAP = true; return nil }}); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.adm.EditUser(t.Context(), "alice", admin.UserEdit{Password: secrets.Secret("fourth horse 4")}); err != nil {
+		t.Fatal(err)
+	}
+	expect(t, e.mschap(c, appliance.MethodMSCHAPv2, "alice", response(t, "alice", "fourth horse 4")), appliance.Accept, appliance.ReasonOK)
+	if err := e.adm.RemoveClient(t.Context(), "vpn"); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := e.st.CountNTHashes(t.Context()); n != 0 {
+		t.Fatalf("got %d NT hashes after the last MS-CHAPv2 client went, want none", n)
 	}
 }
 

@@ -505,6 +505,29 @@ func (s *Service) mschapAllowed(ctx context.Context) (bool, error) {
 	return false, nil
 }
 
+// dropUnusedNTHashes deletes every kept NT hash once no client allows
+// MS-CHAPv2 any more: nothing can use them then, and each is a
+// password-equivalent (docs/mschap.md).
+func (s *Service) dropUnusedNTHashes(ctx context.Context) error {
+	if on, err := s.mschapAllowed(ctx); on || err != nil {
+		return err
+	}
+	var n int64
+	err := s.Store.WithTx(ctx, func(tx *store.Tx) error {
+		var err error
+		if n, err = tx.DeleteAllNTHashes(ctx); err != nil || n == 0 {
+			return err
+		}
+		_, err = s.Audit.AppendTx(ctx, tx, audit.Entry{Kind: audit.KindAdmin, Actor: s.Actor, Outcome: "changed", Reason: "nt_hash_drop",
+			Detail: fmt.Sprintf("%d NT hashes deleted: no client allows MS-CHAPv2 any more", n)})
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("the change is saved, but the NT hashes no client needs any more could not be deleted: %w", err)
+	}
+	return nil
+}
+
 func (s *Service) checkUpstream(ctx context.Context, name string) error {
 	if name == "local" {
 		return nil
@@ -530,7 +553,10 @@ func (s *Service) RemoveClient(ctx context.Context, name string) error {
 	if errors.Is(err, store.ErrNotFound) {
 		return invalid("there is no client %q", name)
 	}
-	return err
+	if err != nil {
+		return err
+	}
+	return s.dropUnusedNTHashes(ctx)
 }
 
 // ClientEdit changes a client; nil fields stay.
@@ -558,7 +584,7 @@ func (s *Service) EditClient(ctx context.Context, name string, e ClientEdit) err
 		prefix = p
 	}
 	var detail string
-	return s.Store.WithTx(ctx, func(tx *store.Tx) error {
+	err := s.Store.WithTx(ctx, func(tx *store.Tx) error {
 		c, err := tx.ClientByName(ctx, name)
 		if errors.Is(err, store.ErrNotFound) {
 			return invalid("there is no client %q", name)
@@ -603,6 +629,10 @@ func (s *Service) EditClient(ctx context.Context, name string, e ClientEdit) err
 		_, err = s.Audit.AppendTx(ctx, tx, audit.Entry{Kind: audit.KindAdmin, Actor: s.Actor, Outcome: "changed", Client: name, Reason: "client_edit", Detail: detail})
 		return err
 	})
+	if err != nil || e.Policy == nil {
+		return err
+	}
+	return s.dropUnusedNTHashes(ctx)
 }
 
 // ---- MFA

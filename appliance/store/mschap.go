@@ -72,6 +72,15 @@ func (tx *Tx) DeleteNTHash(ctx context.Context, userID int64) error {
 	return mapErr(err)
 }
 
+// DeleteAllNTHashes forgets every kept NT hash and says how many.
+func (tx *Tx) DeleteAllNTHashes(ctx context.Context) (int64, error) {
+	res, err := tx.q.ExecContext(ctx, `DELETE FROM nt_hashes`)
+	if err != nil {
+		return 0, mapErr(err)
+	}
+	return res.RowsAffected()
+}
+
 // CountNTHashes reports how many NT hashes are kept.
 func (s *Store) CountNTHashes(ctx context.Context) (int, error) {
 	var n int

@@ -130,8 +130,10 @@ func (g *Gate) queueCache(ctx context.Context, userID int64, up string, pw secre
 	g.cache.put(ctx, cacheJob{userID: userID, upstream: up, password: append(secrets.Secret(nil), pw...), groups: groups, at: g.now()})
 }
 
-// forgetCached deletes a user's cached verifier after the upstream refused
-// the password or the account.
+// forgetCached deletes a user's cached verifier, and the NT hash captured
+// at an earlier login, after the upstream refused the password or the
+// account: either may hold a password the upstream no longer accepts. The
+// local store's own password is the truth, so a typo there forgets nothing.
 func (g *Gate) forgetCached(ctx context.Context, name, up string) {
 	if up == "local" {
 		return
@@ -142,5 +144,8 @@ func (g *Gate) forgetCached(ctx context.Context, name, up string) {
 	}
 	if err := g.store.DeleteCachedVerifiers(ctx, u.ID, up); err != nil {
 		g.log.Warn("could not delete a cached verifier", "user", u.Name, "err", err)
+	}
+	if err := g.store.DeleteNTHash(ctx, u.ID); err != nil {
+		g.log.Warn("could not delete a kept NT hash", "user", u.Name, "err", err)
 	}
 }

@@ -286,6 +286,9 @@ type run struct {
 	forceMFA bool
 	// passthrough are the upstream's reply attributes, granted on Accept.
 	passthrough []upstream.ReplyAttribute
+	// mschap is the proof and keys of a verified MS-CHAPv2 response,
+	// granted on Accept.
+	mschap *MSCHAPResult
 
 	// answer is the pending challenge this request answers (its RADIUS
 	// State). The first round verified the password, so the password
@@ -401,14 +404,14 @@ func (g *Gate) finish(ctx context.Context, r *run, err error) (Decision, error) 
 	d, req := r.d, r.req
 	if err != nil {
 		d.Outcome, d.Reason, d.Message, d.State = Reject, ReasonInternal, MsgDenied, nil
-		d.Attributes = Attributes{}
+		d.Attributes, d.MSCHAP = Attributes{}, nil
 		r.step("error", err.Error())
 	}
 	seq, aerr := g.audit.Append(ctx, g.entry(r))
 	if aerr != nil {
 		// No decision without its audit entry.
 		d.Outcome, d.Reason, d.Message, d.State = Reject, ReasonInternal, MsgDenied, nil
-		d.Attributes = Attributes{}
+		d.Attributes, d.MSCHAP = Attributes{}, nil
 		err = errors.Join(err, aerr)
 	}
 	d.AuditSeq = seq
@@ -438,9 +441,14 @@ func (g *Gate) entry(r *run) audit.Entry {
 	if r.req.Source.IsValid() {
 		src = r.req.Source.String()
 	}
+	user := r.req.User
+	if user == "" {
+		// EAP-TLS may come without a name: the certificate named the user.
+		user = r.d.User
+	}
 	return audit.Entry{
 		Kind: audit.KindDecision, Door: string(r.req.Door), Client: r.req.Client.Name,
-		User: auditName(r.req.User), Device: auditName(r.req.Device), Source: src,
+		User: auditName(user), Device: auditName(r.req.Device), Source: src,
 		Outcome: string(r.d.Outcome), Reason: string(r.d.Reason), Detail: detail.Marshal(),
 	}
 }

@@ -20,9 +20,14 @@ import (
 
 // checkRequest refuses what no policy could accept: input the door marked
 // invalid, a password over plain LDAP where the client requires TLS, a
-// method the gate cannot check, an unusable user name.
+// method the gate cannot check or the client does not allow, an unusable
+// user name, an EAP outer identity the client's policy refuses.
 func (g *Gate) checkRequest(_ context.Context, r *run) (verdict, error) {
 	req := r.req
+	if req.OuterIdentity != "" && req.OuterIdentity != req.User {
+		// Both names stay visible in the audit, whatever the policy.
+		r.d.Notes = append(r.d.Notes, "outer_identity:"+auditName(req.OuterIdentity))
+	}
 	switch {
 	case req.Invalid != "":
 		r.step("request", string(req.Invalid))
@@ -30,14 +35,53 @@ func (g *Gate) checkRequest(_ context.Context, r *run) (verdict, error) {
 	case req.Plaintext && !req.Client.Policy.AllowPlainLDAP:
 		r.step("request", "the password came over plain LDAP; this client's policy requires LDAPS or StartTLS")
 		return r.refuse(ReasonTLSRequired, MsgDenied), nil
-	case req.Method != MethodPAP && req.Method != MethodLDAPBind && req.Method != MethodTTLSPAP:
+	case !slices.Contains([]Method{MethodPAP, MethodLDAPBind, MethodTTLSPAP, MethodMSCHAPv2, MethodPEAP, MethodEAPTLS}, req.Method):
 		r.step("request", "method "+string(req.Method)+" is not supported")
 		return r.refuse(ReasonUnsupportedAuth, MsgDenied), nil
-	case !validUserName(req.User):
+	}
+	if why := req.malformed(); why != "" {
+		r.step("request", why)
+		return r.refuse(ReasonBadRequest, MsgDenied), nil
+	}
+	// EAP-TLS is vouched for by the certificate: the EAP identity may be
+	// empty, and the certificate names the user.
+	if !validUserName(req.User) && (req.Method != MethodEAPTLS || req.User != "") {
 		r.step("request", "user name is empty, too long, not UTF-8 or has control characters")
 		return r.refuse(ReasonBadUserName, MsgDenied), nil
 	}
+	if why := methodRefusal(req.Client, req.Method); why != "" {
+		r.step("request", why)
+		return r.refuse(ReasonMethodNotAllowed, MsgDenied), nil
+	}
+	if req.OuterIdentity != "" && req.OuterIdentity != req.User {
+		if req.Client.Policy.EAPIdentity == policy.EAPIdentityMatch && !strings.EqualFold(req.OuterIdentity, req.User) && !anonymous(req.OuterIdentity) {
+			r.step("request", fmt.Sprintf("outer identity %q is not the inner one %q nor anonymous, and client %s requires them to match (eap identity match; 'clinicgate client set %s --eap-identity any' allows it)",
+				auditName(req.OuterIdentity), auditName(req.User), req.Client.Name, req.Client.Name))
+			return r.refuse(ReasonIdentityMismatch, MsgDenied), nil
+		}
+		r.step("request", fmt.Sprintf("outer identity %q, inner identity %q", auditName(req.OuterIdentity), auditName(req.User)))
+	}
 	return pass, nil
+}
+
+// malformed says what is wrong with a request's credentials for its
+// method ("" when nothing is).
+func (req Request) malformed() string {
+	switch req.Method {
+	case MethodMSCHAPv2, MethodPEAP:
+		if req.MSCHAP == nil || len(req.Password) > 0 || req.Cert != nil {
+			return "an MS-CHAPv2 request must carry the MS-CHAPv2 response and nothing else"
+		}
+	case MethodEAPTLS:
+		if req.Cert == nil || len(req.Password) > 0 || req.MSCHAP != nil {
+			return "an EAP-TLS request must carry the verified certificate and no password"
+		}
+	default:
+		if req.MSCHAP != nil || req.Cert != nil {
+			return "method " + string(req.Method) + " carries a password, not an MS-CHAPv2 response or a certificate"
+		}
+	}
+	return ""
 }
 
 // loadSettings records which client asks under which policy, and reads the
@@ -142,6 +186,12 @@ func (g *Gate) firstFactor(ctx context.Context, r *run) (verdict, error) {
 	if r.answer != nil {
 		return pass, nil
 	}
+	switch r.req.Method {
+	case MethodMSCHAPv2, MethodPEAP:
+		return g.mschapFactor(ctx, r)
+	case MethodEAPTLS:
+		return g.certFactor(ctx, r)
+	}
 	req, pol := r.req, r.req.Client.Policy
 	verifier, err := g.lookupUpstream(ctx, pol.Upstream)
 	if err != nil {
@@ -179,9 +229,32 @@ func (g *Gate) firstFactor(ctx context.Context, r *run) (verdict, error) {
 	}
 	switch {
 	case err == nil:
+	case errors.Is(err, upstream.ErrUnreachable):
+		r.step("password", "upstream "+pol.Upstream+" unreachable: "+err.Error())
+		if pol.Failmode == policy.FailCached {
+			return g.fromCache(ctx, r, verifier, password)
+		}
+		return r.refuse(ReasonUpstreamDown, MsgDenied), nil
+	default:
+		return g.upstreamRefused(ctx, r, err, pre, preErr == nil)
+	}
+	r.step("password", "verified by "+pol.Upstream)
+	r.verified, r.password = &id, password
+	if preErr == nil {
+		r.typed = &pre
+	}
+	return pass, nil
+}
+
+// upstreamRefused turns an upstream's refusal (any error but
+// ErrUnreachable, which each caller handles its own way) into the
+// decision. pre is the local record of the name as typed, when known.
+func (g *Gate) upstreamRefused(ctx context.Context, r *run, err error, pre store.User, known bool) (verdict, error) {
+	pol := r.req.Client.Policy
+	switch {
 	case errors.Is(err, upstream.ErrUnknownUser):
 		r.step("password", "no such user")
-		if preErr == nil {
+		if known {
 			// Gone from the directory: not even the cache may let them in.
 			g.forgetCached(ctx, pre.Name, pol.Upstream)
 		}
@@ -189,26 +262,20 @@ func (g *Gate) firstFactor(ctx context.Context, r *run) (verdict, error) {
 	case errors.Is(err, upstream.ErrBadCredentials):
 		r.step("password", "wrong password ("+pol.Upstream+")")
 		v := r.refuse(ReasonBadPassword, MsgDenied)
-		if preErr == nil {
+		if known {
 			g.forgetCached(ctx, pre.Name, pol.Upstream)
 			return v, g.countFailure(ctx, r, pre.Name)
 		}
 		return v, nil
-	case errors.Is(err, upstream.ErrUnreachable):
-		r.step("password", "upstream "+pol.Upstream+" unreachable: "+err.Error())
-		if pol.Failmode == policy.FailCached {
-			return g.fromCache(ctx, r, verifier, password)
-		}
-		return r.refuse(ReasonUpstreamDown, MsgDenied), nil
 	case errors.Is(err, upstream.ErrAccountDisabled):
 		r.step("password", pol.Upstream+" says the account is disabled")
-		if preErr == nil {
+		if known {
 			g.forgetCached(ctx, pre.Name, pol.Upstream)
 		}
 		return r.refuse(ReasonDisabled, MsgDisabled), nil
 	case errors.Is(err, upstream.ErrAccountExpired):
 		r.step("password", pol.Upstream+" says the account has expired")
-		if preErr == nil {
+		if known {
 			g.forgetCached(ctx, pre.Name, pol.Upstream)
 		}
 		return r.refuse(ReasonExpired, MsgExpired), nil
@@ -226,15 +293,8 @@ func (g *Gate) firstFactor(ctx context.Context, r *run) (verdict, error) {
 	case errors.Is(err, upstream.ErrUpstreamRefused):
 		r.step("password", err.Error())
 		return r.refuse(ReasonUpstreamRefused, MsgDenied), nil
-	default:
-		return stop, fmt.Errorf("upstream %s: %w", pol.Upstream, err)
 	}
-	r.step("password", "verified by "+pol.Upstream)
-	r.verified, r.password = &id, password
-	if preErr == nil {
-		r.typed = &pre
-	}
-	return pass, nil
+	return stop, fmt.Errorf("upstream %s: %w", pol.Upstream, err)
 }
 
 // fromCache is failmode "cached", a branch of the password stage: the
@@ -339,8 +399,15 @@ func (g *Gate) account(ctx context.Context, r *run) (verdict, error) {
 	r.user.Groups = unionGroups(u.Groups, id.Groups)
 	r.d.User, r.d.Groups = u.Name, r.user.Groups
 	r.passthrough = id.Reply
+	if r.password == nil {
+		// MS-CHAPv2: no password to cache or to take an NT hash of.
+		return pass, nil
+	}
 	if !local && pol.Failmode == policy.FailCached {
 		g.queueCache(ctx, u.ID, pol.Upstream, r.password, id.Groups)
+	}
+	if pol.AllowMSCHAP && (r.req.Method == MethodPAP || r.req.Method == MethodTTLSPAP) {
+		g.keepNTHash(ctx, r, u)
 	}
 	return pass, nil
 }
@@ -452,8 +519,19 @@ func (g *Gate) secondFactor(ctx context.Context, r *run) (verdict, error) {
 		r.step("mfa", "off for this client")
 		return pass, nil
 	}
+	if r.req.Method == MethodEAPTLS {
+		// The certificate's private key, kept on a managed device, is the
+		// possession factor; the EAP server verified it (docs/mschap.md).
+		r.step("mfa", "the client certificate's private key on the device is the second factor (EAP-TLS)")
+		r.d.Notes = append(r.d.Notes, "mfa_by_certificate")
+		return pass, nil
+	}
 	enr, err := g.store.TOTP(ctx, r.user.ID)
 	if errors.Is(err, store.ErrNotFound) {
+		if r.req.noCode() && (pol.MFA == policy.MFARequired || r.forceMFA) {
+			r.step("mfa", "required, but the user has not enrolled, and "+mfaUnavailable)
+			return r.refuse(ReasonMFAUnavailable, MsgDenied), nil
+		}
 		if pol.MFA == policy.MFARequired || r.forceMFA {
 			r.step("mfa", "required, but the user has not enrolled")
 			return r.refuse(ReasonMFANotEnrolled, MsgNotEnrolled), nil
@@ -474,6 +552,10 @@ func (g *Gate) secondFactor(ctx context.Context, r *run) (verdict, error) {
 	}
 	if r.code != nil {
 		return g.checkCode(ctx, r, enr)
+	}
+	if r.req.noCode() {
+		r.step("mfa", "a code is needed and "+mfaUnavailable)
+		return r.refuse(ReasonMFAUnavailable, MsgDenied), nil
 	}
 	// LDAP and EAP-TTLS have no challenge round: a code can only come
 	// appended to the password.
@@ -560,6 +642,7 @@ func (g *Gate) authorize(ctx context.Context, r *run) (verdict, error) {
 	}
 	r.d.Attributes = attrs
 	r.d.Passthrough = r.passthrough
+	r.d.MSCHAP = r.mschap
 	return pass, nil
 }
 
@@ -600,6 +683,16 @@ func (g *Gate) countFailure(ctx context.Context, r *run, name string) error {
 	}
 	return nil
 }
+
+// noCode reports a request whose method cannot carry a code at all:
+// MS-CHAPv2, with or without PEAP.
+func (req Request) noCode() bool {
+	return req.Method == MethodMSCHAPv2 || req.Method == MethodPEAP
+}
+
+// mfaUnavailable ends an mfa step refusing MS-CHAPv2: what the contractor
+// can do about it.
+const mfaUnavailable = "MS-CHAPv2 cannot carry one; use EAP-TTLS with the code appended (password,123456), or EAP-TLS, or set this client's mfa off"
 
 // appendOnly reports a request that cannot answer a challenge: an LDAP
 // bind, or a password inside an EAP-TTLS tunnel.

@@ -161,6 +161,16 @@ func (s *Service) AddUser(ctx context.Context, n NewUser) error {
 		u.PasswordHash = h
 	}
 	detail := fmt.Sprintf("user added; groups %v", n.Groups)
+	keepNT := false
+	if n.Password != nil {
+		var err error
+		if keepNT, err = s.mschapAllowed(ctx); err != nil {
+			return err
+		}
+		if keepNT {
+			detail += "; NT hash kept for MS-CHAPv2"
+		}
+	}
 	if !n.ExpiresAt.IsZero() {
 		detail += "; expires " + n.ExpiresAt.Format(time.RFC3339)
 	}
@@ -168,8 +178,13 @@ func (s *Service) AddUser(ctx context.Context, n NewUser) error {
 		detail += "; hours " + n.Hours
 	}
 	err := s.change(ctx, audit.Entry{User: n.Name, Reason: "user_add", Detail: detail}, func(tx *store.Tx) error {
-		_, err := tx.CreateUser(ctx, u, s.Now())
-		return err
+		id, err := tx.CreateUser(ctx, u, s.Now())
+		if err != nil || !keepNT {
+			return err
+		}
+		nt := passwd.NTHash(n.Password)
+		defer clear(nt[:])
+		return tx.SetNTHash(ctx, id, nt[:], s.Now())
 	})
 	if errors.Is(err, store.ErrConflict) {
 		return invalid("a user named %q already exists", n.Name)
@@ -225,6 +240,7 @@ func (s *Service) EditUser(ctx context.Context, name string, e UserEdit) error {
 		what = append(what, "display name")
 	}
 	var hash string
+	var keepNT bool
 	if e.Password != nil {
 		if err := CheckPassword(e.Password); err != nil {
 			return err
@@ -235,6 +251,12 @@ func (s *Service) EditUser(ctx context.Context, name string, e UserEdit) error {
 		}
 		hash = h
 		what = append(what, "password reset")
+		if keepNT, err = s.mschapAllowed(ctx); err != nil {
+			return err
+		}
+		if keepNT {
+			what = append(what, "NT hash kept for MS-CHAPv2")
+		}
 	}
 	if e.Disabled != nil {
 		what = append(what, map[bool]string{true: "disabled", false: "enabled"}[*e.Disabled])
@@ -289,6 +311,20 @@ func (s *Service) EditUser(ctx context.Context, name string, e UserEdit) error {
 		if e.Disabled != nil && *e.Disabled {
 			// A disabled user must not get in from the credential cache.
 			if err := tx.DeleteCachedVerifiers(ctx, u.ID, ""); err != nil {
+				return err
+			}
+		}
+		if hash != "" {
+			// The NT hash follows the password, or goes: one of the old
+			// password must never outlive it.
+			if keepNT {
+				nt := passwd.NTHash(e.Password)
+				defer clear(nt[:])
+				err = tx.SetNTHash(ctx, u.ID, nt[:], s.Now())
+			} else {
+				err = tx.DeleteNTHash(ctx, u.ID)
+			}
+			if err != nil {
 				return err
 			}
 		}
@@ -442,7 +478,54 @@ func describePolicy(p policy.Policy) string {
 	if p.MFARemember > 0 {
 		d += fmt.Sprintf(", codes remembered %ds", p.MFARemember)
 	}
+	d += fmt.Sprintf(", EAP methods %s, MS-CHAPv2 allowed %v, EAP identity %s", strings.Join(p.EAPAllowed(), ","), p.AllowMSCHAP, EAPIdentity(p))
 	return d
+}
+
+// EAPIdentity is a policy's outer identity rule as shown: "any" when unset.
+func EAPIdentity(p policy.Policy) string {
+	if p.EAPIdentity == "" {
+		return policy.EAPIdentityAny
+	}
+	return p.EAPIdentity
+}
+
+// mschapAllowed reports whether any client allows MS-CHAPv2: only then is
+// an NT hash kept at a password set.
+func (s *Service) mschapAllowed(ctx context.Context) (bool, error) {
+	cs, err := s.Store.Clients(ctx, "")
+	if err != nil {
+		return false, err
+	}
+	for _, c := range cs {
+		if c.Policy.AllowMSCHAP {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// dropUnusedNTHashes deletes every kept NT hash once no client allows
+// MS-CHAPv2 any more: nothing can use them then, and each is a
+// password-equivalent (docs/mschap.md).
+func (s *Service) dropUnusedNTHashes(ctx context.Context) error {
+	if on, err := s.mschapAllowed(ctx); on || err != nil {
+		return err
+	}
+	var n int64
+	err := s.Store.WithTx(ctx, func(tx *store.Tx) error {
+		var err error
+		if n, err = tx.DeleteAllNTHashes(ctx); err != nil || n == 0 {
+			return err
+		}
+		_, err = s.Audit.AppendTx(ctx, tx, audit.Entry{Kind: audit.KindAdmin, Actor: s.Actor, Outcome: "changed", Reason: "nt_hash_drop",
+			Detail: fmt.Sprintf("%d NT hashes deleted: no client allows MS-CHAPv2 any more", n)})
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("the change is saved, but the NT hashes no client needs any more could not be deleted: %w", err)
+	}
+	return nil
 }
 
 func (s *Service) checkUpstream(ctx context.Context, name string) error {
@@ -470,7 +553,10 @@ func (s *Service) RemoveClient(ctx context.Context, name string) error {
 	if errors.Is(err, store.ErrNotFound) {
 		return invalid("there is no client %q", name)
 	}
-	return err
+	if err != nil {
+		return err
+	}
+	return s.dropUnusedNTHashes(ctx)
 }
 
 // ClientEdit changes a client; nil fields stay.
@@ -498,7 +584,7 @@ func (s *Service) EditClient(ctx context.Context, name string, e ClientEdit) err
 		prefix = p
 	}
 	var detail string
-	return s.Store.WithTx(ctx, func(tx *store.Tx) error {
+	err := s.Store.WithTx(ctx, func(tx *store.Tx) error {
 		c, err := tx.ClientByName(ctx, name)
 		if errors.Is(err, store.ErrNotFound) {
 			return invalid("there is no client %q", name)
@@ -543,6 +629,10 @@ func (s *Service) EditClient(ctx context.Context, name string, e ClientEdit) err
 		_, err = s.Audit.AppendTx(ctx, tx, audit.Entry{Kind: audit.KindAdmin, Actor: s.Actor, Outcome: "changed", Client: name, Reason: "client_edit", Detail: detail})
 		return err
 	})
+	if err != nil || e.Policy == nil {
+		return err
+	}
+	return s.dropUnusedNTHashes(ctx)
 }
 
 // ---- MFA

@@ -12,12 +12,15 @@ import (
 	"crypto/rand"
 	"crypto/subtle"
 	"encoding/base64"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"runtime"
 	"strings"
+	"unicode/utf16"
 
 	"golang.org/x/crypto/argon2"
+	"golang.org/x/crypto/md4"
 )
 
 // Params are argon2id's cost parameters.
@@ -157,4 +160,22 @@ func decode(s string) (Params, []byte, []byte, error) {
 		return Params{}, nil, nil, ErrMalformed
 	}
 	return p, salt, key, nil
+}
+
+// NTHash is the NT hash of a password (MD4 of its UTF-16LE form), which
+// MS-CHAPv2 needs to verify a response and derive MPPE keys. It is
+// unsalted and fast: the store keeps it only for users who may log in with
+// MS-CHAPv2 (see docs/mschap.md), never instead of the argon2id hash.
+func NTHash(password []byte) [16]byte {
+	u := utf16.Encode([]rune(string(password)))
+	b := make([]byte, 2*len(u))
+	for i, c := range u {
+		binary.LittleEndian.PutUint16(b[2*i:], c)
+	}
+	h := md4.New()
+	h.Write(b)
+	clear(b)
+	var out [16]byte
+	h.Sum(out[:0])
+	return out
 }

@@ -255,6 +255,28 @@ func (r *RADIUS) Verify(ctx context.Context, user string, password secrets.Secre
 	if len(password) == 0 || len(password) > 128 {
 		return Identity{}, ErrBadCredentials
 	}
+	pkt, _, err := r.ask(ctx, func(p *radius.Packet) error {
+		if err := rfc2865.UserName_SetString(p, user); err != nil {
+			return ErrBadCredentials
+		}
+		if err := rfc2865.UserPassword_Set(p, password); err != nil {
+			return ErrBadCredentials
+		}
+		return nil
+	})
+	if err != nil {
+		return Identity{}, err
+	}
+	if pkt.Code == radius.CodeAccessReject {
+		return Identity{}, ErrBadCredentials
+	}
+	return Identity{Name: user, Groups: r.groups(pkt), Reply: r.passed(pkt)}, nil
+}
+
+// ask sends the Access-Request fill builds to the servers in turn and
+// returns the first verified Access-Accept or Access-Reject, with the
+// request it answers.
+func (r *RADIUS) ask(ctx context.Context, fill func(*radius.Packet) error) (*radius.Packet, []byte, error) {
 	ctx, cancel := context.WithTimeout(ctx, time.Duration(r.cfg.BudgetMS)*time.Millisecond)
 	defer cancel()
 	pending := map[string]*radiusAttempt{}
@@ -269,22 +291,22 @@ func (r *RADIUS) Verify(ctx context.Context, user string, password secrets.Secre
 		a := pending[server]
 		if a == nil {
 			var err error
-			if a, err = r.prepare(ctx, server, user, password); err != nil {
+			if a, err = r.prepare(ctx, server, fill); err != nil {
 				if errors.Is(err, ErrBadCredentials) {
-					return Identity{}, err
+					return nil, nil, err
 				}
 				errs = append(errs, fmt.Errorf("%s: %w", server, err))
 				continue
 			}
 			pending[server] = a
 		}
-		id, err := r.exchange(ctx, a, user)
-		if err == nil || errors.Is(err, ErrBadCredentials) || errors.Is(err, ErrUpstreamRefused) {
-			return id, err
+		pkt, err := r.exchange(ctx, a)
+		if err == nil || errors.Is(err, ErrUpstreamRefused) {
+			return pkt, a.req, err
 		}
 		errs = append(errs, fmt.Errorf("%s: %w", server, err))
 	}
-	return Identity{}, fmt.Errorf("%w: %s: %v", ErrUnreachable, r.name, errors.Join(dedupErrors(errs)...))
+	return nil, nil, fmt.Errorf("%w: %s: %v", ErrUnreachable, r.name, errors.Join(dedupErrors(errs)...))
 }
 
 // dedupErrors keeps one of each message, so a silent server is reported
@@ -309,7 +331,7 @@ type radiusAttempt struct {
 	req     []byte
 }
 
-func (r *RADIUS) prepare(ctx context.Context, server, user string, password secrets.Secret) (*radiusAttempt, error) {
+func (r *RADIUS) prepare(ctx context.Context, server string, fill func(*radius.Packet) error) (*radiusAttempt, error) {
 	sock, err := r.sock(ctx, server)
 	if err != nil {
 		return nil, err
@@ -320,13 +342,9 @@ func (r *RADIUS) prepare(ctx context.Context, server, user string, password secr
 	}
 	p := radius.New(radius.CodeAccessRequest, r.secret)
 	p.Identifier = id
-	if err := rfc2865.UserName_SetString(p, user); err != nil {
+	if err := fill(p); err != nil {
 		sock.release(id)
-		return nil, ErrBadCredentials
-	}
-	if err := rfc2865.UserPassword_Set(p, password); err != nil {
-		sock.release(id)
-		return nil, ErrBadCredentials
+		return nil, err
 	}
 	_ = rfc2865.NASIdentifier_SetString(p, r.cfg.NASIdentifier)
 	_ = rfc2865.ServiceType_Set(p, rfc2865.ServiceType_Value_LoginUser)
@@ -344,10 +362,11 @@ func (r *RADIUS) prepare(ctx context.Context, server, user string, password secr
 	return &radiusAttempt{sock: sock, id: id, replies: replies, req: req}, nil
 }
 
-// exchange sends (or resends) a and waits one timeout for a verified reply.
-func (r *RADIUS) exchange(ctx context.Context, a *radiusAttempt, user string) (Identity, error) {
+// exchange sends (or resends) a and waits one timeout for a verified
+// Access-Accept or Access-Reject.
+func (r *RADIUS) exchange(ctx context.Context, a *radiusAttempt) (*radius.Packet, error) {
 	if _, err := a.sock.conn.Write(a.req); err != nil {
-		return Identity{}, err
+		return nil, err
 	}
 	timer := time.NewTimer(time.Duration(r.cfg.TimeoutMS) * time.Millisecond)
 	defer timer.Stop()
@@ -356,15 +375,15 @@ func (r *RADIUS) exchange(ctx context.Context, a *radiusAttempt, user string) (I
 		var resp []byte
 		select {
 		case <-ctx.Done():
-			return Identity{}, lastErr
+			return nil, lastErr
 		case <-timer.C:
-			return Identity{}, lastErr
+			return nil, lastErr
 		case b, open := <-a.replies:
 			if !open {
-				return Identity{}, errors.New("socket closed")
+				return nil, errors.New("socket closed")
 			}
 			if b == nil {
-				return Identity{}, errors.New("the server refused the packet (nothing listens on that port)")
+				return nil, errors.New("the server refused the packet (nothing listens on that port)")
 			}
 			resp = b
 		}
@@ -380,12 +399,10 @@ func (r *RADIUS) exchange(ctx context.Context, a *radiusAttempt, user string) (I
 			continue
 		}
 		switch pkt.Code {
-		case radius.CodeAccessAccept:
-			return Identity{Name: user, Groups: r.groups(pkt), Reply: r.passed(pkt)}, nil
-		case radius.CodeAccessReject:
-			return Identity{}, ErrBadCredentials
+		case radius.CodeAccessAccept, radius.CodeAccessReject:
+			return pkt, nil
 		case radius.CodeAccessChallenge:
-			return Identity{}, fmt.Errorf("%w: the server asked for its own second factor (Access-Challenge), which clinicgate does not relay; turn MFA off for clinicgate's requests on that server", ErrUpstreamRefused)
+			return nil, fmt.Errorf("%w: the server asked for its own second factor (Access-Challenge), which clinicgate does not relay; turn MFA off for clinicgate's requests on that server", ErrUpstreamRefused)
 		default:
 			lastErr = fmt.Errorf("unexpected reply code %v", pkt.Code)
 		}

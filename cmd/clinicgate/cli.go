@@ -43,7 +43,7 @@ func (c *cli) flags(name string, co *common) *flag.FlagSet {
 // wants, what it checks before the store is opened (flags, a secret on
 // standard input), and what it does with the admin service.
 type action struct {
-	args int    // how many positional arguments
+	args int    // how many positional arguments; -1: check counts them
 	what string // how the usage error names them ("one user name")
 	// check runs after parsing, before anything is opened.
 	check func(pos []string) error
@@ -74,7 +74,7 @@ func (c *cli) dispatch(ctx context.Context, group, hint string, args []string, s
 	if err != nil {
 		return err
 	}
-	if len(pos) != a.args {
+	if a.args >= 0 && len(pos) != a.args {
 		what := a.what
 		if what == "" {
 			what = "no arguments"

@@ -4,6 +4,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -15,10 +16,11 @@ import (
 )
 
 func (c *cli) client(ctx context.Context, args []string) error {
-	return c.dispatch(ctx, "client", "client: add, list, set or remove?", args, subcommands{
+	return c.dispatch(ctx, "client", "client: add, list, show, set or remove?", args, subcommands{
 		"add":    c.clientAddOrSet(true),
 		"set":    c.clientAddOrSet(false),
 		"list":   c.clientList,
+		"show":   c.clientShow,
 		"remove": c.clientRemove,
 	})
 }
@@ -89,7 +91,7 @@ func (c *cli) clientList(*flag.FlagSet) action {
 		if err != nil {
 			return err
 		}
-		tw := c.table("NAME\tDOOR\tADDRESS\tUPSTREAM\tMFA\tSTYLE\tDEVICE\tGROUPS\tVLANS\tMSG-AUTH")
+		tw := c.table("NAME\tDOOR\tADDRESS\tUPSTREAM\tMFA\tSTYLE\tDEVICE\tGROUPS\tVLANS\tMSG-AUTH\tEAP\tMSCHAP\tEAP-IDENTITY")
 		for _, cl := range cs {
 			p := cl.Policy
 			var vl []string
@@ -110,10 +112,60 @@ func (c *cli) clientList(*flag.FlagSet) action {
 					up += ", plain LDAP allowed (!)"
 				}
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%v\t%s\t%s\t%s\n", cl.Name, cl.Door, cl.Prefix, up, p.MFA, p.Style, p.RequireDevice,
-				dash(strings.Join(p.AllowedGroups, ",")), dash(strings.Join(vl, ",")), ma)
+			eap, mschap, ident := strings.Join(p.EAPAllowed(), ","), "off", admin.EAPIdentity(p)
+			if p.AllowMSCHAP {
+				mschap = "on"
+			}
+			if cl.Door == string(appliance.DoorLDAP) {
+				eap, mschap, ident = "-", "-", "-"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%v\t%s\t%s\t%s\t%s\t%s\t%s\n", cl.Name, cl.Door, cl.Prefix, up, p.MFA, p.Style, p.RequireDevice,
+				dash(strings.Join(p.AllowedGroups, ",")), dash(strings.Join(vl, ",")), ma, eap, mschap, ident)
 		}
 		return tw.Flush()
+	}}
+}
+
+func (c *cli) clientShow(*flag.FlagSet) action {
+	return action{args: 1, what: "one client name", run: func(ctx context.Context, svc *admin.Service, pos []string) error {
+		cs, err := svc.Clients(ctx)
+		if err != nil {
+			return err
+		}
+		for _, cl := range cs {
+			if !strings.EqualFold(cl.Name, pos[0]) {
+				continue
+			}
+			p := cl.Policy
+			tw := c.table("FIELD\tVALUE")
+			var vl []string
+			for _, r := range p.Rules {
+				vl = append(vl, fmt.Sprintf("%s=%d", r.Group, r.VLAN))
+			}
+			rows := [][2]string{
+				{"name", cl.Name}, {"door", cl.Door}, {"address", cl.Prefix.String()},
+				{"upstream", p.Upstream}, {"failmode", string(p.Failmode)},
+				{"mfa", string(p.MFA)}, {"mfa-style", string(p.Style)},
+				{"require-device", strconv.FormatBool(p.RequireDevice)},
+				{"allow-group", dash(strings.Join(p.AllowedGroups, ","))},
+				{"vlan", dash(strings.Join(vl, ","))},
+				{"session-timeout", strconv.Itoa(p.SessionTimeout)},
+			}
+			if cl.Door == string(appliance.DoorLDAP) {
+				rows = append(rows, [2]string{"allow-plain-ldap", strconv.FormatBool(p.AllowPlainLDAP)},
+					[2]string{"mfa-remember", (time.Duration(p.MFARemember) * time.Second).String()})
+			} else {
+				rows = append(rows, [2]string{"require-message-authenticator", strconv.FormatBool(p.RequireMessageAuthenticator)},
+					[2]string{"eap", strings.Join(p.EAPAllowed(), ",")},
+					[2]string{"allow-mschap", strconv.FormatBool(p.AllowMSCHAP)},
+					[2]string{"eap-identity", admin.EAPIdentity(p)})
+			}
+			for _, r := range rows {
+				fmt.Fprintf(tw, "%s\t%s\n", r[0], r[1])
+			}
+			return tw.Flush()
+		}
+		return fmt.Errorf("there is no client %q", pos[0])
 	}}
 }
 
@@ -136,6 +188,8 @@ type policyFlags struct {
 	vlanRules            multi
 	allowPlainLDAP       *bool
 	mfaRemember          *time.Duration
+	eap, eapIdentity     *string
+	allowMSCHAP          *bool
 }
 
 func addPolicyFlags(fs *flag.FlagSet) *policyFlags {
@@ -151,6 +205,9 @@ func addPolicyFlags(fs *flag.FlagSet) *policyFlags {
 	fs.Var(&p.vlanRules, "vlan", `GROUP=VLAN: members of GROUP get this VLAN (repeat; first match wins; "" clears the rules)`)
 	p.allowPlainLDAP = fs.Bool("allow-plain-ldap", false, "LDAP clients: accept binds without TLS (the password then crosses the network in clear)")
 	p.mfaRemember = fs.Duration("mfa-remember", 0, "LDAP clients: remember a verified code this long for the same user and address, e.g. 15m (0: never; at most 12h)")
+	p.eap = fs.String("eap", strings.Join(policy.AllEAPMethods, ","), "EAP methods this NAS's stations may use, in the order offered: ttls, peap, tls")
+	p.allowMSCHAP = fs.Bool("allow-mschap", false, "allow MS-CHAPv2 (PEAP, VPNs); keeps an NT hash of each user's password, far weaker than the appliance's own hash (see docs/mschap.md)")
+	p.eapIdentity = fs.String("eap-identity", policy.EAPIdentityAny, "an EAP outer identity may be: any (both are audited) or match (the inner name, or anonymous[@realm])")
 	return p
 }
 
@@ -194,6 +251,29 @@ func (p *policyFlags) apply(pol *policy.Policy, set map[string]bool, all bool) e
 			return usageError{fmt.Sprintf("--mfa-remember %s: want a duration from 0 to 12h", *p.mfaRemember)}
 		}
 		pol.MFARemember = int(p.mfaRemember.Seconds())
+	}
+	if all || set["eap"] {
+		pol.EAPMethods = nil
+		for _, m := range strings.Split(*p.eap, ",") {
+			if m = strings.ToLower(strings.TrimSpace(m)); m != "" {
+				pol.EAPMethods = append(pol.EAPMethods, m)
+			}
+		}
+		if len(pol.EAPMethods) == 0 {
+			return usageError{"--eap: name at least one of ttls, peap, tls"}
+		}
+		if slices.Equal(pol.EAPMethods, policy.AllEAPMethods) {
+			pol.EAPMethods = nil // the default, stored as such
+		}
+	}
+	if all || set["allow-mschap"] {
+		pol.AllowMSCHAP = *p.allowMSCHAP
+	}
+	if all || set["eap-identity"] {
+		pol.EAPIdentity = *p.eapIdentity
+		if pol.EAPIdentity == policy.EAPIdentityAny {
+			pol.EAPIdentity = ""
+		}
 	}
 	if set["vlan"] {
 		pol.Rules = nil // --vlan "" clears the rules

@@ -26,10 +26,13 @@ Usage:
   clinicgate user add NAME [--group G]... [--password-stdin] [--expires DATE] [--hours SPEC]
   clinicgate user list | disable NAME | enable NAME | passwd NAME | set NAME ... | remove NAME
   clinicgate client add NAME --address CIDR [--door radius|ldap] [--secret-stdin] [--mfa required|enrolled|off] ...
-  clinicgate client list | set NAME ... | remove NAME
+  clinicgate client list | show NAME | set NAME ... | remove NAME
+      (802.1X: --eap ttls,peap,tls  --allow-mschap[=false]  --eap-identity any|match)
   clinicgate bindaccount add NAME --network CIDR... [--secret-stdin] | list | remove NAME
   clinicgate mfa enroll NAME | reset NAME
   clinicgate device add MAC --user NAME | list [--user NAME] | remove MAC
+  clinicgate cert register USER SHA256-FINGERPRINT | register USER --file cert.pem
+  clinicgate cert revoke FINGERPRINT-or-SERIAL [--reason TEXT] | unregister FINGERPRINT | list
   clinicgate wifi ca > ca.pem | profile --ssid NAME [--method ttls|peap|tls] > clinic.mobileconfig
   clinicgate audit tail [-n N] [--follow] [--user NAME] | show N | verify
   clinicgate settings list | set KEY VALUE
@@ -89,6 +92,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return c.wifi(ctx, args[1:])
 	case "device":
 		return c.device(ctx, args[1:])
+	case "cert":
+		return c.cert(ctx, args[1:])
 	case "audit":
 		return c.audit(ctx, args[1:])
 	case "settings":

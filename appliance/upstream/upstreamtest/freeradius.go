@@ -90,7 +90,8 @@ func sbin(name string) string {
 }
 
 // StartFreeRADIUS runs FreeRADIUS with a private copy of Debian's
-// configuration: one client (127.0.0.1), the given users, PAP only.
+// configuration: one client (127.0.0.1), the given users, PAP and
+// MS-CHAPv2 (checked against each user's Cleartext-Password).
 func StartFreeRADIUS(t testing.TB, o FreeRADIUSOptions) *FreeRADIUS {
 	t.Helper()
 	Need(t, "freeradius")
@@ -159,11 +160,15 @@ func startFreeRADIUS(t testing.TB, o FreeRADIUSOptions, port int) (*FreeRADIUS, 
 	}
 	authorize {
 		files
+		mschap
 		pap
 	}
 	authenticate {
 		Auth-Type PAP {
 			pap
+		}
+		Auth-Type MS-CHAP {
+			mschap
 		}
 	}
 }

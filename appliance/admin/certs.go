@@ -1,0 +1,113 @@
+package admin
+
+import (
+	"context"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"strings"
+	"unicode"
+
+	"github.com/clinicgate/clinicgate/appliance/audit"
+	"github.com/clinicgate/clinicgate/appliance/policy"
+	"github.com/clinicgate/clinicgate/appliance/store"
+	"github.com/clinicgate/clinicgate/internal/selfcert"
+)
+
+// CertFingerprintPEM reads the first certificate of a PEM file's contents
+// and returns its fingerprint, in the form certificates are registered.
+func CertFingerprintPEM(b []byte) (string, error) {
+	for {
+		var blk *pem.Block
+		blk, b = pem.Decode(b)
+		if blk == nil {
+			return "", invalid("no PEM certificate found (want a file starting with -----BEGIN CERTIFICATE-----)")
+		}
+		if blk.Type != "CERTIFICATE" {
+			continue
+		}
+		if _, err := x509.ParseCertificate(blk.Bytes); err != nil {
+			return "", invalid("the certificate cannot be read: %v", err)
+		}
+		return selfcert.FingerprintDER(blk.Bytes), nil
+	}
+}
+
+// RegisterCert registers a client certificate, by its SHA-256
+// fingerprint, to a user: an EAP-TLS login with it is that user's,
+// whatever names the certificate carries.
+func (s *Service) RegisterCert(ctx context.Context, user, fingerprint string) (string, error) {
+	fp, err := policy.NormalizeFingerprint(fingerprint)
+	if err != nil {
+		return "", invalid("%q: %v", fingerprint, err)
+	}
+	err = s.change(ctx, audit.Entry{User: user, Reason: "cert_register", Detail: "client certificate " + fp + " registered for EAP-TLS"}, func(tx *store.Tx) error {
+		u, err := tx.UserByName(ctx, user)
+		if errors.Is(err, store.ErrNotFound) {
+			return invalid("there is no user %q", user)
+		}
+		if err != nil {
+			return err
+		}
+		return tx.RegisterCert(ctx, store.UserCert{Fingerprint: fp, UserID: u.ID}, s.Now())
+	})
+	if errors.Is(err, store.ErrConflict) {
+		return "", invalid("the certificate %s is already registered (to one user only)", fp)
+	}
+	return fp, err
+}
+
+// UnregisterCert removes a certificate's registration (it is not revoked:
+// its names may still map it to a user).
+func (s *Service) UnregisterCert(ctx context.Context, fingerprint string) error {
+	fp, err := policy.NormalizeFingerprint(fingerprint)
+	if err != nil {
+		return invalid("%q: %v", fingerprint, err)
+	}
+	err = s.change(ctx, audit.Entry{Reason: "cert_unregister", Detail: "client certificate " + fp + " no longer registered"}, func(tx *store.Tx) error {
+		return tx.DeleteCert(ctx, fp)
+	})
+	if errors.Is(err, store.ErrNotFound) {
+		return invalid("the certificate %s is not registered", fp)
+	}
+	return err
+}
+
+// RevokeCert puts a certificate on the appliance's revocation list, by
+// its SHA-256 fingerprint or its serial number (hex): EAP-TLS refuses it
+// from then on, whoever it belongs to.
+func (s *Service) RevokeCert(ctx context.Context, fingerprintOrSerial, reason string) (store.Revocation, error) {
+	if len(reason) > 200 || strings.ContainsFunc(reason, unicode.IsControl) {
+		return store.Revocation{}, invalid("the reason must be at most 200 characters without control characters")
+	}
+	r := store.Revocation{Reason: reason}
+	if fp, err := policy.NormalizeFingerprint(fingerprintOrSerial); err == nil {
+		r.Kind, r.Value = store.RevokeFingerprint, fp
+	} else if sn, err := policy.NormalizeSerial(fingerprintOrSerial); err == nil {
+		r.Kind, r.Value = store.RevokeSerial, sn
+	} else {
+		return store.Revocation{}, invalid("%q is neither a SHA-256 fingerprint (64 hex digits) nor a serial number (hex)", fingerprintOrSerial)
+	}
+	detail := fmt.Sprintf("client certificate %s %s revoked", r.Kind, r.Value)
+	if reason != "" {
+		detail += ": " + reason
+	}
+	err := s.change(ctx, audit.Entry{Reason: "cert_revoke", Detail: detail}, func(tx *store.Tx) error {
+		return tx.Revoke(ctx, r, s.Now())
+	})
+	if errors.Is(err, store.ErrConflict) {
+		return store.Revocation{}, invalid("%s %s is already revoked", r.Kind, r.Value)
+	}
+	return r, err
+}
+
+// Certs lists the registered certificates and the revocation list.
+func (s *Service) Certs(ctx context.Context) ([]store.UserCert, []store.Revocation, error) {
+	cs, err := s.Store.UserCerts(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	rs, err := s.Store.Revocations(ctx)
+	return cs, rs, err
+}

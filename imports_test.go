@@ -65,7 +65,7 @@ var allowed = map[string][]string{
 		"internal/msgauth", "internal/ratelog", "eap", "eap/eaptest"},
 	// The RADIUS door's EAP server: the gate and the leaves.
 	"eap": {"appliance", "appliance/appliancetest", "appliance/admin", "appliance/policy",
-		"appliance/secrets", "internal/selfcert", "eap/eaptest"},
+		"appliance/secrets", "internal/reload", "internal/selfcert", "eap/eaptest"},
 	// The EAP server's test kit: a small PKI and a stand-in gate.
 	"eap/eaptest": {"appliance"},
 	"ldapproxy": {"appliance", "appliance/appliancetest", "appliance/admin", "appliance/audit", "appliance/mfa",
@@ -77,7 +77,7 @@ var allowed = map[string][]string{
 		"appliance/secrets", "appliance/upstream"},
 
 	// Wiring.
-	"internal/daemon": {"appliance/...", "eap", "ldapproxy", "radius", "tui", "internal/selfcert", "internal/wifiprofile"},
+	"internal/daemon": {"appliance/...", "eap", "eap/eaptest", "ldapproxy", "radius", "tui", "internal/selfcert", "internal/wifiprofile"},
 	"cmd/clinicgate":  {"appliance/...", "eap", "internal/daemon", "internal/selfcert", "internal/wifiprofile", "ldapproxy", "tui"},
 	"e2e":             {"appliance/...", "eap", "eap/eaptest", "internal/msgauth", "ldapproxy"},
 	"":                nil, // this package

@@ -56,8 +56,15 @@ const (
 const maxRecord = 16 << 10
 
 func startTunnel(cfg *tls.Config) *tunnel {
+	return newTunnel(func(c net.Conn) *tls.Conn { return tls.Server(c, cfg) }, false)
+}
+
+// newTunnel runs the TLS conversation conn makes; the tests' peers run
+// theirs (a client, which speaks first: fed) the same way.
+func newTunnel(conn func(net.Conn) *tls.Conn, fed bool) *tunnel {
 	t := &tunnel{pc: newPipeConn(), app: make(chan []byte), done: make(chan error, 1)}
-	t.conn = tls.Server(t.pc, cfg)
+	t.pc.fed = fed
+	t.conn = conn(t.pc)
 	go func() { t.done <- t.run() }()
 	return t
 }
@@ -102,6 +109,11 @@ func (t *tunnel) step(ctx context.Context, in []byte) (stepResult, error) {
 	case <-ctx.Done():
 		return res, errTunnelTimeout
 	}
+	return t.wait(ctx, res)
+}
+
+// wait collects what TLS does until it waits for the peer again.
+func (t *tunnel) wait(ctx context.Context, res stepResult) (stepResult, error) {
 	for {
 		select {
 		case <-t.pc.idle:

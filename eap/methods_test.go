@@ -286,8 +286,11 @@ func TestPEAPConversation(t *testing.T) {
 			if final == nil || final.Outcome != Accept || len(app) != 0 {
 				t.Fatalf("the Result TLV's success got %v", final)
 			}
-			if p, err := Parse(final.EAP); err != nil || p.Code != CodeSuccess || final.Decision.Outcome != appliance.Accept || final.Decision.MSCHAP == nil {
+			if p, err := Parse(final.EAP); err != nil || p.Code != CodeSuccess || final.Decision.Outcome != appliance.Accept || final.Decision.User != "alice" {
 				t.Fatalf("accept carries %x and decision %+v, want EAP-Success and the gate's decision", final.EAP, final.Decision)
+			}
+			if final.Decision.MSCHAP != nil {
+				t.Fatal("the Accept still carries the inner MS-CHAPv2 result for the door to send again")
 			}
 			st := d.cli.conn.ConnectionState()
 			want, err := st.ExportKeyingMaterial(tc.label, tc.context, 128)

@@ -135,16 +135,21 @@ func (s *Server) peapStep(ctx context.Context, r Request, sess *session, id byte
 		if err != nil {
 			return s.refuseIn(ctx, r, sess, id, appliance.ReasonBadRequest, "PEAP: "+err.Error())
 		}
+		// The MS-CHAPv2 result was spent inside the tunnel (the peer has
+		// its proof; the MPPE keys are the tunnel's): the door must not
+		// send it again as MS-CHAP attributes.
+		d := sess.decision
+		d.MSCHAP = nil
 		if sess.phase == phaseResultFail {
 			// The peer acknowledged the failure: the gate's Reject ends it.
-			return s.end(sess, id, sess.decision, nil)
+			return s.end(sess, id, d, nil)
 		}
 		if status != tlvResultSuccess {
 			// The gate accepted, the peer did not: it could not check
 			// the server's proof or refused the tunnel. Audited as such.
 			return s.refuseIn(ctx, r, sess, id, appliance.ReasonBadRequest, "PEAP: the peer answered the Result TLV with failure")
 		}
-		return s.end(sess, id, sess.decision, nil)
+		return s.end(sess, id, d, nil)
 	}
 	return s.refuseIn(ctx, r, sess, id, appliance.ReasonBadRequest, "PEAP: data out of turn")
 }

@@ -62,10 +62,12 @@ var allowed = map[string][]string{
 	// The doors: the gate (appliance) and its records, the admin service
 	// and appliancetest to set up their tests, and the leaves they share.
 	"radius": {"appliance", "appliance/appliancetest", "appliance/admin", "appliance/policy", "appliance/secrets",
-		"internal/msgauth", "internal/ratelog", "eap"},
+		"internal/msgauth", "internal/ratelog", "eap", "eap/eaptest"},
 	// The RADIUS door's EAP server: the gate and the leaves.
 	"eap": {"appliance", "appliance/appliancetest", "appliance/admin", "appliance/policy",
-		"appliance/secrets", "internal/selfcert"},
+		"appliance/secrets", "internal/reload", "internal/selfcert", "eap/eaptest"},
+	// The EAP server's test kit: a small PKI and a stand-in gate.
+	"eap/eaptest": {"appliance"},
 	"ldapproxy": {"appliance", "appliance/appliancetest", "appliance/admin", "appliance/audit", "appliance/mfa",
 		"appliance/passwd", "appliance/policy", "appliance/secrets", "appliance/atomicfile",
 		"appliance/directory", "ldapproxy/ldapmsg", "internal/ratelog", "internal/selfcert"},
@@ -75,9 +77,9 @@ var allowed = map[string][]string{
 		"appliance/secrets", "appliance/upstream"},
 
 	// Wiring.
-	"internal/daemon": {"appliance/...", "eap", "ldapproxy", "radius", "tui", "internal/selfcert", "internal/wifiprofile"},
+	"internal/daemon": {"appliance/...", "eap", "eap/eaptest", "ldapproxy", "radius", "tui", "internal/selfcert", "internal/wifiprofile"},
 	"cmd/clinicgate":  {"appliance/...", "eap", "internal/daemon", "internal/selfcert", "internal/wifiprofile", "ldapproxy", "tui"},
-	"e2e":             {"appliance/...", "eap", "internal/msgauth", "ldapproxy"},
+	"e2e":             {"appliance/...", "eap", "eap/eaptest", "internal/msgauth", "ldapproxy"},
 	"":                nil, // this package
 }
 

@@ -121,7 +121,7 @@ func identity(id byte, name string) []byte {
 }
 
 func ttlsResponse(id byte, flags byte, total int, data []byte) []byte {
-	return Packet{Code: CodeResponse, Identifier: id, Type: TypeTTLS, Data: encodeTTLS(flags, total, data)}.Encode()
+	return Packet{Code: CodeResponse, Identifier: id, Type: TypeTTLS, Data: encodeFrame(flags, total, data)}.Encode()
 }
 
 // start opens a conversation and returns its State and the Identifier to
@@ -141,6 +141,11 @@ func start(t *testing.T, s *Server, b appliance.Request) ([]byte, byte) {
 
 func wantRefused(t *testing.T, g *fakeGate, rep Reply, note string) {
 	t.Helper()
+	wantRefusedFor(t, g, rep, appliance.ReasonBadRequest, note)
+}
+
+func wantRefusedFor(t *testing.T, g *fakeGate, rep Reply, reason appliance.Reason, note string) {
+	t.Helper()
 	if rep.Outcome != Reject || !rep.Decided || rep.MSK != nil {
 		t.Fatalf("outcome %v decided %v, want a Reject from the gate without keys", rep.Outcome, rep.Decided)
 	}
@@ -148,8 +153,8 @@ func wantRefused(t *testing.T, g *fakeGate, rep Reply, note string) {
 		t.Fatalf("reject carries %x, want an EAP-Failure", rep.EAP)
 	}
 	req := g.last(t)
-	if req.Invalid != appliance.ReasonBadRequest || !slices.ContainsFunc(req.Notes, func(n string) bool { return strings.Contains(n, note) }) {
-		t.Fatalf("the gate got Invalid %q notes %q, want bad_request and a note with %q", req.Invalid, req.Notes, note)
+	if req.Invalid != reason || !slices.ContainsFunc(req.Notes, func(n string) bool { return strings.Contains(n, note) }) {
+		t.Fatalf("the gate got Invalid %q notes %q, want %s and a note with %q", req.Invalid, req.Notes, reason, note)
 	}
 }
 
@@ -175,10 +180,10 @@ func TestParseLengths(t *testing.T) {
 	if err != nil || p.Code != CodeResponse || p.Identifier != 3 || p.Type != TypeIdentity || string(p.Data) != "bob" {
 		t.Fatalf("identity: %+v %v", p, err)
 	}
-	if _, err := parseTTLS([]byte{flagLength, 0, 1}); err == nil {
+	if _, err := parseFrame([]byte{flagLength, 0, 1}); err == nil {
 		t.Error("a TTLS length flag with a 2-byte length parsed")
 	}
-	if _, err := parseTTLS([]byte{flagLength, 0, 0, 0, 1, 'a', 'b'}); err == nil {
+	if _, err := parseFrame([]byte{flagLength, 0, 0, 0, 1, 'a', 'b'}); err == nil {
 		t.Error("a TTLS fragment longer than its total parsed")
 	}
 }
@@ -247,12 +252,39 @@ func TestStateFromAnotherStationOrNASRefused(t *testing.T) {
 	}
 }
 
-func TestNAKToAnotherMethodRefused(t *testing.T) {
+// TestNAKToAnUnallowedMethodRefused: a peer that asks for a method its
+// client does not allow (here PEAP, where only TTLS is) is refused with
+// method_not_allowed; one it allows is started instead.
+func TestNAKToAnUnallowedMethodRefused(t *testing.T) {
 	s, g := newServer(t)
 	b := base(nasA, "02-00-00-00-00-01")
+	rep := s.Handle(context.Background(), Request{Base: b, EAP: identity(7, "anonymous"), Methods: []string{"ttls"}})
+	p, err := Parse(rep.EAP)
+	if rep.Outcome != Challenge || err != nil || p.Type != TypeTTLS {
+		t.Fatalf("identity answered with %v %x, want the EAP-TTLS Start", rep.Outcome, rep.EAP)
+	}
+	nak := Packet{Code: CodeResponse, Identifier: p.Identifier, Type: TypeNAK, Data: []byte{TypePEAP, TypeTLS}}.Encode()
+	rep = s.Handle(context.Background(), Request{Base: b, EAP: nak, State: rep.State, Methods: []string{"ttls"}})
+	wantRefusedFor(t, g, rep, appliance.ReasonMethodNotAllowed, "this client may use")
+
+	// Allowed and set up: the NAK gets PEAP's Start, version 0.
 	state, id := start(t, s, b)
-	nak := Packet{Code: CodeResponse, Identifier: id, Type: TypeNAK, Data: []byte{25}}.Encode() // PEAP
-	wantRefused(t, g, s.Handle(context.Background(), Request{Base: b, EAP: nak, State: state}), "EAP-TTLS only")
+	nak = Packet{Code: CodeResponse, Identifier: id, Type: TypeNAK, Data: []byte{TypeTLS, TypePEAP}}.Encode() // no trust anchors: no EAP-TLS
+	rep = s.Handle(context.Background(), Request{Base: b, EAP: nak, State: state})
+	if p, err := Parse(rep.EAP); rep.Outcome != Challenge || err != nil || p.Type != TypePEAP || !bytes.Equal(p.Data, []byte{flagStart}) {
+		t.Fatalf("a NAK for PEAP got %v %x, want the PEAP Start", rep.Outcome, rep.EAP)
+	}
+}
+
+// TestNoMethodForTheClientRefused: a client that allows only EAP-TLS, on
+// a server without trust anchors, gets method_not_allowed at once.
+func TestNoMethodForTheClientRefused(t *testing.T) {
+	s, g := newServer(t)
+	rep := s.Handle(context.Background(), Request{Base: base(nasA, "02-00-00-00-00-01"), EAP: identity(7, "alice"), Methods: []string{"tls"}})
+	wantRefusedFor(t, g, rep, appliance.ReasonMethodNotAllowed, "EAP-TLS needs trust anchors")
+	if s.Len() != 0 {
+		t.Fatalf("%d sessions, want 0", s.Len())
+	}
 }
 
 func TestExpiredSessionRefused(t *testing.T) {
@@ -404,7 +436,7 @@ func converse(t *testing.T, s *Server, version uint16, user, password string, pe
 			if len(rep.EAP) > mtu && mtu > 0 {
 				t.Fatalf("an EAP packet of %d bytes above the Framed-MTU of %d", len(rep.EAP), mtu)
 			}
-			f, err := parseTTLS(pk.Data)
+			f, err := parseFrame(pk.Data)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -553,7 +585,7 @@ func TestOldTLSRefused(t *testing.T) {
 	if rep.Outcome != Challenge || err != nil || pk.Type != TypeTTLS {
 		t.Fatalf("got %v %x, want a Challenge with the TLS alert", rep.Outcome, rep.EAP)
 	}
-	f, err := parseTTLS(pk.Data)
+	f, err := parseFrame(pk.Data)
 	if err != nil || len(f.data) < 7 || f.data[0] != 21 || len(g.reqs) != 0 {
 		t.Fatalf("got TLS data %x (%v), want an alert record and no decision yet", f.data, err)
 	}

@@ -16,9 +16,13 @@ const (
 
 // EAP method types (RFC 3748 §5, IANA).
 const (
-	TypeIdentity = 1
-	TypeNAK      = 3
-	TypeTTLS     = 21
+	TypeIdentity   = 1
+	TypeNAK        = 3
+	TypeTLS        = 13 // RFC 5216, RFC 9190
+	TypeTTLS       = 21 // RFC 5281
+	TypePEAP       = 25 // draft-kamath-pppext-peapv0
+	TypeMSCHAPv2   = 26 // draft-kamath-pppext-eap-mschapv2, inside PEAP
+	TypeExtensions = 33 // PEAP's TLV packets (MS-PEAP §2.2.8)
 )
 
 // Packet is one EAP packet.
@@ -70,48 +74,49 @@ func (p Packet) Encode() []byte {
 	return b
 }
 
-// EAP-TTLS flags (RFC 5281 §9.1, the framing of RFC 5216 §2.1.5).
+// The flags of the TLS-based methods (RFC 5216 §2.1.5; EAP-TTLS, RFC 5281
+// §9.1, and PEAP share the framing).
 const (
 	flagLength = 0x80 // a 4-byte total length follows
 	flagMore   = 0x40 // more fragments follow
 	flagStart  = 0x20
-	versionBit = 0x07 // TTLS version; 0 is RFC 5281
+	versionBit = 0x07 // TTLS and PEAP version; clinicgate speaks 0 of both
 )
 
 // maxMessage bounds a reassembled TLS message: far above any handshake
-// flight clinicgate accepts (no client certificates yet), and a cap on what
-// one half-open session may hold.
+// flight clinicgate accepts (a client certificate chain included), and a
+// cap on what one half-open session may hold.
 const maxMessage = 64 << 10
 
-// ttlsFrame is the method data of one EAP-TTLS packet.
-type ttlsFrame struct {
+// frame is the method data of one EAP-TLS, EAP-TTLS or PEAP packet.
+type frame struct {
 	flags byte
 	total int // with flagLength
 	data  []byte
 }
 
-func parseTTLS(d []byte) (ttlsFrame, error) {
+func parseFrame(d []byte) (frame, error) {
 	if len(d) < 1 {
-		return ttlsFrame{}, errors.New("eap-ttls: no flags octet")
+		return frame{}, errors.New("eap: no flags octet")
 	}
-	f := ttlsFrame{flags: d[0], data: d[1:]}
+	f := frame{flags: d[0], data: d[1:]}
 	if f.flags&flagLength != 0 {
 		if len(f.data) < 4 {
-			return ttlsFrame{}, errors.New("eap-ttls: length flag without a length")
+			return frame{}, errors.New("eap: length flag without a length")
 		}
 		f.total = int(binary.BigEndian.Uint32(f.data[:4]))
 		f.data = f.data[4:]
 		if f.total > maxMessage {
-			return ttlsFrame{}, fmt.Errorf("eap-ttls: a TLS message of %d bytes, above the %d-byte cap", f.total, maxMessage)
+			return frame{}, fmt.Errorf("eap: a TLS message of %d bytes, above the %d-byte cap", f.total, maxMessage)
 		}
 		if len(f.data) > f.total {
-			return ttlsFrame{}, errors.New("eap-ttls: a fragment longer than the total length")
+			return frame{}, errors.New("eap: a fragment longer than the total length")
 		}
 	}
 	return f, nil
 }
 
-func encodeTTLS(flags byte, total int, data []byte) []byte {
+func encodeFrame(flags byte, total int, data []byte) []byte {
 	if flags&flagLength == 0 {
 		return append([]byte{flags}, data...)
 	}

@@ -237,3 +237,32 @@ func TestEAPStartAnsweredWithIdentityRequest(t *testing.T) {
 		t.Fatal("no State")
 	}
 }
+
+// TestEAPMethodsFollowTheClientPolicy: the door hands the client's EAP
+// methods to the EAP server, which offers the first it is set up for and
+// refuses a client whose methods it cannot offer.
+func TestEAPMethodsFollowTheClientPolicy(t *testing.T) {
+	for _, tc := range []struct {
+		methods []string
+		want    radius.Code
+		eap     []byte
+	}{
+		{[]string{"peap", "ttls"}, radius.CodeAccessChallenge, []byte{1, 2, 0, 6, 25, 0x20}}, // PEAP Start, version 0
+		{[]string{"tls", "ttls"}, radius.CodeAccessChallenge, []byte{1, 2, 0, 6, 21, 0x20}},  // no anchors: TTLS
+		{[]string{"tls"}, radius.CodeAccessReject, []byte{4, 1, 0, 4}},
+	} {
+		f := newFixture(t)
+		f.withEAP(t)
+		f.clients.clients[0].Policy.EAPMethods = tc.methods
+		b := signed(t, eapIdentity(t, 0), testSecret)
+		resp := mustReply(t, f.auth(t, b), b, tc.want)
+		if m, _ := rfc2869.EAPMessage_Lookup(resp); !bytes.Equal(m, tc.eap) {
+			t.Fatalf("methods %v: got EAP % x, want % x", tc.methods, m, tc.eap)
+		}
+		if tc.want == radius.CodeAccessReject {
+			if req := f.onlyCall(t); req.Invalid != appliance.ReasonMethodNotAllowed {
+				t.Fatalf("methods %v: the gate got Invalid %q, want method_not_allowed", tc.methods, req.Invalid)
+			}
+		}
+	}
+}

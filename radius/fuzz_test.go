@@ -177,6 +177,24 @@ func fuzzSeeds(tb testing.TB) []seed {
 	rfc2865.CallingStationID_SetString(p, "AA-BB-CC-DD-EE-FF")
 	p.Add(rfc2869.EAPMessage_Type, radius.Attribute("\x02\x02\x00\x0f\x15\x80\x00\x00\x00\x05\x16\x03\x01\x00\x00"))
 	add("eap-ttls-without-state", true, ma(p))
+	// The other methods' first messages, and PEAP's Result TLV answer,
+	// each without a conversation; and an EAP-Start.
+	for _, e := range []struct {
+		name string
+		msg  string
+	}{
+		{"eap-start", ""},
+		{"eap-peap-without-state", "\x02\x02\x00\x0f\x19\x80\x00\x00\x00\x05\x16\x03\x01\x00\x00"},
+		{"eap-tls-without-state", "\x02\x02\x00\x0f\x0d\x80\x00\x00\x00\x05\x16\x03\x01\x00\x00"},
+		{"eap-nak-without-state", "\x02\x02\x00\x07\x03\x19\x0d"},
+		{"eap-peap-result-tlv-without-state", "\x02\x05\x00\x0b\x21\x80\x03\x00\x02\x00\x01"},
+	} {
+		p = packet(radius.CodeAccessRequest)
+		rfc2865.UserName_SetString(p, "anonymous")
+		rfc2865.CallingStationID_SetString(p, "AA-BB-CC-DD-EE-FF")
+		p.Add(rfc2869.EAPMessage_Type, radius.Attribute(e.msg))
+		add(e.name, true, ma(p))
+	}
 	return seeds
 }
 
@@ -296,22 +314,27 @@ func TestFuzzSeedCorpus(t *testing.T) {
 func TestFuzzSeedsReachTheGate(t *testing.T) {
 	s := realServer(t)
 	want := map[string]radius.Code{
-		"pap":                             radius.CodeAccessChallenge, // TOTP enrolled: the code is asked for
-		"pap-message-authenticator":       radius.CodeAccessChallenge,
-		"pap-appended-code":               radius.CodeAccessReject, // not the current code
-		"pap-wrong-password":              radius.CodeAccessReject,
-		"pap-unknown-user":                radius.CodeAccessReject,
-		"pap-128-byte-password":           radius.CodeAccessReject,
-		"challenge-answer-with-state":     radius.CodeAccessReject, // no such challenge
-		"chap":                            radius.CodeAccessReject,
-		"mschapv2":                        radius.CodeAccessReject,
-		"eap-identity":                    radius.CodeAccessChallenge, // EAP-TTLS Start
-		"eap-ttls-without-state":          radius.CodeAccessReject,
-		"junk-attributes":                 radius.CodeAccessChallenge,
-		"two-user-names":                  radius.CodeAccessReject,
-		"padding-past-length":             radius.CodeAccessChallenge,
-		"status-server":                   radius.CodeAccessAccept,
-		"accounting-request-on-auth-port": 0, // dropped
+		"pap":                               radius.CodeAccessChallenge, // TOTP enrolled: the code is asked for
+		"pap-message-authenticator":         radius.CodeAccessChallenge,
+		"pap-appended-code":                 radius.CodeAccessReject, // not the current code
+		"pap-wrong-password":                radius.CodeAccessReject,
+		"pap-unknown-user":                  radius.CodeAccessReject,
+		"pap-128-byte-password":             radius.CodeAccessReject,
+		"challenge-answer-with-state":       radius.CodeAccessReject, // no such challenge
+		"chap":                              radius.CodeAccessReject,
+		"mschapv2":                          radius.CodeAccessReject,
+		"eap-identity":                      radius.CodeAccessChallenge, // EAP-TTLS Start
+		"eap-ttls-without-state":            radius.CodeAccessReject,
+		"eap-start":                         radius.CodeAccessChallenge, // EAP-Request/Identity
+		"eap-peap-without-state":            radius.CodeAccessReject,
+		"eap-tls-without-state":             radius.CodeAccessReject,
+		"eap-nak-without-state":             radius.CodeAccessReject,
+		"eap-peap-result-tlv-without-state": radius.CodeAccessReject,
+		"junk-attributes":                   radius.CodeAccessChallenge,
+		"two-user-names":                    radius.CodeAccessReject,
+		"padding-past-length":               radius.CodeAccessChallenge,
+		"status-server":                     radius.CodeAccessAccept,
+		"accounting-request-on-auth-port":   0, // dropped
 	}
 	for _, sd := range fuzzSeeds(t) {
 		t.Run(sd.name, func(t *testing.T) {

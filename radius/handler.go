@@ -305,7 +305,7 @@ func (s *Server) eapAccess(ctx context.Context, pkt *radius.Packet, base applian
 			}
 		}
 	}
-	rep := s.EAP.Handle(dctx, eap.Request{Base: base, EAP: msg, State: base.State, FramedMTU: mtu})
+	rep := s.EAP.Handle(dctx, eap.Request{Base: base, EAP: msg, State: base.State, FramedMTU: mtu, Methods: client.Policy.EAPAllowed()})
 	cancel()
 	if rep.Outcome == eap.Drop {
 		return nil

@@ -32,6 +32,13 @@ type Config struct {
 		// directory.
 		EAPCertFile string `yaml:"eap_cert_file"`
 		EAPKeyFile  string `yaml:"eap_key_file"`
+		// EAPClientCAFile is a PEM bundle of the CAs whose client
+		// certificates EAP-TLS accepts; empty: eap-client-ca.pem in the
+		// data directory if it is there. Without anchors EAP-TLS is off.
+		EAPClientCAFile string `yaml:"eap_client_ca_file"`
+		// EAPCRLFile is a CRL (PEM or DER) of those CAs, read again when
+		// it changes; empty: no revocation check.
+		EAPCRLFile string `yaml:"eap_crl_file"`
 	} `yaml:"radius"`
 	// HTTP is the address of /healthz and /metrics. Keep it on loopback.
 	// LDAP is the LDAP door for EHR systems (389 and 636 in the appliance

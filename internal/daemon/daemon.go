@@ -190,7 +190,48 @@ func (d *Daemon) openEAP(ctx context.Context) (*eap.Server, error) {
 	}
 	d.eapCert = certPath
 	d.eapStatus = eapStatus(certPath)
-	return &eap.Server{Gate: d.gate, TLS: tlsCfg}, nil
+	srv := &eap.Server{Gate: d.gate, TLS: tlsCfg}
+	if err := d.openEAPTLS(ctx, srv); err != nil {
+		return nil, err
+	}
+	return srv, nil
+}
+
+// openEAPTLS loads EAP-TLS's trust anchors and CRL, when configured (or
+// when the data directory holds eap-client-ca.pem), and logs which
+// anchors are in force.
+func (d *Daemon) openEAPTLS(ctx context.Context, srv *eap.Server) error {
+	caPath := d.cfg.RADIUS.EAPClientCAFile
+	if caPath == "" {
+		caPath = filepath.Join(d.store.Dir(), eap.ClientCAFile)
+		if _, err := os.Stat(caPath); errors.Is(err, os.ErrNotExist) {
+			if d.cfg.RADIUS.EAPCRLFile != "" {
+				return fmt.Errorf("radius.eap_crl_file is set but there are no EAP-TLS trust anchors: set radius.eap_client_ca_file or put %s in the data directory", eap.ClientCAFile)
+			}
+			d.log.Info("EAP-TLS is off: no trust anchors (set radius.eap_client_ca_file, or put the devices' CA in the data directory as " + eap.ClientCAFile + ")")
+			return nil
+		}
+	}
+	pool, anchors, err := eap.LoadClientCAs(caPath)
+	if err != nil {
+		return err
+	}
+	for _, c := range anchors {
+		d.log.Info("EAP-TLS trust anchor", "file", caPath, "subject", c.Subject.String(), "sha256", selfcert.FingerprintDER(c.Raw), "not_after", c.NotAfter.UTC().Format(time.DateOnly))
+	}
+	srv.ClientCAs = pool
+	if p := d.cfg.RADIUS.EAPCRLFile; p != "" {
+		f, err := eap.OpenCRLFile(ctx, p, d.log)
+		if err != nil {
+			return err
+		}
+		crls, _ := f.CRLs()
+		for _, c := range crls {
+			d.log.Info("EAP-TLS CRL", "file", p, "issuer", c.Issuer.String(), "revoked", len(c.RevokedCertificateEntries), "next_update", c.NextUpdate.UTC().Format(time.RFC3339))
+		}
+		srv.CRLs = f.CRLs
+	}
+	return nil
 }
 
 // eapStatus describes the EAP certificate for the console: the CA devices

@@ -218,6 +218,10 @@ func (d *Daemon) openEAPTLS(ctx context.Context, srv *eap.Server) error {
 	}
 	for _, c := range anchors {
 		d.log.Info("EAP-TLS trust anchor", "file", caPath, "subject", c.Subject.String(), "sha256", selfcert.FingerprintDER(c.Raw), "not_after", c.NotAfter.UTC().Format(time.DateOnly))
+		if d.eapStatus != nil {
+			fp := selfcert.FingerprintDER(c.Raw)
+			d.eapStatus.Anchors = append(d.eapStatus.Anchors, c.Subject.CommonName+" "+fp[:23]+"…")
+		}
 	}
 	srv.ClientCAs = pool
 	if p := d.cfg.RADIUS.EAPCRLFile; p != "" {

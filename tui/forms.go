@@ -98,7 +98,10 @@ func (f *form) view(width int) string {
 			mark = "> "
 		}
 		fmt.Fprintf(&b, "%s%-*s %s\n", mark, w, fl.label+":", fl.input.View())
-		if fl.help != "" {
+		// Only the focused field's help: a policy form's eleven fields,
+		// each with its help, would not fit 24 rows, and the error under
+		// them would be cut off.
+		if fl.help != "" && i == f.focus {
 			b.WriteString(dimStyle.Render(fit(strings.Repeat(" ", w+3)+fl.help, width)) + "\n")
 		}
 	}
@@ -341,6 +344,9 @@ func (m Model) policyForm(c admin.Client) *form {
 		{"vlans", "group=VLAN, comma-separated, first match wins (e.g. clinicians=20)", strings.Join(rules, ","), 300},
 		upstream, failmode,
 		{"msg-auth", "yes: require Message-Authenticator (no: only for very old hardware)", yes[p.RequireMessageAuthenticator], 3},
+		{"eap", "802.1X methods, in the order offered: ttls, peap, tls", strings.Join(p.EAPAllowed(), ","), 20},
+		{"mschap", "yes: allow PEAP and MS-CHAPv2 (keeps a weak NT hash; docs/mschap.md)", yes[p.AllowMSCHAP], 3},
+		{"eap-identity", "any, or match: the outer name must be the user's or anonymous", admin.EAPIdentity(p), 6},
 	}
 	ldap := isLDAP(c)
 	if ldap {
@@ -397,8 +403,21 @@ func (m Model) policyForm(c admin.Client) *form {
 					rules = append(rules, policy.Rule{Group: g, VLAN: vlan})
 				}
 				style := policy.Style(strings.TrimSpace(val["style"]))
+				eap, err := policy.ParseEAPMethods(val["eap"])
+				if err != nil {
+					return doneMsg{err: fmt.Errorf("%w: eap: %v", admin.ErrInvalid, err)}
+				}
+				mschap, err := yesNo("mschap")
+				if err != nil {
+					return doneMsg{err: err}
+				}
+				ident := strings.ToLower(strings.TrimSpace(val["eap-identity"]))
+				if ident == policy.EAPIdentityAny {
+					ident = ""
+				}
 				set = append(set, func(p *policy.Policy) {
 					p.Style, p.RequireDevice, p.RequireMessageAuthenticator, p.Rules = style, dev, ma, rules
+					p.EAPMethods, p.AllowMSCHAP, p.EAPIdentity = eap, mschap, ident
 				})
 			}
 			err := m.p.Clients.EditClient(ctx, name, admin.ClientEdit{Version: version, Policy: func(p *policy.Policy) error {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -772,7 +773,7 @@ func TestEditClientPolicy(t *testing.T) {
 	f := sample()
 	p := policy.Default()
 	f.clients = []admin.Client{{Name: "office-wifi", Prefix: netip.MustParsePrefix("192.168.1.2/32"), Policy: p, Version: 1}}
-	tm := start(t, f, 80, 30)
+	tm := start(t, f, 80, 24)
 	waitFor(t, tm, "frontdesk2")
 	for range 3 {
 		tm.Send(tea.KeyMsg{Type: tea.KeyTab})
@@ -789,21 +790,30 @@ func TestEditClientPolicy(t *testing.T) {
 		tm.Send(tea.KeyMsg{Type: tea.KeyTab})
 	}
 	tm.Type("clinicians=20")
-	for range 3 { // to msg-auth, then save
+	for range 6 { // to eap-identity, the last field, then save
 		tm.Send(tea.KeyMsg{Type: tea.KeyTab})
 	}
 	tm.Send(tea.KeyMsg{Type: tea.KeyEnter})
 	waitFor(t, tm, "mfa must be required, enrolled or off")
-	for range 7 { // back to mfa
+	for range 10 { // back to mfa
 		tm.Send(tea.KeyMsg{Type: tea.KeyShiftTab})
 	}
 	for range len("sometimes") {
 		tm.Send(tea.KeyMsg{Type: tea.KeyBackspace})
 	}
 	tm.Type("off")
-	for range 7 {
+	for range 8 { // to eap: EAP-TTLS and PEAP only, MS-CHAPv2 allowed
 		tm.Send(tea.KeyMsg{Type: tea.KeyTab})
 	}
+	for range len("ttls,peap,tls") {
+		tm.Send(tea.KeyMsg{Type: tea.KeyBackspace})
+	}
+	tm.Type("peap, TTLS")
+	tm.Send(tea.KeyMsg{Type: tea.KeyTab})
+	tm.Send(tea.KeyMsg{Type: tea.KeyBackspace})
+	tm.Send(tea.KeyMsg{Type: tea.KeyBackspace})
+	tm.Type("yes")
+	tm.Send(tea.KeyMsg{Type: tea.KeyTab})
 	tm.Send(tea.KeyMsg{Type: tea.KeyEnter})
 	waitFor(t, tm, "policy of office-wifi saved")
 	f.mu.Lock()
@@ -811,6 +821,9 @@ func TestEditClientPolicy(t *testing.T) {
 	got := f.clients[0].Policy
 	if got.MFA != policy.MFAOff || len(got.Rules) != 1 || got.Rules[0].VLAN != 20 || !got.RequireMessageAuthenticator {
 		t.Fatalf("saved policy %+v", got)
+	}
+	if !slices.Equal(got.EAPMethods, []string{"peap", "ttls"}) || !got.AllowMSCHAP || got.EAPIdentity != "" {
+		t.Fatalf("saved EAP switches: methods %v, MS-CHAPv2 %v, identity %q", got.EAPMethods, got.AllowMSCHAP, got.EAPIdentity)
 	}
 }
 

@@ -114,6 +114,25 @@ const (
 	EAPIdentityMatch = "match"
 )
 
+// ParseEAPMethods reads a comma-separated list of EAP methods as an
+// operator types it ("ttls, peap"). The full list in its default order is
+// stored as nil, the default; Validate checks the names.
+func ParseEAPMethods(s string) ([]string, error) {
+	var out []string
+	for _, m := range strings.Split(s, ",") {
+		if m = strings.ToLower(strings.TrimSpace(m)); m != "" {
+			out = append(out, m)
+		}
+	}
+	if len(out) == 0 {
+		return nil, errors.New("name at least one EAP method of ttls, peap, tls")
+	}
+	if slices.Equal(out, AllEAPMethods) {
+		return nil, nil
+	}
+	return out, nil
+}
+
 // EAPAllowed is the client's EAP methods, in the order offered.
 func (p Policy) EAPAllowed() []string {
 	if len(p.EAPMethods) == 0 {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -253,18 +252,11 @@ func (p *policyFlags) apply(pol *policy.Policy, set map[string]bool, all bool) e
 		pol.MFARemember = int(p.mfaRemember.Seconds())
 	}
 	if all || set["eap"] {
-		pol.EAPMethods = nil
-		for _, m := range strings.Split(*p.eap, ",") {
-			if m = strings.ToLower(strings.TrimSpace(m)); m != "" {
-				pol.EAPMethods = append(pol.EAPMethods, m)
-			}
+		m, err := policy.ParseEAPMethods(*p.eap)
+		if err != nil {
+			return usageError{"--eap: " + err.Error()}
 		}
-		if len(pol.EAPMethods) == 0 {
-			return usageError{"--eap: name at least one of ttls, peap, tls"}
-		}
-		if slices.Equal(pol.EAPMethods, policy.AllEAPMethods) {
-			pol.EAPMethods = nil // the default, stored as such
-		}
+		pol.EAPMethods = m
 	}
 	if all || set["allow-mschap"] {
 		pol.AllowMSCHAP = *p.allowMSCHAP

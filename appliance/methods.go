@@ -44,9 +44,11 @@ func anonymous(outer string) bool {
 }
 
 // stripDomain drops a Windows DOMAIN\ prefix (RFC 2759 §8.2: the name
-// hashed into an MS-CHAPv2 response is the user name without it).
+// hashed into an MS-CHAPv2 response is the user name without it). It cuts
+// at the first backslash, as wpa_supplicant and hostapd do when they hash,
+// and as the EAP server does for PEAP's inner name.
 func stripDomain(name string) string {
-	if i := strings.LastIndexByte(name, '\\'); i >= 0 {
+	if i := strings.IndexByte(name, '\\'); i >= 0 {
 		return name[i+1:]
 	}
 	return name

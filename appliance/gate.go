@@ -132,6 +132,9 @@ type Request struct {
 	// MethodEAPTLS. Password is then empty.
 	MSCHAP *MSCHAPv2
 	Cert   *Certificate
+	// TLS is the TLS version of an EAP method's tunnel ("TLS 1.3"), for
+	// the decision's story.
+	TLS string
 	// OuterIdentity is an EAP conversation's outer identity, when it
 	// differs from User (the inner one); the client's policy decides
 	// whether that is allowed, and the audit shows both.

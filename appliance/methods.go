@@ -9,6 +9,15 @@ import (
 	"github.com/clinicgate/clinicgate/appliance/store"
 )
 
+// methodName names the methods that are not plain PAP or an LDAP bind,
+// for the decision's story.
+var methodName = map[Method]string{
+	MethodTTLSPAP:  "EAP-TTLS with PAP inside",
+	MethodPEAP:     "PEAP with EAP-MSCHAPv2",
+	MethodEAPTLS:   "EAP-TLS (client certificate)",
+	MethodMSCHAPv2: "MS-CHAPv2 (no EAP)",
+}
+
 // methodRefusal says why client c's policy does not allow method m, in
 // the contractor's words with the switch that would allow it; "" when it
 // is allowed.

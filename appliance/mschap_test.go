@@ -319,10 +319,14 @@ func TestOuterIdentityMustMatchWhenPolicySaysSo(t *testing.T) {
 	for _, outer := range []string{"", "alice", "ALICE", "anonymous", "anonymous@clinic.example"} {
 		expect(t, ttls(match, outer), appliance.Accept, appliance.ReasonOK)
 	}
-	d = ttls(client(mfaOff), "bob")
+	d = e.decideReq(appliance.Request{Client: client(mfaOff), User: "alice", Password: secrets.Secret("correct horse"), Method: appliance.MethodTTLSPAP, OuterIdentity: "bob", TLS: "TLS 1.3"})
 	expect(t, d, appliance.Accept, appliance.ReasonOK)
 	if !slices.Contains(d.Notes, "outer_identity:bob") {
 		t.Fatalf("got notes %v, want the outer identity", d.Notes)
+	}
+	// The story names the method, its TLS and both names.
+	if !stepsSay(d, `EAP-TTLS with PAP inside over TLS 1.3; outer identity "bob", inner identity "alice"`) {
+		t.Fatalf("got steps %v, want the method's step", d.Steps)
 	}
 }
 

@@ -59,7 +59,17 @@ func (g *Gate) checkRequest(_ context.Context, r *run) (verdict, error) {
 				auditName(req.OuterIdentity), auditName(req.User), req.Client.Name, req.Client.Name))
 			return r.refuse(ReasonIdentityMismatch, MsgDenied), nil
 		}
-		r.step("request", fmt.Sprintf("outer identity %q, inner identity %q", auditName(req.OuterIdentity), auditName(req.User)))
+	}
+	if m := methodName[req.Method]; m != "" {
+		// The story says how the credentials came: the method, its
+		// tunnel, and both names where the station sent two.
+		if req.TLS != "" {
+			m += " over " + req.TLS
+		}
+		if req.OuterIdentity != "" && req.OuterIdentity != req.User {
+			m += fmt.Sprintf("; outer identity %q, inner identity %q", auditName(req.OuterIdentity), auditName(req.User))
+		}
+		r.step("method", m)
 	}
 	return pass, nil
 }

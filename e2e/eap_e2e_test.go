@@ -101,7 +101,7 @@ func TestEAPTTLSWithEapolTest(t *testing.T) {
 			}
 			seq := strings.Fields(mustCG(t, data, "", "audit", "tail", "-n", "1"))[0]
 			show := mustCG(t, data, "", "audit", "show", seq)
-			for _, want := range []string{"ok", "alice", tc.version, "outer_identity=anonymous"} {
+			for _, want := range []string{"ok", "alice", tc.version, "outer_identity:anonymous", "over TLS 1."} {
 				if !strings.Contains(show, want) {
 					t.Fatalf("audit entry lacks %q:\n%s", want, show)
 				}

@@ -486,7 +486,7 @@ func TestTTLSPAPConversation(t *testing.T) {
 			}
 			req := g.last(t)
 			if req.Method != appliance.MethodTTLSPAP || req.User != "alice" || string(req.Password) != "secret" ||
-				!slices.Contains(req.Notes, tc.note) || !slices.Contains(req.Notes, "outer_identity=anonymous") {
+				!slices.Contains(req.Notes, tc.note) || req.OuterIdentity != "anonymous" || !strings.HasPrefix(req.TLS, "TLS 1.") {
 				t.Fatalf("the gate got %+v", req)
 			}
 			if s.Len() != 0 {

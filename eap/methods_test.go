@@ -299,7 +299,7 @@ func TestPEAPConversation(t *testing.T) {
 			}
 			req := g.Last(t)
 			if req.Method != appliance.MethodPEAP || req.User != "alice" || req.MSCHAP == nil || req.MSCHAP.Name != `CLINIC\alice` ||
-				req.OuterIdentity != "anonymous" || !slices.Contains(req.Notes, tc.note) || !slices.Contains(req.Notes, "outer_identity=anonymous") {
+				req.OuterIdentity != "anonymous" || !slices.Contains(req.Notes, tc.note) || req.OuterIdentity != "anonymous" || !strings.HasPrefix(req.TLS, "TLS 1.") {
 				t.Fatalf("the gate got %+v", req)
 			}
 			if s.Len() != 0 {

@@ -496,9 +496,10 @@ func (s *Server) gateRequest(r Request, sess *session, m appliance.Method, user 
 	req := r.Base
 	req.Method, req.User, req.State = m, user, nil
 	req.Notes = append(slices.Clone(req.Notes), sess.note())
+	req.TLS = tls.VersionName(sess.version)
 	if sess.outer != user && m != appliance.MethodEAPTLS {
+		// The gate notes it in the audit, and applies the client's rule.
 		req.OuterIdentity = sess.outer
-		req.Notes = append(req.Notes, "outer_identity="+sanitize(sess.outer))
 	}
 	return req
 }

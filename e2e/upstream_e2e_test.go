@@ -216,3 +216,44 @@ func TestOIDCUpstreamEndToEnd(t *testing.T) {
 		t.Fatalf("upstream test:\n%s", test)
 	}
 }
+
+// TestPEAPThroughFreeRADIUSUpstream: PEAP's inner MS-CHAPv2 checked by a
+// RADIUS upstream rather than a kept NT hash. FreeRADIUS holds the
+// password and checks the response itself; clinicgate relays the
+// MS-CHAP attributes and hands its proof to the peer inside the tunnel.
+// eapol_test checks that proof (a wrong one ends the tunnel) and the MPPE
+// keys of the Accept.
+func TestPEAPThroughFreeRADIUSUpstream(t *testing.T) {
+	need(t, "radclient", "radtest", "oathtool")
+	fr := upstreamtest.StartFreeRADIUS(t, upstreamtest.FreeRADIUSOptions{
+		RequireMessageAuthenticator: true,
+		Users:                       []upstreamtest.RADIUSUser{{Name: "bob", Password: "bob upstream pw"}},
+	})
+	data := t.TempDir()
+	d := startDaemon(t, data)
+	// FreeRADIUS 3.2.1 signs no replies: the check is relaxed for it, as
+	// its warning says.
+	mustCG(t, data, fr.Secret, "upstream", "add", "fr", "--kind", "radius", "--server", fr.Addr, "--require-message-authenticator=false", "--secret-stdin")
+	mustCG(t, data, secret, "client", "add", "aps", "--address", "127.0.0.1", "--secret-stdin",
+		"--upstream", "fr", "--mfa", "off", "--allow-mschap", "--eap", "peap")
+	peap := func(password string) []string {
+		return []string{`eap=PEAP`, `identity="bob"`, `anonymous_identity="anonymous"`, `password="` + password + `"`,
+			`phase1="peapver=0"`, `phase2="auth=MSCHAPV2"`}
+	}
+	out, ok := eapol(t, data, d, peap("bob upstream pw")...)
+	if !ok || !strings.Contains(out, "MPPE keys OK: 1  mismatch: 0") {
+		t.Fatalf("PEAP through the FreeRADIUS upstream failed:\n%s\nlast audit entry:\n%s\nFreeRADIUS:\n%s", tail(out, 3000), lastAudit(t, data), tail(fr.Log(), 3000))
+	}
+	if show := lastAudit(t, data); !strings.Contains(show, "MS-CHAPv2 response verified by fr") || !strings.Contains(show, "PEAP with EAP-MSCHAPv2 over TLS") {
+		t.Fatalf("the story does not say the upstream checked the response:\n%s", show)
+	}
+	// No NT hash was kept: the upstream checked it, and bob never logged
+	// in with a password here.
+	out, ok = eapol(t, data, d, peap("wrong pw")...)
+	if ok || strings.Contains(out, "MPPE keys OK: 1") {
+		t.Fatalf("a wrong password through the upstream succeeded:\n%s", tail(out, 3000))
+	}
+	if show := lastAudit(t, data); !strings.Contains(show, "bad_password") {
+		t.Fatalf("the last audit entry lacks bad_password:\n%s", show)
+	}
+}

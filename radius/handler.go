@@ -139,7 +139,15 @@ func (s *Server) access(ctx context.Context, b []byte, pkt *radius.Packet, clien
 		d.Outcome, d.Message, d.State = appliance.Reject, appliance.MsgDenied, nil
 		d.Attributes = appliance.Attributes{}
 	}
-	reply, err := encodeDecision(pkt, d)
+	var reply []byte
+	if req.MSCHAP != nil {
+		if reply, err = encodeMSCHAP(pkt, req.MSCHAP, d); errors.Is(err, errNoProof) {
+			s.Logger.Error(err.Error()+"; rejected", "client", client.Name)
+			err = nil
+		}
+	} else {
+		reply, err = encodeDecision(pkt, d)
+	}
 	if err != nil {
 		s.Logger.Error("could not encode a RADIUS reply", "client", client.Name, "err", err)
 		s.dedup.finish(key, nil, now)
@@ -196,7 +204,7 @@ func toRequest(pkt *radius.Packet, client appliance.Client, src netip.AddrPort, 
 	case chap:
 		req.Method = appliance.MethodCHAP
 	case mschap:
-		req.Method = appliance.MethodMSCHAP
+		mschapRequest(&req, pkt, req.User, len(passwords))
 	case len(passwords) == 1:
 		req.Method = appliance.MethodPAP
 		pw, err := radius.UserPassword(passwords[0], pkt.Secret, pkt.Authenticator[:])

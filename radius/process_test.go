@@ -361,6 +361,12 @@ func TestAuthMethodDetected(t *testing.T) {
 			p.Add(rfc2865.VendorSpecific_Type, vsa(vendorMicrosoft, 11, bytes.Repeat([]byte{1}, 16)))
 			p.Add(rfc2865.VendorSpecific_Type, vsa(vendorMicrosoft, 25, bytes.Repeat([]byte{2}, 50)))
 			return p
+		}, appliance.MethodMSCHAPv2},
+		{"MS-CHAPv1", func(t *testing.T) *radius.Packet {
+			p := nameOnly(t)
+			p.Add(rfc2865.VendorSpecific_Type, vsa(vendorMicrosoft, 11, bytes.Repeat([]byte{1}, 8)))
+			p.Add(rfc2865.VendorSpecific_Type, vsa(vendorMicrosoft, 1, bytes.Repeat([]byte{2}, 50)))
+			return p
 		}, appliance.MethodMSCHAP},
 		{"EAP", func(t *testing.T) *radius.Packet {
 			p := nameOnly(t)

@@ -76,6 +76,11 @@ var allowed = map[string][]string{
 	"tui": {"appliance", "appliance/admin", "appliance/atomicfile", "appliance/audit", "appliance/policy",
 		"appliance/secrets", "appliance/upstream"},
 
+	// An EAP-TTLS/PAP client, a leaf the console's test login (admin) and
+	// the benchmarks use; its tests run it against the RADIUS door and the
+	// EAP server in process.
+	"internal/eapclient": {"internal/msgauth", "appliance", "appliance/policy", "eap", "radius", "internal/selfcert"},
+
 	// Wiring.
 	"internal/daemon": {"appliance/...", "eap", "eap/eaptest", "ldapproxy", "radius", "tui", "internal/selfcert", "internal/wifiprofile"},
 	"cmd/clinicgate":  {"appliance/...", "eap", "internal/daemon", "internal/selfcert", "internal/wifiprofile", "ldapproxy", "tui"},

@@ -1,0 +1,180 @@
+package eapclient
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"net"
+	"sync"
+	"time"
+)
+
+// tunnel runs the TLS client over records carried in EAP. crypto/tls
+// wants a net.Conn it can block on, so one goroutine runs the handshake
+// and then writes the inner AVPs; step feeds it the server's records and
+// returns what it wrote once it waits for more (or has finished).
+type tunnel struct {
+	pc   *pipeConn
+	done chan tunnelResult // buffered: the goroutine never blocks on it
+	res  *tunnelResult     // once done
+}
+
+type tunnelResult struct {
+	err     error
+	version uint16
+	msk     []byte
+	cert    *x509.Certificate
+}
+
+// Keying labels: RFC 5281 §8 (TLS 1.2) and RFC 9427 (TLS 1.3, with the
+// method's type, 0x15, as the context).
+const (
+	labelTTLS12 = "ttls keying material"
+	labelTLS13  = "EXPORTER_EAP_TLS_Key_Material"
+)
+
+func startTunnel(cfg *tls.Config, avps []byte) *tunnel {
+	t := &tunnel{pc: newPipeConn(), done: make(chan tunnelResult, 1)}
+	go func() { t.done <- t.run(cfg, avps) }()
+	return t
+}
+
+func (t *tunnel) run(cfg *tls.Config, avps []byte) tunnelResult {
+	c := tls.Client(t.pc, cfg)
+	if err := c.Handshake(); err != nil {
+		return tunnelResult{err: err}
+	}
+	st := c.ConnectionState()
+	res := tunnelResult{version: st.Version}
+	if len(st.PeerCertificates) > 0 {
+		res.cert = st.PeerCertificates[0]
+	}
+	var msk []byte
+	var err error
+	if st.Version == tls.VersionTLS13 {
+		msk, err = st.ExportKeyingMaterial(labelTLS13, []byte{typeTTLS}, 128)
+	} else {
+		// RFC 5705 without a context is RFC 5281's PRF(master secret,
+		// label, client random + server random).
+		msk, err = st.ExportKeyingMaterial(labelTTLS12, nil, 128)
+	}
+	if err != nil {
+		res.err = err
+		return res
+	}
+	res.msk = msk[:64]
+	// The inner PAP AVPs, one record of application data.
+	if _, err := c.Write(avps); err != nil {
+		res.err = err
+	}
+	return res
+}
+
+var errTunnelTimeout = errors.New("eapclient: the TLS client did not answer in time")
+
+// step hands the server's records to TLS (nil: none yet, for the
+// ClientHello) and returns what TLS wrote. With t.res set, the goroutine
+// has ended.
+func (t *tunnel) step(ctx context.Context, in []byte) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if in != nil {
+		select {
+		case t.pc.in <- in:
+		case r := <-t.done:
+			t.res = &r
+			return t.pc.takeOut(), nil
+		case <-ctx.Done():
+			return nil, errTunnelTimeout
+		}
+	}
+	select {
+	case <-t.pc.idle:
+		return t.pc.takeOut(), nil
+	case r := <-t.done:
+		t.res = &r
+		return t.pc.takeOut(), nil
+	case <-ctx.Done():
+		return nil, errTunnelTimeout
+	}
+}
+
+func (l *login) closeTunnel() {
+	if l.tun != nil {
+		l.tun.pc.close()
+	}
+}
+
+// pipeConn is the net.Conn the TLS client sees. Read tells step it waits
+// (idle) whenever it has nothing left, then takes what step feeds; Write
+// collects what TLS sends. out is touched by the goroutine while it runs
+// and by step after idle or done, which orders the two.
+type pipeConn struct {
+	in      chan []byte
+	idle    chan struct{}
+	closed  chan struct{}
+	once    sync.Once
+	pending []byte
+	mu      sync.Mutex
+	out     bytes.Buffer
+}
+
+func newPipeConn() *pipeConn {
+	return &pipeConn{in: make(chan []byte), idle: make(chan struct{}), closed: make(chan struct{})}
+}
+
+func (p *pipeConn) Read(b []byte) (int, error) {
+	for len(p.pending) == 0 {
+		select {
+		case p.idle <- struct{}{}:
+		case <-p.closed:
+			return 0, net.ErrClosed
+		}
+		select {
+		case p.pending = <-p.in:
+		case <-p.closed:
+			return 0, net.ErrClosed
+		}
+	}
+	n := copy(b, p.pending)
+	p.pending = p.pending[n:]
+	return n, nil
+}
+
+func (p *pipeConn) Write(b []byte) (int, error) {
+	select {
+	case <-p.closed:
+		return 0, net.ErrClosed
+	default:
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.out.Len()+len(b) > maxMessage {
+		return 0, errors.New("eapclient: TLS output above the cap")
+	}
+	return p.out.Write(b)
+}
+
+func (p *pipeConn) takeOut() []byte {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	b := bytes.Clone(p.out.Bytes())
+	p.out.Reset()
+	return b
+}
+
+func (p *pipeConn) close() { p.once.Do(func() { close(p.closed) }) }
+
+func (p *pipeConn) Close() error                     { p.close(); return nil }
+func (p *pipeConn) LocalAddr() net.Addr              { return pipeAddr{} }
+func (p *pipeConn) RemoteAddr() net.Addr             { return pipeAddr{} }
+func (p *pipeConn) SetDeadline(time.Time) error      { return nil }
+func (p *pipeConn) SetReadDeadline(time.Time) error  { return nil }
+func (p *pipeConn) SetWriteDeadline(time.Time) error { return nil }
+
+type pipeAddr struct{}
+
+func (pipeAddr) Network() string { return "eap" }
+func (pipeAddr) String() string  { return "eap" }

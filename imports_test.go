@@ -84,7 +84,7 @@ var allowed = map[string][]string{
 	// Wiring.
 	"internal/daemon": {"appliance/...", "eap", "eap/eaptest", "ldapproxy", "radius", "tui", "internal/selfcert", "internal/wifiprofile"},
 	"cmd/clinicgate":  {"appliance/...", "eap", "internal/daemon", "internal/selfcert", "internal/wifiprofile", "ldapproxy", "tui"},
-	"e2e":             {"appliance/...", "eap", "eap/eaptest", "internal/msgauth", "ldapproxy"},
+	"e2e":             {"appliance/...", "eap", "eap/eaptest", "internal/msgauth", "internal/eapclient", "internal/selfcert", "ldapproxy"},
 	"":                nil, // this package
 }
 

@@ -1,6 +1,8 @@
 package e2e
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"net"
 	"os"
@@ -12,8 +14,13 @@ import (
 	"testing"
 	"time"
 
+	"layeh.com/radius"
+	"layeh.com/radius/rfc2868"
+
 	"github.com/clinicgate/clinicgate/eap"
 	"github.com/clinicgate/clinicgate/eap/eaptest"
+	"github.com/clinicgate/clinicgate/internal/eapclient"
+	"github.com/clinicgate/clinicgate/internal/selfcert"
 )
 
 // eapolTest runs wpa_supplicant's eapol_test against the daemon with one
@@ -320,5 +327,59 @@ func TestEAPTLSWithEapolTestThroughDaemon(t *testing.T) {
 				t.Fatalf("audit entry lacks ok and %q:\n%s", tc.note, show)
 			}
 		})
+	}
+}
+
+// TestEAPClientAgainstDaemon: clinicgate's own EAP-TTLS/PAP client (the
+// console's test login, the benchmark's driver) through the running
+// daemon, under TLS 1.2 and 1.3, pinned to the daemon's certificate or
+// trusting it as a CA; the MPPE keys of the Accept are the ones the
+// client derives from its tunnel.
+func TestEAPClientAgainstDaemon(t *testing.T) {
+	data, d := setup(t, "--mfa", "off", "--vlan", "staff=20")
+	certPath := filepath.Join(data, eap.CertFile)
+	fp, err := selfcert.Fingerprint(certPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pem, err := os.ReadFile(certPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(pem)
+	for _, tc := range []struct {
+		name    string
+		version uint16
+		cfg     eapclient.Config
+	}{
+		{"tls1.2 pinned", tls.VersionTLS12, eapclient.Config{PinSHA256: fp}},
+		{"tls1.3 pinned", tls.VersionTLS13, eapclient.Config{PinSHA256: fp}},
+		{"tls1.3 CA, 100-byte fragments", tls.VersionTLS13, eapclient.Config{RootCAs: roots, FragmentSize: 100, FramedMTU: 300}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := tc.cfg
+			c.Addr, c.Secret, c.User, c.Password, c.TLSVersion = d.auth, []byte(secret), "alice", []byte("correct horse battery"), tc.version
+			r, err := eapclient.Login(t.Context(), c)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !r.Accepted || r.TLSVersion != tc.version {
+				t.Fatalf("got %v over TLS %x, want Access-Accept over %x", r.Code, r.TLSVersion, tc.version)
+			}
+			if !r.KeysMatch {
+				t.Fatalf("the daemon's MPPE keys Recv %x Send %x are not the client's MSK %x", r.RecvKey, r.SendKey, r.MSK)
+			}
+			if _, vlan, _ := rfc2868.TunnelPrivateGroupID_LookupString(r.Reply); vlan != "20" {
+				t.Errorf("got VLAN %q in the Accept, want 20", vlan)
+			}
+		})
+	}
+	r, err := eapclient.Login(t.Context(), eapclient.Config{Addr: d.auth, Secret: []byte(secret), User: "alice", Password: []byte("wrong"), PinSHA256: fp})
+	if err != nil || r.Accepted || r.Code != radius.CodeAccessReject {
+		t.Fatalf("wrong password: got %v %v, want an Access-Reject", r.Code, err)
+	}
+	if last := mustCG(t, data, "", "audit", "tail", "-n", "1"); !strings.Contains(last, "bad_password") {
+		t.Fatalf("audit tail lacks bad_password:\n%s", last)
 	}
 }

@@ -56,7 +56,8 @@ var allowed = map[string][]string{
 		"appliance/store", "appliance/upstream", "appliance/directory/...", "internal/ratelog", "internal/reload",
 		"appliance/admin", "appliance/appliancetest"},
 	"appliance/admin": {"appliance", "appliance/audit", "appliance/dirsync", "appliance/mfa", "appliance/passwd",
-		"appliance/policy", "appliance/secrets", "appliance/store", "appliance/upstream", "internal/msgauth", "internal/selfcert"},
+		"appliance/policy", "appliance/secrets", "appliance/store", "appliance/upstream", "internal/msgauth", "internal/selfcert",
+		"internal/eapclient"},
 	"appliance/appliancetest": {"appliance", "appliance/admin", "appliance/audit", "appliance/passwd", "appliance/store", "appliance/upstream"},
 
 	// The doors: the gate (appliance) and its records, the admin service

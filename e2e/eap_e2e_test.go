@@ -383,3 +383,31 @@ func TestEAPClientAgainstDaemon(t *testing.T) {
 		t.Fatalf("audit tail lacks bad_password:\n%s", last)
 	}
 }
+
+// TestConsoleTTLSTestLogin: the console's test login, at 80x24, sends an
+// EAP-TTLS/PAP login through the running daemon (pinned to the EAP
+// certificate the daemon reports) and shows the TLS version, the keys'
+// check, the reply and the story.
+func TestConsoleTTLSTestLogin(t *testing.T) {
+	need(t, "tmux")
+	data := t.TempDir()
+	startDaemon(t, data)
+	mustCG(t, data, secret, "client", "add", "office-wifi", "--address", "10.9.0.0/24", "--secret-stdin", "--mfa", "off", "--vlan", "staff=30")
+	mustCG(t, data, "correct horse battery", "user", "add", "alice", "--group", "staff", "--password-stdin")
+	term := inTmux(t, 80, 24, binPath+" tui --data "+data)
+	capture := term.screen
+	keys := term.keys
+	waitFor(t, "the console", func() bool { return strings.Contains(capture(), "daemon") })
+	keys("Tab", "Tab", "Tab")
+	waitFor(t, "the clients pane", func() bool { return strings.Contains(capture(), "office-wifi") })
+	keys("l", "Up", "ttls1.2", "Enter", "alice", "Enter", "correct horse battery", "Enter")
+	waitFor(t, "the test login's answer", func() bool {
+		s := capture()
+		return strings.Contains(s, "over EAP-TTLS/PAP (TLS 1.2): Access-Accept") && strings.Contains(s, "keys (MPPE) match") &&
+			strings.Contains(s, "VLAN:           30") && strings.Contains(s, "verified by local")
+	})
+	seq := strings.Fields(mustCG(t, data, "", "audit", "tail", "-n", "1", "--user", "alice"))[0]
+	if show := mustCG(t, data, "", "audit", "show", seq); !strings.Contains(show, "eap_ttls_tls12") || !strings.Contains(show, "console-test") {
+		t.Fatalf("the decision is not the console's EAP-TTLS login:\n%s", show)
+	}
+}

@@ -1,6 +1,7 @@
 package tui
 
 import (
+	"crypto/tls"
 	"net/netip"
 	"strings"
 	"testing"
@@ -333,6 +334,51 @@ func TestTestLoginReport(t *testing.T) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if len(f.logins) != 1 || f.logins[0].Client != "office-wifi" || f.logins[0].User != "dr.lee" || string(f.logins[0].Password) != "correct horse" {
+		t.Fatalf("test logins asked for: %+v", f.logins)
+	}
+}
+
+// TestTTLSTestLoginReport: the test login's method field sends an
+// EAP-TTLS/PAP login with the TLS version asked for, and the console shows
+// the tunnel's version, the keys' check and the reply, at 80x24.
+func TestTTLSTestLoginReport(t *testing.T) {
+	f := sample()
+	f.clients = []admin.Client{{Name: "office-wifi", Door: "radius", Prefix: netip.MustParsePrefix("192.168.1.2/32"), Policy: policy.Default()}}
+	f.login = admin.LoginResult{Door: appliance.DoorRADIUS, Client: "office-wifi", Via: "console-test", Temporary: true,
+		Outcome: "Access-Accept", Code: 2, Accepted: true, Took: 48 * time.Millisecond,
+		Method: admin.LoginTTLS, TLSVersion: "TLS 1.3", KeysMatch: true,
+		Reply: []admin.ReplyAttribute{{Name: "VLAN", Value: "30"}, {Name: "User-Name", Value: "dr.lee"}},
+		Story: &admin.DecisionStory{Seq: 9, Outcome: "accept", Reason: "ok", Steps: []audit.Step{{Stage: "password", Result: "verified by local"}}}}
+	tm := startPanes(t, Panes{Audit: fakeAudit{f}, Clients: fakeClients{f}, Logins: fakeLogins{f}}, 80, 24)
+	waitFor(t, tm, "frontdesk2")
+	for range 3 {
+		tm.Send(tea.KeyMsg{Type: tea.KeyTab})
+	}
+	waitFor(t, tm, "office-wifi")
+	tm.Type("l")
+	waitFor(t, tm, "Test login through office-wifi's policy", "802.1X Wi-Fi (EAP-TTLS/PAP)")
+	// The cursor starts on the user; the method is one up.
+	tm.Send(tea.KeyMsg{Type: tea.KeyUp})
+	tm.Type("ttls2")
+	tm.Send(tea.KeyMsg{Type: tea.KeyEnter})
+	tm.Type("dr.lee")
+	tm.Send(tea.KeyMsg{Type: tea.KeyEnter})
+	tm.Type("correct horse")
+	tm.Send(tea.KeyMsg{Type: tea.KeyEnter})
+	waitFor(t, tm, `the method is pap, ttls, ttls1.2 or ttls1.3, not "ttls2"`)
+	tm.Send(tea.KeyMsg{Type: tea.KeyUp})
+	tm.Send(tea.KeyMsg{Type: tea.KeyUp})
+	tm.Send(tea.KeyMsg{Type: tea.KeyBackspace})
+	tm.Type("1.3")
+	tm.Send(tea.KeyMsg{Type: tea.KeyDown})
+	tm.Send(tea.KeyMsg{Type: tea.KeyDown})
+	tm.Send(tea.KeyMsg{Type: tea.KeyEnter})
+	waitFor(t, tm, "Test login of dr.lee over EAP-TTLS/PAP (TLS 1.3): Access-Accept in 48ms",
+		"EAP certificate was the appliance's", "keys (MPPE) match", "VLAN:           30", "User-Name:      dr.lee",
+		"What happened (audit entry 9, ok):")
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.logins) != 1 || f.logins[0].Method != admin.LoginTTLS || f.logins[0].TLSVersion != tls.VersionTLS13 || f.logins[0].User != "dr.lee" {
 		t.Fatalf("test logins asked for: %+v", f.logins)
 	}
 }

@@ -2,6 +2,7 @@ package tui
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"strings"
 
@@ -25,12 +26,39 @@ func (m Model) testLoginForm(c admin.Client) *form {
 			field("password", "the password (append ,123456 for a code where the policy asks one)", true, 128),
 		)
 	}
-	return newForm("Test login through "+c.Name+"'s policy", func(v []string) tea.Cmd {
-		return m.testLoginCmd(admin.LoginTest{Client: c.Name, User: strings.TrimSpace(v[0]), Password: []byte(v[1])})
+	method := field("method", "empty: pap; ttls, ttls1.2, ttls1.3: 802.1X Wi-Fi (EAP-TTLS/PAP)", false, 8)
+	method.input.Placeholder = "pap"
+	f := newForm("Test login through "+c.Name+"'s policy", func(v []string) tea.Cmd {
+		t := admin.LoginTest{Client: c.Name, User: strings.TrimSpace(v[1]), Password: []byte(v[2])}
+		var err error
+		if t.Method, t.TLSVersion, err = loginMethod(v[0]); err != nil {
+			return func() tea.Msg { return doneMsg{err: err} }
+		}
+		return m.testLoginCmd(t)
 	},
+		method,
 		field("user", "who to log in as", false, 128),
 		field("password", "the password (append ,123456 for a code where the policy allows)", true, 128),
 	)
+	// The method is chosen less often than the user is typed: the cursor
+	// starts on the user (up or shift+tab reaches the method).
+	f.move(1)
+	return f
+}
+
+// loginMethod reads the test login's method field.
+func loginMethod(s string) (admin.LoginMethod, uint16, error) {
+	switch strings.ToLower(strings.TrimSpace(s)) {
+	case "", "pap":
+		return admin.LoginPAP, 0, nil
+	case "ttls", "eap-ttls":
+		return admin.LoginTTLS, 0, nil
+	case "ttls1.2":
+		return admin.LoginTTLS, tls.VersionTLS12, nil
+	case "ttls1.3":
+		return admin.LoginTTLS, tls.VersionTLS13, nil
+	}
+	return "", 0, fmt.Errorf("%w: the method is pap, ttls, ttls1.2 or ttls1.3, not %q", admin.ErrInvalid, s)
 }
 
 // testLoginCmd runs a test login and shows its result.
@@ -64,6 +92,22 @@ func loginReport(user string, r admin.LoginResult) string {
 		}
 		if r.Diagnostic != "" {
 			fmt.Fprintf(&b, "  Diagnostic:  %s\n", sanitize(r.Diagnostic))
+		}
+	} else if r.Method == admin.LoginTTLS {
+		over := r.Method.String()
+		if r.TLSVersion != "" {
+			over += " (" + r.TLSVersion + ")"
+		}
+		fmt.Fprintf(&b, "Test login of %s over %s: %s in %s\n%s\n", sanitize(user), over, r.Outcome, r.Took, sanitize(r.Note()))
+		b.WriteString("The EAP certificate was the appliance's (SHA-256 checked).\n")
+		if r.Accepted && r.KeysMatch {
+			b.WriteString("The Wi-Fi keys (MPPE) match the tunnel's: a station would connect.\n")
+		} else if r.Accepted {
+			b.WriteString("! The Wi-Fi keys (MPPE) do not match the tunnel's: a station would not connect.\n")
+		}
+		b.WriteString("\n")
+		for _, a := range r.Reply {
+			fmt.Fprintf(&b, "  %-15s %s\n", a.Name+":", sanitize(a.Value))
 		}
 	} else {
 		fmt.Fprintf(&b, "Test login of %s: %s in %s\n%s\n\n", sanitize(user), r.Outcome, r.Took, sanitize(r.Note()))

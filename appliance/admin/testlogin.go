@@ -22,6 +22,7 @@ import (
 	"github.com/clinicgate/clinicgate/appliance"
 	"github.com/clinicgate/clinicgate/appliance/audit"
 	"github.com/clinicgate/clinicgate/appliance/secrets"
+	"github.com/clinicgate/clinicgate/internal/eapclient"
 	"github.com/clinicgate/clinicgate/internal/msgauth"
 	"github.com/clinicgate/clinicgate/internal/selfcert"
 )
@@ -35,7 +36,10 @@ import (
 // client's policy, removed afterwards. Both changes are audited like any
 // other.
 //
-// A RADIUS test sends an Access-Request signed with Message-Authenticator.
+// A RADIUS test sends an Access-Request signed with Message-Authenticator:
+// a PAP password, or an EAP-TTLS/PAP conversation as a Wi-Fi access point
+// and a laptop hold it, whose password goes only inside a tunnel to the
+// EAP certificate whose SHA-256 the daemon reported.
 // An LDAP test is a simple bind that always goes over TLS (StartTLS, or
 // LDAPS when the door has no StartTLS listener), and the password is sent
 // only to the certificate whose SHA-256 the daemon reported: the
@@ -68,6 +72,28 @@ type LoginTest struct {
 	Door     appliance.Door
 	User     string
 	Password secrets.Secret
+	// Method is how a RADIUS test sends the password: LoginPAP (the
+	// default) or LoginTTLS; TLSVersion the one TLS version EAP-TTLS
+	// offers (tls.VersionTLS12 or VersionTLS13; 0: both, the daemon
+	// picks).
+	Method     LoginMethod
+	TLSVersion uint16
+}
+
+// LoginMethod is how a RADIUS test login sends the password.
+type LoginMethod string
+
+const (
+	LoginPAP  LoginMethod = "pap"
+	LoginTTLS LoginMethod = "ttls-pap" // 802.1X: EAP-TTLS with PAP inside
+)
+
+// String names the method as a contractor knows it.
+func (m LoginMethod) String() string {
+	if m == LoginTTLS {
+		return "EAP-TTLS/PAP"
+	}
+	return "PAP"
 }
 
 // LoginResult is what a test login found.
@@ -90,6 +116,12 @@ type LoginResult struct {
 	// for (RADIUS); a NAS would now prompt the user.
 	Accepted, Challenged bool
 	Took                 time.Duration
+	// Method is how the password went (RADIUS); with EAP-TTLS, TLSVersion
+	// is the tunnel's ("TLS 1.3"), and KeysMatch says the Accept's MPPE
+	// keys were the tunnel's, as an access point needs them.
+	Method     LoginMethod
+	TLSVersion string
+	KeysMatch  bool
 	// Reply is what the answer carried for the NAS (RADIUS: Reply-Message,
 	// VLAN, Session-Timeout), in order.
 	Reply []ReplyAttribute
@@ -135,8 +167,9 @@ type Target struct {
 	Addr netip.AddrPort
 	// LDAPS: TLS from the first byte; else StartTLS (LDAP only).
 	LDAPS bool
-	// CertSHA256 is the certificate the LDAP door must show, as the daemon
-	// reports it (upper-case hex pairs).
+	// CertSHA256 is the certificate the LDAP door, or the RADIUS door's
+	// EAP server, must show, as the daemon reports it (upper-case hex
+	// pairs).
 	CertSHA256 string
 }
 
@@ -171,7 +204,8 @@ func LoginTarget(st DaemonStatus, reported bool, door appliance.Door, now time.T
 		if err != nil {
 			return Target{}, invalid("the daemon reported a RADIUS address %q that is not host:port", l.Address)
 		}
-		return Target{Door: appliance.DoorRADIUS, Addr: ap}, nil
+		// The EAP certificate, when the daemon runs EAP (for EAP-TTLS).
+		return Target{Door: appliance.DoorRADIUS, Addr: ap, CertSHA256: strings.ToUpper(l.CertSHA256)}, nil
 	}
 	t := Target{Door: appliance.DoorLDAP}
 	l, ok := st.Listener(ListenLDAP)
@@ -223,6 +257,15 @@ func (s *Service) TestLogin(ctx context.Context, t LoginTest) (LoginResult, erro
 	if door == appliance.DoorLDAP && (t.User == "" || len(t.Password) == 0) {
 		return LoginResult{}, invalid("type a user and a password (an empty one is an anonymous bind, always refused)")
 	}
+	ttls := door == appliance.DoorRADIUS && t.Method == LoginTTLS
+	switch {
+	case t.Method != "" && t.Method != LoginPAP && t.Method != LoginTTLS:
+		return LoginResult{}, invalid("test logins send PAP or EAP-TTLS/PAP, not %q", t.Method)
+	case ttls && t.User == "":
+		return LoginResult{}, invalid("type a user: EAP-TTLS sends one inside the tunnel")
+	case ttls && t.TLSVersion != 0 && t.TLSVersion != tls.VersionTLS12 && t.TLSVersion != tls.VersionTLS13:
+		return LoginResult{}, invalid("EAP-TTLS runs over TLS 1.2 or 1.3")
+	}
 	st, reported, err := s.Status(ctx)
 	if err != nil {
 		return LoginResult{}, err
@@ -230,6 +273,10 @@ func (s *Service) TestLogin(ctx context.Context, t LoginTest) (LoginResult, erro
 	target, err := LoginTarget(st, reported, door, s.Now())
 	if err != nil {
 		return LoginResult{}, err
+	}
+	if ttls && !validFingerprint(target.CertSHA256) {
+		return LoginResult{}, invalid("the daemon did not report its EAP certificate's fingerprint, so the test cannot tell " +
+			"the appliance from an impostor and does not send the password (is 802.1X on? restart the daemon with this version)")
 	}
 	clients, err := s.Clients(ctx)
 	if err != nil {
@@ -275,9 +322,14 @@ func (s *Service) TestLogin(ctx context.Context, t LoginTest) (LoginResult, erro
 		}
 	}
 	start := time.Now()
-	if door == appliance.DoorLDAP {
+	switch {
+	case door == appliance.DoorLDAP:
 		err = ldapTestBind(ctx, target, t.User, t.Password, &r)
-	} else {
+	case ttls:
+		r.Method = LoginTTLS
+		err = ttlsTestLogin(ctx, target, secret, t.User, t.Password, t.TLSVersion, &r)
+	default:
+		r.Method = LoginPAP
 		err = radiusTestLogin(ctx, target, secret, t.User, t.Password, &r)
 	}
 	if err != nil {
@@ -386,16 +438,55 @@ func radiusTestLogin(ctx context.Context, t Target, secret secrets.Secret, user 
 	r.Outcome, r.Code = resp.Code.String(), int(resp.Code)
 	r.Accepted = resp.Code == radius.CodeAccessAccept
 	r.Challenged = resp.Code == radius.CodeAccessChallenge
-	if msg := rfc2865.ReplyMessage_GetString(resp); msg != "" {
-		r.Reply = append(r.Reply, ReplyAttribute{"Reply-Message", msg})
+	r.Reply = replyAttributes(resp)
+	return nil
+}
+
+// ttlsTestLogin runs one EAP-TTLS/PAP conversation with t, the tunnel
+// pinned to t's EAP certificate, and records the answer in r.
+func ttlsTestLogin(ctx context.Context, t Target, secret secrets.Secret, user string, password secrets.Secret, version uint16, r *LoginResult) error {
+	xctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	res, err := eapclient.Login(xctx, eapclient.Config{
+		Addr: t.Addr.String(), Secret: secret, User: user, Password: password, TLSVersion: version,
+		PinSHA256: t.CertSHA256, NASIdentifier: "clinicgate-console",
+	})
+	switch {
+	case errors.Is(err, eapclient.ErrServerCert):
+		return invalid("the RADIUS door's EAP certificate is not the one the daemon reported (%v); "+
+			"something else answered, and the password was not sent", errors.Unwrap(err))
+	case err != nil && res.Reply == nil:
+		return invalid("the EAP-TTLS test with %s did not finish (%v)", t.Addr, err)
 	}
-	if _, vlan, err := rfc2868.TunnelPrivateGroupID_LookupString(resp); err == nil {
-		r.Reply = append(r.Reply, ReplyAttribute{"VLAN", vlan})
+	// A TLS failure the daemon answered with a Reject is a result too.
+	r.Outcome, r.Code = res.Code.String(), int(res.Code)
+	r.Accepted, r.KeysMatch = res.Accepted, res.KeysMatch
+	switch res.TLSVersion {
+	case tls.VersionTLS12:
+		r.TLSVersion = "TLS 1.2"
+	case tls.VersionTLS13:
+		r.TLSVersion = "TLS 1.3"
 	}
-	if st, err := rfc2865.SessionTimeout_Lookup(resp); err == nil {
-		r.Reply = append(r.Reply, ReplyAttribute{"Session-Timeout", strconv.Itoa(int(st)) + " s"})
+	r.Reply = replyAttributes(res.Reply)
+	if u := rfc2865.UserName_GetString(res.Reply); r.Accepted && u != "" {
+		r.Reply = append(r.Reply, ReplyAttribute{"User-Name", u})
 	}
 	return nil
+}
+
+// replyAttributes is what an answer carried for the NAS, as text.
+func replyAttributes(resp *radius.Packet) []ReplyAttribute {
+	var out []ReplyAttribute
+	if msg := rfc2865.ReplyMessage_GetString(resp); msg != "" {
+		out = append(out, ReplyAttribute{"Reply-Message", msg})
+	}
+	if _, vlan, err := rfc2868.TunnelPrivateGroupID_LookupString(resp); err == nil {
+		out = append(out, ReplyAttribute{"VLAN", vlan})
+	}
+	if st, err := rfc2865.SessionTimeout_Lookup(resp); err == nil {
+		out = append(out, ReplyAttribute{"Session-Timeout", strconv.Itoa(int(st)) + " s"})
+	}
+	return out
 }
 
 // ldapTestBind performs one simple bind over TLS pinned to t's certificate

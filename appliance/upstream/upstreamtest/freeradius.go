@@ -47,6 +47,17 @@ type FreeRADIUSOptions struct {
 	// ProxyTo, when set, makes this server a proxy that forwards every
 	// request to that FreeRADIUS (for benchmarks) instead of answering.
 	ProxyTo *FreeRADIUS
+	// EAP, when set, turns on its eap module for EAP-TTLS with an inner
+	// PAP password checked against Users (for benchmarks).
+	EAP *FreeRADIUSEAP
+}
+
+// FreeRADIUSEAP configures FreeRADIUS's EAP-TTLS: its server certificate
+// and key (PEM files; the certificate is also its CA file) and the TLS
+// versions it offers ("1.2", "1.3").
+type FreeRADIUSEAP struct {
+	CertFile, KeyFile string
+	TLSMin, TLSMax    string
 }
 
 // LockedBuffer collects a process's output while it runs (safe for the
@@ -212,6 +223,9 @@ realm upstream {
 }
 `, host, p, o.ProxyTo.Secret))
 	}
+	if o.EAP != nil {
+		site = eapSite(t, dir, port, *o.EAP)
+	}
 	write(t, filepath.Join(dir, "sites-enabled", "clinicgate"), site)
 
 	fr := &FreeRADIUS{Addr: fmt.Sprintf("127.0.0.1:%d", port), Secret: o.Secret, Dir: dir, log: &LockedBuffer{}, done: make(chan struct{})}
@@ -246,6 +260,80 @@ realm upstream {
 	t.Cleanup(fr.Stop)
 	return fr, true, ""
 }
+
+// eapSite writes the eap module's configuration (TTLS only, no session
+// cache, so every login is a full handshake) and returns the sites: the
+// outer one, which runs EAP, and the inner one, which checks the
+// tunnelled PAP password against the users file.
+func eapSite(t testing.TB, dir string, port int, e FreeRADIUSEAP) string {
+	if e.TLSMin == "" {
+		e.TLSMin = "1.2"
+	}
+	if e.TLSMax == "" {
+		e.TLSMax = "1.3"
+	}
+	write(t, filepath.Join(dir, "mods-enabled", "eap"), fmt.Sprintf(`eap {
+	default_eap_type = ttls
+	timer_expire = 60
+	ignore_unknown_eap_types = no
+	max_sessions = 16384
+	md5 {
+	}
+	tls-config tls-common {
+		private_key_file = %s
+		certificate_file = %s
+		ca_file = %s
+		cipher_list = "DEFAULT"
+		tls_min_version = "%s"
+		tls_max_version = "%s"
+		cache {
+			enable = no
+		}
+		ocsp {
+			enable = no
+		}
+	}
+	ttls {
+		tls = tls-common
+		default_eap_type = md5
+		copy_request_to_tunnel = no
+		use_tunneled_reply = no
+		virtual_server = "clinicgate_inner"
+	}
+}
+`, e.KeyFile, e.CertFile, e.CertFile, e.TLSMin, e.TLSMax))
+	return fmt.Sprintf(`server clinicgate_test {
+	listen {
+		type = auth
+		ipaddr = 127.0.0.1
+		port = %d
+	}
+	authorize {
+		eap {
+			ok = return
+		}
+	}
+	authenticate {
+		eap
+	}
+}
+
+server clinicgate_inner {
+	authorize {
+		files
+		pap
+	}
+	authenticate {
+		Auth-Type PAP {
+			pap
+		}
+	}
+}
+`, port)
+}
+
+// Pid is the server's process id (for a benchmark's CPU accounting).
+func (f *FreeRADIUS) Pid() int { return f.cmd.Process.Pid }
 
 // Stop ends the server (safe to call twice).
 func (f *FreeRADIUS) Stop() {

@@ -453,8 +453,8 @@ func ttlsTestLogin(ctx context.Context, t Target, secret secrets.Secret, user st
 	})
 	switch {
 	case errors.Is(err, eapclient.ErrServerCert):
-		return invalid("the RADIUS door's EAP certificate is not the one the daemon reported (%v); "+
-			"something else answered, and the password was not sent", errors.Unwrap(err))
+		// The error says the password was not sent, and why.
+		return invalid("the EAP certificate at %s is not the one the daemon reported, so something else may have answered: %v", t.Addr, err)
 	case err != nil && res.Reply == nil:
 		return invalid("the EAP-TTLS test with %s did not finish (%v)", t.Addr, err)
 	}

@@ -222,6 +222,10 @@ func TestMSCHAPv2AcceptCarriesSuccessAndKeys(t *testing.T) {
 	proof := msProof(t)
 	f.gate.decision = appliance.Decision{Outcome: appliance.Accept, Reason: appliance.ReasonOK, User: "alice",
 		Attributes: appliance.Attributes{VLAN: 30, SessionTimeout: 28800}, MSCHAP: proof}
+	// A RADIUS upstream's own MS-CHAP2-Success and keys (encrypted with
+	// its secret) must not pass beside clinicgate's.
+	f.gate.decision.Passthrough = slices.Grow(f.gate.decision.Passthrough, 1)[:1]
+	f.gate.decision.Passthrough[0].Type, f.gate.decision.Passthrough[0].Value = 26, vsa(vendorMicrosoft, 17, bytes.Repeat([]byte{9}, 34))
 	p := validMSRequest(t, `CLINIC\alice`)
 	b := signed(t, p, testSecret)
 	reply := f.auth(t, b)
@@ -254,6 +258,9 @@ func TestMSCHAPv2AcceptCarriesSuccessAndKeys(t *testing.T) {
 	for _, v := range all(resp, rfc2865.VendorSpecific_Type) {
 		if v[4] == 16 || v[4] == 17 {
 			typ, key := mppeKey(t, []byte(v), req.Authenticator[:])
+			if _, dup := keys[typ]; dup {
+				t.Fatalf("vendor type %d twice: an upstream's key passed through", typ)
+			}
 			keys[typ] = key
 		}
 	}

@@ -385,9 +385,10 @@ func TestEAPClientAgainstDaemon(t *testing.T) {
 }
 
 // TestConsoleTTLSTestLogin: the console's test login, at 80x24, sends an
-// EAP-TTLS/PAP login through the running daemon (pinned to the EAP
-// certificate the daemon reports) and shows the TLS version, the keys'
-// check, the reply and the story.
+// EAP-TTLS/PAP login through the running daemon (checking its certificate
+// against the EAP CA and server name the daemon reports, as a device
+// does) and shows the TLS version, the keys' check, the reply and the
+// story.
 func TestConsoleTTLSTestLogin(t *testing.T) {
 	need(t, "tmux")
 	data := t.TempDir()

@@ -99,7 +99,7 @@ func loginReport(user string, r admin.LoginResult) string {
 			over += " (" + r.TLSVersion + ")"
 		}
 		fmt.Fprintf(&b, "Test login of %s over %s: %s in %s\n%s\n", sanitize(user), over, r.Outcome, r.Took, sanitize(r.Note()))
-		b.WriteString("The EAP certificate was the appliance's (SHA-256 checked).\n")
+		b.WriteString("The server passed a Wi-Fi device's check (the appliance's EAP CA and name).\n")
 		if r.Accepted && r.KeysMatch {
 			b.WriteString("The Wi-Fi keys (MPPE) match the tunnel's: a station would connect.\n")
 		} else if r.Accepted {

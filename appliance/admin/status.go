@@ -66,9 +66,8 @@ type Listener struct {
 	// address, loopback included).
 	Address string `json:"address"`
 	// CertSHA256 is the SHA-256 of the TLS certificate's DER, upper-case
-	// hex in colon-separated pairs (ldap, ldaps; radius-auth: the EAP
-	// server's): what a client that cannot check a CA (the certificate is
-	// self-signed) pins.
+	// hex in colon-separated pairs (ldap, ldaps): what a client that cannot
+	// check a CA (the certificate is self-signed) pins.
 	CertSHA256 string `json:"cert_sha256,omitempty"`
 	// HostKey is the SSH host key's fingerprint as OpenSSH shows it
 	// ("SHA256:…"; ssh only).

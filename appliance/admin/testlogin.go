@@ -38,8 +38,9 @@ import (
 //
 // A RADIUS test sends an Access-Request signed with Message-Authenticator:
 // a PAP password, or an EAP-TTLS/PAP conversation as a Wi-Fi access point
-// and a laptop hold it, whose password goes only inside a tunnel to the
-// EAP certificate whose SHA-256 the daemon reported.
+// and a laptop hold it, whose password goes only inside a tunnel to a
+// server certificate that passes the check a device makes: the EAP CA and
+// server name the daemon reported.
 // An LDAP test is a simple bind that always goes over TLS (StartTLS, or
 // LDAPS when the door has no StartTLS listener), and the password is sent
 // only to the certificate whose SHA-256 the daemon reported: the
@@ -167,9 +168,8 @@ type Target struct {
 	Addr netip.AddrPort
 	// LDAPS: TLS from the first byte; else StartTLS (LDAP only).
 	LDAPS bool
-	// CertSHA256 is the certificate the LDAP door, or the RADIUS door's
-	// EAP server, must show, as the daemon reports it (upper-case hex
-	// pairs).
+	// CertSHA256 is the certificate the LDAP door must show, as the daemon
+	// reports it (upper-case hex pairs).
 	CertSHA256 string
 }
 
@@ -204,8 +204,7 @@ func LoginTarget(st DaemonStatus, reported bool, door appliance.Door, now time.T
 		if err != nil {
 			return Target{}, invalid("the daemon reported a RADIUS address %q that is not host:port", l.Address)
 		}
-		// The EAP certificate, when the daemon runs EAP (for EAP-TTLS).
-		return Target{Door: appliance.DoorRADIUS, Addr: ap, CertSHA256: strings.ToUpper(l.CertSHA256)}, nil
+		return Target{Door: appliance.DoorRADIUS, Addr: ap}, nil
 	}
 	t := Target{Door: appliance.DoorLDAP}
 	l, ok := st.Listener(ListenLDAP)
@@ -274,9 +273,10 @@ func (s *Service) TestLogin(ctx context.Context, t LoginTest) (LoginResult, erro
 	if err != nil {
 		return LoginResult{}, err
 	}
-	if ttls && !validFingerprint(target.CertSHA256) {
-		return LoginResult{}, invalid("the daemon did not report its EAP certificate's fingerprint, so the test cannot tell " +
-			"the appliance from an impostor and does not send the password (is 802.1X on? restart the daemon with this version)")
+	if ttls && (st.EAP == nil || st.EAP.CAPEM == "" || len(st.EAP.ServerName) == 0) {
+		return LoginResult{}, invalid("the daemon did not report its EAP CA and server name, so the test cannot tell " +
+			"the appliance from an impostor and does not send the password (is 802.1X on? does the certificate file hold its CA? " +
+			"restart the daemon with this version)")
 	}
 	clients, err := s.Clients(ctx)
 	if err != nil {
@@ -327,7 +327,7 @@ func (s *Service) TestLogin(ctx context.Context, t LoginTest) (LoginResult, erro
 		err = ldapTestBind(ctx, target, t.User, t.Password, &r)
 	case ttls:
 		r.Method = LoginTTLS
-		err = ttlsTestLogin(ctx, target, secret, t.User, t.Password, t.TLSVersion, &r)
+		err = ttlsTestLogin(ctx, target, *st.EAP, secret, t.User, t.Password, t.TLSVersion, &r)
 	default:
 		r.Method = LoginPAP
 		err = radiusTestLogin(ctx, target, secret, t.User, t.Password, &r)
@@ -442,19 +442,25 @@ func radiusTestLogin(ctx context.Context, t Target, secret secrets.Secret, user 
 	return nil
 }
 
-// ttlsTestLogin runs one EAP-TTLS/PAP conversation with t, the tunnel
-// pinned to t's EAP certificate, and records the answer in r.
-func ttlsTestLogin(ctx context.Context, t Target, secret secrets.Secret, user string, password secrets.Secret, version uint16, r *LoginResult) error {
+// ttlsTestLogin runs one EAP-TTLS/PAP conversation with t and records the
+// answer in r. The server certificate is checked as a Wi-Fi profile makes
+// a device check it: a chain to the EAP CA, and the server name.
+func ttlsTestLogin(ctx context.Context, t Target, eap EAPStatus, secret secrets.Secret, user string, password secrets.Secret, version uint16, r *LoginResult) error {
+	roots := x509.NewCertPool()
+	if !roots.AppendCertsFromPEM([]byte(eap.CAPEM)) {
+		return invalid("the daemon reported an EAP CA that is not a PEM certificate; the password was not sent")
+	}
 	xctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 	defer cancel()
 	res, err := eapclient.Login(xctx, eapclient.Config{
 		Addr: t.Addr.String(), Secret: secret, User: user, Password: password, TLSVersion: version,
-		PinSHA256: t.CertSHA256, NASIdentifier: "clinicgate-console",
+		RootCAs: roots, ServerName: eap.ServerName[0], NASIdentifier: "clinicgate-console",
 	})
 	switch {
 	case errors.Is(err, eapclient.ErrServerCert):
 		// The error says the password was not sent, and why.
-		return invalid("the EAP certificate at %s is not the one the daemon reported, so something else may have answered: %v", t.Addr, err)
+		return invalid("the EAP certificate at %s is not what Wi-Fi devices are told to trust (CA %s, name %s), so something else may have answered: %v",
+			t.Addr, eap.CASubject, eap.ServerName[0], err)
 	case err != nil && res.Reply == nil:
 		return invalid("the EAP-TTLS test with %s did not finish (%v)", t.Addr, err)
 	}

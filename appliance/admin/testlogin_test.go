@@ -66,7 +66,6 @@ func TestLoginTargetFromStatus(t *testing.T) {
 	}{
 		{"radius wildcard", []Listener{radiusAuth}, appliance.DoorRADIUS, "RADIUS 127.0.0.1:1812"},
 		{"radius bound", []Listener{{Door: ListenRADIUSAuth, Network: "udp", Address: "127.0.0.1:11812"}}, appliance.DoorRADIUS, "RADIUS 127.0.0.1:11812"},
-		{"radius with EAP", []Listener{{Door: ListenRADIUSAuth, Network: "udp", Address: "[::]:1812", CertSHA256: strings.ToLower(testFingerprint)}}, appliance.DoorRADIUS, "RADIUS 127.0.0.1:1812"},
 		{"no radius", []Listener{ldapL(ListenLDAP, "[::]:389", testFingerprint)}, appliance.DoorRADIUS, "the daemon does not listen for RADIUS authentication"},
 		{"starttls first", []Listener{radiusAuth, ldapL(ListenLDAPS, "127.0.0.1:10636", testFingerprint), ldapL(ListenLDAP, "127.0.0.1:10389", testFingerprint)}, appliance.DoorLDAP, "LDAP with StartTLS 127.0.0.1:10389"},
 		{"v6 wildcard", []Listener{ldapL(ListenLDAP, "[::]:389", testFingerprint)}, appliance.DoorLDAP, "LDAP with StartTLS 127.0.0.1:389"},
@@ -86,7 +85,7 @@ func TestLoginTargetFromStatus(t *testing.T) {
 		if !strings.HasPrefix(got, c.want) {
 			t.Errorf("%s: got %q, want %q", c.name, got, c.want)
 		}
-		if err == nil && (c.door == appliance.DoorLDAP || strings.Contains(c.name, "EAP")) && tg.CertSHA256 != testFingerprint {
+		if err == nil && c.door == appliance.DoorLDAP && tg.CertSHA256 != testFingerprint {
 			t.Errorf("%s: fingerprint %q", c.name, tg.CertSHA256)
 		}
 	}
@@ -346,10 +345,11 @@ type secretFunc func(context.Context, net.Addr) ([]byte, error)
 
 func (s secretFunc) RADIUSSecret(ctx context.Context, a net.Addr) ([]byte, error) { return s(ctx, a) }
 
-// TestTTLSTestLoginWithoutFingerprintSendsNothing: an EAP-TTLS test sends
-// the password only to the EAP certificate the daemon reported; without
-// that report it says why, sends nothing and adds no temporary client.
-func TestTTLSTestLoginWithoutFingerprintSendsNothing(t *testing.T) {
+// TestTTLSTestLoginWithoutEAPCASendsNothing: an EAP-TTLS test sends the
+// password only to a certificate that passes a device's check (the EAP CA
+// and server name the daemon reported); without that report it says why,
+// sends nothing and adds no temporary client.
+func TestTTLSTestLoginWithoutEAPCASendsNothing(t *testing.T) {
 	ctx := t.Context()
 	s := newService(t)
 	if _, err := s.AddClient(ctx, NewClient{Name: "office-wifi", Address: "192.168.1.2", Policy: policy.Default()}); err != nil {
@@ -368,12 +368,12 @@ func TestTTLSTestLoginWithoutFingerprintSendsNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = s.TestLogin(ctx, LoginTest{Client: "office-wifi", User: "dr.lee", Password: secrets.Secret("correct horse"), Method: LoginTTLS})
-	if err == nil || !strings.Contains(err.Error(), "did not report its EAP certificate's fingerprint") || !strings.Contains(err.Error(), "does not send the password") {
+	if err == nil || !strings.Contains(err.Error(), "did not report its EAP CA and server name") || !strings.Contains(err.Error(), "does not send the password") {
 		t.Fatalf("got %v, want a refusal in words", err)
 	}
 	pc.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
 	if n, _, err := pc.ReadFrom(make([]byte, 4096)); err == nil {
-		t.Fatalf("the test sent %d bytes to the RADIUS door without a fingerprint to check", n)
+		t.Fatalf("the test sent %d bytes to the RADIUS door without a CA to check", n)
 	}
 	if rows, err := s.AuditAfter(ctx, seq, 10); err != nil || len(rows) != 0 {
 		t.Fatalf("a refused test changed something: %+v %v", rows, err)

@@ -398,8 +398,6 @@ func (d *Daemon) Listen(ctx context.Context) error {
 		}
 	}
 	if d.cfg.RADIUS.Auth != "" && d.radius.EAP != nil {
-		// The console's EAP-TTLS test login pins this certificate.
-		opened[len(opened)-1].typed.CertSHA256 = d.eapFP
 		// Not a socket: the listing shows the CA 802.1X devices must trust.
 		opened = append(opened, listener{desc: fmt.Sprintf("  %-22s %s (SHA-256 %s)", "EAP certificate", d.eapCert, d.eapFP)})
 	}

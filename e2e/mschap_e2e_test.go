@@ -53,15 +53,15 @@ var (
 )
 
 // checkMSCHAPError checks a Reject's MS-CHAP-Error: the Ident (radclient
-// shows it as the first character), then E=691, no retry, the challenge
+// shows it as the first character), then E=code, no retry, the challenge
 // and version 3 (RFC 2759 §6), and the gate's message.
-func checkMSCHAPError(t *testing.T, out string) {
+func checkMSCHAPError(t *testing.T, out string, code int) {
 	t.Helper()
 	if got := received(out); got != "Access-Reject" {
-		t.Fatalf("wrong password: got %s, want Access-Reject\n%s", got, out)
+		t.Fatalf("got %s, want Access-Reject\n%s", got, out)
 	}
 	m := msErrorRE.FindStringSubmatch(out)
-	want := fmt.Sprintf("E=691 R=0 C=%X V=3 M=", msAuthChallenge)
+	want := fmt.Sprintf("E=%d R=0 C=%X V=3 M=", code, msAuthChallenge)
 	// radclient writes the Ident (0x17) in octal.
 	if m == nil || !strings.HasPrefix(m[1], `\027`+want) {
 		t.Fatalf("the Reject lacks MS-CHAP-Error %q after the Ident:\n%s", want, out)
@@ -71,28 +71,27 @@ func checkMSCHAPError(t *testing.T, out string) {
 	}
 }
 
-// TestRadclientMSCHAPv2WrongPasswordGetsMSCHAPError: whatever the client
-// allows, a response that does not prove the password is refused with
-// MS-CHAP-Error E=691, which a VPN client shows as "wrong password".
-func TestRadclientMSCHAPv2WrongPasswordGetsMSCHAPError(t *testing.T) {
-	_, d := setup(t, "--mfa", "off")
-	attrs, _ := mschapAttrs(t, "alice", "not the password")
-	checkMSCHAPError(t, radclient(t, d.auth, "auth", secret, attrs))
+// TestRadclientMSCHAPv2RefusedWhereNotAllowed: a client that does not
+// allow MS-CHAPv2 gets MS-CHAP-Error E=649 (no permission), the right
+// password or not, and the audit says method_not_allowed.
+func TestRadclientMSCHAPv2RefusedWhereNotAllowed(t *testing.T) {
+	data, d := setup(t, "--mfa", "off")
+	attrs, _ := mschapAttrs(t, "alice", "correct horse battery")
+	checkMSCHAPError(t, radclient(t, d.auth, "auth", secret, attrs), 649)
+	if last := mustCG(t, data, "", "audit", "tail", "-n", "1"); !strings.Contains(last, "method_not_allowed") {
+		t.Fatalf("audit tail lacks method_not_allowed:\n%s", last)
+	}
 }
 
 // TestRadclientMSCHAPv2: a client that allows MS-CHAP keeps an NT hash
 // when a password is set; then radclient's MS-CHAPv2 login with the right
 // password is accepted with MS-CHAP2-Success carrying the authenticator
-// response the peer checks, and the MPPE keys of RFC 3079.
-//
-// It needs the gate's MS-CHAPv2 verification and the CLI's
-// 'client set NAME --allow-mschap' (the gate branch of issue 11); until
-// they are merged it fails at that step, on purpose.
+// response the peer checks, and the MPPE keys of RFC 3079; a wrong one is
+// refused with MS-CHAP-Error E=691, which a VPN client shows as "wrong
+// password".
 func TestRadclientMSCHAPv2(t *testing.T) {
 	data, d := setup(t, "--mfa", "off", "--vlan", "staff=20")
-	if out, err := cg(t, data, "", "client", "set", "local", "--allow-mschap"); err != nil {
-		t.Fatalf("client set --allow-mschap: %v\n%s(the gate's MS-CHAPv2 support is not merged yet?)", err, out)
-	}
+	mustCG(t, data, "", "client", "set", "local", "--allow-mschap")
 	// The NT hash is kept when the password is set under such a client.
 	mustCG(t, data, "correct horse battery", "user", "passwd", "alice", "--password-stdin")
 	attrs, nt := mschapAttrs(t, "alice", "correct horse battery")
@@ -139,9 +138,16 @@ func TestRadclientMSCHAPv2(t *testing.T) {
 		}
 	}
 
+	// A Windows client sends DOMAIN\user; the response hashes the name
+	// without the domain (RFC 2759 §4).
+	domain, _ := mschapAttrs(t, `CLINIC\alice`, "correct horse battery")
+	if out := radclient(t, d.auth, "auth", secret, domain); received(out) != "Access-Accept" || !msSuccessRE.MatchString(out) {
+		t.Fatalf("CLINIC\\alice: want Access-Accept with MS-CHAP2-Success:\n%s", out)
+	}
+
 	wrong, _ := mschapAttrs(t, "alice", "wrong horse battery")
-	checkMSCHAPError(t, radclient(t, d.auth, "auth", secret, wrong))
-	tail := mustCG(t, data, "", "audit", "tail", "-n", "2")
+	checkMSCHAPError(t, radclient(t, d.auth, "auth", secret, wrong), 691)
+	tail := mustCG(t, data, "", "audit", "tail", "-n", "3")
 	for _, want := range []string{"accept    ok", "reject    bad_password"} {
 		if !strings.Contains(tail, want) {
 			t.Fatalf("audit tail lacks %q:\n%s", want, tail)

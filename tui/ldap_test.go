@@ -356,9 +356,10 @@ func TestTTLSTestLoginReport(t *testing.T) {
 	}
 	waitFor(t, tm, "office-wifi")
 	tm.Type("l")
-	waitFor(t, tm, "Test login through office-wifi's policy", "802.1X Wi-Fi (EAP-TTLS/PAP)")
+	waitFor(t, tm, "Test login through office-wifi's policy", "> user:")
 	// The cursor starts on the user; the method is one up.
 	tm.Send(tea.KeyMsg{Type: tea.KeyUp})
+	waitFor(t, tm, "> method:", "802.1X Wi-Fi (EAP-TTLS/PAP)")
 	tm.Type("ttls2")
 	tm.Send(tea.KeyMsg{Type: tea.KeyEnter})
 	tm.Type("dr.lee")

@@ -155,7 +155,7 @@ func TestTTLSLoginAgainstClinicgate(t *testing.T) {
 	// The outer identity stays outside; the gate saw the inner one.
 	s.gate.mu.Lock()
 	defer s.gate.mu.Unlock()
-	if n := len(s.gate.reqs); n != 5 || s.gate.reqs[0].User != "alice" || !strings.Contains(strings.Join(s.gate.reqs[0].Notes, " "), "outer_identity=anonymous") {
+	if n := len(s.gate.reqs); n != 5 || s.gate.reqs[0].User != "alice" || s.gate.reqs[0].OuterIdentity != "anonymous" {
 		t.Fatalf("the gate was asked %d times: %+v", n, s.gate.reqs)
 	}
 }

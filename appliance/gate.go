@@ -146,6 +146,9 @@ type Attributes struct {
 	VLAN           int
 	SessionTimeout int // seconds; 0: none
 	Class          string
+	// FilterID is a Filter-Id (RFC 2865 §5.11): a role name, for
+	// controllers that place a station by role rather than by VLAN.
+	FilterID string
 }
 
 // Decision is the gate's answer.

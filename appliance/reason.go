@@ -42,6 +42,11 @@ const (
 	ReasonCertExpired      Reason = "cert_expired"       // expired or not yet valid
 	ReasonCertRevoked      Reason = "cert_revoked"       // on a CRL or the appliance's revocation list
 
+	// Device posture (docs/posture.md).
+	ReasonDeviceNoncompliant Reason = "device_noncompliant" // its MDM (or an override) says noncompliant, or unknown where compliant is required
+	ReasonDeviceStale        Reason = "device_stale"        // its MDM's data is older than the client's grace period
+	ReasonDeviceNotUsers     Reason = "device_not_users"    // the device, or the session at the bind's address, is another user's
+
 	// The LDAP door's refusals.
 	ReasonAnonymousBind   Reason = "anonymous_bind"       // no name and no password
 	ReasonUnauthenticated Reason = "unauthenticated_bind" // a name with an empty password (RFC 4513 §5.1.2)
@@ -63,6 +68,7 @@ var Reasons = []Reason{
 	ReasonUpstreamRefused, ReasonPasswordExpired, ReasonMustChange, ReasonInternal,
 	ReasonMethodNotAllowed, ReasonNTHashMissing, ReasonMFAUnavailable, ReasonIdentityMismatch,
 	ReasonCertUntrusted, ReasonCertExpired, ReasonCertRevoked,
+	ReasonDeviceNoncompliant, ReasonDeviceStale, ReasonDeviceNotUsers,
 	ReasonAnonymousBind, ReasonUnauthenticated, ReasonSASLUnsupported, ReasonTLSRequired,
 	ReasonOutsideBase, ReasonNotAllowedNet, ReasonWriteRefused, ReasonNotBound,
 }
@@ -79,6 +85,7 @@ const (
 	MsgOutsideHours = "Access is not allowed at this time."
 	MsgNotAllowed   = "Your account may not use this network."
 	MsgDevice       = "This device is not registered for your account."
+	MsgDeviceHealth = "This device does not meet the clinic's security requirements. Contact your administrator."
 	MsgNotEnrolled  = "Two-step verification is required but not set up for your account. Contact your administrator."
 	MsgBadCode      = "The verification code was not accepted."
 	MsgBusy         = "The service is busy. Try again in a moment."

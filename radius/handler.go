@@ -272,6 +272,13 @@ func encodeDecisionWith(pkt *radius.Packet, d appliance.Decision, add func(resp 
 				return nil, err
 			}
 		}
+		if a.FilterID != "" {
+			// A role (quarantine, docs/posture.md) for controllers that
+			// place stations by Filter-Id rather than VLAN.
+			if err := rfc2865.FilterID_SetString(resp, a.FilterID); err != nil {
+				return nil, err
+			}
+		}
 		// Attributes an upstream passed on, unless clinicgate already
 		// answers with that type: its own policy wins.
 		set := map[radius.Type]bool{}

@@ -96,6 +96,11 @@ type Policy struct {
 	// EAPIdentityAny (the default; both are audited) or EAPIdentityMatch
 	// (the inner one, or anonymous, optionally with a realm).
 	EAPIdentity string `json:"eap_identity,omitempty" yaml:"eap_identity,omitempty"`
+	// Posture is the device rule: known, compliant, the user's own, and
+	// what a failure does (posture.go, docs/posture.md). RequireDevice,
+	// the first wave's rule, is the same as Device known + Owner with
+	// the device found by hand-bound MAC only.
+	Posture Posture `json:"posture,omitzero" yaml:"posture,omitempty"`
 }
 
 // The EAP methods a client may allow.
@@ -203,6 +208,7 @@ func (p Policy) Validate() error {
 	if !slices.Contains([]string{"", EAPIdentityAny, EAPIdentityMatch}, p.EAPIdentity) {
 		errs = append(errs, fmt.Errorf("eap identity must be any or match, not %q", p.EAPIdentity))
 	}
+	errs = append(errs, p.Posture.validate()...)
 	for i, r := range p.Rules {
 		if strings.TrimSpace(r.Group) == "" {
 			errs = append(errs, fmt.Errorf("rule %d has no group", i+1))

@@ -22,7 +22,7 @@ func TestMigrationAddsMSCHAPTables(t *testing.T) {
 	// Roll the database back to schema version 5, as an older clinicgate
 	// left it.
 	db := raw(t, dir)
-	for _, q := range []string{`DROP TABLE nt_hashes`, `DROP TABLE user_certs`, `DROP TABLE cert_revocations`, `DELETE FROM schema_migrations WHERE version >= 6`} {
+	for _, q := range append(undo7, `DROP TABLE nt_hashes`, `DROP TABLE user_certs`, `DROP TABLE cert_revocations`, `DELETE FROM schema_migrations WHERE version >= 6`) {
 		exec(t, db, q)
 	}
 	db.Close()

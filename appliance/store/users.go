@@ -183,6 +183,11 @@ func (tx *Tx) SetUserGroups(ctx context.Context, userID int64, groups []string) 
 
 // DeleteUser removes a user with its enrolments and devices.
 func (tx *Tx) DeleteUser(ctx context.Context, id int64) error {
+	// A MAC address bound by hand is bound to this user and goes with
+	// them; an MDM's record only loses its owner (ON DELETE SET NULL).
+	if _, err := tx.q.ExecContext(ctx, `DELETE FROM inventory WHERE source = 'manual' AND owner_id = ?`, id); err != nil {
+		return mapErr(err)
+	}
 	res, err := tx.q.ExecContext(ctx, `DELETE FROM users WHERE id = ?`, id)
 	if err != nil {
 		return mapErr(err)

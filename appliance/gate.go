@@ -295,6 +295,9 @@ type run struct {
 	// mschap is the proof and keys of a verified MS-CHAPv2 response,
 	// granted on Accept.
 	mschap *MSCHAPResult
+	// quarantine, set when the device rule failed on a client that
+	// quarantines, replaces the Accept's VLAN and Filter-Id.
+	quarantine *Attributes
 
 	// answer is the pending challenge this request answers (its RADIUS
 	// State). The first round verified the password, so the password

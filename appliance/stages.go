@@ -501,7 +501,12 @@ func (g *Gate) posture(ctx context.Context, r *run) (verdict, error) {
 		}
 		r.step("device", mac+" registered")
 	}
-	r.step("posture", "passed")
+	if v, err := g.devicePosture(ctx, r); v != pass || err != nil {
+		return v, err
+	}
+	if r.quarantine == nil {
+		r.step("posture", "passed")
+	}
 	return pass, nil
 }
 
@@ -650,8 +655,16 @@ func (g *Gate) authorize(ctx context.Context, r *run) (verdict, error) {
 			return stop, err
 		}
 	}
-	r.d.Attributes = attrs
 	r.d.Passthrough = r.passthrough
+	if q := r.quarantine; q != nil {
+		// The device failed the client's rule: the quarantine VLAN or
+		// role replaces the group's, and no upstream attribute may place
+		// the station anywhere else.
+		attrs.VLAN, attrs.FilterID, attrs.Class = q.VLAN, q.FilterID, ""
+		r.d.Passthrough = nil
+		r.step("authorize", "quarantine: "+r.req.Client.Policy.Posture.String())
+	}
+	r.d.Attributes = attrs
 	r.d.MSCHAP = r.mschap
 	return pass, nil
 }

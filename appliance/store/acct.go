@@ -67,8 +67,21 @@ func (s *Store) StopAllAcct(ctx context.Context, client string, at time.Time, ca
 
 // AcctSessions lists sessions, newest first, at most limit.
 func (s *Store) AcctSessions(ctx context.Context, activeOnly bool, limit int) ([]AcctSession, error) {
+	return s.acctWhere(ctx, `? = 0 OR status = 'active'`, activeOnly, limit)
+}
+
+// ActiveSessionsByAddress lists the active sessions whose NAS reported the
+// address as Framed-IP-Address, newest first: the Wi-Fi or VPN session
+// that holds an address an LDAP bind comes from.
+func (s *Store) ActiveSessionsByAddress(ctx context.Context, addr string) ([]AcctSession, error) {
+	return s.acctWhere(ctx, `status = 'active' AND framed_address = ?`, addr, 8)
+}
+
+// acctWhere lists sessions matching cond, newest first; its last argument
+// is the limit.
+func (s *Store) acctWhere(ctx context.Context, cond string, args ...any) ([]AcctSession, error) {
 	rows, err := s.q.QueryContext(ctx, `SELECT client, session_id, user_name, calling_station, nas_address, framed_address, status, started_at, updated_at, stopped_at, session_time, input_octets, output_octets, terminate_cause
-		FROM acct_sessions WHERE ? = 0 OR status = 'active' ORDER BY updated_at DESC, id DESC LIMIT ?`, activeOnly, limit)
+		FROM acct_sessions WHERE `+cond+` ORDER BY updated_at DESC, id DESC LIMIT ?`, args...)
 	if err != nil {
 		return nil, mapErr(err)
 	}

@@ -118,7 +118,7 @@ func (c *cli) clientList(*flag.FlagSet) action {
 			if cl.Door == string(appliance.DoorLDAP) {
 				eap, mschap, ident = "-", "-", "-"
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%v\t%s\t%s\t%s\t%s\t%s\t%s\n", cl.Name, cl.Door, cl.Prefix, up, p.MFA, p.Style, p.RequireDevice,
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", cl.Name, cl.Door, cl.Prefix, up, p.MFA, p.Style, deviceColumn(p),
 				dash(strings.Join(p.AllowedGroups, ",")), dash(strings.Join(vl, ",")), ma, eap, mschap, ident)
 		}
 		return tw.Flush()
@@ -149,6 +149,8 @@ func (c *cli) clientShow(*flag.FlagSet) action {
 				{"allow-group", dash(strings.Join(p.AllowedGroups, ","))},
 				{"vlan", dash(strings.Join(vl, ","))},
 				{"session-timeout", strconv.Itoa(p.SessionTimeout)},
+				{"posture", p.Posture.String()},
+				{"stale-grace", (time.Duration(p.Posture.Grace()) * time.Second).String()},
 			}
 			if cl.Door == string(appliance.DoorLDAP) {
 				rows = append(rows, [2]string{"allow-plain-ldap", strconv.FormatBool(p.AllowPlainLDAP)},
@@ -157,7 +159,8 @@ func (c *cli) clientShow(*flag.FlagSet) action {
 				rows = append(rows, [2]string{"require-message-authenticator", strconv.FormatBool(p.RequireMessageAuthenticator)},
 					[2]string{"eap", strings.Join(p.EAPAllowed(), ",")},
 					[2]string{"allow-mschap", strconv.FormatBool(p.AllowMSCHAP)},
-					[2]string{"eap-identity", admin.EAPIdentity(p)})
+					[2]string{"eap-identity", admin.EAPIdentity(p)},
+					[2]string{"coa", coaString(p.Posture)})
 			}
 			for _, r := range rows {
 				fmt.Fprintf(tw, "%s\t%s\n", r[0], r[1])
@@ -189,6 +192,11 @@ type policyFlags struct {
 	mfaRemember          *time.Duration
 	eap, eapIdentity     *string
 	allowMSCHAP          *bool
+	// The device rule (policy.Posture, docs/posture.md).
+	postureDevice, onFail, quarantineRole, coa *string
+	postureOwner, postureSameUser              *bool
+	quarantineVLAN, coaPort                    *int
+	staleGrace                                 *time.Duration
 }
 
 func addPolicyFlags(fs *flag.FlagSet) *policyFlags {
@@ -207,6 +215,15 @@ func addPolicyFlags(fs *flag.FlagSet) *policyFlags {
 	p.eap = fs.String("eap", strings.Join(policy.AllEAPMethods, ","), "EAP methods this NAS's stations may use, in the order offered: ttls, peap, tls")
 	p.allowMSCHAP = fs.Bool("allow-mschap", false, "allow MS-CHAPv2 (PEAP, VPNs); keeps an NT hash of each user's password, far weaker than the appliance's own hash (see docs/mschap.md)")
 	p.eapIdentity = fs.String("eap-identity", policy.EAPIdentityAny, "an EAP outer identity may be: any (both are audited) or match (the inner name, or anonymous[@realm])")
+	p.postureDevice = fs.String("posture", "off", "the device must be: off (not checked), known (in the inventory) or compliant (its MDM says so); see docs/posture.md")
+	p.postureOwner = fs.Bool("posture-owner", false, "the device (MAC or certificate) must belong to the user, or be a shared workstation")
+	p.postureSameUser = fs.Bool("posture-same-user", false, "LDAP clients: the Wi-Fi/VPN session holding the bind's address must be the same user's")
+	p.onFail = fs.String("on-fail", policy.OnFailReject, "when the device rule fails: reject, or quarantine (accept into --quarantine-vlan / --quarantine-role; RADIUS only)")
+	p.quarantineVLAN = fs.Int("quarantine-vlan", 0, "the VLAN a quarantined station gets")
+	p.quarantineRole = fs.String("quarantine-role", "", "the Filter-Id (role) a quarantined station gets, for controllers that use roles")
+	p.staleGrace = fs.Duration("stale-grace", policy.DefaultStaleGrace*time.Second, "how long an MDM's compliance stays good after the last successful sync")
+	p.coa = fs.String("coa", "off", "when a session's device or user loses its right, send the NAS: off, disconnect (Disconnect-Request) or quarantine (CoA with the quarantine VLAN/role); see docs/coa.md")
+	p.coaPort = fs.Int("coa-port", policy.DefaultCoAPort, "the NAS's dynamic authorization (CoA) port")
 	return p
 }
 
@@ -267,6 +284,52 @@ func (p *policyFlags) apply(pol *policy.Policy, set map[string]bool, all bool) e
 			pol.EAPIdentity = ""
 		}
 	}
+	pp := &pol.Posture
+	if all || set["posture"] {
+		pp.Device = *p.postureDevice
+		if pp.Device == "off" {
+			pp.Device = ""
+		}
+	}
+	if all || set["posture-owner"] {
+		pp.Owner = *p.postureOwner
+	}
+	if all || set["posture-same-user"] {
+		pp.SameUser = *p.postureSameUser
+	}
+	if all || set["on-fail"] {
+		pp.OnFail = *p.onFail
+		if pp.OnFail == policy.OnFailReject {
+			pp.OnFail = ""
+		}
+	}
+	if all || set["quarantine-vlan"] {
+		pp.QuarantineVLAN = *p.quarantineVLAN
+	}
+	if all || set["quarantine-role"] {
+		pp.QuarantineFilterID = *p.quarantineRole
+	}
+	if all || set["stale-grace"] {
+		if *p.staleGrace < time.Minute {
+			return usageError{fmt.Sprintf("--stale-grace %s: want at least 1m", *p.staleGrace)}
+		}
+		pp.StaleGrace = int(p.staleGrace.Seconds())
+		if pp.StaleGrace == policy.DefaultStaleGrace {
+			pp.StaleGrace = 0
+		}
+	}
+	if all || set["coa"] {
+		pp.CoA = *p.coa
+		if pp.CoA == "off" {
+			pp.CoA = ""
+		}
+	}
+	if all || set["coa-port"] {
+		pp.CoAPort = *p.coaPort
+		if pp.CoAPort == policy.DefaultCoAPort {
+			pp.CoAPort = 0
+		}
+	}
 	if set["vlan"] {
 		pol.Rules = nil // --vlan "" clears the rules
 		for _, r := range p.vlanRules {
@@ -282,4 +345,28 @@ func (p *policyFlags) apply(pol *policy.Policy, set map[string]bool, all bool) e
 		}
 	}
 	return nil
+}
+
+// coaString says what the appliance sends this client's NAS when a
+// session loses its right.
+func coaString(p policy.Posture) string {
+	if p.CoA == "" {
+		return "off"
+	}
+	return fmt.Sprintf("%s to port %d", p.CoA, p.Port())
+}
+
+// deviceColumn is the client list's one-word device rule.
+func deviceColumn(p policy.Policy) string {
+	switch {
+	case p.Posture.Device != "" && p.Posture.Quarantines():
+		return p.Posture.Device + "/quar"
+	case p.Posture.Device != "":
+		return p.Posture.Device
+	case p.RequireDevice || p.Posture.Owner:
+		return "own"
+	case p.Posture.SameUser:
+		return "same-user"
+	}
+	return "-"
 }

@@ -2,6 +2,7 @@ package tui
 
 import (
 	"context"
+	"time"
 
 	"github.com/clinicgate/clinicgate/appliance/admin"
 	"github.com/clinicgate/clinicgate/appliance/secrets"
@@ -61,6 +62,7 @@ type UpstreamAdmin interface {
 type DeviceAdmin interface {
 	Devices(ctx context.Context) ([]admin.Device, error)
 	RemoveDevice(ctx context.Context, mac string) error
+	OverrideDevice(ctx context.Context, id int64, state admin.Compliance, d time.Duration, reason string) error
 }
 
 // LDAPAdmin is what the LDAP pane shows and changes: the bind accounts an

@@ -403,6 +403,11 @@ func (m Model) key(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
 	if !m.p.available(m.tab) && !key.Matches(msg, keys.Quit, keys.Help, keys.Next, keys.Prev) {
 		return m, nil // a pane with nothing to act through answers no keys
 	}
+	if m.tab == tabDevices {
+		if dm, ok := m.deviceKey(msg); ok {
+			return dm, nil
+		}
+	}
 	switch {
 	case key.Matches(msg, keys.Quit):
 		return m, tea.Quit
@@ -430,14 +435,6 @@ func (m Model) key(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
 		m.form = m.ldapSettingsForm()
 	case key.Matches(msg, keys.Remove) && m.tab == tabLDAP && len(m.binds) > 0:
 		m.confirm = m.removeBindAccount(m.binds[min(m.cursor, len(m.binds)-1)].Name)
-	case key.Matches(msg, keys.Remove) && m.tab == tabDevices && len(m.devices) > 0:
-		d := m.devices[min(m.cursor, len(m.devices)-1)]
-		m.confirm = &confirmation{question: "Remove device " + d.MAC + " (" + d.UserName + ")?", do: m.act(func(ctx context.Context) doneMsg {
-			if err := m.p.Devices.RemoveDevice(ctx, d.MAC); err != nil {
-				return doneMsg{err: err}
-			}
-			return doneMsg{text: "device " + d.MAC + " removed"}
-		})}
 	case key.Matches(msg, keys.CA) && m.tab == tabWiFi:
 		m.show = wifiCA(m.daemon)
 	case key.Matches(msg, keys.Login) && m.tab == tabClients && len(m.clients) > 0:
@@ -998,24 +995,4 @@ func (m Model) mouse(msg tea.MouseMsg) (tea.Model, tea.Cmd) {
 		}
 	}
 	return m, nil
-}
-
-func (m Model) viewDevices(h int) string {
-	var b strings.Builder
-	b.WriteString("x: remove · bind new ones on the Users pane (b)\n")
-	b.WriteString(dimStyle.Render(fit(fmt.Sprintf("%-18s %-18s %-26s %s", "MAC", "USER", "WHAT", "ADDED"), m.width)) + "\n")
-	if len(m.devices) == 0 {
-		b.WriteString("(no devices bound: clients with device binding then refuse everyone)\n")
-	}
-	for i, d := range m.devices {
-		if i >= h-2 {
-			break
-		}
-		line := fit(fmt.Sprintf("%-18s %-18s %-26s %s", d.MAC, clip(d.UserName, 18), clip(d.Description, 26), d.CreatedAt.In(time.Local).Format("2006-01-02")), m.width)
-		if i == min(m.cursor, len(m.devices)-1) {
-			line = cursorStyle.Render(line)
-		}
-		b.WriteString(line + "\n")
-	}
-	return b.String()
 }

@@ -249,6 +249,23 @@ func (f fakeDevices) Devices(context.Context) ([]admin.Device, error) {
 	return append([]admin.Device(nil), f.devices...), nil
 }
 
+// OverrideDevice records the override on the fake's record, checking the
+// reason as the admin service does.
+func (f fakeDevices) OverrideDevice(_ context.Context, id int64, state admin.Compliance, d time.Duration, reason string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if state != "" && strings.TrimSpace(reason) == "" {
+		return fmt.Errorf("%w: say why (--reason): the audit keeps it", admin.ErrInvalid)
+	}
+	for i := range f.devices {
+		if f.devices[i].ID == id {
+			f.devices[i].Override, f.devices[i].OverrideUntil, f.devices[i].OverrideReason, f.devices[i].OverrideBy = state, time.Now().Add(d), reason, "console"
+			return nil
+		}
+	}
+	return fmt.Errorf("%w: there is no device #%d", admin.ErrInvalid, id)
+}
+
 func (f fakeDevices) RemoveDevice(_ context.Context, mac string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -956,7 +973,7 @@ func TestUpstreamsScreen(t *testing.T) {
 
 func TestDevicesPaneRemoves(t *testing.T) {
 	f := sample()
-	f.devices = []admin.Device{{MAC: "aa:bb:cc:dd:ee:ff", UserName: "dr.lee", Description: "exam room tablet", CreatedAt: t0}}
+	f.devices = []admin.Device{{ID: 1, Source: admin.SourceManual, MAC: "aa:bb:cc:dd:ee:ff", UserName: "dr.lee", Description: "exam room tablet", CreatedAt: t0}}
 	tm := start(t, f, 80, 24)
 	waitFor(t, tm, "frontdesk2")
 	for range 5 {
@@ -1038,5 +1055,43 @@ func TestEditUpstreamInPlace(t *testing.T) {
 	defer f.mu.Unlock()
 	if len(f.upEdits) != 1 || !strings.Contains(f.upEdits[0].Config, "dc2.clinic.local") || f.upEdits[0].Secret != nil {
 		t.Fatalf("stored edits: %+v (the secret must be kept when left empty)", f.upEdits)
+	}
+}
+
+// TestDevicesPaneShowsComplianceAndOverrides: the inventory at 80x24, a
+// device's whole record on enter, an override with a reason, and an MDM's
+// record that is not removed here.
+func TestDevicesPaneShowsComplianceAndOverrides(t *testing.T) {
+	f := sample()
+	synced := time.Now().Add(-10 * time.Minute)
+	f.devices = []admin.Device{
+		{ID: 7, Source: "intune", SourceID: "4f1c", Description: "LAPTOP-FRONT", UserName: "dr.lee", MAC: "aa:bb:cc:dd:ee:01", MACs: []string{"aa:bb:cc:dd:ee:01"},
+			Compliance: admin.Noncompliant, ComplianceReason: "complianceState=noncompliant, isEncrypted=false", SyncedAt: synced},
+		{ID: 8, Source: "jamf", SourceID: "12", Description: "MBP-EXAM", Shared: true, Compliance: "compliant", SyncedAt: time.Now().Add(-72 * time.Hour)},
+	}
+	tm := start(t, f, 80, 24)
+	waitFor(t, tm, "frontdesk2")
+	for range 5 {
+		tm.Send(tea.KeyMsg{Type: tea.KeyTab})
+	}
+	waitFor(t, tm, "LAPTOP-FRONT", "noncompliant", "(shared)", "stale", "2 devices, 1 noncompliant, 1 stale")
+	tm.Send(tea.KeyMsg{Type: tea.KeyEnter})
+	waitFor(t, tm, "isEncrypted=false", "intune 4f1c", "aa:bb:cc:dd:ee:01")
+	tm.Type(" ")
+	tm.Type("x")
+	waitFor(t, tm, "comes from intune: remove it there")
+	tm.Type("o")
+	waitFor(t, tm, "Override the compliance of device #7")
+	tm.Send(tea.KeyMsg{Type: tea.KeyEnter})
+	tm.Send(tea.KeyMsg{Type: tea.KeyEnter})
+	tm.Send(tea.KeyMsg{Type: tea.KeyEnter})
+	waitFor(t, tm, "say why")
+	tm.Type("replaced the disk")
+	tm.Send(tea.KeyMsg{Type: tea.KeyEnter})
+	waitFor(t, tm, "device #7: compliant for 24h0m0s")
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if d := f.devices[0]; d.Override != admin.Compliant || d.OverrideReason != "replaced the disk" {
+		t.Fatalf("override not made: %+v", d)
 	}
 }

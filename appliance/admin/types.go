@@ -13,6 +13,18 @@ type (
 	Upstream    = store.Upstream
 	Device      = store.Device
 	BindAccount = store.BindAccount
+	Compliance  = store.Compliance
+	DeviceCert  = store.DeviceCert
+	// PostureEvent is a change that ended or moved sessions (CoA).
+	PostureEvent = store.PostureEvent
+)
+
+// The compliance states and device sources, for the console.
+const (
+	Compliant    = store.Compliant
+	Noncompliant = store.Noncompliant
+	Stale        = store.Stale
+	SourceManual = store.SourceManual
 )
 
 // Errors an operation can end with that the operator should read as more

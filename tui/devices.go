@@ -3,6 +3,7 @@ package tui
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -165,4 +166,74 @@ func (m Model) deviceKey(msg tea.KeyMsg) (Model, bool) {
 		return m, false
 	}
 	return m, true
+}
+
+// The policy form writes a client's device rule in three short fields:
+// posture "off", "known" or "compliant", each with "+own" (the user's own
+// device) and, for LDAP clients, "+same-user"; on-fail "reject" or
+// "quarantine:VLAN[:ROLE]"; coa "off", "disconnect" or "quarantine".
+// The stale grace and the CoA port are set with the command line.
+
+func formatPosture(p policy.Posture) string {
+	s := p.Device
+	if s == "" {
+		s = "off"
+	}
+	if p.Owner {
+		s += "+own"
+	}
+	if p.SameUser {
+		s += "+same-user"
+	}
+	return s
+}
+
+func parsePosture(s string, into *policy.Posture) error {
+	parts := strings.Split(strings.ToLower(strings.ReplaceAll(s, " ", "")), "+")
+	into.Device, into.Owner, into.SameUser = "", false, false
+	switch parts[0] {
+	case "off", "":
+	case policy.DeviceKnown, policy.DeviceCompliant:
+		into.Device = parts[0]
+	default:
+		return fmt.Errorf("%w: posture: %q should be off, known or compliant, with +own or +same-user", admin.ErrInvalid, s)
+	}
+	for _, p := range parts[1:] {
+		switch p {
+		case "own":
+			into.Owner = true
+		case "same-user":
+			into.SameUser = true
+		default:
+			return fmt.Errorf("%w: posture: %q is not +own or +same-user", admin.ErrInvalid, p)
+		}
+	}
+	return nil
+}
+
+func formatOnFail(p policy.Posture) string {
+	if !p.Quarantines() {
+		return policy.OnFailReject
+	}
+	s := fmt.Sprintf("quarantine:%d", p.QuarantineVLAN)
+	if p.QuarantineFilterID != "" {
+		s += ":" + p.QuarantineFilterID
+	}
+	return s
+}
+
+func parseOnFail(s string, into *policy.Posture) error {
+	s = strings.TrimSpace(s)
+	into.OnFail, into.QuarantineVLAN, into.QuarantineFilterID = "", 0, ""
+	if s == "" || s == policy.OnFailReject {
+		return nil
+	}
+	what, rest, _ := strings.Cut(s, ":")
+	vlan, role, _ := strings.Cut(rest, ":")
+	n, err := strconv.Atoi(strings.TrimSpace(vlan))
+	if what != policy.OnFailQuarantine || (err != nil && vlan != "") {
+		return fmt.Errorf("%w: on-fail: %q should be reject or quarantine:VLAN[:ROLE], e.g. quarantine:99", admin.ErrInvalid, s)
+	}
+	into.OnFail, into.QuarantineVLAN, into.QuarantineFilterID = policy.OnFailQuarantine, n, strings.TrimSpace(role)
+	return nil
 }

@@ -337,6 +337,7 @@ func (m Model) policyForm(c admin.Client) *form {
 	groups := spec{"groups", "only these groups may log in (comma-separated; empty: all)", strings.Join(p.AllowedGroups, ","), 200}
 	upstream := spec{"upstream", "local, or an upstream's name", p.Upstream, 64}
 	failmode := spec{"failmode", "secure or cached (when the upstream is unreachable)", string(p.Failmode), 10}
+	posture := spec{"posture", "off, known or compliant; +own: the user's own device (docs/posture.md)", formatPosture(p.Posture), 40}
 	specs := []spec{mfa,
 		{"style", "auto, challenge or append (how the code travels)", string(p.Style), 10},
 		{"device", "yes: only MAC addresses registered to the user", yes[p.RequireDevice], 3},
@@ -347,10 +348,14 @@ func (m Model) policyForm(c admin.Client) *form {
 		{"eap", "802.1X methods, in the order offered: ttls, peap, tls", strings.Join(p.EAPAllowed(), ","), 20},
 		{"mschap", "yes: allow PEAP and MS-CHAPv2 (keeps a weak NT hash; docs/mschap.md)", yes[p.AllowMSCHAP], 3},
 		{"eap-identity", "any, or match: the outer name must be the user's or anonymous", admin.EAPIdentity(p), 6},
+		posture,
+		{"on-fail", "reject, or quarantine:VLAN[:ROLE] (accept into that VLAN / Filter-Id)", formatOnFail(p.Posture), 80},
+		{"coa", "off, disconnect or quarantine: what the NAS is told when posture changes", coaValue(p.Posture), 10},
 	}
 	ldap := isLDAP(c)
 	if ldap {
-		specs = []spec{mfa, groups, upstream, failmode,
+		posture.help = "off, known or compliant; +own; +same-user: the Wi-Fi/VPN session at the address"
+		specs = []spec{mfa, groups, upstream, failmode, posture,
 			{"plain-ldap", "yes: allow binds without TLS (passwords then cross in clear)", yes[p.AllowPlainLDAP], 3},
 			{"mfa-remember", "how long a used code is remembered, e.g. 15m (max 12h; 0: off)", formatRemember(p.MFARemember), 16},
 		}
@@ -374,6 +379,22 @@ func (m Model) policyForm(c admin.Client) *form {
 				return false, fmt.Errorf("%w: %s: answer yes or no", admin.ErrInvalid, what)
 			}
 			var set []func(*policy.Policy)
+			pos := c.Policy.Posture
+			if err := parsePosture(val["posture"], &pos); err != nil {
+				return doneMsg{err: err}
+			}
+			if !ldap {
+				if err := parseOnFail(val["on-fail"], &pos); err != nil {
+					return doneMsg{err: err}
+				}
+				switch coa := strings.TrimSpace(val["coa"]); coa {
+				case "off", "":
+					pos.CoA = ""
+				default:
+					pos.CoA = coa
+				}
+			}
+			set = append(set, func(p *policy.Policy) { p.Posture = pos })
 			if ldap {
 				plain, err := yesNo("plain-ldap")
 				if err != nil {
@@ -713,4 +734,11 @@ func (m Model) editUpstreamForm(u admin.Upstream) *form {
 			return doneMsg{text: text}
 		})
 	}, fields...)
+}
+
+func coaValue(p policy.Posture) string {
+	if p.CoA == "" {
+		return "off"
+	}
+	return p.CoA
 }

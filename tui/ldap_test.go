@@ -228,7 +228,7 @@ func TestEditLDAPClientPolicy(t *testing.T) {
 	waitFor(t, tm, "192.168.1.20/32")
 	tm.Type("e")
 	waitFor(t, tm, "Policy of ehr", "plain-ldap:", "mfa-remember: 15m")
-	for range 4 { // to plain-ldap
+	for range 5 { // to plain-ldap
 		tm.Send(tea.KeyMsg{Type: tea.KeyTab})
 	}
 	tm.Send(tea.KeyMsg{Type: tea.KeyBackspace})

@@ -807,12 +807,12 @@ func TestEditClientPolicy(t *testing.T) {
 		tm.Send(tea.KeyMsg{Type: tea.KeyTab})
 	}
 	tm.Type("clinicians=20")
-	for range 6 { // to eap-identity, the last field, then save
+	for range 9 { // to coa, the last field, then save
 		tm.Send(tea.KeyMsg{Type: tea.KeyTab})
 	}
 	tm.Send(tea.KeyMsg{Type: tea.KeyEnter})
 	waitFor(t, tm, "mfa must be required, enrolled or off")
-	for range 10 { // back to mfa
+	for range 13 { // back to mfa
 		tm.Send(tea.KeyMsg{Type: tea.KeyShiftTab})
 	}
 	for range len("sometimes") {
@@ -830,7 +830,22 @@ func TestEditClientPolicy(t *testing.T) {
 	tm.Send(tea.KeyMsg{Type: tea.KeyBackspace})
 	tm.Send(tea.KeyMsg{Type: tea.KeyBackspace})
 	tm.Type("yes")
-	tm.Send(tea.KeyMsg{Type: tea.KeyTab})
+	tm.Send(tea.KeyMsg{Type: tea.KeyTab}) // eap-identity
+	tm.Send(tea.KeyMsg{Type: tea.KeyTab}) // posture: compliant, the user's own
+	for range len("off") {
+		tm.Send(tea.KeyMsg{Type: tea.KeyBackspace})
+	}
+	tm.Type("compliant+own")
+	tm.Send(tea.KeyMsg{Type: tea.KeyTab}) // on-fail: quarantine VLAN 99
+	for range len("reject") {
+		tm.Send(tea.KeyMsg{Type: tea.KeyBackspace})
+	}
+	tm.Type("quarantine:99:guest")
+	tm.Send(tea.KeyMsg{Type: tea.KeyTab}) // coa
+	for range len("off") {
+		tm.Send(tea.KeyMsg{Type: tea.KeyBackspace})
+	}
+	tm.Type("disconnect")
 	tm.Send(tea.KeyMsg{Type: tea.KeyEnter})
 	waitFor(t, tm, "policy of office-wifi saved")
 	f.mu.Lock()
@@ -841,6 +856,10 @@ func TestEditClientPolicy(t *testing.T) {
 	}
 	if !slices.Equal(got.EAPMethods, []string{"peap", "ttls"}) || !got.AllowMSCHAP || got.EAPIdentity != "" {
 		t.Fatalf("saved EAP switches: methods %v, MS-CHAPv2 %v, identity %q", got.EAPMethods, got.AllowMSCHAP, got.EAPIdentity)
+	}
+	want := policy.Posture{Device: policy.DeviceCompliant, Owner: true, OnFail: policy.OnFailQuarantine, QuarantineVLAN: 99, QuarantineFilterID: "guest", CoA: policy.CoADisconnect}
+	if got.Posture != want {
+		t.Fatalf("saved posture %+v, want %+v", got.Posture, want)
 	}
 }
 

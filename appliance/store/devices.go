@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/clinicgate/clinicgate/appliance/policy"
 )
 
 // Device sources.
@@ -172,7 +174,17 @@ func (tx *Tx) upsertDevice(ctx context.Context, d Device, now time.Time) (int64,
 			return 0, "", mapErr(err)
 		}
 	}
-	for _, m := range dedupe(d.MACs) {
+	macs := make([]string, 0, len(d.MACs))
+	for _, m := range d.MACs {
+		// Canonical here, whatever the caller did: the gate looks MACs up
+		// in the canonical form only.
+		c, err := policy.NormalizeMAC(m)
+		if err != nil {
+			return 0, "", fmt.Errorf("MAC %q: %w", m, err)
+		}
+		macs = append(macs, c)
+	}
+	for _, m := range dedupe(macs) {
 		if _, err := tx.q.ExecContext(ctx, `INSERT INTO inventory_macs (device_id, mac) VALUES (?, ?)`, id, m); err != nil {
 			return 0, "", mapErr(err)
 		}

@@ -51,7 +51,6 @@ func eventually(t *testing.T, check func() string) {
 	t.Fatal(last)
 }
 
-
 func TestRadclientPostureCompliantOrQuarantined(t *testing.T) {
 	data, d := setup(t, "--mfa", "off", "--vlan", "staff=20", "--posture", "compliant", "--posture-owner",
 		"--on-fail", "quarantine", "--quarantine-vlan", "99", "--quarantine-role", "quarantine")

@@ -27,6 +27,7 @@ import (
 	"github.com/clinicgate/clinicgate/appliance/store"
 	"github.com/clinicgate/clinicgate/appliance/upstream/upstreamtest"
 	"github.com/clinicgate/clinicgate/eap"
+	"github.com/clinicgate/clinicgate/eap/eaptest"
 	"github.com/clinicgate/clinicgate/internal/eapclient"
 )
 
@@ -91,6 +92,98 @@ func BenchmarkEAPTTLS(b *testing.B) {
 	}
 }
 
+// BenchmarkEAPTLS: EAP-TLS logins (full handshakes, a client certificate
+// each) per second and the server's CPU per login, clinicgate against
+// FreeRADIUS 3.2 with the same server certificate, the same client CA and
+// certificates (ECDSA P-256 client keys), the same driver and concurrency.
+// No password is hashed: this is the EAP and TLS work alone.
+func BenchmarkEAPTLS(b *testing.B) {
+	const users, total, conc = 50, 200, 16
+	ca := eaptest.NewCA(b, "Bench Devices CA")
+	certs := make([]tls.Certificate, users)
+	for i := range users {
+		leaf := ca.Issue(b, "bench"+strconv.Itoa(i), "", "", time.Time{}, time.Time{})
+		pair, err := tls.LoadX509KeyPair(leaf.CertFile, leaf.KeyFile)
+		if err != nil {
+			b.Fatal(err)
+		}
+		certs[i] = pair
+	}
+	caPEM, err := os.ReadFile(ca.File)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, key := range []string{"ecdsa-p256", "rsa-2048"} {
+		for _, ver := range []uint16{tls.VersionTLS12, tls.VersionTLS13} {
+			name := "tls1.2"
+			if ver == tls.VersionTLS13 {
+				name = "tls1.3"
+			}
+			b.Run(key+"/"+name, func(b *testing.B) {
+				certPath, keyPath, roots := benchCert(b, key)
+				data := eapBenchSite(b, users, passwd.Params{MemoryKiB: 64, Time: 1, Threads: 1}, certPath, keyPath)
+				if err := os.WriteFile(filepath.Join(data, eap.ClientCAFile), caPEM, 0o600); err != nil {
+					b.Fatal(err)
+				}
+				cg := startDaemon(b, data)
+				fr := upstreamtest.StartFreeRADIUS(b, upstreamtest.FreeRADIUSOptions{Secret: secret, RequireMessageAuthenticator: true,
+					EAP: &upstreamtest.FreeRADIUSEAP{CertFile: certPath, KeyFile: keyPath, ClientCAFile: ca.File}})
+				servers := []struct {
+					label string
+					addr  string
+					pid   int
+				}{{"clinicgate", cg.auth, cg.cmd.Process.Pid}, {"freeradius", fr.Addr, fr.Pid()}}
+				for _, s := range servers {
+					if r := eapLoad(b, s.addr, s.pid, roots, ver, conc, 2*conc, users, certs...); r.accepted != 2*conc {
+						b.Fatalf("%s accepted %d of %d warm-up logins; first error: %v\n%s", s.label, r.accepted, 2*conc, r.firstErr, frLog(s.label, fr))
+					}
+				}
+				b.ResetTimer()
+				for range b.N {
+					for _, s := range servers {
+						r := eapLoad(b, s.addr, s.pid, roots, ver, conc, total, users, certs...)
+						b.ReportMetric(float64(r.accepted)/r.elapsed.Seconds(), s.label+"-logins/s")
+						b.ReportMetric(r.cpu.Seconds()*1000/float64(total), s.label+"-cpu-ms/login")
+						b.ReportMetric(float64(pct(r.latencies, 0.5).Microseconds())/1000, s.label+"-p50-ms")
+						b.ReportMetric(float64(total-r.accepted), s.label+"-not-accepted")
+						b.ReportMetric(float64(r.keysOK), s.label+"-keys-ok")
+					}
+				}
+				b.StopTimer()
+				b.ReportMetric(peakRSS(cg.cmd.Process.Pid), "clinicgate-peak-rss-MB")
+			})
+		}
+	}
+}
+
+// BenchmarkEAPInFlight: 1,000 EAP-TTLS handshakes in flight at once (one
+// worker each), against clinicgate (cheap hash: the handshakes, not the
+// password hashing, are what is measured) and FreeRADIUS; reports how
+// many finished and each server's peak RSS.
+func BenchmarkEAPInFlight(b *testing.B) {
+	const users, total = 50, 1000
+	certPath, keyPath, roots := benchCert(b, "ecdsa-p256")
+	cg := startDaemon(b, eapBenchSite(b, users, passwd.Params{MemoryKiB: 64, Time: 1, Threads: 1}, certPath, keyPath))
+	var us []upstreamtest.RADIUSUser
+	for i := range users {
+		us = append(us, upstreamtest.RADIUSUser{Name: "bench" + strconv.Itoa(i), Password: benchPassword})
+	}
+	fr := upstreamtest.StartFreeRADIUS(b, upstreamtest.FreeRADIUSOptions{Users: us, Secret: secret, RequireMessageAuthenticator: true,
+		EAP: &upstreamtest.FreeRADIUSEAP{CertFile: certPath, KeyFile: keyPath}})
+	for range b.N {
+		for _, s := range []struct {
+			label string
+			addr  string
+			pid   int
+		}{{"clinicgate", cg.auth, cg.cmd.Process.Pid}, {"freeradius", fr.Addr, fr.Pid()}} {
+			r := eapLoad(b, s.addr, s.pid, roots, tls.VersionTLS13, total, total, users)
+			b.ReportMetric(float64(r.accepted), s.label+"-accepted")
+			b.ReportMetric(r.elapsed.Seconds(), s.label+"-seconds")
+			b.ReportMetric(peakRSS(s.pid), s.label+"-peak-rss-MB")
+		}
+	}
+}
+
 func frLog(label string, fr *upstreamtest.FreeRADIUS) string {
 	if label != "freeradius" {
 		return ""
@@ -106,8 +199,9 @@ type eapLoadResult struct {
 }
 
 // eapLoad runs total EAP-TTLS/PAP logins against addr from conc workers
-// and measures the server process pid's CPU time meanwhile.
-func eapLoad(b *testing.B, addr string, pid int, roots *x509.CertPool, ver uint16, conc, total, users int) eapLoadResult {
+// and measures the server process pid's CPU time meanwhile; with certs,
+// EAP-TLS logins instead, user i presenting certs[i].
+func eapLoad(b *testing.B, addr string, pid int, roots *x509.CertPool, ver uint16, conc, total, users int, certs ...tls.Certificate) eapLoadResult {
 	b.Helper()
 	var mu sync.Mutex
 	var res eapLoadResult
@@ -126,10 +220,14 @@ func eapLoad(b *testing.B, addr string, pid int, roots *x509.CertPool, ver uint1
 					return
 				}
 				t0 := time.Now()
-				r, err := eapclient.Login(context.Background(), eapclient.Config{
+				c := eapclient.Config{
 					Addr: addr, Secret: []byte(secret), User: "bench" + strconv.Itoa(i%users), Password: []byte(benchPassword),
 					TLSVersion: ver, RootCAs: roots, CallingStationID: eapclient.RandomStation(), Timeout: 5 * time.Second,
-				})
+				}
+				if len(certs) > 0 {
+					c.Method, c.Identity, c.Certificates = eapclient.MethodTLS, c.User, []tls.Certificate{certs[i%users]}
+				}
+				r, err := eapclient.Login(context.Background(), c)
 				d := time.Since(t0)
 				mu.Lock()
 				switch {

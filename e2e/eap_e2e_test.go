@@ -328,6 +328,23 @@ func TestEAPTLSWithEapolTestThroughDaemon(t *testing.T) {
 			}
 		})
 	}
+	// clinicgate's own client (the benchmark's driver) does EAP-TLS too,
+	// and derives the same keys as the Accept's.
+	pair, err := tls.LoadX509KeyPair(alice.CertFile, alice.KeyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fp, err := selfcert.Fingerprint(filepath.Join(data, eap.CertFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ver := range []uint16{tls.VersionTLS12, tls.VersionTLS13} {
+		r, err := eapclient.Login(t.Context(), eapclient.Config{Addr: d.auth, Secret: []byte(secret), Identity: "alice", Method: eapclient.MethodTLS,
+			Certificates: []tls.Certificate{pair}, TLSVersion: ver, PinSHA256: fp})
+		if err != nil || !r.Accepted || !r.KeysMatch || r.TLSVersion != ver {
+			t.Fatalf("eapclient EAP-TLS %x: accepted %v, keys match %v, version %x, %v\n%s", ver, r.Accepted, r.KeysMatch, r.TLSVersion, err, lastAudit(t, data))
+		}
+	}
 }
 
 // TestEAPClientAgainstDaemon: clinicgate's own EAP-TTLS/PAP client (the

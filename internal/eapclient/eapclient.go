@@ -70,7 +70,19 @@ type Config struct {
 	// it is sent again (default 3 s); Retries how often (default 2).
 	Timeout time.Duration
 	Retries int
+	// Method is MethodTTLS (the default: PAP inside EAP-TTLS, User and
+	// Password) or MethodTLS (EAP-TLS, RFC 5216 / RFC 9190: the client
+	// certificate in Certificates is the credential; User and Password
+	// are not used).
+	Method       string
+	Certificates []tls.Certificate
 }
+
+// The EAP methods the client runs.
+const (
+	MethodTTLS = "ttls"
+	MethodTLS  = "tls"
+)
 
 // Result is how a login ended.
 type Result struct {
@@ -108,6 +120,7 @@ const (
 
 	typeIdentity = 1
 	typeNAK      = 3
+	typeTLS      = 13
 	typeTTLS     = 21
 
 	flagLength = 0x80
@@ -147,9 +160,21 @@ func Login(ctx context.Context, c Config) (Result, error) {
 	if c.Retries <= 0 {
 		c.Retries = 2
 	}
-	avps, err := innerPAP(c.User, c.Password)
-	if err != nil {
-		return Result{}, err
+	typ := byte(typeTTLS)
+	var avps []byte
+	switch c.Method {
+	case "", MethodTTLS:
+		var err error
+		if avps, err = innerPAP(c.User, c.Password); err != nil {
+			return Result{}, err
+		}
+	case MethodTLS:
+		if len(c.Certificates) == 0 {
+			return Result{}, errors.New("eapclient: EAP-TLS needs a client certificate")
+		}
+		typ = typeTLS
+	default:
+		return Result{}, fmt.Errorf("eapclient: method %q is not ttls or tls", c.Method)
 	}
 	var d net.Dialer
 	conn, err := d.DialContext(ctx, "udp", c.Addr)
@@ -157,7 +182,7 @@ func Login(ctx context.Context, c Config) (Result, error) {
 		return Result{}, fmt.Errorf("eapclient: %w", err)
 	}
 	defer conn.Close()
-	l := &login{cfg: c, conn: conn, avps: avps}
+	l := &login{cfg: c, conn: conn, avps: avps, typ: typ}
 	defer l.closeTunnel()
 	return l.run(ctx)
 }
@@ -169,6 +194,7 @@ type login struct {
 	id    byte // RADIUS Identifier
 	state []byte
 	avps  []byte
+	typ   byte // the EAP method: typeTTLS or typeTLS
 	res   Result
 
 	tun     *tunnel
@@ -238,10 +264,10 @@ func (l *login) next(ctx context.Context, msg []byte) ([]byte, error) {
 	switch typ {
 	case typeIdentity:
 		return eapResponse(id, typeIdentity, []byte(l.cfg.Identity)), nil
-	case typeTTLS:
+	case l.typ:
 	default:
-		// Another method offered first (RFC 3748 §5.3.1): ask for TTLS.
-		return eapResponse(id, typeNAK, []byte{typeTTLS}), nil
+		// Another method offered first (RFC 3748 §5.3.1): ask for ours.
+		return eapResponse(id, typeNAK, []byte{l.typ}), nil
 	}
 	if len(data) < 1 {
 		return nil, errors.New("eapclient: an EAP-TTLS request without flags")
@@ -260,7 +286,7 @@ func (l *login) next(ctx context.Context, msg []byte) ([]byte, error) {
 		if l.tun != nil {
 			return nil, errors.New("eapclient: a second EAP-TTLS Start")
 		}
-		l.tun = startTunnel(l.tlsConfig(), l.avps)
+		l.tun = startTunnel(l.tlsConfig(), l.typ, l.avps)
 		out, err := l.tun.step(ctx, nil)
 		if err != nil {
 			return nil, err
@@ -284,14 +310,15 @@ func (l *login) next(ctx context.Context, msg []byte) ([]byte, error) {
 	}
 	l.in = append(l.in, data...)
 	if flags&flagMore != 0 {
-		return eapResponse(id, typeTTLS, []byte{0}), nil // the ACK
+		return eapResponse(id, l.typ, []byte{0}), nil // the ACK
 	}
 	in := l.in
 	l.in = nil
 	if l.tun.res != nil {
 		// The tunnel is made and the password sent; what the server adds
-		// (a TLS 1.3 session ticket, say) needs only an acknowledgement.
-		return eapResponse(id, typeTTLS, []byte{0}), nil
+		// (a TLS 1.3 session ticket, or EAP-TLS's commitment message)
+		// needs only an acknowledgement.
+		return eapResponse(id, l.typ, []byte{0}), nil
 	}
 	out, err := l.tun.step(ctx, in)
 	if err != nil {
@@ -334,7 +361,7 @@ func (l *login) fragment(id byte) []byte {
 	b = append(append([]byte{flags}, b...), l.out[:n]...)
 	l.out = l.out[n:]
 	l.sentOut = len(l.out) > 0
-	return eapResponse(id, typeTTLS, b)
+	return eapResponse(id, l.typ, b)
 }
 
 func eapResponse(id, typ byte, data []byte) []byte {
@@ -432,6 +459,7 @@ func (l *login) tlsConfig() *tls.Config {
 	if c.TLSVersion != 0 {
 		cfg.MinVersion, cfg.MaxVersion = c.TLSVersion, c.TLSVersion
 	}
+	cfg.Certificates = c.Certificates
 	return cfg
 }
 

@@ -28,20 +28,22 @@ type tunnelResult struct {
 	cert    *x509.Certificate
 }
 
-// Keying labels: RFC 5281 §8 (TLS 1.2) and RFC 9427 (TLS 1.3, with the
-// method's type, 0x15, as the context).
+// Keying labels: RFC 5281 §8 (EAP-TTLS, TLS 1.2), RFC 5216 §2.3 (EAP-TLS,
+// TLS 1.2) and RFC 9427 / RFC 9190 (TLS 1.3, with the method's type as
+// the context: 0x15 for TTLS, 0x0D for EAP-TLS).
 const (
 	labelTTLS12 = "ttls keying material"
+	labelTLS12  = "client EAP encryption"
 	labelTLS13  = "EXPORTER_EAP_TLS_Key_Material"
 )
 
-func startTunnel(cfg *tls.Config, avps []byte) *tunnel {
+func startTunnel(cfg *tls.Config, typ byte, avps []byte) *tunnel {
 	t := &tunnel{pc: newPipeConn(), done: make(chan tunnelResult, 1)}
-	go func() { t.done <- t.run(cfg, avps) }()
+	go func() { t.done <- t.run(cfg, typ, avps) }()
 	return t
 }
 
-func (t *tunnel) run(cfg *tls.Config, avps []byte) tunnelResult {
+func (t *tunnel) run(cfg *tls.Config, typ byte, avps []byte) tunnelResult {
 	c := tls.Client(t.pc, cfg)
 	if err := c.Handshake(); err != nil {
 		return tunnelResult{err: err}
@@ -53,9 +55,12 @@ func (t *tunnel) run(cfg *tls.Config, avps []byte) tunnelResult {
 	}
 	var msk []byte
 	var err error
-	if st.Version == tls.VersionTLS13 {
-		msk, err = st.ExportKeyingMaterial(labelTLS13, []byte{typeTTLS}, 128)
-	} else {
+	switch {
+	case st.Version == tls.VersionTLS13:
+		msk, err = st.ExportKeyingMaterial(labelTLS13, []byte{typ}, 128)
+	case typ == typeTLS:
+		msk, err = st.ExportKeyingMaterial(labelTLS12, nil, 128)
+	default:
 		// RFC 5705 without a context is RFC 5281's PRF(master secret,
 		// label, client random + server random).
 		msk, err = st.ExportKeyingMaterial(labelTTLS12, nil, 128)
@@ -65,9 +70,12 @@ func (t *tunnel) run(cfg *tls.Config, avps []byte) tunnelResult {
 		return res
 	}
 	res.msk = msk[:64]
-	// The inner PAP AVPs, one record of application data.
-	if _, err := c.Write(avps); err != nil {
-		res.err = err
+	// TTLS: the inner PAP AVPs, one record of application data. EAP-TLS
+	// sends nothing more: the certificate was the credential.
+	if len(avps) > 0 {
+		if _, err := c.Write(avps); err != nil {
+			res.err = err
+		}
 	}
 	return res
 }

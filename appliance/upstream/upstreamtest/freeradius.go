@@ -58,6 +58,9 @@ type FreeRADIUSOptions struct {
 type FreeRADIUSEAP struct {
 	CertFile, KeyFile string
 	TLSMin, TLSMax    string
+	// ClientCAFile, when set, turns on EAP-TLS too, with this PEM bundle
+	// as the trust anchors of client certificates.
+	ClientCAFile string
 }
 
 // LockedBuffer collects a process's output while it runs (safe for the
@@ -272,6 +275,22 @@ func eapSite(t testing.TB, dir string, port int, e FreeRADIUSEAP) string {
 	if e.TLSMax == "" {
 		e.TLSMax = "1.3"
 	}
+	caFile, tlsMethod := e.CertFile, ""
+	if e.ClientCAFile != "" {
+		// One ca_file serves both: the chain it sends and the anchors
+		// it checks client certificates against.
+		var bundle []byte
+		for _, f := range []string{e.CertFile, e.ClientCAFile} {
+			b, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			bundle = append(append(bundle, b...), '\n')
+		}
+		caFile = filepath.Join(dir, "eap-ca-bundle.pem")
+		write(t, caFile, string(bundle))
+		tlsMethod = "\ttls {\n\t\ttls = tls-common\n\t}\n"
+	}
 	write(t, filepath.Join(dir, "mods-enabled", "eap"), fmt.Sprintf(`eap {
 	default_eap_type = ttls
 	timer_expire = 60
@@ -300,8 +319,8 @@ func eapSite(t testing.TB, dir string, port int, e FreeRADIUSEAP) string {
 		use_tunneled_reply = no
 		virtual_server = "clinicgate_inner"
 	}
-}
-`, e.KeyFile, e.CertFile, e.CertFile, e.TLSMin, e.TLSMax))
+%s}
+`, e.KeyFile, e.CertFile, caFile, e.TLSMin, e.TLSMax, tlsMethod))
 	return fmt.Sprintf(`server clinicgate_test {
 	listen {
 		type = auth

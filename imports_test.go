@@ -66,7 +66,7 @@ var allowed = map[string][]string{
 		"internal/msgauth", "internal/ratelog", "eap", "eap/eaptest"},
 	// The RADIUS door's EAP server: the gate and the leaves.
 	"eap": {"appliance", "appliance/appliancetest", "appliance/admin", "appliance/policy",
-		"appliance/secrets", "internal/reload", "internal/selfcert", "eap/eaptest"},
+		"appliance/secrets", "internal/reload", "internal/selfcert", "internal/tlspipe", "eap/eaptest"},
 	// The EAP server's test kit: a small PKI and a stand-in gate.
 	"eap/eaptest": {"appliance"},
 	"ldapproxy": {"appliance", "appliance/appliancetest", "appliance/admin", "appliance/audit", "appliance/mfa",
@@ -80,7 +80,8 @@ var allowed = map[string][]string{
 	// An EAP-TTLS/PAP client, a leaf the console's test login (admin) and
 	// the benchmarks use; its tests run it against the RADIUS door and the
 	// EAP server in process.
-	"internal/eapclient": {"internal/msgauth", "appliance", "appliance/policy", "eap", "radius", "internal/selfcert"},
+	"internal/tlspipe":   nil,
+	"internal/eapclient": {"internal/msgauth", "internal/tlspipe", "appliance", "appliance/policy", "eap", "radius", "internal/selfcert"},
 
 	// Wiring.
 	"internal/daemon": {"appliance/...", "eap", "eap/eaptest", "ldapproxy", "radius", "tui", "internal/selfcert", "internal/wifiprofile"},

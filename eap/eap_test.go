@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/clinicgate/clinicgate/appliance"
+	"github.com/clinicgate/clinicgate/internal/tlspipe"
 )
 
 // fakeGate accepts alice with "secret" and records every request.
@@ -346,14 +347,13 @@ func serverName(t *testing.T) string {
 // in-memory conn the server uses.
 type peer struct {
 	t    *testing.T
-	pc   *pipeConn
+	pc   *tlspipe.Conn
 	c    *tls.Conn
 	done chan error
 }
 
 func newPeer(t *testing.T, cfg *tls.Config) *peer {
-	p := &peer{t: t, pc: newPipeConn(), done: make(chan error, 1)}
-	p.pc.fed = true // the first Read (after the ClientHello) says so
+	p := &peer{t: t, pc: tlspipe.New(maxMessage, true), done: make(chan error, 1)} // a client speaks first
 	p.c = tls.Client(p.pc, cfg)
 	return p
 }
@@ -362,20 +362,20 @@ func newPeer(t *testing.T, cfg *tls.Config) *peer {
 func (p *peer) first() []byte {
 	go func() { p.done <- p.c.Handshake() }()
 	select {
-	case <-p.pc.idle:
+	case <-p.pc.Idle():
 	case err := <-p.done:
 		p.t.Fatalf("client handshake: %v", err)
 	}
-	return p.pc.takeOut()
+	return p.pc.TakeOut()
 }
 
 // step feeds the server's TLS data; with handshakeDone, the handshake is
 // complete and the client has sent avps.
 func (p *peer) step(in []byte, avps []byte) (out []byte, handshakeDone bool) {
-	p.pc.in <- in
+	p.pc.In() <- in
 	select {
-	case <-p.pc.idle:
-		return p.pc.takeOut(), false
+	case <-p.pc.Idle():
+		return p.pc.TakeOut(), false
 	case err := <-p.done:
 		if err != nil {
 			p.t.Fatalf("client handshake: %v", err)
@@ -384,10 +384,10 @@ func (p *peer) step(in []byte, avps []byte) (out []byte, handshakeDone bool) {
 	if _, err := p.c.Write(avps); err != nil {
 		p.t.Fatal(err)
 	}
-	return p.pc.takeOut(), true
+	return p.pc.TakeOut(), true
 }
 
-func (p *peer) close() { p.pc.close() }
+func (p *peer) close() { p.pc.Close() }
 
 // converse runs a whole EAP-TTLS/PAP conversation, fragmenting what the
 // peer sends at peerFrag bytes, with the NAS's Framed-MTU mtu.

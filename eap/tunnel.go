@@ -6,13 +6,13 @@ import (
 	"crypto/tls"
 	"errors"
 	"net"
-	"sync"
-	"time"
+
+	"github.com/clinicgate/clinicgate/internal/tlspipe"
 )
 
 // tunnel runs one TLS server over records carried in EAP. crypto/tls wants
 // a net.Conn it can block on, so each session has one goroutine, blocked on
-// pipeConn.Read while it waits for the peer's next EAP message. The
+// tlspipe.Conn.Read while it waits for the peer's next EAP message. The
 // goroutine only reads: it runs the handshake, then hands each record of
 // application data to the handler's goroutine, which runs the inner method
 // and writes its answers with write (tls.Conn allows one reader and one
@@ -21,7 +21,7 @@ import (
 // read. close ends the goroutine: a session that expires or is evicted
 // frees it.
 type tunnel struct {
-	pc   *pipeConn
+	pc   *tlspipe.Conn
 	conn *tls.Conn
 	app  chan []byte // one record of application data, read by the goroutine
 	done chan error  // buffered: the goroutine never blocks on it
@@ -62,15 +62,14 @@ func startTunnel(cfg *tls.Config) *tunnel {
 // newTunnel runs the TLS conversation conn makes; the tests' peers run
 // theirs (a client, which speaks first: fed) the same way.
 func newTunnel(conn func(net.Conn) *tls.Conn, fed bool) *tunnel {
-	t := &tunnel{pc: newPipeConn(), app: make(chan []byte), done: make(chan error, 1)}
-	t.pc.fed = fed
+	t := &tunnel{pc: tlspipe.New(maxMessage, fed), app: make(chan []byte), done: make(chan error, 1)}
 	t.conn = conn(t.pc)
 	go func() { t.done <- t.run() }()
 	return t
 }
 
 func (t *tunnel) run() error {
-	defer t.pc.close()
+	defer t.pc.Close()
 	if err := t.conn.Handshake(); err != nil {
 		return err
 	}
@@ -83,7 +82,7 @@ func (t *tunnel) run() error {
 		if n > 0 {
 			select {
 			case t.app <- bytes.Clone(buf[:n]):
-			case <-t.pc.closed:
+			case <-t.pc.Closed():
 				return net.ErrClosed
 			}
 		}
@@ -103,7 +102,7 @@ func (t *tunnel) step(ctx context.Context, in []byte) (stepResult, error) {
 	}
 	var res stepResult
 	select {
-	case t.pc.in <- in:
+	case t.pc.In() <- in:
 	case err := <-t.done:
 		return t.end(err, res), nil
 	case <-ctx.Done():
@@ -116,8 +115,8 @@ func (t *tunnel) step(ctx context.Context, in []byte) (stepResult, error) {
 func (t *tunnel) wait(ctx context.Context, res stepResult) (stepResult, error) {
 	for {
 		select {
-		case <-t.pc.idle:
-			res.out = t.pc.takeOut()
+		case <-t.pc.Idle():
+			res.out = t.pc.TakeOut()
 			return res, nil
 		case b := <-t.app:
 			res.app = append(res.app, b)
@@ -134,7 +133,7 @@ func (t *tunnel) end(err error, res stepResult) stepResult {
 		err = errors.New("eap: the TLS tunnel ended")
 	}
 	t.failed, t.ended = true, err
-	res.out, res.err = t.pc.takeOut(), err
+	res.out, res.err = t.pc.TakeOut(), err
 	return res
 }
 
@@ -148,86 +147,7 @@ func (t *tunnel) write(b []byte) ([]byte, error) {
 	if _, err := t.conn.Write(b); err != nil {
 		return nil, err
 	}
-	return t.pc.takeOut(), nil
+	return t.pc.TakeOut(), nil
 }
 
-func (t *tunnel) close() { t.pc.close() }
-
-// pipeConn is the net.Conn the TLS server sees. Read takes what step fed,
-// and tells step it waits for more (idle) once it has nothing; Write
-// collects what TLS sends, under mu.
-type pipeConn struct {
-	in      chan []byte
-	idle    chan struct{}
-	closed  chan struct{}
-	once    sync.Once
-	pending []byte
-	fed     bool
-	mu      sync.Mutex
-	out     bytes.Buffer
-}
-
-func newPipeConn() *pipeConn {
-	return &pipeConn{in: make(chan []byte), idle: make(chan struct{}), closed: make(chan struct{})}
-}
-
-func (p *pipeConn) Read(b []byte) (int, error) {
-	if len(p.pending) == 0 {
-		if p.fed {
-			select {
-			case p.idle <- struct{}{}:
-			case <-p.closed:
-				return 0, net.ErrClosed
-			}
-		}
-		select {
-		case p.pending = <-p.in:
-			p.fed = true
-		case <-p.closed:
-			return 0, net.ErrClosed
-		}
-		if len(p.pending) == 0 {
-			// An empty feed: the peer had nothing for TLS (an ACK). Wait again.
-			return 0, nil
-		}
-	}
-	n := copy(b, p.pending)
-	p.pending = p.pending[n:]
-	return n, nil
-}
-
-func (p *pipeConn) Write(b []byte) (int, error) {
-	select {
-	case <-p.closed:
-		return 0, net.ErrClosed
-	default:
-	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.out.Len()+len(b) > maxMessage {
-		return 0, errors.New("eap: TLS output above the cap")
-	}
-	return p.out.Write(b)
-}
-
-func (p *pipeConn) takeOut() []byte {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	b := bytes.Clone(p.out.Bytes())
-	p.out.Reset()
-	return b
-}
-
-func (p *pipeConn) close() { p.once.Do(func() { close(p.closed) }) }
-
-func (p *pipeConn) Close() error                     { p.close(); return nil }
-func (p *pipeConn) LocalAddr() net.Addr              { return pipeAddr{} }
-func (p *pipeConn) RemoteAddr() net.Addr             { return pipeAddr{} }
-func (p *pipeConn) SetDeadline(time.Time) error      { return nil }
-func (p *pipeConn) SetReadDeadline(time.Time) error  { return nil }
-func (p *pipeConn) SetWriteDeadline(time.Time) error { return nil }
-
-type pipeAddr struct{}
-
-func (pipeAddr) Network() string { return "eap" }
-func (pipeAddr) String() string  { return "eap" }
+func (t *tunnel) close() { t.pc.Close() }

@@ -1,14 +1,13 @@
 package eapclient
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
-	"net"
-	"sync"
 	"time"
+
+	"github.com/clinicgate/clinicgate/internal/tlspipe"
 )
 
 // tunnel runs the TLS client over records carried in EAP. crypto/tls
@@ -16,7 +15,7 @@ import (
 // and then writes the inner AVPs; step feeds it the server's records and
 // returns what it wrote once it waits for more (or has finished).
 type tunnel struct {
-	pc   *pipeConn
+	pc   *tlspipe.Conn
 	done chan tunnelResult // buffered: the goroutine never blocks on it
 	res  *tunnelResult     // once done
 }
@@ -38,7 +37,7 @@ const (
 )
 
 func startTunnel(cfg *tls.Config, typ byte, avps []byte) *tunnel {
-	t := &tunnel{pc: newPipeConn(), done: make(chan tunnelResult, 1)}
+	t := &tunnel{pc: tlspipe.New(maxMessage, true), done: make(chan tunnelResult, 1)}
 	go func() { t.done <- t.run(cfg, typ, avps) }()
 	return t
 }
@@ -90,20 +89,20 @@ func (t *tunnel) step(ctx context.Context, in []byte) ([]byte, error) {
 	defer cancel()
 	if in != nil {
 		select {
-		case t.pc.in <- in:
+		case t.pc.In() <- in:
 		case r := <-t.done:
 			t.res = &r
-			return t.pc.takeOut(), nil
+			return t.pc.TakeOut(), nil
 		case <-ctx.Done():
 			return nil, errTunnelTimeout
 		}
 	}
 	select {
-	case <-t.pc.idle:
-		return t.pc.takeOut(), nil
+	case <-t.pc.Idle():
+		return t.pc.TakeOut(), nil
 	case r := <-t.done:
 		t.res = &r
-		return t.pc.takeOut(), nil
+		return t.pc.TakeOut(), nil
 	case <-ctx.Done():
 		return nil, errTunnelTimeout
 	}
@@ -111,78 +110,6 @@ func (t *tunnel) step(ctx context.Context, in []byte) ([]byte, error) {
 
 func (l *login) closeTunnel() {
 	if l.tun != nil {
-		l.tun.pc.close()
+		l.tun.pc.Close()
 	}
 }
-
-// pipeConn is the net.Conn the TLS client sees. Read tells step it waits
-// (idle) whenever it has nothing left, then takes what step feeds; Write
-// collects what TLS sends. out is touched by the goroutine while it runs
-// and by step after idle or done, which orders the two.
-type pipeConn struct {
-	in      chan []byte
-	idle    chan struct{}
-	closed  chan struct{}
-	once    sync.Once
-	pending []byte
-	mu      sync.Mutex
-	out     bytes.Buffer
-}
-
-func newPipeConn() *pipeConn {
-	return &pipeConn{in: make(chan []byte), idle: make(chan struct{}), closed: make(chan struct{})}
-}
-
-func (p *pipeConn) Read(b []byte) (int, error) {
-	for len(p.pending) == 0 {
-		select {
-		case p.idle <- struct{}{}:
-		case <-p.closed:
-			return 0, net.ErrClosed
-		}
-		select {
-		case p.pending = <-p.in:
-		case <-p.closed:
-			return 0, net.ErrClosed
-		}
-	}
-	n := copy(b, p.pending)
-	p.pending = p.pending[n:]
-	return n, nil
-}
-
-func (p *pipeConn) Write(b []byte) (int, error) {
-	select {
-	case <-p.closed:
-		return 0, net.ErrClosed
-	default:
-	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.out.Len()+len(b) > maxMessage {
-		return 0, errors.New("eapclient: TLS output above the cap")
-	}
-	return p.out.Write(b)
-}
-
-func (p *pipeConn) takeOut() []byte {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	b := bytes.Clone(p.out.Bytes())
-	p.out.Reset()
-	return b
-}
-
-func (p *pipeConn) close() { p.once.Do(func() { close(p.closed) }) }
-
-func (p *pipeConn) Close() error                     { p.close(); return nil }
-func (p *pipeConn) LocalAddr() net.Addr              { return pipeAddr{} }
-func (p *pipeConn) RemoteAddr() net.Addr             { return pipeAddr{} }
-func (p *pipeConn) SetDeadline(time.Time) error      { return nil }
-func (p *pipeConn) SetReadDeadline(time.Time) error  { return nil }
-func (p *pipeConn) SetWriteDeadline(time.Time) error { return nil }
-
-type pipeAddr struct{}
-
-func (pipeAddr) Network() string { return "eap" }
-func (pipeAddr) String() string  { return "eap" }

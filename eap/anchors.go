@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/clinicgate/clinicgate/internal/reload"
+	"github.com/clinicgate/clinicgate/internal/selfcert"
 )
 
 // ClientCAFile is the default file of EAP-TLS trust anchors in the data
@@ -21,35 +22,18 @@ const ClientCAFile = "eap-client-ca.pem"
 // certificate in it must be a CA: a device certificate put there by
 // mistake would otherwise trust nothing, silently.
 func LoadClientCAs(path string) (*x509.CertPool, []*x509.Certificate, error) {
-	b, err := os.ReadFile(path)
+	all, err := selfcert.ReadCerts(path)
 	if err != nil {
 		return nil, nil, fmt.Errorf("EAP-TLS trust anchors: %w", err)
 	}
 	pool := x509.NewCertPool()
-	var certs []*x509.Certificate
-	for {
-		var blk *pem.Block
-		blk, b = pem.Decode(b)
-		if blk == nil {
-			break
-		}
-		if blk.Type != "CERTIFICATE" {
-			continue
-		}
-		c, err := x509.ParseCertificate(blk.Bytes)
-		if err != nil {
-			return nil, nil, fmt.Errorf("EAP-TLS trust anchors %s: certificate %d: %w", path, len(certs)+1, err)
-		}
+	for _, c := range all {
 		if !c.IsCA {
 			return nil, nil, fmt.Errorf("EAP-TLS trust anchors %s: %q is not a CA certificate; put the CA that issues the devices' certificates there", path, c.Subject.String())
 		}
 		pool.AddCert(c)
-		certs = append(certs, c)
 	}
-	if len(certs) == 0 {
-		return nil, nil, fmt.Errorf("EAP-TLS trust anchors %s: no PEM certificate in the file", path)
-	}
-	return pool, certs, nil
+	return pool, all, nil
 }
 
 // ParseCRLs reads revocation lists in PEM ("X509 CRL" blocks) or one in DER.

@@ -13,8 +13,10 @@ import (
 	"encoding/pem"
 	"fmt"
 	"math/big"
+	"net"
 	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -184,6 +186,127 @@ func BenchmarkEAPInFlight(b *testing.B) {
 	}
 }
 
+// BenchmarkEAPPEAP: PEAPv0/EAP-MSCHAPv2 logins per second and the
+// server's CPU per login, clinicgate (against kept NT hashes) and
+// FreeRADIUS 3.2 (its mschap module against cleartext passwords) with the
+// same server certificate. The driver is wpa_supplicant's eapol_test, one
+// process per login, 16 at a time; it costs both servers' runs alike and
+// checks each Accept's MPPE keys against its own derivation.
+func BenchmarkEAPPEAP(b *testing.B) {
+	const users, total, conc = 50, 200, 16
+	if _, err := exec.LookPath("eapol_test"); err != nil {
+		b.Fatal("eapol_test is not installed: run 'make test-deps'")
+	}
+	for _, key := range []string{"ecdsa-p256", "rsa-2048"} {
+		for _, ver := range []string{"tls1.2", "tls1.3"} {
+			b.Run(key+"/"+ver, func(b *testing.B) {
+				certPath, keyPath, _ := benchCert(b, key)
+				cg := startDaemon(b, eapBenchSite(b, users, passwd.Params{MemoryKiB: 64, Time: 1, Threads: 1}, certPath, keyPath,
+					func(p *policy.Policy) { p.AllowMSCHAP = true }))
+				var us []upstreamtest.RADIUSUser
+				for i := range users {
+					us = append(us, upstreamtest.RADIUSUser{Name: "bench" + strconv.Itoa(i), Password: benchPassword})
+				}
+				fr := upstreamtest.StartFreeRADIUS(b, upstreamtest.FreeRADIUSOptions{Users: us, Secret: secret, RequireMessageAuthenticator: true,
+					EAP: &upstreamtest.FreeRADIUSEAP{CertFile: certPath, KeyFile: keyPath, PEAP: true}})
+				confs := peapConfs(b, users, certPath, ver)
+				servers := []struct {
+					label string
+					addr  string
+					pid   int
+				}{{"clinicgate", cg.auth, cg.cmd.Process.Pid}, {"freeradius", fr.Addr, fr.Pid()}}
+				for _, s := range servers {
+					if r := peapLoad(b, s.addr, s.pid, confs, conc, 2*conc); r.accepted != 2*conc {
+						b.Fatalf("%s accepted %d of %d warm-up logins; first failure:\n%v\n%s", s.label, r.accepted, 2*conc, r.firstErr, frLog(s.label, fr))
+					}
+				}
+				b.ResetTimer()
+				for range b.N {
+					for _, s := range servers {
+						r := peapLoad(b, s.addr, s.pid, confs, conc, total)
+						b.ReportMetric(float64(r.accepted)/r.elapsed.Seconds(), s.label+"-logins/s")
+						b.ReportMetric(r.cpu.Seconds()*1000/float64(total), s.label+"-cpu-ms/login")
+						b.ReportMetric(float64(pct(r.latencies, 0.5).Microseconds())/1000, s.label+"-p50-ms")
+						b.ReportMetric(float64(total-r.accepted), s.label+"-not-accepted")
+						b.ReportMetric(float64(r.keysOK), s.label+"-keys-ok")
+					}
+				}
+				b.StopTimer()
+				b.ReportMetric(peakRSS(cg.cmd.Process.Pid), "clinicgate-peak-rss-MB")
+			})
+		}
+	}
+}
+
+// peapConfs writes one eapol_test network block per user.
+func peapConfs(b *testing.B, users int, caPath, ver string) []string {
+	b.Helper()
+	phase1 := `phase1="peapver=0 tls_disable_tlsv1_3=1"`
+	if ver == "tls1.3" {
+		phase1 = `phase1="peapver=0 tls_disable_tlsv1_0=1 tls_disable_tlsv1_1=1 tls_disable_tlsv1_2=1 tls_disable_tlsv1_3=0"`
+	}
+	dir := b.TempDir()
+	out := make([]string, users)
+	for i := range users {
+		out[i] = filepath.Join(dir, fmt.Sprintf("bench%d.conf", i))
+		conf := fmt.Sprintf("network={\n\tssid=\"clinic\"\n\tkey_mgmt=WPA-EAP\n\teap=PEAP\n\tidentity=\"bench%d\"\n\tpassword=%q\n\tca_cert=%q\n\t%s\n\tphase2=\"auth=MSCHAPV2\"\n}\n",
+			i, benchPassword, caPath, phase1)
+		if err := os.WriteFile(out[i], []byte(conf), 0o600); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return out
+}
+
+// peapLoad runs total eapol_test logins, conc at a time, each with its own
+// station MAC, and measures the server process pid's CPU meanwhile.
+func peapLoad(b *testing.B, addr string, pid int, confs []string, conc, total int) eapLoadResult {
+	b.Helper()
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var mu sync.Mutex
+	var res eapLoadResult
+	next := 0
+	cpu0 := procCPU(pid)
+	start := time.Now()
+	var wg sync.WaitGroup
+	for range conc {
+		wg.Go(func() {
+			for {
+				mu.Lock()
+				i := next
+				next++
+				mu.Unlock()
+				if i >= total {
+					return
+				}
+				mac := strings.ToLower(strings.ReplaceAll(eapclient.RandomStation(), "-", ":"))
+				t0 := time.Now()
+				out, err := exec.Command("eapol_test", "-c", confs[i%len(confs)], "-a", host, "-p", port, "-s", secret, "-r", "0", "-t", "15", "-M", mac).CombinedOutput()
+				d := time.Since(t0)
+				ok := err == nil && strings.HasSuffix(strings.TrimSpace(string(out)), "SUCCESS")
+				mu.Lock()
+				if ok {
+					res.accepted++
+					res.latencies = append(res.latencies, d)
+					if strings.Contains(string(out), "MPPE keys OK: 1  mismatch: 0") {
+						res.keysOK++
+					}
+				} else if res.firstErr == nil {
+					res.firstErr = fmt.Errorf("%v: %s", err, tail(string(out), 1500))
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	res.elapsed = time.Since(start)
+	res.cpu = procCPU(pid) - cpu0
+	return res
+}
+
 func frLog(label string, fr *upstreamtest.FreeRADIUS) string {
 	if label != "freeradius" {
 		return ""
@@ -274,7 +397,7 @@ func procCPU(pid int) time.Duration {
 // eapBenchSite is a data directory with users bench0.. (password hashed
 // once with p), a client for 127.0.0.1 without MFA, and the given EAP
 // certificate in place of a generated one.
-func eapBenchSite(b *testing.B, users int, p passwd.Params, certPath, keyPath string) string {
+func eapBenchSite(b *testing.B, users int, p passwd.Params, certPath, keyPath string, opts ...func(*policy.Policy)) string {
 	b.Helper()
 	ctx := context.Background()
 	data := b.TempDir()
@@ -295,6 +418,9 @@ func eapBenchSite(b *testing.B, users int, p passwd.Params, certPath, keyPath st
 	err = st.WithTx(ctx, func(tx *store.Tx) error {
 		pol := policy.Default()
 		pol.MFA = policy.MFAOff
+		for _, o := range opts {
+			o(&pol)
+		}
 		if _, err := tx.CreateClient(ctx, store.Client{Name: "bench", Door: "radius", Prefix: netip.MustParsePrefix("127.0.0.1/32"), Secret: []byte(secret), Policy: pol}, now); err != nil {
 			return err
 		}
@@ -307,6 +433,18 @@ func eapBenchSite(b *testing.B, users int, p passwd.Params, certPath, keyPath st
 	})
 	if err != nil {
 		b.Fatal(err)
+	}
+	// A client that allows MS-CHAPv2 checks PEAP against a kept NT hash,
+	// as if each user had logged in once with a password.
+	for i := range users {
+		u, err := st.UserByName(ctx, "bench"+strconv.Itoa(i))
+		if err != nil {
+			b.Fatal(err)
+		}
+		nt := passwd.NTHash([]byte(benchPassword))
+		if _, err := st.KeepNTHash(ctx, u.ID, nt[:], now); err != nil {
+			b.Fatal(err)
+		}
 	}
 	for src, dst := range map[string]string{certPath: eap.CertFile, keyPath: eap.KeyFile} {
 		raw, err := os.ReadFile(src)

@@ -61,6 +61,9 @@ type FreeRADIUSEAP struct {
 	// ClientCAFile, when set, turns on EAP-TLS too, with this PEM bundle
 	// as the trust anchors of client certificates.
 	ClientCAFile string
+	// PEAP turns on PEAPv0 with EAP-MSCHAPv2 inside, checked against the
+	// users' cleartext passwords by the inner server's mschap module.
+	PEAP bool
 }
 
 // LockedBuffer collects a process's output while it runs (safe for the
@@ -291,6 +294,23 @@ func eapSite(t testing.TB, dir string, port int, e FreeRADIUSEAP) string {
 		write(t, caFile, string(bundle))
 		tlsMethod = "\ttls {\n\t\ttls = tls-common\n\t}\n"
 	}
+	innerAuthorize, innerAuth := "", ""
+	if e.PEAP {
+		tlsMethod += `	mschapv2 {
+	}
+	peap {
+		tls = tls-common
+		default_eap_type = mschapv2
+		copy_request_to_tunnel = no
+		use_tunneled_reply = no
+		virtual_server = "clinicgate_inner"
+	}
+`
+		// The tunnelled EAP-MSCHAPv2 runs through the inner server's eap
+		// module, which asks its mschap module (Auth-Type MS-CHAP).
+		innerAuthorize = "\t\teap {\n\t\t\tok = return\n\t\t}\n"
+		innerAuth = "\t\tAuth-Type MS-CHAP {\n\t\t\tmschap\n\t\t}\n\t\teap\n"
+	}
 	write(t, filepath.Join(dir, "mods-enabled", "eap"), fmt.Sprintf(`eap {
 	default_eap_type = ttls
 	timer_expire = 60
@@ -340,15 +360,15 @@ func eapSite(t testing.TB, dir string, port int, e FreeRADIUSEAP) string {
 server clinicgate_inner {
 	authorize {
 		files
-		pap
+%s		pap
 	}
 	authenticate {
 		Auth-Type PAP {
 			pap
 		}
-	}
+%s	}
 }
-`, port)
+`, port, innerAuthorize, innerAuth)
 }
 
 // Pid is the server's process id (for a benchmark's CPU accounting).

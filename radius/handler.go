@@ -15,6 +15,7 @@ import (
 	"layeh.com/radius/rfc2866"
 	"layeh.com/radius/rfc2868"
 	"layeh.com/radius/rfc2869"
+	"layeh.com/radius/rfc3162"
 	"layeh.com/radius/rfc3580"
 	"layeh.com/radius/vendors/microsoft"
 
@@ -442,6 +443,13 @@ func (s *Server) accounting(ctx context.Context, b []byte, pkt *radius.Packet, c
 		}
 		if ip := rfc2865.NASIPAddress_Get(pkt); ip != nil {
 			a.NASAddress = ip.String()
+			a.NASIPAttr = a.NASAddress
+		} else if ip := rfc3162.NASIPv6Address_Get(pkt); ip != nil {
+			a.NASIPAttr = ip.String()
+		}
+		// Kept as sent, for RFC 5176 requests (radius/coa.go).
+		if id := rfc2865.NASIdentifier_GetString(pkt); len(id) <= 253 {
+			a.NASIdentifier = id
 		}
 		if ip := rfc2865.FramedIPAddress_Get(pkt); ip != nil {
 			a.FramedAddress = ip.String()

@@ -841,6 +841,7 @@ func TestAccountingStartStopRecorded(t *testing.T) {
 
 	start := acctPacket(t, rfc2866.AcctStatusType_Value_Start)
 	rfc2865.NASIPAddress_Set(start, net.IPv4(192, 0, 2, 1))
+	rfc2865.NASIdentifier_SetString(start, "ap-lobby")
 	rfc2865.FramedIPAddress_Set(start, net.IPv4(10, 0, 0, 5))
 	start.Add(rfc2865.ProxyState_Type, radius.Attribute("ps-1"))
 	start.Add(rfc2865.ProxyState_Type, radius.Attribute("ps-2"))
@@ -880,6 +881,7 @@ func TestAccountingStartStopRecorded(t *testing.T) {
 		{
 			Client: "office-wifi", SessionID: "sess-1", UserName: "alice", CallingStation: "AA-BB-CC-DD-EE-FF",
 			NASAddress: "192.0.2.1", FramedAddress: "10.0.0.5", Status: appliance.AcctActive, StartedAt: now, UpdatedAt: now,
+			NASIdentifier: "ap-lobby", NASIPAttr: "192.0.2.1",
 		},
 		{
 			Client: "office-wifi", SessionID: "sess-1", UserName: "alice", CallingStation: "AA-BB-CC-DD-EE-FF",

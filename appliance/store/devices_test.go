@@ -2,20 +2,22 @@ package store_test
 
 import (
 	"errors"
+	"slices"
 	"testing"
 	"time"
 
 	"github.com/clinicgate/clinicgate/appliance/store"
 )
 
-// undo7 rolls a database back from migration 007 to the schema before it.
-var undo7 = []string{
+// undo7 rolls a database back from migration 007 to the schema before it
+// (later migrations first).
+var undo7 = append(slices.Clone(undo10), []string{
 	`DROP TABLE inventory_certs`, `DROP TABLE inventory_macs`, `DROP TABLE inventory`, `DROP TABLE posture_events`,
 	`DROP INDEX acct_sessions_station`, `DROP INDEX acct_sessions_framed`,
 	`CREATE TABLE devices (id INTEGER PRIMARY KEY, mac TEXT NOT NULL UNIQUE, user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE, description TEXT NOT NULL DEFAULT '', created_at INTEGER NOT NULL)`,
 	`CREATE INDEX devices_user ON devices(user_id)`,
 	`DELETE FROM schema_migrations WHERE version >= 7`,
-}
+}...)
 
 // TestMigrationKeepsHandBoundDevices: a MAC address bound by hand before
 // the inventory existed is a manual record of the same user afterwards.

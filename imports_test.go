@@ -84,7 +84,7 @@ var allowed = map[string][]string{
 	"internal/eapclient": {"internal/msgauth", "internal/tlspipe", "appliance", "appliance/policy", "eap", "radius", "internal/selfcert"},
 
 	// Wiring.
-	"internal/daemon": {"appliance/...", "eap", "eap/eaptest", "ldapproxy", "radius", "tui", "internal/selfcert", "internal/wifiprofile"},
+	"internal/daemon": {"appliance/...", "eap", "eap/eaptest", "ldapproxy", "radius", "tui", "internal/selfcert", "internal/wifiprofile", "internal/msgauth"},
 	"cmd/clinicgate":  {"appliance/...", "eap", "internal/daemon", "internal/selfcert", "internal/wifiprofile", "ldapproxy", "tui"},
 	"e2e":             {"appliance/...", "eap", "eap/eaptest", "internal/msgauth", "internal/eapclient", "internal/selfcert", "ldapproxy"},
 	"":                nil, // this package

@@ -56,6 +56,9 @@ func (d *Daemon) jobs() ([]job, error) {
 		// background, so the console and metrics show an outage before the
 		// first nurse meets it.
 		{every: 30 * time.Second, run: d.upstreams.ProbeAll},
+		// Posture events end or move sessions at their NAS (RFC 5176,
+		// internal/daemon/coa.go).
+		{every: time.Second, run: newCoAWorker(d.store, d.audit, d.log).run},
 	}
 	if every := watchdogInterval(); every > 0 {
 		js = append(js, job{every: every, run: func(ctx context.Context) {

@@ -289,6 +289,12 @@ func (s *Service) EditUser(ctx context.Context, name string, e UserEdit) error {
 			u.DisplayName = *e.DisplayName
 		}
 		if e.Disabled != nil {
+			if *e.Disabled && !u.Disabled {
+				// Sessions open now end at their NAS (RFC 5176, docs/coa.md).
+				if err := tx.AddPostureEvent(ctx, store.PostureEvent{Kind: store.EventUserDisabled, UserName: u.Name, Detail: "disabled by " + s.Actor}, s.Now()); err != nil {
+					return err
+				}
+			}
 			u.Disabled = *e.Disabled
 		}
 		if e.ExpiresAt != nil {
@@ -344,6 +350,12 @@ func (s *Service) DeleteUser(ctx context.Context, name string) error {
 		}
 		if err != nil {
 			return err
+		}
+		if !u.Disabled {
+			// As for a disable: the user's open sessions end now.
+			if err := tx.AddPostureEvent(ctx, store.PostureEvent{Kind: store.EventUserDisabled, UserName: u.Name, Detail: "deleted by " + s.Actor}, s.Now()); err != nil {
+				return err
+			}
 		}
 		return tx.DeleteUser(ctx, u.ID)
 	})

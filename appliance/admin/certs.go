@@ -94,12 +94,54 @@ func (s *Service) RevokeCert(ctx context.Context, fingerprintOrSerial, reason st
 		detail += ": " + reason
 	}
 	err := s.change(ctx, audit.Entry{Reason: "cert_revoke", Detail: detail}, func(tx *store.Tx) error {
-		return tx.Revoke(ctx, r, s.Now())
+		if err := tx.Revoke(ctx, r, s.Now()); err != nil {
+			return err
+		}
+		return s.queueRevocation(ctx, tx, r)
 	})
 	if errors.Is(err, store.ErrConflict) {
 		return store.Revocation{}, invalid("%s %s is already revoked", r.Kind, r.Value)
 	}
 	return r, err
+}
+
+// queueRevocation queues the posture event of a revocation, in its
+// transaction: the sessions of the certificate's devices (by MAC) end at
+// their NAS; when no device is known, the sessions of the user it is
+// registered to (docs/coa.md).
+func (s *Service) queueRevocation(ctx context.Context, tx *store.Tx, r store.Revocation) error {
+	var fp, serial string
+	if r.Kind == store.RevokeFingerprint {
+		fp = r.Value
+	} else {
+		serial = r.Value
+	}
+	devs, err := tx.DevicesByCert(ctx, fp, serial)
+	if err != nil {
+		return err
+	}
+	e := store.PostureEvent{Kind: store.EventCertRevoked, Detail: fmt.Sprintf("certificate %s %s revoked by %s", r.Kind, r.Value, s.Actor)}
+	for _, d := range devs {
+		e.MACs = append(e.MACs, d.MACs...)
+		if e.DeviceID == 0 {
+			e.DeviceID = d.ID
+		}
+		if e.UserName == "" && !d.Shared {
+			e.UserName = d.UserName
+		}
+	}
+	if fp != "" {
+		owner, err := tx.CertOwnerName(ctx, fp)
+		if err == nil {
+			e.UserName = owner
+		} else if !errors.Is(err, store.ErrNotFound) {
+			return err
+		}
+	}
+	if len(e.MACs) == 0 && e.UserName == "" {
+		return nil // no one to reach: the revocation takes effect at the next handshake
+	}
+	return tx.AddPostureEvent(ctx, e, s.Now())
 }
 
 // Certs lists the registered certificates and the revocation list.

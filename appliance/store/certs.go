@@ -43,6 +43,14 @@ func (s *Store) CertOwner(ctx context.Context, fingerprint string) (int64, error
 	return id, mapErr(err)
 }
 
+// CertOwnerName is the name of the user a certificate is registered to,
+// in a transaction, or ErrNotFound.
+func (tx *Tx) CertOwnerName(ctx context.Context, fingerprint string) (string, error) {
+	var name string
+	err := tx.q.QueryRowContext(ctx, `SELECT u.name FROM user_certs c JOIN users u ON u.id = c.user_id WHERE c.fingerprint = ?`, fingerprint).Scan(&name)
+	return name, mapErr(err)
+}
+
 // UserCerts lists every registered certificate, by user name.
 func (s *Store) UserCerts(ctx context.Context) ([]UserCert, error) {
 	rows, err := s.q.QueryContext(ctx, `SELECT c.fingerprint, c.user_id, u.name, c.created_at FROM user_certs c JOIN users u ON u.id = c.user_id ORDER BY u.name, c.fingerprint`)

@@ -335,6 +335,12 @@ func (s *Store) DevicesByCert(ctx context.Context, fingerprint, serial string) (
 	return s.devicesWhere(ctx, `i.id IN (SELECT device_id FROM inventory_certs WHERE fingerprint = ? OR (serial = ? AND serial != ''))`, fingerprint, serial)
 }
 
+// DevicesByCert, in a transaction: a revocation queues its posture event
+// with the devices' MACs as they are when it commits.
+func (tx *Tx) DevicesByCert(ctx context.Context, fingerprint, serial string) ([]Device, error) {
+	return tx.devicesWhere(ctx, `i.id IN (SELECT device_id FROM inventory_certs WHERE fingerprint = ? OR (serial = ? AND serial != ''))`, fingerprint, serial)
+}
+
 // Devices lists records, all or those owned by one user (by name), by
 // owner then source.
 func (s *Store) Devices(ctx context.Context, userName string) ([]Device, error) {

@@ -37,6 +37,7 @@ Usage:
   clinicgate audit tail [-n N] [--follow] [--user NAME] | show N | verify
   clinicgate settings list | set KEY VALUE
   clinicgate acct list [--active]
+  clinicgate coa events [-n N]        # sessions ended or quarantined at their NAS, and the answers
   clinicgate upstream add NAME --kind radius|ldap|oidc ... | list | test NAME --user U | remove NAME
   clinicgate upstream sync NAME | sync-token NAME
   clinicgate tui                      # the console: live decisions, audit, users, clients
@@ -100,6 +101,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return c.settings(ctx, args[1:])
 	case "acct":
 		return c.acct(ctx, args[1:])
+	case "coa":
+		return c.coa(ctx, args[1:])
 	case "upstream":
 		return c.upstream(ctx, args[1:])
 	case "tui":

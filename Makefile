@@ -39,8 +39,9 @@ bench: test-deps ## measure: RADIUS logins per second, latency, daemon memory (s
 	$(GO) test -run '^$$' -bench . -benchtime 1x -count 1 -timeout 30m ./e2e/ | tee bench.out
 
 FUZZTIME ?= 5m
-fuzz: ## fuzz the RADIUS request path, LDAP message decoding and the directory's search, FUZZTIME each (default 5m)
+fuzz: ## fuzz the RADIUS request path, CoA answers, LDAP message decoding and the directory's search, FUZZTIME each (default 5m)
 	$(GO) test -run '^$$' -fuzz FuzzAccessRequest -fuzztime $(FUZZTIME) ./radius/
+	$(GO) test -run '^$$' -fuzz FuzzDynAuthAnswer -fuzztime $(FUZZTIME) ./radius/
 	$(GO) test -run '^$$' -fuzz FuzzReadRequest -fuzztime $(FUZZTIME) ./ldapproxy/ldapmsg/
 	$(GO) test -run '^$$' -fuzz FuzzSearch -fuzztime $(FUZZTIME) ./appliance/directory/vdir/
 

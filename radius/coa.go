@@ -12,6 +12,7 @@ import (
 	"crypto/hmac"
 	"crypto/md5"
 	"crypto/rand"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -30,6 +31,7 @@ import (
 	"layeh.com/radius/rfc3576"
 	"layeh.com/radius/rfc3580"
 
+	"github.com/clinicgate/clinicgate/appliance/secrets"
 	"github.com/clinicgate/clinicgate/internal/msgauth"
 	"github.com/clinicgate/clinicgate/internal/ratelog"
 )
@@ -66,7 +68,7 @@ func (k DynAuthKind) codes() (req, ack, nak radius.Code) {
 type DynAuthRequest struct {
 	Kind   DynAuthKind
 	NAS    netip.AddrPort // where the NAS listens (port 3799 by default)
-	Secret []byte         // the client's shared secret
+	Secret secrets.Secret // the client's shared secret
 
 	UserName       string
 	CallingStation string
@@ -328,7 +330,6 @@ func (c *DynAuthClient) Send(ctx context.Context, r DynAuthRequest) (DynAuthResu
 	if wait <= 0 {
 		wait = DefaultDynAuthWait
 	}
-	_, ack, nak := r.Kind.codes()
 	to := net.UDPAddrFromAddrPort(r.NAS)
 	var res DynAuthResult
 	buf := make([]byte, radius.MaxPacketLength)
@@ -356,25 +357,13 @@ func (c *DynAuthClient) Send(ctx context.Context, r DynAuthRequest) (DynAuthResu
 			if err != nil {
 				return res, fmt.Errorf("read the answer to %s from %s: %w", r.Kind, r.NAS, err)
 			}
-			why := c.check(buf[:n], from, b, r, ack, nak)
+			outcome, cause, why := r.answer(buf[:n], from, b)
 			if why != "" {
 				res.Dropped++
 				c.bad.Warn("dropped a reply to a "+r.Kind.String()+": "+why, "nas", r.NAS.String(), "from", from.String())
 				continue
 			}
-			reply, err := radius.Parse(buf[:n], r.Secret)
-			if err != nil {
-				res.Dropped++
-				c.bad.Warn("dropped a malformed reply to a "+r.Kind.String(), "nas", r.NAS.String(), "err", err)
-				continue
-			}
-			res.Outcome = DynAuthACK
-			if radius.Code(buf[0]) == nak {
-				res.Outcome = DynAuthNAK
-			}
-			if v := reply.Get(rfc3576.ErrorCause_Type); len(v) == 4 {
-				res.ErrorCause = ErrorCause(uint32(v[0])<<24 | uint32(v[1])<<16 | uint32(v[2])<<8 | uint32(v[3]))
-			}
+			res.Outcome, res.ErrorCause = outcome, cause
 			return res, nil
 		}
 	}
@@ -382,9 +371,34 @@ func (c *DynAuthClient) Send(ctx context.Context, r DynAuthRequest) (DynAuthResu
 	return res, nil
 }
 
-// check says why the datagram b from from is not the answer to the
-// request req, or "" when it is.
-func (c *DynAuthClient) check(b []byte, from net.Addr, req []byte, r DynAuthRequest, ack, nak radius.Code) string {
+// answer reads the datagram b from from as the NAS's answer to req (the
+// request as sent): ACK or NAK, and the Error-Cause if any; or why it is
+// not the answer, when it comes from another address, is not an ACK or NAK
+// of this request, or fails the Response Authenticator or the
+// Message-Authenticator.
+func (r DynAuthRequest) answer(b []byte, from net.Addr, req []byte) (DynAuthOutcome, ErrorCause, string) {
+	if why := r.check(b, from, req); why != "" {
+		return "", 0, why
+	}
+	reply, err := radius.Parse(b, r.Secret)
+	if err != nil {
+		return "", 0, "it is malformed: " + err.Error()
+	}
+	_, _, nak := r.Kind.codes()
+	outcome := DynAuthACK
+	if reply.Code == nak {
+		outcome = DynAuthNAK
+	}
+	var cause ErrorCause
+	if v := reply.Get(rfc3576.ErrorCause_Type); len(v) == 4 {
+		cause = ErrorCause(binary.BigEndian.Uint32(v))
+	}
+	return outcome, cause, ""
+}
+
+// check says why b is not the answer to req, or "" when it may be.
+func (r DynAuthRequest) check(b []byte, from net.Addr, req []byte) string {
+	_, ack, nak := r.Kind.codes()
 	ua, ok := from.(*net.UDPAddr)
 	if !ok || ua.AddrPort().Addr().Unmap() != r.NAS.Addr().Unmap() {
 		return "it came from another address"
@@ -395,7 +409,7 @@ func (c *DynAuthClient) check(b []byte, from net.Addr, req []byte, r DynAuthRequ
 	if b[1] != req[1] {
 		return "its identifier is not the request's"
 	}
-	length := int(b[2])<<8 | int(b[3])
+	length := int(binary.BigEndian.Uint16(b[2:4]))
 	if length < 20 || length > len(b) {
 		return "its length is wrong"
 	}

@@ -336,3 +336,35 @@ func TestDynAuthSendStopsWithContext(t *testing.T) {
 		t.Errorf("returned after %v, want soon after the context ended", el)
 	}
 }
+
+// FuzzDynAuthAnswer: whatever arrives on the request's socket, reading it
+// never panics, and only a datagram signed with the secret, from the NAS,
+// for this request, is taken as an answer.
+func FuzzDynAuthAnswer(f *testing.F) {
+	r := testDynAuthRequest(netip.MustParseAddrPort("127.0.0.1:3799"))
+	_, req, err := r.Encode(9, time.Unix(1_800_000_000, 0))
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(dasReply(req, radius.CodeDisconnectACK, coaSecret, false))
+	f.Add(dasReply(req, radius.CodeDisconnectNAK, coaSecret, false, errorCauseAttr(503)...))
+	f.Add(dasReply(req, radius.CodeDisconnectACK, "wrong", false))
+	f.Add(dasReply(req, radius.CodeDisconnectACK, coaSecret, true))
+	f.Add([]byte{41, 9, 0, 20})
+	from := &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 3799}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		outcome, _, why := r.answer(b, from, req)
+		if why == "" {
+			// An accepted answer must verify independently.
+			h := md5.New()
+			n := int(binary.BigEndian.Uint16(b[2:4]))
+			h.Write(b[:4])
+			h.Write(req[4:20])
+			h.Write(b[20:n])
+			h.Write([]byte(coaSecret))
+			if !bytes.Equal(h.Sum(nil), b[4:20]) || (outcome != DynAuthACK && outcome != DynAuthNAK) {
+				t.Fatalf("accepted %x as %s", b, outcome)
+			}
+		}
+	})
+}

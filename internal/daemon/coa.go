@@ -180,7 +180,7 @@ func (w *coaWorker) handle(ctx context.Context, ev store.PostureEvent, s store.A
 		return where + ": " + err.Error(), nil
 	}
 	req := radius.DynAuthRequest{
-		Kind: radius.Disconnect, NAS: nas, Secret: []byte(c.Secret),
+		Kind: radius.Disconnect, NAS: nas, Secret: c.Secret,
 		UserName: s.UserName, CallingStation: s.CallingStation, AcctSessionID: s.SessionID,
 		NASIdentifier: s.NASIdentifier,
 	}

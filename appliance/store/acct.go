@@ -151,13 +151,14 @@ func (s *Store) ActiveAcctSessions(ctx context.Context, macs []string, user stri
 		cond = `station_mac IN (` + strings.Join(marks, ",") + `) OR (station_mac = '' AND calling_station != '')`
 	}
 	args = append(args, user, user, limit*4+16)
-	rows, err := s.acctWhere(ctx, `status = 'active' AND (`+cond+` OR (? != '' AND user_name = ?))`, args...)
+	// User names compare as the gate compares them, without case.
+	rows, err := s.acctWhere(ctx, `status = 'active' AND (`+cond+` OR (? != '' AND user_name = ? COLLATE NOCASE))`, args...)
 	if err != nil {
 		return nil, err
 	}
 	var out []AcctSession
 	for _, a := range rows {
-		if (user != "" && a.UserName == user) || want[stationMAC(a.CallingStation)] {
+		if (user != "" && strings.EqualFold(a.UserName, user)) || want[stationMAC(a.CallingStation)] {
 			out = append(out, a)
 		}
 		if len(out) == limit {

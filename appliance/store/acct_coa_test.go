@@ -10,6 +10,7 @@ import (
 // undo10 rolls migration 010 back (run before undo7's statements).
 var undo10 = []string{
 	`DROP INDEX acct_sessions_active_mac`,
+	`DROP INDEX acct_sessions_active_user`,
 	`ALTER TABLE acct_sessions DROP COLUMN station_mac`,
 	`ALTER TABLE acct_sessions DROP COLUMN nas_ip_attr`,
 	`ALTER TABLE acct_sessions DROP COLUMN nas_identifier`,
@@ -51,6 +52,7 @@ func TestActiveSessionsFoundByCanonicalMAC(t *testing.T) {
 		{"by MAC", []string{"aa:bb:cc:dd:ee:01"}, "", []string{"S1"}},
 		{"by MAC in another form", []string{"AA:BB:CC:DD:EE:02"}, "", []string{"S2"}},
 		{"by user", nil, "carol", []string{"V1"}},
+		{"by user, another case", nil, "Carol", []string{"V1"}},
 		{"by MAC or user", []string{"aa:bb:cc:dd:ee:02"}, "carol", []string{"S2", "V1"}},
 		{"nothing", nil, "", nil},
 		{"not a MAC", []string{"198.51.100.7"}, "", nil},

@@ -11,3 +11,4 @@ ALTER TABLE acct_sessions ADD COLUMN nas_identifier TEXT NOT NULL DEFAULT '';
 ALTER TABLE acct_sessions ADD COLUMN nas_ip_attr TEXT NOT NULL DEFAULT '';
 ALTER TABLE acct_sessions ADD COLUMN station_mac TEXT NOT NULL DEFAULT '';
 CREATE INDEX acct_sessions_active_mac ON acct_sessions(station_mac) WHERE status = 'active';
+CREATE INDEX acct_sessions_active_user ON acct_sessions(user_name COLLATE NOCASE) WHERE status = 'active';

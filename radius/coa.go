@@ -180,9 +180,6 @@ type DynAuthClient struct {
 	Logger *slog.Logger
 	// Now is the clock for Event-Timestamp (nil: time.Now).
 	Now func() time.Time
-	// Listen opens the socket a request is sent from (nil: an ephemeral
-	// UDP port on every address), so tests can choose it.
-	Listen func() (net.PacketConn, error)
 
 	once     sync.Once
 	bad      *ratelog.Logger
@@ -311,11 +308,10 @@ func (c *DynAuthClient) Send(ctx context.Context, r DynAuthRequest) (DynAuthResu
 	if err != nil {
 		return DynAuthResult{}, err
 	}
-	listen := c.Listen
-	if listen == nil {
-		listen = func() (net.PacketConn, error) { return net.ListenPacket("udp", ":0") }
-	}
-	conn, err := listen()
+	// A socket of its own per request, on an ephemeral port on every
+	// address (unconnected, so a reply from elsewhere is seen, logged and
+	// dropped rather than silently filtered).
+	conn, err := net.ListenPacket("udp", ":0")
 	if err != nil {
 		return DynAuthResult{}, fmt.Errorf("open a socket for %s: %w", r.Kind, err)
 	}

@@ -310,3 +310,25 @@ func TestCoAWorkerStopsWithContext(t *testing.T) {
 		t.Errorf("got %d pending events %v, want the interrupted one still pending", len(evs), err)
 	}
 }
+
+// TestForgedACKIsNotAnACK: an ACK signed with another secret (a spoofer,
+// or a NAS configured with a different one) is dropped; the event ends
+// as a timeout that says replies were dropped, audited as coa_timeout.
+func TestForgedACKIsNotAnACK(t *testing.T) {
+	f := newCoAFixture(t)
+	nas := startDAS(t, "127.0.0.1:0", func(req *radius.Packet) *radius.Packet {
+		resp := ack(req)
+		resp.Secret = []byte("guessed-secret")
+		return resp
+	})
+	f.client(t, "ap", "127.0.0.1/32", policy.Posture{CoA: policy.CoADisconnect, CoAPort: nas.port()})
+	f.session(t, "ap", "S1", "alice", "02:00:00:00:00:01", "127.0.0.1")
+	f.event(t, store.PostureEvent{Kind: store.EventUserDisabled, UserName: "alice"})
+	evs, rows := f.results(t)
+	if len(evs) != 1 || !strings.Contains(evs[0].Result, "timeout after 2 tries, 2 forged or stray replies dropped") {
+		t.Fatalf("got %+v, want a timeout with the forged ACKs dropped", evs)
+	}
+	if len(rows) != 1 || rows[0].Reason != reasonCoATimeout || rows[0].Outcome != "failed" {
+		t.Errorf("got audit %+v, want one coa_timeout", rows)
+	}
+}

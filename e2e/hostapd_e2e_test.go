@@ -341,12 +341,14 @@ func TestHostapdDisconnectsNoncompliantDevice(t *testing.T) {
 			t.Errorf("accounting recorded NAS-Identifier %q, NAS-IP-Address %q; want cg-test-nas, 127.0.0.1", s.NASIdentifier, s.NASIPAttr)
 		}
 		seq := c.auditHead()
+		start := time.Now()
 		putDevice(t, c.data, store.Noncompliant)
 		// hostapd checks the Disconnect-Request (authenticator,
 		// Message-Authenticator, Event-Timestamp), finds the session and
 		// deauthorises the station.
 		c.wait(c.hostapd, "DAS: Found a matching session "+staMAC, 20*time.Second)
 		c.wait(c.hostapd, "AP-STA-DISCONNECTED "+staMAC, 10*time.Second)
+		t.Logf("hostapd deauthorised the station %v after the device turned noncompliant (a measure, not a check)", time.Since(start).Round(time.Millisecond))
 		ack := c.waitAudit(seq, "the NAS's ACK", func(r store.AuditRow) bool { return r.Actor == "coa" })
 		if ack.Reason != "coa_ack" || ack.Outcome != "disconnected" || ack.Device != staMAC || ack.User != "alice" {
 			t.Fatalf("got audit %+v, want coa_ack, disconnected, for alice's %s%s", ack, staMAC, c.logs())

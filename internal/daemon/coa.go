@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -136,7 +137,9 @@ func (w *coaWorker) run(ctx context.Context) {
 		if interrupted[i] {
 			continue
 		}
-		result := strings.Join(results[i], "; ")
+		// Sessions of one client without CoA say the same: once is enough.
+		slices.Sort(results[i])
+		result := strings.Join(slices.Compact(results[i]), "; ")
 		if err := w.store.FinishPostureEvent(ctx, ev.ID, result, w.now()); err != nil && ctx.Err() == nil {
 			w.log.Warn("cannot record a posture event's result", "event", ev.ID, "err", err)
 		}

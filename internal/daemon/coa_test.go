@@ -237,6 +237,7 @@ func TestNoCoAForClientWithoutIt(t *testing.T) {
 	f := newCoAFixture(t)
 	f.client(t, "ap", "127.0.0.1/32", policy.Posture{Device: policy.DeviceCompliant})
 	f.session(t, "ap", "S1", "alice", "02:00:00:00:00:01", "127.0.0.1")
+	f.session(t, "ap", "S0", "alice", "02:00:00:00:00:01", "127.0.0.1")
 	f.event(t, store.PostureEvent{Kind: store.EventDeviceNoncompliant, MACs: []string{"02:00:00:00:00:01"}})
 	f.event(t, store.PostureEvent{Kind: store.EventDeviceNoncompliant, MACs: []string{"02:00:00:00:00:09"}})
 	evs, rows := f.results(t)

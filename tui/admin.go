@@ -63,6 +63,7 @@ type DeviceAdmin interface {
 	Devices(ctx context.Context) ([]admin.Device, error)
 	RemoveDevice(ctx context.Context, mac string) error
 	OverrideDevice(ctx context.Context, id int64, state admin.Compliance, d time.Duration, reason string) error
+	PostureEvents(ctx context.Context, n int) ([]admin.PostureEvent, error)
 }
 
 // LDAPAdmin is what the LDAP pane shows and changes: the bind accounts an

@@ -27,7 +27,7 @@ func (m Model) viewDevices(h int) string {
 		s, _ := d.State(now, defaultGrace)
 		count[s]++
 	}
-	b.WriteString(fit(fmt.Sprintf("enter details · o override · x remove · %d devices, %d noncompliant, %d stale",
+	b.WriteString(fit(fmt.Sprintf("enter · o override · x remove · h CoA log   %d devices: %d noncompliant, %d stale",
 		len(m.devices), count[admin.Noncompliant], count[admin.Stale]), m.width) + "\n")
 	b.WriteString(dimStyle.Render(fit(deviceRow("#", "SOURCE", "NAME", "OWNER", "STATE", "SYNCED"), m.width)) + "\n")
 	if len(m.devices) == 0 {
@@ -236,4 +236,36 @@ func parseOnFail(s string, into *policy.Posture) error {
 	}
 	into.OnFail, into.QuarantineVLAN, into.QuarantineFilterID = policy.OnFailQuarantine, n, strings.TrimSpace(role)
 	return nil
+}
+
+// postureEventsCmd reads the newest posture events (a device turned
+// noncompliant, a certificate revoked, a user disabled) and what the NAS
+// answered to each Disconnect or CoA (docs/coa.md).
+func (m Model) postureEventsCmd() tea.Cmd {
+	return m.act(func(ctx context.Context) doneMsg {
+		evs, err := m.p.Devices.PostureEvents(ctx, 15)
+		if err != nil {
+			return doneMsg{err: err}
+		}
+		var b strings.Builder
+		b.WriteString("The newest posture events and what the NAS answered (docs/coa.md):\n\n")
+		if len(evs) == 0 {
+			b.WriteString("(none yet)")
+		}
+		for _, e := range evs {
+			result := e.Result
+			if e.DoneAt.IsZero() {
+				result = "pending"
+			}
+			fmt.Fprintf(&b, "%s %-19s %-12s %s\n", shortTime(e.CreatedAt), clip(e.Kind, 19), clip(dashIf(e.UserName), 12), clip(result, 40))
+		}
+		return doneMsg{show: strings.TrimRight(b.String(), "\n")}
+	})
+}
+
+func dashIf(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
 }

@@ -404,6 +404,9 @@ func (m Model) key(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
 		return m, nil // a pane with nothing to act through answers no keys
 	}
 	if m.tab == tabDevices {
+		if msg.String() == "h" {
+			return m, m.postureEventsCmd()
+		}
 		if dm, ok := m.deviceKey(msg); ok {
 			return dm, nil
 		}

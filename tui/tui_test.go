@@ -266,6 +266,11 @@ func (f fakeDevices) OverrideDevice(_ context.Context, id int64, state admin.Com
 	return fmt.Errorf("%w: there is no device #%d", admin.ErrInvalid, id)
 }
 
+func (f fakeDevices) PostureEvents(context.Context, int) ([]admin.PostureEvent, error) {
+	return []admin.PostureEvent{{ID: 3, Kind: "device_noncompliant", UserName: "dr.lee", CreatedAt: time.Now(), DoneAt: time.Now(),
+		Result: "disconnect ack from 10.0.0.2"}}, nil
+}
+
 func (f fakeDevices) RemoveDevice(_ context.Context, mac string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -1093,12 +1098,15 @@ func TestDevicesPaneShowsComplianceAndOverrides(t *testing.T) {
 	for range 5 {
 		tm.Send(tea.KeyMsg{Type: tea.KeyTab})
 	}
-	waitFor(t, tm, "LAPTOP-FRONT", "noncompliant", "(shared)", "stale", "2 devices, 1 noncompliant, 1 stale")
+	waitFor(t, tm, "LAPTOP-FRONT", "noncompliant", "(shared)", "stale", "2 devices: 1 noncompliant, 1 stale")
 	tm.Send(tea.KeyMsg{Type: tea.KeyEnter})
 	waitFor(t, tm, "isEncrypted=false", "intune 4f1c", "aa:bb:cc:dd:ee:01")
 	tm.Type(" ")
 	tm.Type("x")
 	waitFor(t, tm, "comes from intune: remove it there")
+	tm.Type("h")
+	waitFor(t, tm, "device_noncompliant", "disconnect ack from 10.0.0.2")
+	tm.Type(" ")
 	tm.Type("o")
 	waitFor(t, tm, "Override the compliance of device #7")
 	tm.Send(tea.KeyMsg{Type: tea.KeyEnter})

@@ -49,13 +49,17 @@ var allowed = map[string][]string{
 	"internal/wifiprofile": {"internal/selfcert"},
 	"appliance/audit":      {"appliance/store"},
 	"appliance/dirsync":    {"appliance/audit", "appliance/store"},
+	// MDM connectors and their syncer; mdmtest is the cloud APIs'
+	// stand-ins, a leaf for tests and benchmarks.
+	"appliance/posture":         {"appliance/audit", "appliance/policy", "appliance/store", "appliance/posture/mdmtest"},
+	"appliance/posture/mdmtest": nil,
 	// The LDAP door's directory: the store's users, or the LDAP upstream.
 	"appliance/directory": {"appliance/store", "appliance/upstream", "appliance/directory/vdir", "internal/reload"},
 	"appliance/upstream":  {"appliance/passwd", "appliance/secrets", "appliance/store", "internal/msgauth", "appliance/upstream/upstreamtest"},
 	"appliance": {"appliance/audit", "appliance/mfa", "appliance/passwd", "appliance/policy", "appliance/secrets",
 		"appliance/store", "appliance/upstream", "appliance/directory/...", "internal/ratelog", "internal/reload",
 		"appliance/admin", "appliance/appliancetest"},
-	"appliance/admin": {"appliance", "appliance/audit", "appliance/dirsync", "appliance/mfa", "appliance/passwd",
+	"appliance/admin": {"appliance", "appliance/audit", "appliance/dirsync", "appliance/mfa", "appliance/passwd", "appliance/posture",
 		"appliance/policy", "appliance/secrets", "appliance/store", "appliance/upstream", "internal/msgauth", "internal/selfcert",
 		"internal/eapclient"},
 	"appliance/appliancetest": {"appliance", "appliance/admin", "appliance/audit", "appliance/passwd", "appliance/store", "appliance/upstream"},

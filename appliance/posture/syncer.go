@@ -144,6 +144,13 @@ func (s *Syncer) Poll1(ctx context.Context) {
 			src = ns
 		}
 		asked := st.SyncRequest > src.served
+		if src.conn == nil && asked {
+			// Nothing can run: the request is answered by the
+			// settings error recorded when the connector was built.
+			_ = s.Store.FailMDMSync(ctx, st.Name, "settings unusable: "+src.err.Error(), s.now())
+			_ = s.Store.FinishMDMSync(ctx, st.Name, st.SyncRequest)
+			src.served = st.SyncRequest
+		}
 		if src.conn == nil || !src.cfg.Enabled && !asked {
 			continue
 		}
@@ -174,6 +181,7 @@ func (s *Syncer) runOne(ctx context.Context, src *source, req int64) {
 	defer cancel()
 	_ = s.Store.StartMDMSync(sctx, src.cfg.Name, req, s.now())
 	res, err := s.Sync(sctx, src.cfg.Name, src.conn)
+	_ = s.Store.FinishMDMSync(context.WithoutCancel(ctx), src.cfg.Name, req)
 	s.mu.Lock()
 	src.busy = false
 	src.served = max(src.served, req)

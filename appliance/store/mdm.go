@@ -26,15 +26,15 @@ type MDMSource struct {
 	LastError     string
 	DeviceCount   int
 	// SyncRequest counts "sync now" requests; SyncServed is the last one
-	// a sync began after.
-	SyncRequest, SyncServed int64
+	// a sync began after, SyncDone the last one a finished sync served.
+	SyncRequest, SyncServed, SyncDone int64
 
 	CreatedAt, UpdatedAt time.Time
 }
 
 func mdmContext(name string) string { return "mdm-secret:" + strings.ToLower(name) }
 
-const mdmCols = `name, settings, secret, interval_s, enabled, version, last_attempt_at, last_success_at, last_error, device_count, sync_request, sync_served, created_at, updated_at`
+const mdmCols = `name, settings, secret, interval_s, enabled, version, last_attempt_at, last_success_at, last_error, device_count, sync_request, sync_served, sync_done, created_at, updated_at`
 
 func (s *Store) scanMDM(sc interface{ Scan(...any) error }) (MDMSource, error) {
 	var m MDMSource
@@ -42,7 +42,7 @@ func (s *Store) scanMDM(sc interface{ Scan(...any) error }) (MDMSource, error) {
 	var interval, created, updated int64
 	var attempt, success sql.NullInt64
 	if err := sc.Scan(&m.Name, &m.Settings, &sealed, &interval, &m.Enabled, &m.Version, &attempt, &success, &m.LastError, &m.DeviceCount,
-		&m.SyncRequest, &m.SyncServed, &created, &updated); err != nil {
+		&m.SyncRequest, &m.SyncServed, &m.SyncDone, &created, &updated); err != nil {
 		return MDMSource{}, mapErr(err)
 	}
 	if len(sealed) > 0 {
@@ -155,6 +155,15 @@ func (s *Store) RequestMDMSync(ctx context.Context, name string) (int64, error) 
 func (s *Store) StartMDMSync(ctx context.Context, name string, served int64, now time.Time) error {
 	return s.WithTx(ctx, func(tx *Tx) error {
 		_, err := tx.q.ExecContext(ctx, `UPDATE mdm_sources SET last_attempt_at = ?, sync_served = MAX(sync_served, ?) WHERE name = ?`, now.Unix(), served, name)
+		return mapErr(err)
+	})
+}
+
+// FinishMDMSync records that the sync serving requests up to served is
+// over (its outcome is recorded already).
+func (s *Store) FinishMDMSync(ctx context.Context, name string, served int64) error {
+	return s.WithTx(ctx, func(tx *Tx) error {
+		_, err := tx.q.ExecContext(ctx, `UPDATE mdm_sources SET sync_done = MAX(sync_done, ?) WHERE name = ?`, served, name)
 		return mapErr(err)
 	})
 }

@@ -31,6 +31,10 @@ Usage:
   clinicgate bindaccount add NAME --network CIDR... [--secret-stdin] | list | remove NAME
   clinicgate mfa enroll NAME | reset NAME
   clinicgate device add MAC --user NAME | list [--user NAME] | remove MAC
+  clinicgate mdm set intune --tenant T --client-id C --secret-stdin [--interval 15m]
+  clinicgate mdm set jamf --url U --client-id C --secret-stdin --rule smart-group:ID|filevault,firewall,os>=14.4
+  clinicgate mdm set google [--customer C] --admin-email A --key-file SA.json
+  clinicgate mdm list | sync NAME | remove NAME
   clinicgate cert register USER SHA256-FINGERPRINT | register USER --file cert.pem
   clinicgate cert revoke FINGERPRINT-or-SERIAL [--reason TEXT] | unregister FINGERPRINT | list
   clinicgate wifi ca > ca.pem | profile --ssid NAME [--method ttls|peap|tls] > clinic.mobileconfig
@@ -95,6 +99,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return c.device(ctx, args[1:])
 	case "cert":
 		return c.cert(ctx, args[1:])
+	case "mdm":
+		return c.mdm(ctx, args[1:])
 	case "audit":
 		return c.audit(ctx, args[1:])
 	case "settings":

@@ -7,7 +7,8 @@
 -- between syncs. The last_* columns and device_count are the outcome of
 -- the last sync the daemon ran. sync_request counts requests for a sync
 -- now (clinicgate mdm sync NAME); sync_served is the last request a sync
--- began after, so the command knows when its own request was served. version changes with every admin
+-- began after and sync_done the last one a finished sync served, so the
+-- command knows when the sync it asked for is over. version changes with every admin
 -- change, so the daemon's syncer rebuilds its connector.
 --
 -- IF NOT EXISTS: tests that roll back to an older schema re-run the
@@ -25,6 +26,7 @@ CREATE TABLE IF NOT EXISTS mdm_sources (
 	device_count      INTEGER NOT NULL DEFAULT 0,
 	sync_request      INTEGER NOT NULL DEFAULT 0,
 	sync_served       INTEGER NOT NULL DEFAULT 0,
+	sync_done         INTEGER NOT NULL DEFAULT 0,
 	created_at        INTEGER NOT NULL,
 	updated_at        INTEGER NOT NULL
 );

@@ -60,6 +60,12 @@ func (d *Daemon) jobs() ([]job, error) {
 		// internal/daemon/coa.go).
 		{every: time.Second, run: newCoAWorker(d.store, d.audit, d.log).run},
 	}
+	// MDM device syncs (Intune, Jamf, Google): one long-running job.
+	mj, err := d.mdmJob()
+	if err != nil {
+		return nil, err
+	}
+	js = append(js, mj)
 	if every := watchdogInterval(); every > 0 {
 		js = append(js, job{every: every, run: func(ctx context.Context) {
 			// A daemon whose store hangs is restarted instead of

@@ -35,7 +35,7 @@ test-fresh: ## run make test in a clean Debian 12 root (root; proves the install
 test-short: ## the fast unit tests only
 	$(GO) test -short ./...
 
-bench: test-deps ## measure: RADIUS logins per second, latency, daemon memory (see docs/benchmarks.md)
+bench: test-deps ## measure: RADIUS logins per second, latency, daemon memory, a 10,000-device MDM sync (see docs/benchmarks.md)
 	$(GO) test -run '^$$' -bench . -benchtime 1x -count 1 -timeout 30m ./e2e/ | tee bench.out
 
 FUZZTIME ?= 5m

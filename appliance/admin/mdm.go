@@ -188,7 +188,8 @@ type MDMSyncOutcome struct {
 }
 
 // SyncMDM asks the running daemon to sync name now and waits up to wait
-// for it to finish. The request is audited.
+// for it to finish (wait 0: returns at once, Done false; the console then
+// reads the outcome from MDMSources). The request is audited.
 func (s *Service) SyncMDM(ctx context.Context, name string, wait time.Duration) (MDMSyncOutcome, error) {
 	if _, err := s.Store.MDMSourceByName(ctx, name); errors.Is(err, store.ErrNotFound) {
 		return MDMSyncOutcome{}, invalid("there is no MDM %q (see 'clinicgate mdm list')", name)

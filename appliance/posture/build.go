@@ -41,3 +41,15 @@ func strictJSON(s string, out any) error {
 	}
 	return json.Unmarshal([]byte(s), out)
 }
+
+// A connector holds a credential and an access token: a careless log line
+// shows only which MDM it is.
+
+// LogValue implements slog.LogValuer.
+func (c *Intune) LogValue() slog.Value { return slog.StringValue("intune connector") }
+
+// LogValue implements slog.LogValuer.
+func (c *Jamf) LogValue() slog.Value { return slog.StringValue("jamf connector") }
+
+// LogValue implements slog.LogValuer.
+func (c *Google) LogValue() slog.Value { return slog.StringValue("google connector") }

@@ -108,36 +108,15 @@ func NewGoogle(cfg GoogleSettings, key []byte, client *http.Client, log *slog.Lo
 		Email: k.ClientEmail, PrivateKey: []byte(k.PrivateKey), PrivateKeyID: k.PrivateKeyID,
 		Subject: cfg.AdminEmail, Scopes: []string{GoogleDevicesScope}, TokenURL: cfg.TokenURL,
 	}
-	f := newFetcher("Google Cloud Identity", client)
-	f.token = func(ctx context.Context) (*oauth2.Token, error) {
+	f := newFetcher(vendor{
+		name: "Google Cloud Identity", errorBody: nestedError("status"),
+		unauthorized: "check the service account key, and that domain-wide delegation grants its client id " + GoogleDevicesScope,
+		forbidden:    "the admin email must be an administrator with the Mobile device management privileges, and the Cloud Identity API enabled in the service account's project",
+	}, client, func(ctx context.Context, c *http.Client) (*oauth2.Token, error) {
 		// A new source each time: a refresh must not reuse a cached token.
-		return jc.TokenSource(context.WithValue(ctx, oauth2.HTTPClient, f.http)).Token()
-	}
-	f.vendorError = googleError
-	f.hint = func(status int) string {
-		switch status {
-		case http.StatusUnauthorized:
-			return "check the service account key, and that domain-wide delegation grants its client id " + GoogleDevicesScope
-		case http.StatusForbidden:
-			return "the admin email must be an administrator with the Mobile device management privileges, and the Cloud Identity API enabled in the service account's project"
-		}
-		return ""
-	}
+		return jc.TokenSource(context.WithValue(ctx, oauth2.HTTPClient, c)).Token()
+	})
 	return &Google{cfg: cfg, f: f, log: log}, nil
-}
-
-// googleError reads Google's {"error":{"code","message","status"}}.
-func googleError(body []byte) (string, string) {
-	var e struct {
-		Error struct {
-			Message string `json:"message"`
-			Status  string `json:"status"`
-		} `json:"error"`
-	}
-	if json.Unmarshal(body, &e) != nil {
-		return "", ""
-	}
-	return e.Error.Status, e.Error.Message
 }
 
 // Source implements Connector.

@@ -2,7 +2,6 @@ package posture
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -88,41 +87,17 @@ func NewIntune(cfg IntuneSettings, secret string, client *http.Client, log *slog
 	if secret == "" {
 		return nil, errors.New("intune: no client secret (give it with --secret-stdin)")
 	}
-	f := newFetcher("Microsoft Graph", client)
-	cc := clientcredentials.Config{
+	f := newFetcher(vendor{
+		name: "Microsoft Graph", errorBody: nestedError("code"),
+		unauthorized: "check the tenant, client id and secret, and that the secret has not expired",
+		forbidden:    "the app needs the application permission DeviceManagementManagedDevices.Read.All with admin consent, and the tenant an Intune licence",
+	}, client, clientCredentials(clientcredentials.Config{
 		ClientID: cfg.ClientID, ClientSecret: secret,
 		TokenURL:  cfg.LoginURL + "/" + url.PathEscape(cfg.TenantID) + "/oauth2/v2.0/token",
 		Scopes:    []string{"https://graph.microsoft.com/.default"},
 		AuthStyle: oauth2.AuthStyleInParams,
-	}
-	f.token = func(ctx context.Context) (*oauth2.Token, error) {
-		return cc.Token(context.WithValue(ctx, oauth2.HTTPClient, f.http))
-	}
-	f.vendorError = graphError
-	f.hint = func(status int) string {
-		switch status {
-		case http.StatusUnauthorized:
-			return "check the tenant, client id and secret, and that the secret has not expired"
-		case http.StatusForbidden:
-			return "the app needs the application permission DeviceManagementManagedDevices.Read.All with admin consent, and the tenant an Intune licence"
-		}
-		return ""
-	}
+	}))
 	return &Intune{cfg: cfg, f: f, log: log, ether: map[string][]string{}}, nil
-}
-
-// graphError reads Graph's {"error":{"code","message"}}.
-func graphError(body []byte) (string, string) {
-	var e struct {
-		Error struct {
-			Code    string `json:"code"`
-			Message string `json:"message"`
-		} `json:"error"`
-	}
-	if json.Unmarshal(body, &e) != nil {
-		return "", ""
-	}
-	return e.Error.Code, e.Error.Message
 }
 
 // Source implements Connector.

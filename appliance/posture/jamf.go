@@ -139,21 +139,13 @@ func NewJamf(cfg JamfSettings, secret string, client *http.Client, log *slog.Log
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
-	f := newFetcher("Jamf Pro", client)
-	cc := clientcredentials.Config{ClientID: cfg.ClientID, ClientSecret: secret, TokenURL: cfg.URL + "/api/oauth/token", AuthStyle: oauth2.AuthStyleInParams}
-	f.token = func(ctx context.Context) (*oauth2.Token, error) {
-		return cc.Token(context.WithValue(ctx, oauth2.HTTPClient, f.http))
-	}
-	f.vendorError = jamfError
-	f.hint = func(status int) string {
-		switch status {
-		case http.StatusUnauthorized:
-			return "check the client id and secret, and that the API client is enabled"
-		case http.StatusForbidden:
-			return "the API client's role needs Read Computers (and Read Smart Computer Groups for a smart-group rule)"
-		}
-		return ""
-	}
+	f := newFetcher(vendor{
+		name: "Jamf Pro", errorBody: jamfError,
+		unauthorized: "check the client id and secret, and that the API client is enabled",
+		forbidden:    "the API client's role needs Read Computers (and Read Smart Computer Groups for a smart-group rule)",
+	}, client, clientCredentials(clientcredentials.Config{
+		ClientID: cfg.ClientID, ClientSecret: secret, TokenURL: cfg.URL + "/api/oauth/token", AuthStyle: oauth2.AuthStyleInParams,
+	}))
 	return &Jamf{cfg: cfg, rule: rule, f: f, log: log}, nil
 }
 

@@ -27,6 +27,7 @@ import (
 	"time"
 
 	"golang.org/x/oauth2"
+	"golang.org/x/oauth2/clientcredentials"
 
 	"github.com/clinicgate/clinicgate/appliance/policy"
 	"github.com/clinicgate/clinicgate/appliance/store"
@@ -80,19 +81,24 @@ func (e *Error) Error() string {
 	return s
 }
 
+// vendor is what a fetcher knows of one MDM's API besides its URLs.
+type vendor struct {
+	name string
+	// errorBody reads the vendor's error body into code and message.
+	errorBody func(body []byte) (code, msg string)
+	// unauthorized and forbidden say what to check after a 401 or 403.
+	unauthorized, forbidden string
+}
+
 // fetcher performs one vendor's authenticated GETs: it keeps an access
 // token, gets one fresh token when the service says the one it has
 // expired (once per request), and waits out throttling as the service
 // asks (Retry-After), never longer than maxWait at a time nor past the
 // context's deadline.
 type fetcher struct {
-	vendor string
-	http   *http.Client
-	token  func(ctx context.Context) (*oauth2.Token, error)
-	// vendorError reads the vendor's error body into code and message.
-	vendorError func(body []byte) (code, msg string)
-	// hint says what to check for a status.
-	hint func(status int) string
+	vendor
+	http  *http.Client
+	token func(ctx context.Context, client *http.Client) (*oauth2.Token, error)
 
 	maxWait    time.Duration
 	maxRetries int
@@ -100,11 +106,42 @@ type fetcher struct {
 	tok *oauth2.Token
 }
 
+func newFetcher(v vendor, client *http.Client, token func(context.Context, *http.Client) (*oauth2.Token, error)) *fetcher {
+	if client == nil {
+		client = &http.Client{Timeout: 60 * time.Second}
+	}
+	return &fetcher{vendor: v, http: client, token: token, maxWait: 2 * time.Minute, maxRetries: 8}
+}
+
+// clientCredentials fetches tokens with the OAuth 2.0 client credentials
+// grant (Intune, Jamf), a new token at each call.
+func clientCredentials(cc clientcredentials.Config) func(context.Context, *http.Client) (*oauth2.Token, error) {
+	return func(ctx context.Context, c *http.Client) (*oauth2.Token, error) {
+		return cc.Token(context.WithValue(ctx, oauth2.HTTPClient, c))
+	}
+}
+
+// nestedError reads {"error":{codeKey: ..., "message": ...}}, the shape
+// of Microsoft Graph (codeKey "code") and Google APIs ("status").
+func nestedError(codeKey string) func([]byte) (string, string) {
+	return func(body []byte) (string, string) {
+		var e struct {
+			Error map[string]any `json:"error"`
+		}
+		if json.Unmarshal(body, &e) != nil || e.Error == nil {
+			return "", ""
+		}
+		code, _ := e.Error[codeKey].(string)
+		msg, _ := e.Error["message"].(string)
+		return code, msg
+	}
+}
+
 func (f *fetcher) accessToken(ctx context.Context) (string, error) {
 	if f.tok == nil || !f.tok.Valid() {
-		t, err := f.token(ctx)
+		t, err := f.token(ctx, f.http)
 		if err != nil {
-			return "", fmt.Errorf("%s: sign-in: %w", f.vendor, tokenError(err))
+			return "", fmt.Errorf("%s: sign-in: %w", f.name, tokenError(err))
 		}
 		f.tok = t
 	}
@@ -149,19 +186,19 @@ func (f *fetcher) getJSON(ctx context.Context, u string, out any) error {
 		req.Header.Set("Authorization", "Bearer "+tok)
 		resp, err := f.http.Do(req)
 		if err != nil {
-			return fmt.Errorf("%s: %s: %w", f.vendor, op, stripURL(err))
+			return fmt.Errorf("%s: %s: %w", f.name, op, stripURL(err))
 		}
 		body, rerr := io.ReadAll(io.LimitReader(resp.Body, maxBody+1))
 		resp.Body.Close()
 		if resp.StatusCode == http.StatusOK {
 			switch {
 			case rerr != nil:
-				return fmt.Errorf("%s: %s: the answer was cut off (truncated page): %w", f.vendor, op, rerr)
+				return fmt.Errorf("%s: %s: the answer was cut off (truncated page): %w", f.name, op, rerr)
 			case len(body) > maxBody:
-				return fmt.Errorf("%s: %s: a page larger than %d MiB", f.vendor, op, maxBody>>20)
+				return fmt.Errorf("%s: %s: a page larger than %d MiB", f.name, op, maxBody>>20)
 			}
 			if err := json.Unmarshal(body, out); err != nil {
-				return fmt.Errorf("%s: %s: the answer is not the JSON expected (malformed or truncated page): %w", f.vendor, op, err)
+				return fmt.Errorf("%s: %s: the answer is not the JSON expected (malformed or truncated page): %w", f.name, op, err)
 			}
 			return nil
 		}
@@ -192,7 +229,7 @@ func (f *fetcher) getJSON(ctx context.Context, u string, out any) error {
 			case <-t.C:
 			case <-ctx.Done():
 				t.Stop()
-				return fmt.Errorf("%s: %s: throttled, and the sync ran out of time: %w", f.vendor, op, ctx.Err())
+				return fmt.Errorf("%s: %s: throttled, and the sync ran out of time: %w", f.name, op, ctx.Err())
 			}
 			continue
 		}
@@ -201,15 +238,18 @@ func (f *fetcher) getJSON(ctx context.Context, u string, out any) error {
 }
 
 func (f *fetcher) errorFor(op string, status int, body []byte, extra string) error {
-	e := &Error{Vendor: f.vendor, Op: op, Status: status}
-	if f.vendorError != nil {
-		e.Code, e.Message = f.vendorError(body)
+	e := &Error{Vendor: f.name, Op: op, Status: status}
+	if f.errorBody != nil {
+		e.Code, e.Message = f.errorBody(body)
 	}
 	if e.Code == "" && e.Message == "" {
 		e.Message = firstLine(string(body))
 	}
-	if f.hint != nil {
-		e.Hint = f.hint(status)
+	switch status {
+	case http.StatusUnauthorized:
+		e.Hint = f.unauthorized
+	case http.StatusForbidden:
+		e.Hint = f.forbidden
 	}
 	if extra != "" {
 		if e.Hint != "" {
@@ -321,11 +361,4 @@ func httpsOrLoopback(what, raw string) error {
 		return nil
 	}
 	return fmt.Errorf("%s %q must start with https://", what, raw)
-}
-
-func newFetcher(vendor string, client *http.Client) *fetcher {
-	if client == nil {
-		client = &http.Client{Timeout: 60 * time.Second}
-	}
-	return &fetcher{vendor: vendor, http: client, maxWait: 2 * time.Minute, maxRetries: 8}
 }

@@ -66,13 +66,12 @@ type Google struct {
 	Admins      []string // users domain-wide delegation lets the account act as
 	Scopes      []string // scopes delegation grants (default: devices.readonly)
 	TokenLife   time.Duration
-	Intercept   Intercept
 
 	key     *rsa.PrivateKey
 	mu      sync.Mutex
 	devices []GoogleDevice
 	pages   map[string]googlePage // issued page tokens
-	tokens
+	base
 }
 
 type googlePage struct {
@@ -117,17 +116,9 @@ func (g *Google) SetDevices(devs []GoogleDevice) {
 	g.devices = devs
 }
 
-// ExpireTokens expires every token issued so far.
-func (g *Google) ExpireTokens() { g.expireAll() }
-
 // Error writes Google's error shape.
 func (g *Google) Error(w http.ResponseWriter, status int, st, msg string) {
 	writeJSON(w, status, map[string]any{"error": map[string]any{"code": status, "message": msg, "status": st}})
-}
-
-func (g *Google) intercept(w http.ResponseWriter, r *http.Request, kind string) bool {
-	n := g.count(kind)
-	return g.Intercept != nil && g.Intercept(w, r, kind, n)
 }
 
 func (g *Google) token(w http.ResponseWriter, r *http.Request) {

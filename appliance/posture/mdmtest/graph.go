@@ -74,13 +74,11 @@ type Graph struct {
 	PageSize int
 	// TokenLife is issued tokens' lifetime (default 1 h).
 	TokenLife time.Duration
-	// Intercept, if set, sees each request first.
-	Intercept Intercept
 
 	mu      sync.Mutex
 	devices []GraphDevice
 	skips   map[string]int // issued $skiptoken → offset
-	tokens
+	base
 }
 
 // NewGraph starts a stand-in holding devs; it is closed at the test's end
@@ -102,9 +100,6 @@ func (g *Graph) SetDevices(devs []GraphDevice) {
 	g.devices = devs
 }
 
-// ExpireTokens expires every token issued so far.
-func (g *Graph) ExpireTokens() { g.expireAll() }
-
 // Error writes Graph's error shape.
 func (g *Graph) Error(w http.ResponseWriter, status int, code, msg string) {
 	writeJSON(w, status, map[string]any{"error": map[string]any{"code": code, "message": msg,
@@ -115,11 +110,6 @@ func (g *Graph) Error(w http.ResponseWriter, status int, code, msg string) {
 func (g *Graph) Throttle(w http.ResponseWriter, seconds int) {
 	w.Header().Set("Retry-After", strconv.Itoa(seconds))
 	g.Error(w, http.StatusTooManyRequests, "TooManyRequests", "Too many requests from Identifier under category: throttle.intune. Please try again later.")
-}
-
-func (g *Graph) intercept(w http.ResponseWriter, r *http.Request, kind string) bool {
-	n := g.count(kind)
-	return g.Intercept != nil && g.Intercept(w, r, kind, n)
 }
 
 func tokenError(w http.ResponseWriter, status int, code, aadsts, desc string) {

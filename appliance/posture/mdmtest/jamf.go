@@ -57,12 +57,11 @@ type Jamf struct {
 	*httptest.Server
 	ClientID, Secret string
 	TokenLife        time.Duration
-	Intercept        Intercept
 
 	mu        sync.Mutex
 	computers []JamfComputer
 	groups    map[string][]int
-	tokens
+	base
 }
 
 // NewJamf starts a stand-in holding computers.
@@ -90,17 +89,9 @@ func (j *Jamf) SetSmartGroup(id string, members []int) {
 	j.groups[id] = members
 }
 
-// ExpireTokens expires every token issued so far.
-func (j *Jamf) ExpireTokens() { j.expireAll() }
-
 // Error writes the Jamf Pro API's error shape.
 func (j *Jamf) Error(w http.ResponseWriter, status int, code, desc string) {
 	writeJSON(w, status, map[string]any{"httpStatus": status, "errors": []map[string]any{{"code": code, "description": desc, "id": "0", "field": nil}}})
-}
-
-func (j *Jamf) intercept(w http.ResponseWriter, r *http.Request, kind string) bool {
-	n := j.count(kind)
-	return j.Intercept != nil && j.Intercept(w, r, kind, n)
 }
 
 func (j *Jamf) token(w http.ResponseWriter, r *http.Request) {

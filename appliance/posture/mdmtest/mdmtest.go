@@ -26,14 +26,28 @@ import (
 // "members", "users"), n counts the requests of that kind from 1.
 type Intercept func(w http.ResponseWriter, r *http.Request, kind string, n int) bool
 
-// tokens are the access tokens a stand-in issued, with their expiry.
-type tokens struct {
+// base is what every stand-in has: the test's Intercept, the access
+// tokens it issued with their expiry, and request counts.
+type base struct {
+	// Intercept, if set, sees each request first.
+	Intercept Intercept
+
 	mu     sync.Mutex
 	issued map[string]time.Time
 	counts map[string]int
 }
 
-func (t *tokens) issue(life time.Duration) string {
+// intercept counts a request of kind and lets the test answer it.
+func (t *base) intercept(w http.ResponseWriter, r *http.Request, kind string) bool {
+	n := t.count(kind)
+	return t.Intercept != nil && t.Intercept(w, r, kind, n)
+}
+
+// ExpireTokens expires every token issued so far, as if a sync outlived
+// them.
+func (t *base) ExpireTokens() { t.expireAll() }
+
+func (t *base) issue(life time.Duration) string {
 	b := make([]byte, 16)
 	_, _ = rand.Read(b)
 	tok := hex.EncodeToString(b)
@@ -48,7 +62,7 @@ func (t *tokens) issue(life time.Duration) string {
 
 // check reads "Authorization: Bearer T": ok, or expired (known but past
 // its expiry), or unknown.
-func (t *tokens) check(r *http.Request) (ok, expired bool) {
+func (t *base) check(r *http.Request) (ok, expired bool) {
 	h := r.Header.Get("Authorization")
 	tok, found := cutPrefixFold(h, "Bearer ")
 	if !found || tok == "" {
@@ -66,8 +80,8 @@ func (t *tokens) check(r *http.Request) (ok, expired bool) {
 	return true, false
 }
 
-// expireAll makes every issued token expired, as if a sync outlived them.
-func (t *tokens) expireAll() {
+// expireAll makes every issued token expired.
+func (t *base) expireAll() {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	for k := range t.issued {
@@ -75,7 +89,7 @@ func (t *tokens) expireAll() {
 	}
 }
 
-func (t *tokens) count(kind string) int {
+func (t *base) count(kind string) int {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.counts == nil {
@@ -86,7 +100,7 @@ func (t *tokens) count(kind string) int {
 }
 
 // Count reports how many requests of kind were made.
-func (t *tokens) Count(kind string) int {
+func (t *base) Count(kind string) int {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return t.counts[kind]

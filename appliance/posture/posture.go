@@ -243,8 +243,10 @@ func (f *fetcher) errorFor(op string, status int, body []byte, extra string) err
 		e.Code, e.Message = f.errorBody(body)
 	}
 	if e.Code == "" && e.Message == "" {
-		e.Message = firstLine(string(body))
+		e.Message = string(body)
 	}
+	// The vendor's text goes to the audit and the console: one short line.
+	e.Code, e.Message = firstLine(e.Code), firstLine(e.Message)
 	switch status {
 	case http.StatusUnauthorized:
 		e.Hint = f.unauthorized

@@ -22,7 +22,7 @@ type env struct {
 	s   *posture.Syncer
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t testing.TB) *env {
 	t.Helper()
 	st, err := store.Open(t.Context(), t.TempDir(), store.Options{Create: true})
 	if err != nil {
@@ -56,7 +56,7 @@ func (e *env) user(t *testing.T, name string) int64 {
 }
 
 // source stores an MDM source and returns its connector.
-func (e *env) source(t *testing.T, name string, settings any, secret string) posture.Connector {
+func (e *env) source(t testing.TB, name string, settings any, secret string) posture.Connector {
 	t.Helper()
 	b, _ := json.Marshal(settings)
 	m := store.MDMSource{Name: name, Settings: string(b), Secret: []byte(secret), Interval: time.Hour, Enabled: true}
@@ -106,7 +106,7 @@ func intuneFleet(n int) []mdmtest.GraphDevice {
 	return out
 }
 
-func newGraph(t *testing.T, devs []mdmtest.GraphDevice) *mdmtest.Graph {
+func newGraph(t testing.TB, devs []mdmtest.GraphDevice) *mdmtest.Graph {
 	g := mdmtest.NewGraph(tenant, clientID, secret, devs)
 	t.Cleanup(g.Close)
 	return g

@@ -182,3 +182,25 @@ func TestPostureEventQueue(t *testing.T) {
 		t.Fatal("an unknown event kind was queued")
 	}
 }
+
+// TestMigrationBelowTheNewestStillRuns: a migration missing from a
+// database that already has a newer one (branches merged out of order)
+// is applied at the next open.
+func TestMigrationBelowTheNewestStillRuns(t *testing.T) {
+	dir := t.TempDir()
+	st := open(t, dir)
+	st.Close()
+	db := raw(t, dir)
+	exec(t, db, `DROP TABLE mdm_sources`)
+	exec(t, db, `DELETE FROM schema_migrations WHERE version = 8`)
+	db.Close()
+	st = open(t, dir)
+	st.Close()
+	var n int
+	if err := raw(t, dir).QueryRowContext(t.Context(), `SELECT COUNT(*) FROM schema_migrations WHERE version = 8`).Scan(&n); err != nil || n != 1 {
+		t.Fatalf("migration 8 applied %d times, %v", n, err)
+	}
+	if err := raw(t, dir).QueryRowContext(t.Context(), `SELECT COUNT(*) FROM mdm_sources`).Scan(&n); err != nil {
+		t.Fatalf("mdm_sources was not made again: %v", err)
+	}
+}

@@ -206,15 +206,32 @@ func (s *Store) migrate(ctx context.Context) error {
 		if _, err := tx.tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)`); err != nil {
 			return mapErr(err)
 		}
-		var cur int
-		if err := tx.tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&cur); err != nil {
+		// Every migration not yet applied runs, in order, even one numbered
+		// below the newest applied: branches merged out of order must not
+		// leave a database without a table.
+		applied := map[int]bool{}
+		cur := 0
+		rows, err := tx.tx.QueryContext(ctx, `SELECT version FROM schema_migrations`)
+		if err != nil {
+			return mapErr(err)
+		}
+		for rows.Next() {
+			var v int
+			if err := rows.Scan(&v); err != nil {
+				rows.Close()
+				return mapErr(err)
+			}
+			applied[v], cur = true, max(cur, v)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
 			return mapErr(err)
 		}
 		if len(migs) > 0 && cur > migs[len(migs)-1].n {
 			return fmt.Errorf("database schema version %d is newer than this clinicgate understands (%d); upgrade clinicgate", cur, migs[len(migs)-1].n)
 		}
 		for _, m := range migs {
-			if m.n <= cur {
+			if applied[m.n] {
 				continue
 			}
 			body, err := migrationFS.ReadFile("migrations/" + m.name)
@@ -230,7 +247,7 @@ func (s *Store) migrate(ctx context.Context) error {
 		}
 		// A write even when nothing was pending, so a read-only database
 		// fails here, at start, and not on the first login.
-		_, err := tx.tx.ExecContext(ctx, `UPDATE schema_migrations SET applied_at = applied_at WHERE version = (SELECT MAX(version) FROM schema_migrations)`)
+		_, err = tx.tx.ExecContext(ctx, `UPDATE schema_migrations SET applied_at = applied_at WHERE version = (SELECT MAX(version) FROM schema_migrations)`)
 		return mapErr(err)
 	})
 }

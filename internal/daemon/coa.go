@@ -50,6 +50,7 @@ type coaStore interface {
 	PendingPostureEvents(ctx context.Context, limit int) ([]store.PostureEvent, error)
 	ActiveAcctSessions(ctx context.Context, macs []string, user string, limit int) ([]store.AcctSession, error)
 	ClientByName(ctx context.Context, name string) (store.Client, error)
+	DeviceByID(ctx context.Context, id int64) (store.Device, error)
 	FinishPostureEvent(ctx context.Context, id int64, result string, now time.Time) error
 }
 
@@ -177,6 +178,9 @@ func (w *coaWorker) handle(ctx context.Context, ev store.PostureEvent, s store.A
 	if p.CoA == "" {
 		return "no CoA for client " + c.Name, nil
 	}
+	if why := w.moot(ctx, ev, c); why != "" {
+		return where + ": " + why, nil
+	}
 	nas, err := coaTarget(c, s, p.Port())
 	if err != nil {
 		w.record(ctx, ev, s, reasonCoAError, "failed", err.Error())
@@ -267,4 +271,34 @@ func coaTarget(c store.Client, s store.AcctSession, port int) (netip.AddrPort, e
 		return netip.AddrPortFrom(c.Prefix.Addr(), uint16(port)), nil
 	}
 	return netip.AddrPort{}, fmt.Errorf("no NAS address: accounting reported %q, outside client %s's range %s; have the NAS send its own address as NAS-IP-Address, or give each NAS its own client (docs/coa.md)", s.NASAddress, c.Name, c.Prefix)
+}
+
+// moot says why an event must not end a session on client c, or "": a
+// device that turned noncompliant (or left the inventory) matters only
+// where the client's rule asks about devices, and a device whose
+// compliance an admin has overridden, or that is compliant again, keeps
+// its session. A revoked certificate or a disabled user always counts.
+func (w *coaWorker) moot(ctx context.Context, ev store.PostureEvent, c store.Client) string {
+	p := c.Policy.Posture
+	switch ev.Kind {
+	case store.EventDeviceNoncompliant:
+		if p.Device != policy.DeviceCompliant {
+			return "client " + c.Name + " does not require a compliant device"
+		}
+		if ev.DeviceID == 0 {
+			return ""
+		}
+		d, err := w.store.DeviceByID(ctx, ev.DeviceID)
+		if err != nil {
+			return "" // gone, or unreadable: the event stands
+		}
+		if st, why := d.State(w.now(), time.Duration(p.Grace())*time.Second); st == store.Compliant {
+			return fmt.Sprintf("device #%d is compliant now (%s)", d.ID, why)
+		}
+	case store.EventDeviceRemoved:
+		if p.Device == "" && !p.Owner && !c.Policy.RequireDevice {
+			return "client " + c.Name + " does not require a known device"
+		}
+	}
+	return ""
 }

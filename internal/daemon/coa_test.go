@@ -333,3 +333,37 @@ func TestForgedACKIsNotAnACK(t *testing.T) {
 		t.Errorf("got audit %+v, want one coa_timeout", rows)
 	}
 }
+
+// TestEventsThatDoNotConcernTheClient: a device's compliance ends sessions
+// only where the client asks for a compliant device, and not when an
+// admin's override (or a newer sync) says it is compliant now.
+func TestEventsThatDoNotConcernTheClient(t *testing.T) {
+	f := newCoAFixture(t)
+	nas := startDAS(t, "127.0.0.1:0", ack)
+	f.client(t, "open", "127.0.0.1/32", policy.Posture{CoA: policy.CoADisconnect, CoAPort: nas.port()})
+	f.session(t, "open", "S1", "alice", "02:00:00:00:00:01", "127.0.0.1")
+	f.event(t, store.PostureEvent{Kind: store.EventDeviceNoncompliant, UserName: "alice", MACs: []string{"02:00:00:00:00:01"}})
+	evs, _ := f.results(t)
+	if len(evs) != 1 || !strings.Contains(evs[0].Result, "does not require a compliant device") || len(nas.requests()) != 0 {
+		t.Fatalf("got %+v and %d requests, want none sent", evs, len(nas.requests()))
+	}
+
+	var id int64
+	err := f.st.WithTx(t.Context(), func(tx *store.Tx) (err error) {
+		id, err = tx.PutDevice(t.Context(), store.Device{Source: store.SourceIntune, SourceID: "d2", MACs: []string{"02:00:00:00:00:02"}, Compliance: store.Noncompliant, SyncedAt: f.now}, f.now)
+		if err != nil {
+			return err
+		}
+		return tx.SetDeviceOverride(t.Context(), id, store.Compliant, f.now.Add(time.Hour), "admin", "repaired", f.now)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.client(t, "strict", "127.0.0.2/32", policy.Posture{Device: policy.DeviceCompliant, CoA: policy.CoADisconnect, CoAPort: nas.port()})
+	f.session(t, "strict", "S2", "bob", "02:00:00:00:00:02", "127.0.0.2")
+	f.event(t, store.PostureEvent{Kind: store.EventDeviceNoncompliant, DeviceID: id, UserName: "bob", MACs: []string{"02:00:00:00:00:02"}})
+	evs, _ = f.results(t)
+	if len(evs) != 2 || !strings.Contains(evs[1].Result, "is compliant now") || len(nas.requests()) != 0 {
+		t.Fatalf("got %+v and %d requests, want the overridden device kept", evs, len(nas.requests()))
+	}
+}

@@ -64,6 +64,10 @@ type DeviceAdmin interface {
 	RemoveDevice(ctx context.Context, mac string) error
 	OverrideDevice(ctx context.Context, id int64, state admin.Compliance, d time.Duration, reason string) error
 	PostureEvents(ctx context.Context, n int) ([]admin.PostureEvent, error)
+	// The MDMs the inventory is synced from (docs/mdm.md).
+	MDMSources(ctx context.Context) ([]admin.MDMStatus, error)
+	SetMDM(ctx context.Context, c admin.MDMConfig) error
+	SyncMDM(ctx context.Context, name string, wait time.Duration) (admin.MDMSyncOutcome, error)
 }
 
 // LDAPAdmin is what the LDAP pane shows and changes: the bind accounts an

@@ -29,12 +29,13 @@ func (m Model) viewDevices(h int) string {
 	}
 	b.WriteString(fit(fmt.Sprintf("enter · o override · x remove · h CoA log   %d devices: %d noncompliant, %d stale",
 		len(m.devices), count[admin.Noncompliant], count[admin.Stale]), m.width) + "\n")
+	b.WriteString(m.mdmLine() + "\n")
 	b.WriteString(dimStyle.Render(fit(deviceRow("#", "SOURCE", "NAME", "OWNER", "STATE", "SYNCED"), m.width)) + "\n")
 	if len(m.devices) == 0 {
-		b.WriteString("(no devices: bind MACs on the Users pane (b), or connect an MDM: docs/mdm.md)\n")
+		b.WriteString("(no devices: bind MACs on the Users pane (b), or connect an MDM with m: docs/mdm.md)\n")
 	}
 	for i, d := range m.devices {
-		if i >= h-2 {
+		if i >= h-3 {
 			break
 		}
 		s, _ := d.State(now, defaultGrace)
@@ -268,4 +269,153 @@ func dashIf(s string) string {
 		return "-"
 	}
 	return s
+}
+
+// mdmLine says, in one line, each MDM's state: devices, age of the last
+// good sync, the last error. m connects one, s syncs them now.
+func (m Model) mdmLine() string {
+	if len(m.mdms) == 0 {
+		return fit("MDM: none (m: connect Intune, Jamf or Google)", m.width)
+	}
+	var parts []string
+	for _, s := range m.mdms {
+		p := fmt.Sprintf("%s %d", s.Name, s.Devices)
+		switch {
+		case s.Problem != "":
+			p += " BROKEN"
+		case s.LastError != "" && s.LastAttempt.After(s.LastSuccess):
+			p += " FAILING: " + clip(s.LastError, 24)
+		case s.LastSuccess.IsZero():
+			p += " not synced yet"
+		default:
+			p += " synced " + ago(s.LastSuccess)
+		}
+		if s.Stale {
+			p += " (stale)"
+		}
+		parts = append(parts, p)
+	}
+	line := "MDM (m set, s sync): " + strings.Join(parts, " · ")
+	if len(m.mdms) > 0 && m.mdms[0].Rule != "" && len(m.mdms) == 1 {
+		line += " · rule " + m.mdms[0].Rule
+	}
+	st := dimStyle
+	for _, s := range m.mdms {
+		if s.Problem != "" || s.Stale || (s.LastError != "" && s.LastAttempt.After(s.LastSuccess)) {
+			st = rejectStyle
+		}
+	}
+	return st.Render(fit(line, m.width))
+}
+
+func ago(t time.Time) string {
+	d := time.Since(t).Round(time.Minute)
+	switch {
+	case d < time.Minute:
+		return "just now"
+	case d < time.Hour:
+		return fmt.Sprintf("%dm ago", int(d.Minutes()))
+	case d < 48*time.Hour:
+		return fmt.Sprintf("%dh ago", int(d.Hours()))
+	}
+	return fmt.Sprintf("%dd ago", int(d.Hours()/24))
+}
+
+// mdmForm asks which MDM, then that MDM's own settings (as the command
+// line's mdm set takes them). The secret is typed or pasted, never shown.
+func (m Model) mdmForm() *form {
+	return newForm("Connect an MDM: where the clinic's devices and their compliance come from", func(v []string) tea.Cmd {
+		name := strings.ToLower(strings.TrimSpace(v[0]))
+		return func() tea.Msg {
+			switch name {
+			case "intune", "jamf", "google":
+				return doneMsg{next: m.mdmSettingsForm(name)}
+			}
+			return doneMsg{err: fmt.Errorf("%w: answer intune (Microsoft Intune), jamf (Jamf Pro) or google (Google endpoint management)", admin.ErrInvalid)}
+		}
+	}, field("mdm", "intune, jamf or google (docs/mdm.md says what to set up there first)", false, 10))
+}
+
+func (m Model) mdmSettingsForm(name string) *form {
+	var fields []formField
+	switch name {
+	case "intune":
+		fields = []formField{
+			field("tenant", "the Entra tenant id or domain, e.g. clinic.onmicrosoft.com", false, 200),
+			field("client id", "the app registration's application (client) id", false, 100),
+			field("secret", "the app registration's client secret (not shown)", true, 512),
+		}
+	case "jamf":
+		fields = []formField{
+			field("url", "the Jamf Pro server, e.g. https://clinic.jamfcloud.com", false, 300),
+			field("client id", "the API client's id", false, 100),
+			field("secret", "the API client's secret (not shown)", true, 512),
+			field("rule", "smart-group:ID, or checks: filevault,firewall,os>=14.4", false, 200),
+		}
+	case "google":
+		fields = []formField{
+			field("customer", "the Workspace customer id (C0…), or my_customer", false, 100),
+			field("admin", "the administrator the service account acts as", false, 200),
+			field("key", "paste the service account's JSON key (not shown)", true, 8192),
+		}
+	}
+	fields = append(fields, withValue(field("interval", "how often to sync, 1m to 24h", false, 10), "15m"))
+	return newForm("MDM "+name+": settings", func(v []string) tea.Cmd {
+		return m.act(func(ctx context.Context) doneMsg {
+			iv, err := time.ParseDuration(strings.TrimSpace(v[len(v)-1]))
+			if err != nil {
+				return doneMsg{err: fmt.Errorf("%w: interval: %q is not a duration like 15m", admin.ErrInvalid, v[len(v)-1])}
+			}
+			c := admin.MDMConfig{Name: name, Interval: iv}
+			trim := func(i int) string { return strings.TrimSpace(v[i]) }
+			switch name {
+			case "intune":
+				c.Intune, c.Secret = &admin.IntuneSettings{TenantID: trim(0), ClientID: trim(1)}, secretOrNil(v[2])
+			case "jamf":
+				c.Jamf, c.Secret = &admin.JamfSettings{URL: trim(0), ClientID: trim(1), Rule: trim(3)}, secretOrNil(v[2])
+			case "google":
+				c.Google, c.Secret = &admin.GoogleSettings{Customer: trim(0), AdminEmail: trim(1)}, secretOrNil(v[2])
+			}
+			if err := m.p.Devices.SetMDM(ctx, c); err != nil {
+				return doneMsg{err: err}
+			}
+			return doneMsg{text: "MDM " + name + " saved; the daemon syncs it within a few seconds (s: sync now)"}
+		})
+	}, fields...)
+}
+
+func secretOrNil(s string) []byte {
+	if strings.TrimSpace(s) == "" {
+		return nil // keep the stored one
+	}
+	return []byte(strings.TrimSpace(s))
+}
+
+// syncMDMCmd asks the daemon to sync every MDM now and waits a little
+// for the outcome.
+func (m Model) syncMDMCmd() tea.Cmd {
+	names := make([]string, len(m.mdms))
+	for i, s := range m.mdms {
+		names[i] = s.Name
+	}
+	return m.act(func(ctx context.Context) doneMsg {
+		if len(names) == 0 {
+			return doneMsg{err: fmt.Errorf("%w: no MDM is connected yet (m)", admin.ErrInvalid)}
+		}
+		var said []string
+		for _, n := range names {
+			out, err := m.p.Devices.SyncMDM(ctx, n, 20*time.Second)
+			switch {
+			case err != nil:
+				return doneMsg{err: err}
+			case !out.Done:
+				said = append(said, n+": still running (is the daemon up?)")
+			case out.Err != "":
+				said = append(said, n+" failed: "+out.Err)
+			default:
+				said = append(said, fmt.Sprintf("%s: %d devices", n, out.Devices))
+			}
+		}
+		return doneMsg{text: "sync " + strings.Join(said, "; ")}
+	})
 }

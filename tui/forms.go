@@ -160,6 +160,7 @@ type (
 	}
 	devicesMsg struct {
 		devices []admin.Device
+		mdms    []admin.MDMStatus
 		err     error
 	}
 )
@@ -612,7 +613,11 @@ func (m Model) fetchDevices() tea.Cmd {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		d, err := m.p.Devices.Devices(ctx)
-		return devicesMsg{d, err}
+		if err != nil {
+			return devicesMsg{err: err}
+		}
+		ms, err := m.p.Devices.MDMSources(ctx)
+		return devicesMsg{devices: d, mdms: ms, err: err}
 	}
 }
 

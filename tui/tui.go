@@ -119,6 +119,7 @@ type Model struct {
 	clients []admin.Client
 	ups     []admin.Upstream
 	devices []admin.Device
+	mdms    []admin.MDMStatus // the Devices tab's MDM sources
 	binds   []admin.BindAccount
 	ldapSet map[string]string   // the ldap_ settings; nil: not read yet
 	ldapErr string              // why they could not be read
@@ -284,7 +285,7 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		return m, nil
 	case devicesMsg:
 		if msg.err == nil {
-			m.devices = msg.devices
+			m.devices, m.mdms = msg.devices, msg.mdms
 		}
 		return m, nil
 	case ldapMsg:
@@ -404,8 +405,14 @@ func (m Model) key(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
 		return m, nil // a pane with nothing to act through answers no keys
 	}
 	if m.tab == tabDevices {
-		if msg.String() == "h" {
+		switch msg.String() {
+		case "h":
 			return m, m.postureEventsCmd()
+		case "m":
+			m.form = m.mdmForm()
+			return m, nil
+		case "s":
+			return m, m.syncMDMCmd()
 		}
 		if dm, ok := m.deviceKey(msg); ok {
 			return dm, nil

@@ -53,6 +53,7 @@ type fakeAdmin struct {
 	problems []string
 	failRead bool
 	binds    []admin.BindAccount
+	mdms     []admin.MDMConfig
 	// written lists the settings in the order they were written.
 	written []string
 }
@@ -264,6 +265,32 @@ func (f fakeDevices) OverrideDevice(_ context.Context, id int64, state admin.Com
 		}
 	}
 	return fmt.Errorf("%w: there is no device #%d", admin.ErrInvalid, id)
+}
+
+func (f fakeDevices) MDMSources(context.Context) ([]admin.MDMStatus, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []admin.MDMStatus
+	for _, c := range f.mdms {
+		out = append(out, admin.MDMStatus{Name: c.Name, Enabled: true, Interval: c.Interval, Devices: 2, LastSuccess: time.Now().Add(-3 * time.Minute), LastAttempt: time.Now().Add(-3 * time.Minute)})
+	}
+	return out, nil
+}
+
+// SetMDM checks what the admin service checks first: the secret is
+// needed for a new source.
+func (f fakeDevices) SetMDM(_ context.Context, c admin.MDMConfig) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if c.Secret == nil {
+		return fmt.Errorf("%w: %s has no secret stored yet", admin.ErrInvalid, c.Name)
+	}
+	f.mdms = append(f.mdms, c)
+	return nil
+}
+
+func (f fakeDevices) SyncMDM(_ context.Context, name string, _ time.Duration) (admin.MDMSyncOutcome, error) {
+	return admin.MDMSyncOutcome{Done: true, Devices: 2}, nil
 }
 
 func (f fakeDevices) PostureEvents(context.Context, int) ([]admin.PostureEvent, error) {
@@ -1120,5 +1147,47 @@ func TestDevicesPaneShowsComplianceAndOverrides(t *testing.T) {
 	defer f.mu.Unlock()
 	if d := f.devices[0]; d.Override != admin.Compliant || d.OverrideReason != "replaced the disk" {
 		t.Fatalf("override not made: %+v", d)
+	}
+}
+
+// TestConnectIntuneFromTheConsole: the Devices tab connects an MDM with
+// a form per vendor; the secret is never echoed; s syncs and says how it
+// went; the tab shows the source's state.
+func TestConnectIntuneFromTheConsole(t *testing.T) {
+	f := sample()
+	tm := start(t, f, 80, 24)
+	waitFor(t, tm, "frontdesk2")
+	for range 5 {
+		tm.Send(tea.KeyMsg{Type: tea.KeyTab})
+	}
+	waitFor(t, tm, "MDM: none (m: connect Intune, Jamf or Google)")
+	tm.Type("m")
+	waitFor(t, tm, "Connect an MDM")
+	tm.Type("okta")
+	tm.Send(tea.KeyMsg{Type: tea.KeyEnter})
+	waitFor(t, tm, "answer intune (Microsoft Intune)")
+	for range len("okta") {
+		tm.Send(tea.KeyMsg{Type: tea.KeyBackspace})
+	}
+	tm.Type("intune")
+	tm.Send(tea.KeyMsg{Type: tea.KeyEnter})
+	waitFor(t, tm, "MDM intune: settings", "tenant")
+	tm.Type("clinic.onmicrosoft.com")
+	tm.Send(tea.KeyMsg{Type: tea.KeyEnter})
+	tm.Type("0f1e2d3c-app")
+	tm.Send(tea.KeyMsg{Type: tea.KeyEnter})
+	tm.Type("s3cr3t-value-xyz")
+	tm.Send(tea.KeyMsg{Type: tea.KeyEnter})
+	tm.Send(tea.KeyMsg{Type: tea.KeyEnter}) // interval 15m
+	waitFor(t, tm, "MDM (m set, s sync): intune 2 synced 3m ago")
+	tm.Type("s")
+	waitFor(t, tm, "sync intune: 2 devices")
+	if out := screen(t, tm); strings.Contains(out, "s3cr3t-value-xyz") {
+		t.Fatal("the secret was shown on screen")
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.mdms) != 1 || f.mdms[0].Intune == nil || f.mdms[0].Intune.TenantID != "clinic.onmicrosoft.com" || string(f.mdms[0].Secret) != "s3cr3t-value-xyz" || f.mdms[0].Interval != 15*time.Minute {
+		t.Fatalf("saved %+v", f.mdms)
 	}
 }

@@ -1,6 +1,9 @@
 package admin
 
-import "github.com/clinicgate/clinicgate/appliance/store"
+import (
+	"github.com/clinicgate/clinicgate/appliance/posture"
+	"github.com/clinicgate/clinicgate/appliance/store"
+)
 
 // The records the admin operations list, under the admin service's names:
 // the console and the command line read them from here and never import
@@ -17,6 +20,10 @@ type (
 	DeviceCert  = store.DeviceCert
 	// PostureEvent is a change that ended or moved sessions (CoA).
 	PostureEvent = store.PostureEvent
+	// The MDM connectors' settings, for MDMConfig.
+	IntuneSettings = posture.IntuneSettings
+	JamfSettings   = posture.JamfSettings
+	GoogleSettings = posture.GoogleSettings
 )
 
 // The compliance states and device sources, for the console.

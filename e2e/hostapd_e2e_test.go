@@ -22,6 +22,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/clinicgate/clinicgate/appliance/posture/mdmtest"
 	"github.com/clinicgate/clinicgate/appliance/store"
 	"github.com/clinicgate/clinicgate/appliance/upstream/upstreamtest"
 	"github.com/clinicgate/clinicgate/eap"
@@ -104,6 +105,7 @@ type dot1xChain struct {
 	supplicant *netPeer
 	ctrl       string // wpa_supplicant's control directory
 	iface      string // the station's interface
+	mdm        *mdmtest.Graph
 }
 
 // logs is what the failure messages show: both peers' own logs.
@@ -163,7 +165,7 @@ func startDot1x(t *testing.T, clientFlags ...string) *dot1xChain {
 	mustCG(t, c.data, secret, append([]string{"client", "add", "nas", "--address", "127.0.0.1", "--secret-stdin", "--mfa", "off",
 		"--posture", "compliant", "--coa-port", strconv.Itoa(dasPort)}, clientFlags...)...)
 	mustCG(t, c.data, "correct horse battery", "user", "add", "alice", "--group", "staff", "--password-stdin")
-	putDevice(t, c.data, store.Compliant)
+	c.mdmSays("compliant")
 
 	// The link: nasIf here, staIf in the station's namespace.
 	tag := strconv.Itoa(os.Getpid() % 100000)
@@ -226,32 +228,27 @@ func dataStore(t *testing.T, data string) *store.Store {
 	return st
 }
 
-// putDevice writes alice's laptop as Intune lists it, with compliance c;
-// turning it noncompliant queues the posture event as a sync does.
-func putDevice(t *testing.T, data string, c store.Compliance) {
-	t.Helper()
-	st := dataStore(t, data)
-	now := time.Now()
-	dev := store.Device{Source: store.SourceIntune, SourceID: "intune-laptop-1", Description: "LAPTOP-ALICE", UserName: "alice",
-		MACs: []string{staMAC}, Compliance: c, SyncedAt: now, LastSeen: now}
-	if c == store.Noncompliant {
-		dev.ComplianceReason = "BitLocker off"
+// mdmSays makes the Intune stand-in (Microsoft Graph's contract,
+// appliance/posture/mdmtest) list alice's laptop with compliance c, and
+// has the running daemon sync it now, as at its next sync interval: the
+// daemon's syncer writes the inventory and, for a device that turned
+// noncompliant, the posture event the CoA worker acts on.
+func (c *dot1xChain) mdmSays(compliance string) {
+	c.t.Helper()
+	dev := mdmtest.GraphDevice{ID: "5c7e1a2b-intune-laptop-1", DeviceName: "LAPTOP-ALICE", SerialNumber: "PF3ALICE",
+		UserPrincipalName: "alice@clinic.example", ComplianceState: compliance, IsEncrypted: compliance == "compliant",
+		LastSyncDateTime: time.Now().Add(-time.Minute), WiFiMacAddress: strings.ReplaceAll(staMAC, ":", "")}
+	if c.mdm == nil {
+		c.mdm = mdmtest.NewGraph("clinic.onmicrosoft.com", "cg-e2e-app", "e2e graph secret", []mdmtest.GraphDevice{dev})
+		c.t.Cleanup(c.mdm.Close)
+		// Periodic sync off: the test asks for each sync.
+		mustCG(c.t, c.data, "e2e graph secret", "mdm", "set", "intune", "--tenant", "clinic.onmicrosoft.com", "--client-id", "cg-e2e-app",
+			"--secret-stdin", "--login-url", c.mdm.URL, "--graph-url", c.mdm.URL, "--disabled")
 	}
-	err := st.WithTx(t.Context(), func(tx *store.Tx) error {
-		res, err := tx.ReplaceSourceDevices(t.Context(), store.SourceIntune, []store.Device{dev}, now)
-		if err != nil {
-			return err
-		}
-		if c != store.Noncompliant {
-			return nil
-		}
-		if len(res.TurnedNoncompliant) != 1 {
-			return fmt.Errorf("the sync turned %d devices noncompliant, want 1", len(res.TurnedNoncompliant))
-		}
-		return tx.AddPostureEvent(t.Context(), store.PostureEvent{Kind: store.EventDeviceNoncompliant, UserName: "alice", MACs: []string{staMAC}, Detail: "intune: BitLocker off"}, now)
-	})
-	if err != nil {
-		t.Fatal(err)
+	c.mdm.SetDevices([]mdmtest.GraphDevice{dev})
+	out := mustCG(c.t, c.data, "", "mdm", "sync", "intune", "--wait", "30s")
+	if !strings.Contains(out, "1 device") {
+		c.t.Fatalf("mdm sync: %s%s", out, c.logs())
 	}
 }
 
@@ -342,13 +339,13 @@ func TestHostapdDisconnectsNoncompliantDevice(t *testing.T) {
 		}
 		seq := c.auditHead()
 		start := time.Now()
-		putDevice(t, c.data, store.Noncompliant)
+		c.mdmSays("noncompliant")
 		// hostapd checks the Disconnect-Request (authenticator,
 		// Message-Authenticator, Event-Timestamp), finds the session and
 		// deauthorises the station.
 		c.wait(c.hostapd, "DAS: Found a matching session "+staMAC, 20*time.Second)
 		c.wait(c.hostapd, "AP-STA-DISCONNECTED "+staMAC, 10*time.Second)
-		t.Logf("hostapd deauthorised the station %v after the device turned noncompliant (a measure, not a check)", time.Since(start).Round(time.Millisecond))
+		t.Logf("hostapd deauthorised the station %v after the sync began that found the device noncompliant (a measure, not a check)", time.Since(start).Round(time.Millisecond))
 		ack := c.waitAudit(seq, "the NAS's ACK", func(r store.AuditRow) bool { return r.Actor == "coa" })
 		if ack.Reason != "coa_ack" || ack.Outcome != "disconnected" || ack.Device != staMAC || ack.User != "alice" {
 			t.Fatalf("got audit %+v, want coa_ack, disconnected, for alice's %s%s", ack, staMAC, c.logs())
@@ -371,7 +368,7 @@ func TestHostapdDisconnectsNoncompliantDevice(t *testing.T) {
 		c := startDot1x(t, "--coa", "quarantine", "--on-fail", "quarantine", "--quarantine-vlan", "666")
 		c.waitSession()
 		seq := c.auditHead()
-		putDevice(t, c.data, store.Noncompliant)
+		c.mdmSays("noncompliant")
 		// hostapd cannot move a wired port to another VLAN by CoA: it NAKs
 		// the CoA-Request, and the daemon sends a Disconnect-Request.
 		c.wait(c.hostapd, "AP-STA-DISCONNECTED "+staMAC, 20*time.Second)

@@ -94,6 +94,7 @@ type Daemon struct {
 	deviceCA        *pki.CA
 	scep            *http.Server
 	scepFP, scepURL string
+	scepEnroller    *pki.Enroller
 
 	mu        sync.Mutex
 	listeners []listener
@@ -239,7 +240,11 @@ func (d *Daemon) openEAPTLS(ctx context.Context, srv *eap.Server) error {
 	}
 	anchors = d.addDeviceCA(pool, anchors)
 	for _, c := range anchors {
-		d.log.Info("EAP-TLS trust anchor", "file", caPath, "subject", c.Subject.String(), "sha256", selfcert.FingerprintDER(c.Raw), "not_after", c.NotAfter.UTC().Format(time.DateOnly))
+		from := caPath
+		if d.deviceCA != nil && c.Equal(d.deviceCA.Cert) {
+			from = "the store (the device CA of SCEP)"
+		}
+		d.log.Info("EAP-TLS trust anchor", "file", from, "subject", c.Subject.String(), "sha256", selfcert.FingerprintDER(c.Raw), "not_after", c.NotAfter.UTC().Format(time.DateOnly))
 		if d.eapStatus != nil {
 			fp := selfcert.FingerprintDER(c.Raw)
 			d.eapStatus.Anchors = append(d.eapStatus.Anchors, c.Subject.CommonName+" "+fp[:23]+"…")
@@ -456,6 +461,7 @@ func (d *Daemon) Listen(ctx context.Context) error {
 	}
 	if d.scep != nil {
 		desc := func(a net.Addr) string {
+			d.scepListening(a)
 			return fmt.Sprintf("  SCEP (device certs)    https://%s%s  (as %s; certificate SHA-256 %s)", a, scepserver.PathSCEP, d.scepURL, d.scepFP)
 		}
 		serve := func(ln net.Listener) error { return d.scep.ServeTLS(ln, "", "") }

@@ -91,11 +91,25 @@ func (d *Daemon) openSCEP() error {
 	if err != nil {
 		return err
 	}
-	d.scepURL = base + scepserver.PathSCEP
+	d.scepURL, d.scepEnroller = base+scepserver.PathSCEP, enr
 	d.scep = &http.Server{
 		Handler: srv.Handler(), TLSConfig: &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{pair}},
 		ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second,
 		IdleTimeout: time.Minute, MaxHeaderBytes: 128 << 10, ErrorLog: nil,
 	}
 	return nil
+}
+
+// scepListening fixes the URLs once the port is known, when the config
+// gives no public URL and the listen address left the port to the kernel
+// (":0", in tests). It runs in Listen, before anything is served.
+func (d *Daemon) scepListening(a net.Addr) {
+	if d.cfg.SCEP.PublicURL != "" {
+		return
+	}
+	if _, port, err := net.SplitHostPort(d.cfg.SCEP.Listen); err != nil || port != "0" {
+		return
+	}
+	base := scepPublicURL("", a.String())
+	d.scepURL, d.scepEnroller.CRLURL = base+scepserver.PathSCEP, base+scepserver.PathCRL
 }

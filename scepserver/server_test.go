@@ -9,6 +9,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/base64"
+	"fmt"
 	"io"
 	"log/slog"
 	"math/big"
@@ -43,16 +44,17 @@ func (c *clock) Add(d time.Duration) {
 }
 
 type env struct {
-	core  *appliancetest.Core
-	ca    *pki.CA
-	clock *clock
-	url   string
-	http  *http.Client
+	core    *appliancetest.Core
+	ca      *pki.CA
+	clock   *clock
+	url     string
+	http    *http.Client
+	handler http.Handler
 }
 
 const crlURL = "https://gate.test:9443/pki/device-ca.crl"
 
-func newEnv(t *testing.T) *env {
+func newEnv(t testing.TB) *env {
 	t.Helper()
 	clk := &clock{t: time.Now()}
 	core := appliancetest.New(t, appliancetest.Options{Now: clk.Now})
@@ -68,10 +70,10 @@ func newEnv(t *testing.T) *env {
 	}
 	ts := httptest.NewTLSServer(srv.Handler())
 	t.Cleanup(ts.Close)
-	return &env{core: core, ca: ca, clock: clk, url: ts.URL + scepserver.PathCGI, http: ts.Client()}
+	return &env{core: core, ca: ca, clock: clk, url: ts.URL + scepserver.PathCGI, http: ts.Client(), handler: srv.Handler()}
 }
 
-func (e *env) challenge(t *testing.T, r admin.SCEPChallengeRequest) string {
+func (e *env) challenge(t testing.TB, r admin.SCEPChallengeRequest) string {
 	t.Helper()
 	ch, err := e.core.Admin.CreateSCEPChallenge(t.Context(), r)
 	if err != nil {
@@ -86,7 +88,7 @@ type device struct {
 	signer *x509.Certificate
 }
 
-func newDevice(t *testing.T, bits int) device {
+func newDevice(t testing.TB, bits int) device {
 	t.Helper()
 	k, err := rsa.GenerateKey(rand.Reader, bits)
 	if err != nil {
@@ -103,7 +105,7 @@ func newDevice(t *testing.T, bits int) device {
 
 // pkcsReq builds a PKCSReq for cn with challenge; spoil, when set,
 // changes the CSR's DER before it is enveloped.
-func (e *env) pkcsReq(t *testing.T, d device, cn, challenge string, spoil func([]byte) []byte) []byte {
+func (e *env) pkcsReq(t testing.TB, d device, cn, challenge string, spoil func([]byte) []byte) []byte {
 	t.Helper()
 	der, err := x509util.CreateCertificateRequest(rand.Reader, &x509util.CertificateRequest{
 		CertificateRequest: x509.CertificateRequest{Subject: pkix.Name{CommonName: cn}}, ChallengePassword: challenge}, d.key)
@@ -416,5 +418,94 @@ func TestRevokedCertificateIsOnTheCRL(t *testing.T) {
 	}
 	if _, err := e.core.Admin.Store.Revoked(context.Background(), "", cert.SerialNumber.Text(16)); err != nil {
 		t.Errorf("not on the appliance's revocation list EAP-TLS checks: %v", err)
+	}
+}
+
+// TestStaticChallengeServesItsUsesOnly: a challenge for several devices
+// (an MDM's static challenge) serves that many enrolments, then is
+// refused; a withdrawn one is refused at once.
+func TestStaticChallengeServesItsUsesOnly(t *testing.T) {
+	e := newEnv(t)
+	if _, err := e.core.Admin.CreateSCEPChallenge(t.Context(), admin.SCEPChallengeRequest{Uses: 2, Device: "one"}); err == nil {
+		t.Fatal("a challenge for 2 devices named one device")
+	}
+	static := e.challenge(t, admin.SCEPChallengeRequest{Uses: 2})
+	for i, want := range []scep.FailInfo{"", "", scep.BadRequest} {
+		d := newDevice(t, 2048)
+		_, body := e.post(t, e.pkcsReq(t, d, fmt.Sprintf("mac-%d", i), static, nil))
+		if c, f := e.certRep(t, d, body); f != want || (want == "") != (c != nil) {
+			t.Fatalf("enrolment %d: certificate %v, failInfo %q; want failInfo %q", i+1, c != nil, f, want)
+		}
+	}
+	if r := e.lastReason(t); r != "scep_challenge_used" {
+		t.Errorf("audit reason %q, want scep_challenge_used", r)
+	}
+	ch, err := e.core.Admin.CreateSCEPChallenge(t.Context(), admin.SCEPChallengeRequest{Uses: 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	list, _ := e.core.Admin.SCEPChallenges(t.Context())
+	if len(list) != 1 || list[0].ID != ch.ID || list[0].UsesLeft != 5 {
+		t.Fatalf("usable challenges: %+v", list)
+	}
+	if err := e.core.Admin.WithdrawSCEPChallenge(t.Context(), ch.ID); err != nil {
+		t.Fatal(err)
+	}
+	d := newDevice(t, 2048)
+	_, body := e.post(t, e.pkcsReq(t, d, "late", ch.Challenge, nil))
+	if c, f := e.certRep(t, d, body); c != nil || f != scep.BadRequest {
+		t.Fatalf("a withdrawn challenge: certificate %v, failInfo %q", c != nil, f)
+	}
+}
+
+// blockingEnroller holds every enrolment until release is closed.
+type blockingEnroller struct {
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (b *blockingEnroller) Enroll(ctx context.Context, r pki.EnrollRequest) (*x509.Certificate, pki.Refusal, error) {
+	b.entered <- struct{}{}
+	<-b.release
+	return nil, pki.RefuseBadChallenge, nil
+}
+
+func (b *blockingEnroller) Refuse(context.Context, string, pki.Refusal, string) error { return nil }
+
+// TestPKIOperationsAreBounded: past MaxConcurrent enrolments in progress,
+// the door answers 503 at once instead of queueing work.
+func TestPKIOperationsAreBounded(t *testing.T) {
+	e := newEnv(t)
+	b := &blockingEnroller{entered: make(chan struct{}, 1), release: make(chan struct{})}
+	srv, err := scepserver.New(scepserver.Config{CA: e.ca, Enroller: b, CRL: &pki.CRLCache{Store: e.core.Admin.Store, CA: e.ca, Now: time.Now}, Logger: slog.New(slog.DiscardHandler), MaxConcurrent: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewTLSServer(srv.Handler())
+	defer ts.Close()
+	d := newDevice(t, 2048)
+	msg := e.pkcsReq(t, d, "x", "y", nil)
+	first := make(chan int, 1)
+	go func() {
+		resp, err := ts.Client().Post(ts.URL+scepserver.PathSCEP+"?operation=PKIOperation", "application/x-pki-message", bytes.NewReader(msg))
+		if err != nil {
+			first <- 0
+			return
+		}
+		resp.Body.Close()
+		first <- resp.StatusCode
+	}()
+	<-b.entered
+	resp, err := ts.Client().Post(ts.URL+scepserver.PathSCEP+"?operation=PKIOperation", "application/x-pki-message", bytes.NewReader(msg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
+		t.Errorf("a second enrolment while one is in progress: status %d, want 503 with Retry-After", resp.StatusCode)
+	}
+	close(b.release)
+	if s := <-first; s != http.StatusOK {
+		t.Errorf("the first enrolment: status %d, want a CertRep", s)
 	}
 }

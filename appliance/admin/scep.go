@@ -23,6 +23,10 @@ type SCEPChallengeRequest struct {
 	User   string        // the device's owner: EAP-TLS logs in as this user
 	MAC    string        // the device's Wi-Fi MAC address, for a new record
 	TTL    time.Duration // how long the challenge may be used (default 24 h)
+	// Uses is how many devices may enrol with it (default 1). More than
+	// one is an MDM's static challenge: see docs/scep.md for what that
+	// costs.
+	Uses int
 	// Validity is the issued certificate's lifetime (default 1 year).
 	Validity time.Duration
 }
@@ -30,6 +34,8 @@ type SCEPChallengeRequest struct {
 // SCEPChallenge is a challenge just made: Challenge is shown once and
 // only its hash is kept.
 type SCEPChallenge struct {
+	ID        int64
+	Uses      int
 	Challenge string
 	ExpiresAt time.Time
 	DeviceID  int64 // the inventory record it attaches to, 0 for a new one
@@ -42,7 +48,8 @@ func (c SCEPChallenge) String() string { return "SCEPChallenge(REDACTED)" }
 // Defaults and limits of SCEP challenges.
 const (
 	DefaultSCEPChallengeTTL = 24 * time.Hour
-	MaxSCEPChallengeTTL     = 30 * 24 * time.Hour
+	MaxSCEPChallengeTTL     = 366 * 24 * time.Hour
+	MaxSCEPChallengeUses    = 10000
 	DefaultSCEPCertValidity = 365 * 24 * time.Hour
 	MaxSCEPCertValidity     = 5 * 365 * 24 * time.Hour
 )
@@ -56,8 +63,17 @@ func (s *Service) CreateSCEPChallenge(ctx context.Context, r SCEPChallengeReques
 	if r.Validity == 0 {
 		r.Validity = DefaultSCEPCertValidity
 	}
+	if r.Uses == 0 {
+		r.Uses = 1
+	}
 	if r.TTL < time.Minute || r.TTL > MaxSCEPChallengeTTL {
-		return SCEPChallenge{}, invalid("the challenge's lifetime must be from 1m to %s (for example 24h)", MaxSCEPChallengeTTL)
+		return SCEPChallenge{}, invalid("the challenge's lifetime must be from 1m to 366 days (for example 24h)")
+	}
+	if r.Uses < 1 || r.Uses > MaxSCEPChallengeUses {
+		return SCEPChallenge{}, invalid("a challenge serves 1 to %d devices", MaxSCEPChallengeUses)
+	}
+	if r.Uses > 1 && (r.Device != "" || r.MAC != "") {
+		return SCEPChallenge{}, invalid("a challenge for %d devices cannot name one device or MAC address: each device is named by the subject it asks for", r.Uses)
 	}
 	if r.Validity < time.Hour || r.Validity > MaxSCEPCertValidity {
 		return SCEPChallenge{}, invalid("the certificate's validity must be from 1h to 5 years (for example 8760h for a year)")
@@ -66,7 +82,7 @@ func (s *Service) CreateSCEPChallenge(ctx context.Context, r SCEPChallengeReques
 	if name != "" && pki.CleanName(name) != name {
 		return SCEPChallenge{}, invalid("the device name must be at most 64 characters without control characters")
 	}
-	ch := store.SCEPChallenge{DeviceName: name, OwnerName: r.User, Validity: r.Validity, CreatedBy: s.Actor}
+	ch := store.SCEPChallenge{DeviceName: name, OwnerName: r.User, Validity: r.Validity, Uses: r.Uses, CreatedBy: s.Actor}
 	if r.MAC != "" {
 		mac, err := policy.NormalizeMAC(r.MAC)
 		if err != nil {
@@ -84,8 +100,12 @@ func (s *Service) CreateSCEPChallenge(ctx context.Context, r SCEPChallengeReques
 	now := s.Now()
 	ch.Hash, ch.ExpiresAt = pki.HashChallenge(secret), now.Add(r.TTL)
 	detail := fmt.Sprintf("one-time SCEP challenge made, valid until %s, certificate for %s", ch.ExpiresAt.UTC().Format(time.RFC3339), r.Validity)
+	if r.Uses > 1 {
+		detail = fmt.Sprintf("SCEP challenge for up to %d devices made (a static challenge), valid until %s, certificates for %s", r.Uses, ch.ExpiresAt.UTC().Format(time.RFC3339), r.Validity)
+	}
 	// The audit entry says which record the challenge attaches to, which
 	// the transaction finds: it is written at its end, in it.
+	var out SCEPChallenge
 	err = s.Store.WithTx(ctx, func(tx *store.Tx) error {
 		if r.User != "" {
 			if _, err := tx.UserByName(ctx, r.User); errors.Is(err, store.ErrNotFound) {
@@ -109,16 +129,20 @@ func (s *Service) CreateSCEPChallenge(ctx context.Context, r SCEPChallengeReques
 				return invalid("%d devices in the inventory are named %q; name the one you mean by its MDM id", len(ds), name)
 			}
 		}
-		if _, err := tx.AddSCEPChallenge(ctx, ch, now); err != nil {
+		id, err := tx.AddSCEPChallenge(ctx, ch, now)
+		if err != nil {
 			return err
 		}
-		_, err := s.Audit.AppendTx(ctx, tx, audit.Entry{Kind: audit.KindAdmin, Actor: s.Actor, Outcome: "changed", User: r.User, Device: name, Reason: "scep_challenge", Detail: detail})
+		detail += fmt.Sprintf(" (challenge %d)", id)
+		out.ID = id
+		_, err = s.Audit.AppendTx(ctx, tx, audit.Entry{Kind: audit.KindAdmin, Actor: s.Actor, Outcome: "changed", User: r.User, Device: name, Reason: "scep_challenge", Detail: detail})
 		return err
 	})
 	if err != nil {
 		return SCEPChallenge{}, err
 	}
-	return SCEPChallenge{Challenge: secret, ExpiresAt: ch.ExpiresAt, DeviceID: ch.DeviceID, Validity: r.Validity}, nil
+	out.Challenge, out.ExpiresAt, out.DeviceID, out.Validity, out.Uses = secret, ch.ExpiresAt, ch.DeviceID, r.Validity, r.Uses
+	return out, nil
 }
 
 // IssuedCerts lists the certificates the device CA issued.
@@ -130,4 +154,23 @@ func (s *Service) IssuedCerts(ctx context.Context) ([]store.IssuedCert, error) {
 // MDMs, which need its certificate.
 func (s *Service) DeviceCA(ctx context.Context) (*pki.CA, error) {
 	return pki.Ensure(ctx, s.Store, s.Now())
+}
+
+// SCEPChallenges lists the challenges that can still be used (never the
+// challenges themselves, which are not kept).
+func (s *Service) SCEPChallenges(ctx context.Context) ([]store.SCEPChallenge, error) {
+	return s.Store.SCEPChallenges(ctx, s.Now())
+}
+
+// WithdrawSCEPChallenge makes a challenge unusable at once: one that was
+// given out by mistake, or an MDM's static challenge once its devices
+// are enrolled. Certificates already issued stay valid ('cert revoke').
+func (s *Service) WithdrawSCEPChallenge(ctx context.Context, id int64) error {
+	err := s.change(ctx, audit.Entry{Reason: "scep_challenge_withdrawn", Detail: fmt.Sprintf("SCEP challenge %d withdrawn", id)}, func(tx *store.Tx) error {
+		return tx.WithdrawSCEPChallenge(ctx, id, s.Now())
+	})
+	if errors.Is(err, store.ErrNotFound) {
+		return invalid("there is no usable SCEP challenge %d ('clinicgate scep challenges' lists them)", id)
+	}
+	return err
 }

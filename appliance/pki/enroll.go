@@ -103,10 +103,10 @@ func (e *Enroller) Enroll(ctx context.Context, r EnrollRequest) (*x509.Certifica
 			refusal, why = RefuseBadChallenge, "the challenge password is not one the appliance made"
 			return nil
 		case errors.Is(err, store.ErrChallengeUsed):
-			refusal, why = RefuseChallengeUsed, fmt.Sprintf("the challenge made by %s at %s was already used at %s", ch.CreatedBy, stamp(ch.CreatedAt), stamp(ch.UsedAt))
+			refusal, why = RefuseChallengeUsed, fmt.Sprintf("challenge %d, made by %s at %s, was already used (%d of %d uses; the last at %s)", ch.ID, ch.CreatedBy, stamp(ch.CreatedAt), ch.Uses-ch.UsesLeft, ch.Uses, stamp(ch.UsedAt))
 			return nil
 		case errors.Is(err, store.ErrChallengeExpired):
-			refusal, why = RefuseChallengeExpired, fmt.Sprintf("the challenge made by %s expired at %s", ch.CreatedBy, stamp(ch.ExpiresAt))
+			refusal, why = RefuseChallengeExpired, fmt.Sprintf("challenge %d, made by %s, expired at %s", ch.ID, ch.CreatedBy, stamp(ch.ExpiresAt))
 			return nil
 		case err != nil:
 			return err
@@ -199,7 +199,7 @@ func (e *Enroller) issue(ctx context.Context, tx *store.Tx, r EnrollRequest, ch 
 		}
 	}
 	_, err = e.Audit.AppendTx(ctx, tx, audit.Entry{Kind: audit.KindSystem, Door: "scep", User: owner, Device: name, Source: r.Remote, Outcome: "issued", Reason: "scep_issued", Actor: "scep",
-		Detail: fmt.Sprintf("device certificate serial %s (SHA-256 %s) issued to %q until %s, inventory record %d, challenge made by %s", serial, fp, name, stamp(cert.NotAfter), dev.ID, ch.CreatedBy)})
+		Detail: fmt.Sprintf("device certificate serial %s (SHA-256 %s) issued to %q until %s, inventory record %d, challenge %d made by %s (%d of %d uses left)", serial, fp, name, stamp(cert.NotAfter), dev.ID, ch.ID, ch.CreatedBy, ch.UsesLeft, ch.Uses)})
 	if err != nil {
 		return nil, err
 	}

@@ -67,7 +67,7 @@ func (tx *Tx) NextCRLNumber(ctx context.Context) (int64, error) {
 	return n, mapErr(err)
 }
 
-// SCEPChallenge is a one-time SCEP challenge password, by its hash.
+// SCEPChallenge is a SCEP challenge password, by its hash.
 type SCEPChallenge struct {
 	ID         int64
 	Hash       string // hex SHA-256 of the challenge
@@ -76,6 +76,8 @@ type SCEPChallenge struct {
 	OwnerName  string
 	MAC        string
 	Validity   time.Duration // of the certificate it buys
+	Uses       int           // how many requests it may serve (1: one-time)
+	UsesLeft   int
 	CreatedBy  string
 	CreatedAt  time.Time
 	ExpiresAt  time.Time
@@ -84,8 +86,11 @@ type SCEPChallenge struct {
 
 // AddSCEPChallenge stores a challenge's hash.
 func (tx *Tx) AddSCEPChallenge(ctx context.Context, c SCEPChallenge, now time.Time) (int64, error) {
-	res, err := tx.q.ExecContext(ctx, `INSERT INTO scep_challenges (hash, device_id, device_name, owner_name, mac, validity, created_by, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		c.Hash, nullID(c.DeviceID), c.DeviceName, c.OwnerName, c.MAC, int64(c.Validity/time.Second), c.CreatedBy, now.Unix(), c.ExpiresAt.Unix())
+	if c.Uses < 1 {
+		c.Uses = 1
+	}
+	res, err := tx.q.ExecContext(ctx, `INSERT INTO scep_challenges (hash, device_id, device_name, owner_name, mac, validity, uses, uses_left, created_by, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		c.Hash, nullID(c.DeviceID), c.DeviceName, c.OwnerName, c.MAC, int64(c.Validity/time.Second), c.Uses, c.Uses, c.CreatedBy, now.Unix(), c.ExpiresAt.Unix())
 	if err != nil {
 		return 0, mapErr(err)
 	}
@@ -99,36 +104,77 @@ var (
 	ErrChallengeExpired = errors.New("challenge expired")
 )
 
-// UseSCEPChallenge consumes the challenge with this hash: ErrNotFound for
-// an unknown one, ErrChallengeUsed or ErrChallengeExpired (with the
-// record) for one that cannot be used. A challenge is consumed even when
-// the request it came with is refused later: it was spent on a device.
-func (tx *Tx) UseSCEPChallenge(ctx context.Context, hash string, now time.Time) (SCEPChallenge, error) {
+const challengeCols = `id, hash, device_id, device_name, owner_name, mac, validity, uses, uses_left, created_by, created_at, expires_at, used_at`
+
+func scanChallenge(sc interface{ Scan(...any) error }) (SCEPChallenge, error) {
 	var c SCEPChallenge
 	var dev, used sql.NullInt64
 	var validity, created, expires int64
-	err := tx.q.QueryRowContext(ctx, `SELECT id, hash, device_id, device_name, owner_name, mac, validity, created_by, created_at, expires_at, used_at FROM scep_challenges WHERE hash = ?`, hash).
-		Scan(&c.ID, &c.Hash, &dev, &c.DeviceName, &c.OwnerName, &c.MAC, &validity, &c.CreatedBy, &created, &expires, &used)
-	if err != nil {
+	if err := sc.Scan(&c.ID, &c.Hash, &dev, &c.DeviceName, &c.OwnerName, &c.MAC, &validity, &c.Uses, &c.UsesLeft, &c.CreatedBy, &created, &expires, &used); err != nil {
 		return SCEPChallenge{}, mapErr(err)
 	}
 	c.DeviceID, c.Validity = dev.Int64, time.Duration(validity)*time.Second
 	c.CreatedAt, c.ExpiresAt, c.UsedAt = time.Unix(created, 0).UTC(), time.Unix(expires, 0).UTC(), fromUnix(used)
-	if used.Valid {
+	return c, nil
+}
+
+// UseSCEPChallenge takes one use of the challenge with this hash:
+// ErrNotFound for an unknown one, ErrChallengeUsed or ErrChallengeExpired
+// (with the record) for one that cannot be used. The use is spent even
+// when the request it came with is refused later in the transaction's
+// caller: it was spent on a device.
+func (tx *Tx) UseSCEPChallenge(ctx context.Context, hash string, now time.Time) (SCEPChallenge, error) {
+	c, err := scanChallenge(tx.q.QueryRowContext(ctx, `SELECT `+challengeCols+` FROM scep_challenges WHERE hash = ?`, hash))
+	if err != nil {
+		return SCEPChallenge{}, err
+	}
+	if c.UsesLeft <= 0 {
 		return c, ErrChallengeUsed
 	}
 	if !now.Before(c.ExpiresAt) {
 		return c, ErrChallengeExpired
 	}
-	res, err := tx.q.ExecContext(ctx, `UPDATE scep_challenges SET used_at = ? WHERE id = ? AND used_at IS NULL`, now.Unix(), c.ID)
+	res, err := tx.q.ExecContext(ctx, `UPDATE scep_challenges SET used_at = ?, uses_left = uses_left - 1 WHERE id = ? AND uses_left > 0`, now.Unix(), c.ID)
 	if err != nil {
 		return c, mapErr(err)
 	}
 	if n, _ := res.RowsAffected(); n == 0 {
 		return c, ErrChallengeUsed
 	}
-	c.UsedAt = now.UTC()
+	c.UsedAt, c.UsesLeft = now.UTC(), c.UsesLeft-1
 	return c, nil
+}
+
+// SCEPChallenges lists the challenges that can still be used, newest
+// first (their hashes included; the challenges themselves are not kept).
+func (s *Store) SCEPChallenges(ctx context.Context, now time.Time) ([]SCEPChallenge, error) {
+	rows, err := s.q.QueryContext(ctx, `SELECT `+challengeCols+` FROM scep_challenges WHERE uses_left > 0 AND expires_at > ? ORDER BY id DESC`, now.Unix())
+	if err != nil {
+		return nil, mapErr(err)
+	}
+	defer rows.Close()
+	var out []SCEPChallenge
+	for rows.Next() {
+		c, err := scanChallenge(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, c)
+	}
+	return out, mapErr(rows.Err())
+}
+
+// WithdrawSCEPChallenge makes a challenge unusable at once (ErrNotFound
+// when there is no usable challenge of that id).
+func (tx *Tx) WithdrawSCEPChallenge(ctx context.Context, id int64, now time.Time) error {
+	res, err := tx.q.ExecContext(ctx, `UPDATE scep_challenges SET uses_left = 0 WHERE id = ? AND uses_left > 0 AND expires_at > ?`, id, now.Unix())
+	if err != nil {
+		return mapErr(err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return ErrNotFound
+	}
+	return nil
 }
 
 // IssuedCert is a certificate the device CA issued.

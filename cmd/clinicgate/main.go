@@ -37,7 +37,8 @@ Usage:
   clinicgate mdm list | sync NAME | remove NAME
   clinicgate cert register USER SHA256-FINGERPRINT | register USER --file cert.pem
   clinicgate cert revoke FINGERPRINT-or-SERIAL [--reason TEXT] | unregister FINGERPRINT | list
-  clinicgate scep challenge [--device NAME] [--user U] [--mac M] [--ttl 24h] | ca > device-ca.pem | list
+  clinicgate scep challenge [--device NAME] [--user U] [--mac M] [--ttl 24h] [--uses N]
+  clinicgate scep challenges | withdraw ID | ca > device-ca.pem | list
   clinicgate wifi ca > ca.pem | profile --ssid NAME [--method ttls|peap|tls] > clinic.mobileconfig
       (Apple devices without an MDM: --method tls --scep URL [--challenge C])
   clinicgate audit tail [-n N] [--follow] [--user NAME] | show N | verify

@@ -15,12 +15,26 @@ func TestSCEPChallengeCAAndProfile(t *testing.T) {
 	if out, err := cg(t, data, "", "scep", "challenge", "--user", "nobody"); err == nil || !strings.Contains(out, `no user "nobody"`) {
 		t.Fatalf("a challenge for an unknown user: %v\n%s", err, out)
 	}
-	if out, err := cg(t, data, "", "scep", "challenge", "--ttl", "1000h"); err == nil || !strings.Contains(out, "lifetime") {
-		t.Fatalf("a challenge living 1000h: %v\n%s", err, out)
+	if out, err := cg(t, data, "", "scep", "challenge", "--ttl", "9000h"); err == nil || !strings.Contains(out, "lifetime") {
+		t.Fatalf("a challenge living 9000h: %v\n%s", err, out)
 	}
 	out := mustCG(t, data, "", "scep", "challenge", "--device", "front desk", "--mac", "AA-BB-CC-DD-EE-FF")
 	if !regexp.MustCompile(`(?m)^[a-z2-7]{26}$`).MatchString(out) || !strings.Contains(out, "shown only now") {
 		t.Fatalf("scep challenge printed:\n%s", out)
+	}
+	if out, err := cg(t, data, "", "scep", "challenge", "--uses", "20", "--device", "x"); err == nil || !strings.Contains(out, "cannot name one device") {
+		t.Fatalf("a static challenge naming a device: %v\n%s", err, out)
+	}
+	out = mustCG(t, data, "", "scep", "challenge", "--uses", "20", "--ttl", "720h")
+	if !strings.Contains(out, "up to 20 devices") || !strings.Contains(out, "scep withdraw 2") {
+		t.Fatalf("a static challenge:\n%s", out)
+	}
+	if out := mustCG(t, data, "", "scep", "challenges"); !strings.Contains(out, "20 of 20") || !strings.Contains(out, "front desk") {
+		t.Fatalf("scep challenges:\n%s", out)
+	}
+	mustCG(t, data, "", "scep", "withdraw", "2")
+	if out, err := cg(t, data, "", "scep", "withdraw", "2"); err == nil || !strings.Contains(out, "no usable SCEP challenge 2") {
+		t.Fatalf("withdrawing twice: %v\n%s", err, out)
 	}
 	out = mustCG(t, data, "", "scep", "ca")
 	blk, _ := pem.Decode([]byte(out[strings.Index(out, "-----BEGIN"):]))

@@ -18,12 +18,13 @@ CREATE TABLE IF NOT EXISTS device_ca (
 	created_at INTEGER NOT NULL
 );
 
--- scep_challenges are one-time challenge passwords. Only a SHA-256 of
--- each is kept (they are 128-bit random, so a fast hash is enough); a
--- challenge is consumed (used_at) by the request that uses it, and
--- refused after expires_at. device_id names the inventory record the
--- certificate is attached to, when the admin named one; device_name,
--- owner and mac describe a new record otherwise.
+-- scep_challenges are challenge passwords, one-time unless the admin
+-- chose otherwise (an MDM's static challenge: uses > 1). Only a SHA-256
+-- of each is kept (they are 128-bit random, so a fast hash is enough);
+-- each request that uses one takes one of uses_left (used_at is the
+-- last), and none is accepted after expires_at. device_id names the
+-- inventory record the certificate is attached to, when the admin named
+-- one; device_name, owner and mac describe a new record otherwise.
 CREATE TABLE IF NOT EXISTS scep_challenges (
 	id          INTEGER PRIMARY KEY,
 	hash        TEXT NOT NULL UNIQUE,
@@ -32,6 +33,8 @@ CREATE TABLE IF NOT EXISTS scep_challenges (
 	owner_name  TEXT NOT NULL DEFAULT '',
 	mac         TEXT NOT NULL DEFAULT '',
 	validity    INTEGER NOT NULL,
+	uses        INTEGER NOT NULL DEFAULT 1,
+	uses_left   INTEGER NOT NULL DEFAULT 1,
 	created_by  TEXT NOT NULL DEFAULT '',
 	created_at  INTEGER NOT NULL,
 	expires_at  INTEGER NOT NULL,

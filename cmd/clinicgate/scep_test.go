@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/clinicgate/clinicgate/eap"
+	"github.com/clinicgate/clinicgate/ldapproxy"
 )
 
 func TestSCEPChallengeCAAndProfile(t *testing.T) {
@@ -47,11 +48,17 @@ func TestSCEPChallengeCAAndProfile(t *testing.T) {
 	if _, _, _, err := eap.EnsureCertificate(data); err != nil {
 		t.Fatal(err)
 	}
+	if out, err := cg(t, data, "", "wifi", "profile", "--ssid", "Staff", "--method", "tls", "--scep", "https://gate:9443/scep"); err == nil || !strings.Contains(out, "first start") {
+		t.Fatalf("a SCEP profile before the daemon made its HTTPS certificate: %v\n%s", err, out)
+	}
+	if _, _, _, _, err := ldapproxy.EnsureCertificate(data); err != nil {
+		t.Fatal(err)
+	}
 	if out, err := cg(t, data, "", "wifi", "profile", "--ssid", "Staff", "--scep", "https://gate:9443/scep"); err == nil || !strings.Contains(out, "--method tls") {
 		t.Fatalf("--scep with ttls: %v\n%s", err, out)
 	}
 	out = mustCG(t, data, "", "wifi", "profile", "--ssid", "Staff", "--method", "tls", "--scep", "https://gate:9443/scep", "--device", "ipad 3")
-	for _, want := range []string{"com.apple.security.scep", "<key>Challenge</key>", "https://gate:9443/scep", "PayloadCertificateUUID", "<string>ipad 3</string>", "usable once"} {
+	for _, want := range []string{"com.apple.security.scep", "<key>Challenge</key>", "clinicgate-scep-server.cer", "clinicgate-device-ca.cer", "https://gate:9443/scep", "PayloadCertificateUUID", "<string>ipad 3</string>", "usable once"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("the profile lacks %s:\n%s", want, out)
 		}

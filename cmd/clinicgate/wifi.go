@@ -141,10 +141,16 @@ func (c *cli) scepPayload(cfg config.Config, url, challenge string, r admin.SCEP
 	if certPath == "" {
 		certPath = filepath.Join(cfg.DataDir, ldapproxy.CertFile)
 	}
-	if server, sca, _ := wifiprofile.Chain(certPath, ""); sca != nil {
+	if _, err := os.Stat(certPath); errors.Is(err, os.ErrNotExist) && cfg.SCEP.CertFile == "" {
+		return nil, fmt.Errorf("no SCEP HTTPS certificate at %s yet: the daemon makes it at its first start (with scep.listen set)", certPath)
+	}
+	// The device must trust the door's certificate: the self-signed one,
+	// or the CA in the file. A certificate without its CA is taken to be
+	// one the device already trusts (a public CA's).
+	if _, sca, err := wifiprofile.Chain(certPath, ""); sca != nil {
 		s.ServerCA = sca
-	} else if server != nil && server.IsCA {
-		s.ServerCA = server
+	} else if errors.Is(err, os.ErrNotExist) || errors.Is(err, os.ErrPermission) {
+		return nil, fmt.Errorf("the SCEP HTTPS certificate: %w", err)
 	}
 	if challenge == "" {
 		ch, err := svc.CreateSCEPChallenge(ctx, r)

@@ -65,9 +65,45 @@ type Enroller struct {
 	// CRLURL is the URL the certificates name as their CRL distribution
 	// point.
 	CRLURL string
-	Now    func() time.Time
+	Now    func() time.Time // nil: time.Now
 	Rand   io.Reader
 	Log    *slog.Logger
+
+	// A flood of refused requests (garbage, a replayed request with a
+	// wrong challenge) must not fill the audit log: at most
+	// refusalsPerSecond are audited, the rest counted into the next one.
+	mu         sync.Mutex
+	window     time.Time
+	inWindow   int
+	notAudited int
+}
+
+// refusalsPerSecond bounds the refusals audited in one second.
+const refusalsPerSecond = 20
+
+// auditBudget says whether a refusal at now may be audited, and how many
+// were held back before it.
+func (e *Enroller) auditBudget(now time.Time) (bool, int) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if now.Sub(e.window) >= time.Second || now.Before(e.window) {
+		e.window, e.inWindow = now, 0
+	}
+	if e.inWindow >= refusalsPerSecond {
+		e.notAudited++
+		return false, 0
+	}
+	e.inWindow++
+	held := e.notAudited
+	e.notAudited = 0
+	return true, held
+}
+
+func (e *Enroller) now() time.Time {
+	if e.Now == nil {
+		return time.Now()
+	}
+	return e.Now()
 }
 
 // EnrollRequest is a SCEP PKCSReq, decoded and decrypted.
@@ -82,7 +118,7 @@ type EnrollRequest struct {
 // certificate: a refusal comes back as a Refusal (audited) with a nil
 // error; an error means nothing could be decided (the store failed).
 func (e *Enroller) Enroll(ctx context.Context, r EnrollRequest) (*x509.Certificate, Refusal, error) {
-	now := e.Now()
+	now := e.now()
 	if err := r.CSR.CheckSignature(); err != nil {
 		return e.refuse(ctx, r, RefuseBadCSR, "the CSR's signature does not verify: "+err.Error())
 	}
@@ -221,6 +257,16 @@ func (e *Enroller) refuse(ctx context.Context, r EnrollRequest, why Refusal, det
 	if r.CSR != nil {
 		dev = CleanName(r.CSR.Subject.CommonName)
 	}
+	ok, held := e.auditBudget(e.now())
+	if !ok {
+		if e.Log != nil {
+			e.Log.Debug("SCEP refusal not audited: too many this second", "door", "scep", "reason", string(why), "source", r.Remote)
+		}
+		return nil, why, nil
+	}
+	if held > 0 {
+		detail += fmt.Sprintf("; %d refusals before this one were not audited (more than %d a second)", held, refusalsPerSecond)
+	}
 	_, err := e.Audit.Append(ctx, audit.Entry{Kind: audit.KindSystem, Door: "scep", Device: dev, Source: r.Remote, Outcome: "refused", Reason: string(why), Actor: "scep", Detail: detail})
 	if err != nil {
 		return nil, why, fmt.Errorf("audit: %w", err)
@@ -265,7 +311,7 @@ func stamp(t time.Time) string {
 type CRLCache struct {
 	Store *store.Store
 	CA    *CA
-	Now   func() time.Time
+	Now   func() time.Time // nil: time.Now
 
 	mu      sync.Mutex
 	der     []byte
@@ -279,7 +325,10 @@ func (c *CRLCache) DER(ctx context.Context) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	now := c.Now()
+	now := time.Now()
+	if c.Now != nil {
+		now = c.Now()
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.der != nil && v == c.version && now.Sub(c.signed) < CRLValidity/2 {

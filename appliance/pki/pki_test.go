@@ -11,6 +11,7 @@ import (
 	"database/sql"
 	"errors"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -84,5 +85,40 @@ func TestCheckKey(t *testing.T) {
 		if (err == nil) != tc.ok || (err != nil && !errors.Is(err, pki.ErrKey)) {
 			t.Errorf("%s: got %v, want ok=%v", tc.name, err, tc.ok)
 		}
+	}
+}
+
+// TestRefusalFloodDoesNotFillTheAudit: past 20 refusals a second, the
+// rest are counted, and the next one audited says how many were not.
+func TestRefusalFloodDoesNotFillTheAudit(t *testing.T) {
+	now := time.Now()
+	clock := func() time.Time { return now }
+	core := appliancetest.New(t, appliancetest.Options{Now: clock})
+	e := &pki.Enroller{Store: core.Admin.Store, Audit: core.Audit, Now: clock}
+	for range 25 {
+		if err := e.Refuse(t.Context(), "192.0.2.9", pki.RefuseBadMessage, "garbage"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rows, err := core.LastAudit(t.Context(), 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, r := range rows {
+		if r.Reason == string(pki.RefuseBadMessage) {
+			n++
+		}
+	}
+	if n != 20 {
+		t.Fatalf("%d refusals audited in one second, want 20", n)
+	}
+	now = now.Add(time.Second)
+	if err := e.Refuse(t.Context(), "192.0.2.9", pki.RefuseBadMessage, "garbage"); err != nil {
+		t.Fatal(err)
+	}
+	rows, _ = core.LastAudit(t.Context(), 1)
+	if !strings.Contains(rows[0].Detail, "5 refusals before this one were not audited") {
+		t.Fatalf("the next refusal does not count the ones held back: %q", rows[0].Detail)
 	}
 }

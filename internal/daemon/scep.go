@@ -11,6 +11,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -95,7 +96,10 @@ func (d *Daemon) openSCEP() error {
 	d.scep = &http.Server{
 		Handler: srv.Handler(), TLSConfig: &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{pair}},
 		ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second,
-		IdleTimeout: time.Minute, MaxHeaderBytes: 128 << 10, ErrorLog: nil,
+		IdleTimeout: time.Minute, MaxHeaderBytes: 128 << 10,
+		// Failed TLS handshakes (scanners, devices that do not trust the
+		// certificate yet) are routine on a door devices reach: debug.
+		ErrorLog: slog.NewLogLogger(d.log.Handler(), slog.LevelDebug),
 	}
 	return nil
 }

@@ -81,7 +81,7 @@ type Server struct {
 	caChain []byte
 }
 
-var aesOnce sync.Once
+var cryptoOnce sync.Once
 
 // New checks cfg and builds the Server.
 func New(cfg Config) (*Server, error) {
@@ -94,10 +94,14 @@ func New(cfg Config) (*Server, error) {
 	if cfg.MaxConcurrent <= 0 {
 		cfg.MaxConcurrent = DefaultMaxConcurrent
 	}
-	// The PKCS#7 library chooses the cipher of the envelopes it makes by
-	// a package variable, single DES by default. RFC 8894 makes AES-128
-	// mandatory for clients, and GetCACaps says AES: use it.
-	aesOnce.Do(func() { pkcs7.ContentEncryptionAlgorithm = pkcs7.EncryptionAlgorithmAES128CBC })
+	// The PKCS#7 library chooses the cipher of the envelopes it makes and
+	// the digest of its signatures by package variables, single DES and
+	// SHA-1 by default. RFC 8894 makes AES-128 and SHA-256 mandatory for
+	// clients, and GetCACaps says AES and SHA-256: use them.
+	cryptoOnce.Do(func() {
+		pkcs7.ContentEncryptionAlgorithm = pkcs7.EncryptionAlgorithmAES128CBC
+		_ = pkcs7.SetDefaultDigestAlgorithm(pkcs7.OIDDigestAlgorithmSHA256)
+	})
 	chain, err := scep.DegenerateCertificates([]*x509.Certificate{cfg.CA.RACert, cfg.CA.Cert})
 	if err != nil {
 		return nil, err

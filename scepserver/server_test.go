@@ -21,6 +21,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/smallstep/pkcs7"
 	"github.com/smallstep/scep"
 	"github.com/smallstep/scep/x509util"
 
@@ -226,6 +227,9 @@ func TestEnrolIssuesADeviceCertificate(t *testing.T) {
 	cert, fail := e.certRep(t, d, body)
 	if cert == nil {
 		t.Fatalf("refused with failInfo %s", fail)
+	}
+	if p7, err := pkcs7.Parse(body); err != nil || len(p7.Signers) != 1 || !p7.Signers[0].DigestAlgorithm.Algorithm.Equal(pkcs7.OIDDigestAlgorithmSHA256) {
+		t.Errorf("the CertRep is not signed with SHA-256: %v", err)
 	}
 	if cert.Subject.CommonName != "front-desk-laptop" {
 		t.Errorf("CN %q, want the device's name", cert.Subject.CommonName)

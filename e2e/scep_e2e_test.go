@@ -81,7 +81,11 @@ func certmongerRun(t *testing.T, serverCert, script string) string {
 	}
 	inner := fmt.Sprintf("mount --bind %s /etc/ssl/certs && exec certmonger -n -L -P %s -c 'sh %s'",
 		filepath.Join(dir, "certs"), filepath.Join(dir, "sock"), filepath.Join(dir, "run.sh"))
-	cmd := exec.Command("unshare", "-m", "--propagation", "private", "sh", "-c", inner)
+	args := []string{"-m", "--propagation", "private"}
+	if os.Geteuid() != 0 {
+		args = append([]string{"-r"}, args...) // a user namespace lets a non-root user bind-mount
+	}
+	cmd := exec.Command("unshare", append(args, "sh", "-c", inner)...)
 	cmd.Env = append(os.Environ(), "CERTMONGER_REQUESTS_DIR="+filepath.Join(dir, "requests"), "CERTMONGER_CAS_DIR="+filepath.Join(dir, "cas"),
 		"CERTMONGER_TMPDIR="+filepath.Join(dir, "tmp"), "CERTMONGER_LOCAL_CA_DIR="+filepath.Join(dir, "local"))
 	done := make(chan struct{})

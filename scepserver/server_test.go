@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
@@ -95,6 +97,11 @@ func newDevice(t testing.TB, bits int) device {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return signerFor(t, k)
+}
+
+func signerFor(t testing.TB, k crypto.Signer) device {
+	t.Helper()
 	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "scep client"}, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, k.Public(), k)
 	if err != nil {
@@ -305,23 +312,28 @@ func TestSCEPRefusesBadRequests(t *testing.T) {
 	e.clock.Add(2 * time.Hour)
 	before := e.issued(t)
 	weak := newDevice(t, 1024)
+	ecKey, err := ecdsa.GenerateKey(elliptic.P224(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p224 := signerFor(t, ecKey)
 	for _, tc := range []struct {
-		name     string
-		body     func() []byte
-		status   int
-		fail     scep.FailInfo
-		reason   string
-		dev      device
-		freshNow bool // the fresh challenge must still work afterwards
+		name   string
+		body   func() []byte
+		status int
+		fail   scep.FailInfo
+		reason string
+		dev    device
 	}{
 		{name: "wrong challenge", body: func() []byte { return e.pkcsReq(t, d, "dev", "not-a-challenge", nil) }, fail: scep.BadRequest, reason: "scep_bad_challenge", dev: d},
 		{name: "no challenge", body: func() []byte { return e.pkcsReq(t, d, "dev", "", nil) }, fail: scep.BadRequest, reason: "scep_bad_challenge", dev: d},
 		{name: "reused challenge", body: func() []byte { return e.pkcsReq(t, d, "dev", used, nil) }, fail: scep.BadRequest, reason: "scep_challenge_used", dev: d},
 		{name: "expired challenge", body: func() []byte { return e.pkcsReq(t, d, "dev", expired, nil) }, fail: scep.BadRequest, reason: "scep_challenge_expired", dev: d},
-		{name: "1024-bit RSA key", body: func() []byte { return e.pkcsReq(t, weak, "dev", fresh, nil) }, fail: scep.BadAlg, reason: "scep_bad_key", dev: weak, freshNow: true},
+		{name: "1024-bit RSA key", body: func() []byte { return e.pkcsReq(t, weak, "dev", fresh, nil) }, fail: scep.BadAlg, reason: "scep_bad_key", dev: weak},
+		{name: "ECDSA key on P-224", body: func() []byte { return e.pkcsReq(t, p224, "dev", fresh, nil) }, fail: scep.BadAlg, reason: "scep_bad_key", dev: p224},
 		{name: "CSR signature does not verify", body: func() []byte {
 			return e.pkcsReq(t, d, "dev", fresh, func(b []byte) []byte { b[len(b)-1] ^= 0xff; return b })
-		}, fail: scep.BadMessageCheck, reason: "scep_bad_csr", dev: d, freshNow: true},
+		}, fail: scep.BadMessageCheck, reason: "scep_bad_csr", dev: d},
 		{name: "garbage PKCS#7", body: func() []byte { return []byte("\x30\x82\x01\x00garbage that is not PKCS#7") }, status: http.StatusBadRequest, reason: "scep_bad_message"},
 		{name: "PKCS#7 that is not SCEP", body: func() []byte {
 			deg, _ := scep.DegenerateCertificates([]*x509.Certificate{e.ca.Cert})

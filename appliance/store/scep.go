@@ -270,11 +270,11 @@ func (tx *Tx) FindDevices(ctx context.Context, name string) ([]Device, error) {
 // FindDeviceByID reads one record inside a transaction.
 func (tx *Tx) FindDeviceByID(ctx context.Context, id int64) (Device, error) {
 	ds, err := tx.devicesWhere(ctx, `i.id = ?`, id)
+	if err == nil && len(ds) == 0 {
+		err = ErrNotFound
+	}
 	if err != nil {
 		return Device{}, err
-	}
-	if len(ds) == 0 {
-		return Device{}, ErrNotFound
 	}
 	return ds[0], nil
 }

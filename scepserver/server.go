@@ -68,8 +68,9 @@ type Config struct {
 	Enroller      Enroller
 	CRL           CRLSource
 	Logger        *slog.Logger
-	MaxBody       int64 // 0: DefaultMaxBody
-	MaxConcurrent int   // 0: DefaultMaxConcurrent
+	MaxBody       int64    // 0: DefaultMaxBody
+	MaxConcurrent int      // 0: DefaultMaxConcurrent
+	Metrics       *Metrics // nil: none
 }
 
 // Server answers SCEP requests; build it with New.
@@ -133,14 +134,17 @@ func (s *Server) serveSCEP(w http.ResponseWriter, r *http.Request) {
 	}
 	switch op := r.URL.Query().Get("operation"); op {
 	case "GetCACaps":
+		s.cfg.Metrics.count(op, "ok")
 		w.Header().Set("Content-Type", "text/plain")
 		_, _ = io.WriteString(w, caps)
 	case "GetCACert":
+		s.cfg.Metrics.count(op, "ok")
 		w.Header().Set("Content-Type", "application/x-x509-ca-ra-cert")
 		_, _ = w.Write(s.caChain)
 	case "PKIOperation":
-		s.pkiOperation(w, r)
+		s.cfg.Metrics.count(op, s.pkiOperation(w, r))
 	default:
+		s.cfg.Metrics.count("other", "unknown_operation")
 		http.Error(w, "unknown SCEP operation (want GetCACaps, GetCACert or PKIOperation)", http.StatusBadRequest)
 	}
 }
@@ -154,15 +158,16 @@ func remote(r *http.Request) string {
 }
 
 // pkiOperation reads the message (the body of a POST, or GET's base64
-// message parameter), and answers a CertRep.
-func (s *Server) pkiOperation(w http.ResponseWriter, r *http.Request) {
+// message parameter), and answers a CertRep. It returns the result for
+// the metrics.
+func (s *Server) pkiOperation(w http.ResponseWriter, r *http.Request) string {
 	select {
 	case s.sem <- struct{}{}:
 		defer func() { <-s.sem }()
 	default:
 		w.Header().Set("Retry-After", "5")
 		http.Error(w, "busy, try again shortly", http.StatusServiceUnavailable)
-		return
+		return "busy"
 	}
 	ctx, from := r.Context(), remote(r)
 	var body []byte
@@ -172,13 +177,13 @@ func (s *Server) pkiOperation(w http.ResponseWriter, r *http.Request) {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
 			s.badMessage(ctx, w, from, "the request body is larger than the limit", http.StatusRequestEntityTooLarge)
-			return
+			return string(pki.RefuseBadMessage)
 		}
 	} else {
 		msg := r.URL.Query().Get("message")
 		if int64(len(msg)) > s.cfg.MaxBody*4/3+4 {
 			s.badMessage(ctx, w, from, "the message parameter is larger than the limit", http.StatusRequestEntityTooLarge)
-			return
+			return string(pki.RefuseBadMessage)
 		}
 		body, err = base64.StdEncoding.DecodeString(strings.TrimSpace(msg))
 		if err != nil {
@@ -188,20 +193,20 @@ func (s *Server) pkiOperation(w http.ResponseWriter, r *http.Request) {
 	}
 	if err != nil || len(body) == 0 {
 		s.badMessage(ctx, w, from, "the PKIOperation carries no readable message", http.StatusBadRequest)
-		return
+		return string(pki.RefuseBadMessage)
 	}
 	msg, err := parse(body)
 	if err != nil {
 		s.badMessage(ctx, w, from, "the PKIOperation is not a SCEP message signed by its sender: "+err.Error(), http.StatusBadRequest)
-		return
+		return string(pki.RefuseBadMessage)
 	}
 	if msg.MessageType != scep.PKCSReq && msg.MessageType != scep.RenewalReq {
 		s.fail(ctx, w, msg, from, scep.BadRequest, pki.RefuseUnsupportedMethod, "SCEP message type "+string(msg.MessageType)+" is not supported (only PKCSReq)")
-		return
+		return string(pki.RefuseUnsupportedMethod)
 	}
 	if err := msg.DecryptPKIEnvelope(s.cfg.CA.RACert, s.cfg.CA.RAKey); err != nil {
 		s.fail(ctx, w, msg, from, scep.BadMessageCheck, pki.RefuseBadMessage, "the request's envelope cannot be opened with the RA's key: "+err.Error())
-		return
+		return string(pki.RefuseBadMessage)
 	}
 	cert, why, err := s.cfg.Enroller.Enroll(ctx, pki.EnrollRequest{
 		CSR: msg.CSRReqMessage.CSR, Challenge: msg.CSRReqMessage.ChallengePassword,
@@ -210,7 +215,7 @@ func (s *Server) pkiOperation(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		s.cfg.Logger.Error("SCEP enrolment failed", "door", "scep", "source", from, "err", err)
 		http.Error(w, "the appliance cannot issue certificates right now", http.StatusInternalServerError)
-		return
+		return "error"
 	}
 	if why != pki.RefuseNone {
 		info := scep.BadRequest
@@ -221,10 +226,11 @@ func (s *Server) pkiOperation(w http.ResponseWriter, r *http.Request) {
 			info = scep.BadMessageCheck
 		}
 		s.reply(w, msg, from, func() (*scep.PKIMessage, error) { return msg.Fail(s.cfg.CA.RACert, s.cfg.CA.RAKey, info) })
-		return
+		return string(why)
 	}
 	s.cfg.Logger.Info("SCEP certificate issued", "door", "scep", "source", from, "device", cert.Subject.CommonName, "serial", cert.SerialNumber.Text(16))
 	s.reply(w, msg, from, func() (*scep.PKIMessage, error) { return msg.Success(s.cfg.CA.RACert, s.cfg.CA.RAKey, cert) })
+	return "issued"
 }
 
 // parse reads a PKIMessage, turning the library's panics on some

@@ -23,6 +23,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/smallstep/pkcs7"
 	"github.com/smallstep/scep"
 	"github.com/smallstep/scep/x509util"
@@ -53,6 +54,28 @@ type env struct {
 	url     string
 	http    *http.Client
 	handler http.Handler
+	metrics *prometheus.Registry
+}
+
+// counted is clinicgate_scep_requests_total for one operation and result.
+func (e *env) counted(t *testing.T, op, result string) float64 {
+	t.Helper()
+	mfs, err := e.metrics.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			labels := map[string]string{}
+			for _, l := range m.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			if mf.GetName() == "clinicgate_scep_requests_total" && labels["operation"] == op && labels["result"] == result {
+				return m.GetCounter().GetValue()
+			}
+		}
+	}
+	return 0
 }
 
 const crlURL = "https://gate.test:9443/pki/device-ca.crl"
@@ -67,13 +90,15 @@ func newEnv(t testing.TB) *env {
 	}
 	log := slog.New(slog.DiscardHandler)
 	enr := &pki.Enroller{Store: core.Admin.Store, Audit: core.Audit, CA: ca, CRLURL: crlURL, Now: clk.Now, Log: log}
-	srv, err := scepserver.New(scepserver.Config{CA: ca, Enroller: enr, CRL: &pki.CRLCache{Store: core.Admin.Store, CA: ca, Now: clk.Now}, Logger: log, MaxBody: 16 << 10})
+	reg := prometheus.NewRegistry()
+	srv, err := scepserver.New(scepserver.Config{CA: ca, Enroller: enr, CRL: &pki.CRLCache{Store: core.Admin.Store, CA: ca, Now: clk.Now}, Logger: log, MaxBody: 16 << 10,
+		Metrics: scepserver.NewMetrics(reg)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	ts := httptest.NewTLSServer(srv.Handler())
 	t.Cleanup(ts.Close)
-	return &env{core: core, ca: ca, clock: clk, url: ts.URL + scepserver.PathCGI, http: ts.Client(), handler: srv.Handler()}
+	return &env{core: core, ca: ca, clock: clk, url: ts.URL + scepserver.PathCGI, http: ts.Client(), handler: srv.Handler(), metrics: reg}
 }
 
 func (e *env) challenge(t testing.TB, r admin.SCEPChallengeRequest) string {
@@ -272,6 +297,9 @@ func TestEnrolIssuesADeviceCertificate(t *testing.T) {
 	if r := e.lastReason(t); r != "scep_issued" {
 		t.Errorf("audit reason %q, want scep_issued", r)
 	}
+	if n := e.counted(t, "PKIOperation", "issued"); n != 1 {
+		t.Errorf("issued counted %v times, want 1", n)
+	}
 }
 
 func TestEnrolAttachesToTheNamedInventoryRecord(t *testing.T) {
@@ -358,6 +386,9 @@ func TestSCEPRefusesBadRequests(t *testing.T) {
 			}
 			if r := e.lastReason(t); r != tc.reason {
 				t.Errorf("audit reason %q, want %q", r, tc.reason)
+			}
+			if n := e.counted(t, "PKIOperation", tc.reason); n == 0 {
+				t.Errorf("clinicgate_scep_requests_total{result=%q} not counted", tc.reason)
 			}
 			if n := e.issued(t); n != before {
 				t.Errorf("%d certificates issued, want %d", n, before)

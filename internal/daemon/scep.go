@@ -88,7 +88,7 @@ func (d *Daemon) openSCEP() error {
 	base := scepPublicURL(cfg.PublicURL, cfg.Listen)
 	enr := &pki.Enroller{Store: d.store, Audit: d.audit, CA: d.deviceCA, CRLURL: base + scepserver.PathCRL, Now: time.Now, Log: d.log}
 	srv, err := scepserver.New(scepserver.Config{CA: d.deviceCA, Enroller: enr, CRL: &pki.CRLCache{Store: d.store, CA: d.deviceCA, Now: time.Now},
-		Logger: d.log, MaxConcurrent: cfg.MaxConcurrent})
+		Logger: d.log, MaxConcurrent: cfg.MaxConcurrent, Metrics: scepserver.NewMetrics(d.metrics)})
 	if err != nil {
 		return err
 	}

@@ -207,6 +207,12 @@ getcert list
 	if show := lastAudit(t, data); !strings.Contains(show, "cert_revoked") {
 		t.Fatalf("the refusal is not audited as cert_revoked:\n%s", show)
 	}
+	// The revocation also queued the posture event that ends the device's
+	// sessions at a NAS that takes CoA (docs/coa.md): found by its MAC.
+	var macs string
+	if err := db.QueryRow(`SELECT macs FROM posture_events WHERE kind = 'cert_revoked' ORDER BY id DESC LIMIT 1`).Scan(&macs); err != nil || !strings.Contains(macs, "02:00:00:00:00:01") {
+		t.Errorf("no cert_revoked posture event for the device's MAC (got %q, %v)", macs, err)
+	}
 	roots := x509.NewCertPool()
 	roots.AppendCertsFromPEM(mustRead(t, serverCert))
 	hc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}}}

@@ -75,8 +75,15 @@ func certmongerRun(t *testing.T, serverCert, script string) string {
 	if err := os.WriteFile(filepath.Join(dir, "run.sh"), []byte("set -x\n"+script), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	// The listening socket's path must be short (a test's TempDir, named
+	// after the test, can pass the 108 bytes a socket path may have).
+	sockDir, err := os.MkdirTemp("", "cm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(sockDir) })
 	inner := fmt.Sprintf("mount --bind %s /etc/ssl/certs && exec certmonger -n -L -P %s -c 'sh %s'",
-		filepath.Join(dir, "certs"), filepath.Join(dir, "sock"), filepath.Join(dir, "run.sh"))
+		filepath.Join(dir, "certs"), filepath.Join(sockDir, "sock"), filepath.Join(dir, "run.sh"))
 	args := []string{"-m", "--propagation", "private"}
 	if os.Geteuid() != 0 {
 		args = append([]string{"-r"}, args...) // a user namespace lets a non-root user bind-mount
@@ -95,6 +102,37 @@ func certmongerRun(t *testing.T, serverCert, script string) string {
 		t.Fatalf("certmonger could not run: %v\n%s", err, out)
 	}
 	return string(out)
+}
+
+// certmongerEnrol enrols a certificate from the daemon d (started with
+// --scep) with certmonger, a key made by openssl and a challenge made with
+// challengeFlags ('clinicgate scep challenge ...'), and returns the
+// certificate and key files.
+func certmongerEnrol(t *testing.T, data string, d *daemon, cn string, challengeFlags ...string) (certFile, keyFile string) {
+	t.Helper()
+	need(t, "openssl", "certmonger", "getcert", "unshare", scepSubmit)
+	m := scepRE.FindStringSubmatch(d.stdout.String())
+	if m == nil {
+		t.Fatalf("the daemon lists no SCEP door (start it with --scep):\n%s", d.stdout)
+	}
+	url, serverCert := m[1], filepath.Join(data, ldapproxy.CertFile)
+	challenge := challengeRE.FindString(mustCG(t, data, "", append([]string{"scep", "challenge"}, challengeFlags...)...))
+	if challenge == "" {
+		t.Fatal("scep challenge printed no challenge")
+	}
+	work := t.TempDir()
+	keyFile, certFile = filepath.Join(work, "device.key"), filepath.Join(work, "device.crt")
+	if out, err := exec.Command("openssl", "genrsa", "-out", keyFile, "2048").CombinedOutput(); err != nil {
+		t.Fatalf("openssl genrsa: %v\n%s", err, out)
+	}
+	log := certmongerRun(t, serverCert, fmt.Sprintf(`getcert add-scep-ca -c clinicgate -u %q -R %q || exit 1
+i=0; while ! getcert list-cas -c clinicgate | grep -q 'SCEP CA certificate thumbprint'; do i=$((i+1)); [ $i -lt 50 ] || exit 1; sleep 0.2; done
+getcert request -c clinicgate -f %q -k %q -L %q -N CN=%s -w -v
+`, url, serverCert, certFile, keyFile, challenge, cn))
+	if _, err := os.Stat(certFile); err != nil {
+		t.Fatalf("certmonger saved no certificate: %v\n%s", err, log)
+	}
+	return certFile, keyFile
 }
 
 // TestSCEPEnrolmentWithCertmonger: certmonger, a real SCEP client, gets

@@ -53,6 +53,10 @@ var allowed = map[string][]string{
 	// stand-ins, a leaf for tests and benchmarks.
 	"appliance/posture":         {"appliance/audit", "appliance/policy", "appliance/store", "appliance/posture/mdmtest"},
 	"appliance/posture/mdmtest": nil,
+	// The device CA: issuing against one-time challenges, the CRL. Its
+	// tests build a core with appliancetest and make challenges with admin.
+	"appliance/pki": {"appliance/audit", "appliance/store", "appliance/secrets", "appliance/policy", "internal/selfcert",
+		"appliance/appliancetest", "appliance/admin"},
 	// The LDAP door's directory: the store's users, or the LDAP upstream.
 	"appliance/directory": {"appliance/store", "appliance/upstream", "appliance/directory/vdir", "internal/reload"},
 	"appliance/upstream":  {"appliance/passwd", "appliance/secrets", "appliance/store", "internal/msgauth", "appliance/upstream/upstreamtest"},
@@ -61,7 +65,7 @@ var allowed = map[string][]string{
 		"appliance/admin", "appliance/appliancetest"},
 	"appliance/admin": {"appliance", "appliance/audit", "appliance/dirsync", "appliance/mfa", "appliance/passwd", "appliance/posture",
 		"appliance/policy", "appliance/secrets", "appliance/store", "appliance/upstream", "internal/msgauth", "internal/selfcert",
-		"internal/eapclient"},
+		"internal/eapclient", "appliance/pki"},
 	"appliance/appliancetest": {"appliance", "appliance/admin", "appliance/audit", "appliance/passwd", "appliance/store", "appliance/upstream"},
 
 	// The doors: the gate (appliance) and its records, the admin service
@@ -77,6 +81,10 @@ var allowed = map[string][]string{
 		"appliance/passwd", "appliance/policy", "appliance/secrets", "appliance/atomicfile",
 		"appliance/directory", "ldapproxy/ldapmsg", "internal/ratelog", "internal/selfcert"},
 
+	// The SCEP door: the device CA's enroller, never the store; its tests
+	// build a core with appliancetest.
+	"scepserver": {"appliance/pki", "appliance/appliancetest", "appliance/admin", "internal/selfcert"},
+
 	// The console: the admin service and the plain types it speaks in.
 	"tui": {"appliance", "appliance/admin", "appliance/atomicfile", "appliance/audit", "appliance/policy",
 		"appliance/secrets", "appliance/upstream"},
@@ -88,9 +96,9 @@ var allowed = map[string][]string{
 	"internal/eapclient": {"internal/msgauth", "internal/tlspipe", "appliance", "appliance/policy", "eap", "radius", "internal/selfcert"},
 
 	// Wiring.
-	"internal/daemon": {"appliance/...", "eap", "eap/eaptest", "ldapproxy", "radius", "tui", "internal/selfcert", "internal/wifiprofile", "internal/msgauth"},
-	"cmd/clinicgate":  {"appliance/...", "eap", "internal/daemon", "internal/selfcert", "internal/wifiprofile", "ldapproxy", "tui"},
-	"e2e":             {"appliance/...", "eap", "eap/eaptest", "internal/msgauth", "internal/eapclient", "internal/selfcert", "ldapproxy"},
+	"internal/daemon": {"appliance/...", "eap", "eap/eaptest", "ldapproxy", "radius", "scepserver", "tui", "internal/selfcert", "internal/wifiprofile", "internal/msgauth"},
+	"cmd/clinicgate":  {"appliance/...", "eap", "internal/daemon", "internal/selfcert", "internal/wifiprofile", "ldapproxy", "scepserver", "tui"},
+	"e2e":             {"appliance/...", "eap", "eap/eaptest", "internal/msgauth", "internal/eapclient", "internal/selfcert", "ldapproxy", "scepserver"},
 	"":                nil, // this package
 }
 
@@ -100,6 +108,7 @@ var forbidden = []struct{ pkg, imp, why string }{
 	{"tui", "appliance/store", "the console reaches the appliance only through the admin service"},
 	{"radius", "appliance/store", "a door reaches the store only through the gate"},
 	{"ldapproxy", "appliance/store", "a door reaches the store only through the gate"},
+	{"scepserver", "appliance/store", "a door reaches the store only through the core"},
 	{"radius", "ldapproxy", "doors never import each other"},
 	{"ldapproxy", "radius", "doors never import each other"},
 }

@@ -26,7 +26,6 @@ import (
 	"github.com/clinicgate/clinicgate/appliance/store"
 	"github.com/clinicgate/clinicgate/appliance/upstream/upstreamtest"
 	"github.com/clinicgate/clinicgate/eap"
-	"github.com/clinicgate/clinicgate/eap/eaptest"
 )
 
 // The station's MAC address, in the inventory as an Intune device.
@@ -35,22 +34,12 @@ const staMAC = "02:00:00:00:c0:a1"
 // dasPort is where hostapd listens for Disconnect and CoA requests.
 const dasPort = 3799
 
-// stationCert makes the station's EAP-TLS certificate (CN alice) from a
-// test CA that the daemon in data trusts for EAP-TLS, and returns its
-// certificate and key files. (A SCEP-issued certificate can replace it
-// here, alone.)
-func stationCert(t *testing.T, data string) (certFile, keyFile string) {
-	t.Helper()
-	ca := eaptest.NewCA(t, "Clinic Devices CA")
-	pem, err := os.ReadFile(ca.File)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(data, eap.ClientCAFile), pem, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	leaf := ca.Issue(t, "alice", "", "", time.Time{}, time.Time{})
-	return leaf.CertFile, leaf.KeyFile
+// stationCert gets the station's EAP-TLS certificate from the daemon over
+// SCEP, with certmonger (scep_e2e_test.go), for the laptop's Intune record
+// (LAPTOP-ALICE, owned by alice), and returns its certificate and key
+// files. The daemon trusts its own device CA for EAP-TLS.
+func stationCert(t *testing.T, data string, d *daemon) (certFile, keyFile string) {
+	return certmongerEnrol(t, data, d, "laptop-alice", "--device", "LAPTOP-ALICE", "--user", "alice")
 }
 
 // netPeer is a running hostapd or wpa_supplicant, its output collected and
@@ -158,14 +147,14 @@ func startDot1x(t *testing.T, clientFlags ...string) *dot1xChain {
 		}
 	}
 	c := &dot1xChain{t: t, data: t.TempDir()}
-	certFile, keyFile := stationCert(t, c.data)
-	c.d = startDaemon(t, c.data)
+	c.d = startDaemon(t, c.data, "--scep", "127.0.0.1:0")
 	_, authPort, _ := net.SplitHostPort(c.d.auth)
 	_, acctPort, _ := net.SplitHostPort(c.d.acct)
 	mustCG(t, c.data, secret, append([]string{"client", "add", "nas", "--address", "127.0.0.1", "--secret-stdin", "--mfa", "off",
 		"--posture", "compliant", "--coa-port", strconv.Itoa(dasPort)}, clientFlags...)...)
 	mustCG(t, c.data, "correct horse battery", "user", "add", "alice", "--group", "staff", "--password-stdin")
 	c.mdmSays("compliant")
+	certFile, keyFile := stationCert(t, c.data, c.d)
 
 	// The link: nasIf here, staIf in the station's namespace.
 	tag := strconv.Itoa(os.Getpid() % 100000)

@@ -97,6 +97,10 @@ func (s *Service) RevokeCert(ctx context.Context, fingerprintOrSerial, reason st
 		if err := tx.Revoke(ctx, r, s.Now()); err != nil {
 			return err
 		}
+		// One the device CA issued also goes on its published CRL.
+		if _, err := tx.RevokeIssuedCert(ctx, r.Kind, r.Value, reason, s.Now()); err != nil && !errors.Is(err, store.ErrNotFound) {
+			return err
+		}
 		return s.queueRevocation(ctx, tx, r)
 	})
 	if errors.Is(err, store.ErrConflict) {

@@ -56,6 +56,7 @@ const (
 	ListenLDAPS      ListenDoor = "ldaps"       // LDAP over TLS from the first byte, tcp
 	ListenSSH        ListenDoor = "ssh"         // the console over SSH, tcp
 	ListenHTTP       ListenDoor = "http"        // health and metrics, tcp
+	ListenSCEP       ListenDoor = "scep"        // SCEP and the device CA's CRL over HTTPS, tcp
 )
 
 // Listener is one socket the daemon answers on.

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/url"
 	"os"
 	"strconv"
 	"time"
@@ -56,6 +57,24 @@ type Config struct {
 		IdleTimeout       string `yaml:"idle_timeout"`
 	} `yaml:"ldap"`
 	HTTP string `yaml:"http"`
+	// SCEP is the device-certificate door (RFC 8894, docs/scep.md), over
+	// HTTPS; off unless Listen is set.
+	SCEP struct {
+		// Listen is the HTTPS address of /scep, /cgi-bin/pkiclient.exe
+		// and the device CA's CRL ("" turns it off).
+		Listen string `yaml:"listen"`
+		// CertFile/KeyFile: the HTTPS certificate; empty: the appliance's
+		// LDAP certificate, generated at first start in the data directory.
+		CertFile string `yaml:"cert_file"`
+		KeyFile  string `yaml:"key_file"`
+		// PublicURL is how devices reach the door (for example
+		// "https://gate.clinic.lan:9443"): the CRL address written into
+		// certificates and the SCEP URL of Wi-Fi profiles. Empty: this
+		// host's name and the listen port.
+		PublicURL string `yaml:"public_url"`
+		// MaxConcurrent bounds enrolments at once (0: 4).
+		MaxConcurrent int `yaml:"max_concurrent"`
+	} `yaml:"scep"`
 	// SSH is the console's SSH address ("" turns it off); SSHIdleTimeout
 	// closes a console left alone (Go duration, e.g. "15m").
 	SSH            string `yaml:"ssh"`
@@ -131,7 +150,18 @@ func (c Config) Validate() error {
 	if (c.LDAP.CertFile == "") != (c.LDAP.KeyFile == "") {
 		errs = append(errs, errors.New("ldap: give both cert_file and key_file, or neither (then a certificate is generated)"))
 	}
-	for name, a := range map[string]string{"radius.auth": c.RADIUS.Auth, "radius.acct": c.RADIUS.Acct, "http": c.HTTP, "ssh": c.SSH, "ldap.listen": c.LDAP.Listen, "ldap.listen_tls": c.LDAP.ListenTLS} {
+	if (c.SCEP.CertFile == "") != (c.SCEP.KeyFile == "") {
+		errs = append(errs, errors.New("scep: give both cert_file and key_file, or neither (then the appliance's LDAP certificate is used)"))
+	}
+	if u := c.SCEP.PublicURL; u != "" {
+		if p, err := url.Parse(u); err != nil || p.Scheme != "https" || p.Host == "" || (p.Path != "" && p.Path != "/") || p.RawQuery != "" {
+			errs = append(errs, fmt.Errorf("scep.public_url: %q is not an https:// address without a path (for example \"https://gate.clinic.lan:9443\")", u))
+		}
+	}
+	if c.SCEP.MaxConcurrent < 0 || c.SCEP.MaxConcurrent > 64 {
+		errs = append(errs, errors.New("scep.max_concurrent must be from 0 (the default, 4) to 64"))
+	}
+	for name, a := range map[string]string{"radius.auth": c.RADIUS.Auth, "radius.acct": c.RADIUS.Acct, "http": c.HTTP, "ssh": c.SSH, "ldap.listen": c.LDAP.Listen, "ldap.listen_tls": c.LDAP.ListenTLS, "scep.listen": c.SCEP.Listen} {
 		if a == "" {
 			continue
 		}

@@ -37,7 +37,10 @@ Usage:
   clinicgate mdm list | sync NAME | remove NAME
   clinicgate cert register USER SHA256-FINGERPRINT | register USER --file cert.pem
   clinicgate cert revoke FINGERPRINT-or-SERIAL [--reason TEXT] | unregister FINGERPRINT | list
+  clinicgate scep challenge [--device NAME] [--user U] [--mac M] [--ttl 24h] [--uses N]
+  clinicgate scep challenges | withdraw ID | ca > device-ca.pem | list
   clinicgate wifi ca > ca.pem | profile --ssid NAME [--method ttls|peap|tls] > clinic.mobileconfig
+      (Apple devices without an MDM: --method tls --scep URL [--challenge C])
   clinicgate audit tail [-n N] [--follow] [--user NAME] | show N | verify
   clinicgate settings list | set KEY VALUE
   clinicgate acct list [--active]
@@ -101,6 +104,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return c.cert(ctx, args[1:])
 	case "mdm":
 		return c.mdm(ctx, args[1:])
+	case "scep":
+		return c.scep(ctx, args[1:])
 	case "audit":
 		return c.audit(ctx, args[1:])
 	case "settings":

@@ -25,6 +25,7 @@ func (c *cli) serve(ctx context.Context, args []string) error {
 	httpAddr := fs.String("http", "", "health and metrics address (overrides the config)")
 	sshAddr := fs.String("ssh", "", "the console's SSH address (overrides the config; \"\" turns it off)")
 	sshIdle := fs.String("ssh-idle-timeout", "", "close a console left alone this long (overrides the config)")
+	scepAddr := fs.String("scep", "", "the SCEP door's HTTPS address (overrides the config; \"\" turns it off)")
 	demo := fs.Bool("demo", false, "on an empty store, add a loopback test client and user and print how to log in")
 	if _, err := parse(fs, args); err != nil {
 		return err
@@ -48,6 +49,8 @@ func (c *cli) serve(ctx context.Context, args []string) error {
 			cfg.HTTP = *httpAddr
 		case "ssh":
 			cfg.SSH = *sshAddr
+		case "scep":
+			cfg.SCEP.Listen = *scepAddr
 		case "ssh-idle-timeout":
 			cfg.SSHIdleTimeout = *sshIdle
 		}

@@ -11,10 +11,12 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/clinicgate/clinicgate/appliance/admin"
 	"github.com/clinicgate/clinicgate/appliance/config"
 	"github.com/clinicgate/clinicgate/eap"
 	"github.com/clinicgate/clinicgate/internal/selfcert"
 	"github.com/clinicgate/clinicgate/internal/wifiprofile"
+	"github.com/clinicgate/clinicgate/ldapproxy"
 )
 
 // wifi gives the contractor what Wi-Fi clients must be told about the
@@ -73,10 +75,19 @@ func (c *cli) wifiProfile(fs *flag.FlagSet) action {
 	wpa3 := fs.Bool("wpa3", false, "WPA3-Enterprise only (default WPA2, which a WPA2/WPA3 network also accepts)")
 	certFile := fs.String("cert", "", "the EAP certificate (PEM) to read, instead of the appliance's: for a machine other than the appliance")
 	caFile := fs.String("ca", "", "the CA that issued a certificate the clinic supplied, if the certificate file lacks it")
+	scepURL := fs.String("scep", "", "with --method tls: the appliance's SCEP URL (https://HOST:PORT/scep); the device gets its certificate from it, with no MDM")
+	challenge := fs.String("challenge", "", "with --scep: a challenge from 'clinicgate scep challenge' (default: one is made now, with --device, --user, --mac, --ttl, --validity)")
+	chReq := scepChallengeFlags(fs)
 	return action{
 		check: func([]string) error {
 			if *ssid == "" {
 				return usageError{"wifi profile: --ssid is required"}
+			}
+			if *scepURL != "" && *method != string(wifiprofile.TLS) {
+				return usageError{"wifi profile: --scep needs --method tls (the certificate is the device's EAP-TLS identity)"}
+			}
+			if *challenge != "" && *scepURL == "" {
+				return usageError{"wifi profile: --challenge goes with --scep URL"}
 			}
 			return nil
 		},
@@ -93,14 +104,61 @@ func (c *cli) wifiProfile(fs *flag.FlagSet) action {
 				}
 				sn = names[0]
 			}
-			b, err := wifiprofile.MobileConfig(wifiprofile.Profile{
+			p := wifiprofile.Profile{
 				SSID: *ssid, Method: wifiprofile.Method(*method), CA: ca, ServerName: sn,
 				Organization: *org, OuterIdentity: *outer, WPA3: *wpa3,
-			})
+			}
+			if *scepURL != "" {
+				if p.SCEP, err = c.scepPayload(cfg, *scepURL, *challenge, *chReq); err != nil {
+					return err
+				}
+			}
+			b, err := wifiprofile.MobileConfig(p)
 			if err != nil {
 				return err
 			}
 			_, err = c.out.Write(b)
 			return err
 		}}
+}
+
+// scepPayload gathers a profile's SCEP payload: the device CA, the SCEP
+// server's certificate (self-signed unless the clinic supplied one) and a
+// challenge, made now unless one is given.
+func (c *cli) scepPayload(cfg config.Config, url, challenge string, r admin.SCEPChallengeRequest) (*wifiprofile.SCEP, error) {
+	ctx := context.Background()
+	svc, done, err := openAdmin(ctx, cfg.DataDir, actor())
+	if err != nil {
+		return nil, err
+	}
+	defer done()
+	ca, err := svc.DeviceCA(ctx)
+	if err != nil {
+		return nil, err
+	}
+	s := &wifiprofile.SCEP{URL: url, Challenge: challenge, Subject: r.Device, DeviceCA: ca.Cert}
+	certPath := cfg.SCEP.CertFile
+	if certPath == "" {
+		certPath = filepath.Join(cfg.DataDir, ldapproxy.CertFile)
+	}
+	if _, err := os.Stat(certPath); errors.Is(err, os.ErrNotExist) && cfg.SCEP.CertFile == "" {
+		return nil, fmt.Errorf("no SCEP HTTPS certificate at %s yet: the daemon makes it at its first start (with scep.listen set)", certPath)
+	}
+	// The device must trust the door's certificate: the self-signed one,
+	// or the CA in the file. A certificate without its CA is taken to be
+	// one the device already trusts (a public CA's).
+	if _, sca, err := wifiprofile.Chain(certPath, ""); sca != nil {
+		s.ServerCA = sca
+	} else if errors.Is(err, os.ErrNotExist) || errors.Is(err, os.ErrPermission) {
+		return nil, fmt.Errorf("the SCEP HTTPS certificate: %w", err)
+	}
+	if challenge == "" {
+		ch, err := svc.CreateSCEPChallenge(ctx, r)
+		if err != nil {
+			return nil, err
+		}
+		s.Challenge = ch.Challenge
+		fmt.Fprintf(c.errw, "the profile holds a one-time SCEP challenge, usable once until %s: give it to one device only\n", ch.ExpiresAt.Local().Format("2006-01-02 15:04"))
+	}
+	return s, nil
 }

@@ -10,6 +10,7 @@ package daemon
 
 import (
 	"context"
+	"crypto/x509"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -33,6 +34,7 @@ import (
 	"github.com/clinicgate/clinicgate/appliance/audit"
 	"github.com/clinicgate/clinicgate/appliance/config"
 	"github.com/clinicgate/clinicgate/appliance/passwd"
+	"github.com/clinicgate/clinicgate/appliance/pki"
 	"github.com/clinicgate/clinicgate/appliance/store"
 	"github.com/clinicgate/clinicgate/appliance/upstream"
 	"github.com/clinicgate/clinicgate/eap"
@@ -40,6 +42,7 @@ import (
 	"github.com/clinicgate/clinicgate/internal/wifiprofile"
 	"github.com/clinicgate/clinicgate/ldapproxy"
 	"github.com/clinicgate/clinicgate/radius"
+	"github.com/clinicgate/clinicgate/scepserver"
 	"github.com/clinicgate/clinicgate/tui"
 )
 
@@ -86,6 +89,12 @@ type Daemon struct {
 	ldapCert, ldapFP, sshFP string
 	eapCert, eapFP          string
 	eapStatus               *admin.EAPStatus
+
+	// The device CA (nil until made) and the SCEP door (scep.go).
+	deviceCA        *pki.CA
+	scep            *http.Server
+	scepFP, scepURL string
+	scepEnroller    *pki.Enroller
 
 	mu        sync.Mutex
 	listeners []listener
@@ -146,8 +155,16 @@ func Open(ctx context.Context, cfg config.Config, opts Options) (_ *Daemon, err 
 		Gate: d.gate, Clients: appliance.NewClientTable(d.store, string(appliance.DoorRADIUS), nil),
 		Accounting: d.gate, Logger: d.log, Metrics: metrics,
 	}
+	if err := d.openDeviceCA(ctx); err != nil {
+		return nil, err
+	}
 	if d.radius.EAP, err = d.openEAP(ctx); err != nil {
 		return nil, err
+	}
+	if cfg.SCEP.Listen != "" {
+		if err := d.openSCEP(); err != nil {
+			return nil, err
+		}
 	}
 	if cfg.LDAP.Listen != "" || cfg.LDAP.ListenTLS != "" {
 		if err := d.openLDAP(ctx); err != nil {
@@ -204,7 +221,9 @@ func (d *Daemon) openEAPTLS(ctx context.Context, srv *eap.Server) error {
 	caPath := d.cfg.RADIUS.EAPClientCAFile
 	if caPath == "" {
 		caPath = filepath.Join(d.store.Dir(), eap.ClientCAFile)
-		if _, err := os.Stat(caPath); errors.Is(err, os.ErrNotExist) {
+		if _, err := os.Stat(caPath); errors.Is(err, os.ErrNotExist) && d.deviceCA != nil {
+			caPath = "" // the device CA alone (scep.go)
+		} else if errors.Is(err, os.ErrNotExist) {
 			if d.cfg.RADIUS.EAPCRLFile != "" {
 				return fmt.Errorf("radius.eap_crl_file is set but there are no EAP-TLS trust anchors: set radius.eap_client_ca_file or put %s in the data directory", eap.ClientCAFile)
 			}
@@ -212,12 +231,20 @@ func (d *Daemon) openEAPTLS(ctx context.Context, srv *eap.Server) error {
 			return nil
 		}
 	}
-	pool, anchors, err := eap.LoadClientCAs(caPath)
-	if err != nil {
-		return err
+	pool, anchors := x509.NewCertPool(), []*x509.Certificate(nil)
+	if caPath != "" {
+		var err error
+		if pool, anchors, err = eap.LoadClientCAs(caPath); err != nil {
+			return err
+		}
 	}
+	anchors = d.addDeviceCA(pool, anchors)
 	for _, c := range anchors {
-		d.log.Info("EAP-TLS trust anchor", "file", caPath, "subject", c.Subject.String(), "sha256", selfcert.FingerprintDER(c.Raw), "not_after", c.NotAfter.UTC().Format(time.DateOnly))
+		from := caPath
+		if d.deviceCA != nil && c.Equal(d.deviceCA.Cert) {
+			from = "the store (the device CA of SCEP)"
+		}
+		d.log.Info("EAP-TLS trust anchor", "file", from, "subject", c.Subject.String(), "sha256", selfcert.FingerprintDER(c.Raw), "not_after", c.NotAfter.UTC().Format(time.DateOnly))
 		if d.eapStatus != nil {
 			fp := selfcert.FingerprintDER(c.Raw)
 			d.eapStatus.Anchors = append(d.eapStatus.Anchors, c.Subject.CommonName+" "+fp[:23]+"…")
@@ -432,6 +459,16 @@ func (d *Daemon) Listen(ctx context.Context) error {
 			return fail(err)
 		}
 	}
+	if d.scep != nil {
+		desc := func(a net.Addr) string {
+			d.scepListening(a)
+			return fmt.Sprintf("  SCEP (device certs)    https://%s%s  (as %s; certificate SHA-256 %s)", a, scepserver.PathSCEP, d.scepURL, d.scepFP)
+		}
+		serve := func(ln net.Listener) error { return d.scep.ServeTLS(ln, "", "") }
+		if err := tcp(admin.Listener{Door: admin.ListenSCEP, CertSHA256: d.scepFP}, d.cfg.SCEP.Listen, "SCEP", desc, serve, http.ErrServerClosed); err != nil {
+			return fail(err)
+		}
+	}
 	if d.ssh != nil {
 		desc := func(a net.Addr) string {
 			return fmt.Sprintf("  console over SSH       %s  (host key %s; add admins with 'clinicgate admin add-key NAME < key.pub')", a, d.sshFP)
@@ -562,6 +599,9 @@ func (d *Daemon) drain(ctx context.Context) error {
 	}
 	if d.http != nil {
 		err = errors.Join(err, d.http.Shutdown(sctx))
+	}
+	if d.scep != nil {
+		err = errors.Join(err, d.scep.Shutdown(sctx))
 	}
 	if d.ssh != nil {
 		err = errors.Join(err, d.ssh.Shutdown(sctx))

@@ -48,6 +48,28 @@ type Profile struct {
 	// WPA3 asks for WPA3-Enterprise; otherwise WPA2 (which a WPA2/WPA3
 	// transition SSID also accepts).
 	WPA3 bool
+	// SCEP, for an EAP-TLS profile, adds a SCEP payload: the device asks
+	// the appliance for its own certificate and joins the network with
+	// it, with no MDM.
+	SCEP *SCEP
+}
+
+// SCEP is what a profile's SCEP payload (com.apple.security.scep) says.
+type SCEP struct {
+	URL string // the appliance's SCEP URL (https://…/scep)
+	// Challenge is a one-time challenge password: the profile enrols one
+	// device, once. The profile holds it in clear, so it is made for this
+	// profile and expires.
+	Challenge string
+	// Subject is the common name the device asks for (the appliance
+	// names the certificate after the device the challenge was made for).
+	Subject string
+	KeySize int // RSA bits; 0: 2048
+	// DeviceCA is the device CA the certificate will chain to; ServerCA
+	// the certificate of the SCEP URL's HTTPS server, when the device
+	// would not trust it otherwise (the appliance's self-signed one).
+	DeviceCA *x509.Certificate
+	ServerCA *x509.Certificate
 }
 
 // ServerNames lists the names in a certificate a client can be told to
@@ -87,7 +109,73 @@ func (p Profile) check() error {
 	if p.ServerName == "" {
 		errs = append(errs, errors.New("no server name: the client could not tell the appliance from any other server the CA vouches for"))
 	}
+	if s := p.SCEP; s != nil {
+		if p.Method != TLS {
+			errs = append(errs, errors.New("a SCEP payload is for an EAP-TLS profile (method tls)"))
+		}
+		if !strings.HasPrefix(s.URL, "https://") {
+			errs = append(errs, fmt.Errorf("the SCEP URL %q must start with https://", s.URL))
+		}
+		if s.Challenge == "" {
+			errs = append(errs, errors.New("no SCEP challenge: make one with 'clinicgate scep challenge'"))
+		}
+		if s.KeySize != 0 && s.KeySize != 2048 && s.KeySize != 4096 {
+			errs = append(errs, fmt.Errorf("SCEP key size %d: Apple devices make 2048- or 4096-bit RSA keys", s.KeySize))
+		}
+		if s.DeviceCA == nil {
+			errs = append(errs, errors.New("no device CA for the SCEP payload"))
+		}
+	}
 	return errors.Join(errs...)
+}
+
+// rootPayload is a com.apple.security.root payload.
+func rootPayload(c *x509.Certificate, file, display, ident, id string) dict {
+	ca := dict{}
+	ca.add("PayloadCertificateFileName", str(file))
+	ca.add("PayloadContent", data(c.Raw))
+	ca.add("PayloadDisplayName", str(display))
+	ca.add("PayloadIdentifier", str(ident))
+	ca.add("PayloadType", str("com.apple.security.root"))
+	ca.add("PayloadUUID", str(id))
+	ca.add("PayloadVersion", integer(1))
+	return ca
+}
+
+// scepPayload is a com.apple.security.scep payload, with the keys of
+// Apple's Device Management reference (SCEP, SCEP.PayloadContent): the
+// key names "Key Type" and "Key Usage" have a space; Key Usage 5 is
+// signing and encryption; CAFingerprint is the SHA-1 of the CA
+// certificate GetCACert returns, which the device checks.
+func scepPayload(s *SCEP, ident, id string) dict {
+	bits := s.KeySize
+	if bits == 0 {
+		bits = 2048
+	}
+	subject := s.Subject
+	if subject == "" {
+		subject = "clinicgate device"
+	}
+	fp := sha1.Sum(s.DeviceCA.Raw)
+	c := dict{}
+	c.add("URL", str(s.URL))
+	c.add("Name", str("clinicgate"))
+	c.add("Subject", array{array{array{str("CN"), str(subject)}}})
+	c.add("Challenge", str(s.Challenge))
+	c.add("Keysize", integer(bits))
+	c.add("Key Type", str("RSA"))
+	c.add("Key Usage", integer(5))
+	c.add("CAFingerprint", data(fp[:]))
+	c.add("Retries", integer(3))
+	c.add("RetryDelay", integer(10))
+	p := dict{}
+	p.add("PayloadContent", c)
+	p.add("PayloadDisplayName", str("Device certificate ("+subject+")"))
+	p.add("PayloadIdentifier", str(ident))
+	p.add("PayloadType", str("com.apple.security.scep"))
+	p.add("PayloadUUID", str(id))
+	p.add("PayloadVersion", integer(1))
+	return p
 }
 
 // uuid derives a stable UUID (version 8, RFC 9562 §5.8) from the profile's
@@ -107,8 +195,9 @@ func uuid(parts ...string) string {
 // (com.apple.wifi.managed) whose EAPClientConfiguration trusts only that
 // CA and only ServerName. Keys follow Apple's Configuration Profile
 // Reference (WiFi and Certificate Root payloads). An EAP-TLS profile
-// carries no identity: the device's certificate comes from the MDM's own
-// SCEP or PKCS#12 payload, which the profile cannot know.
+// carries no identity, unless p.SCEP adds a SCEP payload for it: without
+// one the device's certificate comes from the MDM's own SCEP or PKCS#12
+// payload, which the profile cannot know.
 func MobileConfig(p Profile) ([]byte, error) {
 	if err := p.check(); err != nil {
 		return nil, err
@@ -119,6 +208,7 @@ func MobileConfig(p Profile) ([]byte, error) {
 	caID := uuid("ca", p.SSID, fp)
 	wifiID := uuid("wifi", p.SSID, fp)
 	ident := "clinicgate.wifi." + strings.ToLower(top)
+	wifiIdentity := ""
 	org := p.Organization
 	if org == "" {
 		org = "clinicgate"
@@ -137,6 +227,12 @@ func MobileConfig(p Profile) ([]byte, error) {
 	if p.OuterIdentity != "" && p.Method != TLS {
 		eap.add("OuterIdentity", str(p.OuterIdentity))
 	}
+	var scepID string
+	if p.SCEP != nil {
+		// The identity the device presents is the SCEP payload's.
+		scepID = uuid("scep", p.SSID, fp, p.SCEP.URL)
+		wifiIdentity = scepID
+	}
 	eap.add("PayloadCertificateAnchorUUID", array{str(caID)})
 	eap.add("TLSTrustedServerNames", array{str(p.ServerName)})
 	eap.add("TLSMinimumVersion", str("1.2"))
@@ -150,6 +246,9 @@ func MobileConfig(p Profile) ([]byte, error) {
 	wifi.add("EAPClientConfiguration", eap)
 	wifi.add("EncryptionType", str(enc))
 	wifi.add("HIDDEN_NETWORK", boolean(false))
+	if wifiIdentity != "" {
+		wifi.add("PayloadCertificateUUID", str(wifiIdentity))
+	}
 	wifi.add("PayloadDisplayName", str("Wi-Fi "+p.SSID))
 	wifi.add("PayloadIdentifier", str(ident+".wifi"))
 	wifi.add("PayloadType", str("com.apple.wifi.managed"))
@@ -157,17 +256,19 @@ func MobileConfig(p Profile) ([]byte, error) {
 	wifi.add("PayloadVersion", integer(1))
 	wifi.add("SSID_STR", str(p.SSID))
 
-	ca := dict{}
-	ca.add("PayloadCertificateFileName", str("clinicgate-eap-ca.cer"))
-	ca.add("PayloadContent", data(p.CA.Raw))
-	ca.add("PayloadDisplayName", str("Wi-Fi server CA ("+p.CA.Subject.CommonName+")"))
-	ca.add("PayloadIdentifier", str(ident+".ca"))
-	ca.add("PayloadType", str("com.apple.security.root"))
-	ca.add("PayloadUUID", str(caID))
-	ca.add("PayloadVersion", integer(1))
+	ca := rootPayload(p.CA, "clinicgate-eap-ca.cer", "Wi-Fi server CA ("+p.CA.Subject.CommonName+")", ident+".ca", caID)
+	payloads := array{ca}
+	if s := p.SCEP; s != nil {
+		payloads = append(payloads, rootPayload(s.DeviceCA, "clinicgate-device-ca.cer", "Device CA ("+s.DeviceCA.Subject.CommonName+")", ident+".device-ca", uuid("device-ca", p.SSID, fp)))
+		if s.ServerCA != nil && !s.ServerCA.Equal(p.CA) {
+			payloads = append(payloads, rootPayload(s.ServerCA, "clinicgate-scep-server.cer", "Certificate server ("+s.ServerCA.Subject.CommonName+")", ident+".scep-server", uuid("scep-server", p.SSID, fp)))
+		}
+		payloads = append(payloads, scepPayload(s, ident+".scep", scepID))
+	}
+	payloads = append(payloads, wifi)
 
 	root := dict{}
-	root.add("PayloadContent", array{ca, wifi})
+	root.add("PayloadContent", payloads)
 	root.add("PayloadDescription", str("Joins "+p.SSID+" and trusts only "+org+"'s Wi-Fi login server ("+p.ServerName+")."))
 	root.add("PayloadDisplayName", str(org+" Wi-Fi ("+p.SSID+")"))
 	root.add("PayloadIdentifier", str(ident))

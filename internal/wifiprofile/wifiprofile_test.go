@@ -149,3 +149,47 @@ func TestThumbprintAndNames(t *testing.T) {
 		t.Fatalf("server names %v", n)
 	}
 }
+
+func TestMobileConfigWithSCEPReadsBack(t *testing.T) {
+	ca, deviceCA, server := testCA(t), testCA(t), testCA(t)
+	b, err := MobileConfig(Profile{SSID: "Staff", Method: TLS, CA: ca, ServerName: "gate.clinic.example",
+		SCEP: &SCEP{URL: "https://gate.clinic.example:9443/scep", Challenge: "abc&def", Subject: "front desk", DeviceCA: deviceCA, ServerCA: server}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := plist(t, b)
+	byType := map[string][]map[string]any{}
+	for _, c := range p["PayloadContent"].([]any) {
+		m := c.(map[string]any)
+		byType[m["PayloadType"].(string)] = append(byType[m["PayloadType"].(string)], m)
+	}
+	if n := len(byType["com.apple.security.root"]); n != 3 {
+		t.Fatalf("%d root payloads, want the EAP CA, the device CA and the SCEP server's certificate", n)
+	}
+	sc := byType["com.apple.security.scep"]
+	if len(sc) != 1 {
+		t.Fatalf("SCEP payloads: %v", sc)
+	}
+	c := sc[0]["PayloadContent"].(map[string]any)
+	for k, want := range map[string]any{"URL": "https://gate.clinic.example:9443/scep", "Challenge": "abc&def", "Keysize": float64(2048), "Key Type": "RSA", "Key Usage": float64(5)} {
+		if c[k] != want {
+			t.Errorf("SCEP %s = %v, want %v", k, c[k], want)
+		}
+	}
+	if subj, _ := json.Marshal(c["Subject"]); string(subj) != `[[["CN","front desk"]]]` {
+		t.Errorf("SCEP Subject = %s", subj)
+	}
+	if c["CAFingerprint"] == nil || c["CAFingerprint"] == "" {
+		t.Error("no CAFingerprint")
+	}
+	wifi := byType["com.apple.wifi.managed"][0]
+	if wifi["PayloadCertificateUUID"] != sc[0]["PayloadUUID"] {
+		t.Errorf("the Wi-Fi identity %v is not the SCEP payload %v", wifi["PayloadCertificateUUID"], sc[0]["PayloadUUID"])
+	}
+	if _, err := MobileConfig(Profile{SSID: "Staff", Method: TTLS, CA: ca, ServerName: "x", SCEP: &SCEP{URL: "https://x/scep", Challenge: "c", DeviceCA: deviceCA}}); err == nil {
+		t.Error("a SCEP payload on a TTLS profile was accepted")
+	}
+	if _, err := MobileConfig(Profile{SSID: "Staff", Method: TLS, CA: ca, ServerName: "x", SCEP: &SCEP{URL: "http://x/scep", Challenge: "c", DeviceCA: deviceCA}}); err == nil {
+		t.Error("an http:// SCEP URL was accepted")
+	}
+}

@@ -68,6 +68,9 @@ type DeviceAdmin interface {
 	MDMSources(ctx context.Context) ([]admin.MDMStatus, error)
 	SetMDM(ctx context.Context, c admin.MDMConfig) error
 	SyncMDM(ctx context.Context, name string, wait time.Duration) (admin.MDMSyncOutcome, error)
+	// Device certificates from the appliance's CA over SCEP (docs/scep.md).
+	CreateSCEPChallenge(ctx context.Context, r admin.SCEPChallengeRequest) (admin.SCEPChallenge, error)
+	RevokeCert(ctx context.Context, fingerprintOrSerial, reason string) (admin.Revocation, error)
 }
 
 // LDAPAdmin is what the LDAP pane shows and changes: the bind accounts an

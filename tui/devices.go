@@ -27,9 +27,8 @@ func (m Model) viewDevices(h int) string {
 		s, _ := d.State(now, defaultGrace)
 		count[s]++
 	}
-	b.WriteString(fit(fmt.Sprintf("enter · o override · x remove · h CoA log   %d devices: %d noncompliant, %d stale",
-		len(m.devices), count[admin.Noncompliant], count[admin.Stale]), m.width) + "\n")
-	b.WriteString(m.mdmLine() + "\n")
+	b.WriteString(fit("enter details · o override · x remove · h CoA log · n enrol · r revoke", m.width) + "\n")
+	b.WriteString(m.mdmLine(fmt.Sprintf("%d devices: %d noncompliant, %d stale", len(m.devices), count[admin.Noncompliant], count[admin.Stale])) + "\n")
 	b.WriteString(dimStyle.Render(fit(deviceRow("#", "SOURCE", "NAME", "OWNER", "STATE", "SYNCED"), m.width)) + "\n")
 	if len(m.devices) == 0 {
 		b.WriteString("(no devices: bind MACs on the Users pane (b), or connect an MDM with m: docs/mdm.md)\n")
@@ -152,6 +151,12 @@ func (m Model) deviceKey(msg tea.KeyMsg) (Model, bool) {
 		m.show = deviceDetail(d)
 	case "o":
 		m.form = m.overrideForm(d)
+	case "r":
+		if len(d.Certs) == 0 {
+			m.note = fmt.Sprintf("device #%d has no certificate from this appliance", d.ID)
+			return m, true
+		}
+		m.confirm = m.revokeDeviceCerts(d)
 	case "x":
 		if d.Source != admin.SourceManual {
 			m.note = "device #" + fmt.Sprint(d.ID) + " comes from " + d.Source + ": remove it there (only hand-bound MACs are removed here)"
@@ -273,9 +278,9 @@ func dashIf(s string) string {
 
 // mdmLine says, in one line, each MDM's state: devices, age of the last
 // good sync, the last error. m connects one, s syncs them now.
-func (m Model) mdmLine() string {
+func (m Model) mdmLine(counts string) string {
 	if len(m.mdms) == 0 {
-		return fit("MDM: none (m: connect Intune, Jamf or Google)", m.width)
+		return fit(counts+" · MDM: none (m: connect one)", m.width)
 	}
 	var parts []string
 	for _, s := range m.mdms {
@@ -295,7 +300,7 @@ func (m Model) mdmLine() string {
 		}
 		parts = append(parts, p)
 	}
-	line := "MDM (m set, s sync): " + strings.Join(parts, " · ")
+	line := counts + " · MDM (m, s sync): " + strings.Join(parts, " · ")
 	if len(m.mdms) > 0 && m.mdms[0].Rule != "" && len(m.mdms) == 1 {
 		line += " · rule " + m.mdms[0].Rule
 	}
@@ -418,4 +423,53 @@ func (m Model) syncMDMCmd() tea.Cmd {
 		}
 		return doneMsg{text: "sync " + strings.Join(said, "; ")}
 	})
+}
+
+// scepChallengeForm makes a one-time challenge for a device to enrol a
+// certificate from the appliance's CA over SCEP, and shows it once with
+// where to enrol.
+func (m Model) scepChallengeForm() *form {
+	url := "https://THIS-APPLIANCE:PORT/scep (turn the SCEP door on: docs/scep.md)"
+	if d := m.daemon; d != nil {
+		for _, l := range d.Listeners {
+			if l.Door == admin.ListenSCEP {
+				url = "https://" + l.Address + "/scep (use the appliance's name or address for a wildcard host)"
+			}
+		}
+	}
+	return newForm("Enrol a device certificate (SCEP): a one-time challenge", func(v []string) tea.Cmd {
+		return m.act(func(ctx context.Context) doneMsg {
+			ttl, err := time.ParseDuration(strings.TrimSpace(v[3]))
+			if err != nil {
+				return doneMsg{err: fmt.Errorf("%w: valid for: %q is not a duration like 24h", admin.ErrInvalid, v[3])}
+			}
+			ch, err := m.p.Devices.CreateSCEPChallenge(ctx, admin.SCEPChallengeRequest{Device: strings.TrimSpace(v[0]), User: strings.TrimSpace(v[1]), MAC: strings.TrimSpace(v[2]), TTL: ttl})
+			if err != nil {
+				return doneMsg{err: err}
+			}
+			show := fmt.Sprintf("Give the device (or its profile) this challenge. It is shown once and works once, until %s:\n\n    %s\n\nSCEP URL: %s\n\nThe certificate it gets is trusted for EAP-TLS at once, and r on this tab revokes it.",
+				ch.ExpiresAt.Local().Format("2006-01-02 15:04"), ch.Challenge, url)
+			return doneMsg{text: "challenge made", show: show}
+		})
+	},
+		field("device", "the device's name: an inventory record of that name gets the certificate", false, 64),
+		field("user", "its owner: EAP-TLS logs in as this user (empty: none)", false, 64),
+		field("mac", "its Wi-Fi MAC, for a new record (optional)", false, 32),
+		withValue(field("valid for", "how long the challenge may be used, e.g. 24h", false, 10), "24h"),
+	)
+}
+
+// revokeDeviceCerts revokes every certificate of a device: its next
+// EAP-TLS handshake is refused, the CRL says so, and where the client sends
+// CoA its session ends now.
+func (m Model) revokeDeviceCerts(d admin.Device) *confirmation {
+	return &confirmation{question: fmt.Sprintf("Revoke the %d certificate(s) of device #%d (%s)? It cannot log in with them again.", len(d.Certs), d.ID, clip(d.Description, 24)),
+		do: m.act(func(ctx context.Context) doneMsg {
+			for _, c := range d.Certs {
+				if _, err := m.p.Devices.RevokeCert(ctx, c.Fingerprint, "revoked from the console"); err != nil {
+					return doneMsg{err: err}
+				}
+			}
+			return doneMsg{text: fmt.Sprintf("device #%d: %d certificate(s) revoked", d.ID, len(d.Certs))}
+		})}
 }

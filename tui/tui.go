@@ -413,6 +413,9 @@ func (m Model) key(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
 			return m, nil
 		case "s":
 			return m, m.syncMDMCmd()
+		case "n":
+			m.form = m.scepChallengeForm()
+			return m, nil
 		}
 		if dm, ok := m.deviceKey(msg); ok {
 			return dm, nil

@@ -54,6 +54,8 @@ type fakeAdmin struct {
 	failRead bool
 	binds    []admin.BindAccount
 	mdms     []admin.MDMConfig
+	revoked  []string
+	scep     []admin.SCEPChallengeRequest
 	// written lists the settings in the order they were written.
 	written []string
 }
@@ -291,6 +293,20 @@ func (f fakeDevices) SetMDM(_ context.Context, c admin.MDMConfig) error {
 
 func (f fakeDevices) SyncMDM(_ context.Context, name string, _ time.Duration) (admin.MDMSyncOutcome, error) {
 	return admin.MDMSyncOutcome{Done: true, Devices: 2}, nil
+}
+
+func (f fakeDevices) CreateSCEPChallenge(_ context.Context, r admin.SCEPChallengeRequest) (admin.SCEPChallenge, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.scep = append(f.scep, r)
+	return admin.SCEPChallenge{ID: 1, Uses: 1, Challenge: "Xq7-one-time-91", ExpiresAt: time.Now().Add(r.TTL)}, nil
+}
+
+func (f fakeDevices) RevokeCert(_ context.Context, fp, _ string) (admin.Revocation, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.revoked = append(f.revoked, fp)
+	return admin.Revocation{}, nil
 }
 
 func (f fakeDevices) PostureEvents(context.Context, int) ([]admin.PostureEvent, error) {
@@ -1160,7 +1176,7 @@ func TestConnectIntuneFromTheConsole(t *testing.T) {
 	for range 5 {
 		tm.Send(tea.KeyMsg{Type: tea.KeyTab})
 	}
-	waitFor(t, tm, "MDM: none (m: connect Intune, Jamf or Google)")
+	waitFor(t, tm, "0 devices: 0 noncompliant, 0 stale · MDM: none (m: connect one)")
 	tm.Type("m")
 	waitFor(t, tm, "Connect an MDM")
 	tm.Type("okta")
@@ -1179,7 +1195,7 @@ func TestConnectIntuneFromTheConsole(t *testing.T) {
 	tm.Type("s3cr3t-value-xyz")
 	tm.Send(tea.KeyMsg{Type: tea.KeyEnter})
 	tm.Send(tea.KeyMsg{Type: tea.KeyEnter}) // interval 15m
-	waitFor(t, tm, "MDM (m set, s sync): intune 2 synced 3m ago")
+	waitFor(t, tm, "MDM (m, s sync): intune 2 synced 3m ago")
 	tm.Type("s")
 	waitFor(t, tm, "sync intune: 2 devices")
 	if out := screen(t, tm); strings.Contains(out, "s3cr3t-value-xyz") {
@@ -1189,5 +1205,42 @@ func TestConnectIntuneFromTheConsole(t *testing.T) {
 	defer f.mu.Unlock()
 	if len(f.mdms) != 1 || f.mdms[0].Intune == nil || f.mdms[0].Intune.TenantID != "clinic.onmicrosoft.com" || string(f.mdms[0].Secret) != "s3cr3t-value-xyz" || f.mdms[0].Interval != 15*time.Minute {
 		t.Fatalf("saved %+v", f.mdms)
+	}
+}
+
+// TestEnrolAndRevokeFromTheConsole: n makes a SCEP challenge shown once
+// with where to enrol; r revokes a device's certificates after asking.
+func TestEnrolAndRevokeFromTheConsole(t *testing.T) {
+	f := sample()
+	f.status = &admin.DaemonStatus{Listeners: []admin.Listener{{Door: admin.ListenSCEP, Network: "tcp", Address: "192.168.1.5:8443"}}}
+	f.devices = []admin.Device{{ID: 9, Source: "cert", SourceID: "c9", Description: "LAPTOP-ALICE", UserName: "alice",
+		Certs: []admin.DeviceCert{{Fingerprint: "AB:CD", Serial: "1f"}}}}
+	tm := start(t, f, 80, 24)
+	waitFor(t, tm, "frontdesk2")
+	for range 5 {
+		tm.Send(tea.KeyMsg{Type: tea.KeyTab})
+	}
+	waitFor(t, tm, "LAPTOP-ALICE", "n enrol · r revoke")
+	tm.Type("n")
+	waitFor(t, tm, "Enrol a device certificate")
+	tm.Type("LAPTOP-BOB")
+	tm.Send(tea.KeyMsg{Type: tea.KeyEnter})
+	tm.Type("bob")
+	tm.Send(tea.KeyMsg{Type: tea.KeyEnter})
+	tm.Send(tea.KeyMsg{Type: tea.KeyEnter})
+	tm.Send(tea.KeyMsg{Type: tea.KeyEnter})
+	waitFor(t, tm, "Xq7-one-time-91", "https://192.168.1.5:8443/scep")
+	tm.Type(" ")
+	tm.Type("r")
+	waitFor(t, tm, "Revoke the 1 certificate(s) of device #9")
+	tm.Type("y")
+	waitFor(t, tm, "device #9: 1 certificate(s) revoked")
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.scep) != 1 || f.scep[0].Device != "LAPTOP-BOB" || f.scep[0].User != "bob" || f.scep[0].TTL != 24*time.Hour {
+		t.Fatalf("challenge asked for %+v", f.scep)
+	}
+	if len(f.revoked) != 1 || f.revoked[0] != "AB:CD" {
+		t.Fatalf("revoked %v", f.revoked)
 	}
 }

@@ -17,6 +17,7 @@ type (
 	Device      = store.Device
 	BindAccount = store.BindAccount
 	Compliance  = store.Compliance
+	Revocation  = store.Revocation
 	DeviceCert  = store.DeviceCert
 	// PostureEvent is a change that ended or moved sessions (CoA).
 	PostureEvent = store.PostureEvent

@@ -62,33 +62,10 @@ func BenchmarkEAPTTLS(b *testing.B) {
 				}
 				fr := upstreamtest.StartFreeRADIUS(b, upstreamtest.FreeRADIUSOptions{Users: us, Secret: secret, RequireMessageAuthenticator: true,
 					EAP: &upstreamtest.FreeRADIUSEAP{CertFile: certPath, KeyFile: keyPath}})
-				servers := []struct {
-					label string
-					addr  string
-					pid   int
-				}{{"clinicgate", cg.auth, cg.cmd.Process.Pid}, {"clinicgate-cheaphash", cheap.auth, cheap.cmd.Process.Pid}, {"freeradius", fr.Addr, fr.Pid()}}
-				// Warm up: every server has made its first logins (and
-				// clinicgate its local records) before the clock runs.
-				for _, s := range servers {
-					if r := eapLoad(b, s.addr, s.pid, roots, ver, conc, 2*conc, users); r.accepted != 2*conc {
-						b.Fatalf("%s accepted %d of %d warm-up logins; first error: %v\n%s", s.label, r.accepted, 2*conc, r.firstErr, frLog(s.label, fr))
-					}
-				}
-				b.ResetTimer()
-				for range b.N {
-					for _, s := range servers {
-						r := eapLoad(b, s.addr, s.pid, roots, ver, conc, total, users)
-						b.ReportMetric(float64(r.accepted)/r.elapsed.Seconds(), s.label+"-logins/s")
-						b.ReportMetric(r.cpu.Seconds()*1000/float64(total), s.label+"-cpu-ms/login")
-						b.ReportMetric(float64(pct(r.latencies, 0.5).Microseconds())/1000, s.label+"-p50-ms")
-						b.ReportMetric(float64(total-r.accepted), s.label+"-not-accepted")
-						// Against FreeRADIUS too: its keys checked by the
-						// client's own derivation (RFC 5281, RFC 9427).
-						b.ReportMetric(float64(r.keysOK), s.label+"-keys-ok")
-					}
-				}
-				b.StopTimer()
-				b.ReportMetric(peakRSS(cg.cmd.Process.Pid), "clinicgate-peak-rss-MB")
+				servers := []eapServer{{"clinicgate", cg.auth, cg.cmd.Process.Pid}, {"clinicgate-cheaphash", cheap.auth, cheap.cmd.Process.Pid}, {"freeradius", fr.Addr, fr.Pid()}}
+				measureEAP(b, servers, cg.cmd.Process.Pid, conc, total, fr, func(s eapServer, n int) eapLoadResult {
+					return eapLoad(b, s.addr, s.pid, roots, ver, conc, n, users)
+				})
 			})
 		}
 	}
@@ -130,29 +107,10 @@ func BenchmarkEAPTLS(b *testing.B) {
 				cg := startDaemon(b, data)
 				fr := upstreamtest.StartFreeRADIUS(b, upstreamtest.FreeRADIUSOptions{Secret: secret, RequireMessageAuthenticator: true,
 					EAP: &upstreamtest.FreeRADIUSEAP{CertFile: certPath, KeyFile: keyPath, ClientCAFile: ca.File}})
-				servers := []struct {
-					label string
-					addr  string
-					pid   int
-				}{{"clinicgate", cg.auth, cg.cmd.Process.Pid}, {"freeradius", fr.Addr, fr.Pid()}}
-				for _, s := range servers {
-					if r := eapLoad(b, s.addr, s.pid, roots, ver, conc, 2*conc, users, certs...); r.accepted != 2*conc {
-						b.Fatalf("%s accepted %d of %d warm-up logins; first error: %v\n%s", s.label, r.accepted, 2*conc, r.firstErr, frLog(s.label, fr))
-					}
-				}
-				b.ResetTimer()
-				for range b.N {
-					for _, s := range servers {
-						r := eapLoad(b, s.addr, s.pid, roots, ver, conc, total, users, certs...)
-						b.ReportMetric(float64(r.accepted)/r.elapsed.Seconds(), s.label+"-logins/s")
-						b.ReportMetric(r.cpu.Seconds()*1000/float64(total), s.label+"-cpu-ms/login")
-						b.ReportMetric(float64(pct(r.latencies, 0.5).Microseconds())/1000, s.label+"-p50-ms")
-						b.ReportMetric(float64(total-r.accepted), s.label+"-not-accepted")
-						b.ReportMetric(float64(r.keysOK), s.label+"-keys-ok")
-					}
-				}
-				b.StopTimer()
-				b.ReportMetric(peakRSS(cg.cmd.Process.Pid), "clinicgate-peak-rss-MB")
+				servers := []eapServer{{"clinicgate", cg.auth, cg.cmd.Process.Pid}, {"freeradius", fr.Addr, fr.Pid()}}
+				measureEAP(b, servers, cg.cmd.Process.Pid, conc, total, fr, func(s eapServer, n int) eapLoadResult {
+					return eapLoad(b, s.addr, s.pid, roots, ver, conc, n, users, certs...)
+				})
 			})
 		}
 	}
@@ -173,11 +131,7 @@ func BenchmarkEAPInFlight(b *testing.B) {
 	fr := upstreamtest.StartFreeRADIUS(b, upstreamtest.FreeRADIUSOptions{Users: us, Secret: secret, RequireMessageAuthenticator: true,
 		EAP: &upstreamtest.FreeRADIUSEAP{CertFile: certPath, KeyFile: keyPath}})
 	for range b.N {
-		for _, s := range []struct {
-			label string
-			addr  string
-			pid   int
-		}{{"clinicgate", cg.auth, cg.cmd.Process.Pid}, {"freeradius", fr.Addr, fr.Pid()}} {
+		for _, s := range []eapServer{{"clinicgate", cg.auth, cg.cmd.Process.Pid}, {"freeradius", fr.Addr, fr.Pid()}} {
 			r := eapLoad(b, s.addr, s.pid, roots, tls.VersionTLS13, total, total, users)
 			b.ReportMetric(float64(r.accepted), s.label+"-accepted")
 			b.ReportMetric(r.elapsed.Seconds(), s.label+"-seconds")
@@ -210,29 +164,10 @@ func BenchmarkEAPPEAP(b *testing.B) {
 				fr := upstreamtest.StartFreeRADIUS(b, upstreamtest.FreeRADIUSOptions{Users: us, Secret: secret, RequireMessageAuthenticator: true,
 					EAP: &upstreamtest.FreeRADIUSEAP{CertFile: certPath, KeyFile: keyPath, PEAP: true}})
 				confs := peapConfs(b, users, certPath, ver)
-				servers := []struct {
-					label string
-					addr  string
-					pid   int
-				}{{"clinicgate", cg.auth, cg.cmd.Process.Pid}, {"freeradius", fr.Addr, fr.Pid()}}
-				for _, s := range servers {
-					if r := peapLoad(b, s.addr, s.pid, confs, conc, 2*conc); r.accepted != 2*conc {
-						b.Fatalf("%s accepted %d of %d warm-up logins; first failure:\n%v\n%s", s.label, r.accepted, 2*conc, r.firstErr, frLog(s.label, fr))
-					}
-				}
-				b.ResetTimer()
-				for range b.N {
-					for _, s := range servers {
-						r := peapLoad(b, s.addr, s.pid, confs, conc, total)
-						b.ReportMetric(float64(r.accepted)/r.elapsed.Seconds(), s.label+"-logins/s")
-						b.ReportMetric(r.cpu.Seconds()*1000/float64(total), s.label+"-cpu-ms/login")
-						b.ReportMetric(float64(pct(r.latencies, 0.5).Microseconds())/1000, s.label+"-p50-ms")
-						b.ReportMetric(float64(total-r.accepted), s.label+"-not-accepted")
-						b.ReportMetric(float64(r.keysOK), s.label+"-keys-ok")
-					}
-				}
-				b.StopTimer()
-				b.ReportMetric(peakRSS(cg.cmd.Process.Pid), "clinicgate-peak-rss-MB")
+				servers := []eapServer{{"clinicgate", cg.auth, cg.cmd.Process.Pid}, {"freeradius", fr.Addr, fr.Pid()}}
+				measureEAP(b, servers, cg.cmd.Process.Pid, conc, total, fr, func(s eapServer, n int) eapLoadResult {
+					return peapLoad(b, s.addr, s.pid, confs, conc, n)
+				})
 			})
 		}
 	}
@@ -305,6 +240,41 @@ func peapLoad(b *testing.B, addr string, pid int, confs []string, conc, total in
 	res.elapsed = time.Since(start)
 	res.cpu = procCPU(pid) - cpu0
 	return res
+}
+
+// eapServer is one server an EAP benchmark measures.
+type eapServer struct {
+	label string
+	addr  string
+	pid   int
+}
+
+// measureEAP warms every server up (2*conc logins, all of which must be
+// accepted), then runs total logins against each, one after the other,
+// and reports its rate, CPU per login, p50, refusals and matching keys,
+// and clinicgate's peak RSS (cgPid). load runs n logins, conc at a time.
+func measureEAP(b *testing.B, servers []eapServer, cgPid, conc, total int, fr *upstreamtest.FreeRADIUS, load func(s eapServer, n int) eapLoadResult) {
+	b.Helper()
+	for _, s := range servers {
+		if r := load(s, 2*conc); r.accepted != 2*conc {
+			b.Fatalf("%s accepted %d of %d warm-up logins; first error: %v\n%s", s.label, r.accepted, 2*conc, r.firstErr, frLog(s.label, fr))
+		}
+	}
+	b.ResetTimer()
+	for range b.N {
+		for _, s := range servers {
+			r := load(s, total)
+			b.ReportMetric(float64(r.accepted)/r.elapsed.Seconds(), s.label+"-logins/s")
+			b.ReportMetric(r.cpu.Seconds()*1000/float64(total), s.label+"-cpu-ms/login")
+			b.ReportMetric(float64(pct(r.latencies, 0.5).Microseconds())/1000, s.label+"-p50-ms")
+			b.ReportMetric(float64(total-r.accepted), s.label+"-not-accepted")
+			// FreeRADIUS's keys too, checked by the driver's own
+			// derivation (RFC 5281, RFC 5216, RFC 9427).
+			b.ReportMetric(float64(r.keysOK), s.label+"-keys-ok")
+		}
+	}
+	b.StopTimer()
+	b.ReportMetric(peakRSS(cgPid), "clinicgate-peak-rss-MB")
 }
 
 func frLog(label string, fr *upstreamtest.FreeRADIUS) string {

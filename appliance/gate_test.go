@@ -824,6 +824,42 @@ func TestCachedCredentialNeedsACode(t *testing.T) {
 	expect(t, e.decide(c, "dana", "dana pw", nil), appliance.Reject, appliance.ReasonUpstreamDown)
 }
 
+// TestFailmodeSecureNeverUsesTheCache: a verifier cached while the
+// client was "cached" is not consulted once the operator switches it to
+// "secure" (issue 16, finding 9): not for a new login, and not for the
+// answer to a challenge the cache started; switched back, it is again.
+func TestFailmodeSecureNeverUsesTheCache(t *testing.T) {
+	e := newEnv(t)
+	up := &switchable{fakeUpstream: fakeUpstream{users: map[string]string{"dana": "dana pw"}}}
+	g := newGateWith(t, e, up, fastParams)
+	e.gate = g
+	cached, secure := client(cachedCorp), client(func(p *policy.Policy) { cachedCorp(p); p.Failmode = policy.FailSecure })
+	expect(t, e.decide(cached, "dana", "dana pw", nil), appliance.Accept, appliance.ReasonOK)
+	waitForCacheJob(g)
+	seed := e.enroll("dana")
+	for e.cachedVerifier("dana") != nil {
+		runtime.Gosched()
+	}
+	up.down.Store(true)
+	for i, step := range []struct {
+		c    store.Client
+		want appliance.Outcome
+	}{{secure, appliance.Reject}, {cached, appliance.Challenge}, {secure, appliance.Reject}, {cached, appliance.Challenge}} {
+		d := e.decide(step.c, "dana", "dana pw", nil)
+		if d.Outcome != step.want {
+			t.Fatalf("step %d (%s): got %s %s, want %s", i, step.c.Policy.Failmode, d.Outcome, d.Reason, step.want)
+		}
+		if step.want == appliance.Reject && d.Reason != appliance.ReasonUpstreamDown {
+			t.Fatalf("step %d: got reason %s, want %s", i, d.Reason, appliance.ReasonUpstreamDown)
+		}
+	}
+	// A challenge the cache started, answered after the switch to secure.
+	d := e.decide(cached, "dana", "dana pw", nil)
+	expect(t, d, appliance.Challenge, appliance.ReasonMFAChallenge)
+	d = e.decide(secure, "dana", e.code(seed, e.clock.Now()), d.State)
+	expect(t, d, appliance.Reject, appliance.ReasonUpstreamDown)
+}
+
 // TestTTLSPasswordIsAppendOnly: a password from inside an EAP-TTLS tunnel
 // is checked like PAP, but no challenge can reach the device, so even on a
 // client whose style allows challenges the code must come appended.

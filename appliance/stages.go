@@ -127,6 +127,13 @@ func (g *Gate) resumeChallenge(ctx context.Context, r *run) (verdict, error) {
 		r.step("challenge", "answered after it expired")
 		return r.refuse(ReasonChallengeExpired, MsgDenied), nil
 	}
+	if slices.Contains(c.notes, "accepted_from_cached_credential") && req.Client.Policy.Failmode != policy.FailCached {
+		// The first round stood on a cached password; the operator has
+		// since chosen fail-closed. The cache counts only while the
+		// client's failmode at decision time is "cached".
+		r.step("challenge", "the first round used a cached password, and the client's failmode is now "+string(req.Client.Policy.Failmode))
+		return r.refuse(ReasonUpstreamDown, MsgDenied), nil
+	}
 	r.step("challenge", "answer to a pending challenge")
 	u, err := g.store.UserByName(ctx, c.user)
 	if errors.Is(err, store.ErrNotFound) || (err == nil && u.ID != c.userID) {

@@ -1027,3 +1027,24 @@ func TestConsoleLDAPTestLogin(t *testing.T) {
 		return !strings.Contains(mustCG(t, data, "", "client", "list"), "console-test-ldap")
 	})
 }
+
+// TestSecondDaemonOnOneDataDirectoryRefused: a second `serve` on a data
+// directory a daemon already serves exits at once with a clear message
+// and writes nothing (issue 16: it used to run beside the first and write
+// a stop entry while the first still ran); the first keeps answering.
+func TestSecondDaemonOnOneDataDirectoryRefused(t *testing.T) {
+	data, d := setup(t, "--mfa", "off")
+	before := mustCG(t, data, "", "audit", "tail", "-n", "3")
+	cmd := exec.Command(binPath, "serve", "--data", data, "--radius-auth", "127.0.0.1:0", "--radius-acct", "127.0.0.1:0", "--http", "127.0.0.1:0",
+		"--ssh", "127.0.0.1:0", "--ldap", "127.0.0.1:0", "--ldaps", "127.0.0.1:0")
+	out, err := cmd.CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "another clinicgate daemon is already running") || !strings.Contains(string(out), fmt.Sprint(d.cmd.Process.Pid)) {
+		t.Fatalf("a second daemon: %v\n%s", err, out)
+	}
+	if after := mustCG(t, data, "", "audit", "tail", "-n", "3"); after != before {
+		t.Fatalf("the refused daemon wrote to the audit:\nbefore:\n%s\nafter:\n%s", before, after)
+	}
+	if got := received(radclient(t, d.auth, "auth", secret, pap("alice", "correct horse battery"))); got != "Access-Accept" {
+		t.Fatalf("the first daemon after the refused second: %s", got)
+	}
+}

@@ -72,6 +72,7 @@ type Daemon struct {
 	opts Options
 	log  *slog.Logger
 
+	lock      *dirLock // the data directory, held while the daemon lives
 	store     *store.Store
 	audit     *audit.Log
 	hasher    *passwd.Hasher
@@ -124,6 +125,9 @@ func Open(ctx context.Context, cfg config.Config, opts Options) (_ *Daemon, err 
 	}()
 	if cfg.MemoryLimitMB > 0 {
 		debug.SetMemoryLimit(int64(cfg.MemoryLimitMB) << 20)
+	}
+	if d.lock, err = lockDataDir(cfg.DataDir); err != nil {
+		return nil, err
 	}
 	if d.store, err = store.Open(ctx, cfg.DataDir, store.Options{Create: true}); err != nil {
 		return nil, err
@@ -659,6 +663,7 @@ func (d *Daemon) release() error {
 		if d.store != nil {
 			d.closeErr = errors.Join(d.closeErr, d.store.Close())
 		}
+		d.lock.release()
 	})
 	return d.closeErr
 }

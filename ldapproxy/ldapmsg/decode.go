@@ -173,6 +173,9 @@ func takeString(b []byte, what string) (string, []byte, error) {
 	return string(e.body), rest, nil
 }
 
+// maxInt is RFC 4511's maxInt, 2^31-1: the largest MessageID.
+const maxInt = 1<<31 - 1
+
 // Decode decodes one frame from ReadFrame. Every error is a
 // *ProtocolError: the frame is not an LDAP request the door can read, and
 // the connection must end with a Notice of Disconnection.
@@ -190,6 +193,11 @@ func Decode(frame []byte) (*Request, error) {
 	id, body, err := takeInt(msg.body, tagInteger, "message ID")
 	if err != nil {
 		return nil, err
+	}
+	if id < 1 || id > maxInt {
+		// RFC 4511 §4.1.1.1: MessageID is 0..maxInt, and 0 is the
+		// server's unsolicited notification, never a request's.
+		return nil, protoErr("message ID outside 1..2147483647")
 	}
 	op, body, err := next(body)
 	if err != nil {

@@ -353,3 +353,22 @@ func TestOversizeFrameRefusedFromItsHeader(t *testing.T) {
 		t.Fatalf("got %v, want a protocol error", err)
 	}
 }
+
+// TestMessageIDRange: RFC 4511 §4.1.1.1 allows 0..2^31-1, and 0 only for
+// the server's unsolicited notification: anything else is a protocol
+// error, not a request answered with an ID of 0 or -1 (issue 16).
+func TestMessageIDRange(t *testing.T) {
+	for _, tc := range []struct {
+		id int64
+		ok bool
+	}{{0, false}, {-1, false}, {1 << 31, false}, {1<<40 + 5, false}, {1, true}, {1<<31 - 1, true}} {
+		msg := ber.Encode(ber.ClassUniversal, ber.TypeConstructed, ber.TagSequence, nil, "")
+		msg.AppendChild(ber.NewInteger(ber.ClassUniversal, ber.TypePrimitive, ber.TagInteger, tc.id, ""))
+		msg.AppendChild(ber.NewInteger(ber.ClassApplication, ber.TypePrimitive, ldap.ApplicationAbandonRequest, int64(3), ""))
+		_, err := Decode(msg.Bytes())
+		var pe *ProtocolError
+		if tc.ok != (err == nil) || (!tc.ok && !errors.As(err, &pe)) {
+			t.Errorf("message ID %d: got %v, want ok %v (a protocol error otherwise)", tc.id, err, tc.ok)
+		}
+	}
+}

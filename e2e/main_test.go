@@ -463,8 +463,12 @@ func TestReadOnlyDatabaseRefusedAtStart(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		for _, f := range []string{"clinicgate.db", "clinicgate.key"} {
-			if err := os.Chown(filepath.Join(data, f), 65534, 65534); err != nil {
+		// nobody owns the directory and its files, as a service account
+		// would (the daemon fixes the modes of what it owns), but the
+		// database file is read-only.
+		files, _ := filepath.Glob(filepath.Join(data, "*"))
+		for _, f := range append(files, data) {
+			if err := os.Chown(f, 65534, 65534); err != nil {
 				t.Fatal(err)
 			}
 		}

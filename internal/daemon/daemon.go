@@ -126,6 +126,9 @@ func Open(ctx context.Context, cfg config.Config, opts Options) (_ *Daemon, err 
 	if cfg.MemoryLimitMB > 0 {
 		debug.SetMemoryLimit(int64(cfg.MemoryLimitMB) << 20)
 	}
+	if err = fixPermissions(cfg.DataDir, d.log); err != nil {
+		return nil, err
+	}
 	if d.lock, err = lockDataDir(cfg.DataDir); err != nil {
 		return nil, err
 	}

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-ldap/ldap/v3"
@@ -44,6 +45,14 @@ type conn struct {
 	// deadline, so that an idle read always ends at shutdown.
 	stopMu   sync.Mutex
 	stopping bool
+
+	// authBy is when the connection must have bound successfully
+	// (Config.AuthTimeout after accept); until then no read waits past it.
+	// authed is set by the first successful bind, and stays: a later
+	// failed bind (an EHR checking a user's password) does not bring the
+	// deadline back.
+	authBy time.Time
+	authed atomic.Bool
 }
 
 func newConn(s *Server, h *handler, nc net.Conn) *conn {
@@ -51,6 +60,7 @@ func newConn(s *Server, h *handler, nc net.Conn) *conn {
 	return &conn{
 		s: s, h: h, raw: nc, nc: nc, tls: isTLS, src: sourceOf(nc.RemoteAddr()),
 		br: bufio.NewReader(nc), inFlight: make(chan struct{}, s.cfg.MaxInFlight),
+		authBy: time.Now().Add(s.cfg.AuthTimeout),
 	}
 }
 
@@ -70,8 +80,33 @@ func (c *conn) awaitNext() bool {
 	if c.stopping {
 		return false
 	}
-	_ = c.raw.SetReadDeadline(time.Now().Add(c.s.cfg.IdleTimeout))
+	_ = c.raw.SetReadDeadline(c.deadline())
 	return true
+}
+
+// deadline is the idle timeout from now, cut short by the authentication
+// deadline while the connection has not bound: a connection that opens
+// and sends nothing, or never finishes its TLS handshake, or never binds,
+// is closed within seconds, not at the idle timeout (issue 16).
+func (c *conn) deadline() time.Time {
+	d := time.Now().Add(c.s.cfg.IdleTimeout)
+	if !c.authed.Load() && c.authBy.Before(d) {
+		return c.authBy
+	}
+	return d
+}
+
+// bound records the connection's first successful bind and lifts the
+// authentication deadline from the read the loop is waiting in.
+func (c *conn) bound() {
+	if c.authed.Swap(true) {
+		return
+	}
+	c.stopMu.Lock()
+	defer c.stopMu.Unlock()
+	if !c.stopping {
+		_ = c.raw.SetReadDeadline(c.deadline())
+	}
 }
 
 func (c *conn) isStopping() bool {
@@ -201,7 +236,7 @@ func (c *conn) upgradeTLS(cfg *tls.Config) error {
 		under = &prefixConn{Conn: c.nc, pending: append([]byte(nil), pending...)}
 	}
 	tc := tls.Server(under, cfg)
-	_ = c.raw.SetDeadline(time.Now().Add(c.s.cfg.IdleTimeout))
+	_ = c.raw.SetDeadline(c.deadline())
 	if err := tc.Handshake(); err != nil {
 		return err
 	}

@@ -179,6 +179,7 @@ func (h *handler) bind(c *conn, r *ldapmsg.Request) {
 			kind = boundService
 		}
 		st.set(kind, d.User)
+		c.bound()
 		resp.Code, resp.Diagnostic = ldap.LDAPResultSuccess, ""
 	case d.Reason == appliance.ReasonTLSRequired:
 		resp.Code, resp.Diagnostic = ldap.LDAPResultConfidentialityRequired, diagTLSRequired

@@ -24,6 +24,11 @@ const (
 	DefaultMaxConns          = 512
 	DefaultMaxConnsPerSource = 64
 	DefaultIdleTimeout       = 2 * time.Minute
+	// DefaultAuthTimeout is how long a new connection has to finish its
+	// TLS handshake and its first successful bind. An EHR binds at once;
+	// a connection that does not is closed long before the idle timeout,
+	// so it cannot hold a slot others need.
+	DefaultAuthTimeout = 10 * time.Second
 	DefaultMaxMessageSize    = 64 << 10
 	// DefaultMaxInFlight bounds the requests of one connection handled
 	// at once; reading pauses until one finishes.
@@ -58,7 +63,12 @@ type Config struct {
 
 	MaxConns          int           // open connections in all
 	MaxConnsPerSource int           // open connections from one address
+	// MaxConnsPerClient bounds one LDAP client's connections, whatever
+	// the number of its addresses (a /24 client), so one client cannot
+	// take every slot (default half of MaxConns).
+	MaxConnsPerClient int
 	IdleTimeout       time.Duration // a connection that sends nothing this long is closed
+	AuthTimeout       time.Duration // until the first successful bind (default DefaultAuthTimeout)
 	MaxMessageSize    int           // bytes in one LDAP message
 	MaxInFlight       int           // requests of one connection handled at once
 }
@@ -75,6 +85,7 @@ type Server struct {
 	listeners map[net.Listener]struct{}
 	open      int
 	perSrc    map[netip.Addr]int
+	perClient map[string]int
 	conns     map[*conn]struct{}
 	connWG    sync.WaitGroup // one per served connection
 }
@@ -101,6 +112,12 @@ func New(cfg Config) (*Server, error) {
 	if cfg.IdleTimeout <= 0 {
 		cfg.IdleTimeout = DefaultIdleTimeout
 	}
+	if cfg.MaxConnsPerClient <= 0 {
+		cfg.MaxConnsPerClient = max(1, cfg.MaxConns/2)
+	}
+	if cfg.AuthTimeout <= 0 {
+		cfg.AuthTimeout = DefaultAuthTimeout
+	}
 	if cfg.MaxMessageSize <= 0 {
 		cfg.MaxMessageSize = DefaultMaxMessageSize
 	}
@@ -109,7 +126,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	log := cfg.Logger.With("door", "ldap")
 	return &Server{
-		cfg: cfg, log: log, perSrc: map[netip.Addr]int{}, conns: map[*conn]struct{}{},
+		cfg: cfg, log: log, perSrc: map[netip.Addr]int{}, perClient: map[string]int{}, conns: map[*conn]struct{}{},
 		listeners: map[net.Listener]struct{}{},
 		drops:     ratelog.New(log, time.Second, cfg.Now),
 	}, nil
@@ -278,7 +295,7 @@ func (s *Server) admit(c net.Conn) (net.Conn, bool) {
 	src := sourceOf(c.RemoteAddr())
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	_, known, err := s.cfg.Clients.Lookup(ctx, src)
+	client, known, err := s.cfg.Clients.Lookup(ctx, src)
 	if err != nil || !known {
 		s.cfg.Metrics.conn("unknown_client")
 		s.drops.Warn("connection from an address that is no LDAP client; add it with 'clinicgate client add NAME --door ldap --address ADDR'", "source", src.String())
@@ -295,9 +312,14 @@ func (s *Server) admit(c net.Conn) (net.Conn, bool) {
 		s.cfg.Metrics.conn("limit_source")
 		s.drops.Warn("connection refused: too many open LDAP connections from one address", "source", src.String(), "limit", s.cfg.MaxConnsPerSource)
 		return nil, false
+	case s.perClient[client.Name] >= s.cfg.MaxConnsPerClient:
+		s.cfg.Metrics.conn("limit_client")
+		s.drops.Warn("connection refused: too many open LDAP connections from one client", "client", client.Name, "source", src.String(), "limit", s.cfg.MaxConnsPerClient)
+		return nil, false
 	}
 	s.open++
 	s.perSrc[src]++
+	s.perClient[client.Name]++
 	s.cfg.Metrics.conn("accepted")
 	s.cfg.Metrics.open(1)
 	cc := &countedConn{Conn: c}
@@ -307,6 +329,9 @@ func (s *Server) admit(c net.Conn) (net.Conn, bool) {
 		s.open--
 		if s.perSrc[src]--; s.perSrc[src] <= 0 {
 			delete(s.perSrc, src)
+		}
+		if s.perClient[client.Name]--; s.perClient[client.Name] <= 0 {
+			delete(s.perClient, client.Name)
 		}
 		s.cfg.Metrics.open(-1)
 	}

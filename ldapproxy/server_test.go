@@ -850,3 +850,96 @@ func TestShutdownDoesNotWaitForIdleConnections(t *testing.T) {
 		t.Fatalf("shutdown with an idle connection: %v", err)
 	}
 }
+
+// TestSilentConnectionsClosedAtTheAuthDeadline: a connection that opens
+// and never binds (here: sends nothing at all) is closed at the
+// authentication deadline, long before the idle timeout; one that bound
+// stays open past it (issue 16, finding 5).
+func TestSilentConnectionsClosedAtTheAuthDeadline(t *testing.T) {
+	e := newEnv(t, opts{cfg: func(c *ldapproxy.Config) { c.AuthTimeout = 300 * time.Millisecond; c.IdleTimeout = time.Minute }})
+	silent, err := net.Dial("tcp", e.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	bound := e.dialTLS()
+	defer bound.Close()
+	if err := bound.Bind("alice", alicePW); err != nil {
+		t.Fatal(err)
+	}
+	_ = silent.SetReadDeadline(time.Now().Add(10 * time.Second))
+	start := time.Now()
+	if _, err := silent.Read(make([]byte, 1)); err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("the silent connection was not closed by the server: %v", err)
+	}
+	t.Logf("silent connection closed after %v", time.Since(start).Round(10*time.Millisecond))
+	time.Sleep(400 * time.Millisecond)
+	if _, err := bound.WhoAmI(nil); err != nil {
+		t.Fatalf("the bound connection did not outlive the auth deadline: %v", err)
+	}
+}
+
+// TestOneClientCannotTakeEverySlot: a client spread over many addresses
+// (a /24) holds at most its share of the connection limit; another
+// client still gets in.
+func TestOneClientCannotTakeEverySlot(t *testing.T) {
+	e := newEnv(t, opts{clientAddr: "127.0.0.0/8", cfg: func(c *ldapproxy.Config) {
+		c.MaxConns, c.MaxConnsPerSource, c.MaxConnsPerClient = 8, 8, 4
+	}})
+	pol := policy.Default()
+	pol.MFA = policy.MFAOff
+	if _, err := e.adm.AddClient(t.Context(), admin.NewClient{Door: appliance.DoorLDAP, Name: "billing", Address: "127.0.0.200", Policy: pol}); err != nil {
+		t.Fatal(err)
+	}
+	var open []net.Conn
+	defer func() {
+		for _, c := range open {
+			c.Close()
+		}
+	}()
+	for i := range 12 {
+		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, byte(1+i%6))}, Timeout: 5 * time.Second}
+		if c, err := d.Dial("tcp", e.addr); err == nil {
+			open = append(open, c)
+		}
+	}
+	alive := 0
+	for try := 0; try < 50; try++ {
+		alive = 0
+		for _, c := range open {
+			_ = c.SetReadDeadline(time.Now().Add(time.Millisecond))
+			if _, err := c.Read(make([]byte, 1)); errors.Is(err, os.ErrDeadlineExceeded) {
+				alive++
+			}
+		}
+		if alive <= 4 {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if alive > 4 {
+		t.Fatalf("%d connections of one client kept, want at most its share of 4", alive)
+	}
+	// Client table: the client is resolved at accept, within a second of
+	// being added.
+	var err error
+	for try := 0; try < 20; try++ {
+		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 200)}, Timeout: 5 * time.Second}
+		var nc net.Conn
+		if nc, err = d.Dial("tcp", e.addr); err == nil {
+			c := ldap.NewConn(nc, false)
+			c.Start()
+			c.SetTimeout(5 * time.Second)
+			err = c.StartTLS(e.tlsConfig())
+			if err == nil {
+				err = c.Bind("alice", alicePW)
+			}
+			c.Close()
+		}
+		if err == nil {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("the other client could not bind while the first held its share: %v", err)
+}

@@ -28,8 +28,8 @@ const (
 	// TLS handshake and its first successful bind. An EHR binds at once;
 	// a connection that does not is closed long before the idle timeout,
 	// so it cannot hold a slot others need.
-	DefaultAuthTimeout = 10 * time.Second
-	DefaultMaxMessageSize    = 64 << 10
+	DefaultAuthTimeout    = 10 * time.Second
+	DefaultMaxMessageSize = 64 << 10
 	// DefaultMaxInFlight bounds the requests of one connection handled
 	// at once; reading pauses until one finishes.
 	DefaultMaxInFlight = 8
@@ -61,8 +61,8 @@ type Config struct {
 	Metrics *Metrics // optional
 	Now     func() time.Time
 
-	MaxConns          int           // open connections in all
-	MaxConnsPerSource int           // open connections from one address
+	MaxConns          int // open connections in all
+	MaxConnsPerSource int // open connections from one address
 	// MaxConnsPerClient bounds one LDAP client's connections, whatever
 	// the number of its addresses (a /24 client), so one client cannot
 	// take every slot (default half of MaxConns).

@@ -38,6 +38,7 @@ type KeyChecker interface {
 // idle session is closed.
 type SSH struct {
 	srv *ssh.Server
+	pre *preAuth
 }
 
 // SSHConfig configures NewSSH.
@@ -114,6 +115,7 @@ func NewSSH(c SSHConfig) (*SSH, error) {
 		c.IdleTimeout = 15 * time.Minute
 	}
 	log := c.Logger
+	pre := newPreAuth()
 	teaHandler := func(sess ssh.Session) (tea.Model, []tea.ProgramOption) {
 		name, _ := sess.Context().Value(adminKey{}).(string)
 		m := New(c.AdminFor("ssh:"+name), Options{Version: c.Version})
@@ -143,13 +145,21 @@ func NewSSH(c SSHConfig) (*SSH, error) {
 			bm.Middleware(teaHandler),
 			needTerminal,
 			logged(log),
+			// Only a session (after the key was proved, not merely
+			// offered) ends the connection's pre-authentication limits.
+			func(next ssh.Handler) ssh.Handler {
+				return func(sess ssh.Session) {
+					pre.authenticated(sess.RemoteAddr())
+					next(sess)
+				}
+			},
 			recoverMiddleware(log),
 		),
 	)
 	if err != nil {
 		return nil, err
 	}
-	return &SSH{srv: srv}, nil
+	return &SSH{srv: srv, pre: pre}, nil
 }
 
 type adminKey struct{}
@@ -196,7 +206,7 @@ func recoverMiddleware(log *slog.Logger) wish.Middleware {
 
 // Serve accepts sessions on l until Shutdown.
 func (s *SSH) Serve(l net.Listener) error {
-	err := s.srv.Serve(l)
+	err := s.srv.Serve(&limitedListener{Listener: l, p: s.pre})
 	if errors.Is(err, ssh.ErrServerClosed) {
 		return ErrSSHClosed
 	}

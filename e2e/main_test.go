@@ -1052,3 +1052,34 @@ func TestSecondDaemonOnOneDataDirectoryRefused(t *testing.T) {
 		t.Fatalf("the first daemon after the refused second: %s", got)
 	}
 }
+
+// TestIdleConsoleLoggedOffWhileLoginsRedraw: automatic logoff counts the
+// admin's input, not the screen's redraws. A dashboard redrawn by a login
+// every few hundred milliseconds used to keep a console nobody touched
+// open for ever (issue 16, finding 3).
+func TestIdleConsoleLoggedOffWhileLoginsRedraw(t *testing.T) {
+	need(t, "ssh", "ssh-keygen", "tmux", "radclient")
+	data := t.TempDir()
+	d := startDaemon(t, data, "--ssh-idle-timeout", "3s")
+	mustCG(t, data, secret, "client", "add", "local", "--address", "127.0.0.1", "--secret-stdin", "--mfa", "off")
+	mustCG(t, data, "correct horse battery", "user", "add", "alice", "--password-stdin")
+	key, pub := sshKey(t)
+	mustCG(t, data, pub, "admin", "add-key", "bob")
+	term := inTmux(t, 80, 24, append([]string{"ssh"}, sshArgs(d, key, "-tt")...)...)
+	waitFor(t, "the console over SSH", func() bool { return strings.Contains(term.screen(), "Dashboard") })
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(300 * time.Millisecond):
+				_ = radclient(t, d.auth, "auth", secret, pap("alice", "correct horse battery"))
+			}
+		}
+	}()
+	start := time.Now()
+	waitFor(t, "the idle console to be logged off while logins redraw it", func() bool { return term.gone() })
+	t.Logf("logged off %v after the console opened (idle timeout 3 s)", time.Since(start).Round(100*time.Millisecond))
+}

@@ -16,6 +16,7 @@ import (
 	"github.com/charmbracelet/ssh"
 	"github.com/charmbracelet/wish"
 	bm "github.com/charmbracelet/wish/bubbletea"
+	"github.com/muesli/termenv"
 	gossh "golang.org/x/crypto/ssh"
 
 	"github.com/clinicgate/clinicgate/appliance/atomicfile"
@@ -116,10 +117,14 @@ func NewSSH(c SSHConfig) (*SSH, error) {
 	}
 	log := c.Logger
 	pre := newPreAuth()
-	teaHandler := func(sess ssh.Session) (tea.Model, []tea.ProgramOption) {
+	programFor := func(sess ssh.Session) *tea.Program {
 		name, _ := sess.Context().Value(adminKey{}).(string)
 		m := New(c.AdminFor("ssh:"+name), Options{Version: c.Version})
-		return m, []tea.ProgramOption{tea.WithAltScreen(), tea.WithMouseCellMotion()}
+		r, w := sessionIO(sess)
+		in := newInputWatch(r)
+		p := tea.NewProgram(m, tea.WithAltScreen(), tea.WithMouseCellMotion(), tea.WithInput(in), tea.WithOutput(w))
+		go logoffWhenIdle(p, in, c.IdleTimeout, sess.Context().Done(), log, name)
+		return p
 	}
 	srv, err := wish.NewServer(
 		wish.WithHostKeyPath(c.HostKeyPath),
@@ -142,7 +147,7 @@ func NewSSH(c SSHConfig) (*SSH, error) {
 		}),
 		// Recovery outermost; then a terminal is required; then the UI.
 		wish.WithMiddleware(
-			bm.Middleware(teaHandler),
+			bm.MiddlewareWithProgramHandler(programFor, termenv.Ascii),
 			needTerminal,
 			logged(log),
 			// Only a session (after the key was proved, not merely

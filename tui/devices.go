@@ -423,7 +423,7 @@ func (m Model) syncMDMCmd() tea.Cmd {
 			case out.Err != "":
 				said = append(said, n+" failed: "+out.Err)
 			default:
-				said = append(said, fmt.Sprintf("%s: %d devices", n, out.Devices))
+				said = append(said, fmt.Sprintf("%s: %d %s", n, out.Devices, plural(out.Devices, "device", "devices")))
 			}
 		}
 		return doneMsg{text: "sync " + strings.Join(said, "; ")}

@@ -333,10 +333,21 @@ func (m Model) selected(line string) string {
 	if lipgloss.ColorProfile() != termenv.Ascii {
 		return cursorStyle.Render(line)
 	}
-	// The marker takes two columns from the first column's padding, so
-	// the other columns stay where they are and nothing is cut.
-	if i := strings.Index(line, "   "); i >= 0 {
-		return "> " + line[:i] + line[i+2:]
+	// The marker takes two columns from the widest gap between columns,
+	// so the columns after it stay where they are and nothing is cut.
+	at, run := -1, 2
+	for i := 0; i < len(line); {
+		j := i
+		for j < len(line) && line[j] == ' ' {
+			j++
+		}
+		if j-i > run {
+			at, run = i, j-i
+		}
+		i = j + 1
+	}
+	if at >= 0 {
+		return "> " + line[:at] + line[at+2:]
 	}
 	return "> " + fit(line, m.width-2)
 }

@@ -169,6 +169,9 @@ func TestOneEntryIsNotEntries(t *testing.T) {
 	if v := m.View(); !strings.Contains(v, "audit: 1 entry, chain unbroken") {
 		t.Fatalf("got\n%s", v)
 	}
+	if v := console(sample()).View(); !strings.Contains(v, "1 code prompt ·") {
+		t.Fatalf("got\n%s", v)
+	}
 	f.devices = []admin.Device{{ID: 1, Source: admin.SourceManual, MAC: "aa:bb:cc:dd:ee:ff", UserName: "dr.lee", CreatedAt: t0}}
 	if v := toTab(console(f), tabDevices).View(); !strings.Contains(v, "1 device: 0 noncompliant") {
 		t.Fatalf("got\n%s", v)

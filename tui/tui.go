@@ -554,7 +554,7 @@ var (
 // View implements tea.Model.
 func (m Model) View() string {
 	if m.width < 40 || m.height < 10 {
-		return "clinicgate\nwindow too small:\nneed 40×10 or more\n(q quits)"
+		return "clinicgate\nwindow too small:\nneed 40×10 or more\n(q, then y: quit)"
 	}
 	var b strings.Builder
 	bar, _ := m.tabBar()
@@ -699,8 +699,8 @@ func (m Model) viewDashboard(h int) string {
 			recent++
 		}
 	}
-	fmt.Fprintf(&b, "Logins in view: %s accepted, %s rejected, %d code prompts · last 5 min: %.1f/min\n",
-		acceptStyle.Render(fmt.Sprint(acc)), rejectStyle.Render(fmt.Sprint(rej)), chal, float64(recent)/5)
+	fmt.Fprintf(&b, "Logins in view: %s accepted, %s rejected, %d %s · last 5 min: %.1f/min\n",
+		acceptStyle.Render(fmt.Sprint(acc)), rejectStyle.Render(fmt.Sprint(rej)), chal, plural(chal, "code prompt", "code prompts"), float64(recent)/5)
 	if l, ok := m.filterLine(); ok {
 		b.WriteString(l + "\n")
 	} else {
@@ -1024,7 +1024,8 @@ func (m Model) mouse(msg tea.MouseMsg) (tea.Model, tea.Cmd) {
 			for i, x := range starts {
 				if msg.X >= x && msg.X < x+len([]rune(tabNames[i])) {
 					m.tab, m.detail, m.cursor = tab(i), nil, 0
-					return m, m.fetchPanes()
+					m.filter, m.editing = "", false
+					return m.refilter(), m.fetchPanes()
 				}
 			}
 			return m, nil

@@ -654,7 +654,10 @@ func TestConsoleShowsLoginsLive(t *testing.T) {
 	if tail := mustCG(t, data, "", "audit", "tail", "-n", "3"); !strings.Contains(tail, `by="console:`) {
 		t.Fatalf("the console's change is not audited as the console's:\n%s", tail)
 	}
+	// q asks first: over SSH, quitting ends the session.
 	term.keys("q")
+	waitFor(t, "the quit question", func() bool { return strings.Contains(capture(), "Quit the console?") })
+	term.keys("y")
 	waitFor(t, "the console to quit", func() bool { return term.gone() })
 }
 
@@ -722,7 +725,26 @@ func TestConsoleOverSSH(t *testing.T) {
 	waitFor(t, "the console over SSH", func() bool { return strings.Contains(capture(), "Dashboard") })
 	radclient(t, d.auth, "auth", secret, pap("alice", "correct horse battery"))
 	waitFor(t, "the login on the SSH console", func() bool { return strings.Contains(capture(), "accept    local") })
+	// ctrl+c in a form closes the form, not the session; at the top
+	// level ctrl+c and q ask first.
+	term.keys("Tab")
+	time.Sleep(100 * time.Millisecond)
+	term.keys("Tab")
+	waitFor(t, "the users pane", func() bool { return strings.Contains(capture(), "a:add") })
+	term.keys("a")
+	waitFor(t, "the add-user form", func() bool { return strings.Contains(capture(), "Add a user") })
+	term.keys("C-c")
+	waitFor(t, "the form to close", func() bool { return strings.Contains(capture(), "a:add") })
+	term.keys("C-c")
+	waitFor(t, "the quit question", func() bool { return strings.Contains(capture(), "Quit the console?") })
+	term.keys("n")
+	waitFor(t, "the console to stay", func() bool { return strings.Contains(capture(), "a:add") })
+	if term.gone() {
+		t.Fatal("ctrl+c ended the SSH session")
+	}
 	term.keys("q")
+	waitFor(t, "the quit question", func() bool { return strings.Contains(capture(), "Quit the console?") })
+	term.keys("y")
 	waitFor(t, "the SSH session to end", func() bool { return term.gone() })
 	if tail := mustCG(t, data, "", "audit", "tail"); !strings.Contains(tail, "admin_key_add") {
 		t.Fatalf("the key registration is not audited:\n%s", tail)

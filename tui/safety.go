@@ -393,6 +393,23 @@ func (m Model) ldapPorts() string {
 	return "port 636 (LDAPS) or 389 with StartTLS (the defaults: the daemon has not said it listens for LDAP)"
 }
 
+// upstreamState is an upstream's health as the daemon last reported it
+// ("-": not reported); down when it refuses logins (shown in red).
+func (m Model) upstreamState(name string) (string, bool) {
+	if m.daemon == nil {
+		return "-", false
+	}
+	for _, u := range m.daemon.Upstreams {
+		if u.Name == name {
+			if u.State != "up" && u.State != "unknown" {
+				return strings.ToUpper(clip(u.State, 7)), true
+			}
+			return u.State, false
+		}
+	}
+	return "-", false
+}
+
 // bottomBar is the keys of what is open: a form's, a question's, or
 // the pane's.
 func (m Model) bottomBar() string {

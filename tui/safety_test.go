@@ -536,6 +536,11 @@ func TestDownUpstreamIsRed(t *testing.T) {
 	if !strings.Contains(ups, "entra DOWN") || !strings.Contains(ups, "\x1b[31m") {
 		t.Fatalf("a DOWN upstream is not red: %q", ups)
 	}
+	// On the Upstreams pane too (entra is not the selected row).
+	two := upstreamsMsg{ups: []admin.Upstream{{Name: "clinic-ad", Kind: "ldap", Config: "{}"}, {Name: "entra", Kind: "oidc", Config: "{}"}}}
+	if v := feed(toTab(console(sample()), tabUpstreams), two).viewUpstreams(20); !strings.Contains(v, "\x1b[31mentra            oidc    DOWN") {
+		t.Fatalf("a DOWN upstream is not red on the Upstreams pane:\n%q", v)
+	}
 	f := sample()
 	f.status.Upstreams = f.status.Upstreams[:1]
 	_, ups, _ = strings.Cut(console(f).daemonLine(), "\n")

@@ -936,7 +936,7 @@ func (m Model) viewUpstreams(h int) string {
 		hint = l
 	}
 	b.WriteString(fit(hint, m.width) + "\n")
-	b.WriteString(dimStyle.Render(fit(fmt.Sprintf("%-16s %-7s %s", "NAME", "KIND", "WHERE"), m.width)) + "\n")
+	b.WriteString(dimStyle.Render(fit(fmt.Sprintf("%-16s %-7s %-7s %s", "NAME", "KIND", "STATE", "WHERE"), m.width)) + "\n")
 	if len(m.ups) == 0 {
 		b.WriteString(m.empty("(none: every client checks passwords against the appliance's own users)") + "\n")
 	}
@@ -944,9 +944,13 @@ func (m Model) viewUpstreams(h int) string {
 		if i >= h-2 {
 			break
 		}
-		line := fit(fmt.Sprintf("%-16s %-7s %s", clip(u.Name, 16), u.Kind, upstreamWhere(u.Config)), m.width)
-		if i == min(m.cursor, len(m.ups)-1) {
+		state, down := m.upstreamState(u.Name)
+		line := fit(fmt.Sprintf("%-16s %-7s %-7s %s", clip(u.Name, 16), u.Kind, state, upstreamWhere(u.Config)), m.width)
+		switch {
+		case i == min(m.cursor, len(m.ups)-1):
 			line = m.selected(line)
+		case down:
+			line = rejectStyle.Render(line)
 		}
 		b.WriteString(line + "\n")
 	}

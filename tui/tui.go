@@ -489,8 +489,12 @@ func (m Model) key(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
 			return m.refilter(), nil
 		}
 	case key.Matches(msg, keys.Verify):
+		cmd := m.verifyAudit()
+		if cmd == nil {
+			return m, nil // no audit log in this console
+		}
 		m.verify, m.note, m.audit.asked = "audit: verifying…", "", true
-		return m, m.verifyAudit()
+		return m, cmd
 	case key.Matches(msg, keys.Enter):
 		if m.tab == tabDashboard || m.tab == tabAudit {
 			if rows := m.visible(m.tab == tabDashboard); m.cursor < len(rows) {

@@ -304,6 +304,21 @@ func keep[T any](all []T, f string, text func(T) string) []T {
 	return out
 }
 
+// typedFilter starts a filter from keys that arrived together ("/dyer"
+// in one read, as a fast typist over SSH sends them): all of it is the
+// filter, none of it a command.
+func (m Model) typedFilter(msg tea.KeyMsg) (Model, bool) {
+	if msg.Type != tea.KeyRunes || len(msg.Runes) < 2 || msg.Runes[0] != '/' || !filterable(m.tab) || !m.p.available(m.tab) {
+		return m, false
+	}
+	m.editing, m.cursor = true, 0
+	m.filter = sanitize(string(msg.Runes[1:]))
+	if len(m.filter) > 64 {
+		m.filter = string([]rune(m.filter)[:64])
+	}
+	return m.refilter(), true
+}
+
 // filterLine replaces a pane's first line while a filter is typed or
 // set; ok is false without one.
 func (m Model) filterLine() (string, bool) {

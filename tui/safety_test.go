@@ -246,6 +246,16 @@ func TestFilterInEveryList(t *testing.T) {
 	}
 }
 
+// TestFilterTypedInOneRead: keys that arrive together (a fast typist
+// over SSH) are a filter too.
+func TestFilterTypedInOneRead(t *testing.T) {
+	m := toTab(console(sample()), tabUsers)
+	m = feed(m, tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune("/dyer")})
+	if !m.editing || m.filter != "dyer" || m.confirm != nil {
+		t.Fatalf("editing %v, filter %q, question %v", m.editing, m.filter, m.confirm != nil)
+	}
+}
+
 // TestFilteredSelectionActsOnWhatIsShown: the selected row of a
 // filtered list is the one a key acts on.
 func TestFilteredSelectionActsOnWhatIsShown(t *testing.T) {

@@ -401,6 +401,9 @@ func (m Model) key(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
 		m.cursor = 0
 		return m.refilter(), nil
 	}
+	if mm, ok := m.typedFilter(msg); ok {
+		return mm, nil
+	}
 	if !m.p.available(m.tab) && !key.Matches(msg, keys.Quit, keys.Help, keys.Next, keys.Prev) {
 		return m, nil // a pane with nothing to act through answers no keys
 	}

@@ -654,7 +654,27 @@ func TestConsoleShowsLoginsLive(t *testing.T) {
 	if tail := mustCG(t, data, "", "audit", "tail", "-n", "3"); !strings.Contains(tail, `by="console:`) {
 		t.Fatalf("the console's change is not audited as the console's:\n%s", tail)
 	}
+	// A filter typed on the Users pane is a filter: /dyer once disabled a
+	// user (d, y) and asked to remove a TOTP factor (r).
+	term.keys("/", "d", "y", "e", "r")
+	waitFor(t, "the filter", func() bool { return strings.Contains(capture(), "filter: dyer") })
+	if s := capture(); strings.Contains(s, "Remove") || strings.Contains(s, "Disable") {
+		t.Fatalf("a letter of the filter ran a command:\n%s", s)
+	}
+	term.keys("Escape")
+	waitFor(t, "the filter to clear", func() bool { return strings.Contains(capture(), "a:add") })
+	// A removal needs the name typed: a y alone changes nothing.
+	term.keys("x")
+	waitFor(t, "the removal question", func() bool { return strings.Contains(capture(), "To confirm, type") })
+	term.keys("y", "Enter")
+	waitFor(t, "nothing to change", func() bool { return strings.Contains(capture(), "nothing changed") })
+	if out := mustCG(t, data, "", "user", "list"); strings.Contains(out, "disabled") || !strings.Contains(out, "alice") || !strings.Contains(out, "nurse.kim") {
+		t.Fatalf("typing into a filter or a confirmation changed the users:\n%s", out)
+	}
+	// q asks first: over SSH, quitting ends the session.
 	term.keys("q")
+	waitFor(t, "the quit question", func() bool { return strings.Contains(capture(), "Quit the console?") })
+	term.keys("y")
 	waitFor(t, "the console to quit", func() bool { return term.gone() })
 }
 
@@ -722,7 +742,26 @@ func TestConsoleOverSSH(t *testing.T) {
 	waitFor(t, "the console over SSH", func() bool { return strings.Contains(capture(), "Dashboard") })
 	radclient(t, d.auth, "auth", secret, pap("alice", "correct horse battery"))
 	waitFor(t, "the login on the SSH console", func() bool { return strings.Contains(capture(), "accept    local") })
+	// ctrl+c in a form closes the form, not the session; at the top
+	// level ctrl+c and q ask first.
+	term.keys("Tab")
+	time.Sleep(100 * time.Millisecond)
+	term.keys("Tab")
+	waitFor(t, "the users pane", func() bool { return strings.Contains(capture(), "a:add") })
+	term.keys("a")
+	waitFor(t, "the add-user form", func() bool { return strings.Contains(capture(), "Add a user") })
+	term.keys("C-c")
+	waitFor(t, "the form to close", func() bool { return strings.Contains(capture(), "a:add") })
+	term.keys("C-c")
+	waitFor(t, "the quit question", func() bool { return strings.Contains(capture(), "Quit the console?") })
+	term.keys("n")
+	waitFor(t, "the console to stay", func() bool { return strings.Contains(capture(), "a:add") })
+	if term.gone() {
+		t.Fatal("ctrl+c ended the SSH session")
+	}
 	term.keys("q")
+	waitFor(t, "the quit question", func() bool { return strings.Contains(capture(), "Quit the console?") })
+	term.keys("y")
 	waitFor(t, "the SSH session to end", func() bool { return term.gone() })
 	if tail := mustCG(t, data, "", "audit", "tail"); !strings.Contains(tail, "admin_key_add") {
 		t.Fatalf("the key registration is not audited:\n%s", tail)

@@ -32,6 +32,7 @@ type UserAdmin interface {
 	EnrollTOTP(ctx context.Context, name string) (admin.Enrolment, error)
 	ResetMFA(ctx context.Context, name string) error
 	AddDevice(ctx context.Context, mac, user, description string) (string, error)
+	DeleteUser(ctx context.Context, name string) error
 }
 
 // ClientAdmin is what the Clients pane lists and changes.
@@ -39,6 +40,7 @@ type ClientAdmin interface {
 	Clients(ctx context.Context) ([]admin.Client, error)
 	AddClient(ctx context.Context, n admin.NewClient) (secrets.Secret, error)
 	EditClient(ctx context.Context, name string, e admin.ClientEdit) error
+	RemoveClient(ctx context.Context, name string) error
 }
 
 // LoginTester sends a test login through the running daemon (the Clients

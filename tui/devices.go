@@ -23,15 +23,20 @@ func (m Model) viewDevices(h int) string {
 	var b strings.Builder
 	now := time.Now()
 	count := map[admin.Compliance]int{}
-	for _, d := range m.devices {
+	for _, d := range m.all.devices {
 		s, _ := d.State(now, defaultGrace)
 		count[s]++
 	}
-	b.WriteString(fit("enter details · o override · x remove · h CoA log · n enrol · r revoke", m.width) + "\n")
-	b.WriteString(m.mdmLine(fmt.Sprintf("%d devices: %d noncompliant, %d stale", len(m.devices), count[admin.Noncompliant], count[admin.Stale])) + "\n")
+	hint := fit("enter details · o override · x remove · h CoA log · n enrol · r revoke", m.width)
+	if l, ok := m.filterLine(); ok {
+		hint = l
+	}
+	b.WriteString(hint + "\n")
+	n := len(m.all.devices)
+	b.WriteString(m.mdmLine(fmt.Sprintf("%d %s: %d noncompliant, %d stale", n, plural(n, "device", "devices"), count[admin.Noncompliant], count[admin.Stale])) + "\n")
 	b.WriteString(dimStyle.Render(fit(deviceRow("#", "SOURCE", "NAME", "OWNER", "STATE", "SYNCED"), m.width)) + "\n")
 	if len(m.devices) == 0 {
-		b.WriteString("(no devices: bind MACs on the Users pane (b), or connect an MDM with m: docs/mdm.md)\n")
+		b.WriteString(fit(m.empty("(no devices: bind MACs on the Users pane (b), or connect an MDM with m: docs/mdm.md)"), m.width) + "\n")
 	}
 	for i, d := range m.devices {
 		if i >= h-3 {
@@ -48,7 +53,7 @@ func (m Model) viewDevices(h int) string {
 		}
 		line := fit(deviceRow(fmt.Sprint(d.ID), d.Source, name, deviceOwner(d), state, shortTime(d.SyncedAt)), m.width)
 		if i == min(m.cursor, len(m.devices)-1) {
-			line = cursorStyle.Render(line)
+			line = m.selected(line)
 		}
 		b.WriteString(line + "\n")
 	}
@@ -162,12 +167,12 @@ func (m Model) deviceKey(msg tea.KeyMsg) (Model, bool) {
 			m.note = "device #" + fmt.Sprint(d.ID) + " comes from " + d.Source + ": remove it there (only hand-bound MACs are removed here)"
 			return m, true
 		}
-		m.confirm = &confirmation{question: "Remove device " + d.MAC + " (" + d.UserName + ")?", do: m.act(func(ctx context.Context) doneMsg {
+		m.confirm = (&confirmation{question: "Remove device " + d.MAC + " (" + d.UserName + ")?", do: m.act(func(ctx context.Context) doneMsg {
 			if err := m.p.Devices.RemoveDevice(ctx, d.MAC); err != nil {
 				return doneMsg{err: err}
 			}
 			return doneMsg{text: "device " + d.MAC + " removed"}
-		})}
+		})}).typed(d.MAC)
 	default:
 		return m, false
 	}
@@ -418,7 +423,7 @@ func (m Model) syncMDMCmd() tea.Cmd {
 			case out.Err != "":
 				said = append(said, n+" failed: "+out.Err)
 			default:
-				said = append(said, fmt.Sprintf("%s: %d devices", n, out.Devices))
+				said = append(said, fmt.Sprintf("%s: %d %s", n, out.Devices, plural(out.Devices, "device", "devices")))
 			}
 		}
 		return doneMsg{text: "sync " + strings.Join(said, "; ")}
@@ -463,13 +468,14 @@ func (m Model) scepChallengeForm() *form {
 // EAP-TLS handshake is refused, the CRL says so, and where the client sends
 // CoA its session ends now.
 func (m Model) revokeDeviceCerts(d admin.Device) *confirmation {
-	return &confirmation{question: fmt.Sprintf("Revoke the %d certificate(s) of device #%d (%s)? It cannot log in with them again.", len(d.Certs), d.ID, clip(d.Description, 24)),
+	n := len(d.Certs)
+	return (&confirmation{question: fmt.Sprintf("Revoke the %d %s of device #%d (%s)? It cannot log in with %s again.", n, plural(n, "certificate", "certificates"), d.ID, clip(d.Description, 24), plural(n, "it", "them")),
 		do: m.act(func(ctx context.Context) doneMsg {
 			for _, c := range d.Certs {
 				if _, err := m.p.Devices.RevokeCert(ctx, c.Fingerprint, "revoked from the console"); err != nil {
 					return doneMsg{err: err}
 				}
 			}
-			return doneMsg{text: fmt.Sprintf("device #%d: %d certificate(s) revoked", d.ID, len(d.Certs))}
-		})}
+			return doneMsg{text: fmt.Sprintf("device #%d: %d %s revoked", d.ID, n, plural(n, "certificate", "certificates"))}
+		})}).typed(d.Description)
 }

@@ -32,6 +32,9 @@ type formField struct {
 	label string
 	help  string
 	input textinput.Model
+	// limit is the most runes the field takes; more is refused on
+	// submit, never cut (tooLong, in safety.go).
+	limit int
 }
 
 func newForm(title string, submit func([]string) tea.Cmd, fields ...formField) *form {
@@ -43,12 +46,12 @@ func newForm(title string, submit func([]string) tea.Cmd, fields ...formField) *
 func field(label, help string, secret bool, limit int) formField {
 	in := textinput.New()
 	in.Prompt = ""
-	in.CharLimit = limit
+	in.CharLimit = inputRoom(limit)
 	if secret {
 		in.EchoMode = textinput.EchoPassword
 		in.EchoCharacter = '•'
 	}
-	return formField{label: label, help: help, input: in}
+	return formField{label: label, help: help, input: in, limit: limit}
 }
 
 func (f *form) update(msg tea.KeyMsg) (done bool, cmd tea.Cmd) {
@@ -66,6 +69,9 @@ func (f *form) update(msg tea.KeyMsg) (done bool, cmd tea.Cmd) {
 			f.move(1)
 			return false, nil
 		}
+		if f.tooLong() {
+			return false, nil
+		}
 		vals := make([]string, len(f.fields))
 		for i, fl := range f.fields {
 			vals[i] = fl.input.Value()
@@ -74,7 +80,7 @@ func (f *form) update(msg tea.KeyMsg) (done bool, cmd tea.Cmd) {
 		return false, f.submit(vals)
 	}
 	var c tea.Cmd
-	f.fields[f.focus].input, c = f.fields[f.focus].input.Update(msg)
+	f.fields[f.focus].input, c = f.fields[f.focus].input.Update(pasted(msg))
 	return false, c
 }
 
@@ -256,9 +262,10 @@ func (m Model) addClientFormWith(up string, doors bool) *form {
 	}
 	if doors {
 		title = "Add a client (Wi-Fi controller, VPN gateway, or an EHR over LDAP)"
-		fields = append(fields, field("door", "radius (Wi-Fi, VPN) or ldap (an EHR checking logins); empty: radius", false, 6))
+		fields = append(fields, field("door", "radius (Wi-Fi, VPN) or ldap (an EHR checking logins); empty: radius", false, 64))
 	}
-	fields = append(fields, field("mfa", "required, enrolled (only users who did) or off; empty: required", false, 10))
+	fields = append(fields, field("mfa", "required, enrolled (only users who did) or off; empty: required", false, 64))
+	radiusPorts, ldapPorts := m.radiusPorts(), m.ldapPorts() // where the daemon really listens
 	return newForm(title, func(v []string) tea.Cmd {
 		val := formValues(fields, v)
 		return m.act(func(ctx context.Context) doneMsg {
@@ -280,10 +287,10 @@ func (m Model) addClientFormWith(up string, doors bool) *form {
 				return doneMsg{text: "LDAP client " + name + " added", show: fmt.Sprintf(
 					"LDAP client %s added.\n\nAn LDAP client has no shared secret. The EHR searches with a bind account:\n"+
 						"add one on the LDAP tab (a) and enter its password in the EHR.\n\n"+
-						"Point the EHR at this appliance, port 636 (LDAPS) or 389 with StartTLS.", name)}
+						"Point the EHR at this appliance,\n%s.", name, ldapPorts)}
 			}
 			return doneMsg{text: "client " + name + " added", client: name, show: fmt.Sprintf(
-				"Client %s added.\n\nEnter this shared secret on the device. It is shown once:\n\n    %s\n\nPoint the device's RADIUS server at this appliance, port 1812 (accounting 1813).", name, string(sec))}
+				"Client %s added.\n\nEnter this shared secret on the device. It is shown once:\n\n    %s\n\nPoint the device's RADIUS server at this appliance,\n%s.", name, string(sec), radiusPorts)}
 		})
 	}, fields...)
 }
@@ -632,7 +639,7 @@ func (m Model) addUpstreamForm() *form {
 			}
 			return doneMsg{err: fmt.Errorf("%w: kind: answer ldap (Active Directory, OpenLDAP, Google, JumpCloud), radius (NPS, FreeRADIUS, JumpCloud) or oidc (Entra ID, Okta)", admin.ErrInvalid)}
 		}
-	}, field("kind", "ldap (also Active Directory), radius or oidc (Entra ID, Okta)", false, 8))
+	}, field("kind", "ldap (also Active Directory), radius or oidc (Entra ID, Okta)", false, 64))
 }
 
 func (m Model) upstreamSettingsForm(kind string) *form {

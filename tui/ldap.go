@@ -47,7 +47,11 @@ const ldapFirstRow = 11
 
 func (m Model) viewLDAP(h int) string {
 	var b strings.Builder
-	b.WriteString(fit("a: add a bind account (secret shown once) · x: remove it · e: edit settings", m.width) + "\n")
+	hint := fit("a: add a bind account (secret shown once) · x: remove it · e: edit settings", m.width)
+	if l, ok := m.filterLine(); ok {
+		hint = l
+	}
+	b.WriteString(hint + "\n")
 	h--
 	line := func(k, v string) { b.WriteString(fit(fmt.Sprintf("%-10s %s", k, v), m.width) + "\n") }
 	s := m.ldapSet
@@ -77,7 +81,7 @@ func (m Model) viewLDAP(h int) string {
 	b.WriteString(dimStyle.Render(fit(fmt.Sprintf(bindRow, "BIND ACCOUNT", "MAY BIND FROM", "ADDED"), m.width)) + "\n")
 	h--
 	if len(m.binds) == 0 {
-		b.WriteString(fit("(no bind accounts yet: press a to add the one the EHR searches with)", m.width) + "\n")
+		b.WriteString(fit(m.empty("(no bind accounts yet: press a to add the one the EHR searches with)"), m.width) + "\n")
 	}
 	for i, a := range m.binds {
 		if i >= h {
@@ -89,7 +93,7 @@ func (m Model) viewLDAP(h int) string {
 		}
 		l := fit(fmt.Sprintf(bindRow, clip(a.Name, 20), clip(strings.Join(nets, ", "), 40), a.CreatedAt.In(time.Local).Format("2006-01-02")), m.width)
 		if i == min(m.cursor, len(m.binds)-1) {
-			l = cursorStyle.Render(l)
+			l = m.selected(l)
 		}
 		b.WriteString(l + "\n")
 	}
@@ -121,6 +125,7 @@ func (m Model) ldapListening() string {
 func (m Model) addBindAccountForm() *form {
 	base := m.ldapSet["ldap_base_dn"]
 	netbios := m.ldapSet["ldap_netbios"]
+	ports := m.ldapPorts() // where the daemon really listens
 	return newForm("Add a bind account (the service account an EHR searches with)", func(v []string) tea.Cmd {
 		return m.act(func(ctx context.Context) doneMsg {
 			name, nets := strings.TrimSpace(v[0]), splitList(v[1])
@@ -139,7 +144,7 @@ func (m Model) addBindAccountForm() *form {
 			if base != "" {
 				fmt.Fprintf(&how, "the base DN %s, ", base)
 			}
-			how.WriteString("the server this appliance:\nport 636 (LDAPS) or 389 with StartTLS.")
+			how.WriteString("the server this appliance:\n" + ports + ".")
 			return doneMsg{text: "bind account " + name + " added", show: how.String()}
 		})
 	},
@@ -149,12 +154,12 @@ func (m Model) addBindAccountForm() *form {
 }
 
 func (m Model) removeBindAccount(name string) *confirmation {
-	return &confirmation{question: "Remove the bind account " + name + "? An EHR searching with it stops finding users.", do: m.act(func(ctx context.Context) doneMsg {
+	return (&confirmation{question: "Remove the bind account " + name + "? An EHR searching with it stops finding users.", do: m.act(func(ctx context.Context) doneMsg {
 		if err := m.p.LDAP.RemoveBindAccount(ctx, name); err != nil {
 			return doneMsg{err: err}
 		}
 		return doneMsg{text: "bind account " + name + " removed"}
-	})}
+	})}).typed(name)
 }
 
 // ldapSettingFields are the settings the form edits, in the order they

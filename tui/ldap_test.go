@@ -108,8 +108,14 @@ func TestBindAccountAddAndRemove(t *testing.T) {
 	tm.Type("x") // closes the secret
 	waitFor(t, tm, "192.168.1.20/32")
 	tm.Type("x")
+	waitFor(t, tm, "Remove the bind account ehr-search?", "type ehr-search")
+	tm.Type("y") // a y alone is not enough
+	tm.Send(tea.KeyMsg{Type: tea.KeyEnter})
+	waitFor(t, tm, `nothing changed: "y" is not "ehr-search"`)
+	tm.Type("x")
 	waitFor(t, tm, "Remove the bind account ehr-search?")
-	tm.Type("y")
+	tm.Type("ehr-search")
+	tm.Send(tea.KeyMsg{Type: tea.KeyEnter})
 	waitFor(t, tm, "bind account ehr-search removed")
 	if out := screen(t, tm); strings.Contains(out, "B1ndS3cret") {
 		t.Fatal("the secret stayed on screen")

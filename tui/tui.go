@@ -132,12 +132,17 @@ type Model struct {
 	wizClient string
 	// wizUpstream is the upstream added in the wizard ("local" if none).
 	wizUpstream string
+	all         lists      // every pane's list as read (safety.go)
+	audit       auditState // the last verification (safety.go)
 }
 
 // confirmation is a yes/no question before a change.
 type confirmation struct {
 	question string
 	do       tea.Cmd
+	// word, when set, must be typed (and enter) to confirm: a removal
+	// asks for the name of what goes (typed, in safety.go).
+	word, typedText string
 }
 
 // maxEntries bounds what the console keeps in memory.
@@ -258,34 +263,30 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		return m, m.tick()
 	case usersMsg:
 		if msg.err == nil {
-			m.users = msg.users
+			m.all.users = msg.users
+			m = m.refilter()
 		}
 		return m, nil
 	case verifyMsg:
-		switch {
-		case msg.err != nil:
-			m.verify = "audit: could not verify (" + oneLine(msg.err.Error()) + ")"
-		case len(msg.problems) == 0:
-			m.verify = fmt.Sprintf("audit: %d entries, chain unbroken", msg.n)
-		default:
-			m.verify = fmt.Sprintf("AUDIT BROKEN: %s", msg.problems[0])
-		}
-		return m, nil
+		return m.verified(msg), nil
 	case tickMsg:
 		return m, m.fetchEntries()
 	case clientsMsg:
 		if msg.err == nil {
-			m.clients = msg.clients
+			m.all.clients = msg.clients
+			m = m.refilter()
 		}
 		return m, nil
 	case upstreamsMsg:
 		if msg.err == nil {
-			m.ups = msg.ups
+			m.all.ups = msg.ups
+			m = m.refilter()
 		}
 		return m, nil
 	case devicesMsg:
 		if msg.err == nil {
-			m.devices, m.mdms = msg.devices, msg.mdms
+			m.all.devices, m.mdms = msg.devices, msg.mdms
+			m = m.refilter()
 		}
 		return m, nil
 	case ldapMsg:
@@ -294,8 +295,8 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 			m.ldapErr = "cannot read the LDAP settings right now (" + explain(msg.err) + ")"
 			return m, nil
 		}
-		m.binds, m.ldapSet = msg.binds, msg.settings
-		return m, nil
+		m.all.binds, m.ldapSet = msg.binds, msg.settings
+		return m.refilter(), nil
 	case freshMsg:
 		if msg.fresh && m.wizard == 0 {
 			m.wizard, m.wizUpstream = wizTimeZone, "local"
@@ -342,7 +343,9 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 
 func (m Model) key(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
 	if msg.Type == tea.KeyCtrlC {
-		return m, tea.Quit
+		if mm, cmd, done := m.ctrlC(); done {
+			return mm, cmd
+		}
 	}
 	if m.show != "" {
 		// A secret or QR code is on screen: any key takes it away.
@@ -353,6 +356,9 @@ func (m Model) key(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
 		return m, nil
 	}
 	if m.form != nil {
+		if msg.Type == tea.KeyCtrlC {
+			msg = tea.KeyMsg{Type: tea.KeyEsc} // closes the form, as esc does
+		}
 		submitting := msg.Type == tea.KeyEnter && m.form.focus == len(m.form.fields)-1
 		done, cmd := m.form.update(msg)
 		if submitting && cmd != nil {
@@ -374,13 +380,7 @@ func (m Model) key(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
 		return m, cmd
 	}
 	if m.confirm != nil {
-		c := m.confirm
-		m.confirm = nil
-		if msg.String() == "y" {
-			return m, c.do
-		}
-		m.note = "nothing changed"
-		return m, nil
+		return m.confirmKey(msg)
 	}
 	if m.editing {
 		switch msg.Type {
@@ -399,7 +399,10 @@ func (m Model) key(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
 			}
 		}
 		m.cursor = 0
-		return m, nil
+		return m.refilter(), nil
+	}
+	if mm, ok := m.typedFilter(msg); ok {
+		return mm, nil
 	}
 	if !m.p.available(m.tab) && !key.Matches(msg, keys.Quit, keys.Help, keys.Next, keys.Prev) {
 		return m, nil // a pane with nothing to act through answers no keys
@@ -423,15 +426,17 @@ func (m Model) key(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
 	}
 	switch {
 	case key.Matches(msg, keys.Quit):
-		return m, tea.Quit
+		return m.back(true), nil
 	case key.Matches(msg, keys.Help):
 		m.help.ShowAll = !m.help.ShowAll
 	case key.Matches(msg, keys.Next):
 		m.tab, m.detail, m.cursor = (m.tab+1)%tabCount, nil, 0
-		return m, m.fetchPanes()
+		m.filter = ""
+		return m.refilter(), m.fetchPanes()
 	case key.Matches(msg, keys.Prev):
 		m.tab, m.detail, m.cursor = (m.tab+tabCount-1)%tabCount, nil, 0
-		return m, m.fetchPanes()
+		m.filter = ""
+		return m.refilter(), m.fetchPanes()
 	case key.Matches(msg, keys.Add) && m.tab == tabUsers:
 		m.form = m.addUserForm()
 	case key.Matches(msg, keys.Add) && m.tab == tabClients:
@@ -458,19 +463,23 @@ func (m Model) key(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
 		m.form = m.editUpstreamForm(m.ups[min(m.cursor, len(m.ups)-1)])
 	case key.Matches(msg, keys.Remove) && m.tab == tabUpstreams && len(m.ups) > 0:
 		name := m.ups[min(m.cursor, len(m.ups)-1)].Name
-		m.confirm = &confirmation{question: "Remove upstream " + name + "? (refused while a client uses it)", do: m.act(func(ctx context.Context) doneMsg {
+		m.confirm = (&confirmation{question: "Remove upstream " + name + "? (refused while a client uses it)", do: m.act(func(ctx context.Context) doneMsg {
 			if err := m.p.Upstreams.RemoveUpstream(ctx, name); err != nil {
 				return doneMsg{err: err}
 			}
 			return doneMsg{text: "upstream " + name + " removed"}
-		})}
+		})}).typed(name)
+	case key.Matches(msg, keys.Remove) && m.tab == tabUsers && len(m.users) > 0:
+		m.confirm = m.removeUser(m.users[min(m.cursor, len(m.users)-1)].Name)
+	case key.Matches(msg, keys.Remove) && m.tab == tabClients && len(m.clients) > 0:
+		m.confirm = m.removeClient(m.clients[min(m.cursor, len(m.clients)-1)].Name)
 	case key.Matches(msg, keys.Test) && m.tab == tabUpstreams && len(m.ups) > 0:
 		m.form = m.testUpstreamForm(m.ups[min(m.cursor, len(m.ups)-1)].Name)
 	case m.tab == tabUsers && len(m.users) > 0 && (key.Matches(msg, keys.Password) || key.Matches(msg, keys.Disable) || key.Matches(msg, keys.Unlock) ||
 		key.Matches(msg, keys.Enrol) || key.Matches(msg, keys.Groups) || key.Matches(msg, keys.ResetMFA) || key.Matches(msg, keys.Device)):
 		return m.userAction(msg, m.users[min(m.cursor, len(m.users)-1)])
 	case key.Matches(msg, keys.Back):
-		m.detail = nil
+		return m.back(false), nil
 	case key.Matches(msg, keys.Up):
 		if m.cursor > 0 {
 			m.cursor--
@@ -478,12 +487,17 @@ func (m Model) key(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
 	case key.Matches(msg, keys.Down):
 		m.cursor++
 	case key.Matches(msg, keys.Filter):
-		if m.tab == tabDashboard || m.tab == tabAudit {
-			m.editing, m.filter = true, ""
+		if filterable(m.tab) {
+			m.editing, m.filter, m.cursor = true, "", 0
+			return m.refilter(), nil
 		}
 	case key.Matches(msg, keys.Verify):
-		m.verify = "audit: verifying…"
-		return m, m.verifyAudit()
+		cmd := m.verifyAudit()
+		if cmd == nil {
+			return m, nil // no audit log in this console
+		}
+		m.verify, m.note, m.audit.asked = "audit: verifying…", "", true
+		return m, cmd
 	case key.Matches(msg, keys.Enter):
 		if m.tab == tabDashboard || m.tab == tabAudit {
 			if rows := m.visible(m.tab == tabDashboard); m.cursor < len(rows) {
@@ -547,12 +561,12 @@ var (
 // View implements tea.Model.
 func (m Model) View() string {
 	if m.width < 40 || m.height < 10 {
-		return "clinicgate\nwindow too small:\nneed 40×10 or more\n(q quits)"
+		return "clinicgate\nwindow too small:\nneed 40×10 or more\n(q, then y: quit)"
 	}
 	var b strings.Builder
 	bar, _ := m.tabBar()
 	b.WriteString(bar + "\n")
-	status := m.verify
+	status := m.auditStatus()
 	if m.note != "" {
 		status = m.note
 	}
@@ -565,17 +579,21 @@ func (m Model) View() string {
 		b.WriteString(rejectStyle.Render(fit(m.opts.Warning, m.width)) + "\n")
 		bodyHeight--
 	}
-	if m.help.ShowAll {
-		bodyHeight -= 3
+	if m.audit.alarm != "" {
+		// The alarm stays on every pane until a verification passes.
+		b.WriteString(m.banner() + "\n")
+		bodyHeight--
 	}
 	var body string
 	switch {
 	case m.show != "":
-		body = m.show + "\n\n(any key: close)"
+		body = fitLines(m.show, m.width) + "\n\n(any key: close)"
 	case m.form != nil:
 		body = m.form.view(m.width)
 	case m.confirm != nil:
-		body = m.confirm.question + "  (y: yes, any other key: no)"
+		body = m.confirm.view(m.width)
+	case m.help.ShowAll:
+		body = m.helpView(bodyHeight)
 	case m.detail != nil:
 		body = m.viewDetail(*m.detail)
 	case !m.p.available(m.tab):
@@ -602,7 +620,7 @@ func (m Model) View() string {
 		lines = append(lines, "")
 	}
 	b.WriteString(strings.Join(lines[:bodyHeight], "\n") + "\n\n")
-	b.WriteString(m.help.View(keys))
+	b.WriteString(m.bottomBar())
 	return b.String()
 }
 
@@ -688,10 +706,10 @@ func (m Model) viewDashboard(h int) string {
 			recent++
 		}
 	}
-	fmt.Fprintf(&b, "Logins in view: %s accepted, %s rejected, %d code prompts · last 5 min: %.1f/min\n",
-		acceptStyle.Render(fmt.Sprint(acc)), rejectStyle.Render(fmt.Sprint(rej)), chal, float64(recent)/5)
-	if m.editing || m.filter != "" {
-		fmt.Fprintf(&b, "filter: %s%s\n", m.filter, map[bool]string{true: "▏"}[m.editing])
+	fmt.Fprintf(&b, "Logins in view: %s accepted, %s rejected, %d %s · last 5 min: %.1f/min\n",
+		acceptStyle.Render(fmt.Sprint(acc)), rejectStyle.Render(fmt.Sprint(rej)), chal, plural(chal, "code prompt", "code prompts"), float64(recent)/5)
+	if l, ok := m.filterLine(); ok {
+		b.WriteString(l + "\n")
 	} else {
 		b.WriteString("\n")
 	}
@@ -701,8 +719,8 @@ func (m Model) viewDashboard(h int) string {
 
 func (m Model) viewAudit(h int) string {
 	var b strings.Builder
-	if m.editing || m.filter != "" {
-		fmt.Fprintf(&b, "filter: %s%s\n", m.filter, map[bool]string{true: "▏"}[m.editing])
+	if l, ok := m.filterLine(); ok {
+		b.WriteString(l + "\n")
 	} else {
 		b.WriteString("All entries, newest first. enter: details · v: verify the chain\n")
 	}
@@ -736,7 +754,7 @@ func (m Model) table(rows []admin.AuditRow, h int) string {
 		line = fit(line, m.width)
 		switch {
 		case i == cursor:
-			line = cursorStyle.Render(line)
+			line = m.selected(line)
 		case r.Outcome == "accept":
 			line = acceptStyle.Render(line)
 		case r.Outcome == "reject":
@@ -789,11 +807,15 @@ func (m Model) viewDetail(r admin.AuditRow) string {
 
 func (m Model) viewUsers(h int) string {
 	var b strings.Builder
-	b.WriteString(fit("a:add  p:password  d:disable  g:groups/expiry  u:unlock  m/r:TOTP  b:device", m.width) + "\n")
+	hint := fit("a:add p:password d:disable g:groups/expiry u:unlock m/r:TOTP b:device x:remove", m.width)
+	if l, ok := m.filterLine(); ok {
+		hint = l
+	}
+	b.WriteString(hint + "\n")
 	h--
 	b.WriteString(dimStyle.Render(fit(fmt.Sprintf("%-20s %-22s %-10s %s", "NAME", "GROUPS", "STATE", "SOURCE"), m.width)) + "\n")
 	if len(m.users) == 0 {
-		b.WriteString("(no users yet: add one with clinicgate user add NAME)\n")
+		b.WriteString(m.empty("(no users yet: add one with a, or clinicgate user add NAME)") + "\n")
 	}
 	now := m.opts.Now()
 	for i, u := range m.users {
@@ -811,7 +833,7 @@ func (m Model) viewUsers(h int) string {
 		}
 		line := fit(fmt.Sprintf("%-20s %-22s %-10s %s", clip(u.Name, 20), clip(strings.Join(u.Groups, ","), 22), state, u.Source), m.width)
 		if i == min(m.cursor, len(m.users)-1) {
-			line = cursorStyle.Render(line)
+			line = m.selected(line)
 		}
 		b.WriteString(line + "\n")
 	}
@@ -820,10 +842,14 @@ func (m Model) viewUsers(h int) string {
 
 func (m Model) viewClients(h int) string {
 	var b strings.Builder
-	b.WriteString("a: add a client (RADIUS or LDAP) · e: edit its policy · l: test login\n")
+	hint := "a: add (RADIUS or LDAP) · e: edit its policy · l: test login · x: remove"
+	if l, ok := m.filterLine(); ok {
+		hint = l
+	}
+	b.WriteString(fit(hint, m.width) + "\n")
 	b.WriteString(dimStyle.Render(fit(fmt.Sprintf(clientRow, "NAME", "DOOR", "ADDRESS", "UPSTREAM", "MFA", "MSG-AUTH/TLS"), m.width)) + "\n")
 	if len(m.clients) == 0 {
-		b.WriteString("(no clients yet: press a to add your Wi-Fi controller, VPN gateway or EHR)\n")
+		b.WriteString(m.empty("(no clients yet: press a to add your Wi-Fi controller, VPN gateway or EHR)") + "\n")
 	}
 	for i, c := range m.clients {
 		if i >= h-2 {
@@ -842,7 +868,7 @@ func (m Model) viewClients(h int) string {
 		}
 		line := fit(fmt.Sprintf(clientRow, clip(c.Name, 16), door, clip(c.Prefix.String(), 18), clip(c.Policy.Upstream, 10), c.Policy.MFA, sec), m.width)
 		if i == min(m.cursor, len(m.clients)-1) {
-			line = cursorStyle.Render(line)
+			line = m.selected(line)
 		}
 		b.WriteString(line + "\n")
 	}
@@ -878,12 +904,12 @@ func (m Model) userAction(msg tea.KeyMsg, u admin.User) (tea.Model, tea.Cmd) {
 	case key.Matches(msg, keys.Device):
 		m.form = m.deviceForm(name)
 	case key.Matches(msg, keys.ResetMFA):
-		m.confirm = &confirmation{question: "Remove " + name + "'s TOTP factor? Until a new one is enrolled, clients that require MFA refuse them.", do: m.act(func(ctx context.Context) doneMsg {
+		m.confirm = (&confirmation{question: "Remove " + name + "'s TOTP factor? Until a new one is enrolled, clients that require MFA refuse them.", do: m.act(func(ctx context.Context) doneMsg {
 			if err := m.p.Users.ResetMFA(ctx, name); err != nil {
 				return doneMsg{err: err}
 			}
 			return doneMsg{text: "TOTP of " + name + " removed"}
-		})}
+		})}).typed(name)
 	case key.Matches(msg, keys.Unlock):
 		return m, m.act(func(ctx context.Context) doneMsg {
 			if err := m.p.Users.EditUser(ctx, name, admin.UserEdit{Unlock: true}); err != nil {
@@ -912,18 +938,26 @@ func joinShown(a, b string) string {
 
 func (m Model) viewUpstreams(h int) string {
 	var b strings.Builder
-	b.WriteString("a: add · e: edit settings, secret, sync · t: test with a real login · x: remove\n")
-	b.WriteString(dimStyle.Render(fit(fmt.Sprintf("%-16s %-7s %s", "NAME", "KIND", "WHERE"), m.width)) + "\n")
+	hint := "a: add · e: edit settings, secret, sync · t: test with a real login · x: remove"
+	if l, ok := m.filterLine(); ok {
+		hint = l
+	}
+	b.WriteString(fit(hint, m.width) + "\n")
+	b.WriteString(dimStyle.Render(fit(fmt.Sprintf("%-16s %-7s %-7s %s", "NAME", "KIND", "STATE", "WHERE"), m.width)) + "\n")
 	if len(m.ups) == 0 {
-		b.WriteString("(none: every client checks passwords against the appliance's own users)\n")
+		b.WriteString(m.empty("(none: every client checks passwords against the appliance's own users)") + "\n")
 	}
 	for i, u := range m.ups {
 		if i >= h-2 {
 			break
 		}
-		line := fit(fmt.Sprintf("%-16s %-7s %s", clip(u.Name, 16), u.Kind, upstreamWhere(u.Config)), m.width)
-		if i == min(m.cursor, len(m.ups)-1) {
-			line = cursorStyle.Render(line)
+		state, down := m.upstreamState(u.Name)
+		line := fit(fmt.Sprintf("%-16s %-7s %-7s %s", clip(u.Name, 16), u.Kind, state, upstreamWhere(u.Config)), m.width)
+		switch {
+		case i == min(m.cursor, len(m.ups)-1):
+			line = m.selected(line)
+		case down:
+			line = rejectStyle.Render(line)
 		}
 		b.WriteString(line + "\n")
 	}
@@ -948,16 +982,22 @@ func (m Model) daemonLine() string {
 		parts = append(parts, "ssh "+l.Address+" key "+l.HostKey)
 	}
 	var ups []string
+	down := false
 	for _, u := range d.Upstreams {
 		st := u.State
 		if u.State != "up" && u.State != "unknown" {
+			down = true
 			st = strings.ToUpper(u.State) + " since " + u.Since.In(time.Local).Format("15:04")
 		}
 		ups = append(ups, u.Name+" "+st)
 	}
 	line := fit(strings.Join(parts, " · "), m.width)
 	if len(ups) > 0 {
-		line += "\n" + fit("upstreams: "+strings.Join(ups, ", "), m.width)
+		l := fit("upstreams: "+strings.Join(ups, ", "), m.width)
+		if down {
+			l = rejectStyle.Render(l) // an upstream that is DOWN refuses logins
+		}
+		line += "\n" + l
 	}
 	return line
 }
@@ -995,7 +1035,8 @@ func (m Model) mouse(msg tea.MouseMsg) (tea.Model, tea.Cmd) {
 			for i, x := range starts {
 				if msg.X >= x && msg.X < x+len([]rune(tabNames[i])) {
 					m.tab, m.detail, m.cursor = tab(i), nil, 0
-					return m, m.fetchPanes()
+					m.filter, m.editing = "", false
+					return m.refilter(), m.fetchPanes()
 				}
 			}
 			return m, nil
@@ -1003,6 +1044,9 @@ func (m Model) mouse(msg tea.MouseMsg) (tea.Model, tea.Cmd) {
 		// Rows start under the title, status, pane header and column
 		// header lines (on the LDAP pane, also under its settings).
 		first := map[tab]int{tabDashboard: 6, tabAudit: 4, tabUsers: 4, tabClients: 4, tabUpstreams: 4, tabDevices: 4, tabLDAP: ldapFirstRow}[m.tab]
+		if m.audit.alarm != "" {
+			first++ // under the audit alarm's banner
+		}
 		if row := msg.Y - first; row >= 0 && m.detail == nil {
 			m.cursor = row
 		}

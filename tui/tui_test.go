@@ -58,6 +58,8 @@ type fakeAdmin struct {
 	scep     []admin.SCEPChallengeRequest
 	// written lists the settings in the order they were written.
 	written []string
+	// passwords lists the passwords users were added with.
+	passwords []string
 }
 
 type (
@@ -131,6 +133,7 @@ func (f fakeUsers) AddUser(_ context.Context, n admin.NewUser) error {
 		}
 	}
 	f.users = append(f.users, admin.User{Name: n.Name, Groups: n.Groups, Source: "local", Version: 1})
+	f.passwords = append(f.passwords, string(n.Password))
 	return nil
 }
 
@@ -245,6 +248,30 @@ func (f fakeUpstreams) TestUpstream(_ context.Context, name, user string, pw sec
 }
 
 func (f fakeUsers) ResetMFA(context.Context, string) error { return nil }
+
+func (f fakeUsers) DeleteUser(_ context.Context, name string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for i, u := range f.users {
+		if u.Name == name {
+			f.users = slices.Delete(f.users, i, i+1)
+			return nil
+		}
+	}
+	return fmt.Errorf("%w: there is no user %s", admin.ErrInvalid, name)
+}
+
+func (f fakeClients) RemoveClient(_ context.Context, name string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for i, c := range f.clients {
+		if c.Name == name {
+			f.clients = slices.Delete(f.clients, i, i+1)
+			return nil
+		}
+	}
+	return fmt.Errorf("%w: there is no client %s", admin.ErrInvalid, name)
+}
 
 func (f fakeDevices) Devices(context.Context) ([]admin.Device, error) {
 	f.mu.Lock()
@@ -1048,8 +1075,9 @@ func TestDevicesPaneRemoves(t *testing.T) {
 	}
 	waitFor(t, tm, "exam room tablet")
 	tm.Type("x")
-	waitFor(t, tm, "Remove device aa:bb:cc:dd:ee:ff (dr.lee)?")
-	tm.Type("y")
+	waitFor(t, tm, "Remove device aa:bb:cc:dd:ee:ff (dr.lee)?", "type aa:bb:cc:dd:ee:ff")
+	tm.Type("aa:bb:cc:dd:ee:ff")
+	tm.Send(tea.KeyMsg{Type: tea.KeyEnter})
 	waitFor(t, tm, "device aa:bb:cc:dd:ee:ff removed")
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -1232,9 +1260,10 @@ func TestEnrolAndRevokeFromTheConsole(t *testing.T) {
 	waitFor(t, tm, "Xq7-one-time-91", "https://192.168.1.5:8443/scep")
 	tm.Type(" ")
 	tm.Type("r")
-	waitFor(t, tm, "Revoke the 1 certificate(s) of device #9")
-	tm.Type("y")
-	waitFor(t, tm, "device #9: 1 certificate(s) revoked")
+	waitFor(t, tm, "Revoke the 1 certificate of device #9", "type LAPTOP-ALICE")
+	tm.Type("LAPTOP-ALICE")
+	tm.Send(tea.KeyMsg{Type: tea.KeyEnter})
+	waitFor(t, tm, "device #9: 1 certificate revoked")
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if len(f.scep) != 1 || f.scep[0].Device != "LAPTOP-BOB" || f.scep[0].User != "bob" || f.scep[0].TTL != 24*time.Hour {

@@ -94,10 +94,15 @@ func TestEHRFlowWithOpenLDAPTools(t *testing.T) {
 		}
 	}
 	// Refusals an EHR or an attacker may meet.
-	// ldapsearch without -D binds anonymously first.
+	// ldapsearch without -D binds anonymously first: that succeeds, as
+	// with Active Directory, and reads the root DSE only.
+	out, rc = ldapTool(t, data, "ldapsearch", "-x", "-ZZ", "-H", uri, "-b", "", "-s", "base", "(objectClass=*)", "namingContexts")
+	if rc != 0 || !strings.Contains(out, "namingContexts: "+ldapBase) {
+		t.Errorf("anonymous root DSE: exit %d, want 0 and the naming context\n%s", rc, out)
+	}
 	out, rc = ldapTool(t, data, "ldapsearch", "-x", "-ZZ", "-H", uri, "-b", ldapBase, "(objectClass=*)")
-	if rc != 48 {
-		t.Errorf("anonymous search: exit %d, want 48 (inappropriateAuthentication)\n%s", rc, out)
+	if rc != 50 {
+		t.Errorf("anonymous search: exit %d, want 50 (insufficientAccessRights)\n%s", rc, out)
 	}
 	out, rc = ldapTool(t, data, "ldapwhoami", "-x", "-ZZ", "-H", uri, "-D", "cn=alice,ou=Users,"+ldapBase)
 	if rc != 53 {
@@ -112,7 +117,7 @@ func TestEHRFlowWithOpenLDAPTools(t *testing.T) {
 	// Every refusal is in the audit, with the LDAP door's reason codes,
 	// and the chain verifies.
 	tail := mustCG(t, data, "", "audit", "tail", "-n", "40")
-	for _, reason := range []string{"tls_required", "mfa_required", "anonymous_bind", "unauthenticated_bind", "write_refused"} {
+	for _, reason := range []string{"tls_required", "mfa_required", "not_bound", "unauthenticated_bind", "write_refused"} {
 		if !strings.Contains(tail, reason) {
 			t.Errorf("audit lacks %s:\n%s", reason, tail)
 		}
@@ -164,7 +169,7 @@ print("sasl-plain", p.bind(), p.result["result"])
 	}
 	got := string(out)
 	for _, want := range []string{"search 1 cn=alice,ou=Users," + ldapBase, "bind-no-code False 49", "bind-code True u:alice", "ldaps True",
-		"anonymous False 48", "search-unbound False 50", "sasl-plain False 7"} {
+		"anonymous True 0", "search-unbound False 50", "sasl-plain False 7"} {
 		if !strings.Contains(got, want) {
 			t.Errorf("python3-ldap3 output lacks %q:\n%s", want, got)
 		}

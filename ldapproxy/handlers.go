@@ -16,7 +16,6 @@ import (
 // Diagnostic texts: fixed, safe strings (the detail goes to the audit).
 const (
 	diagDenied      = appliance.MsgDenied
-	diagAnonymous   = "Anonymous binds are not allowed."
 	diagUnauth      = "A bind needs a password (unauthenticated binds are refused)."
 	diagSASL        = "SASL binds are not supported; use a simple bind over TLS."
 	diagTLSRequired = "TLS is required: use LDAPS or StartTLS before binding."
@@ -153,7 +152,15 @@ func (h *handler) bind(c *conn, r *ldapmsg.Request) {
 		req.Invalid, code, diag = appliance.ReasonSASLUnsupported, ldap.LDAPResultAuthMethodNotSupported, diagSASL
 		req.Notes = []string{"sasl mechanism " + m.SASLMechanism}
 	case raw == "" && pw == "":
-		req.Invalid, code, diag = appliance.ReasonAnonymousBind, ldap.LDAPResultInappropriateAuthentication, diagAnonymous
+		// As Active Directory does: an anonymous bind succeeds and
+		// grants nothing an unbound connection lacks, the root DSE
+		// alone (search.go); some EHR set-up wizards bind anonymously
+		// before they read it. Nobody is authenticated, so the gate is
+		// not asked and the connection's authentication deadline
+		// stands; a search past the root DSE is refused as not_bound.
+		h.s.cfg.Metrics.op("bind", "anonymous")
+		resp.Code, resp.Diagnostic = ldap.LDAPResultSuccess, ""
+		return
 	case pw == "":
 		// RFC 4513 §5.1.2: a name without a password is an
 		// "unauthenticated" bind that many servers treat as anonymous

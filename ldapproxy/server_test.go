@@ -179,14 +179,24 @@ func (e *env) wantAudit(reason string) {
 	}
 }
 
-func TestAnonymousBindRefused(t *testing.T) {
+// TestAnonymousBindReadsOnlyTheRootDSE: as Active Directory does, an
+// anonymous bind succeeds, and the connection may read the root DSE and
+// nothing else (issue 16).
+func TestAnonymousBindReadsOnlyTheRootDSE(t *testing.T) {
 	e := newEnv(t, opts{})
 	c := e.dialTLS()
-	err := c.UnauthenticatedBind("")
-	if got := code(err); got != ldap.LDAPResultInappropriateAuthentication {
-		t.Fatalf("anonymous bind: got %v (code %d), want inappropriateAuthentication", err, got)
+	if err := c.UnauthenticatedBind(""); err != nil {
+		t.Fatalf("anonymous bind: %v", err)
 	}
-	e.wantAudit(string(appliance.ReasonAnonymousBind))
+	res, err := c.Search(ldap.NewSearchRequest("", ldap.ScopeBaseObject, ldap.NeverDerefAliases, 0, 0, false, "(objectClass=*)", []string{"namingContexts"}, nil))
+	if err != nil || len(res.Entries) != 1 {
+		t.Fatalf("root DSE after an anonymous bind: %v", err)
+	}
+	_, err = c.Search(ldap.NewSearchRequest(base, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases, 0, 0, false, "(objectClass=*)", nil, nil))
+	if code(err) != ldap.LDAPResultInsufficientAccessRights {
+		t.Fatalf("a search after an anonymous bind: got %v, want insufficientAccessRights", err)
+	}
+	e.wantAudit(string(appliance.ReasonNotBound))
 }
 
 // RFC 4513 §5.1.2: a DN with an empty password must never succeed.

@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/go-ldap/ldap/v3"
 
@@ -133,12 +134,21 @@ func (g *Gate) checkBindAccount(ctx context.Context, r *run) (verdict, error) {
 	if err != nil {
 		return stop, fmt.Errorf("bind account: %w", err)
 	}
+	key := acct.Name + "\x00" + req.Source.Unmap().String()
+	if until, blocked := g.bindThrottle.blocked(key, r.now); blocked {
+		r.step("bind account", fmt.Sprintf("too many wrong secrets from %s; refused until %s", req.Source, until.Format(time.RFC3339)))
+		return r.refuse(ReasonLockedOut, MsgDenied), nil
+	}
 	// Compare digests so the time taken says nothing about the length.
 	want, got := sha256.Sum256(acct.Secret), sha256.Sum256(req.Password)
 	if subtle.ConstantTimeCompare(want[:], got[:]) != 1 || len(req.Password) == 0 {
 		r.step("bind account", "wrong secret")
+		if g.bindThrottle.fail(key, r.now) {
+			r.step("bind account", fmt.Sprintf("%d wrong secrets from %s: this address is refused for %s", bindFailLimit, req.Source, bindBlock))
+		}
 		return r.refuse(ReasonBadPassword, MsgDenied), nil
 	}
+	g.bindThrottle.clear(key)
 	if !slices.ContainsFunc(acct.Networks, func(p netip.Prefix) bool { return p.Contains(req.Source.Unmap()) }) {
 		r.step("bind account", fmt.Sprintf("%s is outside the account's networks %v", req.Source, acct.Networks))
 		return r.refuse(ReasonNotAllowedNet, MsgDenied), nil

@@ -223,6 +223,8 @@ type Gate struct {
 	now        func() time.Time
 	challenges *challenges
 	remembered *remembered
+	// bindThrottle slows wrong bind-account secrets per source (throttle.go).
+	bindThrottle *throttle
 }
 
 // NewGate builds a Gate, refusing missing dependencies.
@@ -249,8 +251,9 @@ func NewGate(c Config) (*Gate, error) {
 		store: c.Store, audit: c.Audit, hasher: c.Hasher, upstreams: c.Upstreams, registry: c.Registry,
 		log: c.Logger, metrics: c.Metrics, now: c.Now,
 		localDir: directory.NewStore(c.Store, c.Now, c.Logger), proxyUps: c.Directories,
-		challenges: newChallenges(c.MaxChallenges, c.Rand),
-		remembered: newRemembered(),
+		challenges:   newChallenges(c.MaxChallenges, c.Rand),
+		remembered:   newRemembered(),
+		bindThrottle: newThrottle(),
 	}
 	// Site settings are read at most once a second: a change by the CLI
 	// or the console applies within a second. A failed read fails the

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/go-ldap/ldap/v3"
 
@@ -184,5 +185,53 @@ func TestProxyModeWithoutUpstreamRefusesDNBinds(t *testing.T) {
 	})
 	if err != nil || d.Outcome != appliance.Reject || d.Reason != appliance.ReasonUpstreamDown {
 		t.Errorf("got %s %s %v, want reject %s", d.Outcome, d.Reason, err, appliance.ReasonUpstreamDown)
+	}
+}
+
+// TestBindAccountThrottledPerSource: wrong secrets for a bind account
+// from one address are throttled there (the right secret refused too,
+// for a while); the EHR server at another address is not affected, and
+// the account never locks (issue 16, finding 2).
+func TestBindAccountThrottledPerSource(t *testing.T) {
+	now := time.Date(2026, 12, 4, 9, 0, 0, 0, time.UTC)
+	core := appliancetest.New(t, appliancetest.Options{Now: func() time.Time { return now }})
+	ctx := t.Context()
+	pol := policy.Default()
+	pol.MFA = policy.MFAOff
+	if _, err := core.Admin.AddClient(ctx, admin.NewClient{Door: appliance.DoorLDAP, Name: "ehr", Address: "127.0.0.0/8", Policy: pol}); err != nil {
+		t.Fatal(err)
+	}
+	const secret = "ehr-search-secret-0123456789"
+	if _, err := core.Admin.AddBindAccount(ctx, admin.NewBindAccount{Name: "ehr-search", Networks: []string{"127.0.0.0/8"}, Secret: secrets.Secret(secret)}); err != nil {
+		t.Fatal(err)
+	}
+	bind := func(src, pw string) appliance.Decision {
+		t.Helper()
+		addr := netip.MustParseAddr(src)
+		client, ok, err := core.Clients(appliance.DoorLDAP).Lookup(ctx, addr)
+		if err != nil || !ok {
+			t.Fatalf("client lookup: %v %v", ok, err)
+		}
+		d, err := core.Gate.Decide(ctx, appliance.Request{Door: appliance.DoorLDAP, Method: appliance.MethodLDAPBind, Client: client, Source: addr,
+			User: "ehr-search", Password: secrets.Secret(pw)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	for range 5 {
+		if d := bind("127.0.0.66", "guess"); d.Reason != appliance.ReasonBadPassword {
+			t.Fatalf("a wrong secret: %s", d.Reason)
+		}
+	}
+	if d := bind("127.0.0.66", secret); d.Outcome != appliance.Reject || d.Reason != appliance.ReasonLockedOut {
+		t.Fatalf("the right secret from the throttled address: %s %s, want reject locked_out", d.Outcome, d.Reason)
+	}
+	if d := bind("127.0.0.20", secret); d.Outcome != appliance.Accept {
+		t.Fatalf("the EHR server's address: %s %s, want accept", d.Outcome, d.Reason)
+	}
+	now = now.Add(6 * time.Minute)
+	if d := bind("127.0.0.66", secret); d.Outcome != appliance.Accept {
+		t.Fatalf("after the block: %s %s, want accept", d.Outcome, d.Reason)
 	}
 }

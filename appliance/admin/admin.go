@@ -127,7 +127,10 @@ type NewUser struct {
 	Groups      []string
 	Password    secrets.Secret // optional
 	ExpiresAt   time.Time      // optional
-	Hours       string         // optional
+	// Expires is the expiry as typed (ParseExpiry: a date is the end of
+	// that day in the site's zone); it replaces ExpiresAt.
+	Expires string
+	Hours   string // optional
 }
 
 // AddUser creates a local user.
@@ -149,6 +152,11 @@ func (s *Service) AddUser(ctx context.Context, n NewUser) error {
 	if len(n.DisplayName) > 128 || strings.ContainsFunc(n.DisplayName, unicode.IsControl) {
 		return invalid("the display name must be at most 128 characters without control characters")
 	}
+	exp, err := s.expiry(ctx, n.Expires, n.ExpiresAt)
+	if err != nil {
+		return err
+	}
+	n.ExpiresAt = exp
 	u := store.User{Name: n.Name, DisplayName: n.DisplayName, Groups: n.Groups, ExpiresAt: n.ExpiresAt, Hours: n.Hours}
 	if n.Password != nil {
 		if err := CheckPassword(n.Password); err != nil {
@@ -177,7 +185,7 @@ func (s *Service) AddUser(ctx context.Context, n NewUser) error {
 	if n.Hours != "" {
 		detail += "; hours " + n.Hours
 	}
-	err := s.change(ctx, audit.Entry{User: n.Name, Reason: "user_add", Detail: detail}, func(tx *store.Tx) error {
+	err = s.change(ctx, audit.Entry{User: n.Name, Reason: "user_add", Detail: detail}, func(tx *store.Tx) error {
 		id, err := tx.CreateUser(ctx, u, s.Now())
 		if err != nil || !keepNT {
 			return err
@@ -210,9 +218,13 @@ type UserEdit struct {
 	Groups      *[]string
 	Disabled    *bool
 	ExpiresAt   *time.Time // zero time clears the expiry
-	Hours       *string
-	Password    secrets.Secret
-	Unlock      bool
+	// Expires is the expiry as typed (ParseExpiry: a date is the end of
+	// that day in the site's zone; empty or "never" clears it); it
+	// replaces ExpiresAt.
+	Expires  *string
+	Hours    *string
+	Password secrets.Secret
+	Unlock   bool
 	// Version, when non-zero, must match the stored user (a lost update
 	// is refused instead of silently overwriting another admin's change).
 	Version int64
@@ -221,6 +233,17 @@ type UserEdit struct {
 // EditUser applies e to the user called name.
 func (s *Service) EditUser(ctx context.Context, name string, e UserEdit) error {
 	var what []string
+	if e.Expires != nil {
+		var at time.Time
+		if e.ExpiresAt != nil {
+			at = *e.ExpiresAt
+		}
+		exp, err := s.expiry(ctx, *e.Expires, at)
+		if err != nil {
+			return err
+		}
+		e.ExpiresAt = &exp
+	}
 	if e.Groups != nil {
 		if err := s.checkGroups(*e.Groups); err != nil {
 			return err

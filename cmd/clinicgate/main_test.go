@@ -162,3 +162,20 @@ func TestUpstreamAddTurnsStartTLSOnForPlainLDAP(t *testing.T) {
 		t.Fatalf("upstream list:\n%s\nwant starttls on for dc and off for dc-plain", list)
 	}
 }
+
+// TestExpiryDateIsTheSiteDay: "--expires 2026-12-31" on a Chicago site
+// means through 31 December in Chicago, and user list shows that day with
+// the zone (before, it was stored as midnight UTC, 18:00 in Chicago).
+func TestExpiryDateIsTheSiteDay(t *testing.T) {
+	data := newData(t)
+	mustCG(t, data, "", "settings", "set", "timezone", "America/Chicago")
+	mustCG(t, data, "", "user", "add", "partner", "--expires", "2026-12-31")
+	if out := mustCG(t, data, "", "user", "list"); !strings.Contains(out, "2026-12-31 America/Chicago") {
+		t.Errorf("user list: want the expiry shown as 2026-12-31 America/Chicago:\n%s", out)
+	}
+	mustCG(t, data, "", "user", "set", "partner", "--expires", "2027-06-30")
+	out := mustCG(t, data, "", "audit", "tail")
+	if !strings.Contains(out, "expires 2027-07-01T00:00:00-05:00") {
+		t.Errorf("audit: want the expiry at midnight Chicago time (2027-07-01T00:00:00-05:00):\n%s", out)
+	}
+}

@@ -27,16 +27,14 @@ func (c *cli) userAdd(fs *flag.FlagSet) action {
 	fs.Var(&groups, "group", "group membership (repeat for several)")
 	display := fs.String("display-name", "", "full name")
 	pwStdin := fs.Bool("password-stdin", false, "read the password from standard input")
-	expires := fs.String("expires", "", "last day the account works, e.g. 2026-12-31 (business-partner accounts)")
+	expires := fs.String("expires", "", "last day the account works, e.g. 2026-12-31: through the end of that day in the site's time zone (business-partner accounts)")
 	hours := fs.String("hours", "", `allowed login hours, e.g. "Mon-Fri 07:00-19:00"`)
 	var n admin.NewUser
 	return action{args: 1, what: "one user name",
 		check: func(pos []string) error {
-			exp, err := parseDate(*expires)
-			if err != nil {
-				return err
-			}
-			n = admin.NewUser{Name: pos[0], DisplayName: *display, Groups: groups, ExpiresAt: exp, Hours: *hours}
+			// The service reads the expiry in the site's time zone.
+			n = admin.NewUser{Name: pos[0], DisplayName: *display, Groups: groups, Expires: *expires, Hours: *hours}
+			var err error
 			if *pwStdin {
 				n.Password, err = c.readSecret("password")
 			}
@@ -61,6 +59,10 @@ func (c *cli) userList(*flag.FlagSet) action {
 		if err != nil {
 			return err
 		}
+		loc, err := svc.SiteZone(ctx)
+		if err != nil {
+			return err
+		}
 		tw := c.table("NAME\tGROUPS\tSTATE\tMFA\tEXPIRES\tHOURS")
 		for _, u := range users {
 			state := "active"
@@ -68,7 +70,7 @@ func (c *cli) userList(*flag.FlagSet) action {
 			case u.Disabled:
 				state = "disabled"
 			case u.LockedUntil.After(time.Now()):
-				state = "locked until " + u.LockedUntil.Local().Format("15:04")
+				state = "locked until " + u.LockedUntil.In(loc).Format("2006-01-02 15:04 ") + admin.ZoneName(loc, u.LockedUntil)
 			case u.PasswordHash == "":
 				state = "no password"
 			}
@@ -78,7 +80,7 @@ func (c *cli) userList(*flag.FlagSet) action {
 			}
 			exp := "-"
 			if !u.ExpiresAt.IsZero() {
-				exp = u.ExpiresAt.Local().Format("2006-01-02 15:04")
+				exp = admin.FormatExpiry(u.ExpiresAt, loc)
 			}
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", u.Name, strings.Join(u.Groups, ","), state, mfaState, exp, dash(u.Hours))
 		}
@@ -129,7 +131,7 @@ func (c *cli) userSet(fs *flag.FlagSet) action {
 	fs.Var(&groups, "group", "replace group memberships (repeat for several)")
 	noGroups := fs.Bool("no-groups", false, "remove all group memberships")
 	display := fs.String("display-name", "", "full name")
-	expires := fs.String("expires", "", "last day the account works (or 'never')")
+	expires := fs.String("expires", "", "last day the account works, through the end of that day in the site's time zone (or 'never')")
 	hours := fs.String("hours", "", `allowed login hours (or "always")`)
 	unlock := fs.Bool("unlock", false, "clear a lockout after failed attempts")
 	var e admin.UserEdit
@@ -148,11 +150,7 @@ func (c *cli) userSet(fs *flag.FlagSet) action {
 				e.DisplayName = display
 			}
 			if set["expires"] {
-				t, err := parseDate(*expires)
-				if err != nil {
-					return err
-				}
-				e.ExpiresAt = &t
+				e.Expires = expires // read in the site's time zone by the service
 			}
 			if set["hours"] {
 				h := *hours

@@ -46,3 +46,14 @@ func (s *Service) AuditEntry(ctx context.Context, seq int64) (store.AuditRow, er
 	}
 	return rows[0], nil
 }
+
+// AuditBefore returns up to limit audit entries before seq (the newest
+// ones when seq is 0), oldest first: the console opens on the newest
+// window of a long log and pages back on demand, instead of reading all
+// of it first.
+func (s *Service) AuditBefore(ctx context.Context, seq int64, limit int) ([]store.AuditRow, error) {
+	if limit <= 0 {
+		return nil, invalid("the page size is a positive number")
+	}
+	return s.Store.AuditRows(ctx, store.AuditFilter{BeforeSeq: seq, Limit: limit, Newest: true})
+}

@@ -141,12 +141,15 @@ func (s *Store) AuditHead(ctx context.Context) (int64, []byte, error) {
 
 // AuditFilter selects audit rows.
 type AuditFilter struct {
-	AfterSeq int64  // only rows after this one
-	User     string // exact user name, case-insensitive
-	Client   string
-	Outcome  string
-	Limit    int  // 0: no limit
-	Newest   bool // the last Limit rows instead of the first
+	AfterSeq int64 // only rows after this one
+	// BeforeSeq, when non-zero, keeps only rows before this one (with
+	// Newest, a page of older rows for a reader going back in time).
+	BeforeSeq int64
+	User      string // exact user name, case-insensitive
+	Client    string
+	Outcome   string
+	Limit     int  // 0: no limit
+	Newest    bool // the last Limit rows instead of the first
 }
 
 const auditCols = `seq, at, kind, door, client, user_name, device, source, outcome, reason, actor, detail, prev_hash, hash`
@@ -157,6 +160,9 @@ func (s *Store) AuditRows(ctx context.Context, f AuditFilter) ([]AuditRow, error
 	var args []any
 	where = append(where, "seq > ?")
 	args = append(args, f.AfterSeq)
+	if f.BeforeSeq > 0 {
+		where, args = append(where, "seq < ?"), append(args, f.BeforeSeq)
+	}
 	if f.User != "" {
 		where, args = append(where, "user_name = ? COLLATE NOCASE"), append(args, f.User)
 	}

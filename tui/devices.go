@@ -51,7 +51,7 @@ func (m Model) viewDevices(h int) string {
 		if name == "" {
 			name = d.MAC
 		}
-		line := fit(deviceRow(fmt.Sprint(d.ID), d.Source, name, deviceOwner(d), state, shortTime(d.SyncedAt)), m.width)
+		line := fit(deviceRow(fmt.Sprint(d.ID), d.Source, name, deviceOwner(d), state, m.clock().minute(d.SyncedAt)), m.width)
 		if i == min(m.cursor, len(m.devices)-1) {
 			line = m.selected(line)
 		}
@@ -74,15 +74,8 @@ func deviceOwner(d admin.Device) string {
 	return d.UserName
 }
 
-func shortTime(t time.Time) string {
-	if t.IsZero() {
-		return "-"
-	}
-	return t.Local().Format("01-02 15:04")
-}
-
 // deviceDetail is the whole record, as `clinicgate device show` prints it.
-func deviceDetail(d admin.Device) string {
+func deviceDetail(d admin.Device, ck clock) string {
 	s, why := d.State(time.Now(), defaultGrace)
 	var b strings.Builder
 	fmt.Fprintf(&b, "Device #%d: %s\n\n", d.ID, d.Description)
@@ -99,13 +92,13 @@ func deviceDetail(d admin.Device) string {
 	row("compliance", string(s))
 	row("why", why)
 	row("MDM says", strings.TrimSpace(string(d.Compliance)+" "+d.ComplianceReason))
-	row("last check-in", shortTime(d.LastSeen))
-	row("last sync", shortTime(d.SyncedAt))
+	row("last check-in", ck.full(d.LastSeen))
+	row("last sync", ck.full(d.SyncedAt))
 	if d.Override != "" {
-		row("override", fmt.Sprintf("%s until %s by %s: %s", d.Override, shortTime(d.OverrideUntil), d.OverrideBy, d.OverrideReason))
+		row("override", fmt.Sprintf("%s until %s by %s: %s", d.Override, ck.full(d.OverrideUntil), d.OverrideBy, d.OverrideReason))
 	}
 	for _, c := range d.Certs {
-		row("certificate", "serial "+c.Serial+", expires "+shortTime(c.NotAfter))
+		row("certificate", "serial "+c.Serial+", expires "+ck.full(c.NotAfter))
 	}
 	fmt.Fprintf(&b, "\nStale after %s without a sync unless a client sets its own grace.", defaultGrace)
 	return b.String()
@@ -153,7 +146,7 @@ func (m Model) deviceKey(msg tea.KeyMsg) (Model, bool) {
 	d := m.devices[min(m.cursor, len(m.devices)-1)]
 	switch msg.String() {
 	case "enter":
-		m.show = deviceDetail(d)
+		m.show = deviceDetail(d, m.clock())
 	case "o":
 		m.form = m.overrideForm(d)
 	case "r":
@@ -268,7 +261,7 @@ func (m Model) postureEventsCmd() tea.Cmd {
 			if e.DoneAt.IsZero() {
 				result = "pending"
 			}
-			fmt.Fprintf(&b, "%s %-19s %-12s %s\n", shortTime(e.CreatedAt), clip(e.Kind, 19), clip(dashIf(e.UserName), 12), clip(result, 40))
+			fmt.Fprintf(&b, "%s %-19s %-12s %s\n", m.clock().minute(e.CreatedAt), clip(e.Kind, 19), clip(dashIf(e.UserName), 12), clip(result, 40))
 		}
 		return doneMsg{show: strings.TrimRight(b.String(), "\n")}
 	})
@@ -453,7 +446,7 @@ func (m Model) scepChallengeForm() *form {
 				return doneMsg{err: err}
 			}
 			show := fmt.Sprintf("Give the device (or its profile) this challenge. It is shown once and works once, until %s:\n\n    %s\n\nSCEP URL: %s\n\nThe certificate it gets is trusted for EAP-TLS at once, and r on this tab revokes it.",
-				ch.ExpiresAt.Local().Format("2006-01-02 15:04"), ch.Challenge, url)
+				m.clock().full(ch.ExpiresAt), ch.Challenge, url)
 			return doneMsg{text: "challenge made", show: show}
 		})
 	},

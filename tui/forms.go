@@ -21,7 +21,9 @@ import (
 
 // form is a small dialog of text fields; enter on the last field submits.
 type form struct {
-	title  string
+	title string
+	note  []string // lines under the title that explain the choice
+
 	fields []formField
 	focus  int
 	err    string
@@ -94,6 +96,12 @@ func (f *form) view(width int) string {
 	var b strings.Builder
 	b.WriteString(titleStyle.Render(fit(f.title, width)) + "\n")
 	b.WriteString(dimStyle.Render("tab: next field · enter: next/save · esc: cancel") + "\n\n")
+	for _, l := range f.note {
+		b.WriteString(fit(l, width) + "\n")
+	}
+	if len(f.note) > 0 {
+		b.WriteString("\n")
+	}
 	w := 10 // the labels' column, wider for a long label ("mfa-remember")
 	for _, fl := range f.fields {
 		w = max(w, len([]rune(fl.label))+1)
@@ -155,6 +163,11 @@ type (
 		// client names a client just added (the wizard's test login uses
 		// it).
 		client string
+		// For the wizard (wizard.go): the second factor chosen, why a
+		// step that stays open failed, and a test login let in.
+		mfa    policy.MFA
+		failed string
+		passed bool
 	}
 	clientsMsg struct {
 		clients []admin.Client
@@ -264,7 +277,10 @@ func (m Model) addClientFormWith(up string, doors bool) *form {
 		title = "Add a client (Wi-Fi controller, VPN gateway, or an EHR over LDAP)"
 		fields = append(fields, field("door", "radius (Wi-Fi, VPN) or ldap (an EHR checking logins); empty: radius", false, 64))
 	}
-	fields = append(fields, field("mfa", "required, enrolled (only users who did) or off; empty: required", false, 64))
+	if doors {
+		// The wizard asks for the second factor in a step of its own.
+		fields = append(fields, field("mfa", "required, enrolled (only users who did) or off; empty: required", false, 64))
+	}
 	radiusPorts, ldapPorts := m.radiusPorts(), m.ldapPorts() // where the daemon really listens
 	return newForm(title, func(v []string) tea.Cmd {
 		val := formValues(fields, v)
@@ -568,32 +584,23 @@ func upstreamCheckText(c admin.UpstreamCheck) string {
 }
 
 func (m Model) groupsForm(u admin.User) *form {
-	exp := ""
-	if !u.ExpiresAt.IsZero() {
-		exp = u.ExpiresAt.In(time.Local).AddDate(0, 0, -1).Format("2006-01-02")
-	}
 	f := newForm("Groups and expiry of "+u.Name, func(v []string) tea.Cmd {
 		return m.act(func(ctx context.Context) doneMsg {
 			groups := splitList(v[0])
-			var t time.Time
-			if s := strings.TrimSpace(v[1]); s != "" && s != "never" {
-				d, err := time.ParseInLocation("2006-01-02", s, time.Local)
-				if err != nil {
-					return doneMsg{err: fmt.Errorf("%w: expiry %q is not a date like 2026-12-31 (or empty: never)", admin.ErrInvalid, s)}
-				}
-				t = d.AddDate(0, 0, 1) // through the end of that day
-			}
-			if err := m.p.Users.EditUser(ctx, u.Name, admin.UserEdit{Groups: &groups, ExpiresAt: &t, Version: u.Version}); err != nil {
+			// The admin service reads the expiry: a date is the end of
+			// that day in the site's time zone, as on the command line.
+			exp := strings.TrimSpace(v[1])
+			if err := m.p.Users.EditUser(ctx, u.Name, admin.UserEdit{Groups: &groups, Expires: &exp, Version: u.Version}); err != nil {
 				return doneMsg{err: err}
 			}
 			return doneMsg{text: u.Name + ": groups and expiry saved"}
 		})
 	},
 		field("groups", "comma-separated; empty: none", false, 300),
-		field("expires", "last day the account works, e.g. 2026-12-31 (business partners); empty: never", false, 10),
+		field("expires", "last day the account works, e.g. 2026-12-31 ("+m.clock().header(m.opts.Now())+"); empty: never", false, 16),
 	)
 	f.fields[0].input.SetValue(strings.Join(u.Groups, ", "))
-	f.fields[1].input.SetValue(exp)
+	f.fields[1].input.SetValue(m.clock().expiryInput(u.ExpiresAt))
 	return f
 }
 

@@ -91,7 +91,7 @@ func (m Model) viewLDAP(h int) string {
 		for j, p := range a.Networks {
 			nets[j] = p.String()
 		}
-		l := fit(fmt.Sprintf(bindRow, clip(a.Name, 20), clip(strings.Join(nets, ", "), 40), a.CreatedAt.In(time.Local).Format("2006-01-02")), m.width)
+		l := fit(fmt.Sprintf(bindRow, clip(a.Name, 20), clip(strings.Join(nets, ", "), 40), m.clock().day(a.CreatedAt)), m.width)
 		if i == min(m.cursor, len(m.binds)-1) {
 			l = m.selected(l)
 		}

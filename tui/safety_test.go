@@ -152,7 +152,7 @@ func TestEntryCountDoesNotGoStale(t *testing.T) {
 	tm.Type("v")
 	waitFor(t, tm, "Audit chain verified: 6 entries checked, no problems")
 	tm.Type(" ")
-	waitFor(t, tm, "TIME     OUTCOME")
+	waitFor(t, tm, "TIME            OUTCOME")
 	if out := screen(t, tm); !strings.Contains(out, "audit: 6 entries, chain unbroken\n") {
 		t.Fatalf("after v:\n%s", out)
 	}

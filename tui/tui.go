@@ -134,6 +134,15 @@ type Model struct {
 	wizUpstream string
 	all         lists      // every pane's list as read (safety.go)
 	audit       auditState // the last verification (safety.go)
+	// Lists and times (lists.go, timefmt.go): the site's zone (nil: not
+	// read yet), whether older audit entries than those loaded exist, a
+	// page of them being read, and how many paging back has kept.
+	zone   *time.Location
+	older  bool
+	paging bool
+	paged  int
+	// wiz records how each wizard step ended (wizard.go).
+	wiz wizardLog
 }
 
 // confirmation is a yes/no question before a change.
@@ -170,6 +179,7 @@ type (
 		rows   []admin.AuditRow
 		err    error
 		status *admin.DaemonStatus
+		older  bool // entries before rows exist (the first, paged read)
 	}
 	usersMsg struct {
 		users []admin.User
@@ -192,8 +202,20 @@ func (m Model) fetchEntries() tea.Cmd {
 	return func() tea.Msg {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		rows, err := a.AuditAfter(ctx, after, 500)
-		msg := entriesMsg{rows: rows, err: err}
+		var (
+			rows  []admin.AuditRow
+			older bool
+			paged bool
+			err   error
+		)
+		if after == 0 {
+			// At start, the newest window of a long log (lists.go).
+			rows, older, paged, err = firstEntries(ctx, a)
+		}
+		if !paged {
+			rows, err = a.AuditAfter(ctx, after, 500)
+		}
+		msg := entriesMsg{rows: rows, err: err, older: older}
 		if st, ok, serr := a.Status(ctx); serr == nil && ok {
 			msg.status = &st
 		}
@@ -233,11 +255,14 @@ func (m Model) tick() tea.Cmd {
 
 // Init implements tea.Model.
 func (m Model) Init() tea.Cmd {
-	return tea.Batch(m.fetchEntries(), m.fetchUsers(), m.verifyAudit(), m.checkFresh())
+	return tea.Batch(m.fetchEntries(), m.fetchUsers(), m.verifyAudit(), m.checkFresh(), m.fetchZone())
 }
 
 // Update implements tea.Model.
 func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
+	if lm, cmd, ok := m.updateLists(msg); ok {
+		return lm, cmd
+	}
 	switch msg := msg.(type) {
 	case tea.WindowSizeMsg:
 		m.width, m.height = msg.Width, msg.Height
@@ -253,23 +278,22 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		if msg.status != nil {
 			m.daemon = msg.status
 		}
-		for _, r := range msg.rows {
-			m.entries = append(m.entries, r)
-			m.lastSeq = r.Seq
-		}
-		if len(m.entries) > maxEntries {
-			m.entries = append([]admin.AuditRow(nil), m.entries[len(m.entries)-maxEntries:]...)
-		}
+		m.older = m.older || msg.older
+		m = m.addEntries(msg.rows)
 		return m, m.tick()
 	case usersMsg:
 		if msg.err == nil {
 			m.all.users = msg.users
 			m = m.refilter()
 		}
-		return m, nil
+		return m.clampCursor(), nil
 	case verifyMsg:
 		return m.verified(msg), nil
 	case tickMsg:
+		if m.tab == tabUsers && m.form == nil {
+			// A lockout or an expiry shows without leaving the pane.
+			return m, tea.Batch(m.fetchEntries(), m.fetchUsers())
+		}
 		return m, m.fetchEntries()
 	case clientsMsg:
 		if msg.err == nil {
@@ -282,7 +306,7 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 			m.all.ups = msg.ups
 			m = m.refilter()
 		}
-		return m, nil
+		return m.clampCursor(), nil
 	case devicesMsg:
 		if msg.err == nil {
 			m.all.devices, m.mdms = msg.devices, msg.mdms
@@ -320,14 +344,10 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		if msg.client != "" {
 			m.wizClient = msg.client
 		}
-		if m.wizard > 0 && msg.next == nil {
-			m.wizard++
-			m.form = m.wizardForm(m.wizard)
-			if m.wizard == wizDone {
-				m.show = joinShown(m.show, wizardDone)
-			}
+		if m.wizard > 0 {
+			m = m.wizardStep(msg)
 		}
-		return m, tea.Batch(m.fetchUsers(), m.fetchClients(), m.fetchDevices(), m.fetchLDAP())
+		return m, tea.Batch(m.fetchUsers(), m.fetchClients(), m.fetchUpstreams(), m.fetchDevices(), m.fetchLDAP())
 	case tea.KeyMsg:
 		return m.key(msg)
 	case tea.MouseMsg:
@@ -351,7 +371,7 @@ func (m Model) key(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
 		// A secret or QR code is on screen: any key takes it away.
 		m.show = ""
 		if m.wizard >= wizDone {
-			m.wizard, m.tab = 0, tabDashboard
+			m = m.wizardClose(msg)
 		}
 		return m, nil
 	}
@@ -367,14 +387,11 @@ func (m Model) key(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
 			m.note = "saving… (waiting for the database if another change is being written)"
 		}
 		if done {
+			formErr := m.form.err
 			m.form = nil
 			if m.wizard > 0 {
-				// esc skips a wizard step.
-				m.wizard++
-				m.form = m.wizardForm(m.wizard)
-				if m.wizard == wizDone {
-					m.show = wizardDone
-				}
+				// esc skips a wizard step (wizard.go records why).
+				m = m.wizardSkip(formErr)
 			}
 		}
 		return m, cmd
@@ -485,7 +502,7 @@ func (m Model) key(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
 			m.cursor--
 		}
 	case key.Matches(msg, keys.Down):
-		m.cursor++
+		return m.down()
 	case key.Matches(msg, keys.Filter):
 		if filterable(m.tab) {
 			m.editing, m.filter, m.cursor = true, "", 0
@@ -520,7 +537,7 @@ func (m Model) visible(decisionsOnly bool) []admin.AuditRow {
 		}
 		// The filter matches user, client, outcome, reason, door and time
 		// ("08:1" finds 08:10-08:19, "2026-11-30" a day).
-		if f != "" && !strings.Contains(strings.ToLower(r.User+" "+r.Client+" "+r.Outcome+" "+r.Reason+" "+r.Door+" "+r.At.In(time.Local).Format("2006-01-02 15:04:05")), f) {
+		if f != "" && !strings.Contains(strings.ToLower(r.User+" "+r.Client+" "+r.Outcome+" "+r.Reason+" "+r.Door+" "+m.clock().full(r.At)), f) {
 			continue
 		}
 		out = append(out, r)
@@ -666,7 +683,7 @@ func (m Model) tabBarWith(title string) (string, []int, int) {
 
 // fetchPanes refreshes what the panes list, when one is opened.
 func (m Model) fetchPanes() tea.Cmd {
-	return tea.Batch(m.fetchUsers(), m.fetchClients(), m.fetchUpstreams(), m.fetchDevices(), m.fetchLDAP())
+	return tea.Batch(m.fetchUsers(), m.fetchClients(), m.fetchUpstreams(), m.fetchDevices(), m.fetchLDAP(), m.fetchZone())
 }
 
 func fit(s string, w int) string {
@@ -711,7 +728,7 @@ func (m Model) viewDashboard(h int) string {
 	if l, ok := m.filterLine(); ok {
 		b.WriteString(l + "\n")
 	} else {
-		b.WriteString("\n")
+		b.WriteString(dimStyle.Render(fit(m.clock().header(m.opts.Now()), m.width)) + "\n")
 	}
 	b.WriteString(m.table(m.visible(true), h-2))
 	return b.String()
@@ -722,7 +739,7 @@ func (m Model) viewAudit(h int) string {
 	if l, ok := m.filterLine(); ok {
 		b.WriteString(l + "\n")
 	} else {
-		b.WriteString("All entries, newest first. enter: details · v: verify the chain\n")
+		b.WriteString(fit("All entries, newest first · enter: details · v: verify · "+m.clock().header(m.opts.Now()), m.width) + "\n")
 	}
 	b.WriteString(m.table(m.visible(false), h-1))
 	return b.String()
@@ -731,7 +748,7 @@ func (m Model) viewAudit(h int) string {
 // table lists rows newest first with the cursor row highlighted.
 func (m Model) table(rows []admin.AuditRow, h int) string {
 	var b strings.Builder
-	header := fmt.Sprintf("%-8s %-9s %-14s %-16s %-10s %s", "TIME", "OUTCOME", "CLIENT", "USER", "DOOR", "REASON")
+	header := fmt.Sprintf(auditRow, "TIME", "OUTCOME", "CLIENT", "USER", "DOOR", "REASON")
 	b.WriteString(dimStyle.Render(fit(header, m.width)) + "\n")
 	if len(rows) == 0 {
 		b.WriteString("(nothing yet: decisions appear here as they are made)\n")
@@ -749,8 +766,8 @@ func (m Model) table(rows []admin.AuditRow, h int) string {
 			outcome = r.Kind
 		}
 		reason := r.Reason
-		line := fmt.Sprintf("%-8s %-9s %-14s %-16s %-10s %s", r.At.In(time.Local).Format("15:04:05"), outcome,
-			clip(r.Client, 14), clip(r.User, 16), clip(r.Door, 10), reason)
+		line := fmt.Sprintf(auditRow, m.clock().stamp(r.At), outcome,
+			clip(r.Client, 13), clip(r.User, 14), clip(r.Door, 7), reason)
 		line = fit(line, m.width)
 		switch {
 		case i == cursor:
@@ -765,6 +782,10 @@ func (m Model) table(rows []admin.AuditRow, h int) string {
 	return b.String()
 }
 
+// auditRow lays out the dashboard's and the audit pane's lists: the time
+// with its date (the zone is in the pane's header).
+const auditRow = "%-15s %-9s %-13s %-14s %-7s %s"
+
 func clip(s string, n int) string {
 	s = sanitize(s)
 	if r := []rune(s); len(r) > n {
@@ -775,7 +796,7 @@ func clip(s string, n int) string {
 
 func (m Model) viewDetail(r admin.AuditRow) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "Entry %d  %s  (esc: back)\n", r.Seq, r.At.In(time.Local).Format("2006-01-02 15:04:05"))
+	fmt.Fprintf(&b, "Entry %d  %s  (esc: back)\n", r.Seq, m.clock().full(r.At))
 	field := func(k, v string) {
 		if v != "" {
 			fmt.Fprintf(&b, "  %-8s %s\n", k, fit(v, m.width-11))
@@ -812,8 +833,9 @@ func (m Model) viewUsers(h int) string {
 		hint = l
 	}
 	b.WriteString(hint + "\n")
-	h--
-	b.WriteString(dimStyle.Render(fit(fmt.Sprintf("%-20s %-22s %-10s %s", "NAME", "GROUPS", "STATE", "SOURCE"), m.width)) + "\n")
+	b.WriteString(fit(fmt.Sprintf("%d %s · ", len(m.users), plural(len(m.users), "user", "users"))+m.clock().header(m.opts.Now()), m.width) + "\n")
+	h -= 2
+	b.WriteString(dimStyle.Render(fit(fmt.Sprintf(userRow, "NAME", "GROUPS", "STATE", "EXPIRES", "SOURCE"), m.width)) + "\n")
 	if len(m.users) == 0 {
 		b.WriteString(m.empty("(no users yet: add one with a, or clinicgate user add NAME)") + "\n")
 	}
@@ -827,11 +849,11 @@ func (m Model) viewUsers(h int) string {
 		case u.Disabled:
 			state = "disabled"
 		case u.LockedUntil.After(now):
-			state = "locked"
+			state = "locked until " + m.clock().minute(u.LockedUntil)
 		case !u.ExpiresAt.IsZero() && !now.Before(u.ExpiresAt):
 			state = "expired"
 		}
-		line := fit(fmt.Sprintf("%-20s %-22s %-10s %s", clip(u.Name, 20), clip(strings.Join(u.Groups, ","), 22), state, u.Source), m.width)
+		line := fit(fmt.Sprintf(userRow, clip(u.Name, 16), clip(strings.Join(u.Groups, ","), 14), state, m.clock().expiryDay(u.ExpiresAt), u.Source), m.width)
 		if i == min(m.cursor, len(m.users)-1) {
 			line = m.selected(line)
 		}
@@ -839,6 +861,10 @@ func (m Model) viewUsers(h int) string {
 	}
 	return b.String()
 }
+
+// userRow lays out the Users pane: at 80 columns a lockout's end
+// ("locked until Dec 04 15:04") and the last day of an expiry fit.
+const userRow = "%-16s %-14s %-25s %-10s %s"
 
 func (m Model) viewClients(h int) string {
 	var b strings.Builder
@@ -973,7 +999,7 @@ func (m Model) daemonLine() string {
 		return rejectStyle.Render(fit("daemon: has not run yet — start it (systemctl start clinicgate)", m.width))
 	}
 	if age := now.Sub(d.UpdatedAt); age > 20*time.Second {
-		return rejectStyle.Render(fit(fmt.Sprintf("DAEMON NOT ANSWERING since %s — logins are not being decided", d.UpdatedAt.In(time.Local).Format("15:04:05")), m.width))
+		return rejectStyle.Render(fit(fmt.Sprintf("DAEMON NOT ANSWERING since %s — logins are not being decided", m.clock().since(d.UpdatedAt)), m.width))
 	}
 	parts := []string{fmt.Sprintf("daemon %s up %s", d.Version, roundDuration(now.Sub(d.StartedAt)))}
 	if l, ok := d.Listener(admin.ListenSSH); ok {
@@ -987,7 +1013,7 @@ func (m Model) daemonLine() string {
 		st := u.State
 		if u.State != "up" && u.State != "unknown" {
 			down = true
-			st = strings.ToUpper(u.State) + " since " + u.Since.In(time.Local).Format("15:04")
+			st = strings.ToUpper(u.State) + " since " + m.clock().minute(u.Since)
 		}
 		ups = append(ups, u.Name+" "+st)
 	}
@@ -1024,7 +1050,7 @@ func (m Model) mouse(msg tea.MouseMsg) (tea.Model, tea.Cmd) {
 			m.cursor--
 		}
 	case tea.MouseButtonWheelDown:
-		m.cursor++
+		return m.down()
 	case tea.MouseButtonLeft:
 		if msg.Action != tea.MouseActionRelease {
 			return m, nil
@@ -1043,10 +1069,7 @@ func (m Model) mouse(msg tea.MouseMsg) (tea.Model, tea.Cmd) {
 		}
 		// Rows start under the title, status, pane header and column
 		// header lines (on the LDAP pane, also under its settings).
-		first := map[tab]int{tabDashboard: 6, tabAudit: 4, tabUsers: 4, tabClients: 4, tabUpstreams: 4, tabDevices: 4, tabLDAP: ldapFirstRow}[m.tab]
-		if m.audit.alarm != "" {
-			first++ // under the audit alarm's banner
-		}
+		first := m.firstRow()
 		if row := msg.Y - first; row >= 0 && m.detail == nil {
 			m.cursor = row
 		}

@@ -60,6 +60,8 @@ type fakeAdmin struct {
 	written []string
 	// passwords lists the passwords users were added with.
 	passwords []string
+	// removedUps lists the upstreams removed.
+	removedUps []string
 }
 
 type (
@@ -138,6 +140,7 @@ func (f fakeUsers) AddUser(_ context.Context, n admin.NewUser) error {
 }
 
 func (f fakeUsers) EditUser(_ context.Context, name string, e admin.UserEdit) error {
+	zone := f.siteZone()
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for i := range f.users {
@@ -158,6 +161,17 @@ func (f fakeUsers) EditUser(_ context.Context, name string, e admin.UserEdit) er
 		}
 		if e.Unlock {
 			u.LockedUntil = time.Time{}
+		}
+		if e.Expires != nil {
+			// As the admin service reads it: in the site's zone.
+			t, err := admin.ParseExpiry(*e.Expires, zone)
+			if err != nil {
+				return err
+			}
+			u.ExpiresAt = t
+		}
+		if e.Groups != nil {
+			u.Groups = *e.Groups
 		}
 		u.Version++
 		return nil
@@ -196,8 +210,18 @@ func (f fakeClients) EditClient(_ context.Context, name string, e admin.ClientEd
 	return fmt.Errorf("%w: there is no client %q", admin.ErrInvalid, name)
 }
 
+// Upstreams lists clinic-ad (which a client uses: it cannot be removed)
+// and the upstreams added since, as they were added.
 func (f fakeUpstreams) Upstreams(context.Context) ([]admin.Upstream, error) {
-	return []admin.Upstream{{Name: "clinic-ad", Kind: "ldap", Config: `{"urls":["ldaps://dc1.clinic.local:636"]}`, Secret: []byte("never shown")}}, nil
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	ups := []admin.Upstream{{Name: "clinic-ad", Kind: "ldap", Config: `{"urls":["ldaps://dc1.clinic.local:636"]}`, Secret: []byte("never shown")}}
+	for _, n := range f.added {
+		if !slices.Contains(f.removedUps, n.Name) {
+			ups = append(ups, admin.Upstream{Name: n.Name, Kind: n.Kind, Config: n.Config})
+		}
+	}
+	return ups, nil
 }
 
 func (f fakeUpstreams) AddUpstream(_ context.Context, n admin.NewUpstream) ([]string, error) {
@@ -228,6 +252,14 @@ func (f fakeUpstreams) EditUpstream(_ context.Context, name string, e admin.Upst
 }
 
 func (f fakeUpstreams) RemoveUpstream(_ context.Context, name string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, n := range f.added {
+		if n.Name == name {
+			f.removedUps = append(f.removedUps, name)
+			return nil
+		}
+	}
 	return fmt.Errorf("%w: clients [office-wifi] still use upstream %q", admin.ErrInvalid, name)
 }
 
@@ -516,6 +548,37 @@ func (f fakeAudit) AuditAfter(_ context.Context, seq int64, limit int) ([]admin.
 	return out, nil
 }
 
+// AuditBefore pages back as the admin service does: the limit entries
+// before seq (the newest when seq is 0), oldest first.
+func (f fakeAudit) AuditBefore(_ context.Context, seq int64, limit int) ([]admin.AuditRow, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.failRead {
+		return nil, errors.New("database is busy (another process is writing)")
+	}
+	var out []admin.AuditRow
+	for i := len(f.rows) - 1; i >= 0 && len(out) < limit; i-- {
+		if r := f.rows[i]; seq == 0 || r.Seq < seq {
+			out = append([]admin.AuditRow{r}, out...)
+		}
+	}
+	return out, nil
+}
+
+// siteZone is the timezone setting's zone (UTC, the tests' system zone,
+// when unset).
+func (f *fakeAdmin) siteZone() *time.Location {
+	f.mu.Lock()
+	tz := f.settings["timezone"]
+	f.mu.Unlock()
+	if loc, err := time.LoadLocation(tz); err == nil && tz != "" {
+		return loc
+	}
+	return time.UTC
+}
+
+func (f fakeAudit) SiteZone(context.Context) (*time.Location, error) { return f.siteZone(), nil }
+
 func (f fakeUsers) Users(context.Context) ([]admin.User, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -803,9 +866,11 @@ func TestEnrolShowsQRCode(t *testing.T) {
 
 // TestFirstBootWizard walks a fresh appliance to its first client and
 // user, with a bad entry corrected and one step skipped.
-func TestFirstBootWizard(t *testing.T) {
-	f := &fakeAdmin{}
-	tm := start(t, f, 80, 24)
+// wizardTo runs the first-boot wizard on f up to its test login step: the
+// Chicago time zone, no SSH key, a RADIUS upstream, the client office-wifi,
+// the second factor mfa (empty: the default), and the user dr.lee.
+func wizardTo(t *testing.T, tm *teatest.TestModel, mfa string) {
+	t.Helper()
 	waitFor(t, tm, "Welcome to clinicgate", "time zone")
 	tm.Type("Mars/Olympus")
 	tm.Send(tea.KeyMsg{Type: tea.KeyEnter})
@@ -815,9 +880,9 @@ func TestFirstBootWizard(t *testing.T) {
 	}
 	tm.Type("America/Chicago")
 	tm.Send(tea.KeyMsg{Type: tea.KeyEnter})
-	waitFor(t, tm, "Step 2 of 6")
+	waitFor(t, tm, "Step 2 of 7")
 	tm.Send(tea.KeyMsg{Type: tea.KeyEsc}) // no SSH key now
-	waitFor(t, tm, "Step 3 of 6")
+	waitFor(t, tm, "Step 3 of 7")
 	tm.Type("radius")
 	tm.Send(tea.KeyMsg{Type: tea.KeyEnter})
 	waitFor(t, tm, "Add a RADIUS upstream")
@@ -825,22 +890,31 @@ func TestFirstBootWizard(t *testing.T) {
 		tm.Type(v)
 		tm.Send(tea.KeyMsg{Type: tea.KeyEnter})
 	}
-	waitFor(t, tm, "Step 4 of 6")
+	waitFor(t, tm, "Step 4 of 7")
 	tm.Type("office-wifi")
 	tm.Send(tea.KeyMsg{Type: tea.KeyEnter})
 	tm.Type("192.168.1.2")
 	tm.Send(tea.KeyMsg{Type: tea.KeyEnter})
-	tm.Send(tea.KeyMsg{Type: tea.KeyEnter})
 	waitFor(t, tm, "shown once", "Gen3ratedS3cret")
 	tm.Type("x")
-	waitFor(t, tm, "Step 5 of 6")
+	// The second factor: three choices, a line each.
+	waitFor(t, tm, "Step 5 of 7", "enrolled  (roll-out)", "required  every login", "off       a password")
+	tm.Type(mfa)
+	tm.Send(tea.KeyMsg{Type: tea.KeyEnter})
+	waitFor(t, tm, "Step 6 of 7")
 	tm.Type("dr.lee")
 	tm.Send(tea.KeyMsg{Type: tea.KeyEnter})
 	tm.Type("clinicians")
 	tm.Send(tea.KeyMsg{Type: tea.KeyEnter})
 	tm.Type("a good password")
 	tm.Send(tea.KeyMsg{Type: tea.KeyEnter})
-	waitFor(t, tm, "Step 6 of 6", "test login")
+	waitFor(t, tm, "Step 7 of 7", "test login")
+}
+
+func TestFirstBootWizard(t *testing.T) {
+	f := &fakeAdmin{}
+	tm := start(t, f, 80, 24)
+	wizardTo(t, tm, "")
 	// No daemon answers this fake: the step says so in words; esc skips it.
 	tm.Type("dr.lee")
 	tm.Send(tea.KeyMsg{Type: tea.KeyEnter})
@@ -848,9 +922,15 @@ func TestFirstBootWizard(t *testing.T) {
 	tm.Send(tea.KeyMsg{Type: tea.KeyEnter})
 	waitFor(t, tm, "is it running?")
 	tm.Send(tea.KeyMsg{Type: tea.KeyEsc})
-	waitFor(t, tm, "Setup done")
+	// A skipped test login is not "Setup done": the last screen says what
+	// is not done.
+	waitFor(t, tm, "Setup is NOT finished", "step 7 (test login): skipped after:")
 	tm.Type("x")
 	waitFor(t, tm, "Logins in view")
+	out := screen(t, tm)
+	if strings.Contains(out, "Setup done") {
+		t.Fatalf("the wizard said Setup done after its test login failed:\n%s", out)
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.settings["timezone"] != "America/Chicago" || len(f.clients) != 1 || len(f.users) != 1 || len(f.added) != 1 {
@@ -858,6 +938,58 @@ func TestFirstBootWizard(t *testing.T) {
 	}
 	if f.clients[0].Policy.Upstream != "clinic-nps" {
 		t.Fatalf("the wizard's client checks passwords with %q, want the upstream added in the wizard", f.clients[0].Policy.Upstream)
+	}
+	// The default second factor lets the first login in with a password.
+	if got := f.clients[0].Policy.MFA; got != policy.MFAEnrolled {
+		t.Fatalf("the wizard's client has mfa %q, want %q (the roll-out default)", got, policy.MFAEnrolled)
+	}
+}
+
+// TestWizardNeverSaysDoneWhenTheTestLoginFails: a refused test login keeps
+// the step open with the reason; only a login let in ends on "Setup done".
+func TestWizardNeverSaysDoneWhenTheTestLoginFails(t *testing.T) {
+	f := &fakeAdmin{}
+	f.status = sample().status // a daemon that answers
+	f.login = admin.LoginResult{Door: appliance.DoorRADIUS, Outcome: "Access-Reject", Code: 3,
+		Story: &admin.DecisionStory{Seq: 9, Reason: "mfa_required"}}
+	tm := start(t, f, 80, 24)
+	wizardTo(t, tm, "required")
+	tm.Type("dr.lee")
+	tm.Send(tea.KeyMsg{Type: tea.KeyEnter})
+	tm.Type("a good password")
+	tm.Send(tea.KeyMsg{Type: tea.KeyEnter})
+	waitFor(t, tm, "The test login was refused: Access-Reject (mfa_required)")
+	tm.Type("x") // close the report: the step is still open
+	waitFor(t, tm, "Step 7 of 7")
+	f.mu.Lock()
+	f.login = admin.LoginResult{Door: appliance.DoorRADIUS, Outcome: "Access-Accept", Code: 2, Accepted: true}
+	f.mu.Unlock()
+	tm.Send(tea.KeyMsg{Type: tea.KeyEnter})
+	tm.Send(tea.KeyMsg{Type: tea.KeyEnter})
+	waitFor(t, tm, "Setup done: the test login was let in")
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.logins) != 2 {
+		t.Fatalf("got %d test logins, want 2", len(f.logins))
+	}
+	if got := f.clients[0].Policy.MFA; got != policy.MFARequired {
+		t.Fatalf("the wizard's client has mfa %q, want required as chosen", got)
+	}
+}
+
+// TestWizardNotFinishedGoesBackToTheTestLogin: enter on the "not finished"
+// screen reopens the test login.
+func TestWizardNotFinishedGoesBackToTheTestLogin(t *testing.T) {
+	f := &fakeAdmin{}
+	tm := start(t, f, 80, 24)
+	wizardTo(t, tm, "off")
+	tm.Send(tea.KeyMsg{Type: tea.KeyEsc})
+	waitFor(t, tm, "Setup is NOT finished", "step 7 (test login): skipped")
+	tm.Send(tea.KeyMsg{Type: tea.KeyEnter})
+	waitFor(t, tm, "Step 7 of 7")
+	out := screen(t, tm)
+	if !strings.Contains(out, "Step 7 of 7") {
+		t.Fatalf("enter did not go back to the test login:\n%s", out)
 	}
 }
 

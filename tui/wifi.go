@@ -36,7 +36,7 @@ func (m Model) viewWiFi(h int) string {
 	default:
 		line("CA", e.CASubject)
 	}
-	until := e.NotAfter.In(time.Local).Format("2006-01-02")
+	until := m.clock().day(e.NotAfter)
 	if left := time.Until(e.NotAfter); left < 30*24*time.Hour {
 		until = rejectStyle.Render(until + fmt.Sprintf(" (%d days left: renew it, then give devices the new CA)", int(left.Hours()/24)))
 	}

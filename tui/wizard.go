@@ -2,6 +2,7 @@ package tui
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"time"
 
@@ -9,14 +10,19 @@ import (
 
 	"github.com/clinicgate/clinicgate/appliance"
 	"github.com/clinicgate/clinicgate/appliance/admin"
+	"github.com/clinicgate/clinicgate/appliance/policy"
 )
 
 // The first-boot wizard: on an appliance with no users and no clients the
 // console walks the contractor from a fresh image to a working login —
 // time zone, an admin SSH key, where the accounts live, the first RADIUS
-// client, the first user, and a test login through the running daemon —
-// each step through the same admin operations as everywhere else, and
-// each skippable with esc.
+// client, whether it asks for a second factor, the first user, and a test
+// login through the running daemon — each step through the same admin
+// operations as everywhere else, and each skippable with esc.
+//
+// It ends on "Setup done" only when the test login was let in. A step that
+// failed, or one a working login needs that was skipped, is named on the
+// last screen with what to do, and enter there goes back to it.
 
 type freshMsg struct{ fresh bool }
 
@@ -25,10 +31,30 @@ const (
 	wizSSHKey
 	wizUpstream
 	wizClient
+	wizMFA
 	wizUser
 	wizTestLogin
 	wizDone
 )
+
+// wizSteps is how many steps the wizard has (for "step 3 of 7").
+const wizSteps = wizDone - 1
+
+var wizStepNames = map[int]string{
+	wizTimeZone: "time zone", wizSSHKey: "SSH key", wizUpstream: "where accounts live",
+	wizClient: "first client", wizMFA: "second factor", wizUser: "first user", wizTestLogin: "test login",
+}
+
+// wizardLog is what the wizard has found out so far.
+type wizardLog struct {
+	// mfa is the second factor chosen in its step ("" until then).
+	mfa policy.MFA
+	// ended says how each step ended: "" not reached or done, otherwise
+	// why it is not done ("skipped", "skipped after: <the error>").
+	ended [wizDone]string
+	// passed: the test login was let in.
+	passed bool
+}
 
 func (m Model) checkFresh() tea.Cmd {
 	if !m.p.wizard() {
@@ -43,12 +69,16 @@ func (m Model) checkFresh() tea.Cmd {
 	}
 }
 
+func stepTitle(step int, what string) string {
+	return fmt.Sprintf("Step %d of %d: %s", step, wizSteps, what)
+}
+
 // wizardForm returns the form of a step (nil for the last screen).
 func (m Model) wizardForm(step int) *form {
 	var f *form
 	switch step {
 	case wizTimeZone:
-		f = newForm("Welcome to clinicgate — step 1 of 6: the clinic's time zone", func(v []string) tea.Cmd {
+		f = newForm(fmt.Sprintf("Welcome to clinicgate — step 1 of %d: the clinic's time zone", wizSteps), func(v []string) tea.Cmd {
 			return m.act(func(ctx context.Context) doneMsg {
 				tz := strings.TrimSpace(v[0])
 				if tz == "" {
@@ -59,9 +89,9 @@ func (m Model) wizardForm(step int) *form {
 				}
 				return doneMsg{text: "time zone " + tz}
 			})
-		}, field("time zone", "e.g. America/Chicago or Europe/Berlin (allowed hours use it); empty: the system's", false, 64))
+		}, field("time zone", "e.g. America/Chicago or Europe/Berlin (allowed hours and expiry days use it); empty: the system's", false, 64))
 	case wizSSHKey:
-		f = newForm("Step 2 of 6: your SSH key, to open this console from your laptop", func(v []string) tea.Cmd {
+		f = newForm(stepTitle(step, "your SSH key, to open this console from your laptop"), func(v []string) tea.Cmd {
 			return m.act(func(ctx context.Context) doneMsg {
 				if strings.TrimSpace(v[1]) == "" {
 					return doneMsg{text: "no SSH key added (add one later: clinicgate admin add-key)"}
@@ -77,40 +107,206 @@ func (m Model) wizardForm(step int) *form {
 			field("key", "paste one line of your .pub file (ssh-ed25519 AAAA…); empty: skip", false, 4096))
 	case wizUpstream:
 		f = m.addUpstreamForm()
-		f.title = "Step 3 of 6: where the clinic's accounts live (esc: on this appliance)"
+		f.title = stepTitle(step, "where the clinic's accounts live (esc: on this appliance)")
 	case wizClient:
 		f = m.addClientFormWith(m.wizUpstream, false)
-		f.title = "Step 4 of 6: the first device that asks (Wi-Fi controller, VPN gateway)"
+		f.title = stepTitle(step, "the first device that asks (Wi-Fi controller, VPN gateway)")
+	case wizMFA:
+		f = m.wizardMFAForm()
 	case wizUser:
 		f = m.addUserForm()
-		f.title = "Step 5 of 6: the first person who logs in (or one to enrol for TOTP, with an upstream)"
+		f.title = stepTitle(step, "the first person who logs in")
 	case wizTestLogin:
 		f = m.wizardTestLoginForm()
 	}
 	return f
 }
 
+// wizardMFAForm asks whether the wizard's client demands a second factor
+// and sets its policy. The default is enrolled, the roll-out mode: the
+// first login works with a password alone, and each user is asked for a
+// code from the day their authenticator is enrolled (Users pane, m).
+func (m Model) wizardMFAForm() *form {
+	client := m.wizClient
+	mfa := field("mfa", "enrolled, required or off; empty: enrolled", false, 10)
+	mfa.input.Placeholder = string(policy.MFAEnrolled)
+	f := newForm(stepTitle(wizMFA, "a second factor (TOTP code) for "+dashIf(client)), func(v []string) tea.Cmd {
+		mode := policy.MFA(strings.ToLower(strings.TrimSpace(v[0])))
+		if mode == "" {
+			mode = policy.MFAEnrolled
+		}
+		return m.act(func(ctx context.Context) doneMsg {
+			switch mode {
+			case policy.MFAEnrolled, policy.MFARequired, policy.MFAOff:
+			default:
+				return doneMsg{err: fmt.Errorf("%w: answer enrolled, required or off", admin.ErrInvalid)}
+			}
+			if client == "" {
+				return doneMsg{err: fmt.Errorf("%w: no client was added in step %d, so there is no policy to set; esc goes on (set it later on the Clients pane, e)", admin.ErrInvalid, wizClient)}
+			}
+			cs, err := m.p.Clients.Clients(ctx)
+			if err != nil {
+				return doneMsg{err: err}
+			}
+			for _, c := range cs {
+				if c.Name != client {
+					continue
+				}
+				err := m.p.Clients.EditClient(ctx, client, admin.ClientEdit{Version: c.Version, Policy: func(p *policy.Policy) error {
+					p.MFA = mode
+					return nil
+				}})
+				if err != nil {
+					return doneMsg{err: err}
+				}
+				return doneMsg{text: client + ": second factor " + string(mode), mfa: mode}
+			}
+			return doneMsg{err: fmt.Errorf("%w: the client %s is gone (removed meanwhile?)", admin.ErrInvalid, client)}
+		})
+	}, mfa)
+	f.note = []string{
+		"enrolled  (roll-out) a code is asked only of users who have enrolled an",
+		"          authenticator app (Users pane, m); the others log in with a password",
+		"required  every login needs a code: enrol each user before they log in",
+		"off       a password alone (only behind another factor, e.g. a VPN's own)",
+	}
+	return f
+}
+
 // wizardTestLoginForm sends a real login through the running daemon under
 // the policy of the client added in step 4 (or the first RADIUS client),
-// as the Clients pane's test login does, and shows the answer and why.
+// as the Clients pane's test login does, and shows the answer and why. A
+// refused login keeps the step open: the contractor reads why, fixes it
+// and tries again, or skips it (and the last screen says setup is not
+// finished).
 func (m Model) wizardTestLoginForm() *form {
 	want := m.wizClient
-	f := newForm("Step 6 of 6: a test login through the running appliance (esc: skip)", func(v []string) tea.Cmd {
-		return m.testLoginCmd(admin.LoginTest{Client: want, Door: appliance.DoorRADIUS, User: strings.TrimSpace(v[0]), Password: []byte(v[1])})
+	hint := "their password"
+	if m.wiz.mfa == policy.MFARequired {
+		hint = "their password, a comma and the code their app shows (secret,123456)"
+	}
+	f := newForm(stepTitle(wizTestLogin, "a test login through the running appliance (esc: skip)"), func(v []string) tea.Cmd {
+		t := admin.LoginTest{Client: want, Door: appliance.DoorRADIUS, User: strings.TrimSpace(v[0]), Password: []byte(v[1])}
+		lt := m.p.Logins
+		return m.act(func(ctx context.Context) doneMsg {
+			r, err := lt.TestLogin(ctx, t)
+			if err != nil {
+				return doneMsg{err: err}
+			}
+			report := loginReport(t.User, r)
+			if r.Accepted {
+				return doneMsg{text: "test login let in", show: report, passed: true}
+			}
+			why := r.Outcome
+			if r.Story != nil && r.Story.Reason != "" {
+				why += " (" + r.Story.Reason + ")"
+			}
+			return doneMsg{text: "! test login refused: " + why, next: m.wizardTestLoginForm(),
+				failed: "refused: " + why,
+				show: report + "\nThe test login was refused: " + why + ". Fix what the story names,\n" +
+					"then try again here (enter), or skip it (esc)."}
+		})
 	},
-		field("user", "the user from step 5", false, 128),
-		field("password", "their password (append ,123456 if they have a code already)", true, 128),
+		field("user", "the user from step 6", false, 128),
+		field("password", hint, true, 128),
 	)
 	return f
 }
 
-const wizardDone = `Setup done.
+// wizardStep moves the wizard on after a step's answer: it records how the
+// step ended and opens the next one (msg.next: the step is not over).
+func (m Model) wizardStep(msg doneMsg) Model {
+	step := m.wizard
+	if msg.mfa != "" {
+		m.wiz.mfa = msg.mfa
+	}
+	if msg.failed != "" && step < wizDone {
+		m.wiz.ended[step] = msg.failed
+	}
+	if msg.next != nil {
+		return m
+	}
+	if step < wizDone {
+		m.wiz.ended[step] = ""
+	}
+	if msg.passed {
+		m.wiz.passed = true
+	}
+	return m.wizardAdvance(msg.show)
+}
 
-Point the device at this appliance (RADIUS, port 1812, the secret it was
+// wizardSkip records a step left with esc (after the error its form shows,
+// if any) and opens the next one.
+func (m Model) wizardSkip(formErr string) Model {
+	step := m.wizard
+	if step < wizDone {
+		switch {
+		case formErr != "":
+			m.wiz.ended[step] = "skipped after: " + formErr
+		case m.wiz.ended[step] != "":
+			m.wiz.ended[step] = "skipped after it was " + m.wiz.ended[step]
+		default:
+			m.wiz.ended[step] = "skipped"
+		}
+	}
+	return m.wizardAdvance(m.show)
+}
+
+func (m Model) wizardAdvance(show string) Model {
+	m.wizard++
+	m.form = m.wizardForm(m.wizard)
+	if m.wizard == wizDone {
+		m.show = joinShown(show, m.wizardEnd())
+	} else {
+		m.show = show
+	}
+	return m
+}
+
+// wizardEnd is the last screen: "Setup done" only after a test login was
+// let in; otherwise what is not done, and how to finish it.
+func (m Model) wizardEnd() string {
+	if m.wiz.passed {
+		return wizardDone
+	}
+	var b strings.Builder
+	b.WriteString("Setup is NOT finished: no test login has been let in yet.\n\n")
+	for step := wizTimeZone; step < wizDone; step++ {
+		e := m.wiz.ended[step]
+		// Leaving out the SSH key or an upstream is a choice, not a
+		// failure (esc there means "not now" and "on this appliance").
+		if e == "" || e == "skipped" && (step == wizSSHKey || step == wizUpstream || step == wizTimeZone) {
+			continue
+		}
+		for _, l := range wrap(fmt.Sprintf("step %d (%s): %s", step, wizStepNames[step], e), m.width-4) {
+			b.WriteString("  " + l + "\n")
+		}
+	}
+	b.WriteString("\nFix it on the panes (Clients: a, e, l; Users: a, m), then send a test\n" +
+		"login from the Clients pane (l).\n\n" +
+		"(enter: back to the test login · any other key: the dashboard)")
+	return b.String()
+}
+
+// wizardClose handles the key that closes the wizard's last screen: enter
+// goes back to the test login while setup is not finished.
+func (m Model) wizardClose(msg tea.KeyMsg) Model {
+	if !m.wiz.passed && msg.Type == tea.KeyEnter {
+		m.wizard = wizTestLogin
+		m.form = m.wizardForm(wizTestLogin)
+		return m
+	}
+	m.wizard, m.tab = 0, tabDashboard
+	return m
+}
+
+const wizardDone = `Setup done: the test login was let in.
+
+Point the device at this appliance (RADIUS, the port and secret it was
 shown) and log in as the user. The login appears on the dashboard within a
 second; enter on it tells why, if it was refused.
 
-Enrol the user's second factor on the Users pane (m), and add more users
+Enrol each user's second factor on the Users pane (m), and add more users
 and devices there and on the Clients pane (a).
 
 (any key: go to the dashboard)`

@@ -20,10 +20,16 @@ func (c *cli) acctList(fs *flag.FlagSet) action {
 		if err != nil {
 			return err
 		}
-		tw := c.table("CLIENT\tSESSION\tUSER\tDEVICE\tSTATUS\tSTARTED\tSECONDS\tIN\tOUT\tCAUSE")
+		// Times in the site's zone, as the console shows them, named in
+		// the header.
+		loc, err := svc.SiteZone(ctx)
+		if err != nil {
+			return err
+		}
+		tw := c.table("CLIENT\tSESSION\tUSER\tDEVICE\tSTATUS\tSTARTED (" + admin.ZoneName(loc, svc.Now()) + ")\tSECONDS\tIN\tOUT\tCAUSE")
 		for _, s := range ss {
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t%d\t%s\n", s.Client, s.SessionID, dash(s.UserName), dash(s.CallingStation), s.Status,
-				s.StartedAt.Local().Format("01-02 15:04:05"), s.SessionTime, s.InputOctets, s.OutputOctets, dash(s.TerminateCause))
+				s.StartedAt.In(loc).Format("2006-01-02 15:04:05"), s.SessionTime, s.InputOctets, s.OutputOctets, dash(s.TerminateCause))
 		}
 		return tw.Flush()
 	}}

@@ -173,6 +173,9 @@ func TestExpiryDateIsTheSiteDay(t *testing.T) {
 	if out := mustCG(t, data, "", "user", "list"); !strings.Contains(out, "2026-12-31 America/Chicago") {
 		t.Errorf("user list: want the expiry shown as 2026-12-31 America/Chicago:\n%s", out)
 	}
+	if out := mustCG(t, data, "", "acct", "list"); !strings.Contains(out, "STARTED (America/Chicago)") {
+		t.Errorf("acct list: want its times named in the site's zone:\n%s", out)
+	}
 	mustCG(t, data, "", "user", "set", "partner", "--expires", "2027-06-30")
 	out := mustCG(t, data, "", "audit", "tail")
 	if !strings.Contains(out, "expires 2027-07-01T00:00:00-05:00") {

@@ -828,14 +828,14 @@ func TestFreshApplianceThroughTheConsole(t *testing.T) {
 	term := inTmux(t, 100, 40, binPath+" tui --data "+data)
 	capture := term.screen
 	keys := term.keys
-	waitFor(t, "the wizard", func() bool { return strings.Contains(capture(), "step 1 of 6") })
+	waitFor(t, "the wizard", func() bool { return strings.Contains(capture(), "step 1 of 7") })
 	keys("UTC", "Enter")
-	waitFor(t, "step 2", func() bool { return strings.Contains(capture(), "Step 2 of 6") })
+	waitFor(t, "step 2", func() bool { return strings.Contains(capture(), "Step 2 of 7") })
 	keys("Escape")
-	waitFor(t, "step 3", func() bool { return strings.Contains(capture(), "Step 3 of 6") })
+	waitFor(t, "step 3", func() bool { return strings.Contains(capture(), "Step 3 of 7") })
 	keys("Escape") // accounts live on the appliance
-	waitFor(t, "step 4", func() bool { return strings.Contains(capture(), "Step 4 of 6") })
-	keys("lab", "Enter", "127.0.0.1", "Enter", "enrolled", "Enter")
+	waitFor(t, "step 4", func() bool { return strings.Contains(capture(), "Step 4 of 7") })
+	keys("lab", "Enter", "127.0.0.1", "Enter")
 	var clientSecret string
 	waitFor(t, "the client's secret", func() bool {
 		m := regexp.MustCompile(`\n\s+([A-Za-z0-9]{32})\n`).FindStringSubmatch(capture())
@@ -845,9 +845,13 @@ func TestFreshApplianceThroughTheConsole(t *testing.T) {
 		return m != nil
 	})
 	keys("x")
-	waitFor(t, "step 5", func() bool { return strings.Contains(capture(), "Step 5 of 6") })
+	// The second factor: enrolled, the roll-out mode (a code once alice
+	// has enrolled one).
+	waitFor(t, "step 5", func() bool { return strings.Contains(capture(), "Step 5 of 7") })
+	keys("enrolled", "Enter")
+	waitFor(t, "step 6", func() bool { return strings.Contains(capture(), "Step 6 of 7") })
 	keys("alice", "Enter", "staff", "Enter", "correct horse battery", "Enter")
-	waitFor(t, "step 6", func() bool { return strings.Contains(capture(), "Step 6 of 6") })
+	waitFor(t, "step 7", func() bool { return strings.Contains(capture(), "Step 7 of 7") })
 	// The wizard's own test login, through the running daemon.
 	keys("alice", "Enter", "correct horse battery", "Enter")
 	waitFor(t, "the wizard's test login", func() bool { return strings.Contains(capture(), "Test login of alice: Access-Accept") })

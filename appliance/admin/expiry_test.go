@@ -1,6 +1,8 @@
 package admin
 
 import (
+	"fmt"
+	"slices"
 	"testing"
 	"time"
 )
@@ -88,4 +90,41 @@ func TestParseExpiry(t *testing.T) {
 			t.Errorf("ParseExpiry(%q): got %s, %v, want %s", tc.in, got, err, tc.want)
 		}
 	}
+}
+
+// TestAuditBeforePagesBack: the console's first read is the newest page,
+// and each next one the page before it, oldest first within a page.
+func TestAuditBeforePagesBack(t *testing.T) {
+	s := newService(t)
+	ctx := t.Context()
+	for i := range 7 {
+		if err := s.AddUser(ctx, NewUser{Name: fmt.Sprintf("u%d", i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	page, err := s.AuditBefore(ctx, 0, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := seqs(page); !slices.Equal(got, []int64{5, 6, 7}) {
+		t.Fatalf("newest page: got %v, want [5 6 7]", got)
+	}
+	page, err = s.AuditBefore(ctx, 5, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := seqs(page); !slices.Equal(got, []int64{2, 3, 4}) {
+		t.Fatalf("page before 5: got %v, want [2 3 4]", got)
+	}
+	if page, _ = s.AuditBefore(ctx, 2, 3); !slices.Equal(seqs(page), []int64{1}) {
+		t.Fatalf("page before 2: got %v, want [1]", seqs(page))
+	}
+}
+
+func seqs(rows []AuditRow) []int64 {
+	out := make([]int64, len(rows))
+	for i, r := range rows {
+		out[i] = r.Seq
+	}
+	return out
 }

@@ -160,3 +160,18 @@ func TestAuditPagesBackOnDemand(t *testing.T) {
 	}
 	waitFor(t, tm, "u0690")
 }
+
+// TestLockoutShowsWhileTheUsersPaneIsOpen: a user locked out after the
+// list was read shows locked (until when), not active.
+func TestLockoutShowsWhileTheUsersPaneIsOpen(t *testing.T) {
+	f := sample()
+	tm := start(t, f, 80, 24)
+	waitFor(t, tm, "frontdesk2")
+	tm.Send(tea.KeyMsg{Type: tea.KeyTab})
+	tm.Send(tea.KeyMsg{Type: tea.KeyTab})
+	waitFor(t, tm, "vendor-it")
+	f.mu.Lock()
+	f.users[0].LockedUntil = t0.Add(75 * time.Minute) // five wrong codes just now
+	f.mu.Unlock()
+	waitFor(t, tm, "locked until Nov 30 09:15")
+}

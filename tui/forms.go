@@ -597,7 +597,7 @@ func (m Model) groupsForm(u admin.User) *form {
 		})
 	},
 		field("groups", "comma-separated; empty: none", false, 300),
-		field("expires", "last day the account works, e.g. 2026-12-31 ("+m.clock().header(m.opts.Now())+"); empty: never", false, 16),
+		field("expires", "last day it works, e.g. 2026-12-31, in "+admin.ZoneName(m.clock().zone(), m.opts.Now())+"; empty: never", false, 16),
 	)
 	f.fields[0].input.SetValue(strings.Join(u.Groups, ", "))
 	f.fields[1].input.SetValue(m.clock().expiryInput(u.ExpiresAt))

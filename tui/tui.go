@@ -347,7 +347,7 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		if m.wizard > 0 {
 			m = m.wizardStep(msg)
 		}
-		return m, tea.Batch(m.fetchUsers(), m.fetchClients(), m.fetchUpstreams(), m.fetchDevices(), m.fetchLDAP())
+		return m, tea.Batch(m.fetchUsers(), m.fetchClients(), m.fetchUpstreams(), m.fetchDevices(), m.fetchLDAP(), m.fetchZone())
 	case tea.KeyMsg:
 		return m.key(msg)
 	case tea.MouseMsg:

@@ -34,7 +34,7 @@ func (m Model) viewDevices(h int) string {
 	b.WriteString(hint + "\n")
 	n := len(m.all.devices)
 	b.WriteString(m.mdmLine(fmt.Sprintf("%d %s: %d noncompliant, %d stale", n, plural(n, "device", "devices"), count[admin.Noncompliant], count[admin.Stale])) + "\n")
-	b.WriteString(dimStyle.Render(fit(deviceRow("#", "SOURCE", "NAME", "OWNER", "STATE", "SYNCED"), m.width)) + "\n")
+	b.WriteString(dimStyle.Render(fit(deviceRow("#", "SOURCE", "NAME", "OWNER", "STATE", "SYNCED "+m.clock().abbrev(m.opts.Now())), m.width)) + "\n")
 	if len(m.devices) == 0 {
 		b.WriteString(fit(m.empty("(no devices: bind MACs on the Users pane (b), or connect an MDM with m: docs/mdm.md)"), m.width) + "\n")
 	}

@@ -175,3 +175,17 @@ func TestLockoutShowsWhileTheUsersPaneIsOpen(t *testing.T) {
 	f.mu.Unlock()
 	waitFor(t, tm, "locked until Nov 30 09:15")
 }
+
+// TestDevicesTimesNameTheZone: the Devices pane's sync times are in the
+// site's zone, which its column header names.
+func TestDevicesTimesNameTheZone(t *testing.T) {
+	f := sample()
+	f.settings = map[string]string{"timezone": "America/Chicago"}
+	f.devices = []admin.Device{{ID: 1, Source: admin.SourceManual, MAC: "aa:bb:cc:dd:ee:ff", UserName: "dr.lee", CreatedAt: t0, SyncedAt: t0}}
+	tm := start(t, f, 80, 24)
+	waitFor(t, tm, "frontdesk2")
+	for range 5 {
+		tm.Send(tea.KeyMsg{Type: tea.KeyTab})
+	}
+	waitFor(t, tm, "SYNCED (CST)", "Nov 30 02:00")
+}

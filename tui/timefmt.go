@@ -135,3 +135,7 @@ func (c clock) since(t time.Time) string {
 	}
 	return c.format(t, "15:04:05") + " on " + c.format(t, "Jan 02")
 }
+
+// abbrev names the zone briefly, for a column header with no room for
+// America/Chicago: (CST), (UTC).
+func (c clock) abbrev(now time.Time) string { return "(" + now.In(c.zone()).Format("MST") + ")" }

@@ -256,7 +256,9 @@ func (m Model) wizardAdvance(show string) Model {
 	m.wizard++
 	m.form = m.wizardForm(m.wizard)
 	if m.wizard == wizDone {
-		m.show = joinShown(show, m.wizardEnd())
+		// The verdict first: at 80×24 a long test login report below it
+		// may be cut, the verdict never.
+		m.show = joinShown(m.wizardEnd(), show)
 	} else {
 		m.show = show
 	}
@@ -301,12 +303,8 @@ func (m Model) wizardClose(msg tea.KeyMsg) Model {
 }
 
 const wizardDone = `Setup done: the test login was let in.
-
 Point the device at this appliance (RADIUS, the port and secret it was
-shown) and log in as the user. The login appears on the dashboard within a
-second; enter on it tells why, if it was refused.
-
-Enrol each user's second factor on the Users pane (m), and add more users
-and devices there and on the Clients pane (a).
-
+shown) and log in as the user: the login shows on the dashboard within a
+second (enter on it: why). Enrol each user's second factor on the Users
+pane (m); add more users and devices there and on the Clients pane (a).
 (any key: go to the dashboard)`

@@ -1072,6 +1072,7 @@ func (m Model) mouse(msg tea.MouseMsg) (tea.Model, tea.Cmd) {
 		first := m.firstRow()
 		if row := msg.Y - first; row >= 0 && m.detail == nil {
 			m.cursor = row
+			m = m.clampCursor() // a click under the last row selects it
 		}
 	}
 	return m, nil

@@ -223,8 +223,11 @@ type Gate struct {
 	now        func() time.Time
 	challenges *challenges
 	remembered *remembered
-	// bindThrottle slows wrong bind-account secrets per source (throttle.go).
-	bindThrottle *throttle
+	// bindThrottle slows wrong bind-account secrets per source;
+	// loginThrottle blocks a source that fails a user's logins
+	// (throttle.go).
+	bindThrottle  *throttle
+	loginThrottle *throttle
 }
 
 // NewGate builds a Gate, refusing missing dependencies.
@@ -251,9 +254,10 @@ func NewGate(c Config) (*Gate, error) {
 		store: c.Store, audit: c.Audit, hasher: c.Hasher, upstreams: c.Upstreams, registry: c.Registry,
 		log: c.Logger, metrics: c.Metrics, now: c.Now,
 		localDir: directory.NewStore(c.Store, c.Now, c.Logger), proxyUps: c.Directories,
-		challenges:   newChallenges(c.MaxChallenges, c.Rand),
-		remembered:   newRemembered(),
-		bindThrottle: newThrottle(),
+		challenges:    newChallenges(c.MaxChallenges, c.Rand),
+		remembered:    newRemembered(),
+		bindThrottle:  newThrottle(),
+		loginThrottle: newThrottle(),
 	}
 	// Site settings are read at most once a second: a change by the CLI
 	// or the console applies within a second. A failed read fails the

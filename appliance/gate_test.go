@@ -886,3 +886,44 @@ func TestTTLSPasswordIsAppendOnly(t *testing.T) {
 	expect(t, ttls("wrong horse,"+e.code(seed, e.clock.Now())), appliance.Reject, appliance.ReasonBadPassword)
 	expect(t, ttls("correct horse,"+e.code(seed, e.clock.Now())), appliance.Accept, appliance.ReasonOK)
 }
+
+// TestHostileSourceCannotLockOutTheUser: failures from one source (here a
+// station on the Wi-Fi) block that source only; the user logs in from her
+// own laptop meanwhile, and the account locks only after failures from
+// several sources (issue 16, finding 2).
+func TestHostileSourceCannotLockOutTheUser(t *testing.T) {
+	e := newEnv(t)
+	e.addUser("alice", "correct horse")
+	c := client(mfaOff)
+	from := func(station, pw string) appliance.Decision {
+		return e.decideReq(appliance.Request{Client: c, User: "alice", Password: secrets.Secret(pw), Method: appliance.MethodPAP,
+			Source: netip.MustParseAddr("10.0.0.5"), Device: station})
+	}
+	const attacker, laptop = "02-66-66-66-66-66", "AA-BB-CC-DD-EE-01"
+	for range 5 {
+		expect(t, from(attacker, "guess"), appliance.Reject, appliance.ReasonBadPassword)
+	}
+	// The attacker's station is refused, even with the right password.
+	d := from(attacker, "correct horse")
+	expect(t, d, appliance.Reject, appliance.ReasonLockedOut)
+	if !stepsSay(d, "the account is not locked") {
+		t.Fatalf("story %v", d.Steps)
+	}
+	// Alice, from her laptop, is not.
+	expect(t, from(laptop, "correct horse"), appliance.Accept, appliance.ReasonOK)
+	// More guesses from the blocked station change nothing.
+	for range 20 {
+		expect(t, from(attacker, "guess"), appliance.Reject, appliance.ReasonLockedOut)
+	}
+	expect(t, from(laptop, "correct horse"), appliance.Accept, appliance.ReasonOK)
+	// Failures from three stations lock the account itself.
+	for _, s := range []string{"02-00-00-00-00-01", "02-00-00-00-00-02", "02-00-00-00-00-03"} {
+		for range 5 {
+			from(s, "guess")
+		}
+	}
+	expect(t, from(laptop, "correct horse"), appliance.Reject, appliance.ReasonLockedOut)
+	// The lock and the blocks run out.
+	e.clock.Add(16 * time.Minute)
+	expect(t, from(attacker, "correct horse"), appliance.Accept, appliance.ReasonOK)
+}

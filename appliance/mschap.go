@@ -49,6 +49,10 @@ func (g *Gate) mschapFactor(ctx context.Context, r *run) (verdict, error) {
 	} else if preErr != nil && !errors.Is(preErr, store.ErrNotFound) {
 		return stop, preErr
 	}
+	if until, blocked := g.loginThrottle.blocked(loginSource(r, pre.Name), r.now); preErr == nil && blocked && r.site.LockoutThreshold > 0 {
+		r.step("lockout", fmt.Sprintf("too many failures for %s from this source (%s); refused until %s; the account is not locked", pre.Name, describeSource(r), until.Format(time.RFC3339)))
+		return r.refuse(ReasonLockedOut, MsgDenied), nil
+	}
 
 	if mv, ok := upstream.MSCHAPOf(verifier); ok && !local {
 		id, proof, err := mv.VerifyMSCHAPv2(ctx, account, upstream.MSCHAPv2{

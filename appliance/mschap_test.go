@@ -482,9 +482,18 @@ func TestEAPTLSAccountRulesStillApply(t *testing.T) {
 		t.Fatal(err)
 	}
 	expect(t, e.tls(dev, "", appliance.Certificate{Subject: "alice"}), appliance.Accept, appliance.ReasonOK)
-	// Locked out by failed passwords: locked for certificates too.
+	// Failed passwords from one station block that station only (smart
+	// lockout, issue 16): the certificate still works.
 	for range 5 {
 		e.decide(client(mfaOff), "alice", "wrong", nil)
+	}
+	expect(t, e.tls(dev, "", appliance.Certificate{Subject: "alice"}), appliance.Accept, appliance.ReasonOK)
+	// From three stations the account itself locks: for certificates too.
+	for _, station := range []string{"02-00-00-00-00-0A", "02-00-00-00-00-0B", "02-00-00-00-00-0C"} {
+		for range 5 {
+			e.decideReq(appliance.Request{Client: client(mfaOff), User: "alice", Password: secrets.Secret("wrong"), Method: appliance.MethodPAP,
+				Source: netip.MustParseAddr("10.0.0.5"), Device: station})
+		}
 	}
 	expect(t, e.tls(dev, "", appliance.Certificate{Subject: "alice"}), appliance.Reject, appliance.ReasonLockedOut)
 	e.clock.Add(time.Hour)

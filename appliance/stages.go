@@ -147,6 +147,10 @@ func (g *Gate) resumeChallenge(ctx context.Context, r *run) (verdict, error) {
 		r.step("lockout", "locked until "+u.LockedUntil.Format(time.RFC3339))
 		return r.refuse(ReasonLockedOut, MsgDenied), nil
 	}
+	if until, blocked := g.loginThrottle.blocked(loginSource(r, u.Name), r.now); blocked && r.site.LockoutThreshold > 0 {
+		r.step("lockout", fmt.Sprintf("too many failures for %s from this source (%s); refused until %s", u.Name, describeSource(r), until.Format(time.RFC3339)))
+		return r.refuse(ReasonLockedOut, MsgDenied), nil
+	}
 	r.answer = &c
 	r.user = u
 	r.user.Groups = unionGroups(u.Groups, c.groups)
@@ -228,6 +232,11 @@ func (g *Gate) firstFactor(ctx context.Context, r *run) (verdict, error) {
 		return r.refuse(ReasonLockedOut, MsgDenied), nil
 	} else if preErr != nil && !errors.Is(preErr, store.ErrNotFound) {
 		return stop, preErr
+	}
+	if preErr == nil {
+		if v, blocked, err := g.sourceBlocked(ctx, r, pre.Name); blocked || err != nil {
+			return v, err
+		}
 	}
 
 	password := req.Password
@@ -662,6 +671,7 @@ func (g *Gate) authorize(ctx context.Context, r *run) (verdict, error) {
 			return stop, err
 		}
 	}
+	g.loginThrottle.clear(loginSource(r, u.Name))
 	r.d.Passthrough = r.passthrough
 	if q := r.quarantine; q != nil {
 		// The device failed the client's rule: the quarantine VLAN or
@@ -689,10 +699,24 @@ func (g *Gate) countFailure(ctx context.Context, r *run, name string) error {
 	if err != nil {
 		return err
 	}
+	if g.loginThrottle.failN(loginSource(r, u.Name), r.now, r.site.LockoutThreshold, r.site.LockoutDuration, r.site.LockoutDuration) {
+		until := r.now.Add(r.site.LockoutDuration)
+		r.step("lockout", fmt.Sprintf("%d failures for %s from this source: it is refused until %s; other sources are not", r.site.LockoutThreshold, u.Name, until.Format(time.RFC3339)))
+		r.d.Notes = append(r.d.Notes, "source_blocked_now")
+		_, err := g.audit.Append(ctx, audit.Entry{
+			Kind: audit.KindSystem, Door: string(r.req.Door), Client: r.req.Client.Name, User: u.Name,
+			Source: r.req.Source.String(), Device: r.req.Device, Outcome: "locked", Reason: string(ReasonLockedOut),
+			Detail: fmt.Sprintf("source blocked until %s after %d failed attempts (%s); the account is not locked", until.Format(time.RFC3339), r.site.LockoutThreshold, describeSource(r)),
+		})
+		if err != nil {
+			return err
+		}
+		g.log.Warn("login source blocked", "user", u.Name, "client", r.req.Client.Name, "source", r.req.Source.String(), "until", until)
+	}
 	var lo store.Lockout
 	err = g.store.WithTx(ctx, func(tx *store.Tx) error {
 		var err error
-		lo, err = tx.RecordFailure(ctx, u.ID, r.now, r.site.LockoutThreshold, r.site.LockoutDuration)
+		lo, err = tx.RecordFailure(ctx, u.ID, r.now, accountLockFactor*r.site.LockoutThreshold, r.site.LockoutDuration)
 		if err != nil || lo.LockedUntil.IsZero() {
 			return err
 		}
@@ -728,4 +752,22 @@ const mfaUnavailable = "MS-CHAPv2 cannot carry one; use EAP-TTLS with the code a
 // bind, or a password inside an EAP-TTLS tunnel.
 func (req Request) appendOnly() bool {
 	return req.Door == DoorLDAP || req.Method == MethodTTLSPAP
+}
+
+// sourceBlocked refuses a login for user from a source that failed it
+// lockout_threshold times (throttle.go), at the cost of a hash like a
+// locked account.
+func (g *Gate) sourceBlocked(ctx context.Context, r *run, user string) (verdict, bool, error) {
+	if r.site.LockoutThreshold == 0 {
+		return pass, false, nil
+	}
+	until, blocked := g.loginThrottle.blocked(loginSource(r, user), r.now)
+	if !blocked {
+		return pass, false, nil
+	}
+	if err := g.hasher.Dummy(ctx, r.req.Password); err != nil {
+		return stop, true, err
+	}
+	r.step("lockout", fmt.Sprintf("too many failures for %s from this source (%s); refused until %s; the account is not locked", user, describeSource(r), until.Format(time.RFC3339)))
+	return r.refuse(ReasonLockedOut, MsgDenied), true, nil
 }

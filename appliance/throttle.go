@@ -1,8 +1,12 @@
 package appliance
 
 import (
+	"fmt"
+	"strings"
 	"sync"
 	"time"
+
+	"github.com/clinicgate/clinicgate/appliance/policy"
 )
 
 // Bind accounts (an EHR's search account) never lock: a secret that
@@ -47,8 +51,15 @@ func (t *throttle) blocked(key string, now time.Time) (time.Time, bool) {
 	return e.until, true
 }
 
-// fail counts a failure for key and reports whether key is now blocked.
+// fail counts a bind-account failure for key and reports whether key is
+// now blocked.
 func (t *throttle) fail(key string, now time.Time) bool {
+	return t.failN(key, now, bindFailLimit, bindFailWindow, bindBlock)
+}
+
+// failN counts a failure for key; limit failures within window block key
+// for block. It reports whether key is now blocked.
+func (t *throttle) failN(key string, now time.Time, limit int, window, block time.Duration) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	e := t.m[key]
@@ -59,13 +70,13 @@ func (t *throttle) fail(key string, now time.Time) bool {
 		e = &throttleEntry{first: now}
 		t.m[key] = e
 	}
-	if now.Sub(e.first) > bindFailWindow {
+	if now.Sub(e.first) > window {
 		e.fails, e.first = 0, now
 	}
 	e.fails++
 	e.touched = now
-	if e.fails >= bindFailLimit {
-		e.until, e.fails, e.first = now.Add(bindBlock), 0, now
+	if e.fails >= limit {
+		e.until, e.fails, e.first = now.Add(block), 0, now
 		return true
 	}
 	return false
@@ -99,4 +110,33 @@ func (t *throttle) evict(now time.Time) {
 		}
 	}
 	delete(t.m, oldest)
+}
+
+// The smart lockout of user accounts (issue 16, finding 2). Anyone who
+// can send a login used to be able to lock every account: five wrong
+// passwords each from one NAS. Now failures are counted per account and
+// source (the client, the address the request came from, and the
+// station's Calling-Station-Id where there is one): lockout_threshold
+// failures block that source for that account for lockout_minutes, and
+// other sources (the user's own laptop) go on working. The account itself
+// locks only at accountLockFactor times the threshold in a row, which one
+// blocked source cannot reach: it takes failures from several.
+const accountLockFactor = 3
+
+// loginSource keys a user's failures by where they come from.
+func loginSource(r *run, user string) string {
+	station := r.req.Device
+	if mac, err := policy.NormalizeMAC(station); err == nil {
+		station = mac
+	}
+	return strings.ToLower(user) + "\x00" + r.req.Client.Name + "\x00" + r.req.Source.Unmap().String() + "\x00" + station
+}
+
+// describeSource says which source a block is for, for the story.
+func describeSource(r *run) string {
+	s := fmt.Sprintf("client %s, address %s", r.req.Client.Name, r.req.Source)
+	if r.req.Device != "" {
+		s += ", station " + r.req.Device
+	}
+	return s
 }

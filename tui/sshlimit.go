@@ -64,8 +64,9 @@ func (p *preAuth) admit(c net.Conn) bool {
 	return true
 }
 
-// authenticated is called when the connection from remote proved its key:
-// it no longer counts, and its timer is stopped.
+// authenticated is called when the connection from remote proved its key
+// and opened a session, or closed: it no longer counts, and its timer is
+// stopped.
 func (p *preAuth) authenticated(remote net.Addr) {
 	key := remote.String()
 	p.mu.Lock()
@@ -92,17 +93,6 @@ func (p *preAuth) finish(key string) bool {
 		delete(p.perSrc, pe.src)
 	}
 	return true
-}
-
-// closed is called when a connection closes before authenticating.
-func (p *preAuth) closed(remote net.Addr) {
-	key := remote.String()
-	p.mu.Lock()
-	pe := p.pending[key]
-	p.mu.Unlock()
-	if pe != nil && pe.timer.Stop() {
-		p.finish(key)
-	}
 }
 
 func addrOf(a net.Addr) netip.Addr {
@@ -140,6 +130,6 @@ type trackedConn struct {
 }
 
 func (c *trackedConn) Close() error {
-	c.once.Do(func() { c.p.closed(c.RemoteAddr()) })
+	c.once.Do(func() { c.p.authenticated(c.RemoteAddr()) })
 	return c.Conn.Close()
 }

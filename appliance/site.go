@@ -38,6 +38,10 @@ type LDAPSite struct {
 	Attributes    []string // proxy mode: the only attributes returned
 	SizeLimit     int
 	TimeLimit     time.Duration
+	// UserSearch is what a person's own bind may search in directory
+	// mode: LDAPUserSearchSelf (the default: their own entry) or
+	// LDAPUserSearchAll. A bind account searches everything either way.
+	UserSearch string
 	// Directory is what the mode serves: searches, and DNs turned into
 	// login names. The gate sets it where it loads the settings
 	// (Gate.loadSite); nothing else looks at Mode.
@@ -120,6 +124,12 @@ var SettingSpecs = map[string]SettingSpec{
 		}
 		return nil
 	}},
+	"ldap_user_search": {Key: "ldap_user_search", Default: LDAPUserSearchSelf, Help: "LDAP door, directory mode: what a person's own bind may search: self (only their own entry) or all (every user and group, as the bind accounts)", check: func(v string) error {
+		if v != LDAPUserSearchSelf && v != LDAPUserSearchAll {
+			return fmt.Errorf("want self or all")
+		}
+		return nil
+	}},
 	"ldap_size_limit": {Key: "ldap_size_limit", Default: "500", Help: "LDAP door: most entries one search returns", check: intIn(1, 100000)},
 	"ldap_time_limit": {Key: "ldap_time_limit", Default: "10", Help: "LDAP door: longest a search may take, in seconds", check: intIn(1, 300)},
 	"cache_hours":     {Key: "cache_hours", Default: "72", Help: "failmode cached: how long a password verified by the upstream may be accepted while it is unreachable, in hours", check: intIn(1, 720)},
@@ -171,7 +181,7 @@ func LoadSite(ctx context.Context, st *store.Store) (Site, error) {
 		CacheWindow:      time.Duration(num("cache_hours")) * time.Hour,
 		LDAP: LDAPSite{
 			BaseDN: get("ldap_base_dn"), Domain: get("ldap_domain"), NetBIOS: get("ldap_netbios"),
-			Mode: get("ldap_mode"), ProxyUpstream: get("ldap_proxy_upstream"),
+			Mode: get("ldap_mode"), ProxyUpstream: get("ldap_proxy_upstream"), UserSearch: get("ldap_user_search"),
 			SizeLimit: num("ldap_size_limit"), TimeLimit: time.Duration(num("ldap_time_limit")) * time.Second,
 		},
 	}
@@ -214,6 +224,47 @@ func (g *Gate) Directory(ctx context.Context) (directory.Directory, error) {
 		return nil, fmt.Errorf("site settings: %w", err)
 	}
 	return s.LDAP.Directory, nil
+}
+
+// The values of the ldap_user_search setting.
+const (
+	LDAPUserSearchSelf = "self"
+	LDAPUserSearchAll  = "all"
+)
+
+// DirectoryFor is the directory a connection bound as the person user may
+// search. In directory mode, unless the site lets people read everything
+// (ldap_user_search all), it holds their own entry only: before, a user
+// bind listed every name, and five wrong passwords each then locked
+// every account (issue 16). Proxy mode leaves it to the upstream.
+func (g *Gate) DirectoryFor(ctx context.Context, user string) (directory.Directory, error) {
+	s, err := g.site.Get(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("site settings: %w", err)
+	}
+	if s.LDAP.Mode != LDAPModeDirectory || s.LDAP.UserSearch == LDAPUserSearchAll {
+		return s.LDAP.Directory, nil
+	}
+	return selfOnly{Directory: s.LDAP.Directory, user: user}, nil
+}
+
+// selfOnly passes on the entries of one user only.
+type selfOnly struct {
+	directory.Directory
+	user string
+}
+
+func (d selfOnly) Search(ctx context.Context, q directory.Query, emit func(directory.Entry) error) error {
+	if q.BaseDN == "" && q.Scope == 0 { // the root DSE (ldap.ScopeBaseObject): anyone's to read
+		return d.Directory.Search(ctx, q, emit)
+	}
+	return d.Directory.Search(ctx, q, func(e directory.Entry) error {
+		name, err := d.Directory.NameForDN(ctx, e.DN)
+		if err != nil || !strings.EqualFold(name, d.user) {
+			return nil // another user's entry, or a group: not shown
+		}
+		return emit(e)
+	})
 }
 
 // SiteValues returns each site setting's current value as stored (or its

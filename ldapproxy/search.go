@@ -29,6 +29,9 @@ func (h *handler) search(c *conn, r *ldapmsg.Request) {
 	ctx, cancel := opContext()
 	defer cancel()
 	dir, err := h.s.cfg.Gate.Directory(ctx)
+	if kind == boundUser {
+		dir, err = h.s.cfg.Gate.DirectoryFor(ctx, name)
+	}
 	if err != nil {
 		done.Code, done.Diagnostic = ldap.LDAPResultUnavailable, diagUnavailable
 		return

@@ -43,6 +43,8 @@ const (
 type Gate interface {
 	Decide(ctx context.Context, req appliance.Request) (appliance.Decision, error)
 	Directory(ctx context.Context) (directory.Directory, error)
+	// DirectoryFor is what a connection bound as a person may search.
+	DirectoryFor(ctx context.Context, user string) (directory.Directory, error)
 }
 
 // ClientFinder resolves a source address to a configured LDAP client.

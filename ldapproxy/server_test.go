@@ -953,3 +953,57 @@ func TestOneClientCannotTakeEverySlot(t *testing.T) {
 	}
 	t.Fatalf("the other client could not bind while the first held its share: %v", err)
 }
+
+// TestUserBindReadsOnlyItsOwnEntry: in directory mode a person's bind may
+// read their own entry and the root DSE, not every name (issue 16: a user
+// bind listed every account, the first step of locking them all out); a
+// bind account reads everything; ldap_user_search all restores it for
+// people.
+func TestUserBindReadsOnlyItsOwnEntry(t *testing.T) {
+	e := newEnv(t, opts{})
+	if err := e.adm.AddUser(t.Context(), admin.NewUser{Name: "bob", Password: secrets.Secret("bob password 123"), Groups: []string{"nurses"}}); err != nil {
+		t.Fatal(err)
+	}
+	all := ldap.NewSearchRequest(base, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases, 0, 0, false, "(objectClass=*)", []string{"cn"}, nil)
+	names := func(c *ldap.Conn) []string {
+		t.Helper()
+		res, err := c.Search(all)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, en := range res.Entries {
+			out = append(out, en.DN)
+		}
+		return out
+	}
+	alice := e.dialTLS()
+	if err := alice.Bind("alice", alicePW); err != nil {
+		t.Fatal(err)
+	}
+	got := names(alice)
+	if len(got) != 1 || !strings.HasPrefix(strings.ToLower(got[0]), "cn=alice,") {
+		t.Fatalf("alice's bind sees %v, want her own entry only", got)
+	}
+	if res, err := alice.Search(ldap.NewSearchRequest("", ldap.ScopeBaseObject, ldap.NeverDerefAliases, 0, 0, false, "(objectClass=*)", []string{"namingContexts"}, nil)); err != nil || len(res.Entries) != 1 {
+		t.Fatalf("the root DSE after a user bind: %v", err)
+	}
+	svc := e.dialTLS()
+	if err := svc.Bind(bindName, bindPW); err != nil {
+		t.Fatal(err)
+	}
+	if got := names(svc); len(got) < 3 {
+		t.Fatalf("the bind account sees %v, want every user and group", got)
+	}
+	if err := e.adm.SetSetting(t.Context(), "ldap_user_search", "all"); err != nil {
+		t.Fatal(err)
+	}
+	for try := 0; ; try++ { // site settings are read at most once a second
+		if got := names(alice); len(got) >= 3 {
+			break
+		} else if try > 30 {
+			t.Fatalf("with ldap_user_search all, alice sees %v", got)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}

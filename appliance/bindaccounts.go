@@ -14,6 +14,7 @@ import (
 	"github.com/go-ldap/ldap/v3"
 
 	"github.com/clinicgate/clinicgate/appliance/directory"
+	"github.com/clinicgate/clinicgate/appliance/secrets"
 	"github.com/clinicgate/clinicgate/appliance/store"
 )
 
@@ -128,6 +129,11 @@ func (g *Gate) checkBindAccount(ctx context.Context, r *run) (verdict, error) {
 	req := r.req
 	acct, err := g.store.BindAccountByName(ctx, req.User)
 	if errors.Is(err, store.ErrNotFound) {
+		// The same hash as a known account costs, so the time taken does
+		// not tell the names apart (issue 16).
+		if err := g.hasher.Dummy(ctx, req.Password); err != nil {
+			return stop, err
+		}
 		r.step("bind account", "no such bind account")
 		return r.refuse(ReasonUnknownUser, MsgDenied), nil
 	}
@@ -139,9 +145,11 @@ func (g *Gate) checkBindAccount(ctx context.Context, r *run) (verdict, error) {
 		r.step("bind account", fmt.Sprintf("too many wrong secrets from %s; refused until %s", req.Source, until.Format(time.RFC3339)))
 		return r.refuse(ReasonLockedOut, MsgDenied), nil
 	}
-	// Compare digests so the time taken says nothing about the length.
-	want, got := sha256.Sum256(acct.Secret), sha256.Sum256(req.Password)
-	if subtle.ConstantTimeCompare(want[:], got[:]) != 1 || len(req.Password) == 0 {
+	ok, err := g.bindSecretOK(ctx, acct, req.Password)
+	if err != nil {
+		return stop, err
+	}
+	if !ok {
 		r.step("bind account", "wrong secret")
 		if g.bindThrottle.fail(key, r.now) {
 			r.step("bind account", fmt.Sprintf("%d wrong secrets from %s: this address is refused for %s", bindFailLimit, req.Source, bindBlock))
@@ -156,4 +164,29 @@ func (g *Gate) checkBindAccount(ctx context.Context, r *run) (verdict, error) {
 	r.step("bind account", "secret and network accepted; may search")
 	r.d.User = acct.Name
 	return pass, nil
+}
+
+// bindSecretOK checks a bind account's secret against its hash, or (a
+// row the daemon has not hashed yet) against the sealed secret, hashing
+// it then.
+func (g *Gate) bindSecretOK(ctx context.Context, acct store.BindAccount, pw secrets.Secret) (bool, error) {
+	if len(pw) == 0 {
+		return false, g.hasher.Dummy(ctx, pw)
+	}
+	if acct.Hash != "" {
+		return g.hasher.Verify(ctx, acct.Hash, pw)
+	}
+	// Compare digests so the time taken says nothing about the length.
+	want, got := sha256.Sum256(acct.Secret), sha256.Sum256(pw)
+	if subtle.ConstantTimeCompare(want[:], got[:]) != 1 {
+		return false, g.hasher.Dummy(ctx, pw)
+	}
+	h, err := g.hasher.Hash(ctx, pw)
+	if err == nil {
+		err = g.store.WithTx(ctx, func(tx *store.Tx) error { return tx.SetBindAccountHash(ctx, acct.Name, h) })
+	}
+	if err != nil {
+		g.log.Warn("could not hash a bind account's sealed secret", "account", acct.Name, "err", err)
+	}
+	return true, nil
 }

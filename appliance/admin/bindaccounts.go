@@ -56,8 +56,12 @@ func (s *Service) AddBindAccount(ctx context.Context, n NewBindAccount) (secrets
 	for i, p := range nets {
 		desc[i] = p.String()
 	}
-	err := s.change(ctx, audit.Entry{User: n.Name, Reason: "bind_account_add", Detail: fmt.Sprintf("LDAP bind account added; may bind from %s", strings.Join(desc, ", "))}, func(tx *store.Tx) error {
-		return tx.AddBindAccount(ctx, store.BindAccount{Name: n.Name, Secret: secret, Networks: nets}, s.Now())
+	hash, err := s.Hasher.Hash(ctx, secret)
+	if err != nil {
+		return nil, err
+	}
+	err = s.change(ctx, audit.Entry{User: n.Name, Reason: "bind_account_add", Detail: fmt.Sprintf("LDAP bind account added; may bind from %s", strings.Join(desc, ", "))}, func(tx *store.Tx) error {
+		return tx.AddBindAccount(ctx, store.BindAccount{Name: n.Name, Hash: hash, Networks: nets}, s.Now())
 	})
 	if errors.Is(err, store.ErrConflict) {
 		return nil, invalid("a bind account called %q already exists", n.Name)

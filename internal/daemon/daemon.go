@@ -141,6 +141,13 @@ func Open(ctx context.Context, cfg config.Config, opts Options) (_ *Daemon, err 
 	if d.hasher, err = passwd.NewHasher(passwd.DefaultParams, cfg.HashConcurrency); err != nil {
 		return nil, err
 	}
+	// Bind-account secrets stored sealed before migration 011 become
+	// hashes now, once (issue 16).
+	if n, err := d.store.HashBindSecrets(ctx, d.hasher.Hash); err != nil {
+		return nil, fmt.Errorf("hashing the bind accounts' secrets: %w", err)
+	} else if n > 0 {
+		d.log.Info("bind-account secrets are now kept as hashes", "accounts", n)
+	}
 	local, err := upstream.NewLocal(d.store, d.hasher)
 	if err != nil {
 		return nil, err

@@ -201,6 +201,20 @@ func peapLoad(b *testing.B, addr string, pid int, confs []string, conc, total in
 	if err != nil {
 		b.Fatal(err)
 	}
+	return runLogins(pid, conc, total, func(i int) (bool, bool, error) {
+		mac := strings.ToLower(strings.ReplaceAll(eapclient.RandomStation(), "-", ":"))
+		out, err := exec.Command("eapol_test", "-c", confs[i%len(confs)], "-a", host, "-p", port, "-s", secret, "-r", "0", "-t", "15", "-M", mac).CombinedOutput()
+		if err != nil || !strings.HasSuffix(strings.TrimSpace(string(out)), "SUCCESS") {
+			return false, false, fmt.Errorf("%v: %s", err, tail(string(out), 1500))
+		}
+		return true, strings.Contains(string(out), "MPPE keys OK: 1  mismatch: 0"), nil
+	})
+}
+
+// runLogins runs total logins, conc at a time, login(i) doing the i-th
+// (accepted, its keys matched, or why it failed), and measures the server
+// process pid's CPU meanwhile.
+func runLogins(pid, conc, total int, login func(i int) (accepted, keysOK bool, err error)) eapLoadResult {
 	var mu sync.Mutex
 	var res eapLoadResult
 	next := 0
@@ -217,20 +231,19 @@ func peapLoad(b *testing.B, addr string, pid int, confs []string, conc, total in
 				if i >= total {
 					return
 				}
-				mac := strings.ToLower(strings.ReplaceAll(eapclient.RandomStation(), "-", ":"))
 				t0 := time.Now()
-				out, err := exec.Command("eapol_test", "-c", confs[i%len(confs)], "-a", host, "-p", port, "-s", secret, "-r", "0", "-t", "15", "-M", mac).CombinedOutput()
+				ok, keys, err := login(i)
 				d := time.Since(t0)
-				ok := err == nil && strings.HasSuffix(strings.TrimSpace(string(out)), "SUCCESS")
 				mu.Lock()
-				if ok {
+				switch {
+				case ok:
 					res.accepted++
 					res.latencies = append(res.latencies, d)
-					if strings.Contains(string(out), "MPPE keys OK: 1  mismatch: 0") {
+					if keys {
 						res.keysOK++
 					}
-				} else if res.firstErr == nil {
-					res.firstErr = fmt.Errorf("%v: %s", err, tail(string(out), 1500))
+				case err != nil && res.firstErr == nil:
+					res.firstErr = err
 				}
 				mu.Unlock()
 			}
@@ -296,53 +309,17 @@ type eapLoadResult struct {
 // EAP-TLS logins instead, user i presenting certs[i].
 func eapLoad(b *testing.B, addr string, pid int, roots *x509.CertPool, ver uint16, conc, total, users int, certs ...tls.Certificate) eapLoadResult {
 	b.Helper()
-	var mu sync.Mutex
-	var res eapLoadResult
-	next := 0
-	cpu0 := procCPU(pid)
-	start := time.Now()
-	var wg sync.WaitGroup
-	for range conc {
-		wg.Go(func() {
-			for {
-				mu.Lock()
-				i := next
-				next++
-				mu.Unlock()
-				if i >= total {
-					return
-				}
-				t0 := time.Now()
-				c := eapclient.Config{
-					Addr: addr, Secret: []byte(secret), User: "bench" + strconv.Itoa(i%users), Password: []byte(benchPassword),
-					TLSVersion: ver, RootCAs: roots, CallingStationID: eapclient.RandomStation(), Timeout: 5 * time.Second,
-				}
-				if len(certs) > 0 {
-					c.Method, c.Identity, c.Certificates = eapclient.MethodTLS, c.User, []tls.Certificate{certs[i%users]}
-				}
-				r, err := eapclient.Login(context.Background(), c)
-				d := time.Since(t0)
-				mu.Lock()
-				switch {
-				case err != nil:
-					if res.firstErr == nil {
-						res.firstErr = err
-					}
-				case r.Accepted:
-					res.accepted++
-					res.latencies = append(res.latencies, d)
-					if r.KeysMatch {
-						res.keysOK++
-					}
-				}
-				mu.Unlock()
-			}
-		})
-	}
-	wg.Wait()
-	res.elapsed = time.Since(start)
-	res.cpu = procCPU(pid) - cpu0
-	return res
+	return runLogins(pid, conc, total, func(i int) (bool, bool, error) {
+		c := eapclient.Config{
+			Addr: addr, Secret: []byte(secret), User: "bench" + strconv.Itoa(i%users), Password: []byte(benchPassword),
+			TLSVersion: ver, RootCAs: roots, CallingStationID: eapclient.RandomStation(), Timeout: 5 * time.Second,
+		}
+		if len(certs) > 0 {
+			c.Method, c.Identity, c.Certificates = eapclient.MethodTLS, c.User, []tls.Certificate{certs[i%users]}
+		}
+		r, err := eapclient.Login(context.Background(), c)
+		return err == nil && r.Accepted, r.KeysMatch, err
+	})
 }
 
 // procCPU is a process's user and system time so far, from

@@ -1126,3 +1126,19 @@ func TestIdleConsoleLoggedOffWhileLoginsRedraw(t *testing.T) {
 	waitFor(t, "the idle console to be logged off while logins redraw it", func() bool { return term.gone() })
 	t.Logf("logged off %v after the console opened (idle timeout 3 s)", time.Since(start).Round(100*time.Millisecond))
 }
+
+// TestConsoleShowsDroppedRequests: a NAS with the wrong shared secret
+// gets no answer, so no decision shows it; the console's dashboard names
+// it (issue 14), from the running daemon's report.
+func TestConsoleShowsDroppedRequests(t *testing.T) {
+	need(t, "tmux", "radclient")
+	data, d := setup(t, "--mfa", "off")
+	term := inTmux(t, 80, 24, binPath+" tui --data "+data)
+	waitFor(t, "the console to start", func() bool { return strings.Contains(term.screen(), "Dashboard") })
+	if got := received(radclient(t, d.auth, "auth", "not-the-shared-secret-at-all", pap("alice", "correct horse battery"))); got != "no reply" {
+		t.Fatalf("a wrong secret got %s", got)
+	}
+	waitFor(t, "the dashboard to name the wrong secret", func() bool {
+		return strings.Contains(term.screen(), "RADIUS drops: 1 wrong secret 127.0.0.1 (local)")
+	})
+}

@@ -55,24 +55,24 @@ func (s *Server) process(ctx context.Context, k kind, b []byte, from net.Addr) [
 	s.init()
 	src := addrPortOf(from)
 	if len(b) < 20 {
-		s.Metrics.Drop(door, "truncated")
+		s.dropped("truncated", "", src.String())
 		s.bad.Warn("dropped a truncated RADIUS packet", "from", src.String(), "bytes", len(b))
 		return nil
 	}
 	client, ok, err := s.Clients.Lookup(ctx, src.Addr())
 	if err != nil {
-		s.Metrics.Drop(door, "store_error")
+		s.dropped("store_error", "", src.String())
 		s.bad.Warn("could not look up RADIUS clients; request dropped", "err", err)
 		return nil
 	}
 	if !ok {
-		s.Metrics.Drop(door, "unknown_client")
+		s.dropped("unknown_client", "", src.Addr().String())
 		s.unknown.Warn("dropped a request from an address that is not a configured RADIUS client (add it with 'clinicgate client add')", "from", src.Addr().String())
 		return nil
 	}
 	pkt, err := radius.Parse(b, client.Secret)
 	if err != nil {
-		s.Metrics.Drop(door, "malformed")
+		s.dropped("malformed", client.Name, src.String())
 		s.bad.Warn("dropped a malformed RADIUS packet", "client", client.Name, "from", src.String(), "err", err)
 		return nil
 	}
@@ -85,7 +85,7 @@ func (s *Server) process(ctx context.Context, k kind, b []byte, from net.Addr) [
 	case k == kindAcct && pkt.Code == radius.CodeAccountingRequest:
 		return s.accounting(ctx, b, pkt, client, src)
 	}
-	s.Metrics.Drop(door, "unexpected_code")
+	s.dropped("unexpected_code", client.Name, src.String())
 	s.bad.Warn("dropped a RADIUS packet of a kind this port does not answer", "client", client.Name, "code", pkt.Code.String())
 	return nil
 }
@@ -111,7 +111,7 @@ func (s *Server) access(ctx context.Context, b []byte, pkt *radius.Packet, clien
 				cause = "message_authenticator_missing"
 				hint = "turn on Message-Authenticator on the NAS, or for old hardware relax it with 'clinicgate client set NAME --require-message-authenticator=false'"
 			}
-			s.Metrics.Drop(door, cause)
+			s.dropped(cause, client.Name, src.String())
 			s.bad.Warn("dropped an Access-Request: "+err.Error()+"; "+hint, "client", client.Name, "from", src.String())
 			return nil
 		}
@@ -394,7 +394,7 @@ func copyProxyState(resp, req *radius.Packet) {
 // Message-Authenticator whatever the client's setting.
 func (s *Server) status(b []byte, pkt *radius.Packet, client appliance.Client, src netip.AddrPort) []byte {
 	if err := msgauth.Verify(b, client.Secret); err != nil {
-		s.Metrics.Drop(door, "message_authenticator")
+		s.dropped("message_authenticator", client.Name, src.String())
 		s.bad.Warn("dropped a Status-Server: "+err.Error(), "client", client.Name, "from", src.String())
 		return nil
 	}
@@ -412,7 +412,7 @@ func (s *Server) accounting(ctx context.Context, b []byte, pkt *radius.Packet, c
 		return nil
 	}
 	if !radius.IsAuthenticRequest(b, client.Secret) {
-		s.Metrics.Drop(door, "bad_authenticator")
+		s.dropped("bad_authenticator", client.Name, src.String())
 		s.bad.Warn("dropped an Accounting-Request with a bad authenticator; check that the NAS and clinicgate use the same shared secret", "client", client.Name, "from", src.String())
 		return nil
 	}

@@ -75,6 +75,7 @@ type Server struct {
 	mu       sync.Mutex
 	conns    map[net.PacketConn]struct{}
 	inflight sync.WaitGroup
+	drops    drops
 }
 
 func (s *Server) init() {
@@ -151,7 +152,6 @@ func (s *Server) serve(conn net.PacketConn, k kind) error {
 		workers.Wait()
 	}()
 
-	door := string(appliance.DoorRADIUS)
 	for {
 		// One byte more than the largest legal packet, to notice longer ones.
 		buf := make([]byte, radius.MaxPacketLength+1)
@@ -167,7 +167,7 @@ func (s *Server) serve(conn net.PacketConn, k kind) error {
 			return err
 		}
 		if n > radius.MaxPacketLength {
-			s.Metrics.Drop(door, "too_long")
+			s.dropped("too_long", "", from.String())
 			s.bad.Warn("dropped a datagram longer than 4096 bytes", "from", from.String())
 			continue
 		}
@@ -185,7 +185,7 @@ func (s *Server) serve(conn net.PacketConn, k kind) error {
 		case jobs <- job{buf: buf[:n], from: from}:
 		default:
 			s.inflight.Done()
-			s.Metrics.Drop(door, "overload")
+			s.dropped("overload", "", from.String())
 			s.bad.Warn("queue full; dropped a request (the NAS will retransmit)", "from", from.String())
 		}
 	}

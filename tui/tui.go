@@ -13,6 +13,7 @@ package tui
 import (
 	"context"
 	"fmt"
+	"net/netip"
 	"strings"
 	"time"
 
@@ -1025,7 +1026,48 @@ func (m Model) daemonLine() string {
 		}
 		line += "\n" + l
 	}
+	if l := m.dropLine(now); l != "" {
+		line += "\n" + l
+	}
 	return line
+}
+
+// setupDrops are the drops that mean a NAS is set up wrong, in the words
+// a contractor acts on.
+var setupDrops = map[string]string{
+	"unknown_client":                "unknown NAS",
+	"message_authenticator":         "wrong secret",
+	"bad_authenticator":             "wrong acct secret",
+	"message_authenticator_missing": "no Message-Authenticator",
+}
+
+// dropLine is a red line on the dashboard while RADIUS requests are being
+// dropped for a set-up mistake (the last ten minutes): they get no answer,
+// so no decision shows them.
+func (m Model) dropLine(now time.Time) string {
+	if m.daemon == nil {
+		return ""
+	}
+	var parts []string
+	for _, d := range m.daemon.Drops {
+		what, ok := setupDrops[d.Cause]
+		if !ok || now.Sub(d.Last) > 10*time.Minute {
+			continue
+		}
+		from := d.From
+		if ap, err := netip.ParseAddrPort(from); err == nil {
+			from = ap.Addr().String() // the NAS, not its socket
+		}
+		p := fmt.Sprintf("%d %s %s", d.Count, what, from)
+		if d.Client != "" {
+			p += " (" + d.Client + ")"
+		}
+		parts = append(parts, p)
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	return rejectStyle.Render(fit("RADIUS drops: "+strings.Join(parts, " · "), m.width))
 }
 
 func roundDuration(d time.Duration) string {

@@ -1405,3 +1405,22 @@ func TestEnrolAndRevokeFromTheConsole(t *testing.T) {
 		t.Fatalf("revoked %v", f.revoked)
 	}
 }
+
+// TestDashboardShowsDroppedRequests: requests dropped for a set-up
+// mistake in the last ten minutes (a wrong shared secret, a NAS that is no
+// client) are a red line on the dashboard; older ones are not (issue 14).
+func TestDashboardShowsDroppedRequests(t *testing.T) {
+	f := sample() // the console's clock reads t0 + 1h
+	f.status = &admin.DaemonStatus{Version: "test", StartedAt: t0, UpdatedAt: t0.Add(time.Hour), Drops: []admin.RADIUSDrop{
+		{Cause: "message_authenticator", Count: 3, Client: "ap1", From: "192.0.2.9:1812", Last: t0.Add(59 * time.Minute)},
+		{Cause: "unknown_client", Count: 1, From: "198.51.100.7", Last: t0.Add(58 * time.Minute)},
+		{Cause: "duplicate_in_progress", Count: 9, From: "192.0.2.9:1812", Last: t0.Add(time.Hour)},
+		{Cause: "bad_authenticator", Count: 5, Client: "ap2", From: "192.0.2.10:1813", Last: t0},
+	}}
+	tm := start(t, f, 80, 24)
+	waitFor(t, tm, "RADIUS drops: 3 wrong secret 192.0.2.9 (ap1) · 1 unknown NAS 198.51.100.7")
+	out := screen(t, tm)
+	if strings.Contains(out, "acct secret") || strings.Contains(out, "ap2") || strings.Contains(out, "duplicate") {
+		t.Fatalf("an old or harmless drop is shown:\n%s", out)
+	}
+}

@@ -22,10 +22,24 @@ type DaemonStatus struct {
 	// EAP is the 802.1X server's certificate, when the RADIUS door runs
 	// one: what every Wi-Fi device must be told to trust.
 	EAP *EAPStatus `json:"eap,omitempty"`
+	// Drops counts the RADIUS requests dropped without an answer, by
+	// cause, the latest first: a wrong shared secret or a NAS that is no
+	// client shows nowhere else on screen.
+	Drops []RADIUSDrop `json:"radius_drops,omitempty"`
 	// OldListeners is set when the report came from a daemon older than
 	// this console, which described its listeners as display text: they
 	// are not read back (the daemon's restart with this version fixes it).
 	OldListeners bool `json:"-"`
+}
+
+// RADIUSDrop is one cause of dropped RADIUS requests since the daemon
+// started: how many, and the last one's client (if any) and source.
+type RADIUSDrop struct {
+	Cause  string    `json:"cause"`
+	Count  int64     `json:"count"`
+	Client string    `json:"client,omitempty"`
+	From   string    `json:"from"`
+	Last   time.Time `json:"last"`
 }
 
 // EAPStatus describes the EAP server's certificate. All of it is public:

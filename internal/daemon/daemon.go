@@ -695,6 +695,11 @@ func (d *Daemon) status(svc *admin.Service, started time.Time) func(context.Cont
 				ds.Upstreams = append(ds.Upstreams, admin.UpstreamStatus{Name: h.Name, Kind: h.Kind, State: string(h.State), Since: h.Since, LastError: h.LastError})
 			}
 		}
+		if d.radius != nil {
+			for _, st := range d.radius.Drops() {
+				ds.Drops = append(ds.Drops, admin.RADIUSDrop{Cause: st.Cause, Count: st.Count, Client: st.Client, From: st.From, Last: st.Last})
+			}
+		}
 		if err := svc.ReportStatus(ctx, ds); err != nil && ctx.Err() == nil {
 			d.log.Warn("could not record the daemon's status", "err", err)
 		}

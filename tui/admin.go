@@ -94,6 +94,9 @@ type WizardAdmin interface {
 	// wizard starts then).
 	Fresh(ctx context.Context) (bool, error)
 	SetSetting(ctx context.Context, key, value string) error
+	// SiteSettings are the settings the Dashboard's form edits after the
+	// wizard (time zone, lockout, …), as stored or their defaults.
+	SiteSettings(ctx context.Context) (map[string]string, error)
 	AddAdminKey(ctx context.Context, name, line string) (string, error)
 }
 

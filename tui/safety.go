@@ -456,7 +456,9 @@ type helpKey struct{ keys, what string }
 // key the pane handles is listed).
 func paneKeys(t tab) []helpKey {
 	switch t {
-	case tabDashboard, tabAudit:
+	case tabDashboard:
+		return []helpKey{{"enter", "the decision's story (why?)"}, {"e", "site settings (zone, lockout, …)"}}
+	case tabAudit:
 		return []helpKey{{"enter", "the decision's story (why?)"}}
 	case tabUsers:
 		return []helpKey{{"a", "add a user"}, {"p", "reset the password"}, {"d", "disable/enable"},

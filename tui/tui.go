@@ -463,6 +463,8 @@ func (m Model) key(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
 		m.form = m.addUpstreamForm()
 	case key.Matches(msg, keys.Add) && m.tab == tabLDAP:
 		m.form = m.addBindAccountForm()
+	case key.Matches(msg, keys.Edit) && m.tab == tabDashboard && m.p.Wizard != nil:
+		return m, m.siteSettingsCmd()
 	case key.Matches(msg, keys.Edit) && m.tab == tabLDAP:
 		if m.ldapSet == nil {
 			m.note = "the LDAP settings have not been read yet; try again in a moment"

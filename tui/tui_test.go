@@ -91,6 +91,16 @@ func (f fakeWizard) SetSetting(ctx context.Context, k, v string) error {
 	return fakeLDAP(f).SetSetting(ctx, k, v)
 }
 
+func (f fakeWizard) SiteSettings(context.Context) (map[string]string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := map[string]string{"timezone": "", "lockout_threshold": "5", "lockout_minutes": "15", "challenge_seconds": "120", "totp_window": "1", "cache_hours": "72"}
+	for k, v := range f.settings {
+		out[k] = v
+	}
+	return out, nil
+}
+
 // TestLogin checks the daemon's report as the admin service does (so the
 // console shows the same words), then records the test and answers with
 // f.login.
@@ -1422,5 +1432,49 @@ func TestDashboardShowsDroppedRequests(t *testing.T) {
 	out := screen(t, tm)
 	if strings.Contains(out, "acct secret") || strings.Contains(out, "ap2") || strings.Contains(out, "duplicate") {
 		t.Fatalf("an old or harmless drop is shown:\n%s", out)
+	}
+}
+
+// TestSiteSettingsFromTheDashboard: after the wizard, e on the Dashboard
+// edits the site settings with the CLI's checks (issue 14: no screen did).
+func TestSiteSettingsFromTheDashboard(t *testing.T) {
+	f := sample()
+	tm := start(t, f, 80, 24)
+	waitFor(t, tm, "frontdesk2")
+	tm.Type("e")
+	waitFor(t, tm, "Site settings", "time zone")
+	tm.Type("Mars/Olympus")
+	tm.Send(tea.KeyMsg{Type: tea.KeyDown}) // lockout after
+	for range len("5") {
+		tm.Send(tea.KeyMsg{Type: tea.KeyBackspace})
+	}
+	tm.Type("8")
+	for range 5 {
+		tm.Send(tea.KeyMsg{Type: tea.KeyEnter})
+	}
+	waitFor(t, tm, "is not a known time zone")
+	f.mu.Lock()
+	if f.settings["lockout_threshold"] == "8" {
+		t.Fatal("a form with a refused field saved the others")
+	}
+	f.mu.Unlock()
+	// The zone is refused in words; fix it and save.
+	tm.Send(tea.KeyMsg{Type: tea.KeyShiftTab})
+	tm.Send(tea.KeyMsg{Type: tea.KeyShiftTab})
+	tm.Send(tea.KeyMsg{Type: tea.KeyShiftTab})
+	tm.Send(tea.KeyMsg{Type: tea.KeyShiftTab})
+	tm.Send(tea.KeyMsg{Type: tea.KeyShiftTab})
+	for range len("Mars/Olympus") {
+		tm.Send(tea.KeyMsg{Type: tea.KeyBackspace})
+	}
+	tm.Type("America/Chicago")
+	for range 6 {
+		tm.Send(tea.KeyMsg{Type: tea.KeyEnter})
+	}
+	waitFor(t, tm, "site settings saved")
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.settings["timezone"] != "America/Chicago" || f.settings["lockout_threshold"] != "8" {
+		t.Fatalf("settings %v", f.settings)
 	}
 }

@@ -776,6 +776,23 @@ func (s *Service) SetSetting(ctx context.Context, key, value string) error {
 	})
 }
 
+// SiteSettings returns the site settings that are not the LDAP door's
+// (time zone, lockout, code prompt, TOTP window, cache), as stored or else
+// their defaults, for the console.
+func (s *Service) SiteSettings(ctx context.Context) (map[string]string, error) {
+	all, err := appliance.SiteValues(ctx, s.Store)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]string{}
+	for k, v := range all {
+		if !strings.HasPrefix(k, "ldap_") {
+			out[k] = v
+		}
+	}
+	return out, nil
+}
+
 // LDAPSettings returns the LDAP door's site settings (the ldap_ keys), as
 // stored or else their defaults, for the console.
 func (s *Service) LDAPSettings(ctx context.Context) (map[string]string, error) {

@@ -1,0 +1,80 @@
+package tui
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	tea "github.com/charmbracelet/bubbletea"
+
+	"github.com/clinicgate/clinicgate/appliance"
+	"github.com/clinicgate/clinicgate/appliance/admin"
+)
+
+// siteSettingKeys are the site settings the Dashboard's form edits (e):
+// what the wizard set once (the time zone) and what a contractor tunes
+// later. The LDAP door's are on the LDAP pane. The same checks and audit
+// as 'clinicgate settings set'.
+var siteSettingKeys = []struct{ key, label string }{
+	{"timezone", "time zone"},
+	{"lockout_threshold", "lockout after"},
+	{"lockout_minutes", "lockout min"},
+	{"challenge_seconds", "code prompt s"},
+	{"totp_window", "TOTP window"},
+	{"cache_hours", "cache hours"},
+}
+
+// siteSettingsCmd reads the settings, then opens the form on them.
+func (m Model) siteSettingsCmd() tea.Cmd {
+	return m.act(func(ctx context.Context) doneMsg {
+		cur, err := m.p.Wizard.SiteSettings(ctx)
+		if err != nil {
+			return doneMsg{err: err}
+		}
+		return doneMsg{next: m.siteSettingsForm(cur)}
+	})
+}
+
+func (m Model) siteSettingsForm(old map[string]string) *form {
+	fields := make([]formField, len(siteSettingKeys))
+	for i, k := range siteSettingKeys {
+		help := ""
+		if spec, ok := appliance.SettingSpecs[k.key]; ok {
+			help = spec.Help
+		}
+		fields[i] = withValue(field(k.label, help, false, 64), old[k.key])
+	}
+	return newForm("Site settings (the same as 'clinicgate settings set')", func(v []string) tea.Cmd {
+		return m.act(func(ctx context.Context) doneMsg {
+			var changed []string
+			for i, k := range siteSettingKeys {
+				val := strings.TrimSpace(v[i])
+				if val == old[k.key] {
+					continue
+				}
+				if err := appliance.CheckSetting(k.key, val); err != nil {
+					return doneMsg{err: fmt.Errorf("%w: %s: %s", admin.ErrInvalid, k.label, settingProblem(k.key, err))}
+				}
+				changed = append(changed, k.key)
+			}
+			if len(changed) == 0 {
+				return doneMsg{text: "site settings: nothing changed"}
+			}
+			for _, k := range changed {
+				if err := m.p.Wizard.SetSetting(ctx, k, strings.TrimSpace(v[indexOfSetting(k)])); err != nil {
+					return doneMsg{err: err}
+				}
+			}
+			return doneMsg{text: "site settings saved (" + strings.Join(changed, ", ") + "); logins use them within a second"}
+		})
+	}, fields...)
+}
+
+func indexOfSetting(key string) int {
+	for i, k := range siteSettingKeys {
+		if k.key == key {
+			return i
+		}
+	}
+	return -1
+}

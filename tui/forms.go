@@ -584,23 +584,32 @@ func upstreamCheckText(c admin.UpstreamCheck) string {
 }
 
 func (m Model) groupsForm(u admin.User) *form {
-	f := newForm("Groups and expiry of "+u.Name, func(v []string) tea.Cmd {
+	f := newForm("Groups, expiry, hours and name of "+u.Name, func(v []string) tea.Cmd {
 		return m.act(func(ctx context.Context) doneMsg {
 			groups := splitList(v[0])
 			// The admin service reads the expiry: a date is the end of
 			// that day in the site's time zone, as on the command line.
 			exp := strings.TrimSpace(v[1])
-			if err := m.p.Users.EditUser(ctx, u.Name, admin.UserEdit{Groups: &groups, Expires: &exp, Version: u.Version}); err != nil {
+			hours := strings.TrimSpace(v[2])
+			if _, err := policy.ParseHours(hours); err != nil {
+				return doneMsg{err: fmt.Errorf("%w: hours: %v", admin.ErrInvalid, err)}
+			}
+			name := strings.TrimSpace(v[3])
+			if err := m.p.Users.EditUser(ctx, u.Name, admin.UserEdit{Groups: &groups, Expires: &exp, Hours: &hours, DisplayName: &name, Version: u.Version}); err != nil {
 				return doneMsg{err: err}
 			}
-			return doneMsg{text: u.Name + ": groups and expiry saved"}
+			return doneMsg{text: u.Name + ": groups, expiry, hours and name saved"}
 		})
 	},
 		field("groups", "comma-separated; empty: none", false, 300),
 		field("expires", "last day it works, e.g. 2026-12-31, in "+admin.ZoneName(m.clock().zone(), m.opts.Now())+"; empty: never", false, 16),
+		field("hours", "when logins are allowed, e.g. Mon-Fri 08:00-18:00; Sat 09:00-13:00 (empty: always)", false, 200),
+		field("name", "display name, e.g. Dr. Lee (what the EHR shows)", false, 128),
 	)
 	f.fields[0].input.SetValue(strings.Join(u.Groups, ", "))
 	f.fields[1].input.SetValue(m.clock().expiryInput(u.ExpiresAt))
+	f.fields[2].input.SetValue(u.Hours)
+	f.fields[3].input.SetValue(u.DisplayName)
 	return f
 }
 

@@ -90,7 +90,7 @@ var keys = keyMap{
 	Unlock:   key.NewBinding(key.WithKeys("u"), key.WithHelp("u", "unlock")),
 	Enrol:    key.NewBinding(key.WithKeys("m"), key.WithHelp("m", "enrol TOTP")),
 	Edit:     key.NewBinding(key.WithKeys("e"), key.WithHelp("e", "edit (policy, LDAP)")),
-	Groups:   key.NewBinding(key.WithKeys("g"), key.WithHelp("g", "groups and expiry")),
+	Groups:   key.NewBinding(key.WithKeys("g"), key.WithHelp("g", "groups, expiry, hours")),
 	ResetMFA: key.NewBinding(key.WithKeys("r"), key.WithHelp("r", "reset TOTP")),
 	Device:   key.NewBinding(key.WithKeys("b"), key.WithHelp("b", "bind a device")),
 	Test:     key.NewBinding(key.WithKeys("t"), key.WithHelp("t", "test an upstream")),

@@ -183,6 +183,12 @@ func (f fakeUsers) EditUser(_ context.Context, name string, e admin.UserEdit) er
 		if e.Groups != nil {
 			u.Groups = *e.Groups
 		}
+		if e.Hours != nil {
+			u.Hours = *e.Hours
+		}
+		if e.DisplayName != nil {
+			u.DisplayName = *e.DisplayName
+		}
 		u.Version++
 		return nil
 	}
@@ -1109,9 +1115,13 @@ func TestGroupsExpiryAndDeviceFromTheConsole(t *testing.T) {
 	tm.Send(tea.KeyMsg{Type: tea.KeyTab})
 	waitFor(t, tm, "vendor-it")
 	tm.Type("g")
-	waitFor(t, tm, "Groups and expiry of dr.lee")
+	waitFor(t, tm, "Groups, expiry, hours and name of dr.lee")
 	tm.Send(tea.KeyMsg{Type: tea.KeyTab})
 	tm.Type("31/12/2026")
+	tm.Send(tea.KeyMsg{Type: tea.KeyEnter})
+	tm.Type("Mon-Fri 08:00-18:00")
+	tm.Send(tea.KeyMsg{Type: tea.KeyEnter})
+	tm.Type("Dr. Lee")
 	tm.Send(tea.KeyMsg{Type: tea.KeyEnter})
 	waitFor(t, tm, "is not a date like 2026-12-31")
 	tm.Send(tea.KeyMsg{Type: tea.KeyEsc})
@@ -1476,5 +1486,48 @@ func TestSiteSettingsFromTheDashboard(t *testing.T) {
 	defer f.mu.Unlock()
 	if f.settings["timezone"] != "America/Chicago" || f.settings["lockout_threshold"] != "8" {
 		t.Fatalf("settings %v", f.settings)
+	}
+}
+
+// TestHoursAndNameFromTheConsole: a user's allowed hours and display name
+// had no screen (issue 14); g edits them, and bad hours are refused in
+// words before anything is saved.
+func TestHoursAndNameFromTheConsole(t *testing.T) {
+	f := sample()
+	for i := range f.users {
+		f.users[i].Version = 1
+		f.users[i].DisplayName = ""
+	}
+	tm := start(t, f, 80, 24)
+	waitFor(t, tm, "frontdesk2")
+	tm.Send(tea.KeyMsg{Type: tea.KeyTab})
+	tm.Send(tea.KeyMsg{Type: tea.KeyTab})
+	waitFor(t, tm, "vendor-it")
+	tm.Type("g")
+	waitFor(t, tm, "Groups, expiry, hours and name of dr.lee")
+	tm.Send(tea.KeyMsg{Type: tea.KeyTab})
+	tm.Send(tea.KeyMsg{Type: tea.KeyTab})
+	tm.Type("Mon-Frii 08:00-18:00")
+	tm.Send(tea.KeyMsg{Type: tea.KeyEnter})
+	tm.Type("Dr. Lee")
+	tm.Send(tea.KeyMsg{Type: tea.KeyEnter})
+	waitFor(t, tm, "! hours:")
+	f.mu.Lock()
+	if f.users[0].Hours != "" || f.users[0].DisplayName != "" {
+		t.Fatalf("refused hours saved something: %+v", f.users[0])
+	}
+	f.mu.Unlock()
+	tm.Send(tea.KeyMsg{Type: tea.KeyShiftTab})
+	for range len("Mon-Frii 08:00-18:00") {
+		tm.Send(tea.KeyMsg{Type: tea.KeyBackspace})
+	}
+	tm.Type("Mon-Fri 08:00-18:00")
+	tm.Send(tea.KeyMsg{Type: tea.KeyEnter})
+	tm.Send(tea.KeyMsg{Type: tea.KeyEnter})
+	waitFor(t, tm, "dr.lee: groups, expiry, hours and name saved")
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.users[0].Hours != "Mon-Fri 08:00-18:00" || f.users[0].DisplayName != "Dr. Lee" {
+		t.Fatalf("saved %q / %q", f.users[0].Hours, f.users[0].DisplayName)
 	}
 }

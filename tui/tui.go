@@ -477,6 +477,8 @@ func (m Model) key(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
 		m.show = wifiCA(m.daemon)
 	case key.Matches(msg, keys.Login) && m.tab == tabClients && len(m.clients) > 0:
 		m.form = m.testLoginForm(m.clients[min(m.cursor, len(m.clients)-1)])
+	case msg.String() == "s" && m.tab == tabClients && len(m.clients) > 0:
+		m.form = m.clientSettingsForm(m.clients[min(m.cursor, len(m.clients)-1)])
 	case key.Matches(msg, keys.Edit) && m.tab == tabClients && len(m.clients) > 0:
 		m.form = m.policyForm(m.clients[min(m.cursor, len(m.clients)-1)])
 	case key.Matches(msg, keys.Edit) && m.tab == tabUpstreams && len(m.ups) > 0:
@@ -871,7 +873,7 @@ const userRow = "%-16s %-14s %-25s %-10s %s"
 
 func (m Model) viewClients(h int) string {
 	var b strings.Builder
-	hint := "a: add (RADIUS or LDAP) · e: edit its policy · l: test login · x: remove"
+	hint := "a: add · e: policy · s: address, secret, session · l: test login · x: remove"
 	if l, ok := m.filterLine(); ok {
 		hint = l
 	}

@@ -219,6 +219,16 @@ func (f fakeClients) EditClient(_ context.Context, name string, e admin.ClientEd
 				return fmt.Errorf("%w: %v", admin.ErrInvalid, err)
 			}
 		}
+		if e.Address != nil {
+			pfx, err := admin.ParseAddress(*e.Address)
+			if err != nil {
+				return err
+			}
+			c.Prefix = pfx
+		}
+		if e.Secret != nil {
+			c.Secret = e.Secret
+		}
 		c.Policy = p
 		c.Version++
 		return nil
@@ -1529,5 +1539,41 @@ func TestHoursAndNameFromTheConsole(t *testing.T) {
 	defer f.mu.Unlock()
 	if f.users[0].Hours != "Mon-Fri 08:00-18:00" || f.users[0].DisplayName != "Dr. Lee" {
 		t.Fatalf("saved %q / %q", f.users[0].Hours, f.users[0].DisplayName)
+	}
+}
+
+// TestClientAddressSecretAndSessionFromTheConsole: a client's address,
+// shared secret and session length had no screen (issue 14); s edits
+// them, and a new secret is shown once.
+func TestClientAddressSecretAndSessionFromTheConsole(t *testing.T) {
+	f := sample()
+	f.clients = []admin.Client{{Name: "office-wifi", Door: "radius", Prefix: netip.MustParsePrefix("192.168.1.2/32"), Policy: policy.Default(), Version: 1}}
+	tm := start(t, f, 80, 24)
+	waitFor(t, tm, "frontdesk2")
+	for range 3 {
+		tm.Send(tea.KeyMsg{Type: tea.KeyTab})
+	}
+	waitFor(t, tm, "192.168.1.2/32")
+	tm.Type("s")
+	waitFor(t, tm, "Address, secret and session length of office-wifi")
+	name := "office-wifi"
+	for range 20 {
+		tm.Send(tea.KeyMsg{Type: tea.KeyBackspace})
+	}
+	tm.Type("10.0.20.0/24")
+	tm.Send(tea.KeyMsg{Type: tea.KeyEnter})
+	tm.Type("new")
+	tm.Send(tea.KeyMsg{Type: tea.KeyEnter})
+	for range 10 {
+		tm.Send(tea.KeyMsg{Type: tea.KeyBackspace})
+	}
+	tm.Type("8h")
+	tm.Send(tea.KeyMsg{Type: tea.KeyEnter})
+	waitFor(t, tm, "The new shared secret of "+name)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	c := f.clients[0]
+	if c.Prefix.String() != "10.0.20.0/24" || c.Policy.SessionTimeout != 8*3600 || len(c.Secret) != 32 {
+		t.Fatalf("saved %s, %d s, %d-byte secret", c.Prefix, c.Policy.SessionTimeout, len(c.Secret))
 	}
 }

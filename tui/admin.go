@@ -97,6 +97,8 @@ type WizardAdmin interface {
 	// SiteSettings are the settings the Dashboard's form edits after the
 	// wizard (time zone, lockout, …), as stored or their defaults.
 	SiteSettings(ctx context.Context) (map[string]string, error)
+	// AcctSessions are the RADIUS accounting sessions (o: who is online).
+	AcctSessions(ctx context.Context, active bool, n int) ([]admin.AcctSession, error)
 	AddAdminKey(ctx context.Context, name, line string) (string, error)
 }
 

@@ -78,3 +78,24 @@ func indexOfSetting(key string) int {
 	}
 	return -1
 }
+
+// onlineCmd shows who is online: the open RADIUS accounting sessions
+// (Wi-Fi and VPN), newest first, as 'clinicgate acct list --active'.
+func (m Model) onlineCmd() tea.Cmd {
+	return m.act(func(ctx context.Context) doneMsg {
+		ss, err := m.p.Wizard.AcctSessions(ctx, true, 40)
+		if err != nil {
+			return doneMsg{err: err}
+		}
+		var b strings.Builder
+		fmt.Fprintf(&b, "Who is online: %d open accounting %s (Wi-Fi, VPN), newest first\n\n", len(ss), plural(len(ss), "session", "sessions"))
+		if len(ss) == 0 {
+			b.WriteString("(none: no NAS has reported a session that is still open; point its accounting at port 1813)")
+		}
+		fmt.Fprintf(&b, "%-16s %-18s %-15s %-12s %s\n", "USER", "STATION", "ADDRESS", "CLIENT", "SINCE")
+		for _, s := range ss {
+			fmt.Fprintf(&b, "%-16s %-18s %-15s %-12s %s\n", clip(s.UserName, 16), clip(s.CallingStation, 18), clip(s.FramedAddress, 15), clip(s.Client, 12), m.clock().minute(s.StartedAt))
+		}
+		return doneMsg{show: strings.TrimRight(b.String(), "\n")}
+	})
+}

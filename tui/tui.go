@@ -465,6 +465,8 @@ func (m Model) key(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
 		m.form = m.addBindAccountForm()
 	case key.Matches(msg, keys.Edit) && m.tab == tabDashboard && m.p.Wizard != nil:
 		return m, m.siteSettingsCmd()
+	case msg.String() == "o" && m.tab == tabDashboard && m.p.Wizard != nil:
+		return m, m.onlineCmd()
 	case key.Matches(msg, keys.Edit) && m.tab == tabLDAP:
 		if m.ldapSet == nil {
 			m.note = "the LDAP settings have not been read yet; try again in a moment"

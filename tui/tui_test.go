@@ -91,6 +91,11 @@ func (f fakeWizard) SetSetting(ctx context.Context, k, v string) error {
 	return fakeLDAP(f).SetSetting(ctx, k, v)
 }
 
+func (f fakeWizard) AcctSessions(context.Context, bool, int) ([]admin.AcctSession, error) {
+	return []admin.AcctSession{{Client: "front-wifi", SessionID: "S1", UserName: "dr.lee", CallingStation: "AA-BB-CC-DD-EE-01", FramedAddress: "10.0.20.31",
+		Status: "active", StartedAt: t0.Add(30 * time.Minute)}}, nil
+}
+
 func (f fakeWizard) SiteSettings(context.Context) (map[string]string, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -1576,4 +1581,13 @@ func TestClientAddressSecretAndSessionFromTheConsole(t *testing.T) {
 	if c.Prefix.String() != "10.0.20.0/24" || c.Policy.SessionTimeout != 8*3600 || len(c.Secret) != 32 {
 		t.Fatalf("saved %s, %d s, %d-byte secret", c.Prefix, c.Policy.SessionTimeout, len(c.Secret))
 	}
+}
+
+// TestWhoIsOnlineFromTheDashboard: o shows the open accounting sessions
+// (issue 14: only the command line listed them).
+func TestWhoIsOnlineFromTheDashboard(t *testing.T) {
+	tm := start(t, sample(), 80, 24)
+	waitFor(t, tm, "frontdesk2")
+	tm.Type("o")
+	waitFor(t, tm, "Who is online: 1 open accounting session", "dr.lee", "AA-BB-CC-DD-EE-01", "10.0.20.31", "front-wifi")
 }

@@ -18,6 +18,7 @@ type (
 	BindAccount = store.BindAccount
 	Compliance  = store.Compliance
 	Revocation  = store.Revocation
+	AcctSession = store.AcctSession
 	DeviceCert  = store.DeviceCert
 	// PostureEvent is a change that ended or moved sessions (CoA).
 	PostureEvent = store.PostureEvent

@@ -55,7 +55,7 @@ var allowed = map[string][]string{
 	"appliance/posture/mdmtest": nil,
 	// The device CA: issuing against one-time challenges, the CRL. Its
 	// tests build a core with appliancetest and make challenges with admin.
-	"appliance/pki": {"appliance/audit", "appliance/store", "appliance/secrets", "appliance/policy", "internal/selfcert",
+	"appliance/pki": {"appliance/atomicfile", "appliance/audit", "appliance/store", "appliance/secrets", "appliance/policy", "internal/selfcert",
 		"appliance/appliancetest", "appliance/admin"},
 	// The LDAP door's directory: the store's users, or the LDAP upstream.
 	"appliance/directory": {"appliance/store", "appliance/upstream", "appliance/directory/vdir", "internal/reload"},

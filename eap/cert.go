@@ -8,26 +8,35 @@ import (
 )
 
 // Files of the appliance's own EAP server certificate in the data
-// directory. The certificate is self-signed: it is the CA a Wi-Fi profile
-// trusts, and its subject name is the server name the profile checks.
+// directory: a leaf of the appliance CA, which a Wi-Fi profile trusts,
+// with the server name the profile checks (or, on an install from before
+// the CA, a self-signed certificate that is its own CA).
 const (
 	CertFile = "eap-cert.pem"
 	KeyFile  = "eap-key.pem"
 )
 
-// EnsureCertificate returns the paths of the EAP certificate and key in
-// dir, generating a self-signed ECDSA P-256 pair named for this host on
-// first use, or again when the pair no longer loads (renewed then says so:
-// every Wi-Fi profile must be given the new CA).
+// EnsureCertificate returns the paths of a self-signed EAP certificate
+// and key in dir, generating an ECDSA P-256 pair named for this host on
+// first use, or again when the pair no longer loads (renewed then says
+// so). It is for tests and tools without a store: the daemon issues a
+// leaf of the appliance CA instead (internal/daemon/servercert.go).
 func EnsureCertificate(dir string) (certPath, keyPath string, renewed bool, err error) {
 	return selfcert.Ensure(dir, CertFile, KeyFile, selfcert.Names{})
 }
 
-// TLSConfig loads the EAP certificate and key.
+// TLSConfig loads the EAP certificate and key; a pair written over the
+// files later is served from the next handshake on.
 func TLSConfig(certPath, keyPath string) (*tls.Config, error) {
-	pair, err := tls.LoadX509KeyPair(certPath, keyPath)
+	return TLSConfigFrom(certPath, keyPath, nil)
+}
+
+// TLSConfigFrom is TLSConfig serving get's certificate when get is not
+// nil (the daemon's own, which it renews itself).
+func TLSConfigFrom(certPath, keyPath string, get func() *tls.Certificate) (*tls.Config, error) {
+	c, err := selfcert.ServerTLS(certPath, keyPath, get)
 	if err != nil {
-		return nil, fmt.Errorf("EAP certificate %s / key %s: %w", certPath, keyPath, err)
+		return nil, fmt.Errorf("EAP %w", err)
 	}
-	return &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{pair}}, nil
+	return c, nil
 }

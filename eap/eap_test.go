@@ -336,7 +336,11 @@ func TestSessionCap(t *testing.T) {
 
 func serverName(t *testing.T) string {
 	cfg, _ := testTLS(t)
-	c, err := x509.ParseCertificate(cfg.Certificates[0].Certificate[0])
+	pair, err := cfg.GetCertificate(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := x509.ParseCertificate(pair.Certificate[0])
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,11 +14,11 @@ const (
 	KeyFile  = "ldap-key.pem"
 )
 
-// EnsureCertificate returns the paths of the appliance's LDAP certificate
-// and key in dir, generating a self-signed ECDSA P-256 pair on first use
-// (named for this host and its addresses), and the certificate's SHA-256
-// fingerprint for the EHR's trust settings. renewed says a pair that no
-// longer loaded was made again: the EHR must be told to trust the new one.
+// EnsureCertificate returns the paths of a self-signed LDAP certificate
+// and key in dir, generating an ECDSA P-256 pair on first use (named for
+// this host and its addresses), and its SHA-256 fingerprint. It is for
+// tests and tools without a store: the daemon serves a leaf of the
+// appliance CA instead (internal/daemon/servercert.go).
 func EnsureCertificate(dir string) (certPath, keyPath, fingerprint string, renewed bool, err error) {
 	certPath, keyPath, renewed, err = selfcert.Ensure(dir, CertFile, KeyFile, selfcert.Names{
 		DNS: []string{"localhost"}, IPs: []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback}, LocalAddrs: true,
@@ -31,11 +31,18 @@ func EnsureCertificate(dir string) (certPath, keyPath, fingerprint string, renew
 }
 
 // TLSConfig loads a certificate and key for LDAPS and StartTLS: TLS 1.2
-// or later only.
+// or later only. A pair written over the files later (a renewal) is
+// served from the next handshake on.
 func TLSConfig(certPath, keyPath string) (*tls.Config, error) {
-	pair, err := tls.LoadX509KeyPair(certPath, keyPath)
+	return TLSConfigFrom(certPath, keyPath, nil)
+}
+
+// TLSConfigFrom is TLSConfig serving get's certificate when get is not
+// nil (the daemon's own, which it renews itself).
+func TLSConfigFrom(certPath, keyPath string, get func() *tls.Certificate) (*tls.Config, error) {
+	c, err := selfcert.ServerTLS(certPath, keyPath, get)
 	if err != nil {
-		return nil, fmt.Errorf("LDAP TLS certificate %s / key %s: %w", certPath, keyPath, err)
+		return nil, fmt.Errorf("LDAP TLS %w", err)
 	}
-	return &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{pair}}, nil
+	return c, nil
 }

@@ -41,13 +41,13 @@ func (m Model) fetchLDAP() tea.Cmd {
 }
 
 // ldapFirstRow is the screen line of the first bind account: under the
-// title, status, pane header, the six settings lines, a blank line and the
-// column header.
-const ldapFirstRow = 11
+// title, status, pane header, the seven settings lines, a blank line and
+// the column header.
+const ldapFirstRow = 12
 
 func (m Model) viewLDAP(h int) string {
 	var b strings.Builder
-	hint := fit("a: add a bind account (secret shown once) · x: remove it · e: edit settings", m.width)
+	hint := fit("a: add a bind account · x: remove it · e: edit settings · c: certificate", m.width)
 	if l, ok := m.filterLine(); ok {
 		hint = l
 	}
@@ -76,8 +76,9 @@ func (m Model) viewLDAP(h int) string {
 	}
 	line("limits", s["ldap_size_limit"]+" entries and "+s["ldap_time_limit"]+" s per search")
 	line("listening", m.ldapListening())
+	line("TLS", m.ldapCertLine())
 	b.WriteString("\n")
-	h -= 7
+	h -= 8
 	b.WriteString(dimStyle.Render(fit(fmt.Sprintf(bindRow, "BIND ACCOUNT", "MAY BIND FROM", "ADDED"), m.width)) + "\n")
 	h--
 	if len(m.binds) == 0 {

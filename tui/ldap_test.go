@@ -27,6 +27,8 @@ func ldapSample() *fakeAdmin {
 	f.status.Listeners = append(f.status.Listeners,
 		admin.Listener{Door: admin.ListenLDAP, Network: "tcp", Address: "[::]:389", CertSHA256: testFingerprint},
 		admin.Listener{Door: admin.ListenLDAPS, Network: "tcp", Address: "[::]:636", CertSHA256: testFingerprint})
+	f.status.LDAPCert = &admin.CertStatus{File: "/var/lib/clinicgate/ldap-cert.pem", SHA256: testFingerprint, Names: []string{"gate", "localhost", "127.0.0.1", "192.168.1.5"},
+		NotAfter: t0.AddDate(1, 0, 0), CAFile: "/var/lib/clinicgate/appliance-ca.pem", CASubject: "clinicgate appliance CA (gate)", CASHA256: strings.Repeat("AB:", 31) + "CD"}
 	f.settings = map[string]string{"ldap_base_dn": "dc=clinic,dc=local", "ldap_domain": "clinic.local", "ldap_netbios": "CLINIC"}
 	f.binds = []admin.BindAccount{
 		{Name: "ehr-search", Networks: []netip.Prefix{netip.MustParsePrefix("192.168.1.20/32")}, CreatedAt: t0},
@@ -51,6 +53,20 @@ func TestLDAPScreen(t *testing.T) {
 	toLDAPTab(t, tm)
 	waitFor(t, tm, "pacs-lookup", "LDAPS")
 	golden(t, "ldap", screen(t, tm))
+}
+
+// c on the LDAP pane shows the certificate and the CA an EHR must trust;
+// a first-wave certificate replaced at the upgrade is said on the
+// dashboard until the operator has had a month to act.
+func TestLDAPCertificateScreen(t *testing.T) {
+	f := ldapSample()
+	f.status.LDAPCert.Changed = &admin.CertChange{At: t0.Add(-time.Hour), Why: "migrated", SHA256: testFingerprint}
+	tm := start(t, f, 80, 24)
+	waitFor(t, tm, "frontdesk2", "LDAP certificate replaced", "EHRs must trust appliance-ca.pem")
+	toLDAPTab(t, tm)
+	waitFor(t, tm, "pacs-lookup", "appliance CA leaf until")
+	tm.Send(tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune("c")})
+	waitFor(t, tm, "replaced its self-signed LDAP certificate", "D6:D3:00:11", "AB:AB:AB", "/var/lib/clinicgate/appliance-ca.pem", "private addresses")
 }
 
 func TestLDAPTabByMouse(t *testing.T) {

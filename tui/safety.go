@@ -473,7 +473,7 @@ func paneKeys(t tab) []helpKey {
 			{"r", "revoke certificates (typed)"}, {"n", "enrol a certificate (SCEP)"}, {"m", "connect an MDM"},
 			{"s", "sync the MDM now"}, {"h", "CoA log"}}
 	case tabLDAP:
-		return []helpKey{{"a", "add a bind account"}, {"e", "edit the settings"}, {"x", "remove a bind account (typed)"}}
+		return []helpKey{{"a", "add a bind account"}, {"e", "edit the settings"}, {"x", "remove a bind account (typed)"}, {"c", "the TLS certificate and its CA"}}
 	case tabWiFi:
 		return []helpKey{{"c", "show the CA (PEM)"}}
 	}

@@ -477,6 +477,8 @@ func (m Model) key(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
 		m.confirm = m.removeBindAccount(m.binds[min(m.cursor, len(m.binds)-1)].Name)
 	case key.Matches(msg, keys.CA) && m.tab == tabWiFi:
 		m.show = wifiCA(m.daemon)
+	case key.Matches(msg, keys.CA) && m.tab == tabLDAP:
+		m.show = ldapCertText(m.daemon, m.clock().day)
 	case key.Matches(msg, keys.Login) && m.tab == tabClients && len(m.clients) > 0:
 		m.form = m.testLoginForm(m.clients[min(m.cursor, len(m.clients)-1)])
 	case msg.String() == "s" && m.tab == tabClients && len(m.clients) > 0:
@@ -579,6 +581,7 @@ var (
 	dimStyle    = lipgloss.NewStyle().Faint(true)
 	acceptStyle = lipgloss.NewStyle().Foreground(lipgloss.Color("2"))
 	rejectStyle = lipgloss.NewStyle().Foreground(lipgloss.Color("1"))
+	warnStyle   = lipgloss.NewStyle().Foreground(lipgloss.Color("3"))
 	cursorStyle = lipgloss.NewStyle().Reverse(true)
 )
 
@@ -1033,6 +1036,9 @@ func (m Model) daemonLine() string {
 		line += "\n" + l
 	}
 	if l := m.dropLine(now); l != "" {
+		line += "\n" + l
+	}
+	if l := m.certLine(now); l != "" {
 		line += "\n" + l
 	}
 	return line

@@ -22,6 +22,9 @@ type DaemonStatus struct {
 	// EAP is the 802.1X server's certificate, when the RADIUS door runs
 	// one: what every Wi-Fi device must be told to trust.
 	EAP *EAPStatus `json:"eap,omitempty"`
+	// LDAPCert is the LDAP door's certificate when it is the appliance's
+	// own (nil: the clinic's own, set in the config file, or no LDAP).
+	LDAPCert *CertStatus `json:"ldap_cert,omitempty"`
 	// Drops counts the RADIUS requests dropped without an answer, by
 	// cause, the latest first: a wrong shared secret or a NAS that is no
 	// client shows nowhere else on screen.
@@ -59,6 +62,37 @@ type EAPStatus struct {
 	// ("subject SHA-256"); none: EAP-TLS is not offered.
 	Anchors []string `json:"anchors,omitempty"`
 }
+
+// CertStatus describes one of the appliance's own TLS certificates, a
+// leaf of the appliance CA (appliance/pki/server.go). All of it is public.
+type CertStatus struct {
+	File     string    `json:"file"`
+	SHA256   string    `json:"sha256"`
+	Names    []string  `json:"names"`
+	NotAfter time.Time `json:"not_after"`
+	// SelfSigned is a first-wave certificate kept as it was.
+	SelfSigned bool `json:"self_signed,omitempty"`
+	// The CA clients must trust (empty when SelfSigned).
+	CAFile    string `json:"ca_file,omitempty"`
+	CASubject string `json:"ca_subject,omitempty"`
+	CASHA256  string `json:"ca_sha256,omitempty"`
+	// Changed is the last time the daemon issued it other than at first
+	// start: a migration from the first wave's self-signed CA asks the
+	// operator to hand out the CA once.
+	Changed *CertChange `json:"changed,omitempty"`
+}
+
+// CertChange records a certificate the daemon issued again, and why
+// (pki.LeafMigrated, LeafExpiring, …).
+type CertChange struct {
+	At       time.Time `json:"at"`
+	Why      string    `json:"why"`
+	SHA256   string    `json:"sha256"`
+	CASHA256 string    `json:"ca_sha256"`
+}
+
+// CertChangeKey is the setting that keeps door's last CertChange.
+func CertChangeKey(door string) string { return "servercert." + door + ".changed" }
 
 // ListenDoor names what a listener answers.
 type ListenDoor string

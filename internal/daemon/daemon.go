@@ -10,6 +10,7 @@ package daemon
 
 import (
 	"context"
+	"crypto/tls"
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
@@ -90,6 +91,11 @@ type Daemon struct {
 	ldapCert, ldapFP, sshFP string
 	eapCert, eapFP          string
 	eapStatus               *admin.EAPStatus
+
+	// The CA of the appliance's own server certificates, and those of
+	// them the daemon keeps (servercert.go; nil: the operator's own).
+	serverCA        *pki.ServerCA
+	ldapOwn, eapOwn *ownCert
 
 	// The device CA (nil until made) and the SCEP door (scep.go).
 	deviceCA        *pki.CA
@@ -201,18 +207,25 @@ func Open(ctx context.Context, cfg config.Config, opts Options) (_ *Daemon, err 
 // first start.
 func (d *Daemon) openEAP(ctx context.Context) (*eap.Server, error) {
 	certPath, keyPath := d.cfg.RADIUS.EAPCertFile, d.cfg.RADIUS.EAPKeyFile
-	renewed := false
 	if certPath == "" {
-		var err error
-		if certPath, keyPath, renewed, err = eap.EnsureCertificate(d.store.Dir()); err != nil {
-			return nil, fmt.Errorf("EAP certificate: %w", err)
+		// A first-wave self-signed EAP certificate is kept: every Wi-Fi
+		// profile pins it, and replacing it would lock every device out
+		// at the upgrade (docs/security.md says how to move to the CA).
+		d.eapOwn = &ownCert{door: "eap", certFile: eap.CertFile, keyFile: eap.KeyFile, opts: pki.LeafOptions{KeepSelfSigned: true}}
+		r, err := d.ensureOwnCert(ctx, d.eapOwn)
+		if err != nil {
+			return nil, err
+		}
+		certPath, keyPath = r.CertPath, r.KeyPath
+		if r.SelfSigned {
+			d.log.Info("the EAP certificate is the first wave's self-signed one, kept because Wi-Fi profiles pin it; docs/security.md says how to move to the appliance CA", "file", certPath)
 		}
 	}
-	if renewed {
-		d.log.Warn("the appliance's EAP certificate was damaged and has been made again; Wi-Fi profiles that trusted the old one must be given the new one", "file", certPath)
-		_, _ = d.audit.Append(ctx, audit.Entry{Kind: audit.KindSystem, Reason: "eap_certificate_renewed", Actor: "daemon", Detail: "the EAP certificate " + certPath + " was damaged and was made again"})
+	var get func() *tls.Certificate
+	if d.eapOwn != nil {
+		get = d.eapOwn.pair.Certificate
 	}
-	tlsCfg, err := eap.TLSConfig(certPath, keyPath)
+	tlsCfg, err := eap.TLSConfigFrom(certPath, keyPath, get)
 	if err != nil {
 		return nil, err
 	}
@@ -302,23 +315,21 @@ func eapStatus(certPath string) *admin.EAPStatus {
 func (d *Daemon) openLDAP(ctx context.Context) error {
 	cfg := d.cfg.LDAP
 	certPath, keyPath, fp := cfg.CertFile, cfg.KeyFile, ""
+	var get func() *tls.Certificate
 	if certPath == "" {
-		var renewed bool
-		var err error
-		if certPath, keyPath, fp, renewed, err = ldapproxy.EnsureCertificate(d.store.Dir()); err != nil {
-			return fmt.Errorf("LDAP certificate: %w", err)
+		r, err := d.ownLDAPCert(ctx)
+		if err != nil {
+			return err
 		}
-		if renewed {
-			d.log.Warn("the appliance's LDAP certificate was damaged and has been made again; EHRs that trusted the old one must be given the new one", "file", certPath, "sha256", fp)
-			_, _ = d.audit.Append(ctx, audit.Entry{Kind: audit.KindSystem, Reason: "ldap_certificate_renewed", Actor: "daemon", Detail: "the LDAP certificate " + certPath + " was damaged and was made again (SHA-256 " + fp + ")"})
-		}
+		certPath, keyPath, get = r.CertPath, r.KeyPath, d.ldapOwn.pair.Certificate
+		fp = selfcert.FingerprintDER(r.Leaf.Raw)
 	} else {
 		var err error
 		if fp, err = selfcert.Fingerprint(certPath); err != nil {
 			return fmt.Errorf("ldap.cert_file: %w", err)
 		}
 	}
-	tlsCfg, err := ldapproxy.TLSConfig(certPath, keyPath)
+	tlsCfg, err := ldapproxy.TLSConfigFrom(certPath, keyPath, get)
 	if err != nil {
 		return err
 	}
@@ -464,6 +475,11 @@ func (d *Daemon) Listen(ctx context.Context) error {
 		}
 		// Not a socket: the listing shows which certificate EHRs must trust.
 		opened = append(opened, listener{desc: fmt.Sprintf("  %-22s %s (SHA-256 %s)", "LDAP certificate", d.ldapCert, d.ldapFP)})
+	}
+	if d.serverCA != nil && (d.ldapOwn != nil || d.eapOwn != nil && !d.eapOwn.pair.Certificate().Leaf.IsCA) {
+		// The CA that EHRs and Wi-Fi profiles trust, which renewals of
+		// the certificates above do not change.
+		opened = append(opened, listener{desc: fmt.Sprintf("  %-22s %s (SHA-256 %s)", "appliance CA (trust)", filepath.Join(d.store.Dir(), pki.ServerCAFile), selfcert.FingerprintDER(d.serverCA.Cert.Raw))})
 	}
 	if d.http != nil {
 		desc := func(a net.Addr) string {
@@ -689,7 +705,21 @@ func (d *Daemon) status(svc *admin.Service, started time.Time) func(context.Cont
 	}
 	d.mu.Unlock()
 	return func(ctx context.Context) {
-		ds := admin.DaemonStatus{Version: d.opts.Version, StartedAt: started, UpdatedAt: time.Now(), Listeners: addrs, EAP: d.eapStatus}
+		d.mu.Lock()
+		eapSt := d.eapStatus
+		d.mu.Unlock()
+		ds := admin.DaemonStatus{Version: d.opts.Version, StartedAt: started, UpdatedAt: time.Now(), Listeners: addrs, EAP: eapSt}
+		if ds.LDAPCert = d.certStatus(ctx, d.ldapOwn); ds.LDAPCert != nil {
+			// A renewed leaf is what a pinning client now sees.
+			ls := make([]admin.Listener, len(addrs))
+			for i, l := range addrs {
+				if l.Door == admin.ListenLDAP || l.Door == admin.ListenLDAPS {
+					l.CertSHA256 = ds.LDAPCert.SHA256
+				}
+				ls[i] = l
+			}
+			ds.Listeners = ls
+		}
 		if hs, err := d.upstreams.Status(ctx); err == nil {
 			for _, h := range hs {
 				ds.Upstreams = append(ds.Upstreams, admin.UpstreamStatus{Name: h.Name, Kind: h.Kind, State: string(h.State), Since: h.Since, LastError: h.LastError})

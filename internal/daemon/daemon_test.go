@@ -16,7 +16,9 @@ import (
 
 	"github.com/clinicgate/clinicgate/appliance/admin"
 	"github.com/clinicgate/clinicgate/appliance/config"
+	"github.com/clinicgate/clinicgate/appliance/pki"
 	"github.com/clinicgate/clinicgate/eap"
+	"github.com/clinicgate/clinicgate/internal/selfcert"
 )
 
 // loopback is a config with every door on a port the kernel picks.
@@ -132,10 +134,17 @@ func TestShutdownWaitsForEveryGoroutine(t *testing.T) {
 	if l, ok := st.Listener(admin.ListenSSH); !ok || !strings.HasPrefix(l.HostKey, "SHA256:") {
 		t.Errorf("reported SSH listener %+v, want its host key", l)
 	}
-	// The EAP certificate is self-signed: it is the CA devices trust,
-	// shown with the fingerprint the start-up listing gives.
-	if st.EAP == nil || st.EAP.CASHA256 != d.eapFP || d.eapFP == "" || !strings.Contains(st.EAP.CAPEM, "BEGIN CERTIFICATE") || len(st.EAP.ServerName) == 0 || len(st.EAP.CAThumb) != 40 {
-		t.Errorf("reported EAP %+v, want the certificate %s as its CA", st.EAP, d.eapFP)
+	// The EAP certificate is a leaf of the appliance CA: the CA is what
+	// devices trust, shown with the fingerprint of appliance-ca.pem.
+	caFP, err := selfcert.Fingerprint(filepath.Join(d.Dir(), pki.ServerCAFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.EAP == nil || st.EAP.CASHA256 != caFP || d.eapFP == "" || d.eapFP == caFP || !strings.Contains(st.EAP.CAPEM, "BEGIN CERTIFICATE") || len(st.EAP.ServerName) == 0 || len(st.EAP.CAThumb) != 40 {
+		t.Errorf("reported EAP %+v, want the appliance CA %s as its CA", st.EAP, caFP)
+	}
+	if c := st.LDAPCert; c == nil || c.SHA256 != d.ldapFP || c.CASHA256 != caFP || c.SelfSigned || c.Changed != nil {
+		t.Errorf("reported LDAP certificate %+v, want the leaf %s of the CA %s", c, d.ldapFP, caFP)
 	}
 	if len(st.Listeners) != 6 {
 		t.Errorf("reported %d listeners, want 6: %+v", len(st.Listeners), st.Listeners)

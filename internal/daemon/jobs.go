@@ -59,6 +59,10 @@ func (d *Daemon) jobs() ([]job, error) {
 		// Posture events end or move sessions at their NAS (RFC 5176,
 		// internal/daemon/coa.go).
 		{every: time.Second, run: newCoAWorker(d.store, d.audit, d.log).run},
+		// The appliance's own server certificates are renewed a month
+		// before their end, or when this host's addresses change
+		// (servercert.go).
+		{every: 24 * time.Hour, run: d.renewOwnCerts},
 	}
 	// MDM device syncs (Intune, Jamf, Google): one long-running job.
 	mj, err := d.mdmJob()

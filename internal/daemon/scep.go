@@ -21,7 +21,6 @@ import (
 	"github.com/clinicgate/clinicgate/appliance/pki"
 	"github.com/clinicgate/clinicgate/appliance/store"
 	"github.com/clinicgate/clinicgate/internal/selfcert"
-	"github.com/clinicgate/clinicgate/ldapproxy"
 	"github.com/clinicgate/clinicgate/scepserver"
 )
 
@@ -72,15 +71,17 @@ func scepPublicURL(publicURL, listen string) string {
 func (d *Daemon) openSCEP() error {
 	cfg := d.cfg.SCEP
 	certPath, keyPath := cfg.CertFile, cfg.KeyFile
+	var get func() *tls.Certificate
 	if certPath == "" {
-		var err error
-		if certPath, keyPath, _, _, err = ldapproxy.EnsureCertificate(d.store.Dir()); err != nil {
+		r, err := d.ownLDAPCert(context.Background())
+		if err != nil {
 			return fmt.Errorf("SCEP HTTPS certificate: %w", err)
 		}
+		certPath, keyPath, get = r.CertPath, r.KeyPath, d.ldapOwn.pair.Certificate
 	}
-	pair, err := tls.LoadX509KeyPair(certPath, keyPath)
+	tlsCfg, err := selfcert.ServerTLS(certPath, keyPath, get)
 	if err != nil {
-		return fmt.Errorf("SCEP HTTPS certificate %s / key %s: %w", certPath, keyPath, err)
+		return fmt.Errorf("SCEP HTTPS certificate: %w", err)
 	}
 	if d.scepFP, err = selfcert.Fingerprint(certPath); err != nil {
 		return err
@@ -94,7 +95,7 @@ func (d *Daemon) openSCEP() error {
 	}
 	d.scepURL, d.scepEnroller = base+scepserver.PathSCEP, enr
 	d.scep = &http.Server{
-		Handler: srv.Handler(), TLSConfig: &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{pair}},
+		Handler: srv.Handler(), TLSConfig: tlsCfg,
 		ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second,
 		IdleTimeout: time.Minute, MaxHeaderBytes: 128 << 10,
 		// Failed TLS handshakes (scanners, devices that do not trust the

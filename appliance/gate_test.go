@@ -911,6 +911,11 @@ func TestHostileSourceCannotLockOutTheUser(t *testing.T) {
 	}
 	// Alice, from her laptop, is not.
 	expect(t, from(laptop, "correct horse"), appliance.Accept, appliance.ReasonOK)
+	// The console's counters name the refused station, not the laptop.
+	ts := e.gate.Throttled(t.Context(), e.clock.Now())
+	if len(ts) != 1 || ts[0].User != "alice" || ts[0].Station != "02:66:66:66:66:66" || ts[0].Address != "10.0.0.5" || !ts[0].Until.After(e.clock.Now()) {
+		t.Fatalf("counters %+v, want the attacker's station refused", ts)
+	}
 	// More guesses from the blocked station change nothing.
 	for range 20 {
 		expect(t, from(attacker, "guess"), appliance.Reject, appliance.ReasonLockedOut)

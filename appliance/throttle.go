@@ -1,7 +1,9 @@
 package appliance
 
 import (
+	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -139,4 +141,61 @@ func describeSource(r *run) string {
 		s += ", station " + r.req.Device
 	}
 	return s
+}
+
+// Throttled is one source whose failures are being counted, for the
+// console (internal/daemon reports them in the daemon's status).
+type Throttled struct {
+	// Kind is "login" (a user's account from one source) or "bind" (a
+	// bind account from one address).
+	Kind    string    `json:"kind"`
+	User    string    `json:"user"`
+	Client  string    `json:"client,omitempty"`
+	Address string    `json:"address"`
+	Station string    `json:"station,omitempty"`
+	Fails   int       `json:"fails"`          // counted since First (0 while blocked)
+	Until   time.Time `json:"until,omitzero"` // refused until, when blocked
+	Last    time.Time `json:"last"`
+}
+
+// snapshot lists the entries with failures counted within window or
+// blocked at now, the latest first, at most n.
+func (t *throttle) snapshot(kind string, now time.Time, window time.Duration, n int) []Throttled {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var out []Throttled
+	for k, e := range t.m {
+		blocked := now.Before(e.until)
+		if !blocked && (e.fails == 0 || now.Sub(e.first) > window) {
+			continue
+		}
+		f := strings.Split(k, "\x00")
+		th := Throttled{Kind: kind, User: f[0], Fails: e.fails, Last: e.touched}
+		if blocked {
+			th.Until = e.until
+		}
+		switch {
+		case kind == "bind" && len(f) == 2:
+			th.Address = f[1]
+		case len(f) == 4:
+			th.Client, th.Address, th.Station = f[1], f[2], f[3]
+		}
+		out = append(out, th)
+	}
+	slices.SortFunc(out, func(a, b Throttled) int { return b.Last.Compare(a.Last) })
+	return out[:min(len(out), n)]
+}
+
+// Throttled lists the sources being slowed down now, blocked ones and
+// those with failures counted, the latest first (at most 50): the smart
+// lockout's counters, for the console.
+func (g *Gate) Throttled(ctx context.Context, now time.Time) []Throttled {
+	site, err := g.site.Get(ctx)
+	window := 15 * time.Minute
+	if err == nil && site.LockoutDuration > 0 {
+		window = site.LockoutDuration
+	}
+	out := append(g.loginThrottle.snapshot("login", now, window, 50), g.bindThrottle.snapshot("bind", now, bindFailWindow, 50)...)
+	slices.SortFunc(out, func(a, b Throttled) int { return b.Last.Compare(a.Last) })
+	return out[:min(len(out), 50)]
 }

@@ -69,6 +69,20 @@ func TestLDAPCertificateScreen(t *testing.T) {
 	waitFor(t, tm, "replaced its self-signed LDAP certificate", "D6:D3:00:11", "AB:AB:AB", "/var/lib/clinicgate/appliance-ca.pem", "private addresses")
 }
 
+// The smart lockout's counters: a refused source is said on the
+// dashboard, and b lists every source with failures counted.
+func TestLockoutCountersOnDashboard(t *testing.T) {
+	f := sample()
+	f.status.Throttled = []appliance.Throttled{
+		{Kind: "login", User: "dr.lee", Client: "office-vpn", Address: "203.0.113.9", Until: t0.Add(time.Hour + 10*time.Minute), Last: t0.Add(time.Hour - time.Minute)},
+		{Kind: "bind", User: "ehr-search", Address: "192.168.1.66", Fails: 2, Last: t0.Add(time.Hour - 2*time.Minute)},
+	}
+	tm := start(t, f, 80, 24)
+	waitFor(t, tm, "frontdesk2", "lockout: 1 source(s) refused", "dr.lee ← 203.0.113.9 via office-vpn")
+	tm.Send(tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune("b")})
+	waitFor(t, tm, "REFUSED until", "ehr-search (bind account)", "2 failure(s)", "from 192.168.1.66")
+}
+
 func TestLDAPTabByMouse(t *testing.T) {
 	tm := start(t, ldapSample(), 80, 24)
 	waitFor(t, tm, "frontdesk2")

@@ -465,6 +465,12 @@ func (m Model) key(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
 		m.form = m.addBindAccountForm()
 	case key.Matches(msg, keys.Edit) && m.tab == tabDashboard && m.p.Wizard != nil:
 		return m, m.siteSettingsCmd()
+	case msg.String() == "b" && m.tab == tabDashboard:
+		var ts []appliance.Throttled
+		if m.daemon != nil {
+			ts = m.daemon.Throttled
+		}
+		m.show = throttleText(ts, m.clock(), m.opts.Now())
 	case msg.String() == "o" && m.tab == tabDashboard && m.p.Wizard != nil:
 		return m, m.onlineCmd()
 	case key.Matches(msg, keys.Edit) && m.tab == tabLDAP:
@@ -1036,6 +1042,9 @@ func (m Model) daemonLine() string {
 		line += "\n" + l
 	}
 	if l := m.dropLine(now); l != "" {
+		line += "\n" + l
+	}
+	if l := m.throttleLine(now); l != "" {
 		line += "\n" + l
 	}
 	if l := m.certLine(now); l != "" {

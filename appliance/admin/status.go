@@ -6,6 +6,7 @@ import (
 	"errors"
 	"time"
 
+	"github.com/clinicgate/clinicgate/appliance"
 	"github.com/clinicgate/clinicgate/appliance/store"
 )
 
@@ -29,6 +30,10 @@ type DaemonStatus struct {
 	// cause, the latest first: a wrong shared secret or a NAS that is no
 	// client shows nowhere else on screen.
 	Drops []RADIUSDrop `json:"radius_drops,omitempty"`
+	// Throttled are the sources the smart lockout is slowing down or
+	// refusing (appliance/throttle.go), the latest first: the daemon
+	// keeps them in memory only, so the console learns them from here.
+	Throttled []appliance.Throttled `json:"throttled,omitempty"`
 	// OldListeners is set when the report came from a daemon older than
 	// this console, which described its listeners as display text: they
 	// are not read back (the daemon's restart with this version fixes it).

@@ -725,6 +725,7 @@ func (d *Daemon) status(svc *admin.Service, started time.Time) func(context.Cont
 				ds.Upstreams = append(ds.Upstreams, admin.UpstreamStatus{Name: h.Name, Kind: h.Kind, State: string(h.State), Since: h.Since, LastError: h.LastError})
 			}
 		}
+		ds.Throttled = d.gate.Throttled(ctx, time.Now())
 		if d.radius != nil {
 			for _, st := range d.radius.Drops() {
 				ds.Drops = append(ds.Drops, admin.RADIUSDrop{Cause: st.Cause, Count: st.Count, Client: st.Client, From: st.From, Last: st.Last})

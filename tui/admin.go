@@ -6,6 +6,7 @@ import (
 
 	"github.com/clinicgate/clinicgate/appliance/admin"
 	"github.com/clinicgate/clinicgate/appliance/secrets"
+	"github.com/clinicgate/clinicgate/appliance/store"
 )
 
 // Each pane talks to the appliance through a small interface of its own,
@@ -100,6 +101,10 @@ type WizardAdmin interface {
 	// AcctSessions are the RADIUS accounting sessions (o: who is online).
 	AcctSessions(ctx context.Context, active bool, n int) ([]admin.AcctSession, error)
 	AddAdminKey(ctx context.Context, name, line string) (string, error)
+	// AdminKeys and RemoveAdminKey manage the SSH admin keys after the
+	// wizard (k on the Dashboard).
+	AdminKeys(ctx context.Context) ([]store.AdminKey, error)
+	RemoveAdminKey(ctx context.Context, name string) error
 }
 
 // Admin is every pane's interface at once: what the admin service

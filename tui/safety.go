@@ -457,7 +457,7 @@ type helpKey struct{ keys, what string }
 func paneKeys(t tab) []helpKey {
 	switch t {
 	case tabDashboard:
-		return []helpKey{{"enter", "the decision's story (why?)"}, {"e", "site settings (zone, lockout, …)"}, {"o", "who is online (accounting)"}, {"b", "sources refused or slowed (lockout)"}}
+		return []helpKey{{"enter", "the decision's story (why?)"}, {"e", "site settings (zone, lockout, …)"}, {"o", "who is online (accounting)"}, {"b", "sources refused or slowed (lockout)"}, {"k", "SSH admin keys: list, add, remove"}}
 	case tabAudit:
 		return []helpKey{{"enter", "the decision's story (why?)"}}
 	case tabUsers:

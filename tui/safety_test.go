@@ -11,6 +11,7 @@ import (
 	"github.com/muesli/termenv"
 
 	"github.com/clinicgate/clinicgate/appliance/admin"
+	"github.com/clinicgate/clinicgate/appliance/store"
 )
 
 // These tests drive the model directly (no program, no timers), so what
@@ -556,5 +557,58 @@ func TestDownUpstreamIsRed(t *testing.T) {
 	_, ups, _ = strings.Cut(console(f).daemonLine(), "\n")
 	if strings.Contains(ups, "\x1b[31m") {
 		t.Fatalf("all up, yet red: %q", ups)
+	}
+}
+
+// k on the Dashboard manages the SSH admin keys after the wizard: the
+// list, a pasted key added, a key removed only by its typed name, and the
+// last key kept.
+func TestAdminKeysScreen(t *testing.T) {
+	f := sample()
+	f.adminKeys = []store.AdminKey{{Name: "contractor", Fingerprint: "SHA256:AbCdEfGh0123", CreatedAt: t0}}
+	tm := start(t, f, 80, 24)
+	waitFor(t, tm, "frontdesk2")
+	typeKeys := func(s string) { tm.Send(tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune(s)}) }
+	typeKeys("k")
+	waitFor(t, tm, "SSH admin keys", "contractor", "SHA256:AbCdEfGh0123")
+	// Removing the last key is refused.
+	tm.Send(tea.KeyMsg{Type: tea.KeyDown})
+	tm.Send(tea.KeyMsg{Type: tea.KeyDown})
+	typeKeys("contractor")
+	tm.Send(tea.KeyMsg{Type: tea.KeyEnter})
+	waitFor(t, tm, "holds the last key")
+	if len(f.adminKeys) != 1 {
+		t.Fatalf("keys %v", f.adminKeys)
+	}
+	// Add a second admin.
+	tm.Send(tea.KeyMsg{Type: tea.KeyEsc})
+	typeKeys("k")
+	waitFor(t, tm, "add name")
+	typeKeys("nurse-it")
+	tm.Send(tea.KeyMsg{Type: tea.KeyDown})
+	typeKeys("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFakeFakeFake nurse@laptop")
+	tm.Send(tea.KeyMsg{Type: tea.KeyEnter}) // to the last field
+	tm.Send(tea.KeyMsg{Type: tea.KeyEnter})
+	waitFor(t, tm, "added for admin nurse-it")
+	// A name typed wrong removes nothing; the exact name removes it.
+	typeKeys("k")
+	waitFor(t, tm, "nurse-it")
+	tm.Send(tea.KeyMsg{Type: tea.KeyDown})
+	tm.Send(tea.KeyMsg{Type: tea.KeyDown})
+	typeKeys("contract")
+	tm.Send(tea.KeyMsg{Type: tea.KeyEnter})
+	waitFor(t, tm, "there is no admin")
+	tm.Send(tea.KeyMsg{Type: tea.KeyEsc})
+	typeKeys("k")
+	waitFor(t, tm, "add name")
+	tm.Send(tea.KeyMsg{Type: tea.KeyDown})
+	tm.Send(tea.KeyMsg{Type: tea.KeyDown})
+	typeKeys("contractor")
+	tm.Send(tea.KeyMsg{Type: tea.KeyEnter})
+	waitFor(t, tm, "SSH key of admin contractor removed")
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.adminKeys) != 1 || f.adminKeys[0].Name != "nurse-it" {
+		t.Fatalf("keys after the removal: %+v", f.adminKeys)
 	}
 }

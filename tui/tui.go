@@ -465,6 +465,8 @@ func (m Model) key(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
 		m.form = m.addBindAccountForm()
 	case key.Matches(msg, keys.Edit) && m.tab == tabDashboard && m.p.Wizard != nil:
 		return m, m.siteSettingsCmd()
+	case msg.String() == "k" && m.tab == tabDashboard && m.p.Wizard != nil:
+		return m, m.adminKeysCmd()
 	case msg.String() == "b" && m.tab == tabDashboard:
 		var ts []appliance.Throttled
 		if m.daemon != nil {

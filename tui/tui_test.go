@@ -23,6 +23,7 @@ import (
 	"github.com/clinicgate/clinicgate/appliance/admin"
 	"github.com/clinicgate/clinicgate/appliance/policy"
 	"github.com/clinicgate/clinicgate/appliance/secrets"
+	"github.com/clinicgate/clinicgate/appliance/store"
 	"github.com/clinicgate/clinicgate/appliance/upstream"
 )
 
@@ -62,6 +63,8 @@ type fakeAdmin struct {
 	passwords []string
 	// removedUps lists the upstreams removed.
 	removedUps []string
+	// adminKeys are the SSH admin keys.
+	adminKeys []store.AdminKey
 }
 
 type (
@@ -451,7 +454,28 @@ func (f fakeWizard) AddAdminKey(_ context.Context, name, line string) (string, e
 	if !strings.HasPrefix(line, "ssh-ed25519 ") {
 		return "", fmt.Errorf("%w: that is not an SSH public key", admin.ErrInvalid)
 	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.adminKeys = append(f.adminKeys, store.AdminKey{Name: name, PublicKey: line, Fingerprint: "SHA256:fake-" + name, CreatedAt: t0})
 	return "SHA256:fake", nil
+}
+
+func (f fakeWizard) AdminKeys(context.Context) ([]store.AdminKey, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]store.AdminKey(nil), f.adminKeys...), nil
+}
+
+func (f fakeWizard) RemoveAdminKey(_ context.Context, name string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for i, k := range f.adminKeys {
+		if k.Name == name {
+			f.adminKeys = append(f.adminKeys[:i], f.adminKeys[i+1:]...)
+			return nil
+		}
+	}
+	return fmt.Errorf("%w: there is no admin %q", admin.ErrInvalid, name)
 }
 
 func (f fakeWizard) Fresh(context.Context) (bool, error) {

@@ -31,6 +31,8 @@ type UserAdmin interface {
 	AddUser(ctx context.Context, n admin.NewUser) error
 	EditUser(ctx context.Context, name string, e admin.UserEdit) error
 	EnrollTOTP(ctx context.Context, name string) (admin.Enrolment, error)
+	// ShowTOTP shows an enrolment again until its first code is used.
+	ShowTOTP(ctx context.Context, name string) (admin.Enrolment, error)
 	ResetMFA(ctx context.Context, name string) error
 	AddDevice(ctx context.Context, mac, user, description string) (string, error)
 	DeleteUser(ctx context.Context, name string) error

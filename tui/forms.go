@@ -330,6 +330,26 @@ func parseDoor(s string) (appliance.Door, error) {
 	return "", fmt.Errorf("%w: door: answer radius (Wi-Fi controllers, VPN gateways) or ldap (an EHR that checks logins over LDAP)", admin.ErrInvalid)
 }
 
+// enrolText is what the user scans or types, in 24 lines with the QR
+// code: the secret first, so that it stays on screen even were the code
+// cut, and how to see it again (until the first login with a code).
+func enrolText(e admin.Enrolment) string {
+	return "Secret: " + e.Secret + " · scan or type it · Users t: again\n" + qrText(e.URI)
+}
+
+// fullScreen is text given the whole terminal, with how to close it on
+// the last line.
+func fullScreen(s string, height int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > height-1 {
+		lines = lines[:height-1]
+	}
+	for len(lines) < height-1 {
+		lines = append(lines, "")
+	}
+	return strings.Join(lines, "\n") + "\n" + dimStyle.Render("(any key: close)")
+}
+
 // qrText draws a QR code with half blocks, two modules per character row.
 func qrText(uri string) string {
 	var b strings.Builder

@@ -462,7 +462,7 @@ func paneKeys(t tab) []helpKey {
 		return []helpKey{{"enter", "the decision's story (why?)"}}
 	case tabUsers:
 		return []helpKey{{"a", "add a user"}, {"p", "reset the password"}, {"d", "disable/enable"},
-			{"g", "groups, expiry, hours, name"}, {"u", "unlock"}, {"m", "enrol TOTP (QR code)"}, {"r", "reset TOTP (typed)"},
+			{"g", "groups, expiry, hours, name"}, {"u", "unlock"}, {"m", "enrol TOTP (QR code)"}, {"t", "show the QR again (until first use)"}, {"r", "reset TOTP (typed)"},
 			{"b", "bind a device's MAC"}, {"x", "remove the user (typed)"}}
 	case tabClients:
 		return []helpKey{{"a", "add a client"}, {"e", "edit its policy"}, {"s", "address, secret, session length"}, {"l", "test login"}, {"x", "remove the client (typed)"}}

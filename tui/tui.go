@@ -510,7 +510,7 @@ func (m Model) key(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
 	case key.Matches(msg, keys.Test) && m.tab == tabUpstreams && len(m.ups) > 0:
 		m.form = m.testUpstreamForm(m.ups[min(m.cursor, len(m.ups)-1)].Name)
 	case m.tab == tabUsers && len(m.users) > 0 && (key.Matches(msg, keys.Password) || key.Matches(msg, keys.Disable) || key.Matches(msg, keys.Unlock) ||
-		key.Matches(msg, keys.Enrol) || key.Matches(msg, keys.Groups) || key.Matches(msg, keys.ResetMFA) || key.Matches(msg, keys.Device)):
+		key.Matches(msg, keys.Enrol) || key.Matches(msg, keys.Groups) || key.Matches(msg, keys.ResetMFA) || key.Matches(msg, keys.Device) || msg.String() == "t"):
 		return m.userAction(msg, m.users[min(m.cursor, len(m.users)-1)])
 	case key.Matches(msg, keys.Back):
 		return m.back(false), nil
@@ -618,6 +618,13 @@ func (m Model) View() string {
 		// The alarm stays on every pane until a verification passes.
 		b.WriteString(m.banner() + "\n")
 		bodyHeight--
+	}
+	if m.show != "" {
+		if s := fitLines(m.show, m.width); strings.Count(s, "\n")+3 > bodyHeight {
+			// Too tall under the tab bar (a QR code at 24 lines): the
+			// whole screen is its own, so nothing of it is cut.
+			return fullScreen(s, m.height)
+		}
 	}
 	var body string
 	switch {
@@ -967,8 +974,16 @@ func (m Model) userAction(msg tea.KeyMsg, u admin.User) (tea.Model, tea.Cmd) {
 			if err != nil {
 				return doneMsg{err: err}
 			}
-			return doneMsg{text: "TOTP enrolled for " + name, show: "Scan with an authenticator app (shown once):\n\n" + qrText(e.URI) + "\nSecret: " + e.Secret}
+			return doneMsg{text: "TOTP enrolled for " + name, show: enrolText(e)}
 		})}
+	case msg.String() == "t":
+		return m, m.act(func(ctx context.Context) doneMsg {
+			e, err := m.p.Users.ShowTOTP(ctx, name)
+			if err != nil {
+				return doneMsg{err: err}
+			}
+			return doneMsg{text: "TOTP of " + name + " shown again (audited)", show: enrolText(e)}
+		})
 	}
 	return m, nil
 }

@@ -21,6 +21,7 @@ import (
 
 	"github.com/clinicgate/clinicgate/appliance"
 	"github.com/clinicgate/clinicgate/appliance/admin"
+	"github.com/clinicgate/clinicgate/appliance/mfa"
 	"github.com/clinicgate/clinicgate/appliance/policy"
 	"github.com/clinicgate/clinicgate/appliance/secrets"
 	"github.com/clinicgate/clinicgate/appliance/store"
@@ -204,7 +205,11 @@ func (f fakeUsers) EditUser(_ context.Context, name string, e admin.UserEdit) er
 }
 
 func (f fakeUsers) EnrollTOTP(_ context.Context, name string) (admin.Enrolment, error) {
-	return admin.Enrolment{URI: "otpauth://totp/clinicgate:" + name + "?secret=JBSWY3DPEHPK3PXP&issuer=clinicgate", Secret: "JBSWY3DPEHPK3PXP"}, nil
+	return admin.Enrolment{URI: mfa.URI("Dyer Family Clinic", name, []byte("0123456789abcdefghij"), mfa.DefaultDigits, mfa.DefaultPeriod, mfa.DefaultAlgorithm), Secret: "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"}, nil
+}
+
+func (f fakeUsers) ShowTOTP(ctx context.Context, name string) (admin.Enrolment, error) {
+	return f.EnrollTOTP(ctx, name)
 }
 
 func (f fakeClients) EditClient(_ context.Context, name string, e admin.ClientEdit) error {
@@ -916,7 +921,29 @@ func TestEnrolShowsQRCode(t *testing.T) {
 	tm.Type("m")
 	waitFor(t, tm, "Enrol a new TOTP factor for dr.lee")
 	tm.Type("y")
-	waitFor(t, tm, "Secret: JBSWY3DPEHPK3PXP", "█")
+	waitFor(t, tm, "Secret: JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP", "█")
+}
+
+// At 80×24 the QR code, the secret and how to see them again all fit
+// (issue 14: they fell off the screen), and t shows them again.
+func TestEnrolQRCodeFits80x24AndShowsAgain(t *testing.T) {
+	f := sample()
+	tm := start(t, f, 80, 24)
+	waitFor(t, tm, "frontdesk2")
+	tm.Send(tea.KeyMsg{Type: tea.KeyTab})
+	tm.Send(tea.KeyMsg{Type: tea.KeyTab})
+	waitFor(t, tm, "vendor-it")
+	tm.Type("m")
+	waitFor(t, tm, "Enrol a new TOTP factor for dr.lee")
+	tm.Type("y")
+	// A real enrolment's URI, as long as a clinic's usually is.
+	e, _ := fakeUsers{f}.EnrollTOTP(t.Context(), "dr.lee")
+	qr := strings.Split(strings.TrimRight(qrText(e.URI), "\n"), "\n")
+	waitFor(t, tm, "Secret: JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP", qr[len(qr)-1], "Users t: again", "(any key: close)")
+	tm.Type(" ")
+	waitFor(t, tm, "vendor-it")
+	tm.Type("t")
+	waitFor(t, tm, "Secret: JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP", "Users t: again", "(any key: close)")
 }
 
 // TestFirstBootWizard walks a fresh appliance to its first client and

@@ -702,6 +702,37 @@ func (s *Service) EnrollTOTP(ctx context.Context, name string) (Enrolment, error
 	return out, err
 }
 
+// ShowTOTP gives the user's TOTP enrolment again, as EnrollTOTP gave it,
+// while no code of it has been accepted yet (the user has not confirmed
+// it by logging in): a contractor whose QR code scrolled away, or whose
+// user's phone died during enrolment, need not make a new seed. Once a
+// code was accepted the seed is never shown again. Audited.
+func (s *Service) ShowTOTP(ctx context.Context, name string) (Enrolment, error) {
+	u, err := s.Store.UserByName(ctx, name)
+	if errors.Is(err, store.ErrNotFound) {
+		return Enrolment{}, invalid("there is no user %q", name)
+	}
+	if err != nil {
+		return Enrolment{}, err
+	}
+	t, err := s.Store.TOTP(ctx, u.ID)
+	if errors.Is(err, store.ErrNotFound) {
+		return Enrolment{}, invalid("%s has no TOTP enrolment: enrol one", name)
+	}
+	if err != nil {
+		return Enrolment{}, err
+	}
+	if t.LastStep != 0 {
+		return Enrolment{}, invalid("%s has already logged in with a code of this enrolment: its secret is not shown again (enrol a new one if the phone was lost)", name)
+	}
+	// The showing is audited before the secret leaves the service.
+	err = s.change(ctx, audit.Entry{User: u.Name, Reason: "mfa_show", Detail: "TOTP secret shown again (not yet confirmed by a login)"}, func(*store.Tx) error { return nil })
+	if err != nil {
+		return Enrolment{}, err
+	}
+	return Enrolment{URI: mfa.URI(s.Issuer, u.Name, t.Seed, t.Digits, t.Period, t.Algorithm), Secret: mfa.Base32(t.Seed)}, nil
+}
+
 // ResetMFA removes the user's factor.
 func (s *Service) ResetMFA(ctx context.Context, name string) error {
 	return s.change(ctx, audit.Entry{User: name, Reason: "mfa_reset", Detail: "TOTP enrolment removed"}, func(tx *store.Tx) error {

@@ -52,9 +52,18 @@ func URI(issuer, account string, seed []byte, digits, period int, algorithm stri
 	q := url.Values{}
 	q.Set("secret", Base32(seed))
 	q.Set("issuer", issuer)
-	q.Set("algorithm", algorithm)
-	q.Set("digits", fmt.Sprint(digits))
-	q.Set("period", fmt.Sprint(period))
+	// The Key URI format makes these three optional with these defaults;
+	// leaving them out shrinks the QR code by a version, so that it and
+	// the secret fit a 24-line terminal.
+	if !strings.EqualFold(algorithm, DefaultAlgorithm) {
+		q.Set("algorithm", algorithm)
+	}
+	if digits != DefaultDigits {
+		q.Set("digits", fmt.Sprint(digits))
+	}
+	if period != DefaultPeriod {
+		q.Set("period", fmt.Sprint(period))
+	}
 	return "otpauth://totp/" + label + "?" + q.Encode()
 }
 

@@ -6,7 +6,6 @@ import (
 
 	"github.com/clinicgate/clinicgate/appliance/admin"
 	"github.com/clinicgate/clinicgate/appliance/secrets"
-	"github.com/clinicgate/clinicgate/appliance/store"
 )
 
 // Each pane talks to the appliance through a small interface of its own,
@@ -105,7 +104,7 @@ type WizardAdmin interface {
 	AddAdminKey(ctx context.Context, name, line string) (string, error)
 	// AdminKeys and RemoveAdminKey manage the SSH admin keys after the
 	// wizard (k on the Dashboard).
-	AdminKeys(ctx context.Context) ([]store.AdminKey, error)
+	AdminKeys(ctx context.Context) ([]admin.AdminKey, error)
 	RemoveAdminKey(ctx context.Context, name string) error
 }
 

@@ -8,7 +8,6 @@ import (
 	tea "github.com/charmbracelet/bubbletea"
 
 	"github.com/clinicgate/clinicgate/appliance/admin"
-	"github.com/clinicgate/clinicgate/appliance/store"
 )
 
 // The SSH admin keys after the wizard (k on the Dashboard): who may open
@@ -30,7 +29,7 @@ func (m Model) adminKeysCmd() tea.Cmd {
 	})
 }
 
-func (m Model) adminKeysForm(ks []store.AdminKey) *form {
+func (m Model) adminKeysForm(ks []admin.AdminKey) *form {
 	f := newForm("SSH admin keys: who may open this console over SSH", func(v []string) tea.Cmd {
 		name, line, drop := strings.TrimSpace(v[0]), strings.TrimSpace(v[1]), strings.TrimSpace(v[2])
 		return m.act(func(ctx context.Context) doneMsg {

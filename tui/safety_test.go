@@ -11,7 +11,6 @@ import (
 	"github.com/muesli/termenv"
 
 	"github.com/clinicgate/clinicgate/appliance/admin"
-	"github.com/clinicgate/clinicgate/appliance/store"
 )
 
 // These tests drive the model directly (no program, no timers), so what
@@ -565,7 +564,7 @@ func TestDownUpstreamIsRed(t *testing.T) {
 // last key kept.
 func TestAdminKeysScreen(t *testing.T) {
 	f := sample()
-	f.adminKeys = []store.AdminKey{{Name: "contractor", Fingerprint: "SHA256:AbCdEfGh0123", CreatedAt: t0}}
+	f.adminKeys = []admin.AdminKey{{Name: "contractor", Fingerprint: "SHA256:AbCdEfGh0123", CreatedAt: t0}}
 	tm := start(t, f, 80, 24)
 	waitFor(t, tm, "frontdesk2")
 	typeKeys := func(s string) { tm.Send(tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune(s)}) }

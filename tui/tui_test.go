@@ -21,10 +21,8 @@ import (
 
 	"github.com/clinicgate/clinicgate/appliance"
 	"github.com/clinicgate/clinicgate/appliance/admin"
-	"github.com/clinicgate/clinicgate/appliance/mfa"
 	"github.com/clinicgate/clinicgate/appliance/policy"
 	"github.com/clinicgate/clinicgate/appliance/secrets"
-	"github.com/clinicgate/clinicgate/appliance/store"
 	"github.com/clinicgate/clinicgate/appliance/upstream"
 )
 
@@ -65,7 +63,7 @@ type fakeAdmin struct {
 	// removedUps lists the upstreams removed.
 	removedUps []string
 	// adminKeys are the SSH admin keys.
-	adminKeys []store.AdminKey
+	adminKeys []admin.AdminKey
 }
 
 type (
@@ -205,7 +203,7 @@ func (f fakeUsers) EditUser(_ context.Context, name string, e admin.UserEdit) er
 }
 
 func (f fakeUsers) EnrollTOTP(_ context.Context, name string) (admin.Enrolment, error) {
-	return admin.Enrolment{URI: mfa.URI("Dyer Family Clinic", name, []byte("0123456789abcdefghij"), mfa.DefaultDigits, mfa.DefaultPeriod, mfa.DefaultAlgorithm), Secret: "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"}, nil
+	return admin.Enrolment{URI: "otpauth://totp/Dyer%20Family%20Clinic:" + name + "?issuer=Dyer+Family+Clinic&secret=GAYTEMZUGU3DOOBZMFRGGZDFMZTWQ2LK", Secret: "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"}, nil
 }
 
 func (f fakeUsers) ShowTOTP(ctx context.Context, name string) (admin.Enrolment, error) {
@@ -461,14 +459,14 @@ func (f fakeWizard) AddAdminKey(_ context.Context, name, line string) (string, e
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.adminKeys = append(f.adminKeys, store.AdminKey{Name: name, PublicKey: line, Fingerprint: "SHA256:fake-" + name, CreatedAt: t0})
+	f.adminKeys = append(f.adminKeys, admin.AdminKey{Name: name, PublicKey: line, Fingerprint: "SHA256:fake-" + name, CreatedAt: t0})
 	return "SHA256:fake", nil
 }
 
-func (f fakeWizard) AdminKeys(context.Context) ([]store.AdminKey, error) {
+func (f fakeWizard) AdminKeys(context.Context) ([]admin.AdminKey, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return append([]store.AdminKey(nil), f.adminKeys...), nil
+	return append([]admin.AdminKey(nil), f.adminKeys...), nil
 }
 
 func (f fakeWizard) RemoveAdminKey(_ context.Context, name string) error {

@@ -19,6 +19,7 @@ type (
 	Compliance  = store.Compliance
 	Revocation  = store.Revocation
 	AcctSession = store.AcctSession
+	AdminKey    = store.AdminKey
 	DeviceCert  = store.DeviceCert
 	// PostureEvent is a change that ended or moved sessions (CoA).
 	PostureEvent = store.PostureEvent

@@ -36,6 +36,7 @@ var allowed = map[string][]string{
 	"appliance/upstream/upstreamtest": nil,
 	"internal/msgauth":                nil,
 	"internal/ratelog":                nil,
+	"internal/sntp":                   nil,
 	"internal/reload":                 nil,
 	"ldapproxy/ldapmsg":               nil,
 	"appliance/directory/vdir":        nil,

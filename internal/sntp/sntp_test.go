@@ -13,17 +13,34 @@ import (
 	"time"
 )
 
+// chronyd finds chrony's server: installed, or unpacked by
+// .ci/install-test-deps into the test cache (installing the package would
+// replace systemd-timesyncd).
+func chronyd() string {
+	if p, err := exec.LookPath("chronyd"); err == nil {
+		return p
+	}
+	cache := os.Getenv("CLINICGATE_TEST_CACHE")
+	if cache == "" {
+		home, _ := os.UserHomeDir()
+		cache = filepath.Join(home, ".cache", "clinicgate-test")
+	}
+	for _, p := range []string{"/usr/sbin/chronyd", filepath.Join(cache, "chrony", "usr", "sbin", "chronyd")} {
+		if st, err := os.Stat(p); err == nil && st.Mode()&0o111 != 0 {
+			return p
+		}
+	}
+	return ""
+}
+
 // chrony runs a real NTP server (chronyd, not touching this machine's
 // clock) on a free loopback port; synced makes it serve its local clock
 // at stratum 8, as a LAN time server does.
 func chrony(t *testing.T, synced bool) string {
 	t.Helper()
-	bin, err := exec.LookPath("chronyd")
-	if err != nil {
-		if _, serr := os.Stat("/usr/sbin/chronyd"); serr != nil {
-			t.Fatal("chronyd is not installed (make test installs the chrony package): ", err)
-		}
-		bin = "/usr/sbin/chronyd"
+	bin := chronyd()
+	if bin == "" {
+		t.Fatal("chronyd is not on this machine: make test (.ci/install-test-deps) unpacks it into ~/.cache/clinicgate-test/chrony")
 	}
 	l, err := net.ListenPacket("udp", "127.0.0.1:0")
 	if err != nil {

@@ -61,6 +61,7 @@ type Store struct {
 	dir     string
 	headMu  sync.Mutex
 	headMAC func(seq int64, hash []byte) []byte
+	anchor  func(base, head AuditPoint) error // see SetAuditAnchor
 	// writeMu serialises this process's writers so they queue in Go instead
 	// of spinning in SQLite's busy handler; other processes (the CLI) are
 	// covered by busy_timeout.
@@ -165,6 +166,9 @@ type Tx struct {
 	tx *sql.Tx
 	q  txq
 	s  *Store
+	// auditBase is the chain's head before this transaction's first
+	// audit entry (nil: it has appended none).
+	auditBase *AuditPoint
 }
 
 // WithTx runs fn in one immediate (write-locked) transaction and commits if

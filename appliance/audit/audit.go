@@ -64,7 +64,7 @@ type Log struct {
 	key   []byte
 	now   func() time.Time
 
-	start     sync.Once
+	start sync.Once
 	// committed is signalled (never blocking) after each commit group,
 	// so a forwarder wakes up without polling.
 	committed chan struct{}

@@ -50,9 +50,9 @@ var allowed = map[string][]string{
 	"appliance/audit":      {"appliance/store"},
 	// Forwarding the audit off the box (RFC 5425); auditfwdtest is a
 	// test CA and collector, a leaf.
-	"appliance/auditfwd":             {"appliance/audit", "appliance/store", "appliance/auditfwd/auditfwdtest"},
+	"appliance/auditfwd":              {"appliance/audit", "appliance/store", "appliance/auditfwd/auditfwdtest"},
 	"appliance/auditfwd/auditfwdtest": nil,
-	"appliance/dirsync":    {"appliance/audit", "appliance/store"},
+	"appliance/dirsync":               {"appliance/audit", "appliance/store"},
 	// MDM connectors and their syncer; mdmtest is the cloud APIs'
 	// stand-ins, a leaf for tests and benchmarks.
 	"appliance/posture":         {"appliance/audit", "appliance/policy", "appliance/store", "appliance/posture/mdmtest"},

@@ -278,3 +278,32 @@ func (l *Log) anchorProblems(last store.AuditPoint, base store.AuditPoint, hashA
 		add("entry %d is not the one clinicgate wrote (%s): the log was rewritten from there", last.Seq, AnchorFile)
 	}
 }
+
+// CheckHead compares the database's end with the head file without
+// walking the chain: the daemon runs it at start, so a database put back
+// from an older copy is reported at once, in the log and the audit, not
+// only at the next `audit verify`.
+func (l *Log) CheckHead(ctx context.Context) ([]string, error) {
+	rows, err := l.store.AuditRows(ctx, store.AuditFilter{Limit: 1, Newest: true})
+	if err != nil {
+		return nil, fmt.Errorf("audit: %w", err)
+	}
+	base, _, err := l.store.AuditBase(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("audit: %w", err)
+	}
+	last := base
+	if len(rows) > 0 {
+		last = store.AuditPoint{Seq: rows[0].Seq, Hash: rows[0].Hash}
+	}
+	var problems []string
+	add := func(format string, a ...any) { problems = append(problems, fmt.Sprintf(format, a...)) }
+	l.anchorProblems(last, base, func(seq int64) ([]byte, bool) {
+		r, err := l.store.AuditRows(ctx, store.AuditFilter{AfterSeq: seq - 1, Limit: 1})
+		if err != nil || len(r) == 0 || r[0].Seq != seq {
+			return nil, false
+		}
+		return r[0].Hash, true
+	}, add)
+	return problems, nil
+}

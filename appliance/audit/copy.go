@@ -118,8 +118,23 @@ type AgainstReport struct {
 	// FirstDiff is the first entry where the local log and the copy
 	// disagree (0: none).
 	FirstDiff int64
+	// FirstMissing is the first entry the copy shows existed that the
+	// local log lacks (0: none).
+	FirstMissing int64
 	// Problems fail the check; Notes do not.
 	Problems, Notes []string
+}
+
+// First is the first entry where the local log departs from the copy,
+// differing or missing (0: none).
+func (r AgainstReport) First() int64 {
+	switch {
+	case r.FirstDiff == 0:
+		return r.FirstMissing
+	case r.FirstMissing == 0:
+		return r.FirstDiff
+	}
+	return min(r.FirstDiff, r.FirstMissing)
 }
 
 // OK reports whether the local log agrees with the copy.
@@ -295,6 +310,10 @@ func (l *Log) VerifyAgainst(ctx context.Context, copyR io.Reader) (AgainstReport
 		add("entry %d differs from the copy: the local log was changed after the entry was sent off the box (an edited or forged entry, or a rollback followed by new entries)", rep.FirstDiff)
 	}
 	if missingFrom > 0 {
+		rep.FirstMissing = missingFrom
+		if missingFrom > lastSeq {
+			rep.FirstMissing = lastSeq + 1
+		}
 		switch {
 		case lastSeq == 0:
 			add("the local log is empty, but the copy shows entries up to %d existed: the log was wiped", copyMax)

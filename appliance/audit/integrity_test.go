@@ -188,3 +188,18 @@ func TestFailedAppendLeavesHeadFileConsistent(t *testing.T) {
 		t.Fatalf("Verify after appending again: %+v", rep)
 	}
 }
+
+func TestCheckHeadReportsARollbackWithoutAWalk(t *testing.T) {
+	e := newEnv(t)
+	e.fill(t, 2)
+	old := e.snapshot(t)
+	e.fill2(t, 2)
+	if p, err := e.log.CheckHead(t.Context()); err != nil || len(p) != 0 {
+		t.Fatalf("CheckHead before: got %q, %v", p, err)
+	}
+	e.restore(t, old)
+	p, err := e.log.CheckHead(t.Context())
+	if err != nil || len(p) != 1 || !strings.Contains(p[0], "ends at entry 2, but entries up to 4 were written") {
+		t.Fatalf("CheckHead after the rollback: got %q, %v", p, err)
+	}
+}

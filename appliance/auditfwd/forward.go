@@ -53,6 +53,12 @@ type Forwarder struct {
 	// StopTimeout bounds the last flush and checkpoint when Run's
 	// context ends (default 5 s).
 	StopTimeout time.Duration
+	// AckGrace is how long the connection must stay up after the
+	// collector's TCP acknowledged an entry before it counts as delivered
+	// (default 2 s). RFC 5425 has no acknowledgement of its own, and a
+	// collector that closes with entries unread in its socket loses them:
+	// those are sent again after the reconnection instead.
+	AckGrace time.Duration
 
 	mu    sync.Mutex
 	state store.AuditForwardState
@@ -65,8 +71,12 @@ func New(l *audit.Log, logger *slog.Logger) (*Forwarder, error) {
 	}
 	host, _ := os.Hostname()
 	return &Forwarder{log: l, store: l.Store(), logger: logger, Hostname: host, Now: time.Now,
-		MinBackoff: time.Second, MaxBackoff: 30 * time.Second, Poll: time.Second, DialTimeout: 10 * time.Second, StopTimeout: 5 * time.Second}, nil
+		MinBackoff: time.Second, MaxBackoff: 30 * time.Second, Poll: time.Second, DialTimeout: 10 * time.Second, StopTimeout: 5 * time.Second, AckGrace: 2 * time.Second}, nil
 }
+
+// Heartbeat is how often a connected forwarder records its state even
+// when nothing moves.
+const Heartbeat = 30 * time.Second
 
 // batch bounds what is read from the table and written at once.
 const batch = 256
@@ -239,9 +249,25 @@ func (f *Forwarder) session(ctx context.Context, conn *tls.Conn, cfg store.Audit
 			}
 		}
 	}
-	ack := func() {
-		if n, ok := unacked(conn.NetConn()); !ok || n == 0 {
-			acked = written
+	// marks are points the collector's TCP had acknowledged everything
+	// up to, and when; each becomes the delivered cursor once the
+	// connection has outlived it by AckGrace.
+	type mark struct {
+		seq int64
+		at  time.Time
+	}
+	var marks []mark
+	ack := func(final bool) {
+		now := time.Now()
+		if n, ok := unacked(conn.NetConn()); (!ok || n == 0) && (len(marks) == 0 || marks[len(marks)-1].seq < written) && written > acked {
+			if len(marks) < 64 {
+				marks = append(marks, mark{written, now})
+			} else {
+				marks[len(marks)-1] = mark{written, now}
+			}
+		}
+		for len(marks) > 0 && (final || now.Sub(marks[0].at) >= f.AckGrace) {
+			acked, marks = marks[0].seq, marks[1:]
 		}
 	}
 	if err := checkpoint(ctx, time.Now().Add(30*time.Second)); err != nil {
@@ -269,8 +295,11 @@ func (f *Forwarder) session(ctx context.Context, conn *tls.Conn, cfg store.Audit
 			}
 			nextCheckpoint = time.Now().Add(every)
 		}
-		ack()
-		if f.advance(acked) && time.Since(lastSaved) >= f.Poll {
+		ack(false)
+		// Progress is saved at most once per Poll, and at least every
+		// heartbeat, so `audit forward show` can tell a live connection
+		// from a daemon that stopped reporting.
+		if (f.advance(acked) && time.Since(lastSaved) >= f.Poll) || time.Since(lastSaved) >= Heartbeat {
 			f.save(ctx)
 			lastSaved = time.Now()
 		}
@@ -301,13 +330,16 @@ func (f *Forwarder) session(ctx context.Context, conn *tls.Conn, cfg store.Audit
 	if err == nil {
 		err = checkpoint(sctx, deadline)
 	}
+	// Our side closes: what the collector's TCP has is read by it.
 	for err == nil && sctx.Err() == nil {
 		if n, ok := unacked(conn.NetConn()); !ok || n == 0 {
 			break
 		}
 		sleep(sctx, 20*time.Millisecond)
 	}
-	ack()
+	if err == nil {
+		ack(true)
+	}
 	f.advance(acked)
 	f.mu.Lock()
 	f.state.Connected = false

@@ -71,7 +71,7 @@ func (e *env) start(t *testing.T) *running {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.Hostname, f.Poll, f.MinBackoff, f.MaxBackoff, f.DialTimeout = "clinic-gw", 20*time.Millisecond, 10*time.Millisecond, 50*time.Millisecond, 500*time.Millisecond
+	f.Hostname, f.Poll, f.MinBackoff, f.MaxBackoff, f.DialTimeout, f.AckGrace = "clinic-gw", 20*time.Millisecond, 10*time.Millisecond, 50*time.Millisecond, 500*time.Millisecond, 500*time.Millisecond
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &running{f: f, cancel: cancel, done: make(chan struct{})}
 	go func() { f.Run(ctx); close(r.done) }()

@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/clinicgate/clinicgate/appliance/store"
@@ -24,10 +25,10 @@ import (
 // database does not rewind it, so Verify can tell that entries existed
 // which the database no longer holds.
 //
-// It is rewritten inside every transaction that appends entries, before
-// the commit, and names both the head the transaction started from (base)
-// and the one it ends at (head): a transaction that fails after the file
-// was written leaves the database at base, which the file allows.
+// It is rewritten after every transaction that appended entries commits.
+// A power cut between the commit and the write leaves the file behind the
+// database, which Verify accepts; a database behind the file, or holding
+// another entry at the file's head, was put back or rewritten.
 const AnchorFile = "audit-head"
 
 const (
@@ -39,9 +40,9 @@ const (
 
 // anchor is the file's content.
 type anchor struct {
-	Head, Base store.AuditPoint
-	// Rewinds are the times an append found the database behind the
-	// file: the head the file named then, and where the database was.
+	Head store.AuditPoint
+	// Rewinds are the times an append found the file's head no longer in
+	// the database: the head the file named then, and the new head.
 	// They stay in the file for good.
 	Rewinds []rewind
 	// Damaged is when an append found the file altered by something
@@ -70,7 +71,6 @@ func (a anchor) body() []byte {
 	var b bytes.Buffer
 	fmt.Fprintln(&b, anchorMagic)
 	fmt.Fprintf(&b, "head %d %s\n", a.Head.Seq, hexOrDash(a.Head.Hash))
-	fmt.Fprintf(&b, "base %d %s\n", a.Base.Seq, hexOrDash(a.Base.Hash))
 	for _, r := range a.Rewinds {
 		fmt.Fprintf(&b, "rewound %d %s %d %d\n", r.Was.Seq, hexOrDash(r.Was.Hash), r.DBSeq, r.At.Unix())
 	}
@@ -129,8 +129,6 @@ func (l *Log) readAnchor() (a anchor, ok bool, err error) {
 		switch {
 		case len(f) == 3 && f[0] == "head":
 			a.Head, err = point(f[1], f[2])
-		case len(f) == 3 && f[0] == "base":
-			a.Base, err = point(f[1], f[2])
 		case len(f) == 5 && f[0] == "rewound":
 			var r rewind
 			r.Was, err = point(f[1], f[2])
@@ -183,28 +181,39 @@ func (l *Log) writeAnchor(a anchor) error {
 	return nil
 }
 
-// follows reports whether a database whose head is at p is where the
-// anchor allows it to be: at the anchor's head, beyond it, or at the base
-// of the transaction that last wrote it (which then failed).
-func (a anchor) follows(p store.AuditPoint) bool {
-	switch {
-	case p.Seq > a.Head.Seq:
-		return true
-	case p.Seq == a.Head.Seq && bytes.Equal(p.Hash, a.Head.Hash):
-		return true
-	case p.Seq == a.Base.Seq && bytes.Equal(p.Hash, a.Base.Hash):
-		return true
+// updateAnchor is the store's anchor hook (store.SetAuditAnchor), run
+// after each commit that appended entries, under a lock on the data
+// directory so the daemon and a command-line change take turns. Before
+// moving the head on it checks that the head the file names is still in
+// the database; if not, the database was put back or rewritten, and the
+// file keeps the evidence for good, however many entries follow.
+func (l *Log) updateAnchor(head store.AuditPoint) {
+	if err := l.moveAnchor(head); err != nil {
+		l.anchorMu.Lock()
+		report := l.onAnchorErr
+		l.anchorMu.Unlock()
+		if report != nil {
+			report(err)
+		}
 	}
-	return false
 }
 
-// updateAnchor is the store's anchor hook (store.SetAuditAnchor). An
-// append on a database that was put back behind the file keeps the
-// evidence of it in the file before moving the head on, so Verify keeps
-// reporting it however many entries follow.
-func (l *Log) updateAnchor(base, head store.AuditPoint) error {
+// OnAnchorError sets what is told when the head file cannot be written
+// (the entries are committed by then; the file stays behind them).
+func (l *Log) OnAnchorError(fn func(error)) {
+	l.anchorMu.Lock()
+	defer l.anchorMu.Unlock()
+	l.onAnchorErr = fn
+}
+
+func (l *Log) moveAnchor(head store.AuditPoint) error {
+	unlock, err := lockDir(l.store.Dir())
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	old, ok, err := l.readAnchor()
-	next := anchor{Head: head, Base: base}
+	next := anchor{Head: head}
 	switch {
 	case errors.Is(err, errAnchorAltered):
 		next.Damaged = l.now().UTC()
@@ -212,11 +221,57 @@ func (l *Log) updateAnchor(base, head store.AuditPoint) error {
 		return err
 	case ok:
 		next.Rewinds, next.Damaged = old.Rewinds, old.Damaged
-		if !old.follows(base) && len(next.Rewinds) < maxRewinds {
-			next.Rewinds = append(next.Rewinds, rewind{Was: old.Head, DBSeq: base.Seq, At: l.now().UTC()})
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		inDB, err := l.holds(ctx, old.Head)
+		if err != nil {
+			return err
+		}
+		if inDB && old.Head.Seq >= head.Seq {
+			return nil // another process already wrote this head or a newer one
+		}
+		if !inDB && len(next.Rewinds) < maxRewinds {
+			next.Rewinds = append(next.Rewinds, rewind{Was: old.Head, DBSeq: head.Seq, At: l.now().UTC()})
 		}
 	}
 	return l.writeAnchor(next)
+}
+
+// holds reports whether the database still holds p (an entry retention
+// removed counts as held: it can no longer be checked here).
+func (l *Log) holds(ctx context.Context, p store.AuditPoint) (bool, error) {
+	if p.Seq == 0 {
+		return true, nil
+	}
+	base, _, err := l.store.AuditBase(ctx)
+	if err != nil {
+		return false, err
+	}
+	if p.Seq < base.Seq {
+		return true, nil
+	}
+	if p.Seq == base.Seq {
+		return bytes.Equal(p.Hash, base.Hash), nil
+	}
+	h, found, err := l.store.AuditHashAt(ctx, p.Seq)
+	if err != nil {
+		return false, err
+	}
+	return found && bytes.Equal(h, p.Hash), nil
+}
+
+// lockDir takes an exclusive flock on the directory itself (Linux allows
+// it), so no further file is needed.
+func lockDir(dir string) (func(), error) {
+	d, err := os.Open(dir)
+	if err != nil {
+		return nil, fmt.Errorf("audit head file: %w", err)
+	}
+	if err := syscall.Flock(int(d.Fd()), syscall.LOCK_EX); err != nil {
+		d.Close()
+		return nil, fmt.Errorf("audit head file: lock %s: %w", dir, err)
+	}
+	return func() { d.Close() }, nil
 }
 
 // EnsureAnchor writes the head file from the database's head when the
@@ -232,14 +287,12 @@ func (l *Log) EnsureAnchor(ctx context.Context) (created bool, err error) {
 	if err != nil {
 		return false, fmt.Errorf("audit: %w", err)
 	}
-	p := store.AuditPoint{Seq: seq, Hash: hash}
-	return true, l.writeAnchor(anchor{Head: p, Base: p})
+	return true, l.writeAnchor(anchor{Head: store.AuditPoint{Seq: seq, Hash: hash}})
 }
 
 // anchorProblems compares the database, whose last entry is last, with
 // the head file. hashAt returns the stored hash of entry seq (false when
-// the database does not hold it). headRecorded says whether the
-// database's own head record exists.
+// the database does not hold it).
 func (l *Log) anchorProblems(last store.AuditPoint, base store.AuditPoint, hashAt func(int64) ([]byte, bool), add func(string, ...any)) {
 	a, ok, err := l.readAnchor()
 	switch {
@@ -256,26 +309,27 @@ func (l *Log) anchorProblems(last store.AuditPoint, base store.AuditPoint, hashA
 		return
 	}
 	for _, r := range a.Rewinds {
-		add("the database was put back to an older copy: entries up to %d had been written, but on %s the log ended at entry %d", r.Was.Seq, r.At.Format(time.RFC3339), r.DBSeq)
+		add("the database was put back to an older copy or rewritten: entries up to %d had been written, but on %s a new entry %d was written in their place", r.Was.Seq, r.At.Format(time.RFC3339), r.DBSeq)
 	}
 	if !a.Damaged.IsZero() {
 		add("the %s file was found altered outside clinicgate on %s", AnchorFile, a.Damaged.Format(time.RFC3339))
 	}
 	switch {
-	case a.follows(last):
-		if last.Seq > a.Head.Seq && a.Head.Seq > base.Seq {
-			// The database has moved on (entries written by a version
-			// without the file): entry Head must still be the same.
-			if h, ok := hashAt(a.Head.Seq); ok && !bytes.Equal(h, a.Head.Hash) {
-				add("entry %d is not the one clinicgate wrote (%s): the log was rewritten from there", a.Head.Seq, AnchorFile)
-			}
-		}
+	case a.Head.Seq == 0:
 	case last.Seq == 0 && base.Seq == 0:
 		add("the log is empty, but %d entries were written (%s): every entry was deleted", a.Head.Seq, AnchorFile)
 	case last.Seq < a.Head.Seq:
 		add("the log ends at entry %d, but entries up to %d were written (%s): the database was put back to an older copy, or its newest entries were deleted", last.Seq, a.Head.Seq, AnchorFile)
+	case a.Head.Seq < base.Seq:
+		// Removed by retention since: nothing left to compare.
+	case a.Head.Seq == base.Seq:
+		if !bytes.Equal(base.Hash, a.Head.Hash) {
+			add("entry %d is not the one clinicgate wrote (%s): the log was rewritten from there", a.Head.Seq, AnchorFile)
+		}
 	default:
-		add("entry %d is not the one clinicgate wrote (%s): the log was rewritten from there", last.Seq, AnchorFile)
+		if h, found := hashAt(a.Head.Seq); !found || !bytes.Equal(h, a.Head.Hash) {
+			add("entry %d is not the one clinicgate wrote (%s): the log was rewritten from there", a.Head.Seq, AnchorFile)
+		}
 	}
 }
 

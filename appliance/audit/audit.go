@@ -65,6 +65,9 @@ type Log struct {
 	now   func() time.Time
 
 	start sync.Once
+	// anchorMu guards onAnchorErr (anchor.go).
+	anchorMu    sync.Mutex
+	onAnchorErr func(error)
 	// committed is signalled (never blocking) after each commit group,
 	// so a forwarder wakes up without polling.
 	committed chan struct{}

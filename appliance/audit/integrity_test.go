@@ -87,7 +87,7 @@ func TestRolledBackDatabaseDetected(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	wantProblem(t, e.verify(t), "put back to an older copy: entries up to 7 had been written")
+	wantProblem(t, e.verify(t), "put back to an older copy or rewritten: entries up to 7 had been written")
 }
 
 // fill2 appends n more entries after fill.
@@ -201,5 +201,38 @@ func TestCheckHeadReportsARollbackWithoutAWalk(t *testing.T) {
 	p, err := e.log.CheckHead(t.Context())
 	if err != nil || len(p) != 1 || !strings.Contains(p[0], "ends at entry 2, but entries up to 4 were written") {
 		t.Fatalf("CheckHead after the rollback: got %q, %v", p, err)
+	}
+}
+
+// TestRollbackOfTheLastCommitDetected: the attacker's own move — copy
+// the database, make the login, put the copy back — removes exactly one
+// commit; the head file, written after each commit, still tells.
+func TestRollbackOfTheLastCommitDetected(t *testing.T) {
+	e := newEnv(t)
+	e.fill(t, 3)
+	old := e.snapshot(t)
+	e.fill2(t, 1)
+	e.restore(t, old)
+	wantProblem(t, e.verify(t), "the log ends at entry 3, but entries up to 4 were written")
+}
+
+// TestHeadFileWriteFailureReported: entries are committed before the
+// file is written, so a failure there is reported, not turned into a
+// failed append.
+func TestHeadFileWriteFailureReported(t *testing.T) {
+	e := newEnv(t)
+	var got []error
+	e.log.OnAnchorError(func(err error) { got = append(got, err) })
+	p := filepath.Join(e.dir, audit.AnchorFile)
+	e.fill(t, 1)
+	// A directory where the temporary file goes makes the write fail.
+	if err := os.Mkdir(p+".tmp", 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.log.Append(t.Context(), audit.Entry{Kind: audit.KindSystem, Reason: "x"}); err != nil {
+		t.Fatalf("Append: %v; want it committed", err)
+	}
+	if len(got) != 1 {
+		t.Fatalf("errors reported: got %v, want one", got)
 	}
 }

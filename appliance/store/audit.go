@@ -45,16 +45,29 @@ type AuditPoint struct {
 	Hash []byte
 }
 
-// SetAuditAnchor installs a function called inside every transaction
-// that appends audit entries, after they are inserted and before the
-// commit, with the chain's head before the transaction's first entry and
-// after its last. Package audit uses it to keep a copy of the head
-// outside the database; an error fails the transaction, so no entry is
-// committed that the copy does not know of.
-func (s *Store) SetAuditAnchor(fn func(base, head AuditPoint) error) {
+// SetAuditAnchor installs a function called after every transaction that
+// appended audit entries has committed, with the chain's new head.
+// Package audit uses it to keep a copy of the head outside the database.
+// It runs after the commit, so a copy that could not be written never
+// makes a committed entry look failed; package audit reports that itself.
+func (s *Store) SetAuditAnchor(fn func(head AuditPoint)) {
 	s.headMu.Lock()
 	defer s.headMu.Unlock()
 	s.anchor = fn
+}
+
+// AuditHashAt returns the hash of entry seq, and false when the table
+// does not hold it.
+func (s *Store) AuditHashAt(ctx context.Context, seq int64) ([]byte, bool, error) {
+	var h []byte
+	err := s.q.QueryRowContext(ctx, `SELECT hash FROM audit WHERE seq = ?`, seq).Scan(&h)
+	if err == sql.ErrNoRows {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, mapErr(err)
+	}
+	return h, true, nil
 }
 
 // SetAuditHeadMAC installs the function that authenticates the recorded
@@ -99,9 +112,6 @@ func (tx *Tx) AppendAudits(ctx context.Context, builds []func(prevSeq int64, pre
 	if err != nil && err != sql.ErrNoRows {
 		return nil, mapErr(err)
 	}
-	if tx.auditBase == nil {
-		tx.auditBase = &AuditPoint{Seq: prevSeq, Hash: prevHash}
-	}
 	out := make([]AuditRow, 0, len(builds))
 	for _, build := range builds {
 		r, err := build(prevSeq, prevHash)
@@ -125,18 +135,14 @@ func (tx *Tx) AppendAudits(ctx context.Context, builds []func(prevSeq int64, pre
 		return nil, err
 	}
 	tx.s.headMu.Lock()
-	mac, anchor := tx.s.headMAC, tx.s.anchor
+	mac := tx.s.headMAC
 	tx.s.headMu.Unlock()
 	if mac != nil {
 		if err := tx.SetSetting(ctx, auditHeadMACKey, hex.EncodeToString(mac(prevSeq, prevHash))); err != nil {
 			return nil, err
 		}
 	}
-	if anchor != nil {
-		if err := anchor(*tx.auditBase, AuditPoint{Seq: prevSeq, Hash: prevHash}); err != nil {
-			return nil, err
-		}
-	}
+	tx.auditHead = &AuditPoint{Seq: prevSeq, Hash: prevHash}
 	return out, nil
 }
 

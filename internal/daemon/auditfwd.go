@@ -14,6 +14,9 @@ import (
 // file altered outside clinicgate, in the log and as a system entry, which
 // the forwarder then carries off the box.
 func (d *Daemon) checkAuditHead(ctx context.Context) error {
+	d.audit.OnAnchorError(func(err error) {
+		d.log.Error("the audit head file could not be written; entries are safe in the database, but a rollback after this point is caught only by the off-box copy", "file", audit.AnchorFile, "err", err)
+	})
 	created, err := d.audit.EnsureAnchor(ctx)
 	if err != nil {
 		return err

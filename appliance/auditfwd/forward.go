@@ -311,6 +311,16 @@ func (f *Forwarder) session(ctx context.Context, conn *tls.Conn, cfg store.Audit
 		case <-poll.C:
 			now, err := f.store.AuditForward(ctx)
 			if err == nil && (!now.Enabled || !now.Updated.Equal(cfg.Updated)) {
+				// The entry recording the change goes to the collector
+				// that was in place, with a last checkpoint: turning
+				// forwarding off is itself on the copy.
+				deadline := time.Now().Add(10 * time.Second)
+				if err := pump(ctx, deadline); err != nil {
+					return err
+				}
+				if err := checkpoint(ctx, deadline); err != nil {
+					return err
+				}
 				f.logger.Info("audit forwarding: the settings changed; reconnecting")
 				f.save(ctx)
 				return nil

@@ -315,3 +315,36 @@ func TestClientCertificatePresented(t *testing.T) {
 		t.Fatalf("the key does not read back: %v", err)
 	}
 }
+
+// TestTurningForwardingOffIsOnTheCopy: the entry recording `audit forward
+// off` reaches the collector before forwarding stops.
+func TestTurningForwardingOffIsOnTheCopy(t *testing.T) {
+	e := newEnv(t)
+	ca := auditfwdtest.NewCA(t, "clinic syslog CA")
+	col := auditfwdtest.NewCollector(t, ca, nil)
+	e.configure(t, store.AuditForward{Address: col.Addr, CAPEM: string(ca.CertPEM)})
+	e.start(t)
+	e.append(t, 2)
+	waitFor(t, "2 entries", func() bool { got, _ := seqs(t, col.Messages()); return covers(got, 2) })
+	// Stop the forwarder from seeing the commit at once: the change and
+	// its entry land in one transaction, as admin does.
+	if err := e.st.WithTx(t.Context(), func(tx *store.Tx) error {
+		if err := tx.SetAuditForwardEnabled(t.Context(), false, time.Now()); err != nil {
+			return err
+		}
+		_, err := e.log.AppendTx(t.Context(), tx, audit.Entry{Kind: audit.KindAdmin, Reason: "audit_forward", Detail: "audit forwarding turned off"})
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the entry of the change", func() bool { got, _ := seqs(t, col.Messages()); return covers(got, 3) })
+	waitFor(t, "the forwarder to stop", func() bool {
+		st, _ := e.st.AuditForwardState(t.Context())
+		return !st.Connected
+	})
+	e.append(t, 1)
+	time.Sleep(200 * time.Millisecond) // several polls: nothing more may go out
+	if got, _ := seqs(t, col.Messages()); covers(got, 4) {
+		t.Fatal("entry 4, written after forwarding was turned off, was sent")
+	}
+}

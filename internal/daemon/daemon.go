@@ -742,6 +742,9 @@ func (d *Daemon) status(svc *admin.Service, started time.Time) func(context.Cont
 				ds.Drops = append(ds.Drops, admin.RADIUSDrop{Cause: st.Cause, Count: st.Count, Client: st.Client, From: st.From, Last: st.Last})
 			}
 		}
+		if fs, err := svc.AuditForwardStatus(ctx); err == nil && fs.Configured {
+			ds.AuditForward = &fs
+		}
 		if err := svc.ReportStatus(ctx, ds); err != nil && ctx.Err() == nil {
 			d.log.Warn("could not record the daemon's status", "err", err)
 		}

@@ -226,28 +226,30 @@ func (f *Forwarder) session(ctx context.Context, conn *tls.Conn, cfg store.Audit
 		f.mu.Unlock()
 		return nil
 	}
-	// pump sends every entry after written, a batch at a time.
-	pump := func(pctx context.Context, deadline time.Time) error {
-		for {
+	// pump sends the entries after written, a batch at a time, up to
+	// most batches (0: all); more says entries are left.
+	pump := func(pctx context.Context, deadline time.Time, most int) (more bool, err error) {
+		for n := 0; most == 0 || n < most; n++ {
 			rows, err := f.store.AuditRows(pctx, store.AuditFilter{AfterSeq: written, Limit: batch})
 			if err != nil {
-				return err
+				return false, err
 			}
 			if len(rows) == 0 {
-				return nil
+				return false, nil
 			}
 			msgs := make([][]byte, len(rows))
 			for i, r := range rows {
 				msgs[i] = message(sevInfo, r.At, f.Hostname, pid, "entry", audit.EntryRecord(r))
 			}
 			if err := send(deadline, msgs...); err != nil {
-				return err
+				return false, err
 			}
 			written = rows[len(rows)-1].Seq
 			if len(rows) < batch {
-				return nil
+				return false, nil
 			}
 		}
+		return true, nil
 	}
 	// marks are points the collector's TCP had acknowledged everything
 	// up to, and when; each becomes the delivered cursor once the
@@ -281,9 +283,13 @@ func (f *Forwarder) session(ctx context.Context, conn *tls.Conn, cfg store.Audit
 	nextCheckpoint := time.Now().Add(every)
 	poll := time.NewTicker(f.Poll)
 	defer poll.Stop()
-	lastSaved := time.Time{}
+	lastSaved, dirty := time.Time{}, false
 	for {
-		if err := pump(ctx, time.Now().Add(30*time.Second)); err != nil {
+		// A long backlog (forwarding just set up on a big log, or a long
+		// outage) goes out a few thousand entries at a time, with the
+		// cursor saved and the checkpoints sent in between.
+		more, err := pump(ctx, time.Now().Add(30*time.Second), 16)
+		if err != nil {
 			if ctx.Err() != nil {
 				break
 			}
@@ -299,9 +305,20 @@ func (f *Forwarder) session(ctx context.Context, conn *tls.Conn, cfg store.Audit
 		// Progress is saved at most once per Poll, and at least every
 		// heartbeat, so `audit forward show` can tell a live connection
 		// from a daemon that stopped reporting.
-		if (f.advance(acked) && time.Since(lastSaved) >= f.Poll) || time.Since(lastSaved) >= Heartbeat {
+		dirty = f.advance(acked) || dirty
+		if (dirty && time.Since(lastSaved) >= f.Poll) || time.Since(lastSaved) >= Heartbeat {
 			f.save(ctx)
-			lastSaved = time.Now()
+			lastSaved, dirty = time.Now(), false
+		}
+		if more {
+			select {
+			case err := <-closed:
+				return fmt.Errorf("the collector closed the connection: %w", err)
+			default:
+				if ctx.Err() == nil {
+					continue
+				}
+			}
 		}
 		select {
 		case <-ctx.Done():
@@ -315,7 +332,7 @@ func (f *Forwarder) session(ctx context.Context, conn *tls.Conn, cfg store.Audit
 				// that was in place, with a last checkpoint: turning
 				// forwarding off is itself on the copy.
 				deadline := time.Now().Add(10 * time.Second)
-				if err := pump(ctx, deadline); err != nil {
+				if _, err := pump(ctx, deadline, 0); err != nil {
 					return err
 				}
 				if err := checkpoint(ctx, deadline); err != nil {
@@ -336,7 +353,7 @@ func (f *Forwarder) session(ctx context.Context, conn *tls.Conn, cfg store.Audit
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), f.StopTimeout)
 	defer cancel()
 	deadline, _ := sctx.Deadline()
-	err = pump(sctx, deadline)
+	_, err = pump(sctx, deadline, 0)
 	if err == nil {
 		err = checkpoint(sctx, deadline)
 	}

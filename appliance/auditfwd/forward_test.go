@@ -348,3 +348,32 @@ func TestTurningForwardingOffIsOnTheCopy(t *testing.T) {
 		t.Fatal("entry 4, written after forwarding was turned off, was sent")
 	}
 }
+
+// TestLongBacklogSentInOrder: a backlog longer than one round of batches
+// (forwarding set up on a big log) goes out whole and in order.
+func TestLongBacklogSentInOrder(t *testing.T) {
+	e := newEnv(t)
+	const n = 5000
+	if err := e.st.WithTx(t.Context(), func(tx *store.Tx) error {
+		for i := range n {
+			if _, err := e.log.AppendTx(t.Context(), tx, audit.Entry{Kind: audit.KindDecision, User: fmt.Sprintf("u%d", i), Outcome: "accept", Reason: "ok"}); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	ca := auditfwdtest.NewCA(t, "clinic syslog CA")
+	col := auditfwdtest.NewCollector(t, ca, nil)
+	e.configure(t, store.AuditForward{Address: col.Addr, CAPEM: string(ca.CertPEM)})
+	e.start(t)
+	waitFor(t, "the whole backlog", func() bool { got, _ := seqs(t, col.Messages()); return covers(got, n) })
+	got, _ := seqs(t, col.Messages())
+	for i, s := range got[:n] {
+		if s != int64(i+1) {
+			t.Fatalf("message %d is entry %d", i+1, s)
+		}
+	}
+	waitFor(t, "the cursor saved", func() bool { st, _ := e.st.AuditForwardState(t.Context()); return st.SentSeq == n })
+}

@@ -388,9 +388,16 @@ func (f *Forwarder) advance(seq int64) bool {
 
 func (f *Forwarder) setConnected(ctx context.Context, on bool, lastErr string) {
 	f.mu.Lock()
-	changed := f.state.Connected != on || f.state.LastError != lastErr || f.state.StateAt.IsZero()
+	// Saved on a change, and at least every heartbeat while retrying,
+	// so a daemon that keeps failing to connect is not taken for one
+	// that stopped reporting.
+	// An idle forwarder (not set up, or off) keeps the last error for
+	// `audit forward show`.
+	keepErr := !on && lastErr == ""
+	changed := f.state.Connected != on || (!keepErr && f.state.LastError != lastErr) || f.state.StateAt.IsZero() ||
+		(lastErr != "" && f.Now().Sub(f.state.StateAt) >= Heartbeat)
 	f.state.Connected = on
-	if on || lastErr != "" {
+	if !keepErr {
 		f.state.LastError = lastErr
 	}
 	f.mu.Unlock()

@@ -49,7 +49,11 @@ var allowed = map[string][]string{
 	// makes one with selfcert).
 	"internal/wifiprofile": {"internal/selfcert"},
 	"appliance/audit":      {"appliance/store"},
-	"appliance/dirsync":    {"appliance/audit", "appliance/store"},
+	// Forwarding the audit off the box (RFC 5425); auditfwdtest is a
+	// test CA and collector, a leaf.
+	"appliance/auditfwd":              {"appliance/audit", "appliance/store", "appliance/auditfwd/auditfwdtest"},
+	"appliance/auditfwd/auditfwdtest": nil,
+	"appliance/dirsync":               {"appliance/audit", "appliance/store"},
 	// MDM connectors and their syncer; mdmtest is the cloud APIs'
 	// stand-ins, a leaf for tests and benchmarks.
 	"appliance/posture":         {"appliance/audit", "appliance/policy", "appliance/store", "appliance/posture/mdmtest"},
@@ -66,7 +70,7 @@ var allowed = map[string][]string{
 		"appliance/admin", "appliance/appliancetest"},
 	"appliance/admin": {"appliance", "appliance/audit", "appliance/dirsync", "appliance/mfa", "appliance/passwd", "appliance/posture",
 		"appliance/policy", "appliance/secrets", "appliance/store", "appliance/upstream", "internal/msgauth", "internal/selfcert",
-		"internal/eapclient", "appliance/pki"},
+		"internal/eapclient", "appliance/pki", "appliance/auditfwd", "appliance/auditfwd/auditfwdtest"},
 	"appliance/appliancetest": {"appliance", "appliance/admin", "appliance/audit", "appliance/passwd", "appliance/store", "appliance/upstream"},
 
 	// The doors: the gate (appliance) and its records, the admin service

@@ -61,7 +61,7 @@ func (m Model) verified(msg verifyMsg) Model {
 	m.verify = ""
 	if asked {
 		m.note = ""
-		m.show = verifyReport(msg)
+		m.show = verifyReport(msg) + forwardReport(m.daemon) // auditfwd.go
 	}
 	return m
 }

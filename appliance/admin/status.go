@@ -34,6 +34,9 @@ type DaemonStatus struct {
 	// refusing (appliance/throttle.go), the latest first: the daemon
 	// keeps them in memory only, so the console learns them from here.
 	Throttled []appliance.Throttled `json:"throttled,omitempty"`
+	// AuditForward is the audit log's forwarding off the box, when it is
+	// set up (auditfwd.go).
+	AuditForward *AuditForwardStatus `json:"audit_forward,omitempty"`
 	// OldListeners is set when the report came from a daemon older than
 	// this console, which described its listeners as display text: they
 	// are not read back (the daemon's restart with this version fixes it).

@@ -5,9 +5,17 @@
 // Because the chain is keyed, someone who can edit the database but does
 // not hold the key file cannot rewrite history and recompute the hashes.
 // Verify detects an edited, deleted, inserted or reordered row, and rows cut
-// off the end (the head is recorded apart from the rows). It cannot detect
-// a rollback of the whole database to an older consistent copy: forward the
-// log off the box for that.
+// off the end (the head is recorded apart from the rows). The head is also
+// kept outside the database (AnchorFile), so putting back an older copy of
+// the database, or wiping it, is reported too. Retention (Prune) removes
+// the oldest entries and records, authenticated, where the kept part
+// starts.
+//
+// Someone who holds the key file (root on the box) can still rewrite the
+// chain, its head and the head file consistently. Only a copy kept off the
+// box catches that: the forwarded copy (package auditfwd) or an export,
+// checked with VerifyAgainst. This package must not make the key leave the
+// process, nor trust anything read back from a copy without comparing it.
 package audit
 
 import (
@@ -56,7 +64,13 @@ type Log struct {
 	key   []byte
 	now   func() time.Time
 
-	start     sync.Once
+	start sync.Once
+	// anchorMu guards onAnchorErr (anchor.go).
+	anchorMu    sync.Mutex
+	onAnchorErr func(error)
+	// committed is signalled (never blocking) after each commit group,
+	// so a forwarder wakes up without polling.
+	committed chan struct{}
 	reqs      chan *appendReq
 	quit      chan struct{}
 	stopped   chan struct{} // closed when the writer has exited
@@ -84,10 +98,20 @@ func New(st *store.Store, now func() time.Time) (*Log, error) {
 	if now == nil {
 		now = time.Now
 	}
-	l := &Log{store: st, key: st.Sealer().Derive("audit-chain-v1"), now: now, reqs: make(chan *appendReq, 1024), quit: make(chan struct{}), stopped: make(chan struct{})}
+	l := &Log{store: st, key: st.Sealer().Derive("audit-chain-v1"), now: now, reqs: make(chan *appendReq, 1024), quit: make(chan struct{}), stopped: make(chan struct{}),
+		committed: make(chan struct{}, 1)}
 	st.SetAuditHeadMAC(l.headMAC)
+	st.SetAuditAnchor(l.updateAnchor)
 	return l, nil
 }
+
+// Committed is signalled after entries were committed by this process's
+// group-commit writer (entries from AppendTx and other processes are not
+// signalled: a reader polls for those too).
+func (l *Log) Committed() <-chan struct{} { return l.committed }
+
+// Store is the store the log writes to.
+func (l *Log) Store() *store.Store { return l.store }
 
 // headMAC authenticates the recorded end of the chain, so that cutting
 // entries off the end and moving the head back is noticed without the key.
@@ -96,6 +120,32 @@ func (l *Log) headMAC(seq int64, hash []byte) []byte {
 	m.Write([]byte("head"))
 	var n [8]byte
 	binary.BigEndian.PutUint64(n[:], uint64(seq))
+	m.Write(n[:])
+	m.Write(hash)
+	return m.Sum(nil)
+}
+
+// baseMAC authenticates the point retention removed entries up to.
+func (l *Log) baseMAC(seq int64, hash []byte) []byte {
+	m := hmac.New(sha256.New, l.key)
+	m.Write([]byte("base"))
+	var n [8]byte
+	binary.BigEndian.PutUint64(n[:], uint64(seq))
+	m.Write(n[:])
+	m.Write(hash)
+	return m.Sum(nil)
+}
+
+// CheckpointMAC authenticates a checkpoint sent off the box: the head
+// (seq, hash) at time at. Whoever holds the key can check a checkpoint in
+// a copy came from this appliance.
+func (l *Log) CheckpointMAC(seq int64, hash []byte, at time.Time) []byte {
+	m := hmac.New(sha256.New, l.key)
+	m.Write([]byte("checkpoint"))
+	var n [8]byte
+	binary.BigEndian.PutUint64(n[:], uint64(seq))
+	m.Write(n[:])
+	binary.BigEndian.PutUint64(n[:], uint64(at.UnixNano()))
 	m.Write(n[:])
 	m.Write(hash)
 	return m.Sum(nil)
@@ -199,6 +249,12 @@ func (l *Log) writer() {
 			return err
 		})
 		cancel()
+		if err == nil {
+			select {
+			case l.committed <- struct{}{}:
+			default:
+			}
+		}
 		for i, r := range batch {
 			if err != nil {
 				r.done <- appendRes{err: fmt.Errorf("audit: %w", err)}
@@ -253,17 +309,31 @@ func (r Report) OK() bool { return len(r.Problems) == 0 }
 
 const maxProblems = 20
 
-// Verify walks the whole chain.
+// Verify walks the whole chain and compares its end with the head record
+// and the head file.
 func (l *Log) Verify(ctx context.Context) (Report, error) {
 	var rep Report
-	var prevSeq int64
-	prevHash := make([]byte, sha256.Size)
 	add := func(format string, a ...any) {
 		if len(rep.Problems) < maxProblems {
 			rep.Problems = append(rep.Problems, fmt.Sprintf(format, a...))
 		}
 	}
-	err := l.store.EachAuditRow(ctx, func(r store.AuditRow) error {
+	var prevSeq int64
+	prevHash := make([]byte, sha256.Size)
+	base, baseMAC, err := l.store.AuditBase(ctx)
+	if err != nil {
+		add("the record of entries removed by retention is unreadable: %v", err)
+	} else if base.Seq > 0 {
+		if !hmac.Equal(baseMAC, l.baseMAC(base.Seq, base.Hash)) {
+			add("the record of entries removed by retention (up to entry %d) was not written by clinicgate: old entries may have been deleted", base.Seq)
+		}
+		prevSeq, prevHash = base.Seq, base.Hash
+	}
+	// The head file's entry is looked up on the way, so the walk stays
+	// the only pass over the table.
+	want, _, _ := l.readAnchor()
+	var wantHash []byte
+	err = l.store.EachAuditRow(ctx, func(r store.AuditRow) error {
 		rep.Entries++
 		if r.Seq != prevSeq+1 {
 			add("entry %d follows entry %d: entries %d-%d are missing", r.Seq, prevSeq, prevSeq+1, r.Seq-1)
@@ -274,11 +344,30 @@ func (l *Log) Verify(ctx context.Context) (Report, error) {
 		if !hmac.Equal(r.Hash, l.sum(r)) {
 			add("entry %d was altered after it was written", r.Seq)
 		}
+		if r.Seq == want.Head.Seq {
+			wantHash = r.Hash
+		}
 		prevSeq, prevHash = r.Seq, r.Hash
 		return nil
 	})
 	if err != nil {
 		return rep, fmt.Errorf("audit: %w", err)
+	}
+	last := store.AuditPoint{Seq: prevSeq, Hash: prevHash}
+	if rep.Entries == 0 && base.Seq == 0 {
+		last = store.AuditPoint{}
+	}
+	l.anchorProblems(last, base, func(seq int64) ([]byte, bool) { return wantHash, wantHash != nil && seq == want.Head.Seq }, add)
+	recorded, err := l.store.AuditHeadRecorded(ctx)
+	if err != nil {
+		add("the recorded end of the log is unreadable: %v", err)
+		return rep, nil
+	}
+	if !recorded {
+		if rep.Entries > 0 || base.Seq > 0 {
+			add("the recorded end of the log is missing although the log has entries: it was deleted outside clinicgate")
+		}
+		return rep, nil
 	}
 	headSeq, headHash, err := l.store.AuditHead(ctx)
 	if err != nil {

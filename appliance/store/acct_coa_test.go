@@ -9,6 +9,7 @@ import (
 
 // undo10 rolls migration 010 back (run before undo7's statements).
 var undo10 = []string{
+	`DROP TABLE audit_forward`, `DROP TABLE audit_forward_state`, // 012
 	// 011 first: a later migration is undone before an earlier one.
 	`ALTER TABLE bind_accounts DROP COLUMN secret_hash`,
 	`DROP INDEX acct_sessions_active_mac`,

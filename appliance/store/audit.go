@@ -32,7 +32,43 @@ type AuditRow struct {
 const (
 	auditHeadKey    = "audit_head"
 	auditHeadMACKey = "audit_head_mac"
+	// The base is the last entry retention removed: the kept part of
+	// the chain starts right after it.
+	auditBaseKey    = "audit_base"
+	auditBaseMACKey = "audit_base_mac"
 )
+
+// AuditPoint names one place in the chain: an entry's sequence number and
+// hash (0 and nil before the first entry).
+type AuditPoint struct {
+	Seq  int64
+	Hash []byte
+}
+
+// SetAuditAnchor installs a function called after every transaction that
+// appended audit entries has committed, with the chain's new head.
+// Package audit uses it to keep a copy of the head outside the database.
+// It runs after the commit, so a copy that could not be written never
+// makes a committed entry look failed; package audit reports that itself.
+func (s *Store) SetAuditAnchor(fn func(head AuditPoint)) {
+	s.headMu.Lock()
+	defer s.headMu.Unlock()
+	s.anchor = fn
+}
+
+// AuditHashAt returns the hash of entry seq, and false when the table
+// does not hold it.
+func (s *Store) AuditHashAt(ctx context.Context, seq int64) ([]byte, bool, error) {
+	var h []byte
+	err := s.q.QueryRowContext(ctx, `SELECT hash FROM audit WHERE seq = ?`, seq).Scan(&h)
+	if err == sql.ErrNoRows {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, mapErr(err)
+	}
+	return h, true, nil
+}
 
 // SetAuditHeadMAC installs the function that authenticates the recorded
 // head of the chain (package audit holds the key). Without it the head is
@@ -106,6 +142,7 @@ func (tx *Tx) AppendAudits(ctx context.Context, builds []func(prevSeq int64, pre
 			return nil, err
 		}
 	}
+	tx.auditHead = &AuditPoint{Seq: prevSeq, Hash: prevHash}
 	return out, nil
 }
 
@@ -123,7 +160,21 @@ func (s *Store) AppendAudit(ctx context.Context, build func(prevSeq int64, prevH
 // AuditHead returns the sequence number and hash recorded as the chain's
 // end (0, nil when nothing was ever written).
 func (s *Store) AuditHead(ctx context.Context) (int64, []byte, error) {
-	v, err := s.Setting(ctx, auditHeadKey)
+	return s.auditPoint(ctx, auditHeadKey)
+}
+
+// AuditHeadRecorded reports whether the head record exists at all (it is
+// missing on a log never written, and on one whose settings were wiped).
+func (s *Store) AuditHeadRecorded(ctx context.Context) (bool, error) {
+	_, err := s.Setting(ctx, auditHeadKey)
+	if err == ErrNotFound {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+func (s *Store) auditPoint(ctx context.Context, key string) (int64, []byte, error) {
+	v, err := s.Setting(ctx, key)
 	if err == ErrNotFound {
 		return 0, nil, nil
 	}
@@ -134,9 +185,75 @@ func (s *Store) AuditHead(ctx context.Context) (int64, []byte, error) {
 	seq, err1 := strconv.ParseInt(seqS, 10, 64)
 	hash, err2 := hex.DecodeString(hashS)
 	if !ok || err1 != nil || err2 != nil {
-		return 0, nil, fmt.Errorf("audit head %q is damaged", v)
+		return 0, nil, fmt.Errorf("%s %q is damaged", strings.ReplaceAll(key, "_", " "), v)
 	}
 	return seq, hash, nil
+}
+
+// AuditBase returns the last entry retention removed and its MAC (0, nil,
+// nil when retention never removed any): the kept chain starts after it.
+func (s *Store) AuditBase(ctx context.Context) (AuditPoint, []byte, error) {
+	seq, hash, err := s.auditPoint(ctx, auditBaseKey)
+	if err != nil || seq == 0 {
+		return AuditPoint{}, nil, err
+	}
+	v, err := s.Setting(ctx, auditBaseMACKey)
+	if err != nil && err != ErrNotFound {
+		return AuditPoint{}, nil, err
+	}
+	mac, _ := hex.DecodeString(v)
+	return AuditPoint{Seq: seq, Hash: hash}, mac, nil
+}
+
+// PruneAudit removes, oldest first, up to limit entries written before
+// cutoff, never past entry upTo, and records the last one removed as the
+// chain's new base with mac(seq, hash) to authenticate it. It returns the
+// new base and how many entries went (0: nothing to remove).
+func (tx *Tx) PruneAudit(ctx context.Context, cutoff time.Time, upTo int64, limit int, mac func(seq int64, hash []byte) []byte) (AuditPoint, int, error) {
+	rows, err := tx.q.QueryContext(ctx, `SELECT seq, at, hash FROM audit WHERE seq <= ? ORDER BY seq LIMIT ?`, upTo, limit)
+	if err != nil {
+		return AuditPoint{}, 0, mapErr(err)
+	}
+	var last AuditPoint
+	n := 0
+	for rows.Next() {
+		var seq, at int64
+		var hash []byte
+		if err := rows.Scan(&seq, &at, &hash); err != nil {
+			rows.Close()
+			return AuditPoint{}, 0, mapErr(err)
+		}
+		// Entries are in time order; the first one young enough ends
+		// the run, so a clock that once jumped back removes less, never
+		// a newer entry.
+		if !time.Unix(0, at).Before(cutoff) {
+			break
+		}
+		last, n = AuditPoint{Seq: seq, Hash: hash}, n+1
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return AuditPoint{}, 0, mapErr(err)
+	}
+	if n == 0 {
+		return AuditPoint{}, 0, nil
+	}
+	if _, err := tx.q.ExecContext(ctx, `DELETE FROM audit WHERE seq <= ?`, last.Seq); err != nil {
+		return AuditPoint{}, 0, mapErr(err)
+	}
+	if err := tx.SetSetting(ctx, auditBaseKey, strconv.FormatInt(last.Seq, 10)+":"+hex.EncodeToString(last.Hash)); err != nil {
+		return AuditPoint{}, 0, err
+	}
+	if err := tx.SetSetting(ctx, auditBaseMACKey, hex.EncodeToString(mac(last.Seq, last.Hash))); err != nil {
+		return AuditPoint{}, 0, err
+	}
+	return last, n, nil
+}
+
+// AuditCount returns how many entries the table holds.
+func (s *Store) AuditCount(ctx context.Context) (n int64, err error) {
+	err = s.q.QueryRowContext(ctx, `SELECT count(*) FROM audit`).Scan(&n)
+	return n, mapErr(err)
 }
 
 // AuditFilter selects audit rows.

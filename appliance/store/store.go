@@ -61,6 +61,7 @@ type Store struct {
 	dir     string
 	headMu  sync.Mutex
 	headMAC func(seq int64, hash []byte) []byte
+	anchor  func(head AuditPoint) // see SetAuditAnchor
 	// writeMu serialises this process's writers so they queue in Go instead
 	// of spinning in SQLite's busy handler; other processes (the CLI) are
 	// covered by busy_timeout.
@@ -165,6 +166,9 @@ type Tx struct {
 	tx *sql.Tx
 	q  txq
 	s  *Store
+	// auditHead is the chain's head after this transaction's last
+	// audit entry (nil: it has appended none).
+	auditHead *AuditPoint
 }
 
 // WithTx runs fn in one immediate (write-locked) transaction and commits if
@@ -176,11 +180,25 @@ func (s *Store) WithTx(ctx context.Context, fn func(*Tx) error) error {
 	if err != nil {
 		return mapErr(err)
 	}
-	if err := fn(&Tx{tx: tx, q: txq{c: s.stmts, tx: tx}, s: s}); err != nil {
+	t := &Tx{tx: tx, q: txq{c: s.stmts, tx: tx}, s: s}
+	if err := fn(t); err != nil {
 		_ = tx.Rollback()
 		return err
 	}
-	return mapErr(tx.Commit())
+	if err := tx.Commit(); err != nil {
+		return mapErr(err)
+	}
+	if t.auditHead != nil {
+		// Still under writeMu: this process's heads reach the anchor
+		// in commit order.
+		s.headMu.Lock()
+		anchor := s.anchor
+		s.headMu.Unlock()
+		if anchor != nil {
+			anchor(*t.auditHead)
+		}
+	}
+	return nil
 }
 
 func (s *Store) migrate(ctx context.Context) error {

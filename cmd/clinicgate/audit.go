@@ -14,10 +14,15 @@ import (
 )
 
 func (c *cli) audit(ctx context.Context, args []string) error {
-	return c.dispatch(ctx, "audit", "audit: tail, show or verify?", args, subcommands{
-		"tail":   c.auditTail,
-		"show":   c.auditShow,
-		"verify": c.auditVerify,
+	if len(args) > 0 && args[0] == "forward" {
+		return c.auditForward(ctx, args[1:]) // auditfwd.go
+	}
+	return c.dispatch(ctx, "audit", "audit: tail, show, verify, export, retention or forward?", args, subcommands{
+		"tail":      c.auditTail,
+		"show":      c.auditShow,
+		"verify":    c.auditVerify,
+		"export":    c.auditExport,
+		"retention": c.auditRetention,
 	})
 }
 
@@ -82,8 +87,12 @@ func (c *cli) auditShow(*flag.FlagSet) action {
 		}}
 }
 
-func (c *cli) auditVerify(*flag.FlagSet) action {
+func (c *cli) auditVerify(fs *flag.FlagSet) action {
+	against := fs.String("against", "", "also compare with a copy kept off the box: the collector's file or an 'audit export' (- for standard input)")
 	return action{run: func(ctx context.Context, svc *admin.Service, _ []string) error {
+		if *against != "" {
+			return c.verifyAgainst(ctx, svc, *against) // auditfwd.go
+		}
 		entries, problems, err := svc.VerifyAudit(ctx)
 		if err != nil {
 			return err

@@ -41,7 +41,9 @@ Usage:
   clinicgate scep challenges | withdraw ID | ca > device-ca.pem | list
   clinicgate wifi ca > ca.pem | profile --ssid NAME [--method ttls|peap|tls] > clinic.mobileconfig
       (Apple devices without an MDM: --method tls --scep URL [--challenge C])
-  clinicgate audit tail [-n N] [--follow] [--user NAME] | show N | verify
+  clinicgate audit tail [-n N] [--follow] [--user NAME] | show N | verify [--against FILE]
+  clinicgate audit export [--out FILE] | retention [6y]
+  clinicgate audit forward set --address HOST:6514 --ca CA.pem [--cert C.pem --key K.pem] | show | off
   clinicgate settings list | set KEY VALUE
   clinicgate acct list [--active]
   clinicgate coa events [-n N]        # sessions ended or quarantined at their NAS, and the answers

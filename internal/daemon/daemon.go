@@ -144,6 +144,9 @@ func Open(ctx context.Context, cfg config.Config, opts Options) (_ *Daemon, err 
 	if d.audit, err = audit.New(d.store, nil); err != nil {
 		return nil, err
 	}
+	if err = d.checkAuditHead(ctx); err != nil { // auditfwd.go
+		return nil, err
+	}
 	if d.hasher, err = passwd.NewHasher(passwd.DefaultParams, cfg.HashConcurrency); err != nil {
 		return nil, err
 	}
@@ -587,6 +590,13 @@ func (d *Daemon) run(ctx context.Context, listeners []listener) error {
 	for _, j := range jobs {
 		g.Go(func() error { j.loop(gctx); return nil })
 	}
+	fwd, err := d.auditForwarder()
+	if err != nil {
+		return err
+	}
+	fctx, stopForwarder := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopForwarder()
+	g.Go(func() error { fwd.Run(fctx); return nil })
 	if d.opts.Reload != nil {
 		g.Go(func() error {
 			for {
@@ -603,6 +613,7 @@ func (d *Daemon) run(ctx context.Context, listeners []listener) error {
 		<-gctx.Done()
 		stopping.Store(true)
 		err := d.drain(context.WithoutCancel(ctx))
+		stopForwarder() // after the stop entry, so it is forwarded too
 		// Some servers (the console's SSH) keep waiting in Accept when
 		// their Shutdown came before their Serve: closing every listener
 		// ends those waits, so that Run returns in every case.
@@ -730,6 +741,9 @@ func (d *Daemon) status(svc *admin.Service, started time.Time) func(context.Cont
 			for _, st := range d.radius.Drops() {
 				ds.Drops = append(ds.Drops, admin.RADIUSDrop{Cause: st.Cause, Count: st.Count, Client: st.Client, From: st.From, Last: st.Last})
 			}
+		}
+		if fs, err := svc.AuditForwardStatus(ctx); err == nil && fs.Configured {
+			ds.AuditForward = &fs
 		}
 		if err := svc.ReportStatus(ctx, ds); err != nil && ctx.Err() == nil {
 			d.log.Warn("could not record the daemon's status", "err", err)

@@ -63,6 +63,8 @@ func (d *Daemon) jobs() ([]job, error) {
 		// before their end, or when this host's addresses change
 		// (servercert.go).
 		{every: 24 * time.Hour, run: d.renewOwnCerts},
+		// Audit retention (issue 15): entries older than the setting go.
+		d.retentionJob(),
 	}
 	// MDM device syncs (Intune, Jamf, Google): one long-running job.
 	mj, err := d.mdmJob()

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/clinicgate/clinicgate/appliance/audit"
 	"github.com/clinicgate/clinicgate/appliance/secrets"
 	"github.com/clinicgate/clinicgate/appliance/store"
 	"github.com/clinicgate/clinicgate/eap"
@@ -20,7 +21,7 @@ import (
 // and SSH private keys.
 var privateFiles = []string{
 	store.DBFile, store.DBFile + "-wal", store.DBFile + "-shm", secrets.KeyFile,
-	ldapproxy.KeyFile, eap.KeyFile, tui.HostKeyFile, LockFile,
+	ldapproxy.KeyFile, eap.KeyFile, tui.HostKeyFile, LockFile, audit.AnchorFile,
 }
 
 // fixPermissions makes the data directory and its private files

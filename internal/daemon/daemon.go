@@ -96,6 +96,7 @@ type Daemon struct {
 	// them the daemon keeps (servercert.go; nil: the operator's own).
 	serverCA        *pki.ServerCA
 	ldapOwn, eapOwn *ownCert
+	certMu          sync.Mutex
 
 	// The device CA (nil until made) and the SCEP door (scep.go).
 	deviceCA        *pki.CA

@@ -33,6 +33,8 @@ type ownCert struct {
 	addrs             bool // name this host's addresses too
 	opts              pki.LeafOptions
 	pair              *selfcert.Pair
+	// forceNext makes the next check issue a new leaf (tests).
+	forceNext bool
 }
 
 // hostName is this host's name, lower case ("clinicgate" when it has
@@ -90,10 +92,16 @@ func (d *Daemon) openServerCA(ctx context.Context) error {
 // the log and the audit, records a change the operator must act on for
 // the console, and loads the pair.
 func (d *Daemon) ensureOwnCert(ctx context.Context, c *ownCert) (pki.LeafResult, error) {
+	// One check at a time: the daily job and a start-up check must not
+	// write the same files at once.
+	d.certMu.Lock()
+	defer d.certMu.Unlock()
 	if err := d.openServerCA(ctx); err != nil {
 		return pki.LeafResult{}, err
 	}
-	r, err := d.serverCA.EnsureLeaf(d.store.Dir(), c.certFile, c.keyFile, leafNames(c.addrs), c.opts, time.Now())
+	opts := c.opts
+	opts.Force, c.forceNext = opts.Force || c.forceNext, false
+	r, err := d.serverCA.EnsureLeaf(d.store.Dir(), c.certFile, c.keyFile, leafNames(c.addrs), opts, time.Now())
 	if err != nil {
 		return r, fmt.Errorf("%s certificate: %w", strings.ToUpper(c.door), err)
 	}

@@ -141,9 +141,10 @@ func TestRenewedLeafIsServedWithoutRestart(t *testing.T) {
 	serve(t, d)
 	addr := listenAddr(t, d, "LDAPS")
 	before := ldapsLeaf(t, addr)
-	d.ldapOwn.opts.Force = true
+	d.certMu.Lock()
+	d.ldapOwn.forceNext = true
+	d.certMu.Unlock()
 	d.renewOwnCerts(t.Context())
-	d.ldapOwn.opts.Force = false
 	after := ldapsLeaf(t, addr)
 	if after.Equal(before) {
 		t.Fatal("LDAPS still shows the old leaf after a renewal")

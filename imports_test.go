@@ -36,7 +36,8 @@ var allowed = map[string][]string{
 	"appliance/upstream/upstreamtest": nil,
 	"internal/msgauth":                nil,
 	"internal/ratelog":                nil,
-	"internal/sntp":                   nil,
+	"internal/sntp":                   {"internal/sntp/sntptest"},
+	"internal/sntp/sntptest":          {"internal/sntp"},
 	"internal/reload":                 nil,
 	"ldapproxy/ldapmsg":               nil,
 	"appliance/directory/vdir":        nil,
@@ -101,7 +102,7 @@ var allowed = map[string][]string{
 	"internal/eapclient": {"internal/msgauth", "internal/tlspipe", "appliance", "appliance/policy", "eap", "radius", "internal/selfcert"},
 
 	// Wiring.
-	"internal/daemon": {"appliance/...", "eap", "eap/eaptest", "ldapproxy", "radius", "scepserver", "tui", "internal/selfcert", "internal/wifiprofile", "internal/msgauth"},
+	"internal/daemon": {"appliance/...", "eap", "eap/eaptest", "ldapproxy", "radius", "scepserver", "tui", "internal/selfcert", "internal/wifiprofile", "internal/msgauth", "internal/sntp", "internal/sntp/sntptest"},
 	"cmd/clinicgate":  {"appliance/...", "eap", "internal/daemon", "internal/selfcert", "internal/wifiprofile", "ldapproxy", "scepserver", "tui"},
 	"e2e":             {"appliance/...", "eap", "eap/eaptest", "internal/msgauth", "internal/eapclient", "internal/selfcert", "ldapproxy", "scepserver"},
 	"":                nil, // this package

@@ -3,6 +3,7 @@ package appliance
 import (
 	"context"
 	"fmt"
+	"net"
 	"sort"
 	"strconv"
 	"strings"
@@ -133,6 +134,32 @@ var SettingSpecs = map[string]SettingSpec{
 	"ldap_size_limit": {Key: "ldap_size_limit", Default: "500", Help: "LDAP door: most entries one search returns", check: intIn(1, 100000)},
 	"ldap_time_limit": {Key: "ldap_time_limit", Default: "10", Help: "LDAP door: longest a search may take, in seconds", check: intIn(1, 300)},
 	"cache_hours":     {Key: "cache_hours", Default: "72", Help: "failmode cached: how long a password verified by the upstream may be accepted while it is unreachable, in hours", check: intIn(1, 720)},
+	"ntp_servers":     {Key: "ntp_servers", Default: "", Help: "NTP servers the clock is checked against, comma-separated host or host:port (empty: those systemd-timesyncd uses); TOTP fails when the clock is off by more than 30 s", check: checkNTPServers},
+}
+
+// checkNTPServers accepts up to four host or host:port names.
+func checkNTPServers(v string) error {
+	if strings.TrimSpace(v) == "" {
+		return nil
+	}
+	parts := strings.Split(v, ",")
+	if len(parts) > 4 {
+		return fmt.Errorf("names at most 4 servers")
+	}
+	for _, p := range parts {
+		p = strings.TrimSpace(p)
+		host := p
+		if h, port, err := net.SplitHostPort(p); err == nil {
+			if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+				return fmt.Errorf("%q: bad port", p)
+			}
+			host = h
+		}
+		if host == "" || strings.ContainsAny(host, " /@") || len(host) > 253 {
+			return fmt.Errorf("%q is not a host name or address", p)
+		}
+	}
+	return nil
 }
 
 // SettingKeys returns the setting names in order.

@@ -22,6 +22,7 @@ var siteSettingKeys = []struct{ key, label string }{
 	{"challenge_seconds", "code prompt s"},
 	{"totp_window", "TOTP window"},
 	{"cache_hours", "cache hours"},
+	{"ntp_servers", "ntp servers"},
 }
 
 // siteSettingsCmd reads the settings, then opens the form on them.

@@ -619,6 +619,11 @@ func (m Model) View() string {
 		b.WriteString(m.banner() + "\n")
 		bodyHeight--
 	}
+	if l := m.clockBanner(); l != "" {
+		// So does a clock that makes every TOTP code fail.
+		b.WriteString(l + "\n")
+		bodyHeight--
+	}
 	if m.show != "" {
 		if s := fitLines(m.show, m.width); strings.Count(s, "\n")+3 > bodyHeight {
 			// Too tall under the tab bar (a QR code at 24 lines): the
@@ -1059,6 +1064,9 @@ func (m Model) daemonLine() string {
 		line += "\n" + l
 	}
 	if l := m.dropLine(now); l != "" {
+		line += "\n" + l
+	}
+	if l := m.clockLine(); l != "" {
 		line += "\n" + l
 	}
 	if l := m.throttleLine(now); l != "" {

@@ -26,6 +26,8 @@ type DaemonStatus struct {
 	// LDAPCert is the LDAP door's certificate when it is the appliance's
 	// own (nil: the clinic's own, set in the config file, or no LDAP).
 	LDAPCert *CertStatus `json:"ldap_cert,omitempty"`
+	// Clock is the last clock check (nil: not yet).
+	Clock *ClockStatus `json:"clock,omitempty"`
 	// Drops counts the RADIUS requests dropped without an answer, by
 	// cause, the latest first: a wrong shared secret or a NAS that is no
 	// client shows nowhere else on screen.
@@ -69,6 +71,31 @@ type EAPStatus struct {
 	// Anchors names the trust anchors for EAP-TLS client certificates
 	// ("subject SHA-256"); none: EAP-TLS is not offered.
 	Anchors []string `json:"anchors,omitempty"`
+}
+
+// ClockTolerance is how far the clock may be off before the console
+// raises its red banner: one TOTP step.
+const ClockTolerance = 30 * time.Second
+
+// ClockStatus is the daemon's last check of this machine's clock against
+// an NTP server (internal/sntp).
+type ClockStatus struct {
+	CheckedAt time.Time `json:"checked_at"`
+	// Measured is set when a server answered: Offset is then its time
+	// minus ours (positive: this clock is behind).
+	Measured bool          `json:"measured"`
+	Server   string        `json:"server,omitempty"`
+	Offset   time.Duration `json:"offset_ns"`
+	// Err says why nothing was measured.
+	Err string `json:"error,omitempty"`
+	// SyncedAt is when systemd-timesyncd last synchronised the clock
+	// (zero: never, or timesyncd is not in use).
+	SyncedAt time.Time `json:"synced_at,omitzero"`
+}
+
+// Off reports a clock measured off by more than ClockTolerance.
+func (c *ClockStatus) Off() bool {
+	return c != nil && c.Measured && c.Offset.Abs() > ClockTolerance
 }
 
 // CertStatus describes one of the appliance's own TLS certificates, a

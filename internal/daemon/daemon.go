@@ -98,6 +98,11 @@ type Daemon struct {
 	ldapOwn, eapOwn *ownCert
 	certMu          sync.Mutex
 
+	// clock is the last clock check (clock.go); clockNow is this
+	// machine's clock as the check reads it (tests shift it).
+	clock    *admin.ClockStatus
+	clockNow func() time.Time
+
 	// The device CA (nil until made) and the SCEP door (scep.go).
 	deviceCA        *pki.CA
 	scep            *http.Server
@@ -718,9 +723,9 @@ func (d *Daemon) status(svc *admin.Service, started time.Time) func(context.Cont
 	d.mu.Unlock()
 	return func(ctx context.Context) {
 		d.mu.Lock()
-		eapSt := d.eapStatus
+		eapSt, clockSt := d.eapStatus, d.clock
 		d.mu.Unlock()
-		ds := admin.DaemonStatus{Version: d.opts.Version, StartedAt: started, UpdatedAt: time.Now(), Listeners: addrs, EAP: eapSt}
+		ds := admin.DaemonStatus{Version: d.opts.Version, StartedAt: started, UpdatedAt: time.Now(), Listeners: addrs, EAP: eapSt, Clock: clockSt}
 		if ds.LDAPCert = d.certStatus(ctx, d.ldapOwn); ds.LDAPCert != nil {
 			// A renewed leaf is what a pinning client now sees.
 			ls := make([]admin.Listener, len(addrs))

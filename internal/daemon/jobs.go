@@ -63,6 +63,9 @@ func (d *Daemon) jobs() ([]job, error) {
 		// before their end, or when this host's addresses change
 		// (servercert.go).
 		{every: 24 * time.Hour, run: d.renewOwnCerts},
+		// The clock, against an NTP server: TOTP fails when it is off
+		// (clock.go).
+		{every: clockEvery, run: d.clockJob},
 		// Audit retention (issue 15): entries older than the setting go.
 		d.retentionJob(),
 	}

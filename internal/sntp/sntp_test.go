@@ -1,96 +1,21 @@
-package sntp
+package sntp_test
 
 import (
 	"context"
 	"errors"
 	"net"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"strconv"
-	"strings"
 	"testing"
 	"time"
+
+	"github.com/clinicgate/clinicgate/internal/sntp"
+	"github.com/clinicgate/clinicgate/internal/sntp/sntptest"
 )
 
-// chronyd finds chrony's server: installed, or unpacked by
-// .ci/install-test-deps into the test cache (installing the package would
-// replace systemd-timesyncd).
-func chronyd() string {
-	if p, err := exec.LookPath("chronyd"); err == nil {
-		return p
-	}
-	cache := os.Getenv("CLINICGATE_TEST_CACHE")
-	if cache == "" {
-		home, _ := os.UserHomeDir()
-		cache = filepath.Join(home, ".cache", "clinicgate-test")
-	}
-	for _, p := range []string{"/usr/sbin/chronyd", filepath.Join(cache, "chrony", "usr", "sbin", "chronyd")} {
-		if st, err := os.Stat(p); err == nil && st.Mode()&0o111 != 0 {
-			return p
-		}
-	}
-	return ""
-}
-
-// chrony runs a real NTP server (chronyd, not touching this machine's
-// clock) on a free loopback port; synced makes it serve its local clock
-// at stratum 8, as a LAN time server does.
-func chrony(t *testing.T, synced bool) string {
-	t.Helper()
-	bin := chronyd()
-	if bin == "" {
-		t.Fatal("chronyd is not on this machine: make test (.ci/install-test-deps) unpacks it into ~/.cache/clinicgate-test/chrony")
-	}
-	l, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := l.LocalAddr().(*net.UDPAddr).Port
-	l.Close()
-	dir := t.TempDir()
-	conf := "port " + strconv.Itoa(port) + "\nbindaddress 127.0.0.1\nallow 127.0.0.1\ncmdport 0\npidfile " + filepath.Join(dir, "pid") + "\n"
-	if synced {
-		conf += "local stratum 8\n"
-	}
-	if err := os.WriteFile(filepath.Join(dir, "chrony.conf"), []byte(conf), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	var log strings.Builder
-	cmd := exec.Command(bin, "-d", "-x", "-u", "root", "-f", filepath.Join(dir, "chrony.conf"))
-	cmd.Stdout, cmd.Stderr = &log, &log
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	t.Cleanup(func() { _ = cmd.Process.Kill(); <-done })
-	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-	// Ready when it answers; a chronyd that exits fails the test at once
-	// with its own log.
-	for range 50 {
-		select {
-		case err := <-done:
-			t.Fatalf("chronyd exited: %v\n%s", err, log.String())
-		default:
-		}
-		ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
-		_, err := Query(ctx, addr, nil)
-		cancel()
-		if err == nil || errors.Is(err, ErrUnsynchronised) {
-			return addr
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	t.Fatalf("chronyd does not answer on %s:\n%s", addr, log.String())
-	return ""
-}
-
 func TestOffsetAgainstChrony(t *testing.T) {
-	addr := chrony(t, true)
+	addr := sntptest.Chrony(t, true)
 	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Second)
 	defer cancel()
-	r, err := Query(ctx, addr, nil)
+	r, err := sntp.Query(ctx, addr, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -100,7 +25,7 @@ func TestOffsetAgainstChrony(t *testing.T) {
 	// This machine's clock 47 s slow, as a Pi without its RTC after a
 	// power cut: the server is 47 s ahead.
 	slow := func() time.Time { return time.Now().Add(-47 * time.Second) }
-	r, err = Query(ctx, addr, slow)
+	r, err = sntp.Query(ctx, addr, slow)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -110,11 +35,11 @@ func TestOffsetAgainstChrony(t *testing.T) {
 }
 
 func TestUnsynchronisedServerIsNotTrusted(t *testing.T) {
-	addr := chrony(t, false)
+	addr := sntptest.Chrony(t, false)
 	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Second)
 	defer cancel()
-	if _, err := Query(ctx, addr, nil); !errors.Is(err, ErrUnsynchronised) {
-		t.Fatalf("got %v, want ErrUnsynchronised", err)
+	if _, err := sntp.Query(ctx, addr, nil); !errors.Is(err, sntp.ErrUnsynchronised) {
+		t.Fatalf("got %v, want sntp.ErrUnsynchronised", err)
 	}
 }
 
@@ -134,7 +59,7 @@ func TestSpoofedAnswerIgnored(t *testing.T) {
 		}
 		ans := make([]byte, 48)
 		ans[0], ans[1] = 4<<3|4, 2
-		now := toNTP(time.Now().Add(time.Hour))
+		now := uint64(time.Now().Add(time.Hour).Sub(time.Date(1900, 1, 1, 0, 0, 0, 0, time.UTC)).Seconds()) << 32
 		for _, off := range []int{32, 40} {
 			for i := range 8 {
 				ans[off+i] = byte(now >> (56 - 8*i))
@@ -144,7 +69,7 @@ func TestSpoofedAnswerIgnored(t *testing.T) {
 	}()
 	ctx, cancel := context.WithTimeout(t.Context(), 500*time.Millisecond)
 	defer cancel()
-	if r, err := Query(ctx, pc.LocalAddr().String(), nil); err == nil {
+	if r, err := sntp.Query(ctx, pc.LocalAddr().String(), nil); err == nil {
 		t.Fatalf("took a spoofed answer: %+v", r)
 	}
 }

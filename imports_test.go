@@ -36,6 +36,7 @@ var allowed = map[string][]string{
 	"appliance/upstream/upstreamtest": nil,
 	"internal/msgauth":                nil,
 	"internal/ratelog":                nil,
+	"appliance/hostcfg":               {"appliance/atomicfile"},
 	"internal/sntp":                   {"internal/sntp/sntptest"},
 	"internal/sntp/sntptest":          {"internal/sntp"},
 	"internal/reload":                 nil,
@@ -71,7 +72,7 @@ var allowed = map[string][]string{
 		"appliance/admin", "appliance/appliancetest"},
 	"appliance/admin": {"appliance", "appliance/audit", "appliance/dirsync", "appliance/mfa", "appliance/passwd", "appliance/posture",
 		"appliance/policy", "appliance/secrets", "appliance/store", "appliance/upstream", "internal/msgauth", "internal/selfcert",
-		"internal/eapclient", "appliance/pki", "appliance/auditfwd", "appliance/auditfwd/auditfwdtest"},
+		"internal/eapclient", "appliance/pki", "appliance/auditfwd", "appliance/auditfwd/auditfwdtest", "appliance/hostcfg"},
 	"appliance/appliancetest": {"appliance", "appliance/admin", "appliance/audit", "appliance/passwd", "appliance/store", "appliance/upstream"},
 
 	// The doors: the gate (appliance) and its records, the admin service
@@ -92,7 +93,7 @@ var allowed = map[string][]string{
 	"scepserver": {"appliance/pki", "appliance/appliancetest", "appliance/admin", "internal/selfcert"},
 
 	// The console: the admin service and the plain types it speaks in.
-	"tui": {"appliance", "appliance/admin", "appliance/atomicfile", "appliance/audit", "appliance/policy",
+	"tui": {"appliance", "appliance/admin", "appliance/atomicfile", "appliance/audit", "appliance/policy", "appliance/hostcfg",
 		"appliance/secrets", "appliance/upstream"},
 
 	// An EAP-TTLS/PAP client, a leaf the console's test login (admin) and

@@ -5,6 +5,9 @@
 set -eu
 r=$1
 chroot "$r" systemctl enable systemd-networkd systemd-resolved systemd-timesyncd clinicgate.service >/dev/null 2>&1
+# The console's system screens (network, time, reboot, factory reset) act
+# through this root helper on the images only (appliance/hostcfg).
+chroot "$r" systemctl enable clinicgate-system.path >/dev/null 2>&1
 ln -sf /run/systemd/resolve/stub-resolv.conf "$r/etc/resolv.conf"
 # The console on the screen: the terminal UI on tty1 (from the .deb).
 mkdir -p "$r/etc/systemd/system/getty@tty1.service.d"

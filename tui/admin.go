@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/clinicgate/clinicgate/appliance/admin"
+	"github.com/clinicgate/clinicgate/appliance/hostcfg"
 	"github.com/clinicgate/clinicgate/appliance/secrets"
 )
 
@@ -106,6 +107,10 @@ type WizardAdmin interface {
 	// wizard (k on the Dashboard).
 	AdminKeys(ctx context.Context) ([]admin.AdminKey, error)
 	RemoveAdminKey(ctx context.Context, name string) error
+	// The appliance's own system (n and p on the Dashboard).
+	SystemNow(ctx context.Context) admin.SystemState
+	RequestSystemChange(ctx context.Context, r hostcfg.Request) (admin.SystemChange, error)
+	SystemResult(ctx context.Context, id string, wait time.Duration) (hostcfg.Result, error)
 }
 
 // Admin is every pane's interface at once: what the admin service

@@ -457,7 +457,8 @@ type helpKey struct{ keys, what string }
 func paneKeys(t tab) []helpKey {
 	switch t {
 	case tabDashboard:
-		return []helpKey{{"enter", "the decision's story (why?)"}, {"e", "site settings (zone, lockout, …)"}, {"o", "who is online (accounting)"}, {"b", "sources refused or slowed (lockout)"}, {"k", "SSH admin keys: list, add, remove"}}
+		return []helpKey{{"enter", "the decision's story (why?)"}, {"e", "site settings (zone, lockout, …)"}, {"o", "who is online (accounting)"}, {"b", "sources refused or slowed (lockout)"}, {"k", "SSH admin keys: list, add, remove"},
+			{"n", "network, host name, NTP"}, {"p", "reboot, power off, factory reset (typed)"}}
 	case tabAudit:
 		return []helpKey{{"enter", "the decision's story (why?)"}}
 	case tabUsers:

@@ -611,3 +611,65 @@ func TestAdminKeysScreen(t *testing.T) {
 		t.Fatalf("keys after the removal: %+v", f.adminKeys)
 	}
 }
+
+// n on the Dashboard sets the network, host name and NTP: on a plain
+// install it only shows what would change; on an image the helper does
+// it and the console says what was done. p needs the action typed again
+// and, for a factory reset, the host name.
+func TestSystemScreens(t *testing.T) {
+	f := sample()
+	tm := start(t, f, 80, 24)
+	waitFor(t, tm, "frontdesk2")
+	typeKeys := func(s string) { tm.Send(tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune(s)}) }
+	enter := func() { tm.Send(tea.KeyMsg{Type: tea.KeyEnter}) }
+	typeKeys("n")
+	waitFor(t, tm, "Network, host name and time", "Not an appliance image", "now: eth0 up 192.168.1.5/24")
+	typeKeys("eth0")
+	enter()
+	typeKeys("192.168.10.5/24")
+	enter()
+	typeKeys("192.168.10.1")
+	enter()
+	typeKeys("192.168.10.1")
+	enter()
+	enter() // host name unchanged
+	enter()
+	waitFor(t, tm, "This would change: network eth0: fixed 192.168.10.5/24", "Address=192.168.10.5/24", "networkctl reload")
+	typeKeys(" ")
+	// A gateway outside the network is refused in words.
+	typeKeys("n")
+	waitFor(t, tm, "Network, host name and time")
+	enter()
+	typeKeys("10.0.0.5/24")
+	enter()
+	typeKeys("192.168.1.1")
+	for range 4 {
+		enter()
+	}
+	waitFor(t, tm, "the gateway 192.168.1.1 is not in 10.0.0.0/24")
+	tm.Send(tea.KeyMsg{Type: tea.KeyEsc})
+
+	f.mu.Lock()
+	f.managed = true
+	f.mu.Unlock()
+	typeKeys("p")
+	waitFor(t, tm, "Reboot, power off or factory reset", "take a backup first")
+	typeKeys("factory-reset")
+	enter()
+	typeKeys("yes")
+	enter()
+	waitFor(t, tm, "type this appliance's host name (gate)")
+	tm.Send(tea.KeyMsg{Type: tea.KeyEsc})
+	typeKeys("p")
+	waitFor(t, tm, "reboot, poweroff or factory-reset") // the focused field's help
+	typeKeys("reboot")
+	enter()
+	typeKeys("reboot")
+	enter()
+	waitFor(t, tm, "done: reboot")
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if n := len(f.system); n != 2 || f.system[0].Kind != "network" || f.system[1].Kind != "reboot" {
+		t.Fatalf("system requests %+v", f.system)
+	}
+}

@@ -465,6 +465,10 @@ func (m Model) key(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
 		m.form = m.addBindAccountForm()
 	case key.Matches(msg, keys.Edit) && m.tab == tabDashboard && m.p.Wizard != nil:
 		return m, m.siteSettingsCmd()
+	case msg.String() == "n" && m.tab == tabDashboard && m.p.Wizard != nil:
+		return m, m.networkCmd()
+	case msg.String() == "p" && m.tab == tabDashboard && m.p.Wizard != nil:
+		m.form = m.powerForm()
 	case msg.String() == "k" && m.tab == tabDashboard && m.p.Wizard != nil:
 		return m, m.adminKeysCmd()
 	case msg.String() == "b" && m.tab == tabDashboard:

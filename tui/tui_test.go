@@ -21,6 +21,7 @@ import (
 
 	"github.com/clinicgate/clinicgate/appliance"
 	"github.com/clinicgate/clinicgate/appliance/admin"
+	"github.com/clinicgate/clinicgate/appliance/hostcfg"
 	"github.com/clinicgate/clinicgate/appliance/policy"
 	"github.com/clinicgate/clinicgate/appliance/secrets"
 	"github.com/clinicgate/clinicgate/appliance/upstream"
@@ -64,6 +65,10 @@ type fakeAdmin struct {
 	removedUps []string
 	// adminKeys are the SSH admin keys.
 	adminKeys []admin.AdminKey
+	// system lists the system changes asked for; managed says the
+	// helper is there to make them.
+	system  []hostcfg.Request
+	managed bool
 }
 
 type (
@@ -479,6 +484,36 @@ func (f fakeWizard) RemoveAdminKey(_ context.Context, name string) error {
 		}
 	}
 	return fmt.Errorf("%w: there is no admin %q", admin.ErrInvalid, name)
+}
+
+func (f fakeWizard) SystemNow(context.Context) admin.SystemState {
+	return admin.SystemState{Hostname: "gate", Addrs: []string{"eth0 up 192.168.1.5/24"}, Managed: f.managed}
+}
+
+func (f fakeWizard) RequestSystemChange(_ context.Context, r hostcfg.Request) (admin.SystemChange, error) {
+	r.ID = hostcfg.NewID()
+	if err := r.Check("gate"); err != nil {
+		return admin.SystemChange{}, fmt.Errorf("%w: %v", admin.ErrInvalid, err)
+	}
+	plan := hostcfg.PlanFor(r, "127.0.1.1\tgate\n")
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.system = append(f.system, r)
+	if !f.managed {
+		return admin.SystemChange{Preview: plan.Preview(), Summary: plan.Summary}, nil
+	}
+	return admin.SystemChange{ID: r.ID, Summary: plan.Summary}, nil
+}
+
+func (f fakeWizard) SystemResult(_ context.Context, id string, _ time.Duration) (hostcfg.Result, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, r := range f.system {
+		if r.ID == id {
+			return hostcfg.Result{ID: id, OK: true, Message: hostcfg.PlanFor(r, "").Summary}, nil
+		}
+	}
+	return hostcfg.Result{}, admin.ErrNoHelper
 }
 
 func (f fakeWizard) Fresh(context.Context) (bool, error) {

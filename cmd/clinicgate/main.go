@@ -47,6 +47,7 @@ Usage:
   clinicgate settings list | set KEY VALUE
   clinicgate acct list [--active]
   clinicgate coa events [-n N]        # sessions ended or quarantined at their NAS, and the answers
+  clinicgate system apply [--dry-run] # root helper: carry out the console's network, time and power changes
   clinicgate upstream add NAME --kind radius|ldap|oidc ... | list | test NAME --user U | remove NAME
   clinicgate upstream sync NAME | sync-token NAME
   clinicgate tui                      # the console: live decisions, audit, users, clients
@@ -116,6 +117,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return c.acct(ctx, args[1:])
 	case "coa":
 		return c.coa(ctx, args[1:])
+	case "system":
+		return c.system(ctx, args[1:])
 	case "upstream":
 		return c.upstream(ctx, args[1:])
 	case "tui":

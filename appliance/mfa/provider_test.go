@@ -72,7 +72,9 @@ func TestPushOutcomes(t *testing.T) {
 			s, p := newDuo(t)
 			s.PushTimeout = 300 * time.Millisecond
 			s.SetUser("alice", mfatest.DuoUser{Push: true})
-			s.Answer = func(string, int) mfatest.Answer { return mfatest.Answer{Outcome: c.outcome, After: 100 * time.Millisecond} }
+			s.Answer = func(string, int) mfatest.Answer {
+				return mfatest.Answer{Outcome: c.outcome, After: 100 * time.Millisecond}
+			}
 			pre, err := p.Preauth(t.Context(), "alice", "192.0.2.7")
 			if err != nil || pre.Result != mfa.PreauthAuth || !pre.Push {
 				t.Fatalf("preauth: got %+v, %v; want auth with push", pre, err)
@@ -92,7 +94,9 @@ func TestPushOutcomes(t *testing.T) {
 			s, p := newOkta(t)
 			s.PushTimeout = 300 * time.Millisecond
 			s.SetUser(mfatest.OktaUser{Login: "alice@clinic.example", Push: true})
-			s.Answer = func(string, int) mfatest.Answer { return mfatest.Answer{Outcome: c.outcome, After: 100 * time.Millisecond} }
+			s.Answer = func(string, int) mfatest.Answer {
+				return mfatest.Answer{Outcome: c.outcome, After: 100 * time.Millisecond}
+			}
 			push, err := p.StartPush(t.Context(), "alice@clinic.example", mfa.PushInfo{})
 			if err != nil {
 				t.Fatal(err)

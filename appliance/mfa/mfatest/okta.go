@@ -87,7 +87,9 @@ func (o *Okta) SetUser(u OktaUser) {
 	o.users[oktaID(u.Login)] = &u
 }
 
-func oktaID(login string) string { return "00u" + hex.EncodeToString([]byte(login))[:min(17, 2*len(login))] }
+func oktaID(login string) string {
+	return "00u" + hex.EncodeToString([]byte(login))[:min(17, 2*len(login))]
+}
 
 func oktaFail(w http.ResponseWriter, status int, code, summary string) {
 	w.Header().Set("Content-Type", "application/json")

@@ -77,7 +77,7 @@ var allowed = map[string][]string{
 
 	// The doors: the gate (appliance) and its records, the admin service
 	// and appliancetest to set up their tests, and the leaves they share.
-	"radius": {"appliance", "appliance/appliancetest", "appliance/admin", "appliance/policy", "appliance/secrets",
+	"radius": {"appliance", "appliance/appliancetest", "appliance/admin", "appliance/policy", "appliance/secrets", "appliance/mfa", "appliance/mfa/mfatest",
 		"internal/msgauth", "internal/ratelog", "eap", "eap/eaptest"},
 	// The RADIUS door's EAP server: the gate and the leaves.
 	"eap": {"appliance", "appliance/appliancetest", "appliance/admin", "appliance/policy",

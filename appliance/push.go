@@ -42,6 +42,9 @@ const (
 	autoHoldMin    = 10 * time.Second // auto: hold only when the NAS waits this long
 	defaultNASTrys = 3                // until seen otherwise: radclient's and most NASes' default
 	maxPushes      = 4096             // pushes followed at once
+	// minNASGap: closer copies are duplicates (a storm, a looping
+	// network), not a NAS's retransmit timer, and teach nothing.
+	minNASGap = 500 * time.Millisecond
 )
 
 // storeProviders builds providers from the store, rebuilding one when its
@@ -341,7 +344,7 @@ func (g *Gate) pushFactor(ctx context.Context, r *run, name string) (verdict, er
 		}
 		return g.pushChallenge(r, t, name, "", why), nil, true
 	}
-	r.hold = &hold{txn: t, name: name, limit: limit, challenge: canChallenge && mode == policy.PushAuto}
+	r.hold = &hold{txn: t, name: name, limit: limit, challenge: canChallenge && mode == policy.PushAuto, canChallenge: canChallenge}
 	r.step("push", fmt.Sprintf("holding the request (mode %s, budget %s until the NAS's retransmits say otherwise)", mode, b.Round(100*time.Millisecond)))
 	return stop, nil, true
 }
@@ -452,7 +455,7 @@ func (g *Gate) resumePush(ctx context.Context, r *run, c *challenge) (verdict, e
 		return v, nil
 	}
 	limit := time.Duration(r.req.Client.Policy.Push.BudgetSeconds()) * time.Second
-	r.hold = &hold{txn: c.push, name: c.provider, limit: limit, challenge: true}
+	r.hold = &hold{txn: c.push, name: c.provider, limit: limit, challenge: true, canChallenge: true, shown: c.push.number()}
 	return stop, nil
 }
 
@@ -524,6 +527,11 @@ type hold struct {
 	// challenge: when the budget is spent, answer with a challenge on the
 	// same push rather than a reject (mode auto, or a challenge answer).
 	challenge bool
+	// canChallenge: the request can be answered with a challenge (a
+	// RADIUS PAP login), so a number to match that turns up can be shown;
+	// shown is the number the user has already seen.
+	canChallenge bool
+	shown        string
 }
 
 // Pending is a decision still waiting on a push. The door answers the
@@ -552,17 +560,34 @@ func (p *Pending) Retransmit(now time.Time) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.sends = append(p.sends, now)
-	if len(p.sends) == 2 {
-		p.g.pushes.learn(p.r.req.Client.Name, p.sends[1].Sub(p.sends[0]), 0)
+	if gap := p.sends[len(p.sends)-1].Sub(p.sends[len(p.sends)-2]); gap >= minNASGap {
+		p.g.pushes.learn(p.r.req.Client.Name, gap, 0)
 	}
 	p.g.pushes.learn(p.r.req.Client.Name, 0, len(p.sends))
-	// The deadline follows what the NAS shows: earlier when its gaps are
-	// short, later when it retransmits more often than assumed.
-	p.deadline = p.start.Add(budget(p.g.pushes.clock(p.r.req.Client.Name), p.h.limit))
+	p.deadline = p.deadlineLocked()
 	select {
 	case p.wake <- struct{}{}:
 	default:
 	}
+}
+
+// deadlineLocked is when the answer must leave: before the NAS's last
+// send times out as its learned timer predicts, and in any case within a
+// gap of the latest send seen (a NAS still sending is still waiting),
+// never later than the client's cap.
+func (p *Pending) deadlineLocked() time.Time {
+	c := p.g.pushes.clock(p.r.req.Client.Name)
+	d := p.start.Add(budget(c, p.h.limit))
+	if c.gap > 0 {
+		last := p.sends[len(p.sends)-1]
+		if l := last.Add(c.gap - min(c.gap/3, time.Second)); l.After(d) {
+			d = l
+		}
+	}
+	if limit := p.start.Add(p.h.limit); d.After(limit) {
+		d = limit
+	}
+	return d
 }
 
 // Done is closed once the decision is final.
@@ -611,7 +636,7 @@ func (p *Pending) run() {
 		if res.Status.Done() || perr != nil {
 			break
 		}
-		if res.Number != "" && p.h.challenge {
+		if res.Number != "" && res.Number != p.h.shown && p.h.canChallenge {
 			why = number
 			break
 		}

@@ -19,8 +19,15 @@ type dedup struct {
 	head  int
 }
 
+// retransmitted is a decision still pending (a push MFA in flight): told
+// of each retransmit, so the gate learns the NAS's timer.
+type retransmitted interface {
+	Retransmit(now time.Time)
+}
+
 type dedupEntry struct {
 	reply   []byte // nil while the request is being decided
+	pending retransmitted
 	expires time.Time
 	slot    int // its place in order; a key seen again gets a new one
 }
@@ -36,6 +43,9 @@ func (d *dedup) begin(key string, now time.Time) (reply []byte, inProgress bool)
 	defer d.mu.Unlock()
 	if e, ok := d.items[key]; ok && now.Before(e.expires) {
 		if e.reply == nil {
+			if e.pending != nil {
+				e.pending.Retransmit(now)
+			}
 			return nil, true
 		}
 		return e.reply, false
@@ -66,5 +76,15 @@ func (d *dedup) finish(key string, reply []byte, now time.Time) {
 		delete(d.items, key)
 		return
 	}
-	e.reply, e.expires = reply, now.Add(d.ttl)
+	e.reply, e.pending, e.expires = reply, nil, now.Add(d.ttl)
+}
+
+// hold marks key's request as pending on p until until: its retransmits
+// are dropped (and reported to p) rather than decided again.
+func (d *dedup) hold(key string, p retransmitted, until time.Time) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if e, ok := d.items[key]; ok {
+		e.pending, e.expires = p, until
+	}
 }

@@ -1,0 +1,298 @@
+package radius
+
+import (
+	"context"
+	"log/slog"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"layeh.com/radius"
+	"layeh.com/radius/rfc2865"
+
+	"github.com/clinicgate/clinicgate/appliance"
+	"github.com/clinicgate/clinicgate/appliance/admin"
+	"github.com/clinicgate/clinicgate/appliance/appliancetest"
+	"github.com/clinicgate/clinicgate/appliance/mfa"
+	"github.com/clinicgate/clinicgate/appliance/mfa/mfatest"
+	"github.com/clinicgate/clinicgate/appliance/policy"
+	"github.com/clinicgate/clinicgate/appliance/secrets"
+)
+
+// pushRig is a real core and RADIUS door on 127.0.0.1 with a Duo and an
+// Okta stand-in configured as providers "duo" and "okta", a client for
+// 127.0.0.1 ("vpn") and a user alice with a password.
+type pushRig struct {
+	core *appliancetest.Core
+	addr *net.UDPAddr
+	duo  *mfatest.Duo
+	okta *mfatest.Okta
+}
+
+func newPushRig(t *testing.T, push policy.Push) *pushRig {
+	t.Helper()
+	ctx := t.Context()
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	core := appliancetest.New(t, appliancetest.Options{})
+	duo := mfatest.NewDuo("DIWJ8X6AEYOR5OMC6TQ1", "Zh5eGmUq9zpfQnyUIu5OL9iWoMMv5ZNmk3zLJ4Ep")
+	t.Cleanup(duo.Close)
+	duo.LongPoll = time.Second
+	duo.SetUser("alice", mfatest.DuoUser{Push: true, Passcodes: []string{"493017"}})
+	okta := mfatest.NewOkta("00Qtoken")
+	t.Cleanup(okta.Close)
+	okta.SetUser(mfatest.OktaUser{Login: "alice", Push: true})
+	must(core.Admin.SetMFAProvider(ctx, admin.MFAProviderConfig{Name: "duo",
+		Duo: &mfa.DuoSettings{APIHost: duo.Host(), IntegrationKey: duo.IKey, CAFile: mfatest.WriteCA(t, duo.Certificate())}, Secret: secrets.Secret(duo.SKey)}))
+	must(core.Admin.SetMFAProvider(ctx, admin.MFAProviderConfig{Name: "okta",
+		Okta: &mfa.OktaSettings{OrgURL: okta.URL, NumberMatching: true, CAFile: mfatest.WriteCA(t, okta.Certificate())}, Secret: secrets.Secret(okta.Token)}))
+	_, err := core.Admin.AddClient(ctx, admin.NewClient{Name: "vpn", Address: "127.0.0.1/32", Secret: secrets.Secret(testSecret), Policy: policy.Default()})
+	must(err)
+	must(core.Admin.SetClientPush(ctx, "vpn", push))
+	must(core.Admin.AddUser(ctx, admin.NewUser{Name: "alice", Groups: []string{"staff"}, Password: secrets.Secret("correct horse")}))
+	s := &Server{Gate: core.Gate, Clients: core.Clients(appliance.DoorRADIUS), Logger: slog.New(slog.DiscardHandler), Workers: 2, DecideTimeout: 10 * time.Second}
+	addr, done := listen(t, s.Serve)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		s.Shutdown(ctx)
+		<-done
+	})
+	return &pushRig{core: core, addr: addr, duo: duo, okta: okta}
+}
+
+// nasTimer is a NAS's retransmit timer: it sends a request, and again
+// every gap while no answer came, tries times in all.
+type nasTimer struct {
+	gap   time.Duration
+	tries int
+}
+
+// The timers of docs/radius.md ("Retransmits"): a UniFi controller's
+// RADIUS profile and a FortiGate's defaults, and radclient -r 3 -t 3.
+var (
+	unifiTimer     = nasTimer{gap: 3 * time.Second, tries: 3}
+	fortigateTimer = nasTimer{gap: 5 * time.Second, tries: 3}
+)
+
+// login sends b from its own socket on the NAS's timer and returns the
+// answer (nil if the NAS gave up) and how many times it sent.
+func (r *pushRig) login(t *testing.T, b []byte, timer nasTimer) (*radius.Packet, int) {
+	t.Helper()
+	return r.loginFrom(t, nas(t, r.addr), b, timer)
+}
+
+// loginFrom is login from the NAS socket c (a retransmit comes from the
+// same port as the request it repeats).
+func (r *pushRig) loginFrom(t *testing.T, c *net.UDPConn, b []byte, timer nasTimer) (*radius.Packet, int) {
+	t.Helper()
+	buf := make([]byte, radius.MaxPacketLength)
+	for i := 1; i <= timer.tries; i++ {
+		if _, err := c.Write(b); err != nil {
+			t.Fatal(err)
+		}
+		c.SetReadDeadline(time.Now().Add(timer.gap))
+		n, err := c.Read(buf)
+		if err == nil {
+			return checkSigned(t, buf[:n], b, testSecret), i
+		}
+	}
+	return nil, timer.tries
+}
+
+func papWithState(t *testing.T, user, pw string, state []byte) []byte {
+	t.Helper()
+	p := accessRequest(t, user, pw)
+	if state != nil {
+		p.Add(rfc2865.State_Type, state)
+	}
+	return signed(t, p, testSecret)
+}
+
+func approveAfter(d time.Duration) func(string, int) mfatest.Answer {
+	return func(string, int) mfatest.Answer { return mfatest.Answer{Outcome: mfatest.Approve, After: d} }
+}
+
+func TestRetransmitStormSendsOnePush(t *testing.T) {
+	r := newPushRig(t, policy.Push{Provider: "duo", Mode: policy.PushHold})
+	r.duo.Answer = approveAfter(2 * time.Second)
+	// A NAS gone mad: every 100 ms, 40 times.
+	reply, sends := r.login(t, papWithState(t, "alice", "correct horse", nil), nasTimer{gap: 100 * time.Millisecond, tries: 40})
+	if reply == nil || reply.Code != radius.CodeAccessAccept {
+		t.Fatalf("got %v after %d sends, want Access-Accept", reply, sends)
+	}
+	if sends < 5 {
+		t.Fatalf("the NAS sent %d times; the test wants a storm", sends)
+	}
+	if n := r.duo.Pushes(); n != 1 {
+		t.Errorf("got %d pushes for one login, want 1", n)
+	}
+}
+
+// TestPushSurvivesNASTimers: a UniFi and a FortiGate retransmitting on
+// their own timers get one push and the Accept before they give up.
+func TestPushSurvivesNASTimers(t *testing.T) {
+	for name, timer := range map[string]nasTimer{"unifi": unifiTimer, "fortigate": fortigateTimer} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			r := newPushRig(t, policy.Push{Provider: "duo", Mode: policy.PushAuto})
+			// Approved after the first retransmit.
+			r.duo.Answer = approveAfter(timer.gap + timer.gap/2)
+			reply, sends := r.login(t, papWithState(t, "alice", "correct horse", nil), timer)
+			if reply == nil || reply.Code != radius.CodeAccessAccept {
+				t.Fatalf("got %v after %d sends, want Access-Accept", reply, sends)
+			}
+			if sends < 2 {
+				t.Errorf("answered after %d sends; the push was to outlast the first", sends)
+			}
+			if n := r.duo.Pushes(); n != 1 {
+				t.Errorf("got %d pushes, want 1", n)
+			}
+		})
+	}
+}
+
+// TestPushApprovedAfterNASGaveUpOpensNothing: mode hold with a 2 s
+// budget; the phone approves at 3 s, after the refusal. The request's
+// retransmit still gets the refusal, and a new login needs a new push.
+func TestPushApprovedAfterNASGaveUpOpensNothing(t *testing.T) {
+	r := newPushRig(t, policy.Push{Provider: "duo", Mode: policy.PushHold, Budget: 2})
+	r.duo.Answer = func(_ string, n int) mfatest.Answer {
+		if n == 1 {
+			return mfatest.Answer{Outcome: mfatest.Approve, After: 3 * time.Second}
+		}
+		return mfatest.Answer{Outcome: mfatest.Deny, After: 100 * time.Millisecond}
+	}
+	b := papWithState(t, "alice", "correct horse", nil)
+	c := nas(t, r.addr)
+	reply, _ := r.loginFrom(t, c, b, nasTimer{gap: 5 * time.Second, tries: 1})
+	if reply == nil || reply.Code != radius.CodeAccessReject {
+		t.Fatalf("got %v, want Access-Reject once the budget was spent", reply)
+	}
+	time.Sleep(1500 * time.Millisecond) // the phone approves meanwhile
+	again, _ := r.loginFrom(t, c, b, nasTimer{gap: 2 * time.Second, tries: 1})
+	if again == nil || again.Code != radius.CodeAccessReject {
+		t.Fatalf("the same request again: got %v, want the cached Access-Reject", again)
+	}
+	fresh, _ := r.login(t, papWithState(t, "alice", "correct horse", nil), nasTimer{gap: 5 * time.Second, tries: 2})
+	if fresh == nil || fresh.Code != radius.CodeAccessReject {
+		t.Fatalf("a new login: got %v, want Access-Reject (its own push was denied)", fresh)
+	}
+	if n := r.duo.Pushes(); n != 2 {
+		t.Errorf("got %d pushes, want 2 (one per login)", n)
+	}
+	rows, err := r.core.LastAudit(t.Context(), 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var reasons []string
+	for _, row := range rows {
+		reasons = append(reasons, row.Reason)
+	}
+	if !strings.Contains(strings.Join(reasons, " "), string(appliance.ReasonMFAPushBudget)) {
+		t.Errorf("audit reasons %v: want %s", reasons, appliance.ReasonMFAPushBudget)
+	}
+}
+
+// TestPushStateGoodOnce: mode challenge answers at once; the next request
+// in that State polls the push and is accepted; the State is then spent.
+func TestPushStateGoodOnce(t *testing.T) {
+	r := newPushRig(t, policy.Push{Provider: "duo", Mode: policy.PushChallenge})
+	r.duo.Answer = approveAfter(300 * time.Millisecond)
+	first, _ := r.login(t, papWithState(t, "alice", "correct horse", nil), nasTimer{gap: 3 * time.Second, tries: 1})
+	if first == nil || first.Code != radius.CodeAccessChallenge {
+		t.Fatalf("got %v, want Access-Challenge", first)
+	}
+	if msg := rfc2865.ReplyMessage_GetString(first); msg != appliance.MsgPush {
+		t.Errorf("Reply-Message %q, want %q", msg, appliance.MsgPush)
+	}
+	state := rfc2865.State_Get(first)
+	ok, _ := r.login(t, papWithState(t, "alice", "", state), nasTimer{gap: 5 * time.Second, tries: 1})
+	if ok == nil || ok.Code != radius.CodeAccessAccept {
+		t.Fatalf("answer with the State: got %v, want Access-Accept", ok)
+	}
+	reused, _ := r.login(t, papWithState(t, "alice", "", state), nasTimer{gap: 5 * time.Second, tries: 1})
+	if reused == nil || reused.Code != radius.CodeAccessReject {
+		t.Fatalf("the State reused: got %v, want Access-Reject", reused)
+	}
+	if n := r.duo.Pushes(); n != 1 {
+		t.Errorf("got %d pushes, want 1", n)
+	}
+}
+
+// TestTwoNASesTwoPushes: the same user at two NASes at once gets two
+// pushes, and each answer goes to its own request.
+func TestTwoNASesTwoPushes(t *testing.T) {
+	r := newPushRig(t, policy.Push{Provider: "duo", Mode: policy.PushHold})
+	var mu sync.Mutex
+	r.duo.Answer = func(_ string, n int) mfatest.Answer {
+		mu.Lock()
+		defer mu.Unlock()
+		if n == 1 {
+			return mfatest.Answer{Outcome: mfatest.Approve, After: time.Second}
+		}
+		return mfatest.Answer{Outcome: mfatest.Deny, After: time.Second}
+	}
+	first := papWithState(t, "alice", "correct horse", nil)
+	var wg sync.WaitGroup
+	replies := make([]*radius.Packet, 2)
+	wg.Add(1)
+	go func() { defer wg.Done(); replies[0], _ = r.login(t, first, nasTimer{gap: 5 * time.Second, tries: 2}) }()
+	waitFor(t, "the first push", func() bool { return r.duo.Pushes() == 1 })
+	second := papWithState(t, "alice", "correct horse", nil)
+	replies[1], _ = r.login(t, second, nasTimer{gap: 5 * time.Second, tries: 2})
+	wg.Wait()
+	if replies[0] == nil || replies[0].Code != radius.CodeAccessAccept {
+		t.Errorf("first NAS: got %v, want Access-Accept (its push was approved)", replies[0])
+	}
+	if replies[1] == nil || replies[1].Code != radius.CodeAccessReject {
+		t.Errorf("second NAS: got %v, want Access-Reject (its push was denied)", replies[1])
+	}
+	if n := r.duo.Pushes(); n != 2 {
+		t.Errorf("got %d pushes, want 2", n)
+	}
+}
+
+// TestNumberMatchingInReplyMessage: Okta's number challenge reaches the
+// user in the Access-Challenge's Reply-Message.
+func TestNumberMatchingInReplyMessage(t *testing.T) {
+	r := newPushRig(t, policy.Push{Provider: "okta", Mode: policy.PushHold})
+	r.okta.NumberMatching = true
+	r.okta.Answer = approveAfter(time.Second)
+	first, _ := r.login(t, papWithState(t, "alice", "correct horse", nil), nasTimer{gap: 5 * time.Second, tries: 1})
+	if first == nil || first.Code != radius.CodeAccessChallenge {
+		t.Fatalf("got %v, want Access-Challenge (a number must be shown)", first)
+	}
+	msg := rfc2865.ReplyMessage_GetString(first)
+	if !strings.HasPrefix(msg, "Number to match on your phone: ") {
+		t.Fatalf("Reply-Message %q: want the number to match", msg)
+	}
+	ok, _ := r.login(t, papWithState(t, "alice", "", rfc2865.State_Get(first)), nasTimer{gap: 5 * time.Second, tries: 1})
+	if ok == nil || ok.Code != radius.CodeAccessAccept {
+		t.Fatalf("answer: got %v, want Access-Accept", ok)
+	}
+	if n := r.okta.Pushes(); n != 1 {
+		t.Errorf("got %d pushes, want 1", n)
+	}
+}
+
+// TestPasscodeInsteadOfPush: a Duo passcode typed in the challenge is
+// checked with Duo.
+func TestPasscodeInsteadOfPush(t *testing.T) {
+	r := newPushRig(t, policy.Push{Provider: "duo", Mode: policy.PushChallenge})
+	r.duo.Answer = func(string, int) mfatest.Answer { return mfatest.Answer{Outcome: mfatest.Never} }
+	first, _ := r.login(t, papWithState(t, "alice", "correct horse", nil), nasTimer{gap: 3 * time.Second, tries: 1})
+	if first == nil || first.Code != radius.CodeAccessChallenge {
+		t.Fatalf("got %v, want Access-Challenge", first)
+	}
+	ok, _ := r.login(t, papWithState(t, "alice", "493017", rfc2865.State_Get(first)), nasTimer{gap: 5 * time.Second, tries: 1})
+	if ok == nil || ok.Code != radius.CodeAccessAccept {
+		t.Fatalf("passcode: got %v, want Access-Accept", ok)
+	}
+}

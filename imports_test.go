@@ -69,7 +69,7 @@ var allowed = map[string][]string{
 	"appliance/upstream":  {"appliance/passwd", "appliance/secrets", "appliance/store", "internal/msgauth", "appliance/upstream/upstreamtest"},
 	"appliance": {"appliance/audit", "appliance/mfa", "appliance/passwd", "appliance/policy", "appliance/secrets",
 		"appliance/store", "appliance/upstream", "appliance/directory/...", "internal/ratelog", "internal/reload",
-		"appliance/admin", "appliance/appliancetest"},
+		"appliance/admin", "appliance/appliancetest", "appliance/mfa/mfatest"},
 	"appliance/admin": {"appliance", "appliance/audit", "appliance/dirsync", "appliance/mfa", "appliance/passwd", "appliance/posture",
 		"appliance/policy", "appliance/secrets", "appliance/store", "appliance/upstream", "internal/msgauth", "internal/selfcert",
 		"internal/eapclient", "appliance/pki", "appliance/auditfwd", "appliance/auditfwd/auditfwdtest"},

@@ -84,7 +84,9 @@ func has(steps []appliance.Step, stage, text string) bool {
 
 func TestPushApprovedAcceptsWithStory(t *testing.T) {
 	e := newPushEnv(t, "")
-	e.duo.Answer = func(string, int) mfatest.Answer { return mfatest.Answer{Outcome: mfatest.Approve, After: 300 * time.Millisecond} }
+	e.duo.Answer = func(string, int) mfatest.Answer {
+		return mfatest.Answer{Outcome: mfatest.Approve, After: 300 * time.Millisecond}
+	}
 	d := e.decide(pushClient(policy.Push{Provider: "duo", Mode: policy.PushHold}), "pw-for-alice", nil)
 	expect(t, d, appliance.Accept, appliance.ReasonOK)
 	if !has(d.Steps, "push", "sent by duo to") || !has(d.Steps, "push", "approved at") {
@@ -97,7 +99,9 @@ func TestPushApprovedAcceptsWithStory(t *testing.T) {
 
 func TestPushDeniedIsRefusedAndExplained(t *testing.T) {
 	e := newPushEnv(t, "")
-	e.duo.Answer = func(string, int) mfatest.Answer { return mfatest.Answer{Outcome: mfatest.Deny, After: 100 * time.Millisecond} }
+	e.duo.Answer = func(string, int) mfatest.Answer {
+		return mfatest.Answer{Outcome: mfatest.Deny, After: 100 * time.Millisecond}
+	}
 	d := e.decide(pushClient(policy.Push{Provider: "duo", Mode: policy.PushHold}), "pw-for-alice", nil)
 	expect(t, d, appliance.Reject, appliance.ReasonMFAPushDenied)
 	if d.Message != appliance.MsgPushDenied {
@@ -107,7 +111,9 @@ func TestPushDeniedIsRefusedAndExplained(t *testing.T) {
 
 func TestPushFraudLocksTheAccountAndAlerts(t *testing.T) {
 	e := newPushEnv(t, "")
-	e.duo.Answer = func(string, int) mfatest.Answer { return mfatest.Answer{Outcome: mfatest.Fraud, After: 100 * time.Millisecond} }
+	e.duo.Answer = func(string, int) mfatest.Answer {
+		return mfatest.Answer{Outcome: mfatest.Fraud, After: 100 * time.Millisecond}
+	}
 	c := pushClient(policy.Push{Provider: "duo", Mode: policy.PushHold})
 	expect(t, e.decide(c, "pw-for-alice", nil), appliance.Reject, appliance.ReasonMFAPushFraud)
 	// The right password no longer opens anything, and no push is sent.
@@ -130,7 +136,9 @@ func TestPushFraudLocksTheAccountAndAlerts(t *testing.T) {
 // the client's budget is refused when the budget is spent, in hold mode.
 func TestSlowPushRefusedWithinBudget(t *testing.T) {
 	e := newPushEnv(t, "")
-	e.duo.Answer = func(string, int) mfatest.Answer { return mfatest.Answer{Outcome: mfatest.Approve, After: 5 * time.Second} }
+	e.duo.Answer = func(string, int) mfatest.Answer {
+		return mfatest.Answer{Outcome: mfatest.Approve, After: 5 * time.Second}
+	}
 	start := time.Now()
 	d := e.decide(pushClient(policy.Push{Provider: "duo", Mode: policy.PushHold, Budget: 1}), "pw-for-alice", nil)
 	expect(t, d, appliance.Reject, appliance.ReasonMFAPushBudget)
@@ -145,7 +153,9 @@ func TestSlowPushRefusedWithinBudget(t *testing.T) {
 // push again, until the phone approves.
 func TestSlowPushInAutoModeBecomesChallenge(t *testing.T) {
 	e := newPushEnv(t, "")
-	e.duo.Answer = func(string, int) mfatest.Answer { return mfatest.Answer{Outcome: mfatest.Approve, After: 1500 * time.Millisecond} }
+	e.duo.Answer = func(string, int) mfatest.Answer {
+		return mfatest.Answer{Outcome: mfatest.Approve, After: 1500 * time.Millisecond}
+	}
 	c := pushClient(policy.Push{Provider: "duo", Mode: policy.PushAuto, Budget: 1})
 	d := e.decide(c, "pw-for-alice", nil)
 	expect(t, d, appliance.Challenge, appliance.ReasonMFAChallenge)

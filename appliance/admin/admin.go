@@ -514,6 +514,9 @@ func describePolicy(p policy.Policy) string {
 		d += fmt.Sprintf(", codes remembered %ds", p.MFARemember)
 	}
 	d += fmt.Sprintf(", EAP methods %s, MS-CHAPv2 allowed %v, EAP identity %s", strings.Join(p.EAPAllowed(), ","), p.AllowMSCHAP, EAPIdentity(p))
+	if p.Push.Provider != "" {
+		d += fmt.Sprintf(", push %s (%d group choices, mode %s, held at most %ds, fallback %s)", p.Push.Provider, len(p.Push.Groups), p.Push.EffectiveMode(), p.Push.BudgetSeconds(), p.Push.Fallback)
+	}
 	return d
 }
 

@@ -156,6 +156,8 @@ func (p *pushes) close() {
 type nasClock struct {
 	gap   time.Duration
 	tries int
+	// backoff: the NAS doubles its wait after each send (hostapd does).
+	backoff bool
 }
 
 func (p *pushes) clock(client string) nasClock {
@@ -165,6 +167,14 @@ func (p *pushes) clock(client string) nasClock {
 		return *c
 	}
 	return nasClock{}
+}
+
+func (p *pushes) learnBackoff(client string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if c := p.clocks[client]; c != nil {
+		c.backoff = true
+	}
 }
 
 func (p *pushes) learn(client string, gap time.Duration, tries int) {
@@ -195,7 +205,11 @@ func budget(c nasClock, limit time.Duration) time.Duration {
 	}
 	tries := max(c.tries, defaultNASTrys)
 	margin := min(c.gap/3, time.Second)
-	return min(limit, time.Duration(tries)*c.gap-margin)
+	total := time.Duration(tries) * c.gap
+	if c.backoff {
+		total = c.gap * time.Duration(1<<min(tries, 10)-1)
+	}
+	return min(limit, total-margin)
 }
 
 // start sends one push and starts following it.
@@ -560,8 +574,12 @@ func (p *Pending) Retransmit(now time.Time) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.sends = append(p.sends, now)
-	if gap := p.sends[len(p.sends)-1].Sub(p.sends[len(p.sends)-2]); gap >= minNASGap {
+	n := len(p.sends)
+	if gap := p.sends[n-1].Sub(p.sends[n-2]); gap >= minNASGap {
 		p.g.pushes.learn(p.r.req.Client.Name, gap, 0)
+		if n >= 3 && gap >= p.sends[n-2].Sub(p.sends[n-3])*3/2 {
+			p.g.pushes.learnBackoff(p.r.req.Client.Name)
+		}
 	}
 	p.g.pushes.learn(p.r.req.Client.Name, 0, len(p.sends))
 	p.deadline = p.deadlineLocked()
@@ -578,10 +596,17 @@ func (p *Pending) Retransmit(now time.Time) {
 func (p *Pending) deadlineLocked() time.Time {
 	c := p.g.pushes.clock(p.r.req.Client.Name)
 	d := p.start.Add(budget(c, p.h.limit))
-	if c.gap > 0 {
-		last := p.sends[len(p.sends)-1]
-		if l := last.Add(c.gap - min(c.gap/3, time.Second)); l.After(d) {
-			d = l
+	if n := len(p.sends); n >= 2 {
+		// The latest gap, not the shortest: a NAS that backs off
+		// (hostapd doubles its wait) is seen to wait longer each time.
+		last, gap := p.sends[n-1], p.sends[n-1].Sub(p.sends[n-2])
+		if c.backoff {
+			gap *= 2 // the wait after this send
+		}
+		if gap >= minNASGap {
+			if l := last.Add(gap - min(gap/3, time.Second)); l.After(d) {
+				d = l
+			}
 		}
 	}
 	if limit := p.start.Add(p.h.limit); d.After(limit) {

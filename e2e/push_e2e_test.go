@@ -45,7 +45,9 @@ func setupDuo(t *testing.T, mode string) (string, *daemon, *mfatest.Duo) {
 // radclient retransmits at 3 s; one push, and the Accept reaches it.
 func TestRadclientPushSurvivesRetransmits(t *testing.T) {
 	data, d, duo := setupDuo(t, "hold")
-	duo.Answer = func(string, int) mfatest.Answer { return mfatest.Answer{Outcome: mfatest.Approve, After: 4 * time.Second} }
+	duo.Answer = func(string, int) mfatest.Answer {
+		return mfatest.Answer{Outcome: mfatest.Approve, After: 4 * time.Second}
+	}
 	out := radclientTimer(t, d.auth, pap("alice", "correct horse battery"))
 	if got := received(out); got != "Access-Accept" {
 		t.Fatalf("got %s, want Access-Accept\n%s\n%s", got, out, d.stderr)
@@ -87,7 +89,9 @@ func TestRadclientPushChallengeWithNumber(t *testing.T) {
 	t.Cleanup(okta.Close)
 	okta.NumberMatching = true
 	okta.SetUser(mfatest.OktaUser{Login: "alice", Push: true})
-	okta.Answer = func(string, int) mfatest.Answer { return mfatest.Answer{Outcome: mfatest.Approve, After: 2 * time.Second} }
+	okta.Answer = func(string, int) mfatest.Answer {
+		return mfatest.Answer{Outcome: mfatest.Approve, After: 2 * time.Second}
+	}
 	mustCG(t, data, okta.Token, "mfa", "provider", "set", "okta", "--okta", okta.URL, "--number-matching",
 		"--ca-file", mfatest.WriteCA(t, okta.Certificate()), "--secret-stdin")
 	mustCG(t, data, "", "mfa", "push", "local", "--provider", "okta", "--mode", "challenge")

@@ -68,17 +68,21 @@ func newPushRig(t *testing.T, push policy.Push) *pushRig {
 }
 
 // nasTimer is a NAS's retransmit timer: it sends a request, and again
-// every gap while no answer came, tries times in all.
+// after gap while no answer came (the gap doubling each time with
+// backoff), tries times in all.
 type nasTimer struct {
-	gap   time.Duration
-	tries int
+	gap     time.Duration
+	tries   int
+	backoff bool
 }
 
-// The timers of docs/radius.md ("Retransmits"): a UniFi controller's
-// RADIUS profile and a FortiGate's defaults, and radclient -r 3 -t 3.
+// The timers of docs/radius.md ("Retransmits"): a UniFi access point's
+// hostapd (3 s, doubling), and a FortiGate with `config user radius`
+// timeout 5 and remoteauthtimeout raised to 60 as Fortinet advises for
+// MFA (a try every 5 s while it fits).
 var (
-	unifiTimer     = nasTimer{gap: 3 * time.Second, tries: 3}
-	fortigateTimer = nasTimer{gap: 5 * time.Second, tries: 3}
+	unifiTimer     = nasTimer{gap: 3 * time.Second, tries: 4, backoff: true}
+	fortigateTimer = nasTimer{gap: 5 * time.Second, tries: 12}
 )
 
 // login sends b from its own socket on the NAS's timer and returns the
@@ -93,11 +97,15 @@ func (r *pushRig) login(t *testing.T, b []byte, timer nasTimer) (*radius.Packet,
 func (r *pushRig) loginFrom(t *testing.T, c *net.UDPConn, b []byte, timer nasTimer) (*radius.Packet, int) {
 	t.Helper()
 	buf := make([]byte, radius.MaxPacketLength)
+	gap := timer.gap
 	for i := 1; i <= timer.tries; i++ {
 		if _, err := c.Write(b); err != nil {
 			t.Fatal(err)
 		}
-		c.SetReadDeadline(time.Now().Add(timer.gap))
+		c.SetReadDeadline(time.Now().Add(gap))
+		if timer.backoff {
+			gap *= 2
+		}
 		n, err := c.Read(buf)
 		if err == nil {
 			return checkSigned(t, buf[:n], b, testSecret), i
@@ -136,23 +144,39 @@ func TestRetransmitStormSendsOnePush(t *testing.T) {
 }
 
 // TestPushSurvivesNASTimers: a UniFi and a FortiGate retransmitting on
-// their own timers get one push and the Accept before they give up.
+// their own timers get one push per login and the Accept before they give
+// up, each after it retransmitted.
 func TestPushSurvivesNASTimers(t *testing.T) {
-	for name, timer := range map[string]nasTimer{"unifi": unifiTimer, "fortigate": fortigateTimer} {
+	cases := map[string]struct {
+		timer nasTimer
+		// approvals of the logins, in order, and the sends each must
+		// have outlasted
+		after []time.Duration
+		sends []int
+	}{
+		// Sends at 0, 3, 9, 21 s.
+		"unifi": {unifiTimer, []time.Duration{7 * time.Second}, []int{2}},
+		// Sends every 5 s.
+		"fortigate": {fortigateTimer, []time.Duration{12 * time.Second}, []int{3}},
+	}
+	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			r := newPushRig(t, policy.Push{Provider: "duo", Mode: policy.PushAuto})
-			// Approved after the first retransmit.
-			r.duo.Answer = approveAfter(timer.gap + timer.gap/2)
-			reply, sends := r.login(t, papWithState(t, "alice", "correct horse", nil), timer)
-			if reply == nil || reply.Code != radius.CodeAccessAccept {
-				t.Fatalf("got %v after %d sends, want Access-Accept", reply, sends)
+			r := newPushRig(t, policy.Push{Provider: "duo", Mode: policy.PushAuto, Budget: 60})
+			r.duo.Answer = func(_ string, n int) mfatest.Answer {
+				return mfatest.Answer{Outcome: mfatest.Approve, After: c.after[n-1]}
 			}
-			if sends < 2 {
-				t.Errorf("answered after %d sends; the push was to outlast the first", sends)
-			}
-			if n := r.duo.Pushes(); n != 1 {
-				t.Errorf("got %d pushes, want 1", n)
+			for i := range c.after {
+				reply, sends := r.login(t, papWithState(t, "alice", "correct horse", nil), c.timer)
+				if reply == nil || reply.Code != radius.CodeAccessAccept {
+					t.Fatalf("login %d: got %v after %d sends, want Access-Accept", i+1, reply, sends)
+				}
+				if sends < c.sends[i] {
+					t.Errorf("login %d: answered after %d sends; the push was to outlast %d", i+1, sends, c.sends[i])
+				}
+				if n := r.duo.Pushes(); n != i+1 {
+					t.Errorf("got %d pushes after %d logins", n, i+1)
+				}
 			}
 		})
 	}

@@ -491,6 +491,8 @@ func (m Model) key(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
 		m.form = m.testLoginForm(m.clients[min(m.cursor, len(m.clients)-1)])
 	case msg.String() == "s" && m.tab == tabClients && len(m.clients) > 0:
 		m.form = m.clientSettingsForm(m.clients[min(m.cursor, len(m.clients)-1)])
+	case msg.String() == "p" && m.tab == tabClients && len(m.clients) > 0:
+		m.form = m.pushForm(m.clients[min(m.cursor, len(m.clients)-1)])
 	case key.Matches(msg, keys.Edit) && m.tab == tabClients && len(m.clients) > 0:
 		m.form = m.policyForm(m.clients[min(m.cursor, len(m.clients)-1)])
 	case key.Matches(msg, keys.Edit) && m.tab == tabUpstreams && len(m.ups) > 0:

@@ -652,6 +652,9 @@ func (s *Service) EditClient(ctx context.Context, name string, e ClientEdit) err
 			if err := s.checkUpstream(ctx, c.Policy.Upstream); err != nil {
 				return err
 			}
+			if err := s.checkPushProviders(ctx, c.Policy.Push); err != nil {
+				return err
+			}
 			what = append(what, "policy: "+describePolicy(c.Policy))
 		}
 		if len(what) == 0 {

@@ -156,9 +156,18 @@ func (s *Service) RemoveMFAProvider(ctx context.Context, name string) error {
 	})
 }
 
-// SetClientPush sets a client's push MFA, after checking its providers
-// exist.
+// SetClientPush sets a client's push MFA; EditClient checks that its
+// providers exist.
 func (s *Service) SetClientPush(ctx context.Context, client string, p policy.Push) error {
+	return s.EditClient(ctx, client, ClientEdit{Policy: func(pol *policy.Policy) error {
+		pol.Push = p
+		return nil
+	}})
+}
+
+// checkPushProviders refuses a push policy naming a provider that is not
+// configured.
+func (s *Service) checkPushProviders(ctx context.Context, p policy.Push) error {
 	names := []string{p.Provider}
 	for _, g := range p.Groups {
 		names = append(names, g.Provider)
@@ -173,8 +182,5 @@ func (s *Service) SetClientPush(ctx context.Context, client string, p policy.Pus
 			return err
 		}
 	}
-	return s.EditClient(ctx, client, ClientEdit{Policy: func(pol *policy.Policy) error {
-		pol.Push = p
-		return nil
-	}})
+	return nil
 }

@@ -589,30 +589,69 @@ func (p *Pending) Retransmit(now time.Time) {
 	}
 }
 
-// deadlineLocked is when the answer must leave: before the NAS's last
-// send times out as its learned timer predicts, and in any case within a
-// gap of the latest send seen (a NAS still sending is still waiting),
-// never later than the client's cap.
+// deadlineLocked is when the decision becomes final without the push.
+//
+// Mode hold follows the NAS: while it keeps retransmitting it is still
+// waiting, so the deadline is a little after its next retransmit is due
+// (the latest gap, doubled for a NAS that backs off). A NAS that stops
+// has given up; the refusal is then final, and a late approval opens
+// nothing. A retransmit that comes later still finds the refusal in the
+// reply cache.
+//
+// A hold that turns into a challenge (mode auto, an answer to a push
+// challenge) must reach the NAS before it gives up, or the user never
+// sees the prompt: its deadline is a little before the NAS's predicted
+// last timeout (budget), or before the next retransmit is due.
+//
+// Neither passes the client's cap. A NAS never seen retransmitting gets
+// the cap.
 func (p *Pending) deadlineLocked() time.Time {
 	c := p.g.pushes.clock(p.r.req.Client.Name)
-	d := p.start.Add(budget(c, p.h.limit))
-	if n := len(p.sends); n >= 2 {
-		// The latest gap, not the shortest: a NAS that backs off
-		// (hostapd doubles its wait) is seen to wait longer each time.
-		last, gap := p.sends[n-1], p.sends[n-1].Sub(p.sends[n-2])
-		if c.backoff {
-			gap *= 2 // the wait after this send
-		}
-		if gap >= minNASGap {
-			if l := last.Add(gap - min(gap/3, time.Second)); l.After(d) {
-				d = l
-			}
+	limit := p.start.Add(p.h.limit)
+	n := len(p.sends)
+	last := p.sends[n-1]
+	next := c.gap // the wait after the latest send, as far as known
+	if n >= 2 {
+		if g := last.Sub(p.sends[n-2]); g >= minNASGap {
+			next = g
 		}
 	}
-	if limit := p.start.Add(p.h.limit); d.After(limit) {
+	if next > 0 && c.backoff && n >= 2 {
+		next *= 2
+	}
+	var d time.Time
+	switch {
+	case next <= 0:
+		d = limit
+	case !p.h.challenge:
+		// Half a gap of grace: under load a resend may wait in the
+		// door's queue before it is seen.
+		d = last.Add(next + next/2)
+	default:
+		d = p.start.Add(budget(c, p.h.limit))
+		if l := last.Add(next - min(next/3, time.Second)); l.After(d) {
+			d = l
+		}
+	}
+	if d.After(limit) {
 		d = limit
 	}
 	return d
+}
+
+// Arrived tells the pending decision when the NAS first sent the request
+// and when it resent it before the decision was pending (while it queued
+// and while the push was being sent): the gate then measures the NAS's
+// timer from the wire, not from when it started deciding.
+func (p *Pending) Arrived(first time.Time, resent []time.Time) {
+	p.mu.Lock()
+	if !first.IsZero() && first.Before(p.sends[0]) {
+		p.sends[0] = first
+	}
+	p.mu.Unlock()
+	for _, t := range resent {
+		p.Retransmit(t)
+	}
 }
 
 // Done is closed once the decision is final.
@@ -699,10 +738,10 @@ func (p *Pending) run() {
 		g.pushChallenge(r, t, p.h.name, "", "number to match shown in the challenge")
 	case spent:
 		if p.h.challenge {
-			r.step("push", fmt.Sprintf("still waiting at %s; the NAS's budget is spent (%d sends seen): answering with a challenge on the same push", since(t, now), n))
+			r.step("push", fmt.Sprintf("still waiting at %s; the NAS is about to give up or the client's budget is spent (%d sends seen): answering with a challenge on the same push", since(t, now), n))
 			g.pushChallenge(r, t, p.h.name, MsgPushWaiting, "budget spent, push still waiting")
 		} else {
-			r.step("push", fmt.Sprintf("still waiting at %s; the NAS's budget is spent (%d sends seen): refused before the NAS gives up; a later approval opens nothing", since(t, now), n))
+			r.step("push", fmt.Sprintf("still waiting at %s; the NAS stopped resending or the client's budget is spent (%d sends seen): refused; a later approval opens nothing", since(t, now), n))
 			t.cancel()
 			r.refuse(ReasonMFAPushBudget, MsgPushTimeout)
 		}

@@ -36,7 +36,7 @@ func (s *Server) handle(conn net.PacketConn, k kind, j job) {
 			s.Logger.Warn("could not send a RADIUS reply", "to", j.from.String(), "err", err)
 		}
 	}
-	if reply := s.processTo(context.Background(), k, j.buf, j.from, send); reply != nil {
+	if reply := s.processTo(context.Background(), k, j.buf, j.from, j.at, send); reply != nil {
 		send(reply)
 	}
 }
@@ -56,13 +56,14 @@ func addrPortOf(a net.Addr) netip.AddrPort {
 // request is dropped without an answer, as RFC 2865 asks for packets that
 // cannot be trusted.
 func (s *Server) process(ctx context.Context, k kind, b []byte, from net.Addr) []byte {
-	return s.processTo(ctx, k, b, from, nil)
+	s.init()
+	return s.processTo(ctx, k, b, from, s.Now(), nil)
 }
 
 // processTo is process with later, which sends a reply decided after
 // process returned (a push MFA approved while the worker went on to other
 // requests); with later nil a pending decision is waited for.
-func (s *Server) processTo(ctx context.Context, k kind, b []byte, from net.Addr, later func([]byte)) []byte {
+func (s *Server) processTo(ctx context.Context, k kind, b []byte, from net.Addr, at time.Time, later func([]byte)) []byte {
 	s.init()
 	src := addrPortOf(from)
 	if len(b) < 20 {
@@ -90,7 +91,7 @@ func (s *Server) processTo(ctx context.Context, k kind, b []byte, from net.Addr,
 	b = b[:binary.BigEndian.Uint16(b[2:4])] // octets past Length are padding
 	switch {
 	case k == kindAuth && pkt.Code == radius.CodeAccessRequest:
-		return s.access(ctx, b, pkt, client, src, later)
+		return s.access(ctx, b, pkt, client, src, at, later)
 	case k == kindAuth && pkt.Code == radius.CodeStatusServer:
 		return s.status(b, pkt, client, src)
 	case k == kindAcct && pkt.Code == radius.CodeAccountingRequest:
@@ -105,7 +106,7 @@ func dedupKey(src netip.AddrPort, pkt *radius.Packet) string {
 	return src.String() + "/" + strconv.Itoa(int(pkt.Code)) + "/" + strconv.Itoa(int(pkt.Identifier)) + "/" + string(pkt.Authenticator[:])
 }
 
-func (s *Server) access(ctx context.Context, b []byte, pkt *radius.Packet, client appliance.Client, src netip.AddrPort, later func([]byte)) []byte {
+func (s *Server) access(ctx context.Context, b []byte, pkt *radius.Packet, client appliance.Client, src netip.AddrPort, at time.Time, later func([]byte)) []byte {
 	var notes []string
 	// Present even when empty (an EAP-Start), which Get cannot tell.
 	hasEAP := slices.ContainsFunc(pkt.Attributes, func(a *radius.AVP) bool { return a.Type == rfc2869.EAPMessage_Type })
@@ -129,7 +130,7 @@ func (s *Server) access(ctx context.Context, b []byte, pkt *radius.Packet, clien
 	}
 	now := s.Now()
 	key := dedupKey(src, pkt)
-	if reply, inProgress := s.dedup.begin(key, now); reply != nil {
+	if reply, inProgress := s.dedup.begin(key, at); reply != nil {
 		s.Metrics.Duplicate(door)
 		return reply
 	} else if inProgress {

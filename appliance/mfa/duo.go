@@ -78,6 +78,9 @@ func NewDuo(s DuoSettings, skey secrets.Secret) (*Duo, error) {
 	build := func(timeout time.Duration) *duoapi.DuoApi {
 		return duoapi.NewDuoApi(s.IntegrationKey, string(skey), s.APIHost, "clinicgate",
 			duoapi.SetTimeout(timeout), duoapi.SetTransport(func(tr *http.Transport) {
+				// Keep connections to Duo open: a burst of logins then
+				// costs no TLS handshake each.
+				tr.MaxIdleConnsPerHost = 64
 				if roots != nil {
 					tr.TLSClientConfig = &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}
 				}

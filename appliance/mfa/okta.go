@@ -72,6 +72,7 @@ func NewOkta(s OktaSettings, token secrets.Secret) (*Okta, error) {
 	u, _ := url.Parse(strings.TrimSuffix(s.OrgURL, "/"))
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.Proxy = http.ProxyFromEnvironment
+	tr.MaxIdleConnsPerHost = 64 // a burst of logins costs no TLS handshake each
 	if s.CAFile != "" {
 		roots, err := loadRoots(s.CAFile)
 		if err != nil {

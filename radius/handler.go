@@ -21,6 +21,7 @@ import (
 	"layeh.com/radius/vendors/microsoft"
 
 	"github.com/clinicgate/clinicgate/appliance"
+	"github.com/clinicgate/clinicgate/appliance/policy"
 	"github.com/clinicgate/clinicgate/eap"
 	"github.com/clinicgate/clinicgate/internal/msgauth"
 )
@@ -158,7 +159,10 @@ func (s *Server) access(ctx context.Context, b []byte, pkt *radius.Packet, clien
 // reported to the pending decision, and the reply is sent (and cached for
 // later retransmits) once it is final.
 func (s *Server) pending(key string, pkt *radius.Packet, req appliance.Request, client appliance.Client, p *appliance.Pending, later func([]byte)) []byte {
-	s.dedup.hold(key, p, p.Deadline().Add(time.Minute))
+	// Held for as long as any pending decision can last: a resend must
+	// never find the entry gone and start a second decision (a second
+	// push).
+	s.dedup.hold(key, p, s.Now().Add(time.Duration(policy.MaxPushBudget)*time.Second+time.Minute))
 	if later == nil {
 		d, err := p.Result()
 		return s.reply(key, s.Now(), pkt, req, client, d, err)

@@ -320,3 +320,29 @@ func TestPasscodeInsteadOfPush(t *testing.T) {
 		t.Fatalf("passcode: got %v, want Access-Accept", ok)
 	}
 }
+
+// TestWaitingLoginsHoldNoWorker: six logins wait on pushes at once on a
+// door with two workers. Were a waiting login to hold a worker, four would
+// queue behind the first two pushes (2 s) and miss their NAS's 3.5 s.
+func TestWaitingLoginsHoldNoWorker(t *testing.T) {
+	r := newPushRig(t, policy.Push{Provider: "duo", Mode: policy.PushHold})
+	r.duo.Answer = approveAfter(2 * time.Second)
+	var wg sync.WaitGroup
+	replies := make([]*radius.Packet, 6)
+	for i := range replies {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			replies[i], _ = r.login(t, papWithState(t, "alice", "correct horse", nil), nasTimer{gap: 3500 * time.Millisecond, tries: 1})
+		}()
+	}
+	wg.Wait()
+	for i, p := range replies {
+		if p == nil || p.Code != radius.CodeAccessAccept {
+			t.Errorf("login %d: got %v, want Access-Accept in time", i+1, p)
+		}
+	}
+	if n := r.duo.Pushes(); n != 6 {
+		t.Errorf("got %d pushes, want 6", n)
+	}
+}

@@ -346,3 +346,40 @@ func TestWaitingLoginsHoldNoWorker(t *testing.T) {
 		t.Errorf("got %d pushes, want 6", n)
 	}
 }
+
+// TestNASThatStoppedGetsNoLateAccept: in mode hold, a NAS that resent
+// once a second and then stopped has given up: the login is refused
+// then, and the approval that comes later is not turned into an Accept
+// for anyone.
+func TestNASThatStoppedGetsNoLateAccept(t *testing.T) {
+	r := newPushRig(t, policy.Push{Provider: "duo", Mode: policy.PushHold})
+	r.duo.Answer = approveAfter(4 * time.Second)
+	c := nas(t, r.addr)
+	b := papWithState(t, "alice", "correct horse", nil)
+	start := time.Now()
+	if reply, _ := r.loginFrom(t, c, b, nasTimer{gap: time.Second, tries: 2}); reply != nil {
+		t.Fatalf("got %v within 2 s; the push is approved at 4 s", reply.Code)
+	}
+	// The NAS has given up; the gate notices within half a gap more.
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	buf := make([]byte, radius.MaxPacketLength)
+	n, err := c.Read(buf)
+	if err != nil {
+		t.Fatalf("no final answer after the NAS stopped: %v", err)
+	}
+	if p := checkSigned(t, buf[:n], b, testSecret); p.Code != radius.CodeAccessReject {
+		t.Fatalf("got %v, want Access-Reject", p.Code)
+	}
+	if took := time.Since(start); took >= 4*time.Second {
+		t.Errorf("refused after %s: not before the approval at 4 s", took)
+	}
+	time.Sleep(time.Until(start.Add(4500 * time.Millisecond)))
+	// The request again (a straggler) finds the refusal, not an Accept.
+	again, _ := r.loginFrom(t, c, b, nasTimer{gap: 2 * time.Second, tries: 1})
+	if again == nil || again.Code != radius.CodeAccessReject {
+		t.Fatalf("the request again after the approval: got %v, want the Access-Reject", again)
+	}
+	if n := r.duo.Pushes(); n != 1 {
+		t.Errorf("got %d pushes, want 1", n)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	tea "github.com/charmbracelet/bubbletea"
 
@@ -98,4 +99,22 @@ func (m Model) pushForm(c admin.Client) *form {
 	}
 	f.fields[3].input.SetValue(fb)
 	return f
+}
+
+// fraudAlert is the dashboard's alert for a push reported as fraud in the
+// last day (the gate locked the account and wrote an "alert" entry):
+// someone else knows that password. "" when there is none.
+func (m Model) fraudAlert() string {
+	for i := len(m.entries) - 1; i >= 0; i-- {
+		r := m.entries[i]
+		if r.Kind != "system" || r.Outcome != "alert" || r.Reason != string(appliance.ReasonMFAPushFraud) {
+			continue
+		}
+		if m.opts.Now().Sub(r.At) > 24*time.Hour {
+			return ""
+		}
+		return fmt.Sprintf("! %s reported a push as fraud at %s: account locked. Change the password, then unlock (u on Users).",
+			sanitize(r.User), m.clock().stamp(r.At))
+	}
+	return ""
 }

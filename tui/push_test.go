@@ -81,3 +81,13 @@ func TestTestLoginShowsTheNumberToMatch(t *testing.T) {
 	tm.Send(tea.KeyMsg{Type: tea.KeyEnter})
 	waitFor(t, tm, "Number to match on your phone: 42", "a push was sent", `sent by okta to "Pixel 8"`)
 }
+
+// TestFraudAlertOnTheDashboard: a push reported as fraud shows on the
+// dashboard with what to do.
+func TestFraudAlertOnTheDashboard(t *testing.T) {
+	f := sample()
+	f.add(admin.AuditRow{At: t0.Add(50 * time.Minute), Kind: "system", Door: "radius", Client: "office-vpn", User: "dr.lee",
+		Outcome: "alert", Reason: string(appliance.ReasonMFAPushFraud), Detail: "dr.lee reported the push for this login as fraud"})
+	tm := start(t, f, 100, 24)
+	waitFor(t, tm, "! dr.lee reported a push as fraud at", "account locked")
+}

@@ -749,6 +749,10 @@ func (m Model) viewDashboard(h int) string {
 	dl := m.daemonLine()
 	b.WriteString(dl + "\n")
 	h -= strings.Count(dl, "\n") + 1
+	if a := m.fraudAlert(); a != "" {
+		b.WriteString(rejectStyle.Render(fit(a, m.width)) + "\n")
+		h--
+	}
 	recent := 0
 	for _, r := range m.entries {
 		if r.Kind == "decision" && m.opts.Now().Sub(r.At) <= 5*time.Minute {
@@ -806,7 +810,7 @@ func (m Model) table(rows []admin.AuditRow, h int) string {
 			line = m.selected(line)
 		case r.Outcome == "accept":
 			line = acceptStyle.Render(line)
-		case r.Outcome == "reject":
+		case r.Outcome == "reject" || r.Outcome == "alert":
 			line = rejectStyle.Render(line)
 		}
 		b.WriteString(line + "\n")

@@ -506,6 +506,30 @@ func (g *Gate) pushOutcome(ctx context.Context, r *run, t *pushTxn) (verdict, bo
 	return stop, false
 }
 
+// stillAllowed reads the account again after a wait on the phone: a lock
+// (another login's push reported as fraud, too many failures) or a
+// disable that came meanwhile stands against the approval.
+func (g *Gate) stillAllowed(ctx context.Context, r *run) (verdict, error) {
+	u, err := g.store.UserByName(ctx, r.user.Name)
+	if errors.Is(err, store.ErrNotFound) || (err == nil && u.ID != r.user.ID) {
+		r.step("account", "removed while the push was waiting")
+		return r.refuse(ReasonUnknownUser, MsgDenied), nil
+	}
+	if err != nil {
+		return stop, err
+	}
+	now := g.now()
+	switch {
+	case u.LockedUntil.After(now):
+		r.step("lockout", "locked while the push was waiting, until "+u.LockedUntil.Format(time.RFC3339))
+		return r.refuse(ReasonLockedOut, MsgDenied), nil
+	case u.Disabled:
+		r.step("account", "disabled while the push was waiting")
+		return r.refuse(ReasonDisabled, MsgDisabled), nil
+	}
+	return pass, nil
+}
+
 // lockForFraud locks the account at once and raises an alert: the person
 // says they did not ask for this login, so the password is known to
 // someone else.
@@ -729,7 +753,9 @@ func (p *Pending) run() {
 	switch why {
 	case finished:
 		if v, _ := g.pushOutcome(ctx, r, t); v == pass {
-			err = g.walk(ctx, r, after("mfa"))
+			if v, err = g.stillAllowed(ctx, r); v == pass && err == nil {
+				err = g.walk(ctx, r, after("mfa"))
+			}
 		}
 	case number:
 		// A number arrived that the user must see: only a challenge can

@@ -239,3 +239,28 @@ func TestPushProviderPerGroup(t *testing.T) {
 		t.Errorf("message %q, %d pushes: want the TOTP challenge and no push", d.Message, e.duo.Pushes())
 	}
 }
+
+// TestFraudOnOneLoginStopsTheOther: the same user at two NASes; one push
+// is reported as fraud, the other approved later. The lock the fraud
+// brought stands against the approval.
+func TestFraudOnOneLoginStopsTheOther(t *testing.T) {
+	e := newPushEnv(t, "")
+	e.duo.Answer = func(_ string, n int) mfatest.Answer {
+		if n == 1 {
+			return mfatest.Answer{Outcome: mfatest.Fraud, After: 200 * time.Millisecond}
+		}
+		return mfatest.Answer{Outcome: mfatest.Approve, After: time.Second}
+	}
+	c := pushClient(policy.Push{Provider: "duo", Mode: policy.PushHold})
+	done := make(chan appliance.Decision, 1)
+	go func() { done <- e.decide(c, "pw-for-alice", nil) }()
+	for e.duo.Pushes() < 1 {
+		time.Sleep(10 * time.Millisecond)
+	}
+	second := e.decide(c, "pw-for-alice", nil)
+	expect(t, <-done, appliance.Reject, appliance.ReasonMFAPushFraud)
+	expect(t, second, appliance.Reject, appliance.ReasonLockedOut)
+	if e.duo.Pushes() != 2 {
+		t.Errorf("got %d pushes, want 2", e.duo.Pushes())
+	}
+}

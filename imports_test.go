@@ -29,7 +29,8 @@ var allowed = map[string][]string{
 	// Leaves: they import nothing of the module.
 	"appliance/atomicfile":            nil,
 	"appliance/config":                nil,
-	"appliance/mfa":                   nil,
+	"appliance/mfa":                   {"appliance/secrets", "appliance/mfa/mfatest"},
+	"appliance/mfa/mfatest":           nil,
 	"appliance/passwd":                nil,
 	"appliance/policy":                nil,
 	"appliance/secrets":               nil,
@@ -69,7 +70,7 @@ var allowed = map[string][]string{
 	"appliance/upstream":  {"appliance/passwd", "appliance/secrets", "appliance/store", "internal/msgauth", "appliance/upstream/upstreamtest"},
 	"appliance": {"appliance/audit", "appliance/mfa", "appliance/passwd", "appliance/policy", "appliance/secrets",
 		"appliance/store", "appliance/upstream", "appliance/directory/...", "internal/ratelog", "internal/reload",
-		"appliance/admin", "appliance/appliancetest"},
+		"appliance/admin", "appliance/appliancetest", "appliance/mfa/mfatest"},
 	"appliance/admin": {"appliance", "appliance/audit", "appliance/dirsync", "appliance/mfa", "appliance/passwd", "appliance/posture",
 		"appliance/policy", "appliance/secrets", "appliance/store", "appliance/upstream", "internal/msgauth", "internal/selfcert",
 		"internal/eapclient", "appliance/pki", "appliance/auditfwd", "appliance/auditfwd/auditfwdtest", "appliance/hostcfg"},
@@ -77,7 +78,7 @@ var allowed = map[string][]string{
 
 	// The doors: the gate (appliance) and its records, the admin service
 	// and appliancetest to set up their tests, and the leaves they share.
-	"radius": {"appliance", "appliance/appliancetest", "appliance/admin", "appliance/policy", "appliance/secrets",
+	"radius": {"appliance", "appliance/appliancetest", "appliance/admin", "appliance/policy", "appliance/secrets", "appliance/mfa", "appliance/mfa/mfatest",
 		"internal/msgauth", "internal/ratelog", "eap", "eap/eaptest"},
 	// The RADIUS door's EAP server: the gate and the leaves.
 	"eap": {"appliance", "appliance/appliancetest", "appliance/admin", "appliance/policy",

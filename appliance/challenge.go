@@ -32,6 +32,10 @@ type challenge struct {
 	// passthrough are the upstream's reply attributes, granted with the
 	// final Accept.
 	passthrough []upstream.ReplyAttribute
+	// push, for a push MFA challenge, is the push its answer polls;
+	// provider names the provider a typed code is checked with.
+	push     *pushTxn
+	provider string
 }
 
 // stateLen is the State attribute's length: 128 random bits.

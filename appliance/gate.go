@@ -135,6 +135,9 @@ type Request struct {
 	// TLS is the TLS version of an EAP method's tunnel ("TLS 1.3"), for
 	// the decision's story.
 	TLS string
+	// Async, set by a door that can answer later (the RADIUS door), lets
+	// Decide return a Pending decision instead of waiting for a push.
+	Async bool
 	// OuterIdentity is an EAP conversation's outer identity, when it
 	// differs from User (the inner one); the client's policy decides
 	// whether that is allowed, and the audit shows both.
@@ -171,6 +174,10 @@ type Decision struct {
 	AuditSeq int64
 	Steps    []Step
 	Notes    []string
+	// Pending, with an Async request, is a decision still waiting on a
+	// push: the Decision itself is then a Reject (fail closed for a door
+	// that ignores it), and Pending's Result is the real one.
+	Pending *Pending
 }
 
 // Step is one stage of the pipeline and what it found, for "why did this
@@ -199,6 +206,9 @@ type Config struct {
 	Rand        io.Reader // challenge State values; nil: crypto/rand
 	// MaxChallenges bounds the pending-challenge table (default 4096).
 	MaxChallenges int
+	// Providers finds push MFA providers by name (push.go); nil: built
+	// from the store's mfa_providers.
+	Providers ProviderSource
 }
 
 // UpstreamSource finds a connector by name.
@@ -228,6 +238,9 @@ type Gate struct {
 	// (throttle.go).
 	bindThrottle  *throttle
 	loginThrottle *throttle
+	// providers and pushes are push MFA's (push.go).
+	providers ProviderSource
+	pushes    *pushes
 }
 
 // NewGate builds a Gate, refusing missing dependencies.
@@ -258,6 +271,11 @@ func NewGate(c Config) (*Gate, error) {
 		remembered:    newRemembered(),
 		bindThrottle:  newThrottle(),
 		loginThrottle: newThrottle(),
+		providers:     c.Providers,
+		pushes:        newPushes(),
+	}
+	if g.providers == nil {
+		g.providers = &storeProviders{st: c.Store, m: map[string]builtProvider{}}
 	}
 	// Site settings are read at most once a second: a change by the CLI
 	// or the console applies within a second. A failed read fails the
@@ -274,7 +292,10 @@ func NewGate(c Config) (*Gate, error) {
 // stored first, and the ones still queued are dropped along with the older
 // verifiers they were to replace. Decisions made after Close never queue
 // one. Close may be called more than once.
-func (g *Gate) Close() { g.cache.close() }
+func (g *Gate) Close() {
+	g.cache.close()
+	g.pushes.close()
+}
 
 func (g *Gate) lookupUpstream(ctx context.Context, name string) (upstream.Verifier, error) {
 	if v := g.upstreams[name]; v != nil {
@@ -317,6 +338,12 @@ type run struct {
 	verified *upstream.Identity
 	typed    *store.User
 	password secrets.Secret
+
+	// hold is a push the request waits on after the mfa stage (push.go);
+	// fellBack: the push provider was unreachable and the client falls
+	// back to TOTP.
+	hold     *hold
+	fellBack bool
 }
 
 func (r *run) step(stage, result string) {
@@ -343,7 +370,17 @@ func (g *Gate) Decide(ctx context.Context, req Request) (Decision, error) {
 	if err != nil {
 		return g.finish(ctx, r, err)
 	}
-	return g.finish(ctx, r, g.walk(ctx, r, stages))
+	err = g.walk(ctx, r, stages)
+	if r.hold != nil && err == nil {
+		// A push is on its way: the decision is finished (and audited)
+		// when it completes or the budget is spent.
+		p := g.newPending(r)
+		if !req.Async {
+			return p.Result()
+		}
+		return Decision{Outcome: Reject, Reason: ReasonInternal, Message: MsgDenied, Pending: p}, nil
+	}
+	return g.finish(ctx, r, err)
 }
 
 // choose picks the run's pipeline: an LDAP bind's name is resolved first

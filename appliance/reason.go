@@ -56,6 +56,15 @@ const (
 	ReasonNotAllowedNet   Reason = "network_not_allowed"
 	ReasonWriteRefused    Reason = "write_refused" // add, modify, delete, modify DN, compare
 	ReasonNotBound        Reason = "not_bound"     // a search before a bind account's bind
+
+	// Push MFA (Duo, Okta Verify; docs/upstreams/duo.md).
+	ReasonMFAPushDenied    Reason = "mfa_push_denied"          // the user denied the push
+	ReasonMFAPushFraud     Reason = "mfa_push_fraud"           // the user reported the push as fraud; the account is locked
+	ReasonMFAPushTimeout   Reason = "mfa_push_timeout"         // the push was not answered within its life
+	ReasonMFAPushBudget    Reason = "mfa_push_budget_spent"    // not answered before the NAS would give up (mode hold)
+	ReasonMFAProviderDeny  Reason = "mfa_provider_deny"        // preauth: the provider refuses this user
+	ReasonMFAProviderDown  Reason = "mfa_provider_unreachable" // the provider could not be reached, and the client does not fall back
+	ReasonMFAProviderError Reason = "mfa_provider_error"       // the provider refused our credentials, or answered outside its contract
 )
 
 // Reasons lists every reason, for metrics and documentation.
@@ -71,6 +80,8 @@ var Reasons = []Reason{
 	ReasonDeviceNoncompliant, ReasonDeviceStale, ReasonDeviceNotUsers,
 	ReasonAnonymousBind, ReasonUnauthenticated, ReasonSASLUnsupported, ReasonTLSRequired,
 	ReasonOutsideBase, ReasonNotAllowedNet, ReasonWriteRefused, ReasonNotBound,
+	ReasonMFAPushDenied, ReasonMFAPushFraud, ReasonMFAPushTimeout, ReasonMFAPushBudget,
+	ReasonMFAProviderDeny, ReasonMFAProviderDown, ReasonMFAProviderError,
 }
 
 // Messages shown to the person logging in. Before the password has been

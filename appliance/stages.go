@@ -532,6 +532,9 @@ func (g *Gate) posture(ctx context.Context, r *run) (verdict, error) {
 // code, or lets users who have not enrolled in during a roll-out.
 func (g *Gate) secondFactor(ctx context.Context, r *run) (verdict, error) {
 	pol := r.req.Client.Policy
+	if r.answer != nil && r.answer.provider != "" {
+		return g.resumePush(ctx, r, r.answer)
+	}
 	if r.answer != nil {
 		// The challenge was issued under the policy of its first round:
 		// the code is checked whatever the policy says now.
@@ -556,6 +559,12 @@ func (g *Gate) secondFactor(ctx context.Context, r *run) (verdict, error) {
 		r.step("mfa", "the client certificate's private key on the device is the second factor (EAP-TLS)")
 		r.d.Notes = append(r.d.Notes, "mfa_by_certificate")
 		return pass, nil
+	}
+	if name := pol.Push.ProviderFor(r.user.Groups); name != "" && name != policy.TOTP && !r.forceMFA {
+		// Push MFA (push.go); it returns here only to fall back to TOTP.
+		if v, err, handled := g.pushFactor(ctx, r, name); handled {
+			return v, err
+		}
 	}
 	enr, err := g.store.TOTP(ctx, r.user.ID)
 	if errors.Is(err, store.ErrNotFound) {

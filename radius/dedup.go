@@ -19,8 +19,23 @@ type dedup struct {
 	head  int
 }
 
+// retransmitted is a decision still pending (a push MFA in flight): told
+// of each retransmit, so the gate learns the NAS's timer.
+type retransmitted interface {
+	Retransmit(now time.Time)
+	Arrived(first time.Time, resent []time.Time)
+}
+
+// maxEarly bounds the resends remembered while a request is decided.
+const maxEarly = 8
+
 type dedupEntry struct {
 	reply   []byte // nil while the request is being decided
+	pending retransmitted
+	// arrived is the first sight; early the resends seen while it was
+	// being decided, handed to a pending decision.
+	arrived time.Time
+	early   []time.Time
 	expires time.Time
 	slot    int // its place in order; a key seen again gets a new one
 }
@@ -36,6 +51,11 @@ func (d *dedup) begin(key string, now time.Time) (reply []byte, inProgress bool)
 	defer d.mu.Unlock()
 	if e, ok := d.items[key]; ok && now.Before(e.expires) {
 		if e.reply == nil {
+			if e.pending != nil {
+				e.pending.Retransmit(now)
+			} else if len(e.early) < maxEarly {
+				e.early = append(e.early, now)
+			}
 			return nil, true
 		}
 		return e.reply, false
@@ -48,7 +68,7 @@ func (d *dedup) begin(key string, now time.Time) (reply []byte, inProgress bool)
 		}
 	}
 	d.order[d.head] = key
-	d.items[key] = &dedupEntry{expires: now.Add(d.ttl), slot: d.head}
+	d.items[key] = &dedupEntry{expires: now.Add(d.ttl), slot: d.head, arrived: now}
 	d.head = (d.head + 1) % d.max
 	return nil, false
 }
@@ -66,5 +86,17 @@ func (d *dedup) finish(key string, reply []byte, now time.Time) {
 		delete(d.items, key)
 		return
 	}
-	e.reply, e.expires = reply, now.Add(d.ttl)
+	e.reply, e.pending, e.early, e.expires = reply, nil, nil, now.Add(d.ttl)
+}
+
+// hold marks key's request as pending on p until until: its retransmits
+// are dropped (and reported to p) rather than decided again.
+func (d *dedup) hold(key string, p retransmitted, until time.Time) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if e, ok := d.items[key]; ok {
+		e.pending, e.expires = p, until
+		p.Arrived(e.arrived, e.early)
+		e.early = nil
+	}
 }

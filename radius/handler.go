@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"slices"
 	"strconv"
+	"time"
 
 	"layeh.com/radius"
 	"layeh.com/radius/rfc2865"
@@ -20,6 +21,7 @@ import (
 	"layeh.com/radius/vendors/microsoft"
 
 	"github.com/clinicgate/clinicgate/appliance"
+	"github.com/clinicgate/clinicgate/appliance/policy"
 	"github.com/clinicgate/clinicgate/eap"
 	"github.com/clinicgate/clinicgate/internal/msgauth"
 )
@@ -30,10 +32,13 @@ const door = string(appliance.DoorRADIUS)
 const vendorMicrosoft = 311
 
 func (s *Server) handle(conn net.PacketConn, k kind, j job) {
-	if reply := s.process(context.Background(), k, j.buf, j.from); reply != nil {
+	send := func(reply []byte) {
 		if _, err := conn.WriteTo(reply, j.from); err != nil && !s.closed.Load() {
 			s.Logger.Warn("could not send a RADIUS reply", "to", j.from.String(), "err", err)
 		}
+	}
+	if reply := s.processTo(context.Background(), k, j.buf, j.from, j.at, send); reply != nil {
+		send(reply)
 	}
 }
 
@@ -52,6 +57,14 @@ func addrPortOf(a net.Addr) netip.AddrPort {
 // request is dropped without an answer, as RFC 2865 asks for packets that
 // cannot be trusted.
 func (s *Server) process(ctx context.Context, k kind, b []byte, from net.Addr) []byte {
+	s.init()
+	return s.processTo(ctx, k, b, from, s.Now(), nil)
+}
+
+// processTo is process with later, which sends a reply decided after
+// process returned (a push MFA approved while the worker went on to other
+// requests); with later nil a pending decision is waited for.
+func (s *Server) processTo(ctx context.Context, k kind, b []byte, from net.Addr, at time.Time, later func([]byte)) []byte {
 	s.init()
 	src := addrPortOf(from)
 	if len(b) < 20 {
@@ -79,7 +92,7 @@ func (s *Server) process(ctx context.Context, k kind, b []byte, from net.Addr) [
 	b = b[:binary.BigEndian.Uint16(b[2:4])] // octets past Length are padding
 	switch {
 	case k == kindAuth && pkt.Code == radius.CodeAccessRequest:
-		return s.access(ctx, b, pkt, client, src)
+		return s.access(ctx, b, pkt, client, src, at, later)
 	case k == kindAuth && pkt.Code == radius.CodeStatusServer:
 		return s.status(b, pkt, client, src)
 	case k == kindAcct && pkt.Code == radius.CodeAccountingRequest:
@@ -94,7 +107,7 @@ func dedupKey(src netip.AddrPort, pkt *radius.Packet) string {
 	return src.String() + "/" + strconv.Itoa(int(pkt.Code)) + "/" + strconv.Itoa(int(pkt.Identifier)) + "/" + string(pkt.Authenticator[:])
 }
 
-func (s *Server) access(ctx context.Context, b []byte, pkt *radius.Packet, client appliance.Client, src netip.AddrPort) []byte {
+func (s *Server) access(ctx context.Context, b []byte, pkt *radius.Packet, client appliance.Client, src netip.AddrPort, at time.Time, later func([]byte)) []byte {
 	var notes []string
 	// Present even when empty (an EAP-Start), which Get cannot tell.
 	hasEAP := slices.ContainsFunc(pkt.Attributes, func(a *radius.AVP) bool { return a.Type == rfc2869.EAPMessage_Type })
@@ -118,7 +131,7 @@ func (s *Server) access(ctx context.Context, b []byte, pkt *radius.Packet, clien
 	}
 	now := s.Now()
 	key := dedupKey(src, pkt)
-	if reply, inProgress := s.dedup.begin(key, now); reply != nil {
+	if reply, inProgress := s.dedup.begin(key, at); reply != nil {
 		s.Metrics.Duplicate(door)
 		return reply
 	} else if inProgress {
@@ -131,9 +144,42 @@ func (s *Server) access(ctx context.Context, b []byte, pkt *radius.Packet, clien
 		s.dedup.finish(key, reply, s.Now())
 		return reply
 	}
+	req.Async = true
 	dctx, cancel := context.WithTimeout(ctx, s.DecideTimeout)
 	d, err := s.Gate.Decide(dctx, req)
 	cancel()
+	if err == nil && d.Pending != nil {
+		return s.pending(key, pkt, req, client, d.Pending, later)
+	}
+	return s.reply(key, now, pkt, req, client, d, err)
+}
+
+// pending answers a request whose decision waits on a push: the worker
+// goes back to the queue, the request's retransmits are dropped and
+// reported to the pending decision, and the reply is sent (and cached for
+// later retransmits) once it is final.
+func (s *Server) pending(key string, pkt *radius.Packet, req appliance.Request, client appliance.Client, p *appliance.Pending, later func([]byte)) []byte {
+	// Held for as long as any pending decision can last: a resend must
+	// never find the entry gone and start a second decision (a second
+	// push).
+	s.dedup.hold(key, p, s.Now().Add(time.Duration(policy.MaxPushBudget)*time.Second+time.Minute))
+	if later == nil {
+		d, err := p.Result()
+		return s.reply(key, s.Now(), pkt, req, client, d, err)
+	}
+	s.inflight.Add(1)
+	go func() {
+		defer s.inflight.Done()
+		d, err := p.Result()
+		if reply := s.reply(key, s.Now(), pkt, req, client, d, err); reply != nil {
+			later(reply)
+		}
+	}()
+	return nil
+}
+
+// reply encodes a decision, caches it for retransmits and returns it.
+func (s *Server) reply(key string, now time.Time, pkt *radius.Packet, req appliance.Request, client appliance.Client, d appliance.Decision, err error) []byte {
 	if err != nil {
 		// The gate already turned this into a Reject; say why in the log.
 		s.Logger.Error("could not decide a login; rejected", "client", client.Name, "err", err)

@@ -114,6 +114,7 @@ const (
 type job struct {
 	buf  []byte
 	from net.Addr
+	at   time.Time // when it was read: retransmit gaps are measured on the wire, not after the queue
 }
 
 // Serve answers Access-Request and Status-Server on conn until Shutdown.
@@ -182,7 +183,7 @@ func (s *Server) serve(conn net.PacketConn, k kind) error {
 		s.inflight.Add(1)
 		s.mu.Unlock()
 		select {
-		case jobs <- job{buf: buf[:n], from: from}:
+		case jobs <- job{buf: buf[:n], from: from, at: s.Now()}:
 		default:
 			s.inflight.Done()
 			s.dropped("overload", "", from.String())

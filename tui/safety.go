@@ -466,7 +466,7 @@ func paneKeys(t tab) []helpKey {
 			{"g", "groups, expiry, hours, name"}, {"u", "unlock"}, {"m", "enrol TOTP (QR code)"}, {"t", "show the QR again (until first use)"}, {"r", "reset TOTP (typed)"},
 			{"b", "bind a device's MAC"}, {"x", "remove the user (typed)"}}
 	case tabClients:
-		return []helpKey{{"a", "add a client"}, {"e", "edit its policy"}, {"s", "address, secret, session length"}, {"l", "test login"}, {"x", "remove the client (typed)"}}
+		return []helpKey{{"a", "add a client"}, {"e", "edit its policy"}, {"s", "address, secret, session length"}, {"p", "push MFA (Duo, Okta Verify)"}, {"l", "test login"}, {"x", "remove the client (typed)"}}
 	case tabUpstreams:
 		return []helpKey{{"a", "add an upstream"}, {"e", "edit settings, secret"}, {"t", "test with a real login"}, {"x", "remove it (typed)"}}
 	case tabDevices:

@@ -114,7 +114,9 @@ func loginReport(user string, r admin.LoginResult) string {
 		for _, a := range r.Reply {
 			fmt.Fprintf(&b, "  %-15s %s\n", a.Name+":", sanitize(a.Value))
 		}
-		if r.Challenged {
+		if r.Challenged && pushChallenge(r.Reply) {
+			b.WriteString("  (a push was sent: the user would now approve on the phone, choosing the number shown if any, then press OK)\n")
+		} else if r.Challenged {
 			b.WriteString("  (a code was asked for; a NAS would now prompt the user)\n")
 		}
 	}

@@ -495,6 +495,8 @@ func (m Model) key(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
 		m.form = m.testLoginForm(m.clients[min(m.cursor, len(m.clients)-1)])
 	case msg.String() == "s" && m.tab == tabClients && len(m.clients) > 0:
 		m.form = m.clientSettingsForm(m.clients[min(m.cursor, len(m.clients)-1)])
+	case msg.String() == "p" && m.tab == tabClients && len(m.clients) > 0:
+		m.form = m.pushForm(m.clients[min(m.cursor, len(m.clients)-1)])
 	case key.Matches(msg, keys.Edit) && m.tab == tabClients && len(m.clients) > 0:
 		m.form = m.policyForm(m.clients[min(m.cursor, len(m.clients)-1)])
 	case key.Matches(msg, keys.Edit) && m.tab == tabUpstreams && len(m.ups) > 0:
@@ -751,6 +753,10 @@ func (m Model) viewDashboard(h int) string {
 	dl := m.daemonLine()
 	b.WriteString(dl + "\n")
 	h -= strings.Count(dl, "\n") + 1
+	if a := m.fraudAlert(); a != "" {
+		b.WriteString(rejectStyle.Render(fit(a, m.width)) + "\n")
+		h--
+	}
 	recent := 0
 	for _, r := range m.entries {
 		if r.Kind == "decision" && m.opts.Now().Sub(r.At) <= 5*time.Minute {
@@ -808,7 +814,7 @@ func (m Model) table(rows []admin.AuditRow, h int) string {
 			line = m.selected(line)
 		case r.Outcome == "accept":
 			line = acceptStyle.Render(line)
-		case r.Outcome == "reject":
+		case r.Outcome == "reject" || r.Outcome == "alert":
 			line = rejectStyle.Render(line)
 		}
 		b.WriteString(line + "\n")

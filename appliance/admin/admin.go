@@ -514,6 +514,9 @@ func describePolicy(p policy.Policy) string {
 		d += fmt.Sprintf(", codes remembered %ds", p.MFARemember)
 	}
 	d += fmt.Sprintf(", EAP methods %s, MS-CHAPv2 allowed %v, EAP identity %s", strings.Join(p.EAPAllowed(), ","), p.AllowMSCHAP, EAPIdentity(p))
+	if p.Push.Provider != "" {
+		d += fmt.Sprintf(", push %s (%d group choices, mode %s, held at most %ds, fallback %s)", p.Push.Provider, len(p.Push.Groups), p.Push.EffectiveMode(), p.Push.BudgetSeconds(), p.Push.Fallback)
+	}
 	return d
 }
 
@@ -647,6 +650,9 @@ func (s *Service) EditClient(ctx context.Context, name string, e ClientEdit) err
 				return invalid("%v", err)
 			}
 			if err := s.checkUpstream(ctx, c.Policy.Upstream); err != nil {
+				return err
+			}
+			if err := s.checkPushProviders(ctx, c.Policy.Push); err != nil {
 				return err
 			}
 			what = append(what, "policy: "+describePolicy(c.Policy))

@@ -21,6 +21,7 @@ import (
 
 	"github.com/clinicgate/clinicgate/appliance"
 	"github.com/clinicgate/clinicgate/appliance/audit"
+	"github.com/clinicgate/clinicgate/appliance/policy"
 	"github.com/clinicgate/clinicgate/appliance/secrets"
 	"github.com/clinicgate/clinicgate/internal/eapclient"
 	"github.com/clinicgate/clinicgate/internal/msgauth"
@@ -330,7 +331,12 @@ func (s *Service) TestLogin(ctx context.Context, t LoginTest) (LoginResult, erro
 		err = ttlsTestLogin(ctx, target, *st.EAP, secret, t.User, t.Password, t.TLSVersion, &r)
 	default:
 		r.Method = LoginPAP
-		err = radiusTestLogin(ctx, target, secret, t.User, t.Password, &r)
+		wait := 10 * time.Second
+		if chosen.Policy.Push.Provider != "" {
+			// Long enough for a held push (policy.MaxPushBudget caps it).
+			wait = time.Duration(policy.MaxPushBudget+5) * time.Second
+		}
+		err = radiusTestLogin(ctx, target, secret, t.User, t.Password, wait, &r)
 	}
 	if err != nil {
 		return LoginResult{}, err
@@ -417,7 +423,7 @@ func (s *Service) story(ctx context.Context, seq int64, match func(AuditRow) boo
 
 // radiusTestLogin sends one signed Access-Request to t and records the
 // answer in r.
-func radiusTestLogin(ctx context.Context, t Target, secret secrets.Secret, user string, password secrets.Secret, r *LoginResult) error {
+func radiusTestLogin(ctx context.Context, t Target, secret secrets.Secret, user string, password secrets.Secret, wait time.Duration, r *LoginResult) error {
 	p := radius.New(radius.CodeAccessRequest, secret)
 	if err := rfc2865.UserName_SetString(p, user); err != nil {
 		return invalid("the user name is too long")
@@ -429,9 +435,11 @@ func radiusTestLogin(ctx context.Context, t Target, secret secrets.Secret, user 
 	if err := msgauth.SignRequest(p); err != nil {
 		return err
 	}
-	xctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	// Sent once: the gate learns a NAS's timer from its resends, and the
+	// console is not the NAS.
+	xctx, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()
-	resp, err := radius.Exchange(xctx, p, t.Addr.String())
+	resp, err := (&radius.Client{MaxPacketErrors: 10}).Exchange(xctx, p, t.Addr.String())
 	if err != nil {
 		return invalid("no answer from %s (%v)", t.Addr, err)
 	}

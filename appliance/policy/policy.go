@@ -101,6 +101,9 @@ type Policy struct {
 	// the first wave's rule, is the same as Device known + Owner with
 	// the device found by hand-bound MAC only.
 	Posture Posture `json:"posture,omitzero" yaml:"posture,omitempty"`
+	// Push is the client's push MFA provider (Duo, Okta Verify) and how
+	// it waits for the phone (push.go); the zero value is TOTP only.
+	Push Push `json:"push,omitzero" yaml:"push,omitempty"`
 }
 
 // The EAP methods a client may allow.
@@ -209,6 +212,7 @@ func (p Policy) Validate() error {
 		errs = append(errs, fmt.Errorf("eap identity must be any or match, not %q", p.EAPIdentity))
 	}
 	errs = append(errs, p.Posture.validate()...)
+	errs = append(errs, p.Push.validate()...)
 	for i, r := range p.Rules {
 		if strings.TrimSpace(r.Group) == "" {
 			errs = append(errs, fmt.Errorf("rule %d has no group", i+1))

@@ -30,6 +30,9 @@ Usage:
       (802.1X: --eap ttls,peap,tls  --allow-mschap[=false]  --eap-identity any|match)
   clinicgate bindaccount add NAME --network CIDR... [--secret-stdin] | list | remove NAME
   clinicgate mfa enroll NAME | reset NAME
+  clinicgate mfa provider set NAME --duo HOST --integration-key K --secret-stdin | --okta URL --secret-stdin [--number-matching]
+  clinicgate mfa provider list | remove NAME
+  clinicgate mfa push CLIENT --provider NAME [--group G=NAME]... [--mode auto|hold|challenge] [--budget S] [--fallback reject|totp]
   clinicgate device add MAC --user NAME | list [--user NAME] | remove MAC
   clinicgate mdm set intune --tenant T --client-id C --secret-stdin [--interval 15m]
   clinicgate mdm set jamf --url U --client-id C --secret-stdin --rule smart-group:ID|filevault,firewall,os>=14.4

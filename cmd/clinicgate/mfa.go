@@ -11,9 +11,13 @@ import (
 )
 
 func (c *cli) mfa(ctx context.Context, args []string) error {
-	return c.dispatch(ctx, "mfa", "mfa: enroll or reset?", args, subcommands{
+	if len(args) > 0 && args[0] == "provider" {
+		return c.mfaProvider(ctx, args[1:])
+	}
+	return c.dispatch(ctx, "mfa", "mfa: enroll, reset, push or provider?", args, subcommands{
 		"enroll": c.mfaEnroll,
 		"reset":  c.mfaReset,
+		"push":   c.mfaPush,
 	})
 }
 

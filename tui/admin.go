@@ -60,6 +60,10 @@ type UpstreamAdmin interface {
 	RemoveUpstream(ctx context.Context, name string) error
 	SetSyncToken(ctx context.Context, name string, token secrets.Secret) error
 	TestUpstream(ctx context.Context, name, user string, pw secrets.Secret) (admin.UpstreamCheck, error)
+	// The push MFA providers (m on the Upstreams pane).
+	MFAProviders(ctx context.Context) ([]admin.MFAProviderStatus, error)
+	SetMFAProvider(ctx context.Context, c admin.MFAProviderConfig) error
+	RemoveMFAProvider(ctx context.Context, name string) error
 }
 
 // DeviceAdmin is what the Devices pane lists and removes (devices are

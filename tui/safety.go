@@ -468,7 +468,7 @@ func paneKeys(t tab) []helpKey {
 	case tabClients:
 		return []helpKey{{"a", "add a client"}, {"e", "edit its policy"}, {"s", "address, secret, session length"}, {"p", "push MFA (Duo, Okta Verify)"}, {"l", "test login"}, {"x", "remove the client (typed)"}}
 	case tabUpstreams:
-		return []helpKey{{"a", "add an upstream"}, {"e", "edit settings, secret"}, {"t", "test with a real login"}, {"x", "remove it (typed)"}}
+		return []helpKey{{"a", "add an upstream"}, {"e", "edit settings, secret"}, {"t", "test with a real login"}, {"x", "remove it (typed)"}, {"m", "push MFA providers (Duo, Okta)"}}
 	case tabDevices:
 		return []helpKey{{"enter", "the device's details"}, {"o", "override compliance"}, {"x", "remove a MAC (typed)"},
 			{"r", "revoke certificates (typed)"}, {"n", "enrol a certificate (SCEP)"}, {"m", "connect an MDM"},

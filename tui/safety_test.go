@@ -673,3 +673,36 @@ func TestSystemScreens(t *testing.T) {
 		t.Fatalf("system requests %+v", f.system)
 	}
 }
+
+// m on the Upstreams pane creates a push MFA provider (a shell-less
+// appliance had no way to), with its secret masked, and lists it.
+func TestMFAProvidersFromTheConsole(t *testing.T) {
+	f := sample()
+	tm := start(t, f, 80, 24)
+	waitFor(t, tm, "frontdesk2")
+	for range int(tabUpstreams) {
+		tm.Send(tea.KeyMsg{Type: tea.KeyTab})
+	}
+	waitFor(t, tm, "a: add")
+	typeKeys := func(s string) { tm.Send(tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune(s)}) }
+	enter := func() { tm.Send(tea.KeyMsg{Type: tea.KeyEnter}) }
+	typeKeys("m")
+	waitFor(t, tm, "Push MFA providers", "No push provider yet")
+	for _, v := range []string{"duo", "duo", "api-1234abcd.duosecurity.com", "DIWJ8X6AEYOR5OMC6TQ1", "s3cret-skey-do-not-show", ""} {
+		typeKeys(v)
+		enter()
+	}
+	enter()
+	waitFor(t, tm, "MFA provider duo (duo) saved")
+	typeKeys("m")
+	waitFor(t, tm, "api-1234abcd.duosecurity.com DIWJ8X6AEYOR5OMC6TQ1")
+	out := screen(t, tm)
+	if strings.Contains(out, "s3cret") {
+		t.Fatalf("the secret is on screen:\n%s", out)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.providers) != 1 || string(f.providers[0].Secret) != "s3cret-skey-do-not-show" || f.providers[0].Duo == nil {
+		t.Fatalf("providers %+v", f.providers)
+	}
+}

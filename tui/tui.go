@@ -513,6 +513,8 @@ func (m Model) key(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
 		m.confirm = m.removeUser(m.users[min(m.cursor, len(m.users)-1)].Name)
 	case key.Matches(msg, keys.Remove) && m.tab == tabClients && len(m.clients) > 0:
 		m.confirm = m.removeClient(m.clients[min(m.cursor, len(m.clients)-1)].Name)
+	case msg.String() == "m" && m.tab == tabUpstreams:
+		return m, m.mfaProvidersCmd()
 	case key.Matches(msg, keys.Test) && m.tab == tabUpstreams && len(m.ups) > 0:
 		m.form = m.testUpstreamForm(m.ups[min(m.cursor, len(m.ups)-1)].Name)
 	case m.tab == tabUsers && len(m.users) > 0 && (key.Matches(msg, keys.Password) || key.Matches(msg, keys.Disable) || key.Matches(msg, keys.Unlock) ||

@@ -69,6 +69,8 @@ type fakeAdmin struct {
 	// helper is there to make them.
 	system  []hostcfg.Request
 	managed bool
+	// providers are the push MFA providers saved.
+	providers []admin.MFAProviderConfig
 }
 
 type (
@@ -254,6 +256,47 @@ func (f fakeClients) EditClient(_ context.Context, name string, e admin.ClientEd
 
 // Upstreams lists clinic-ad (which a client uses: it cannot be removed)
 // and the upstreams added since, as they were added.
+func (f fakeUpstreams) MFAProviders(context.Context) ([]admin.MFAProviderStatus, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []admin.MFAProviderStatus
+	for _, p := range f.providers {
+		kind, sum := "duo", ""
+		if p.Okta != nil {
+			kind, sum = "okta", p.Okta.OrgURL
+		} else {
+			sum = p.Duo.APIHost + " " + p.Duo.IntegrationKey
+		}
+		out = append(out, admin.MFAProviderStatus{Name: p.Name, Kind: kind, Summary: sum})
+	}
+	return out, nil
+}
+
+func (f fakeUpstreams) SetMFAProvider(_ context.Context, c admin.MFAProviderConfig) error {
+	if c.Secret == nil {
+		return fmt.Errorf("%w: %s has no secret stored yet", admin.ErrInvalid, c.Name)
+	}
+	if c.Duo != nil && (c.Duo.APIHost == "" || c.Duo.IntegrationKey == "") {
+		return fmt.Errorf("%w: Duo needs the API hostname and the integration key", admin.ErrInvalid)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.providers = append(f.providers, c)
+	return nil
+}
+
+func (f fakeUpstreams) RemoveMFAProvider(_ context.Context, name string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for i, p := range f.providers {
+		if p.Name == name {
+			f.providers = append(f.providers[:i], f.providers[i+1:]...)
+			return nil
+		}
+	}
+	return fmt.Errorf("%w: there is no MFA provider %q", admin.ErrInvalid, name)
+}
+
 func (f fakeUpstreams) Upstreams(context.Context) ([]admin.Upstream, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()

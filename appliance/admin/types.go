@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"github.com/clinicgate/clinicgate/appliance/mfa"
 	"github.com/clinicgate/clinicgate/appliance/posture"
 	"github.com/clinicgate/clinicgate/appliance/store"
 )
@@ -27,6 +28,9 @@ type (
 	IntuneSettings = posture.IntuneSettings
 	JamfSettings   = posture.JamfSettings
 	GoogleSettings = posture.GoogleSettings
+	// The push MFA providers' settings, for MFAProviderConfig.
+	DuoSettings  = mfa.DuoSettings
+	OktaSettings = mfa.OktaSettings
 )
 
 // The compliance states and device sources, for the console.

@@ -460,7 +460,7 @@ func paneKeys(t tab) []helpKey {
 		return []helpKey{{"enter", "the decision's story (why?)"}, {"e", "site settings (zone, lockout, …)"}, {"o", "who is online (accounting)"}, {"b", "sources refused or slowed (lockout)"}, {"k", "SSH admin keys: list, add, remove"},
 			{"n", "network, host name, NTP"}, {"p", "reboot, power off, factory reset (typed)"}}
 	case tabAudit:
-		return []helpKey{{"enter", "the decision's story (why?)"}}
+		return []helpKey{{"enter", "the decision's story (why?)"}, {"x", "HIPAA export of a date range"}, {"f", "forwarding to syslog/SIEM, retention"}}
 	case tabUsers:
 		return []helpKey{{"a", "add a user"}, {"p", "reset the password"}, {"d", "disable/enable"},
 			{"g", "groups, expiry, hours, name"}, {"u", "unlock"}, {"m", "enrol TOTP (QR code)"}, {"t", "show the QR again (until first use)"}, {"r", "reset TOTP (typed)"},

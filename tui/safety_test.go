@@ -706,3 +706,37 @@ func TestMFAProvidersFromTheConsole(t *testing.T) {
 		t.Fatalf("providers %+v", f.providers)
 	}
 }
+
+// x on the Audit pane writes a HIPAA export of a date range, f sets the
+// forwarding and the retention: jobs that were CLI-only.
+func TestAuditJobsFromTheConsole(t *testing.T) {
+	f := sample()
+	tm := start(t, f, 80, 24)
+	waitFor(t, tm, "frontdesk2")
+	tm.Send(tea.KeyMsg{Type: tea.KeyTab})
+	typeKeys := func(s string) { tm.Send(tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune(s)}) }
+	enter := func() { tm.Send(tea.KeyMsg{Type: tea.KeyEnter}) }
+	waitFor(t, tm, "All entries")
+	typeKeys("x")
+	waitFor(t, tm, "HIPAA review export", "2026-10-01")
+	enter()
+	enter()
+	typeKeys("dr.lee")
+	enter()
+	waitFor(t, tm, "entries, 2 users with logins", "audit-x.csv", "exports/")
+	typeKeys(" ")
+	typeKeys("f")
+	waitFor(t, tm, "Audit forwarding")
+	typeKeys("siem.clinic.lan:6514")
+	for range 5 {
+		enter()
+	}
+	typeKeys("7y")
+	enter()
+	waitFor(t, tm, "forwarding to siem.clinic.lan:6514")
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.exports) != 1 || f.exports[0] != "2026-10-01..2026-11-01 dr.lee" || f.forward != "siem.clinic.lan:6514" || f.retention != "7y" {
+		t.Fatalf("exports %q forward %q retention %q", f.exports, f.forward, f.retention)
+	}
+}

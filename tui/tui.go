@@ -513,6 +513,14 @@ func (m Model) key(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
 		m.confirm = m.removeUser(m.users[min(m.cursor, len(m.users)-1)].Name)
 	case key.Matches(msg, keys.Remove) && m.tab == tabClients && len(m.clients) > 0:
 		m.confirm = m.removeClient(m.clients[min(m.cursor, len(m.clients)-1)].Name)
+	case msg.String() == "x" && m.tab == tabAudit:
+		if j, ok := m.auditJobs(); ok {
+			m.form = m.hipaaForm(j)
+		}
+	case msg.String() == "f" && m.tab == tabAudit:
+		if j, ok := m.auditJobs(); ok {
+			m.form = m.forwardForm(j)
+		}
 	case msg.String() == "m" && m.tab == tabUpstreams:
 		return m, m.mfaProvidersCmd()
 	case key.Matches(msg, keys.Test) && m.tab == tabUpstreams && len(m.ups) > 0:

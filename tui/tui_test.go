@@ -71,6 +71,10 @@ type fakeAdmin struct {
 	managed bool
 	// providers are the push MFA providers saved.
 	providers []admin.MFAProviderConfig
+	// exports, forward and retention record the Audit pane's jobs.
+	exports   []string
+	forward   string
+	retention string
 }
 
 type (
@@ -256,6 +260,38 @@ func (f fakeClients) EditClient(_ context.Context, name string, e admin.ClientEd
 
 // Upstreams lists clinic-ad (which a client uses: it cannot be removed)
 // and the upstreams added since, as they were added.
+func (f fakeAudit) ParseRange(_ context.Context, from, to string) (time.Time, time.Time, error) {
+	a, err := time.Parse(time.DateOnly, from)
+	if err != nil {
+		return a, a, fmt.Errorf("%w: from %q: give a date", admin.ErrInvalid, from)
+	}
+	b, err := time.Parse(time.DateOnly, to)
+	return a, b.AddDate(0, 0, 1), err
+}
+
+func (f fakeAudit) ExportHIPAA(_ context.Context, from, to time.Time, user, _ string) (admin.HIPAAExport, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.exports = append(f.exports, from.Format(time.DateOnly)+".."+to.Format(time.DateOnly)+" "+user)
+	return admin.HIPAAExport{Entries: len(f.rows), Users: 2, Files: []string{"/var/lib/clinicgate/exports/audit-x.csv"}}, nil
+}
+
+func (f fakeAudit) SetAuditForward(_ context.Context, in admin.AuditForwardSettings) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.forward = in.Address
+	return nil
+}
+
+func (f fakeAudit) DisableAuditForward(context.Context) error { return nil }
+
+func (f fakeAudit) SetAuditRetention(_ context.Context, text string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.retention = text
+	return nil
+}
+
 func (f fakeUpstreams) MFAProviders(context.Context) ([]admin.MFAProviderStatus, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()

@@ -17,13 +17,43 @@ func (c *cli) audit(ctx context.Context, args []string) error {
 	if len(args) > 0 && args[0] == "forward" {
 		return c.auditForward(ctx, args[1:]) // auditfwd.go
 	}
-	return c.dispatch(ctx, "audit", "audit: tail, show, verify, export, retention or forward?", args, subcommands{
+	return c.dispatch(ctx, "audit", "audit: tail, show, verify, export, hipaa, retention or forward?", args, subcommands{
 		"tail":      c.auditTail,
 		"show":      c.auditShow,
 		"verify":    c.auditVerify,
 		"export":    c.auditExport,
 		"retention": c.auditRetention,
+		"hipaa":     c.auditHIPAA,
 	})
+}
+
+// auditHIPAA writes a date range's audit for a HIPAA review: CSV, JSON
+// lines, the chain proof and the per-user access report.
+func (c *cli) auditHIPAA(fs *flag.FlagSet) action {
+	from := fs.String("from", "", "first day, YYYY-MM-DD (the site's zone)")
+	to := fs.String("to", "", "last day, YYYY-MM-DD (included)")
+	userName := fs.String("user", "", "only this user's entries")
+	out := fs.String("out", "", "directory to write into (default: exports/ in the data directory, fetched over SFTP)")
+	return action{check: func([]string) error {
+		if *from == "" || *to == "" {
+			return usageError{"audit hipaa: give --from and --to (YYYY-MM-DD)"}
+		}
+		return nil
+	}, run: func(ctx context.Context, svc *admin.Service, _ []string) error {
+		f, t, err := svc.ParseRange(ctx, *from, *to)
+		if err != nil {
+			return err
+		}
+		res, err := svc.ExportHIPAA(ctx, f, t, *userName, *out)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(c.out, "%d entries, %d users with logins:\n", res.Entries, res.Users)
+		for _, p := range res.Files {
+			fmt.Fprintln(c.out, "  "+p)
+		}
+		return nil
+	}}
 }
 
 func (c *cli) auditTail(fs *flag.FlagSet) action {

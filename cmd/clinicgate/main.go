@@ -46,6 +46,7 @@ Usage:
       (Apple devices without an MDM: --method tls --scep URL [--challenge C])
   clinicgate audit tail [-n N] [--follow] [--user NAME] | show N | verify [--against FILE]
   clinicgate audit export [--out FILE] | retention [6y]
+  clinicgate audit hipaa --from YYYY-MM-DD --to YYYY-MM-DD [--user U] [--out DIR]   # CSV, JSON lines, chain proof, access report
   clinicgate audit forward set --address HOST:6514 --ca CA.pem [--cert C.pem --key K.pem] | show | off
   clinicgate settings list | set KEY VALUE
   clinicgate acct list [--active]

@@ -364,6 +364,9 @@ func (d *Daemon) openHTTP() {
 		fmt.Fprintln(w, "ok")
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(d.metrics, promhttp.HandlerOpts{}))
+	if d.cfg.PProf {
+		addPProf(mux)
+	}
 	d.http = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 }
 

@@ -1,0 +1,376 @@
+package e2e
+
+// make bench, issue 15's table from one run: RADIUS PAP proxied against
+// FreeRADIUS's proxy (rate, p99, CPU per request), LDAP proxy binds
+// against slapd's back-ldap and slapd directly, a 2000-request burst with
+// and without NAS-like retransmits, local users' first and repeat logins,
+// idle and peak RSS. The machine is shared: each comparison alternates
+// clinicgate and its peer in rounds within the run, and the table's last
+// column is the ratio, the figure to read. Nothing here asserts a time.
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/go-ldap/ldap/v3"
+	"layeh.com/radius"
+
+	"github.com/clinicgate/clinicgate/appliance/policy"
+	"github.com/clinicgate/clinicgate/appliance/store"
+	"github.com/clinicgate/clinicgate/appliance/upstream/upstreamtest"
+)
+
+// issue15Rows are the table's rows, in the order measured.
+var issue15Rows struct {
+	mu   sync.Mutex
+	rows [][4]string
+}
+
+func issue15Row(work, cg, peer, ratio string) {
+	issue15Rows.mu.Lock()
+	defer issue15Rows.mu.Unlock()
+	issue15Rows.rows = append(issue15Rows.rows, [4]string{work, cg, peer, ratio})
+}
+
+// BenchmarkIssue15 runs each part as a sub-benchmark (select one with
+// -bench 'Issue15/proxy') and prints the table of those that ran.
+func BenchmarkIssue15(b *testing.B) {
+	issue15Rows.mu.Lock()
+	issue15Rows.rows = nil
+	issue15Rows.mu.Unlock()
+	b.Run("proxy", benchIssue15Proxy)
+	b.Run("burst", benchIssue15Burst)
+	b.Run("ldap", benchIssue15LDAP)
+	b.Run("local", benchIssue15Local)
+	b.Run("idle", benchIssue15Idle)
+	issue15Rows.mu.Lock()
+	defer issue15Rows.mu.Unlock()
+	if len(issue15Rows.rows) == 0 {
+		return
+	}
+	var sb strings.Builder
+	sb.WriteString("\nissue 15, one run (shared machine: read the ratios)\n\n| work | clinicgate | peer | ratio |\n|---|---|---|---|\n")
+	for _, r := range issue15Rows.rows {
+		fmt.Fprintf(&sb, "| %s | %s | %s | %s |\n", r[0], r[1], r[2], r[3])
+	}
+	fmt.Print(sb.String())
+}
+
+// rssMB reads a process's current (VmRSS) or peak (VmHWM) resident set.
+func rssMB(pid int, field string) float64 {
+	raw, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "status"))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(raw), "\n") {
+		if strings.HasPrefix(line, field+":") {
+			f := strings.Fields(line)
+			kb, _ := strconv.ParseFloat(f[1], 64)
+			return kb / 1024
+		}
+	}
+	return 0
+}
+
+// proxySite starts an upstream FreeRADIUS with users bench0..users-1,
+// FreeRADIUS proxying to it, and clinicgate proxying to it (MFA off).
+func proxySite(b *testing.B, users int) (cg *daemon, up, proxy *upstreamtest.FreeRADIUS) {
+	var us []upstreamtest.RADIUSUser
+	for i := range users {
+		us = append(us, upstreamtest.RADIUSUser{Name: "bench" + strconv.Itoa(i), Password: benchPassword})
+	}
+	up = upstreamtest.StartFreeRADIUS(b, upstreamtest.FreeRADIUSOptions{Users: us, RequireMessageAuthenticator: true})
+	proxy = upstreamtest.StartFreeRADIUS(b, upstreamtest.FreeRADIUSOptions{Secret: secret, ProxyTo: up})
+	data := b.TempDir()
+	cg = startDaemon(b, data)
+	st, err := store.Open(context.Background(), data, store.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	cfg := fmt.Sprintf(`{"servers":[%q],"require_message_authenticator":false,"timeout_ms":2000,"budget_ms":4000}`, up.Addr)
+	pol := policy.Default()
+	pol.Upstream, pol.MFA = "fr", policy.MFAOff
+	err = st.WithTx(context.Background(), func(tx *store.Tx) error {
+		if err := tx.CreateUpstream(context.Background(), store.Upstream{Name: "fr", Kind: "radius", Config: cfg, Secret: []byte(up.Secret)}, time.Now()); err != nil {
+			return err
+		}
+		_, err := tx.CreateClient(context.Background(), store.Client{Name: "bench", Door: "radius", Prefix: netip.MustParsePrefix("127.0.0.1/32"), Secret: []byte(secret), Policy: pol}, time.Now())
+		return err
+	})
+	st.Close()
+	if err != nil {
+		b.Fatal(err)
+	}
+	time.Sleep(1100 * time.Millisecond) // the daemon reloads clients within a second
+	mk := func(i int) (string, string) { return "bench" + strconv.Itoa(i%users), benchPassword }
+	// Warm up both (the local records are provisioned at first login).
+	load(b, cg.auth, 32, users, mk)
+	load(b, proxy.Addr, 32, users, mk)
+	return cg, up, proxy
+}
+
+// measured is one side's sum over the rounds.
+type measured struct {
+	sent, ok int
+	elapsed  time.Duration
+	cpu      time.Duration
+	lat      []time.Duration
+}
+
+func (m measured) rate() float64 { return float64(m.sent) / m.elapsed.Seconds() }
+func (m measured) cpuPer() time.Duration {
+	if m.sent == 0 {
+		return 0
+	}
+	return m.cpu / time.Duration(m.sent)
+}
+
+func benchIssue15Proxy(b *testing.B) {
+	const users, total, conc, rounds = 200, 2000, 32, 3
+	cg, _, proxy := proxySite(b, users)
+	mk := func(i int) (string, string) { return "bench" + strconv.Itoa(i%users), benchPassword }
+	for range b.N {
+		var sides [2]measured
+		for range rounds {
+			for s, tg := range []struct {
+				addr string
+				pid  int
+			}{{cg.auth, cg.cmd.Process.Pid}, {proxy.Addr, proxy.Pid()}} {
+				c0 := procCPU(tg.pid)
+				r := load(b, tg.addr, conc, total, mk)
+				sides[s].cpu += procCPU(tg.pid) - c0
+				sides[s].sent += r.sent
+				sides[s].ok += r.accepted
+				sides[s].elapsed += r.elapsed
+				sides[s].lat = append(sides[s].lat, r.latencies...)
+			}
+		}
+		c, f := sides[0], sides[1]
+		b.ReportMetric(c.rate(), "clinicgate-req/s")
+		b.ReportMetric(f.rate(), "freeradius-req/s")
+		b.ReportMetric(c.rate()/f.rate(), "ratio")
+		b.ReportMetric(ms(pct(c.lat, 0.99)), "clinicgate-p99-ms")
+		b.ReportMetric(ms(pct(f.lat, 0.99)), "freeradius-p99-ms")
+		b.ReportMetric(float64(c.cpuPer().Microseconds()), "clinicgate-cpu-us/req")
+		b.ReportMetric(float64(f.cpuPer().Microseconds()), "freeradius-cpu-us/req")
+		b.ReportMetric(float64(c.ok), "clinicgate-accepted")
+		b.ReportMetric(float64(f.ok), "freeradius-accepted")
+		issue15Row(fmt.Sprintf("RADIUS PAP proxied to a FreeRADIUS upstream, c=%d, %d×%d requests", conc, rounds, total),
+			fmt.Sprintf("%.0f req/s, p99 %.1f ms, %d µs CPU/req, %d accepted", c.rate(), ms(pct(c.lat, 0.99)), c.cpuPer().Microseconds(), c.ok),
+			fmt.Sprintf("FreeRADIUS proxy %.0f req/s, p99 %.1f ms, %d µs CPU/req, %d accepted", f.rate(), ms(pct(f.lat, 0.99)), f.cpuPer().Microseconds(), f.ok),
+			fmt.Sprintf("%.2f× rate, %.2f× CPU/req", c.rate()/f.rate(), float64(c.cpuPer())/float64(f.cpuPer())))
+	}
+	b.ReportMetric(peakRSS(cg.cmd.Process.Pid), "clinicgate-peak-rss-MB")
+}
+
+// burstResult is what a burst got back.
+type burstResult struct {
+	answered int
+	lat      []time.Duration // from the first send to the answer
+}
+
+// burst sends n requests at once, one UDP socket each. With retransmits,
+// a socket that hears nothing in 3 s sends the same packet again, twice at
+// most, as a NAS does; without, it waits wait.
+func burst(b *testing.B, addr string, n int, retransmits bool, mk func(i int) (string, string)) burstResult {
+	conns := make([]net.Conn, n)
+	for i := range conns {
+		c, err := net.Dial("udp", addr)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer c.Close()
+		conns[i] = c
+	}
+	var mu sync.Mutex
+	var res burstResult
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for i, c := range conns {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			user, pw := mk(i)
+			raw, _ := accessRequest(byte(i), user, pw)
+			buf := make([]byte, 4096)
+			<-start
+			t0 := time.Now()
+			tries, wait := 1, 5*time.Second
+			if retransmits {
+				tries, wait = 3, 3*time.Second
+			}
+			for range tries {
+				if _, err := c.Write(raw); err != nil {
+					return
+				}
+				c.SetReadDeadline(time.Now().Add(wait))
+				if n, err := c.Read(buf); err == nil && n >= 20 && radius.Code(buf[0]) != 0 {
+					mu.Lock()
+					res.answered++
+					res.lat = append(res.lat, time.Since(t0))
+					mu.Unlock()
+					return
+				}
+			}
+		}()
+	}
+	close(start)
+	wg.Wait()
+	return res
+}
+
+func benchIssue15Burst(b *testing.B) {
+	const users, n = 200, 2000
+	cg, _, proxy := proxySite(b, users)
+	mk := func(i int) (string, string) { return "bench" + strconv.Itoa(i%users), benchPassword }
+	for range b.N {
+		for _, retransmits := range []bool{false, true} {
+			name := "burst"
+			if retransmits {
+				name = "burst-retransmit"
+			}
+			time.Sleep(time.Second)
+			c := burst(b, cg.auth, n, retransmits, mk)
+			time.Sleep(time.Second)
+			f := burst(b, proxy.Addr, n, retransmits, mk)
+			b.ReportMetric(float64(c.answered), name+"-clinicgate-answered")
+			b.ReportMetric(float64(f.answered), name+"-freeradius-answered")
+			b.ReportMetric(ms(pct(c.lat, 0.5)), name+"-clinicgate-p50-ms")
+			b.ReportMetric(ms(pct(f.lat, 0.5)), name+"-freeradius-p50-ms")
+			work := fmt.Sprintf("%d RADIUS requests at once, proxied", n)
+			if retransmits {
+				work = "the same burst, NAS-like retransmits (3 s, 2 retries)"
+			}
+			issue15Row(work,
+				fmt.Sprintf("%d/%d answered, p50 %.2f s", c.answered, n, pct(c.lat, 0.5).Seconds()),
+				fmt.Sprintf("FreeRADIUS proxy %d/%d, p50 %.2f s", f.answered, n, pct(f.lat, 0.5).Seconds()),
+				fmt.Sprintf("%.2f× answered", float64(c.answered)/float64(max(f.answered, 1))))
+		}
+	}
+	peak := peakRSS(cg.cmd.Process.Pid)
+	b.ReportMetric(peak, "clinicgate-peak-rss-MB")
+	issue15Row("peak RSS after the bursts", fmt.Sprintf("%.0f MB", peak), fmt.Sprintf("FreeRADIUS proxy %.0f MB", rssMB(proxy.Pid(), "VmHWM")), "")
+}
+
+func benchIssue15LDAP(b *testing.B) {
+	const users, total, conc, rounds = 50, 2000, 8, 2
+	var us []upstreamtest.LDAPUser
+	for i := range users {
+		us = append(us, upstreamtest.LDAPUser{UID: "bench" + strconv.Itoa(i), Password: benchPassword, Groups: []string{"staff"}})
+	}
+	s := upstreamtest.StartSlapd(b, upstreamtest.SlapdOptions{Users: us})
+	back := upstreamtest.StartBackLDAP(b, s)
+	data := b.TempDir()
+	d := startDaemon(b, data)
+	cgB(b, data, "service-secret", "upstream", "add", "dir", "--kind", "ldap", "--url", s.URL, "--starttls=false",
+		"--bind-dn", "cn=ehr-service,"+s.Base, "--base-dn", "ou=people,"+s.Base, "--group-base-dn", "ou=groups,"+s.Base, "--secret-stdin")
+	cgB(b, data, "", "settings", "set", "ldap_mode", "proxy")
+	cgB(b, data, "", "settings", "set", "ldap_proxy_upstream", "dir")
+	cgB(b, data, "", "settings", "set", "ldap_base_dn", s.Base)
+	cgB(b, data, "", "client", "add", "ehr", "--door", "ldap", "--address", "127.0.0.1", "--upstream", "dir", "--mfa", "off", "--allow-plain-ldap")
+	targets := []struct{ name, url string }{{"clinicgate", "ldap://" + d.ldap}, {"direct", s.URL}, {"backldap", back.URL}}
+	dn := func(i int) string { return fmt.Sprintf("uid=bench%d,ou=people,%s", i%users, s.Base) }
+	warm, err := ldap.DialURL(targets[0].url)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for i := range users {
+		if err := warm.Bind(dn(i), benchPassword); err != nil {
+			b.Fatalf("warm-up bind %d: %v", i, err)
+		}
+	}
+	warm.Close()
+	for range b.N {
+		var sum [3]struct {
+			binds int
+			secs  float64
+			errs  int
+		}
+		for range rounds {
+			for t, tg := range targets {
+				conns := make([]*ldap.Conn, conc)
+				for w := range conns {
+					c, err := ldap.DialURL(tg.url)
+					if err != nil {
+						b.Fatal(err)
+					}
+					conns[w] = c
+				}
+				r := runLoad(conc, total, func(w, i int) error { return conns[w].Bind(dn(i), benchPassword) })
+				for _, c := range conns {
+					c.Close()
+				}
+				sum[t].binds += total
+				sum[t].secs += float64(total) / r.rate
+				sum[t].errs += r.errs
+				if r.firstErr != nil {
+					b.Logf("%s: %d errors, the first: %v", tg.name, r.errs, r.firstErr)
+				}
+			}
+		}
+		rate := func(t int) float64 { return float64(sum[t].binds) / sum[t].secs }
+		b.ReportMetric(rate(0), "clinicgate-binds/s")
+		b.ReportMetric(rate(1), "direct-binds/s")
+		b.ReportMetric(rate(2), "backldap-binds/s")
+		b.ReportMetric(rate(0)/rate(1), "ratio-vs-direct")
+		b.ReportMetric(rate(0)/rate(2), "ratio-vs-backldap")
+		b.ReportMetric(float64(sum[0].errs+sum[1].errs+sum[2].errs), "errors")
+		issue15Row(fmt.Sprintf("LDAP binds in proxy mode, persistent connections, c=%d", conc),
+			fmt.Sprintf("%.0f binds/s", rate(0)),
+			fmt.Sprintf("slapd back-ldap %.0f/s; direct slapd %.0f/s", rate(2), rate(1)),
+			fmt.Sprintf("%.2f× back-ldap, %.2f× direct", rate(0)/rate(2), rate(0)/rate(1)))
+	}
+	b.ReportMetric(peakRSS(d.cmd.Process.Pid), "clinicgate-peak-rss-MB")
+}
+
+// benchIssue15Local: local users (production argon2id) logging in for the
+// first time, then again within the repeat-login window.
+func benchIssue15Local(b *testing.B) {
+	const users, conc, repeats = 64, 32, 5
+	data, _ := benchSite(b, users, policy.MFAOff)
+	// Before the setting existed this fails and every login hashes.
+	if out, err := exec.Command(binPath, "settings", "set", "repeat_login_seconds", "300", "--data", data).CombinedOutput(); err != nil {
+		b.Logf("repeat_login_seconds: %v: %s", err, out)
+	}
+	d := startDaemon(b, data)
+	mk := func(i int) (string, string) { return "bench" + strconv.Itoa(i%users), benchPassword }
+	for range b.N {
+		first := load(b, d.auth, conc, users, mk)
+		repeat := load(b, d.auth, conc, users*repeats, mk)
+		fr, rr := float64(first.sent)/first.elapsed.Seconds(), float64(repeat.sent)/repeat.elapsed.Seconds()
+		b.ReportMetric(fr, "first-logins/s")
+		b.ReportMetric(rr, "repeat-logins/s")
+		b.ReportMetric(rr/fr, "ratio")
+		b.ReportMetric(float64(first.accepted+repeat.accepted), "accepted")
+		issue15Row(fmt.Sprintf("local users, c=%d (argon2id m=12 MiB t=3): first login, then repeats within the window", conc),
+			fmt.Sprintf("first %.0f logins/s (p50 %.0f ms), repeat %.0f logins/s (p50 %.1f ms); %d/%d accepted", fr, ms(pct(first.latencies, 0.5)), rr, ms(pct(repeat.latencies, 0.5)), first.accepted+repeat.accepted, first.sent+repeat.sent),
+			"", fmt.Sprintf("repeat %.1f× first", rr/fr))
+	}
+}
+
+// benchIssue15Idle: resident memory of each server started and left idle.
+func benchIssue15Idle(b *testing.B) {
+	s := upstreamtest.StartSlapd(b, upstreamtest.SlapdOptions{Users: []upstreamtest.LDAPUser{{UID: "u", Password: "p"}}})
+	fr := upstreamtest.StartFreeRADIUS(b, upstreamtest.FreeRADIUSOptions{Users: []upstreamtest.RADIUSUser{{Name: "u", Password: "p"}}})
+	data, _ := benchSite(b, 1, policy.MFAOff)
+	d := startDaemon(b, data)
+	for range b.N {
+		time.Sleep(3 * time.Second)
+		cg := rssMB(d.cmd.Process.Pid, "VmRSS")
+		b.ReportMetric(cg, "clinicgate-idle-rss-MB")
+		b.ReportMetric(rssMB(fr.Pid(), "VmRSS"), "freeradius-idle-rss-MB")
+		b.ReportMetric(rssMB(s.Pid(), "VmRSS"), "slapd-idle-rss-MB")
+		issue15Row("idle RSS", fmt.Sprintf("%.0f MiB", cg),
+			fmt.Sprintf("FreeRADIUS %.0f MiB, slapd %.0f MiB", rssMB(fr.Pid(), "VmRSS"), rssMB(s.Pid(), "VmRSS")), "")
+	}
+}

@@ -135,7 +135,7 @@ func (g *Gate) resumeChallenge(ctx context.Context, r *run) (verdict, error) {
 		return r.refuse(ReasonUpstreamDown, MsgDenied), nil
 	}
 	r.step("challenge", "answer to a pending challenge")
-	u, err := g.store.UserByName(ctx, c.user)
+	u, err := g.store.CachedUserByName(ctx, c.user)
 	if errors.Is(err, store.ErrNotFound) || (err == nil && u.ID != c.userID) {
 		r.step("account", "removed since the challenge")
 		return r.refuse(ReasonUnknownUser, MsgDenied), nil
@@ -185,14 +185,18 @@ type Canonicalizer interface {
 // localUser finds the local record for a name as typed, trying the
 // upstream's canonical form too, so that lockout, failure counting and the
 // credential cache cannot be dodged by typing the name another way.
+//
+// It reads through the store's in-memory cache, which drops a record as
+// soon as anything changes it (a failure counted here, an edit by the CLI
+// within a quarter of a second).
 func (g *Gate) localUser(ctx context.Context, v upstream.Verifier, typed string) (store.User, error) {
-	u, err := g.store.UserByName(ctx, typed)
+	u, err := g.store.CachedUserByName(ctx, typed)
 	if !errors.Is(err, store.ErrNotFound) {
 		return u, err
 	}
 	if c, ok := v.(Canonicalizer); ok {
 		if name := c.Canonical(typed); name != "" && !strings.EqualFold(name, typed) {
-			return g.store.UserByName(ctx, name)
+			return g.store.CachedUserByName(ctx, name)
 		}
 	}
 	return u, err
@@ -401,7 +405,7 @@ func (g *Gate) account(ctx context.Context, r *run) (verdict, error) {
 	if r.typed != nil && strings.EqualFold(r.typed.Name, id.Name) {
 		u = *r.typed
 	} else {
-		u, err = g.store.UserByName(ctx, id.Name)
+		u, err = g.store.CachedUserByName(ctx, id.Name)
 	}
 	if errors.Is(err, store.ErrNotFound) && !local {
 		u, err = g.provision(ctx, r, id.Name, pol.Upstream)

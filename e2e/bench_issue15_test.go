@@ -10,8 +10,11 @@ package e2e
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -92,7 +95,7 @@ func proxySite(b *testing.B, users int) (cg *daemon, up, proxy *upstreamtest.Fre
 	up = upstreamtest.StartFreeRADIUS(b, upstreamtest.FreeRADIUSOptions{Users: us, RequireMessageAuthenticator: true})
 	proxy = upstreamtest.StartFreeRADIUS(b, upstreamtest.FreeRADIUSOptions{Secret: secret, ProxyTo: up})
 	data := b.TempDir()
-	cg = startDaemon(b, data)
+	cg = startDaemon(b, data, "--pprof")
 	st, err := store.Open(context.Background(), data, store.Options{})
 	if err != nil {
 		b.Fatal(err)
@@ -139,6 +142,10 @@ func benchIssue15Proxy(b *testing.B) {
 	const users, total, conc, rounds = 200, 2000, 32, 3
 	cg, _, proxy := proxySite(b, users)
 	mk := func(i int) (string, string) { return "bench" + strconv.Itoa(i%users), benchPassword }
+	if out := os.Getenv("BENCH_CPUPROFILE"); out != "" {
+		// Profile clinicgate alone under the same load, before the rounds.
+		profile(b, cg, out, func() { load(b, cg.auth, conc, 5*total, mk) })
+	}
 	for range b.N {
 		var sides [2]measured
 		for range rounds {
@@ -372,5 +379,30 @@ func benchIssue15Idle(b *testing.B) {
 		b.ReportMetric(rssMB(s.Pid(), "VmRSS"), "slapd-idle-rss-MB")
 		issue15Row("idle RSS", fmt.Sprintf("%.0f MiB", cg),
 			fmt.Sprintf("FreeRADIUS %.0f MiB, slapd %.0f MiB", rssMB(fr.Pid(), "VmRSS"), rssMB(s.Pid(), "VmRSS")), "")
+	}
+}
+
+// profile saves the daemon's CPU profile, taken while work runs.
+func profile(b *testing.B, d *daemon, out string, work func()) {
+	got := make(chan error, 1)
+	go func() {
+		resp, err := http.Get("http://" + d.http + "/debug/pprof/profile?seconds=3")
+		if err != nil {
+			got <- err
+			return
+		}
+		defer resp.Body.Close()
+		f, err := os.Create(out)
+		if err != nil {
+			got <- err
+			return
+		}
+		_, err = io.Copy(f, resp.Body)
+		got <- errors.Join(err, f.Close())
+	}()
+	time.Sleep(100 * time.Millisecond)
+	work()
+	if err := <-got; err != nil {
+		b.Errorf("profile: %v", err)
 	}
 }

@@ -233,6 +233,7 @@ type Gate struct {
 	now        func() time.Time
 	challenges *challenges
 	remembered *remembered
+	repeat     *repeatLogins
 	// bindThrottle slows wrong bind-account secrets per source;
 	// loginThrottle blocks a source that fails a user's logins
 	// (throttle.go).
@@ -269,6 +270,7 @@ func NewGate(c Config) (*Gate, error) {
 		localDir: directory.NewStore(c.Store, c.Now, c.Logger), proxyUps: c.Directories,
 		challenges:    newChallenges(c.MaxChallenges, c.Rand),
 		remembered:    newRemembered(),
+		repeat:        newRepeatLogins(),
 		bindThrottle:  newThrottle(),
 		loginThrottle: newThrottle(),
 		providers:     c.Providers,

@@ -9,13 +9,11 @@ package e2e
 // column is the ratio, the figure to read. Nothing here asserts a time.
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
-	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -29,7 +27,6 @@ import (
 	"layeh.com/radius"
 
 	"github.com/clinicgate/clinicgate/appliance/policy"
-	"github.com/clinicgate/clinicgate/appliance/store"
 	"github.com/clinicgate/clinicgate/appliance/upstream/upstreamtest"
 )
 
@@ -85,41 +82,67 @@ func rssMB(pid int, field string) float64 {
 	return 0
 }
 
+// beforeBin is a clinicgate binary built from an older commit
+// (BENCH_BEFORE_BIN), measured beside the current one in the same run so
+// that a change's figure before and after comes from one run on this
+// noisy machine. Empty: only the current build runs.
+func beforeBin() string { return os.Getenv("BENCH_BEFORE_BIN") }
+
+// cgBin runs a clinicgate command of the given binary on data.
+func cgBin(b *testing.B, bin, data, stdin string, args ...string) {
+	b.Helper()
+	cmd := exec.Command(bin, append(args, "--data", data)...)
+	cmd.Stdin = strings.NewReader(stdin)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		b.Fatalf("%s %s: %v\n%s", filepath.Base(bin), strings.Join(args, " "), err, out)
+	}
+}
+
+// target is one server under load.
+type target struct {
+	name string
+	addr string
+	pid  int
+}
+
 // proxySite starts an upstream FreeRADIUS with users bench0..users-1,
-// FreeRADIUS proxying to it, and clinicgate proxying to it (MFA off).
-func proxySite(b *testing.B, users int) (cg *daemon, up, proxy *upstreamtest.FreeRADIUS) {
+// FreeRADIUS proxying to it, and clinicgate proxying to it (MFA off), and
+// the before build likewise when there is one. Each clinicgate is set up
+// through its own command line, so an older build sets up its own schema.
+func proxySite(b *testing.B, users int) (cgs []target, proxy *upstreamtest.FreeRADIUS, cg *daemon) {
 	var us []upstreamtest.RADIUSUser
 	for i := range users {
 		us = append(us, upstreamtest.RADIUSUser{Name: "bench" + strconv.Itoa(i), Password: benchPassword})
 	}
-	up = upstreamtest.StartFreeRADIUS(b, upstreamtest.FreeRADIUSOptions{Users: us, RequireMessageAuthenticator: true})
+	up := upstreamtest.StartFreeRADIUS(b, upstreamtest.FreeRADIUSOptions{Users: us, RequireMessageAuthenticator: true})
 	proxy = upstreamtest.StartFreeRADIUS(b, upstreamtest.FreeRADIUSOptions{Secret: secret, ProxyTo: up})
-	data := b.TempDir()
-	cg = startDaemon(b, data, "--pprof")
-	st, err := store.Open(context.Background(), data, store.Options{})
-	if err != nil {
-		b.Fatal(err)
+	bins := []struct{ name, bin string }{{"clinicgate", binPath}}
+	if bb := beforeBin(); bb != "" {
+		bins = append(bins, struct{ name, bin string }{"before", bb})
 	}
-	cfg := fmt.Sprintf(`{"servers":[%q],"require_message_authenticator":false,"timeout_ms":2000,"budget_ms":4000}`, up.Addr)
-	pol := policy.Default()
-	pol.Upstream, pol.MFA = "fr", policy.MFAOff
-	err = st.WithTx(context.Background(), func(tx *store.Tx) error {
-		if err := tx.CreateUpstream(context.Background(), store.Upstream{Name: "fr", Kind: "radius", Config: cfg, Secret: []byte(up.Secret)}, time.Now()); err != nil {
-			return err
+	for _, bn := range bins {
+		data := b.TempDir()
+		var args []string
+		if bn.bin == binPath {
+			args = append(args, "--pprof") // the before build may not know it
 		}
-		_, err := tx.CreateClient(context.Background(), store.Client{Name: "bench", Door: "radius", Prefix: netip.MustParsePrefix("127.0.0.1/32"), Secret: []byte(secret), Policy: pol}, time.Now())
-		return err
-	})
-	st.Close()
-	if err != nil {
-		b.Fatal(err)
+		d := startDaemonBin(b, bn.bin, data, args...)
+		cgBin(b, bn.bin, data, up.Secret, "upstream", "add", "fr", "--kind", "radius", "--server", up.Addr,
+			"--require-message-authenticator=false", "--timeout-ms", "2000", "--budget-ms", "4000", "--secret-stdin")
+		cgBin(b, bn.bin, data, secret, "client", "add", "bench", "--address", "127.0.0.1", "--upstream", "fr", "--mfa", "off", "--secret-stdin")
+		cgs = append(cgs, target{bn.name, d.auth, d.cmd.Process.Pid})
+		if cg == nil {
+			cg = d
+		}
 	}
-	time.Sleep(1100 * time.Millisecond) // the daemon reloads clients within a second
+	time.Sleep(1100 * time.Millisecond) // the daemons reload clients within a second
 	mk := func(i int) (string, string) { return "bench" + strconv.Itoa(i%users), benchPassword }
-	// Warm up both (the local records are provisioned at first login).
-	load(b, cg.auth, 32, users, mk)
+	// Warm up (the local records are provisioned at first login).
+	for _, t := range cgs {
+		load(b, t.addr, 32, users, mk)
+	}
 	load(b, proxy.Addr, 32, users, mk)
-	return cg, up, proxy
+	return cgs, proxy, cg
 }
 
 // measured is one side's sum over the rounds.
@@ -140,19 +163,17 @@ func (m measured) cpuPer() time.Duration {
 
 func benchIssue15Proxy(b *testing.B) {
 	const users, total, conc, rounds = 200, 2000, 32, 3
-	cg, _, proxy := proxySite(b, users)
+	cgs, proxy, cg := proxySite(b, users)
 	mk := func(i int) (string, string) { return "bench" + strconv.Itoa(i%users), benchPassword }
 	if out := os.Getenv("BENCH_CPUPROFILE"); out != "" {
 		// Profile clinicgate alone under the same load, before the rounds.
 		profile(b, cg, out, func() { load(b, cg.auth, conc, 5*total, mk) })
 	}
+	targets := append(append([]target(nil), cgs...), target{"freeradius", proxy.Addr, proxy.Pid()})
 	for range b.N {
-		var sides [2]measured
+		sides := make([]measured, len(targets))
 		for range rounds {
-			for s, tg := range []struct {
-				addr string
-				pid  int
-			}{{cg.auth, cg.cmd.Process.Pid}, {proxy.Addr, proxy.Pid()}} {
+			for s, tg := range targets {
 				c0 := procCPU(tg.pid)
 				r := load(b, tg.addr, conc, total, mk)
 				sides[s].cpu += procCPU(tg.pid) - c0
@@ -162,20 +183,26 @@ func benchIssue15Proxy(b *testing.B) {
 				sides[s].lat = append(sides[s].lat, r.latencies...)
 			}
 		}
-		c, f := sides[0], sides[1]
-		b.ReportMetric(c.rate(), "clinicgate-req/s")
+		f := sides[len(sides)-1]
 		b.ReportMetric(f.rate(), "freeradius-req/s")
-		b.ReportMetric(c.rate()/f.rate(), "ratio")
-		b.ReportMetric(ms(pct(c.lat, 0.99)), "clinicgate-p99-ms")
 		b.ReportMetric(ms(pct(f.lat, 0.99)), "freeradius-p99-ms")
-		b.ReportMetric(float64(c.cpuPer().Microseconds()), "clinicgate-cpu-us/req")
 		b.ReportMetric(float64(f.cpuPer().Microseconds()), "freeradius-cpu-us/req")
-		b.ReportMetric(float64(c.ok), "clinicgate-accepted")
-		b.ReportMetric(float64(f.ok), "freeradius-accepted")
-		issue15Row(fmt.Sprintf("RADIUS PAP proxied to a FreeRADIUS upstream, c=%d, %d×%d requests", conc, rounds, total),
-			fmt.Sprintf("%.0f req/s, p99 %.1f ms, %d µs CPU/req, %d accepted", c.rate(), ms(pct(c.lat, 0.99)), c.cpuPer().Microseconds(), c.ok),
-			fmt.Sprintf("FreeRADIUS proxy %.0f req/s, p99 %.1f ms, %d µs CPU/req, %d accepted", f.rate(), ms(pct(f.lat, 0.99)), f.cpuPer().Microseconds(), f.ok),
-			fmt.Sprintf("%.2f× rate, %.2f× CPU/req", c.rate()/f.rate(), float64(c.cpuPer())/float64(f.cpuPer())))
+		for i, tg := range cgs {
+			c := sides[i]
+			b.ReportMetric(c.rate(), tg.name+"-req/s")
+			b.ReportMetric(c.rate()/f.rate(), tg.name+"-ratio")
+			b.ReportMetric(ms(pct(c.lat, 0.99)), tg.name+"-p99-ms")
+			b.ReportMetric(float64(c.cpuPer().Microseconds()), tg.name+"-cpu-us/req")
+			b.ReportMetric(float64(c.ok), tg.name+"-accepted")
+			work := fmt.Sprintf("RADIUS PAP proxied to a FreeRADIUS upstream, c=%d, %d×%d requests", conc, rounds, total)
+			if tg.name != "clinicgate" {
+				work += " (" + tg.name + ")"
+			}
+			issue15Row(work,
+				fmt.Sprintf("%.0f req/s, p99 %.1f ms, %d µs CPU/req, %d accepted", c.rate(), ms(pct(c.lat, 0.99)), c.cpuPer().Microseconds(), c.ok),
+				fmt.Sprintf("FreeRADIUS proxy %.0f req/s, p99 %.1f ms, %d µs CPU/req, %d accepted", f.rate(), ms(pct(f.lat, 0.99)), f.cpuPer().Microseconds(), f.ok),
+				fmt.Sprintf("%.2f× rate, %.2f× CPU/req, %.2f× p99", c.rate()/f.rate(), float64(c.cpuPer())/float64(f.cpuPer()), float64(pct(c.lat, 0.99))/float64(pct(f.lat, 0.99))))
+		}
 	}
 	b.ReportMetric(peakRSS(cg.cmd.Process.Pid), "clinicgate-peak-rss-MB")
 }
@@ -238,7 +265,7 @@ func burst(b *testing.B, addr string, n int, retransmits bool, mk func(i int) (s
 
 func benchIssue15Burst(b *testing.B) {
 	const users, n = 200, 2000
-	cg, _, proxy := proxySite(b, users)
+	cgs, proxy, cg := proxySite(b, users)
 	mk := func(i int) (string, string) { return "bench" + strconv.Itoa(i%users), benchPassword }
 	for range b.N {
 		for _, retransmits := range []bool{false, true} {
@@ -246,22 +273,31 @@ func benchIssue15Burst(b *testing.B) {
 			if retransmits {
 				name = "burst-retransmit"
 			}
-			time.Sleep(time.Second)
-			c := burst(b, cg.auth, n, retransmits, mk)
+			var got []burstResult
+			for _, tg := range cgs {
+				time.Sleep(time.Second)
+				got = append(got, burst(b, tg.addr, n, retransmits, mk))
+			}
 			time.Sleep(time.Second)
 			f := burst(b, proxy.Addr, n, retransmits, mk)
-			b.ReportMetric(float64(c.answered), name+"-clinicgate-answered")
 			b.ReportMetric(float64(f.answered), name+"-freeradius-answered")
-			b.ReportMetric(ms(pct(c.lat, 0.5)), name+"-clinicgate-p50-ms")
 			b.ReportMetric(ms(pct(f.lat, 0.5)), name+"-freeradius-p50-ms")
-			work := fmt.Sprintf("%d RADIUS requests at once, proxied", n)
-			if retransmits {
-				work = "the same burst, NAS-like retransmits (3 s, 2 retries)"
+			for i, tg := range cgs {
+				c := got[i]
+				b.ReportMetric(float64(c.answered), name+"-"+tg.name+"-answered")
+				b.ReportMetric(ms(pct(c.lat, 0.5)), name+"-"+tg.name+"-p50-ms")
+				work := fmt.Sprintf("%d RADIUS requests at once, proxied", n)
+				if retransmits {
+					work = "the same burst, NAS-like retransmits (3 s, 2 retries)"
+				}
+				if tg.name != "clinicgate" {
+					work += " (" + tg.name + ")"
+				}
+				issue15Row(work,
+					fmt.Sprintf("%d/%d answered, p50 %.2f s", c.answered, n, pct(c.lat, 0.5).Seconds()),
+					fmt.Sprintf("FreeRADIUS proxy %d/%d, p50 %.2f s", f.answered, n, pct(f.lat, 0.5).Seconds()),
+					fmt.Sprintf("%.2f× answered", float64(c.answered)/float64(max(f.answered, 1))))
 			}
-			issue15Row(work,
-				fmt.Sprintf("%d/%d answered, p50 %.2f s", c.answered, n, pct(c.lat, 0.5).Seconds()),
-				fmt.Sprintf("FreeRADIUS proxy %d/%d, p50 %.2f s", f.answered, n, pct(f.lat, 0.5).Seconds()),
-				fmt.Sprintf("%.2f× answered", float64(c.answered)/float64(max(f.answered, 1))))
 		}
 	}
 	peak := peakRSS(cg.cmd.Process.Pid)
@@ -277,32 +313,64 @@ func benchIssue15LDAP(b *testing.B) {
 	}
 	s := upstreamtest.StartSlapd(b, upstreamtest.SlapdOptions{Users: us})
 	back := upstreamtest.StartBackLDAP(b, s)
-	data := b.TempDir()
-	d := startDaemon(b, data)
-	cgB(b, data, "service-secret", "upstream", "add", "dir", "--kind", "ldap", "--url", s.URL, "--starttls=false",
-		"--bind-dn", "cn=ehr-service,"+s.Base, "--base-dn", "ou=people,"+s.Base, "--group-base-dn", "ou=groups,"+s.Base, "--secret-stdin")
-	cgB(b, data, "", "settings", "set", "ldap_mode", "proxy")
-	cgB(b, data, "", "settings", "set", "ldap_proxy_upstream", "dir")
-	cgB(b, data, "", "settings", "set", "ldap_base_dn", s.Base)
-	cgB(b, data, "", "client", "add", "ehr", "--door", "ldap", "--address", "127.0.0.1", "--upstream", "dir", "--mfa", "off", "--allow-plain-ldap")
-	targets := []struct{ name, url string }{{"clinicgate", "ldap://" + d.ldap}, {"direct", s.URL}, {"backldap", back.URL}}
-	dn := func(i int) string { return fmt.Sprintf("uid=bench%d,ou=people,%s", i%users, s.Base) }
-	warm, err := ldap.DialURL(targets[0].url)
-	if err != nil {
-		b.Fatal(err)
+	targets := []struct{ name, url string }{{"direct", s.URL}, {"backldap", back.URL}}
+	bins := []struct{ name, bin string }{{"clinicgate", binPath}}
+	if bb := beforeBin(); bb != "" {
+		bins = append(bins, struct{ name, bin string }{"before", bb})
 	}
-	for i := range users {
-		if err := warm.Bind(dn(i), benchPassword); err != nil {
-			b.Fatalf("warm-up bind %d: %v", i, err)
+	var d *daemon
+	for _, bn := range bins {
+		data := b.TempDir()
+		var args []string
+		if bn.bin == binPath {
+			args = append(args, "--pprof")
+		}
+		dd := startDaemonBin(b, bn.bin, data, args...)
+		if d == nil {
+			d = dd
+		}
+		cgBin(b, bn.bin, data, "service-secret", "upstream", "add", "dir", "--kind", "ldap", "--url", s.URL, "--starttls=false",
+			"--bind-dn", "cn=ehr-service,"+s.Base, "--base-dn", "ou=people,"+s.Base, "--group-base-dn", "ou=groups,"+s.Base, "--secret-stdin")
+		cgBin(b, bn.bin, data, "", "settings", "set", "ldap_mode", "proxy")
+		cgBin(b, bn.bin, data, "", "settings", "set", "ldap_proxy_upstream", "dir")
+		cgBin(b, bn.bin, data, "", "settings", "set", "ldap_base_dn", s.Base)
+		cgBin(b, bn.bin, data, "", "client", "add", "ehr", "--door", "ldap", "--address", "127.0.0.1", "--upstream", "dir", "--mfa", "off", "--allow-plain-ldap")
+		targets = append(targets, struct{ name, url string }{bn.name, "ldap://" + dd.ldap})
+	}
+	// clinicgate first, then the peers, then the before build.
+	targets[0], targets[1], targets[2] = targets[2], targets[0], targets[1]
+	dn := func(i int) string { return fmt.Sprintf("uid=bench%d,ou=people,%s", i%users, s.Base) }
+	time.Sleep(1100 * time.Millisecond) // the daemons reload clients within a second
+	for _, tg := range targets {
+		warm, err := ldap.DialURL(tg.url)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for i := range users {
+			if err := warm.Bind(dn(i), benchPassword); err != nil {
+				b.Fatalf("%s: warm-up bind %d: %v", tg.name, i, err)
+			}
+		}
+		warm.Close()
+	}
+	if out := os.Getenv("BENCH_LDAP_CPUPROFILE"); out != "" {
+		conns := make([]*ldap.Conn, conc)
+		for w := range conns {
+			conns[w], _ = ldap.DialURL(targets[0].url)
+		}
+		profile(b, d, out, func() {
+			runLoad(conc, 3*total, func(w, i int) error { return conns[w].Bind(dn(i), benchPassword) })
+		})
+		for _, c := range conns {
+			c.Close()
 		}
 	}
-	warm.Close()
 	for range b.N {
-		var sum [3]struct {
+		sum := make([]struct {
 			binds int
 			secs  float64
 			errs  int
-		}
+		}, len(targets))
 		for range rounds {
 			for t, tg := range targets {
 				conns := make([]*ldap.Conn, conc)
@@ -326,16 +394,25 @@ func benchIssue15LDAP(b *testing.B) {
 			}
 		}
 		rate := func(t int) float64 { return float64(sum[t].binds) / sum[t].secs }
-		b.ReportMetric(rate(0), "clinicgate-binds/s")
 		b.ReportMetric(rate(1), "direct-binds/s")
 		b.ReportMetric(rate(2), "backldap-binds/s")
-		b.ReportMetric(rate(0)/rate(1), "ratio-vs-direct")
-		b.ReportMetric(rate(0)/rate(2), "ratio-vs-backldap")
-		b.ReportMetric(float64(sum[0].errs+sum[1].errs+sum[2].errs), "errors")
-		issue15Row(fmt.Sprintf("LDAP binds in proxy mode, persistent connections, c=%d", conc),
-			fmt.Sprintf("%.0f binds/s", rate(0)),
-			fmt.Sprintf("slapd back-ldap %.0f/s; direct slapd %.0f/s", rate(2), rate(1)),
-			fmt.Sprintf("%.2f× back-ldap, %.2f× direct", rate(0)/rate(2), rate(0)/rate(1)))
+		for t, tg := range targets {
+			b.ReportMetric(float64(sum[t].errs), tg.name+"-errors")
+			if t == 1 || t == 2 {
+				continue
+			}
+			b.ReportMetric(rate(t), tg.name+"-binds/s")
+			b.ReportMetric(rate(t)/rate(1), tg.name+"-ratio-vs-direct")
+			b.ReportMetric(rate(t)/rate(2), tg.name+"-ratio-vs-backldap")
+			work := fmt.Sprintf("LDAP binds in proxy mode, persistent connections, c=%d, %d×%d binds", conc, rounds, total)
+			if tg.name != "clinicgate" {
+				work += " (" + tg.name + ")"
+			}
+			issue15Row(work,
+				fmt.Sprintf("%.0f binds/s", rate(t)),
+				fmt.Sprintf("slapd back-ldap %.0f/s; direct slapd %.0f/s", rate(2), rate(1)),
+				fmt.Sprintf("%.2f× back-ldap, %.2f× direct", rate(t)/rate(2), rate(t)/rate(1)))
+		}
 	}
 	b.ReportMetric(peakRSS(d.cmd.Process.Pid), "clinicgate-peak-rss-MB")
 }

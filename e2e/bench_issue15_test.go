@@ -450,20 +450,29 @@ func benchIssue15Local(b *testing.B) {
 	}
 }
 
-// benchIssue15Idle: resident memory of each server started and left idle.
+// benchIssue15Idle: resident memory of each server started and left idle
+// (clinicgate on a new data directory, as a first start).
 func benchIssue15Idle(b *testing.B) {
 	s := upstreamtest.StartSlapd(b, upstreamtest.SlapdOptions{Users: []upstreamtest.LDAPUser{{UID: "u", Password: "p"}}})
 	fr := upstreamtest.StartFreeRADIUS(b, upstreamtest.FreeRADIUSOptions{Users: []upstreamtest.RADIUSUser{{Name: "u", Password: "p"}}})
-	data, _ := benchSite(b, 1, policy.MFAOff)
-	d := startDaemon(b, data)
+	d := startDaemon(b, b.TempDir())
+	var before *daemon
+	if bb := beforeBin(); bb != "" {
+		before = startDaemonBin(b, bb, b.TempDir())
+	}
 	for range b.N {
 		time.Sleep(3 * time.Second)
 		cg := rssMB(d.cmd.Process.Pid, "VmRSS")
 		b.ReportMetric(cg, "clinicgate-idle-rss-MB")
 		b.ReportMetric(rssMB(fr.Pid(), "VmRSS"), "freeradius-idle-rss-MB")
 		b.ReportMetric(rssMB(s.Pid(), "VmRSS"), "slapd-idle-rss-MB")
-		issue15Row("idle RSS", fmt.Sprintf("%.0f MiB", cg),
-			fmt.Sprintf("FreeRADIUS %.0f MiB, slapd %.0f MiB", rssMB(fr.Pid(), "VmRSS"), rssMB(s.Pid(), "VmRSS")), "")
+		peers := fmt.Sprintf("FreeRADIUS %.0f MiB, slapd %.0f MiB", rssMB(fr.Pid(), "VmRSS"), rssMB(s.Pid(), "VmRSS"))
+		issue15Row("idle RSS", fmt.Sprintf("%.0f MiB", cg), peers, "")
+		if before != nil {
+			br := rssMB(before.cmd.Process.Pid, "VmRSS")
+			b.ReportMetric(br, "before-idle-rss-MB")
+			issue15Row("idle RSS (before)", fmt.Sprintf("%.0f MiB", br), peers, "")
+		}
 	}
 }
 

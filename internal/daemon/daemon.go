@@ -554,6 +554,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	listeners := d.listeners
 	d.mu.Unlock()
 	defer close(d.done)
+	releaseStartupMemory()
 
 	err := d.run(ctx, listeners)
 	err = errors.Join(err, d.release())

@@ -168,6 +168,13 @@ func benchIssue15Proxy(b *testing.B) {
 	if out := os.Getenv("BENCH_CPUPROFILE"); out != "" {
 		// Profile clinicgate alone under the same load, before the rounds.
 		profile(b, cg, out, func() { load(b, cg.auth, conc, 5*total, mk) })
+		if resp, err := http.Get("http://" + cg.http + "/debug/pprof/allocs"); err == nil {
+			if f, err := os.Create(out + ".allocs"); err == nil {
+				io.Copy(f, resp.Body)
+				f.Close()
+			}
+			resp.Body.Close()
+		}
 	}
 	targets := append(append([]target(nil), cgs...), target{"freeradius", proxy.Addr, proxy.Pid()})
 	for range b.N {

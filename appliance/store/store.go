@@ -68,8 +68,6 @@ type Store struct {
 	writeMu sync.Mutex
 	// hot is the login path's cache of users and bind-account names.
 	hot hotCache
-	// The background checkpointer (checkpoint.go).
-	ckptStop, ckptDone chan struct{}
 }
 
 // Options tune Open.
@@ -116,8 +114,7 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 		f.Close()
 	}
 	dsn := "file:" + dbPath + "?_pragma=busy_timeout(5000)&_pragma=journal_mode(WAL)" +
-		"&_pragma=foreign_keys(1)&_pragma=synchronous(FULL)&_txlock=immediate" +
-		"&_pragma=wal_autocheckpoint(" + strconv.Itoa(walBackstopPages) + ")"
+		"&_pragma=foreign_keys(1)&_pragma=synchronous(FULL)&_txlock=immediate"
 	db, err := sql.Open("sqlite", dsn)
 	if err != nil {
 		return nil, fmt.Errorf("store: open %s: %w", dbPath, err)
@@ -138,7 +135,6 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 		// The database file exists now; make sure nobody else reads it.
 		_ = os.Chmod(dbPath, 0o600)
 	}
-	s.startCheckpointer()
 	return s, nil
 }
 
@@ -154,7 +150,6 @@ func explainOpen(dir string, err error) error {
 
 // Close closes the database.
 func (s *Store) Close() error {
-	s.stopCheckpointer()
 	s.stmts.close()
 	return s.db.Close()
 }

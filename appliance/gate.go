@@ -364,6 +364,9 @@ func (r *run) refuse(reason Reason, msg string) verdict {
 // a Reject with ReasonInternal, and the door must fail closed).
 func (g *Gate) Decide(ctx context.Context, req Request) (Decision, error) {
 	start := g.now()
+	// Password hashes waiting for a slot take turns by source, so one NAS
+	// flooding logins does not hold up another's.
+	ctx = passwd.WithSource(ctx, req.Source.String())
 	// Fail closed by construction: a Reject until every stage has passed.
 	d := Decision{Outcome: Reject, Reason: ReasonInternal, Message: MsgDenied}
 	d.Notes = append(d.Notes, req.Notes...)

@@ -52,6 +52,7 @@ func BenchmarkIssue15(b *testing.B) {
 	b.Run("burst", benchIssue15Burst)
 	b.Run("ldap", benchIssue15LDAP)
 	b.Run("local", benchIssue15Local)
+	b.Run("fairness", benchIssue15Fairness)
 	b.Run("idle", benchIssue15Idle)
 	issue15Rows.mu.Lock()
 	defer issue15Rows.mu.Unlock()
@@ -454,6 +455,86 @@ func benchIssue15Local(b *testing.B) {
 			fmt.Sprintf("first %.0f logins/s (p50 %.0f ms), repeat %.0f logins/s (p50 %.1f ms); %d/%d accepted", fr, ms(pct(first.latencies, 0.5)), rr, ms(pct(repeat.latencies, 0.5)), first.accepted+repeat.accepted, first.sent+repeat.sent),
 			fmt.Sprintf("setting off (default): first %.0f/s, repeat %.0f/s", rate(offFirst), rate(offRepeat)),
 			fmt.Sprintf("repeat %.1f× first (off: %.2f×)", rr/fr, rate(offRepeat)/rate(offFirst)))
+	}
+}
+
+// benchIssue15Fairness is issue 16 finding 8: one NAS (127.0.0.1) sends
+// unknown names at 300 a second for 3 s, each costing a full hash (so
+// that unknown and known names look alike), while another NAS
+// (127.0.0.2) logs a real user in once every 200 ms; how many of its
+// logins are answered, and how fast.
+func benchIssue15Fairness(b *testing.B) {
+	const rate, secs = 300, 3
+	bins := []struct{ name, bin string }{{"clinicgate", binPath}}
+	if bb := beforeBin(); bb != "" {
+		bins = append(bins, struct{ name, bin string }{"before", bb})
+	}
+	for range b.N {
+		for _, bn := range bins {
+			data := b.TempDir()
+			d := startDaemonBin(b, bn.bin, data)
+			cgBin(b, bn.bin, data, secret, "client", "add", "ward", "--address", "127.0.0.0/8", "--mfa", "off", "--secret-stdin")
+			cgBin(b, bn.bin, data, benchPassword, "user", "add", "nurse", "--password-stdin")
+			time.Sleep(1100 * time.Millisecond) // the daemon reloads clients within a second
+			stop := make(chan struct{})
+			var wg sync.WaitGroup
+			wg.Add(1)
+			go func() { // the flood: fire and forget, as a misconfigured NAS does
+				defer wg.Done()
+				c, err := net.Dial("udp", d.auth)
+				if err != nil {
+					b.Error(err)
+					return
+				}
+				defer c.Close()
+				t := time.NewTicker(time.Second / rate)
+				defer t.Stop()
+				for i := 0; i < rate*secs; i++ {
+					raw, _ := accessRequest(byte(i), "nobody"+strconv.Itoa(i), "guess")
+					c.Write(raw)
+					<-t.C
+				}
+				close(stop)
+			}()
+			raddr, _ := net.ResolveUDPAddr("udp", d.auth)
+			nas, err := net.DialUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 2)}, raddr)
+			if err != nil {
+				b.Fatal(err)
+			}
+			var lat []time.Duration
+			sent, answered := 0, 0
+			buf := make([]byte, 4096)
+			time.Sleep(500 * time.Millisecond) // the flood has filled what it can
+		logins:
+			for id := byte(0); ; id++ {
+				select {
+				case <-stop:
+					break logins
+				default:
+				}
+				raw, _ := accessRequest(id, "nurse", benchPassword)
+				t0 := time.Now()
+				nas.Write(raw)
+				sent++
+				nas.SetReadDeadline(t0.Add(3 * time.Second)) // a NAS's first retransmit
+				if n, err := nas.Read(buf); err == nil && n >= 20 && radius.Code(buf[0]) == radius.CodeAccessAccept {
+					answered++
+					lat = append(lat, time.Since(t0))
+				}
+				time.Sleep(200 * time.Millisecond)
+			}
+			nas.Close()
+			wg.Wait()
+			b.ReportMetric(float64(answered), bn.name+"-answered")
+			b.ReportMetric(ms(pct(lat, 0.5)), bn.name+"-p50-ms")
+			b.ReportMetric(ms(pct(lat, 1)), bn.name+"-max-ms")
+			work := fmt.Sprintf("one NAS floods unknown names at %d/s for %d s; another NAS's real logins (argon2id)", rate, secs)
+			if bn.name != "clinicgate" {
+				work += " (" + bn.name + ")"
+			}
+			issue15Row(work, fmt.Sprintf("%d/%d accepted within 3 s, p50 %.0f ms, max %.0f ms", answered, sent, ms(pct(lat, 0.5)), ms(pct(lat, 1))), "", "")
+			d.stop(b)
+		}
 	}
 }
 

@@ -100,15 +100,14 @@ func (g *Gate) bindName(ctx context.Context, raw string, site LDAPSite) (name st
 	return name, account, "", err
 }
 
+// isBindAccount asks the store's in-memory set of bind-account names
+// (read again after any change to them), not SQLite on every bind.
 func (g *Gate) isBindAccount(ctx context.Context, name string) (bool, error) {
-	_, err := g.store.BindAccountByName(ctx, name)
-	switch {
-	case errors.Is(err, store.ErrNotFound):
-		return false, nil
-	case err != nil:
+	ok, err := g.store.IsBindAccount(ctx, name)
+	if err != nil {
 		return false, fmt.Errorf("bind account: %w", err)
 	}
-	return true, nil
+	return ok, nil
 }
 
 // bindPipeline is a service account's path through the gate.

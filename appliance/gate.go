@@ -233,6 +233,7 @@ type Gate struct {
 	now        func() time.Time
 	challenges *challenges
 	remembered *remembered
+	repeat     *repeatLogins
 	// bindThrottle slows wrong bind-account secrets per source;
 	// loginThrottle blocks a source that fails a user's logins
 	// (throttle.go).
@@ -269,6 +270,7 @@ func NewGate(c Config) (*Gate, error) {
 		localDir: directory.NewStore(c.Store, c.Now, c.Logger), proxyUps: c.Directories,
 		challenges:    newChallenges(c.MaxChallenges, c.Rand),
 		remembered:    newRemembered(),
+		repeat:        newRepeatLogins(),
 		bindThrottle:  newThrottle(),
 		loginThrottle: newThrottle(),
 		providers:     c.Providers,
@@ -362,6 +364,9 @@ func (r *run) refuse(reason Reason, msg string) verdict {
 // a Reject with ReasonInternal, and the door must fail closed).
 func (g *Gate) Decide(ctx context.Context, req Request) (Decision, error) {
 	start := g.now()
+	// Password hashes waiting for a slot take turns by source, so one NAS
+	// flooding logins does not hold up another's.
+	ctx = passwd.WithSource(ctx, req.Source.String())
 	// Fail closed by construction: a Reject until every stage has passed.
 	d := Decision{Outcome: Reject, Reason: ReasonInternal, Message: MsgDenied}
 	d.Notes = append(d.Notes, req.Notes...)

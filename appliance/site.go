@@ -23,7 +23,10 @@ type Site struct {
 	ChallengeTTL     time.Duration // how long an Access-Challenge may be answered
 	TOTPWindow       int           // time steps accepted either side of now
 	CacheWindow      time.Duration // how old a cached verifier may be (failmode cached)
-	LDAP             LDAPSite
+	// RepeatWindow: a local user's password verified this recently is
+	// checked again without the slow hash (repeat.go); 0: always hash.
+	RepeatWindow time.Duration
+	LDAP         LDAPSite
 }
 
 // LDAPSite is how the LDAP door presents the directory.
@@ -131,10 +134,11 @@ var SettingSpecs = map[string]SettingSpec{
 		}
 		return nil
 	}},
-	"ldap_size_limit": {Key: "ldap_size_limit", Default: "500", Help: "LDAP door: most entries one search returns", check: intIn(1, 100000)},
-	"ldap_time_limit": {Key: "ldap_time_limit", Default: "10", Help: "LDAP door: longest a search may take, in seconds", check: intIn(1, 300)},
-	"cache_hours":     {Key: "cache_hours", Default: "72", Help: "failmode cached: how long a password verified by the upstream may be accepted while it is unreachable, in hours", check: intIn(1, 720)},
-	"ntp_servers":     {Key: "ntp_servers", Default: "", Help: "NTP servers the clock is checked against, comma-separated host or host:port (empty: those systemd-timesyncd uses); TOTP fails when the clock is off by more than 30 s", check: checkNTPServers},
+	"ldap_size_limit":      {Key: "ldap_size_limit", Default: "500", Help: "LDAP door: most entries one search returns", check: intIn(1, 100000)},
+	"ldap_time_limit":      {Key: "ldap_time_limit", Default: "10", Help: "LDAP door: longest a search may take, in seconds", check: intIn(1, 300)},
+	"repeat_login_seconds": {Key: "repeat_login_seconds", Default: "0", Help: "local users: a password verified this many seconds ago is checked again from memory instead of the slow hash (shift changes, 802.1X storms); 0: always hash", check: intIn(0, 3600)},
+	"cache_hours":          {Key: "cache_hours", Default: "72", Help: "failmode cached: how long a password verified by the upstream may be accepted while it is unreachable, in hours", check: intIn(1, 720)},
+	"ntp_servers":          {Key: "ntp_servers", Default: "", Help: "NTP servers the clock is checked against, comma-separated host or host:port (empty: those systemd-timesyncd uses); TOTP fails when the clock is off by more than 30 s", check: checkNTPServers},
 }
 
 // checkNTPServers accepts up to four host or host:port names.
@@ -206,6 +210,7 @@ func LoadSite(ctx context.Context, st *store.Store) (Site, error) {
 		ChallengeTTL:     time.Duration(num("challenge_seconds")) * time.Second,
 		TOTPWindow:       num("totp_window"),
 		CacheWindow:      time.Duration(num("cache_hours")) * time.Hour,
+		RepeatWindow:     time.Duration(num("repeat_login_seconds")) * time.Second,
 		LDAP: LDAPSite{
 			BaseDN: get("ldap_base_dn"), Domain: get("ldap_domain"), NetBIOS: get("ldap_netbios"),
 			Mode: get("ldap_mode"), ProxyUpstream: get("ldap_proxy_upstream"), UserSearch: get("ldap_user_search"),

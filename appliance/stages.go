@@ -135,7 +135,7 @@ func (g *Gate) resumeChallenge(ctx context.Context, r *run) (verdict, error) {
 		return r.refuse(ReasonUpstreamDown, MsgDenied), nil
 	}
 	r.step("challenge", "answer to a pending challenge")
-	u, err := g.store.UserByName(ctx, c.user)
+	u, err := g.store.CachedUserByName(ctx, c.user)
 	if errors.Is(err, store.ErrNotFound) || (err == nil && u.ID != c.userID) {
 		r.step("account", "removed since the challenge")
 		return r.refuse(ReasonUnknownUser, MsgDenied), nil
@@ -185,14 +185,18 @@ type Canonicalizer interface {
 // localUser finds the local record for a name as typed, trying the
 // upstream's canonical form too, so that lockout, failure counting and the
 // credential cache cannot be dodged by typing the name another way.
+//
+// It reads through the store's in-memory cache, which drops a record as
+// soon as anything changes it (a failure counted here, an edit by the CLI
+// within a quarter of a second).
 func (g *Gate) localUser(ctx context.Context, v upstream.Verifier, typed string) (store.User, error) {
-	u, err := g.store.UserByName(ctx, typed)
+	u, err := g.store.CachedUserByName(ctx, typed)
 	if !errors.Is(err, store.ErrNotFound) {
 		return u, err
 	}
 	if c, ok := v.(Canonicalizer); ok {
 		if name := c.Canonical(typed); name != "" && !strings.EqualFold(name, typed) {
-			return g.store.UserByName(ctx, name)
+			return g.store.CachedUserByName(ctx, name)
 		}
 	}
 	return u, err
@@ -225,6 +229,7 @@ func (g *Gate) firstFactor(ctx context.Context, r *run) (verdict, error) {
 	// lock), but costs the same time as one that is.
 	pre, preErr := g.localUser(ctx, verifier, req.User)
 	if preErr == nil && pre.LockedUntil.After(r.now) {
+		g.repeat.forget(pre.ID)
 		if err := g.hasher.Dummy(ctx, req.Password); err != nil {
 			return stop, err
 		}
@@ -244,6 +249,11 @@ func (g *Gate) firstFactor(ctx context.Context, r *run) (verdict, error) {
 		if pw, code, ok := splitAppended(req.Password); ok {
 			password, r.code = pw, code
 		}
+	}
+	if local && preErr == nil && g.repeatLogin(r, pre, password) {
+		r.step("password", fmt.Sprintf("verified by local within the last %s (repeat login, no hash)", r.site.RepeatWindow))
+		r.verified, r.password, r.typed = &upstream.Identity{Name: pre.Name, Groups: pre.Groups}, password, &pre
+		return pass, nil
 	}
 	id, err := verifier.Verify(ctx, req.User, password)
 	if errors.Is(err, upstream.ErrBadCredentials) && r.code != nil && local {
@@ -268,8 +278,26 @@ func (g *Gate) firstFactor(ctx context.Context, r *run) (verdict, error) {
 	r.verified, r.password = &id, password
 	if preErr == nil {
 		r.typed = &pre
+		if local && r.site.RepeatWindow > 0 && !pre.Disabled && strings.EqualFold(id.Name, pre.Name) {
+			g.repeat.remember(pre, password, r.now)
+		}
 	}
 	return pass, nil
+}
+
+// repeatLogin is the password stage's shortcut for a local user whose
+// password was verified within the site's repeat window (repeat.go). A
+// disabled account's entry is dropped here; the posture stage refuses it.
+func (g *Gate) repeatLogin(r *run, pre store.User, password secrets.Secret) bool {
+	if r.site.RepeatWindow <= 0 {
+		g.repeat.clear()
+		return false
+	}
+	if pre.Disabled {
+		g.repeat.forget(pre.ID)
+		return false
+	}
+	return g.repeat.match(pre, password, r.site.RepeatWindow, r.now)
 }
 
 // upstreamRefused turns an upstream's refusal (any error but
@@ -289,6 +317,7 @@ func (g *Gate) upstreamRefused(ctx context.Context, r *run, err error, pre store
 		r.step("password", "wrong password ("+pol.Upstream+")")
 		v := r.refuse(ReasonBadPassword, MsgDenied)
 		if known {
+			g.repeat.forget(pre.ID)
 			g.forgetCached(ctx, pre.Name, pol.Upstream)
 			return v, g.countFailure(ctx, r, pre.Name)
 		}
@@ -401,7 +430,7 @@ func (g *Gate) account(ctx context.Context, r *run) (verdict, error) {
 	if r.typed != nil && strings.EqualFold(r.typed.Name, id.Name) {
 		u = *r.typed
 	} else {
-		u, err = g.store.UserByName(ctx, id.Name)
+		u, err = g.store.CachedUserByName(ctx, id.Name)
 	}
 	if errors.Is(err, store.ErrNotFound) && !local {
 		u, err = g.provision(ctx, r, id.Name, pol.Upstream)
@@ -698,6 +727,10 @@ func (g *Gate) authorize(ctx context.Context, r *run) (verdict, error) {
 // countFailure records a failed password or code and locks the account at
 // the threshold.
 func (g *Gate) countFailure(ctx context.Context, r *run, name string) error {
+	// A failed password or code voids the user's repeat-login entry.
+	if u, err := g.store.CachedUserByName(ctx, name); err == nil {
+		g.repeat.forget(u.ID)
+	}
 	if r.site.LockoutThreshold == 0 {
 		return nil
 	}

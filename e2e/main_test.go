@@ -72,9 +72,16 @@ var (
 // for it to print where it listens.
 func startDaemon(t testing.TB, data string, args ...string) *daemon {
 	t.Helper()
+	return startDaemonBin(t, binPath, data, args...)
+}
+
+// startDaemonBin is startDaemon with another clinicgate binary (a
+// benchmark's "before" build).
+func startDaemonBin(t testing.TB, bin, data string, args ...string) *daemon {
+	t.Helper()
 	argv := append([]string{"serve", "--data", data, "--radius-auth", "127.0.0.1:0", "--radius-acct", "127.0.0.1:0", "--http", "127.0.0.1:0", "--ssh", "127.0.0.1:0",
 		"--ldap", "127.0.0.1:0", "--ldaps", "127.0.0.1:0"}, args...)
-	d := &daemon{cmd: exec.Command(binPath, argv...), stdout: &upstreamtest.LockedBuffer{}, stderr: &upstreamtest.LockedBuffer{}, done: make(chan error, 1)}
+	d := &daemon{cmd: exec.Command(bin, argv...), stdout: &upstreamtest.LockedBuffer{}, stderr: &upstreamtest.LockedBuffer{}, done: make(chan error, 1)}
 	pr, pw := io.Pipe()
 	d.cmd.Stdout = io.MultiWriter(d.stdout, pw)
 	d.cmd.Stderr = d.stderr

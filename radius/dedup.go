@@ -41,7 +41,9 @@ type dedupEntry struct {
 }
 
 func newDedup(max int, ttl time.Duration) *dedup {
-	return &dedup{ttl: ttl, max: max, items: make(map[string]*dedupEntry, max), order: make([]string, max)}
+	// The map grows with use up to max entries; allocated at full size it
+	// was 1.7 MiB of an idle daemon's memory.
+	return &dedup{ttl: ttl, max: max, items: map[string]*dedupEntry{}, order: make([]string, max)}
 }
 
 // begin reports what to do with a request: a cached reply to resend, or

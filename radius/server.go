@@ -7,8 +7,9 @@
 // listener loop instead of layeh's PacketServer, which starts one goroutine
 // per packet without a bound, cannot sign replies with a
 // Message-Authenticator and has no reply cache. Here a fixed pool of workers
-// takes packets from a bounded queue; when the queue is full packets are
-// dropped (the NAS retransmits) instead of memory growing.
+// takes packets from bounded per-source queues in turn (admission.go); when
+// they are full packets are dropped (the NAS retransmits) instead of memory
+// growing.
 package radius
 
 import (
@@ -60,9 +61,16 @@ type Server struct {
 	EAP *eap.Server
 
 	// Workers is how many requests are handled at once per socket
-	// (default 32); Queue how many may wait (default 256).
-	Workers int
-	Queue   int
+	// (default 32); Queue how many may wait (default 8192, and at most
+	// QueueBytes of them, default 8 MiB), one source address at most
+	// half of them. Password hashes are bounded apart from these (one
+	// per CPU), so the queue can hold a burst of cheap proxied requests.
+	Workers    int
+	Queue      int
+	QueueBytes int
+	// MaxWait drops a request that waited longer for a worker (default
+	// 5 s): the NAS has retransmitted it by then.
+	MaxWait time.Duration
 	// DecideTimeout bounds one decision (default 10 s).
 	DecideTimeout time.Duration
 	Now           func() time.Time
@@ -84,7 +92,13 @@ func (s *Server) init() {
 			s.Workers = 32
 		}
 		if s.Queue <= 0 {
-			s.Queue = 256
+			s.Queue = 8192
+		}
+		if s.QueueBytes <= 0 {
+			s.QueueBytes = 8 << 20
+		}
+		if s.MaxWait <= 0 {
+			s.MaxWait = 5 * time.Second
 		}
 		if s.DecideTimeout <= 0 {
 			s.DecideTimeout = 10 * time.Second
@@ -136,27 +150,42 @@ func (s *Server) serve(conn net.PacketConn, k kind) error {
 	s.conns[conn] = struct{}{}
 	s.mu.Unlock()
 
-	jobs := make(chan job, s.Queue)
+	q := newAdmission(s.Queue, s.QueueBytes, max(1, s.Queue/2), max(1, s.Workers/4), s.MaxWait, s.Now)
 	var workers sync.WaitGroup
 	for range s.Workers {
 		workers.Add(1)
 		go func() {
 			defer workers.Done()
-			for j := range jobs {
+			for {
+				j, src, stale, ok := q.pop()
+				for _, sj := range stale {
+					s.dropped("stale", "", sj.from.String())
+					s.inflight.Done()
+				}
+				if !ok {
+					return
+				}
 				s.handle(conn, k, j)
+				q.done(src)
 				s.inflight.Done()
 			}
 		}()
 	}
 	defer func() {
-		close(jobs)
+		q.close()
 		workers.Wait()
 	}()
+	if uc, ok := conn.(*net.UDPConn); ok {
+		// A burst arrives faster than one goroutine reads; a deeper
+		// socket buffer (capped by net.core.rmem_max) keeps the kernel
+		// from dropping it first.
+		_ = uc.SetReadBuffer(4 << 20)
+	}
 
+	// One byte more than the largest legal packet, to notice longer ones.
+	rbuf := make([]byte, radius.MaxPacketLength+1)
 	for {
-		// One byte more than the largest legal packet, to notice longer ones.
-		buf := make([]byte, radius.MaxPacketLength+1)
-		n, from, err := conn.ReadFrom(buf)
+		n, from, err := conn.ReadFrom(rbuf)
 		if err != nil {
 			if s.closed.Load() {
 				return ErrServerClosed
@@ -172,6 +201,14 @@ func (s *Server) serve(conn net.PacketConn, k kind) error {
 			s.bad.Warn("dropped a datagram longer than 4096 bytes", "from", from.String())
 			continue
 		}
+		src := addrPortOf(from).Addr()
+		// A source that is no client is dropped here, before it takes a
+		// place in a queue or a worker's time (process says so).
+		if _, known, err := s.Clients.Lookup(context.Background(), src); err == nil && !known {
+			s.dropped("unknown_client", "", src.String())
+			s.unknown.Warn("dropped a request from an address that is not a configured RADIUS client (add it with 'clinicgate client add')", "from", src.String())
+			continue
+		}
 		// Add only while not shut down, under the lock Shutdown takes
 		// before it waits: an Add racing Wait breaks the WaitGroup (and
 		// could panic), and the request would outlive Shutdown.
@@ -182,9 +219,8 @@ func (s *Server) serve(conn net.PacketConn, k kind) error {
 		}
 		s.inflight.Add(1)
 		s.mu.Unlock()
-		select {
-		case jobs <- job{buf: buf[:n], from: from, at: s.Now()}:
-		default:
+		// The packet's own copy, its size: a queue of small packets.
+		if !q.push(src, job{buf: append([]byte(nil), rbuf[:n]...), from: from, at: s.Now()}) {
 			s.inflight.Done()
 			s.dropped("overload", "", from.String())
 			s.bad.Warn("queue full; dropped a request (the NAS will retransmit)", "from", from.String())

@@ -240,14 +240,11 @@ func (l *Log) writer() {
 		for i, r := range batch {
 			builds[i] = l.build(r.e)
 		}
-		err := l.store.WithTx(ctx, func(tx *store.Tx) error {
-			rows, err := tx.AppendAudits(ctx, builds)
-			seqs = seqs[:0]
-			for _, row := range rows {
-				seqs = append(seqs, row.Seq)
-			}
-			return err
-		})
+		// One transaction, one multi-row INSERT per chunk, one fsync.
+		rows, err := l.store.AppendAuditGroup(ctx, builds)
+		for _, row := range rows {
+			seqs = append(seqs, row.Seq)
+		}
 		cancel()
 		if err == nil {
 			select {

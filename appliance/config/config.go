@@ -57,6 +57,11 @@ type Config struct {
 		IdleTimeout       string `yaml:"idle_timeout"`
 	} `yaml:"ldap"`
 	HTTP string `yaml:"http"`
+	// PProf adds Go's profiler (net/http/pprof, under /debug/pprof/) to
+	// the HTTP address above, for diagnosing CPU and memory use. Off by
+	// default; it is refused unless HTTP is a loopback address, since a
+	// profile shows memory contents and costs CPU to take.
+	PProf bool `yaml:"pprof"`
 	// SCEP is the device-certificate door (RFC 8894, docs/scep.md), over
 	// HTTPS; off unless Listen is set.
 	SCEP struct {
@@ -181,6 +186,9 @@ func (c Config) Validate() error {
 	default:
 		errs = append(errs, fmt.Errorf("log_format: %q is not text or json", c.LogFormat))
 	}
+	if c.PProf && !loopback(c.HTTP) {
+		errs = append(errs, fmt.Errorf("pprof: the profiler is served only on a loopback http address (for example \"127.0.0.1:9812\"), not %q", c.HTTP))
+	}
 	if c.MemoryLimitMB < 0 {
 		errs = append(errs, errors.New("memory_limit_mb cannot be negative"))
 	}
@@ -188,4 +196,18 @@ func (c Config) Validate() error {
 		errs = append(errs, errors.New("hash_concurrency cannot be negative"))
 	}
 	return errors.Join(errs...)
+}
+
+// loopback reports whether addr ("host:port") names a loopback host; an
+// empty host (every interface) is not.
+func loopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }

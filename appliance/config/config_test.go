@@ -29,3 +29,16 @@ func TestSCEPSettingsAreValidated(t *testing.T) {
 		})
 	}
 }
+
+func TestProfilerOnlyOnLoopback(t *testing.T) {
+	for _, tc := range []struct {
+		http string
+		ok   bool
+	}{{"127.0.0.1:9812", true}, {"[::1]:9812", true}, {"localhost:9812", true}, {":9812", false}, {"0.0.0.0:9812", false}, {"192.0.2.1:9812", false}, {"", false}} {
+		c := Default()
+		c.HTTP, c.PProf = tc.http, true
+		if err := c.Validate(); (err == nil) != tc.ok {
+			t.Errorf("pprof on http %q: got %v, want ok=%v", tc.http, err, tc.ok)
+		}
+	}
+}

@@ -5,6 +5,8 @@
 // expensive operation in both CPU and RAM. A Raspberry Pi with 1-4 GB must
 // survive a flood of logins, so every hash takes a slot from a semaphore
 // sized to the CPUs: a flood makes answers slower, never memory larger.
+// Waiting hashes are served a source at a time (WithSource), so a flood
+// from one NAS does not hold up another's logins.
 package passwd
 
 import (
@@ -54,7 +56,7 @@ var ErrMalformed = errors.New("passwd: stored hash is malformed")
 // Hasher hashes and verifies passwords, at most Concurrency at a time.
 type Hasher struct {
 	params Params
-	sem    chan struct{}
+	sem    *fairSem
 	dummy  string
 }
 
@@ -66,7 +68,7 @@ func NewHasher(p Params, concurrency int) (*Hasher, error) {
 	if concurrency <= 0 {
 		concurrency = runtime.NumCPU()
 	}
-	h := &Hasher{params: p, sem: make(chan struct{}, concurrency)}
+	h := &Hasher{params: p, sem: newFairSem(concurrency)}
 	salt := make([]byte, saltLen)
 	if _, err := rand.Read(salt); err != nil {
 		return nil, err
@@ -78,16 +80,9 @@ func NewHasher(p Params, concurrency int) (*Hasher, error) {
 // Params returns the parameters new hashes get.
 func (h *Hasher) Params() Params { return h.params }
 
-func (h *Hasher) acquire(ctx context.Context) error {
-	select {
-	case h.sem <- struct{}{}:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
+func (h *Hasher) acquire(ctx context.Context) error { return h.sem.acquire(ctx) }
 
-func (h *Hasher) release() { <-h.sem }
+func (h *Hasher) release() { h.sem.release() }
 
 // Hash returns the PHC-format argon2id hash of password with a new salt.
 func (h *Hasher) Hash(ctx context.Context, password []byte) (string, error) {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -65,7 +66,7 @@ func TestConcurrencyDefaultsToCPUs(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(fmt.Sprint(tt.concurrency), func(t *testing.T) {
-			if got := cap(newHasher(t, fast, tt.concurrency).sem); got != tt.want {
+			if got := newHasher(t, fast, tt.concurrency).sem.size(); got != tt.want {
 				t.Errorf("semaphore size: got %d, want %d", got, tt.want)
 			}
 		})
@@ -245,7 +246,7 @@ func TestDummy(t *testing.T) {
 			t.Errorf("Dummy(%q): got %v, want nil", pw, err)
 		}
 	}
-	if got := len(h.sem); got != 0 {
+	if got := h.sem.held(); got != 0 {
 		t.Errorf("slots held after Dummy: got %d, want 0", got)
 	}
 }
@@ -254,12 +255,14 @@ func TestDummy(t *testing.T) {
 // gives them back at the end of the test.
 func fill(t *testing.T, h *Hasher) {
 	t.Helper()
-	for range cap(h.sem) {
-		h.sem <- struct{}{}
+	for range h.sem.size() {
+		if err := h.sem.acquire(context.Background()); err != nil {
+			t.Fatal(err)
+		}
 	}
 	t.Cleanup(func() {
-		for len(h.sem) > 0 {
-			<-h.sem
+		for h.sem.held() > 0 {
+			h.sem.release()
 		}
 	})
 }
@@ -297,7 +300,7 @@ func TestFloodWaitsForASlot(t *testing.T) {
 			}
 		})
 	}
-	if got := len(h.sem); got != 2 {
+	if got := h.sem.held(); got != 2 {
 		t.Errorf("slots held after the calls gave up: got %d, want 2 (only the test's own)", got)
 	}
 }
@@ -320,12 +323,12 @@ func TestWaitingVerifyRunsWhenASlotFrees(t *testing.T) {
 		ok, err := h.Verify(t.Context(), stored, []byte("pw"))
 		done <- result{ok, err}
 	}()
-	<-h.sem // free one slot
+	h.sem.release() // free one slot
 	r := <-done
 	if !r.ok || r.err != nil {
 		t.Errorf("Verify after a slot freed: got (%v, %v), want (true, nil)", r.ok, r.err)
 	}
-	if got := len(h.sem); got != 1 {
+	if got := h.sem.held(); got != 1 {
 		t.Errorf("slots held: got %d, want 1 (the test's remaining one)", got)
 	}
 }
@@ -364,7 +367,57 @@ func TestConcurrentVerifyReleasesSlots(t *testing.T) {
 	for e := range errs {
 		t.Error(e)
 	}
-	if got := len(h.sem); got != 0 {
+	if got := h.sem.held(); got != 0 {
 		t.Errorf("slots held after every call returned: got %d, want 0", got)
+	}
+}
+
+// TestWaitingHashesTakeTurnsBySource: with every slot busy, one source's
+// ten waiting hashes and another's one, the other source's goes next, not
+// after the ten (issue 16 finding 8: one NAS's flood of logins).
+func TestWaitingHashesTakeTurnsBySource(t *testing.T) {
+	h := newHasher(t, fast, 1)
+	fill(t, h)
+	var mu sync.Mutex
+	var order []string
+	var wg sync.WaitGroup
+	wait := func(src string) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := h.sem.acquire(WithSource(context.Background(), src)); err != nil {
+				t.Error(err)
+				return
+			}
+			mu.Lock()
+			order = append(order, src)
+			mu.Unlock()
+			h.sem.release()
+		}()
+	}
+	waiting := func(n int) {
+		for {
+			h.sem.mu.Lock()
+			got := 0
+			for _, q := range h.sem.waits {
+				got += len(q)
+			}
+			h.sem.mu.Unlock()
+			if got == n {
+				return
+			}
+			runtime.Gosched()
+		}
+	}
+	for i := range 10 {
+		wait("flood")
+		waiting(i + 1)
+	}
+	wait("ward")
+	waiting(11)
+	h.sem.release() // the slot the test held
+	wg.Wait()
+	if i := slices.Index(order, "ward"); i != 1 {
+		t.Fatalf("got the other source's hash %d-th (order %v), want 2nd: right after the flood's first", i+1, order)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -121,13 +122,11 @@ func (tx *Tx) AppendAudits(ctx context.Context, builds []func(prevSeq int64, pre
 		if r.Seq != prevSeq+1 {
 			return nil, fmt.Errorf("audit: entry %d does not follow %d", r.Seq, prevSeq)
 		}
-		_, err = tx.q.ExecContext(ctx, `INSERT INTO audit (seq, at, kind, door, client, user_name, device, source, outcome, reason, actor, detail, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-			r.Seq, r.At.UnixNano(), r.Kind, r.Door, r.Client, r.User, r.Device, r.Source, r.Outcome, r.Reason, r.Actor, r.Detail, r.PrevHash, r.Hash)
-		if err != nil {
-			return nil, mapErr(err)
-		}
 		out = append(out, r)
 		prevSeq, prevHash = r.Seq, r.Hash
+	}
+	if err := insertAudits(ctx, tx.q, out); err != nil {
+		return nil, err
 	}
 	// The head is kept apart from the rows, so cutting rows off the end of
 	// the table is noticed too.
@@ -144,6 +143,67 @@ func (tx *Tx) AppendAudits(ctx context.Context, builds []func(prevSeq int64, pre
 	}
 	tx.auditHead = &AuditPoint{Seq: prevSeq, Hash: prevHash}
 	return out, nil
+}
+
+// auditChunks are the row counts of the multi-row INSERTs: a group is
+// written as few statements as these sizes allow, and each size is one
+// prepared statement, so the statement cache stays at four texts.
+var auditChunks = []int{64, 16, 4, 1}
+
+const auditInsertCols = 14
+
+// insertAudits writes rows with one multi-row INSERT per chunk.
+func insertAudits(ctx context.Context, q txq, rows []AuditRow) error {
+	args := make([]any, 0, auditInsertCols*min(len(rows), auditChunks[0]))
+	for len(rows) > 0 {
+		n := auditChunks[len(auditChunks)-1]
+		for _, c := range auditChunks {
+			if c <= len(rows) {
+				n = c
+				break
+			}
+		}
+		args = args[:0]
+		for _, r := range rows[:n] {
+			args = append(args, r.Seq, r.At.UnixNano(), r.Kind, r.Door, r.Client, r.User, r.Device, r.Source, r.Outcome, r.Reason, r.Actor, r.Detail, r.PrevHash, r.Hash)
+		}
+		if _, err := q.ExecContext(ctx, auditInsert(n), args...); err != nil {
+			return mapErr(err)
+		}
+		rows = rows[n:]
+	}
+	return nil
+}
+
+var auditInserts sync.Map // rows → statement text
+
+func auditInsert(n int) string {
+	if v, ok := auditInserts.Load(n); ok {
+		return v.(string)
+	}
+	var b strings.Builder
+	b.WriteString(`INSERT INTO audit (seq, at, kind, door, client, user_name, device, source, outcome, reason, actor, detail, prev_hash, hash) VALUES `)
+	for i := range n {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(`(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+	}
+	v, _ := auditInserts.LoadOrStore(n, b.String())
+	return v.(string)
+}
+
+// AppendAuditGroup adds entries in order in one transaction of their own
+// (the audit log's group commit). It writes nothing the login path caches,
+// so it leaves those caches alone.
+func (s *Store) AppendAuditGroup(ctx context.Context, builds []func(prevSeq int64, prevHash []byte) (AuditRow, error)) ([]AuditRow, error) {
+	var out []AuditRow
+	err := s.withTx(ctx, func(tx *Tx) error {
+		var err error
+		out, err = tx.AppendAudits(ctx, builds)
+		return err
+	}, false)
+	return out, err
 }
 
 // AppendAudit adds one entry in its own transaction.

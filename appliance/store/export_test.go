@@ -20,3 +20,11 @@ func (tx *Tx) AddSealedBindAccount(ctx context.Context, b BindAccount, now time.
 	_, err = tx.q.ExecContext(ctx, `INSERT INTO bind_accounts (name, secret, networks, created_at) VALUES (?, ?, ?, ?)`, b.Name, sealed, strings.Join(nets, ","), now.Unix())
 	return mapErr(err)
 }
+
+// PollNow makes the next cached read check the change counter, instead of
+// waiting out pollEvery: the tests see another process's change without a
+// clock.
+func (s *Store) PollNow() { s.hot.lastPoll.Store(0) }
+
+// CacheGen is the cache's generation, which moves when it drops entries.
+func (s *Store) CacheGen() uint64 { return s.hot.gen.Load() }

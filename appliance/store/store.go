@@ -66,6 +66,8 @@ type Store struct {
 	// of spinning in SQLite's busy handler; other processes (the CLI) are
 	// covered by busy_timeout.
 	writeMu sync.Mutex
+	// hot is the login path's cache of users and bind-account names.
+	hot hotCache
 }
 
 // Options tune Open.
@@ -174,6 +176,13 @@ type Tx struct {
 // WithTx runs fn in one immediate (write-locked) transaction and commits if
 // fn returns nil.
 func (s *Store) WithTx(ctx context.Context, fn func(*Tx) error) error {
+	return s.withTx(ctx, fn, true)
+}
+
+// withTx is WithTx; cached says whether fn may change what hotCache
+// holds. If so, the change counter is read before the commit and the
+// caches dropped after it when it moved, before WithTx returns.
+func (s *Store) withTx(ctx context.Context, fn func(*Tx) error, cached bool) error {
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
 	tx, err := s.db.BeginTx(ctx, nil)
@@ -185,8 +194,23 @@ func (s *Store) WithTx(ctx context.Context, fn func(*Tx) error) error {
 		_ = tx.Rollback()
 		return err
 	}
+	var n int64
+	var nerr error = errNoCounter
+	if cached {
+		nerr = t.q.QueryRowContext(ctx, counterQuery).Scan(&n)
+	}
 	if err := tx.Commit(); err != nil {
+		// It may have committed anyway (an I/O error after the write):
+		// trust nothing cached.
+		s.hot.drop()
 		return mapErr(err)
+	}
+	switch {
+	case !cached:
+	case nerr != nil:
+		s.hot.drop() // before migration 013, or unreadable
+	default:
+		s.hot.observe(n)
 	}
 	if t.auditHead != nil {
 		// Still under writeMu: this process's heads reach the anchor
@@ -200,6 +224,8 @@ func (s *Store) WithTx(ctx context.Context, fn func(*Tx) error) error {
 	}
 	return nil
 }
+
+var errNoCounter = errors.New("change counter not read")
 
 func (s *Store) migrate(ctx context.Context) error {
 	entries, err := fs.ReadDir(migrationFS, "migrations")

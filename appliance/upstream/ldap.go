@@ -172,7 +172,12 @@ func NewLDAP(name, config string, bindPassword secrets.Secret) (*LDAP, error) {
 	l := &LDAP{
 		cfg: c, name: name, bindPW: append([]byte(nil), bindPassword...), tls: tc,
 		timeout: time.Duration(c.TimeoutMS) * time.Millisecond,
-		search:  make(chan *ldap.Conn, c.Pool), binds: make(chan *ldap.Conn, c.Pool),
+		// Either pool may keep every slot's connection idle: with room
+		// for Pool only, a burst of more binds than Pool closed the
+		// extra connections when they came back and dialled them again
+		// at the next burst (issue 15: 5 % of a proxied bind's CPU).
+		// slots still bounds the connections open, both pools together.
+		search: make(chan *ldap.Conn, 2*c.Pool), binds: make(chan *ldap.Conn, 2*c.Pool),
 		slots: make(chan struct{}, 2*c.Pool),
 	}
 	if c.LookupCacheSeconds > 0 {

@@ -81,7 +81,7 @@ func NewLocal(st *store.Store, h *passwd.Hasher) (*Local, error) {
 // or a user without a password costs the same hash as a known one, so the
 // answer's timing does not reveal which accounts exist.
 func (l *Local) Verify(ctx context.Context, user string, password secrets.Secret) (Identity, error) {
-	u, err := l.store.UserByName(ctx, user)
+	u, err := l.store.CachedUserByName(ctx, user)
 	if errors.Is(err, store.ErrNotFound) {
 		if err := l.hasher.Dummy(ctx, password); err != nil {
 			return Identity{}, err

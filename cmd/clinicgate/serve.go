@@ -23,6 +23,7 @@ func (c *cli) serve(ctx context.Context, args []string) error {
 	ldapAddr := fs.String("ldap", "", "LDAP address, with StartTLS (overrides the config; \"\" turns it off)")
 	ldapsAddr := fs.String("ldaps", "", "LDAPS address (overrides the config; \"\" turns it off)")
 	httpAddr := fs.String("http", "", "health and metrics address (overrides the config)")
+	pprof := fs.Bool("pprof", false, "serve Go's profiler under /debug/pprof/ on the loopback health and metrics address (overrides the config)")
 	sshAddr := fs.String("ssh", "", "the console's SSH address (overrides the config; \"\" turns it off)")
 	sshIdle := fs.String("ssh-idle-timeout", "", "close a console left alone this long (overrides the config)")
 	scepAddr := fs.String("scep", "", "the SCEP door's HTTPS address (overrides the config; \"\" turns it off)")
@@ -47,6 +48,8 @@ func (c *cli) serve(ctx context.Context, args []string) error {
 			cfg.LDAP.ListenTLS = *ldapsAddr
 		case "http":
 			cfg.HTTP = *httpAddr
+		case "pprof":
+			cfg.PProf = *pprof
 		case "ssh":
 			cfg.SSH = *sshAddr
 		case "scep":

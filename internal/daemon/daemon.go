@@ -364,6 +364,9 @@ func (d *Daemon) openHTTP() {
 		fmt.Fprintln(w, "ok")
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(d.metrics, promhttp.HandlerOpts{}))
+	if d.cfg.PProf {
+		addPProf(mux)
+	}
 	d.http = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 }
 
@@ -551,6 +554,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	listeners := d.listeners
 	d.mu.Unlock()
 	defer close(d.done)
+	releaseStartupMemory()
 
 	err := d.run(ctx, listeners)
 	err = errors.Join(err, d.release())

@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -251,5 +252,47 @@ func TestEAPCertificate(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(cfg.DataDir, eap.CertFile)); err == nil {
 		t.Fatal("a certificate was generated although one is configured")
+	}
+}
+
+// TestProfilerOffByDefault: /debug/pprof/ answers only when the bootstrap
+// file turns it on.
+func TestProfilerOffByDefault(t *testing.T) {
+	for _, on := range []bool{false, true} {
+		t.Run(fmt.Sprint("pprof=", on), func(t *testing.T) {
+			cfg := loopback(t)
+			cfg.RADIUS.Auth, cfg.RADIUS.Acct, cfg.LDAP.Listen, cfg.LDAP.ListenTLS, cfg.SSH = "", "", "", "", ""
+			cfg.PProf = on
+			d := open(t, cfg)
+			if err := d.Listen(t.Context()); err != nil {
+				t.Fatal(err)
+			}
+			var httpAddr string
+			for _, l := range d.Listening() {
+				if f := strings.Fields(l); len(f) > 3 && f[0] == "health" {
+					httpAddr = strings.TrimSuffix(strings.TrimPrefix(f[3], "http://"), "/healthz")
+				}
+			}
+			ctx, cancel := context.WithCancel(t.Context())
+			ran := make(chan error, 1)
+			go func() { ran <- d.Run(ctx) }()
+			t.Cleanup(func() { cancel(); <-ran })
+			var resp *http.Response
+			var err error
+			for range 50 {
+				if resp, err = http.Get("http://" + httpAddr + "/debug/pprof/"); err == nil {
+					break
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			http.DefaultClient.CloseIdleConnections()
+			if want := map[bool]int{false: http.StatusNotFound, true: http.StatusOK}[on]; resp.StatusCode != want {
+				t.Errorf("GET /debug/pprof/ with pprof %v: got %d, want %d", on, resp.StatusCode, want)
+			}
+		})
 	}
 }

@@ -327,3 +327,9 @@ func writeCerts(t testing.TB, dir, _ string, names []string) (string, string) {
 	write(t, filepath.Join(dir, "client.key"), string(pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: ckb})))
 	return caFile, filepath.Join(dir, "server.pem")
 }
+
+// Pid is slapd's process id (for a benchmark's memory and CPU figures).
+func (s *Slapd) Pid() int { return s.cmd.Process.Pid }
+
+// Pid is the back-ldap slapd's process id.
+func (b *BackLDAP) Pid() int { return b.cmd.Process.Pid }

@@ -18,6 +18,7 @@ import (
 // The real admin service is what the console drives in production.
 var _ Admin = (*admin.Service)(nil)
 var _ AuditJobs = (*admin.Service)(nil)
+var _ DeviceJobs = (*admin.Service)(nil)
 
 const testFingerprint = "D6:D3:00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF:00:11:22:33:44:55:66:77:88:99:AA:BB:C5:46"
 

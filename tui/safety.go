@@ -472,7 +472,7 @@ func paneKeys(t tab) []helpKey {
 	case tabDevices:
 		return []helpKey{{"enter", "the device's details"}, {"o", "override compliance"}, {"x", "remove a MAC (typed)"},
 			{"r", "revoke certificates (typed)"}, {"n", "enrol a certificate (SCEP)"}, {"m", "connect an MDM"},
-			{"s", "sync the MDM now"}, {"h", "CoA log"}}
+			{"s", "sync the MDM now"}, {"h", "CoA log"}, {"c", "register certs, withdraw challenges, remove an MDM"}}
 	case tabLDAP:
 		return []helpKey{{"a", "add a bind account"}, {"e", "edit the settings"}, {"x", "remove a bind account (typed)"}, {"c", "the TLS certificate and its CA"}}
 	case tabWiFi:

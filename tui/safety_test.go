@@ -740,3 +740,41 @@ func TestAuditJobsFromTheConsole(t *testing.T) {
 		t.Fatalf("exports %q forward %q retention %q", f.exports, f.forward, f.retention)
 	}
 }
+
+// c on the Devices pane does the certificate and MDM jobs that were
+// CLI-only, one per save.
+func TestDeviceJobsFromTheConsole(t *testing.T) {
+	f := sample()
+	f.devices = []admin.Device{{ID: 1, Description: "front desk laptop", Source: "manual", MAC: "aa:bb:cc:00:11:22", MACs: []string{"aa:bb:cc:00:11:22"}}}
+	tm := start(t, f, 80, 24)
+	waitFor(t, tm, "frontdesk2")
+	for range int(tabDevices) {
+		tm.Send(tea.KeyMsg{Type: tea.KeyTab})
+	}
+	waitFor(t, tm, "front desk laptop")
+	typeKeys := func(s string) { tm.Send(tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune(s)}) }
+	enter := func() { tm.Send(tea.KeyMsg{Type: tea.KeyEnter}) }
+	typeKeys("c")
+	waitFor(t, tm, "Certificates, SCEP challenges and MDMs", "challenge 7: front-desk-mac, 1 use(s) left")
+	typeKeys("dr.lee AB:CD")
+	enter()
+	enter()
+	typeKeys("7")
+	enter()
+	enter()
+	waitFor(t, tm, "one job per save")
+	tm.Send(tea.KeyMsg{Type: tea.KeyEsc})
+	typeKeys("c")
+	waitFor(t, tm, "USER FINGERPRINT")
+	enter()
+	enter()
+	typeKeys("7")
+	enter()
+	enter()
+	waitFor(t, tm, "SCEP challenge 7 withdrawn")
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.deviceJobs) != 1 || f.deviceJobs[0] != "withdraw 7" {
+		t.Fatalf("jobs %q", f.deviceJobs)
+	}
+}

@@ -437,6 +437,8 @@ func (m Model) key(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
 		case "n":
 			m.form = m.scepChallengeForm()
 			return m, nil
+		case "c":
+			return m, m.deviceJobsCmd()
 		}
 		if dm, ok := m.deviceKey(msg); ok {
 			return dm, nil

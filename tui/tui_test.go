@@ -75,6 +75,8 @@ type fakeAdmin struct {
 	exports   []string
 	forward   string
 	retention string
+	// deviceJobs records the Devices pane's c jobs.
+	deviceJobs []string
 }
 
 type (
@@ -290,6 +292,36 @@ func (f fakeAudit) SetAuditRetention(_ context.Context, text string) error {
 	defer f.mu.Unlock()
 	f.retention = text
 	return nil
+}
+
+func (f fakeDevices) SCEPChallenges(context.Context) ([]admin.SCEPPending, error) {
+	return []admin.SCEPPending{{ID: 7, DeviceName: "front-desk-mac", UsesLeft: 1, ExpiresAt: t0.Add(24 * time.Hour)}}, nil
+}
+
+func (f fakeDevices) WithdrawSCEPChallenge(_ context.Context, id int64) error {
+	if id != 7 {
+		return fmt.Errorf("%w: there is no usable SCEP challenge %d", admin.ErrInvalid, id)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.deviceJobs = append(f.deviceJobs, "withdraw 7")
+	return nil
+}
+
+func (f fakeDevices) RegisterCert(_ context.Context, user, fp string) (string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.deviceJobs = append(f.deviceJobs, "register "+user+" "+fp)
+	return fp, nil
+}
+
+func (f fakeDevices) UnregisterCert(_ context.Context, fp string) error { return nil }
+
+func (f fakeDevices) RemoveMDM(_ context.Context, name string) (int, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.deviceJobs = append(f.deviceJobs, "remove "+name)
+	return 3, nil
 }
 
 func (f fakeUpstreams) MFAProviders(context.Context) ([]admin.MFAProviderStatus, error) {

@@ -21,6 +21,8 @@ type (
 	Revocation  = store.Revocation
 	AcctSession = store.AcctSession
 	AdminKey    = store.AdminKey
+	// SCEPPending is a SCEP challenge still usable ('scep challenges').
+	SCEPPending = store.SCEPChallenge
 	DeviceCert  = store.DeviceCert
 	// PostureEvent is a change that ended or moved sessions (CoA).
 	PostureEvent = store.PostureEvent

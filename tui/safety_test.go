@@ -778,3 +778,12 @@ func TestDeviceJobsFromTheConsole(t *testing.T) {
 		t.Fatalf("jobs %q", f.deviceJobs)
 	}
 }
+
+// l on the Dashboard shows the daemon's own log (no journalctl on the
+// images), times in the site's zone.
+func TestDaemonLogScreen(t *testing.T) {
+	tm := start(t, sample(), 80, 24)
+	waitFor(t, tm, "frontdesk2")
+	tm.Send(tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune("l")})
+	waitFor(t, tm, "The daemon's log, newest last", `Nov 30 08:59:30 WARN "upstream down" upstream=entra`)
+}

@@ -473,6 +473,8 @@ func (m Model) key(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
 		m.form = m.powerForm()
 	case msg.String() == "k" && m.tab == tabDashboard && m.p.Wizard != nil:
 		return m, m.adminKeysCmd()
+	case msg.String() == "l" && m.tab == tabDashboard:
+		return m, m.daemonLogCmd()
 	case msg.String() == "b" && m.tab == tabDashboard:
 		var ts []appliance.Throttled
 		if m.daemon != nil {

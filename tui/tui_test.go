@@ -285,6 +285,13 @@ func (f fakeAudit) SetAuditForward(_ context.Context, in admin.AuditForwardSetti
 	return nil
 }
 
+func (f fakeAudit) DaemonLog(n int) ([]string, error) {
+	return []string{
+		`time=2026-11-30T08:59:00Z level=INFO msg="clinicgate started" version=test`,
+		`time=2026-11-30T08:59:30Z level=WARN msg="upstream down" upstream=entra err="connection refused"`,
+	}, nil
+}
+
 func (f fakeAudit) DisableAuditForward(context.Context) error { return nil }
 
 func (f fakeAudit) SetAuditRetention(_ context.Context, text string) error {

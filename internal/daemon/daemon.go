@@ -102,6 +102,8 @@ type Daemon struct {
 	// machine's clock as the check reads it (tests shift it).
 	clock    *admin.ClockStatus
 	clockNow func() time.Time
+	// logFile is the console's copy of the log (logfile.go).
+	logFile *logFile
 
 	// The device CA (nil until made) and the SCEP door (scep.go).
 	deviceCA        *pki.CA
@@ -143,6 +145,14 @@ func Open(ctx context.Context, cfg config.Config, opts Options) (_ *Daemon, err 
 	}
 	if d.lock, err = lockDataDir(cfg.DataDir); err != nil {
 		return nil, err
+	}
+	// The daemon's messages also go to daemon.log, for the console
+	// (logfile.go); the file failing to open costs only that.
+	if lf, err := openLogFile(cfg.DataDir); err != nil {
+		d.log.Warn("the console's copy of the log cannot be written; the journal still has it", "file", LogFile, "err", err)
+	} else {
+		d.logFile = lf
+		d.log = slog.New(teeHandler{main: d.log.Handler(), file: slog.NewTextHandler(lf, &slog.HandlerOptions{Level: slog.LevelInfo})})
 	}
 	if d.store, err = store.Open(ctx, cfg.DataDir, store.Options{Create: true}); err != nil {
 		return nil, err
@@ -710,6 +720,9 @@ func (d *Daemon) release() error {
 		if d.store != nil {
 			d.closeErr = errors.Join(d.closeErr, d.store.Close())
 		}
+		if d.logFile != nil {
+			_ = d.logFile.Close()
+		}
 		d.lock.release()
 	})
 	return d.closeErr
@@ -754,6 +767,9 @@ func (d *Daemon) status(svc *admin.Service, started time.Time) func(context.Cont
 		}
 		if fs, err := svc.AuditForwardStatus(ctx); err == nil && fs.Configured {
 			ds.AuditForward = &fs
+		}
+		if d.logFile != nil {
+			d.logFile.Flush()
 		}
 		if err := svc.ReportStatus(ctx, ds); err != nil && ctx.Err() == nil {
 			d.log.Warn("could not record the daemon's status", "err", err)

@@ -115,6 +115,7 @@ type WizardAdmin interface {
 	SystemNow(ctx context.Context) admin.SystemState
 	RequestSystemChange(ctx context.Context, r hostcfg.Request) (admin.SystemChange, error)
 	SystemResult(ctx context.Context, id string, wait time.Duration) (hostcfg.Result, error)
+	IncomingPackages(ctx context.Context) []string
 }
 
 // Admin is every pane's interface at once: what the admin service

@@ -787,3 +787,23 @@ func TestDaemonLogScreen(t *testing.T) {
 	tm.Send(tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune("l")})
 	waitFor(t, tm, "The daemon's log, newest last", `Nov 30 08:59:30 WARN "upstream down" upstream=entra`)
 }
+
+// u on the Dashboard installs an uploaded package: the checksum is
+// checked before anything is asked of the helper.
+func TestUpdateScreen(t *testing.T) {
+	f := sample()
+	f.managed = true
+	tm := start(t, f, 80, 24)
+	waitFor(t, tm, "frontdesk2")
+	tm.Send(tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune("u")})
+	waitFor(t, tm, "Update clinicgate", "In incoming/: clinicgate_0.3.0_amd64.deb")
+	tm.Send(tea.KeyMsg{Type: tea.KeyEnter})
+	tm.Send(tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune("abc")})
+	tm.Send(tea.KeyMsg{Type: tea.KeyEnter})
+	waitFor(t, tm, "64 hex digits")
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.system) != 0 {
+		t.Fatalf("asked %+v", f.system)
+	}
+}

@@ -151,3 +151,32 @@ func (m Model) powerForm() *form {
 	f.note = []string{"factory-reset erases every user, client, key and the audit log:", "take a backup first. Over SSH, the session ends with the appliance."}
 	return f
 }
+
+// updateForm installs a newer clinicgate .deb uploaded over SFTP into
+// incoming/, after the admin types its SHA-256 from the release notes;
+// the helper rolls back when the new daemon is not healthy.
+func (m Model) updateForm() *form {
+	pkgs := m.p.Wizard.IncomingPackages(context.Background())
+	f := newForm("Update clinicgate from a package in incoming/", func(v []string) tea.Cmd {
+		pkg, sum := strings.TrimSpace(v[0]), strings.ToLower(strings.TrimSpace(v[1]))
+		return m.act(func(ctx context.Context) doneMsg {
+			return m.systemChanges(ctx, []hostcfg.Request{{Kind: hostcfg.KindUpdate, Package: pkg, SHA256: sum}})
+		})
+	},
+		withValue(field("package", "the .deb's name in incoming/ (upload it over SFTP)", false, 90), firstOr(pkgs, "")),
+		field("sha256", "its SHA-256 as the release names it (64 hex digits)", false, 64))
+	f.note = []string{"The daemon restarts: an SSH console ends; a new daemon that is not", "healthy within a minute gets the old binary back."}
+	if len(pkgs) == 0 {
+		f.note = append(f.note, "No package in incoming/ yet.")
+	} else {
+		f.note = append(f.note, "In incoming/: "+strings.Join(pkgs, ", "))
+	}
+	return f
+}
+
+func firstOr(s []string, d string) string {
+	if len(s) > 0 {
+		return s[0]
+	}
+	return d
+}

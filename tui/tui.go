@@ -471,6 +471,8 @@ func (m Model) key(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
 		return m, m.networkCmd()
 	case msg.String() == "p" && m.tab == tabDashboard && m.p.Wizard != nil:
 		m.form = m.powerForm()
+	case msg.String() == "u" && m.tab == tabDashboard && m.p.Wizard != nil:
+		m.form = m.updateForm()
 	case msg.String() == "k" && m.tab == tabDashboard && m.p.Wizard != nil:
 		return m, m.adminKeysCmd()
 	case msg.String() == "l" && m.tab == tabDashboard:

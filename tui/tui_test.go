@@ -623,6 +623,10 @@ func (f fakeWizard) RequestSystemChange(_ context.Context, r hostcfg.Request) (a
 	return admin.SystemChange{ID: r.ID, Summary: plan.Summary}, nil
 }
 
+func (f fakeWizard) IncomingPackages(context.Context) []string {
+	return []string{"clinicgate_0.3.0_amd64.deb"}
+}
+
 func (f fakeWizard) SystemResult(_ context.Context, id string, _ time.Duration) (hostcfg.Result, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -114,4 +115,17 @@ func (s *Service) SystemResult(ctx context.Context, id string, wait time.Duratio
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
+}
+
+// IncomingPackages lists the clinicgate packages uploaded into the data
+// directory's incoming/ (over SFTP), for the update screen.
+func (s *Service) IncomingPackages(context.Context) []string {
+	es, _ := os.ReadDir(filepath.Join(s.Store.Dir(), "incoming"))
+	var out []string
+	for _, e := range es {
+		if e.Type().IsRegular() && strings.HasPrefix(e.Name(), "clinicgate_") && strings.HasSuffix(e.Name(), ".deb") {
+			out = append(out, e.Name())
+		}
+	}
+	return out
 }

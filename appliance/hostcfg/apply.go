@@ -1,6 +1,7 @@
 package hostcfg
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -21,6 +22,12 @@ type Applier struct {
 	// Hostname is this host's name now (os.Hostname outside tests).
 	Hostname string
 	Now      func() time.Time
+	// Output runs a fixed query command and returns its output (an
+	// update's dpkg-deb and dpkg-query); Health waits for the daemon to
+	// answer its health check (an update's). Without them updates are
+	// refused.
+	Output func(argv []string) (string, error)
+	Health func(ctx context.Context) error
 }
 
 // ApplyAll acts on every queued request, oldest first, removing each and
@@ -71,6 +78,15 @@ func (a *Applier) apply(path string) Result {
 	}
 	hosts, _ := os.ReadFile(filepath.Join(a.Root, HostsFile))
 	plan := PlanFor(r, string(hosts))
+	if plan.Update {
+		msg, err := a.update(r)
+		if err != nil {
+			res.Message = err.Error()
+			return res
+		}
+		res.OK, res.Message = true, msg
+		return res
+	}
 	if plan.Erase {
 		if err := a.factoryReset(plan); err != nil {
 			res.Message = err.Error()

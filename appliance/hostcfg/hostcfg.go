@@ -43,6 +43,7 @@ const (
 	KindReboot       = "reboot"        // restart the appliance
 	KindPowerOff     = "poweroff"      // shut it down
 	KindFactoryReset = "factory-reset" // erase the data directory and the settings here, then restart
+	KindUpdate       = "update"        // install a newer clinicgate .deb from incoming/, rolled back if it fails its health check
 )
 
 // Files written, relative to the root.
@@ -80,6 +81,11 @@ type Request struct {
 	// Confirm is what the admin typed to confirm a reboot, power-off
 	// (the word) or factory reset (this host's name).
 	Confirm string `json:"confirm,omitempty"`
+	// Package is an update's .deb, by its name in the data directory's
+	// incoming/ (uploaded over SFTP); SHA256 is its checksum as the
+	// release names it, typed by the admin.
+	Package string `json:"package,omitempty"`
+	SHA256  string `json:"sha256,omitempty"`
 }
 
 // Result is what the helper did with a request.
@@ -91,6 +97,8 @@ type Result struct {
 }
 
 var (
+	debRE   = regexp.MustCompile(`^clinicgate_[0-9A-Za-z.+~-]{1,64}_(amd64|arm64)\.deb$`)
+	shaRE   = regexp.MustCompile(`^[0-9a-f]{64}$`)
 	ifaceRE = regexp.MustCompile(`^[a-zA-Z][a-zA-Z0-9_.-]{0,14}$`)
 	labelRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
 )
@@ -204,6 +212,13 @@ func (r Request) Check(hostname string) error {
 		if r.Confirm == "" || r.Confirm != hostname {
 			return invalid("type this appliance's host name (%s) to confirm the factory reset", hostname)
 		}
+	case KindUpdate:
+		if !debRE.MatchString(r.Package) {
+			return invalid("package %q: the name of a clinicgate .deb in incoming/ (clinicgate_VERSION_amd64.deb or _arm64.deb)", r.Package)
+		}
+		if !shaRE.MatchString(r.SHA256) {
+			return invalid("give the package's SHA-256 as the release names it: 64 hex digits")
+		}
 	default:
 		return invalid("unknown change %q", r.Kind)
 	}
@@ -232,6 +247,9 @@ type Plan struct {
 	// reboot) the data directory is emptied and the files this package
 	// writes are removed.
 	Erase bool
+	// Update is an update's: the helper checks and installs the package
+	// itself (update.go); Commands only describe it.
+	Update bool
 	// Summary says it in the contractor's words.
 	Summary string
 }
@@ -284,6 +302,9 @@ func PlanFor(r Request, hostsNow string) Plan {
 		return Plan{Commands: [][]string{{"systemctl", "reboot"}}, Summary: "reboot"}
 	case KindPowerOff:
 		return Plan{Commands: [][]string{{"systemctl", "poweroff"}}, Summary: "power off"}
+	case KindUpdate:
+		return Plan{Update: true, Commands: [][]string{{"dpkg", "-i", "(the checked copy of " + r.Package + ")"}},
+			Summary: "update clinicgate from " + r.Package + " (SHA-256 checked; rolled back if the new daemon is not healthy within a minute)"}
 	case KindFactoryReset:
 		return Plan{Commands: [][]string{{"systemctl", "stop", "clinicgate.service"}, {"systemctl", "reboot"}}, Erase: true,
 			Summary: "factory reset: clinicgate stopped; every user, client, key, certificate and the audit log erased; the network and NTP settings made here removed; then a reboot"}

@@ -5,9 +5,12 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"strings"
+	"time"
 
 	"github.com/clinicgate/clinicgate/appliance/config"
 	"github.com/clinicgate/clinicgate/appliance/hostcfg"
@@ -42,6 +45,11 @@ func (c *cli) systemApply(fs *flag.FlagSet) action {
 			}
 			return nil
 		}}
+		a.Output = func(argv []string) (string, error) {
+			out, err := exec.CommandContext(context.Background(), argv[0], argv[1:]...).Output()
+			return string(out), err
+		}
+		a.Health = func(ctx context.Context) error { return daemonHealthy(ctx, cfg.HTTP) }
 		res, err := a.ApplyAll()
 		for _, r := range res {
 			if r.ID == "" {
@@ -55,4 +63,50 @@ func (c *cli) systemApply(fs *flag.FlagSet) action {
 		}
 		return err
 	}}
+}
+
+// daemonHealthy waits for the daemon to answer /healthz on its metrics
+// address three times in a row, two seconds apart (or, with that address
+// off, for systemd to report it active as long), until ctx ends.
+func daemonHealthy(ctx context.Context, httpAddr string) error {
+	client := &http.Client{Timeout: 3 * time.Second}
+	check := func() error {
+		if httpAddr == "" {
+			return exec.CommandContext(ctx, "systemctl", "is-active", "--quiet", "clinicgate.service").Run()
+		}
+		host, port, err := net.SplitHostPort(httpAddr)
+		if err != nil {
+			return err
+		}
+		if host == "" || host == "0.0.0.0" || host == "::" {
+			host = "127.0.0.1"
+		}
+		resp, err := client.Get("http://" + net.JoinHostPort(host, port) + "/healthz")
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("healthz: %s", resp.Status)
+		}
+		return nil
+	}
+	good := 0
+	var last error
+	for good < 3 {
+		if last = check(); last == nil {
+			good++
+		} else {
+			good = 0
+		}
+		select {
+		case <-ctx.Done():
+			if last == nil {
+				last = ctx.Err()
+			}
+			return last
+		case <-time.After(2 * time.Second):
+		}
+	}
+	return nil
 }

@@ -2,8 +2,11 @@ package e2e
 
 import (
 	"fmt"
+	"net"
+	"os"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestLockoutStormFromOneStationLeavesUserIn is issue 16's finding 2 with
@@ -38,5 +41,49 @@ func TestLockoutStormFromOneStationLeavesUserIn(t *testing.T) {
 	story := mustCG(t, data, "", "audit", "tail", "-n", "30", "--user", "alice")
 	if !strings.Contains(story, "locked_out") {
 		t.Fatalf("no locked_out refusal in the audit:\n%s", story)
+	}
+}
+
+// TestSilentSSHFloodLeavesTheOtherDoorsOpen is issue 16's finding 4: 1,100
+// connections to the console's SSH port that never sent a byte used to
+// exhaust the daemon's file descriptors, and LDAPS handshakes and admin
+// SSH stopped. Now at most 64 wait before authentication (8 per address,
+// 10 s each): during a flood of 1,000 from 250 addresses the daemon's
+// descriptors stay bounded and an EHR's LDAPS bind still works.
+func TestSilentSSHFloodLeavesTheOtherDoorsOpen(t *testing.T) {
+	need(t, "ldapwhoami")
+	data, d := setup(t, "--mfa", "off")
+	mustCG(t, data, "", "client", "add", "ehr", "--door", "ldap", "--address", "127.0.0.1", "--mfa", "off")
+	fds := func() int {
+		es, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", d.cmd.Process.Pid))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(es)
+	}
+	before := fds()
+	var conns []net.Conn
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	for i := range 1000 {
+		dialer := net.Dialer{Timeout: 2 * time.Second, LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 1, byte(1+i%250))}}
+		c, err := dialer.Dial("tcp", d.ssh)
+		if err != nil {
+			continue // refused at the door: what a cap may do
+		}
+		conns = append(conns, c)
+	}
+	if len(conns) < 900 {
+		t.Fatalf("only %d of 1000 connections were made: the test did not flood", len(conns))
+	}
+	if n := fds(); n > before+200 {
+		t.Fatalf("the daemon holds %d descriptors during the flood (%d before): silent connections are kept", n, before)
+	}
+	out, rc := ldapTool(t, data, "ldapwhoami", "-x", "-H", "ldaps://"+d.ldaps, "-D", "alice", "-w", "correct horse battery")
+	if rc != 0 || !strings.Contains(out, "u:alice") {
+		t.Fatalf("LDAPS during the SSH flood: rc %d\n%s", rc, out)
 	}
 }

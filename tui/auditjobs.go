@@ -130,3 +130,53 @@ func (m Model) forwardForm(j AuditJobs) *form {
 	f.note = []string{"v on this pane shows the forwarding state: connected, last entry, lag."}
 	return f
 }
+
+// AuditCopier writes and checks whole copies of the log (c on the Audit
+// pane: 'audit export' and 'audit verify --against').
+type AuditCopier interface {
+	WriteAuditCopy(ctx context.Context) (string, int64, error)
+	VerifyAuditAgainstFile(ctx context.Context, path string) (admin.AuditCheck, error)
+}
+
+func (m Model) auditCopyForm(j AuditCopier) *form {
+	return newForm("A whole copy of the log: write one, or check the log against one", func(v []string) tea.Cmd {
+		write, against := strings.ToLower(strings.TrimSpace(v[0])), strings.TrimSpace(v[1])
+		return m.act(func(ctx context.Context) doneMsg {
+			switch {
+			case write == "yes" && against == "":
+				p, n, err := j.WriteAuditCopy(ctx)
+				if err != nil {
+					return doneMsg{err: err}
+				}
+				return doneMsg{text: fmt.Sprintf("%d entries written to %s (fetch it over SFTP from exports/)", n, p)}
+			case write == "" && against != "":
+				c, err := j.VerifyAuditAgainstFile(ctx, against)
+				if err != nil {
+					return doneMsg{err: err}
+				}
+				var b strings.Builder
+				if c.OK() {
+					fmt.Fprintf(&b, "The log (%d entries) agrees with the copy %s.\n", c.Entries, against)
+				} else {
+					fmt.Fprintf(&b, "THE LOG DOES NOT AGREE WITH THE COPY %s:\n", against)
+				}
+				for _, p := range c.Problems {
+					b.WriteString("  " + p + "\n")
+				}
+				if a := c.Against; a != nil {
+					fmt.Fprintf(&b, "\nThe copy holds %d entries and %d checkpoints; %d compared.\n", a.CopyEntries, a.CopyCheckpoints, a.Compared)
+					for _, p := range a.Problems {
+						b.WriteString("  " + p + "\n")
+					}
+					for _, n := range a.Notes {
+						b.WriteString("  (" + n + ")\n")
+					}
+				}
+				return doneMsg{show: strings.TrimRight(b.String(), "\n")}
+			}
+			return doneMsg{err: fmt.Errorf("%w: type yes to write a copy, or give a copy's path to check against, one at a time", admin.ErrInvalid)}
+		})
+	},
+		field("write a copy", "yes: the whole log into exports/, as 'audit export' writes it", false, 3),
+		field("check against", "a copy's path: the SIEM's file uploaded into incoming/, or on a USB stick", false, 255))
+}

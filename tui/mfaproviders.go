@@ -91,3 +91,27 @@ func (m Model) mfaProvidersForm(ps []admin.MFAProviderStatus) *form {
 	}
 	return f
 }
+
+// UpstreamSyncer pulls an upstream's directory now (y on the Upstreams
+// pane: 'upstream sync').
+type UpstreamSyncer interface {
+	SyncUpstream(ctx context.Context, name string) (admin.DirStats, error)
+}
+
+func (m Model) syncUpstreamCmd(name string) tea.Cmd {
+	j, ok := m.p.Upstreams.(UpstreamSyncer)
+	if !ok {
+		return nil
+	}
+	return m.act(func(ctx context.Context) doneMsg {
+		st, err := j.SyncUpstream(ctx, name)
+		if err != nil {
+			return doneMsg{err: err}
+		}
+		msg := fmt.Sprintf("%s synced: %d users, %d groups (%d new, %d changed, %d disabled)", name, st.Users, st.Groups, st.Created, st.Updated, st.Disabled)
+		if len(st.Conflicts) > 0 {
+			msg += fmt.Sprintf("; %d skipped: %s", len(st.Conflicts), strings.Join(st.Conflicts, "; "))
+		}
+		return doneMsg{text: msg}
+	})
+}

@@ -460,7 +460,7 @@ func paneKeys(t tab) []helpKey {
 		return []helpKey{{"enter", "the decision's story (why?)"}, {"e", "site settings (zone, lockout, …)"}, {"o", "who is online (accounting)"}, {"b", "sources refused or slowed (lockout)"}, {"k", "SSH admin keys: list, add, remove"},
 			{"n", "network, host name, NTP"}, {"l", "the daemon's log"}, {"u", "install an update (.deb)"}, {"p", "reboot, power off, factory reset (typed)"}}
 	case tabAudit:
-		return []helpKey{{"enter", "the decision's story (why?)"}, {"x", "HIPAA export of a date range"}, {"f", "forwarding to syslog/SIEM, retention"}}
+		return []helpKey{{"enter", "the decision's story (why?)"}, {"x", "HIPAA export of a date range"}, {"f", "forwarding to syslog/SIEM, retention"}, {"c", "whole copy: write, or check against"}}
 	case tabUsers:
 		return []helpKey{{"a", "add a user"}, {"p", "reset the password"}, {"d", "disable/enable"},
 			{"g", "groups, expiry, hours, name"}, {"u", "unlock"}, {"m", "enrol TOTP (QR code)"}, {"t", "show the QR again (until first use)"}, {"r", "reset TOTP (typed)"},
@@ -468,7 +468,7 @@ func paneKeys(t tab) []helpKey {
 	case tabClients:
 		return []helpKey{{"a", "add a client"}, {"e", "edit its policy"}, {"s", "address, secret, session length"}, {"p", "push MFA (Duo, Okta Verify)"}, {"l", "test login"}, {"x", "remove the client (typed)"}}
 	case tabUpstreams:
-		return []helpKey{{"a", "add an upstream"}, {"e", "edit settings, secret"}, {"t", "test with a real login"}, {"x", "remove it (typed)"}, {"m", "push MFA providers (Duo, Okta)"}}
+		return []helpKey{{"a", "add an upstream"}, {"e", "edit settings, secret"}, {"t", "test with a real login"}, {"x", "remove it (typed)"}, {"m", "push MFA providers (Duo, Okta)"}, {"y", "sync its directory now"}}
 	case tabDevices:
 		return []helpKey{{"enter", "the device's details"}, {"o", "override compliance"}, {"x", "remove a MAC (typed)"},
 			{"r", "revoke certificates (typed)"}, {"n", "enrol a certificate (SCEP)"}, {"m", "connect an MDM"},

@@ -807,3 +807,29 @@ func TestUpdateScreen(t *testing.T) {
 		t.Fatalf("asked %+v", f.system)
 	}
 }
+
+// c on the Audit pane writes a whole copy or checks the log against one
+// (what 'audit export' and 'audit verify --against' do); y on Upstreams
+// syncs a directory now ('upstream sync').
+func TestAuditCopyAndUpstreamSyncFromTheConsole(t *testing.T) {
+	f := sample()
+	tm := start(t, f, 80, 24)
+	waitFor(t, tm, "frontdesk2")
+	tm.Send(tea.KeyMsg{Type: tea.KeyTab})
+	waitFor(t, tm, "All entries")
+	typeKeys := func(s string) { tm.Send(tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune(s)}) }
+	enter := func() { tm.Send(tea.KeyMsg{Type: tea.KeyEnter}) }
+	typeKeys("c")
+	waitFor(t, tm, "A whole copy of the log")
+	enter()
+	typeKeys("/var/lib/clinicgate/incoming/siem.log")
+	enter()
+	waitFor(t, tm, "THE LOG DOES NOT AGREE WITH THE COPY", "entry 3 differs")
+	typeKeys(" ")
+	for range int(tabUpstreams) - int(tabAudit) {
+		tm.Send(tea.KeyMsg{Type: tea.KeyTab})
+	}
+	waitFor(t, tm, "clinic-ad")
+	typeKeys("y")
+	waitFor(t, tm, "clinic-ad synced: 12 users, 3 groups (2 new")
+}

@@ -523,6 +523,12 @@ func (m Model) key(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
 		if j, ok := m.auditJobs(); ok {
 			m.form = m.hipaaForm(j)
 		}
+	case msg.String() == "c" && m.tab == tabAudit:
+		if j, ok := m.p.Audit.(AuditCopier); ok {
+			m.form = m.auditCopyForm(j)
+		}
+	case msg.String() == "y" && m.tab == tabUpstreams && len(m.ups) > 0:
+		return m, m.syncUpstreamCmd(m.ups[min(m.cursor, len(m.ups)-1)].Name)
 	case msg.String() == "f" && m.tab == tabAudit:
 		if j, ok := m.auditJobs(); ok {
 			m.form = m.forwardForm(j)

@@ -260,8 +260,6 @@ func (f fakeClients) EditClient(_ context.Context, name string, e admin.ClientEd
 	return fmt.Errorf("%w: there is no client %q", admin.ErrInvalid, name)
 }
 
-// Upstreams lists clinic-ad (which a client uses: it cannot be removed)
-// and the upstreams added since, as they were added.
 func (f fakeAudit) ParseRange(_ context.Context, from, to string) (time.Time, time.Time, error) {
 	a, err := time.Parse(time.DateOnly, from)
 	if err != nil {
@@ -290,6 +288,18 @@ func (f fakeAudit) DaemonLog(n int) ([]string, error) {
 		`time=2026-11-30T08:59:00Z level=INFO msg="clinicgate started" version=test`,
 		`time=2026-11-30T08:59:30Z level=WARN msg="upstream down" upstream=entra err="connection refused"`,
 	}, nil
+}
+
+func (f fakeAudit) WriteAuditCopy(context.Context) (string, int64, error) {
+	return "/var/lib/clinicgate/exports/audit-copy-20261130-090000.log", int64(len(f.rows)), nil
+}
+
+func (f fakeAudit) VerifyAuditAgainstFile(_ context.Context, path string) (admin.AuditCheck, error) {
+	return admin.AuditCheck{Entries: 4, Problems: []string{"entry 3 differs from the copy " + path}}, nil
+}
+
+func (f fakeUpstreams) SyncUpstream(_ context.Context, name string) (admin.DirStats, error) {
+	return admin.DirStats{Users: 12, Groups: 3, Created: 2}, nil
 }
 
 func (f fakeAudit) DisableAuditForward(context.Context) error { return nil }
@@ -372,6 +382,8 @@ func (f fakeUpstreams) RemoveMFAProvider(_ context.Context, name string) error {
 	return fmt.Errorf("%w: there is no MFA provider %q", admin.ErrInvalid, name)
 }
 
+// Upstreams lists clinic-ad (which a client uses: it cannot be removed)
+// and the upstreams added since, as they were added.
 func (f fakeUpstreams) Upstreams(context.Context) ([]admin.Upstream, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()

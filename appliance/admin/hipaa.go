@@ -282,3 +282,31 @@ func (s *Service) ParseRange(ctx context.Context, from, to string) (time.Time, t
 	}
 	return f, t.AddDate(0, 0, 1), nil
 }
+
+// WriteAuditCopy writes the whole log in the forwarded copy's form (what
+// 'audit export' writes) into ExportsDir, for the clinic's SIEM or a
+// later 'audit verify --against'; it returns the file and the entries.
+func (s *Service) WriteAuditCopy(ctx context.Context) (string, int64, error) {
+	dir := filepath.Join(s.Store.Dir(), ExportsDir)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", 0, err
+	}
+	var b strings.Builder
+	n, err := s.ExportAudit(ctx, &b)
+	if err != nil {
+		return "", 0, err
+	}
+	p := filepath.Join(dir, "audit-copy-"+s.Now().UTC().Format("20060102-150405")+".log")
+	return p, n, atomicfile.Write(p, []byte(b.String()), 0o600)
+}
+
+// VerifyAuditAgainstFile is VerifyAuditAgainst with a file on the
+// appliance (uploaded over SFTP into incoming/, or on a USB stick).
+func (s *Service) VerifyAuditAgainstFile(ctx context.Context, path string) (AuditCheck, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return AuditCheck{}, invalid("%v", err)
+	}
+	defer f.Close()
+	return s.VerifyAuditAgainst(ctx, f)
+}

@@ -70,3 +70,34 @@ func TestExportHIPAA(t *testing.T) {
 		t.Fatalf("%+v %v", none, err)
 	}
 }
+
+// The console's whole copy: written into exports/, and the log checked
+// against it agrees; an edited copy does not.
+func TestWriteAuditCopyAndCheckAgainstIt(t *testing.T) {
+	s := newService(t)
+	ctx := t.Context()
+	for range 3 {
+		if _, err := s.Audit.Append(ctx, audit.Entry{Kind: audit.KindSystem, Reason: "x"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p, n, err := s.WriteAuditCopy(ctx)
+	if err != nil || n < 3 {
+		t.Fatalf("%s %d %v", p, n, err)
+	}
+	c, err := s.VerifyAuditAgainstFile(ctx, p)
+	if err != nil || !c.OK() {
+		t.Fatalf("against its own copy: %+v %v", c, err)
+	}
+	b, _ := os.ReadFile(p)
+	edited := strings.Replace(string(b), `"reason":"x"`, `"reason":"y"`, 1)
+	if edited == string(b) {
+		t.Fatalf("the copy's form changed; the test edits nothing:\n%s", b)
+	}
+	if err := os.WriteFile(p, []byte(edited), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if c, err := s.VerifyAuditAgainstFile(ctx, p); err != nil || c.OK() {
+		t.Fatalf("against an edited copy: %+v %v", c, err)
+	}
+}

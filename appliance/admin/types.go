@@ -21,6 +21,8 @@ type (
 	Revocation  = store.Revocation
 	AcctSession = store.AcctSession
 	AdminKey    = store.AdminKey
+	// DirStats is what a directory sync did.
+	DirStats = store.DirStats
 	// SCEPPending is a SCEP challenge still usable ('scep challenges').
 	SCEPPending = store.SCEPChallenge
 	DeviceCert  = store.DeviceCert

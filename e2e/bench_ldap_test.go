@@ -104,6 +104,7 @@ func BenchmarkLDAPDoor(b *testing.B) {
 		{"backldap", back.URL},
 	}
 	dn := func(i int) string { return fmt.Sprintf("uid=bench%d,ou=people,%s", i%users, s.Base) }
+	time.Sleep(1100 * time.Millisecond) // the daemon reads the settings again within a second
 	// First logins provision the users; not measured.
 	warm, err := ldap.DialURL(targets[0].url)
 	if err != nil {

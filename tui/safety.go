@@ -476,7 +476,7 @@ func paneKeys(t tab) []helpKey {
 	case tabLDAP:
 		return []helpKey{{"a", "add a bind account"}, {"e", "edit the settings"}, {"x", "remove a bind account (typed)"}, {"c", "the TLS certificate and its CA"}}
 	case tabWiFi:
-		return []helpKey{{"c", "show the CA (PEM)"}}
+		return []helpKey{{"c", "show the CA (PEM)"}, {"p", "Apple profile into exports/"}, {"d", "the device CA (SCEP)"}}
 	}
 	return nil
 }

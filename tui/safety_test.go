@@ -833,3 +833,27 @@ func TestAuditCopyAndUpstreamSyncFromTheConsole(t *testing.T) {
 	typeKeys("y")
 	waitFor(t, tm, "clinic-ad synced: 12 users, 3 groups (2 new")
 }
+
+// p on the Wi-Fi pane writes an Apple profile into exports/ and d shows
+// the device CA: 'wifi profile' and 'scep ca' without a shell.
+func TestWiFiFilesFromTheConsole(t *testing.T) {
+	f := sample()
+	f.status.EAP = &admin.EAPStatus{CertFile: "/var/lib/clinicgate/eap-cert.pem", ServerName: []string{"gate"}, CASubject: "clinicgate appliance CA (gate)"}
+	tm := start(t, f, 80, 24)
+	waitFor(t, tm, "frontdesk2")
+	for range int(tabWiFi) {
+		tm.Send(tea.KeyMsg{Type: tea.KeyTab})
+	}
+	waitFor(t, tm, "p: an Apple profile into exports/")
+	tm.Send(tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune("p")})
+	waitFor(t, tm, "Apple Wi-Fi profile")
+	tm.Send(tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune("Staff")})
+	tm.Send(tea.KeyMsg{Type: tea.KeyEnter})
+	tm.Send(tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune("ttls")})
+	for range 3 {
+		tm.Send(tea.KeyMsg{Type: tea.KeyEnter})
+	}
+	waitFor(t, tm, "exports/Staff-ttls.mobileconfig")
+	tm.Send(tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune("d")})
+	waitFor(t, tm, "The device CA (SCEP)", "MIIBdeviceCA")
+}

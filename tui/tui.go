@@ -495,6 +495,14 @@ func (m Model) key(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
 		m.confirm = m.removeBindAccount(m.binds[min(m.cursor, len(m.binds)-1)].Name)
 	case key.Matches(msg, keys.CA) && m.tab == tabWiFi:
 		m.show = wifiCA(m.daemon)
+	case msg.String() == "p" && m.tab == tabWiFi:
+		if j, ok := m.wifiJobs(); ok {
+			m.form = m.wifiProfileForm(j)
+		}
+	case msg.String() == "d" && m.tab == tabWiFi:
+		if j, ok := m.wifiJobs(); ok {
+			return m, m.deviceCACmd(j)
+		}
 	case key.Matches(msg, keys.CA) && m.tab == tabLDAP:
 		m.show = ldapCertText(m.daemon, m.clock().day)
 	case key.Matches(msg, keys.Login) && m.tab == tabClients && len(m.clients) > 0:

@@ -302,6 +302,17 @@ func (f fakeUpstreams) SyncUpstream(_ context.Context, name string) (admin.DirSt
 	return admin.DirStats{Users: 12, Groups: 3, Created: 2}, nil
 }
 
+func (f fakeAudit) WriteWiFiProfile(_ context.Context, r admin.WiFiProfileRequest) (string, error) {
+	if r.CertFile == "" {
+		return "", fmt.Errorf("the daemon reports no EAP server")
+	}
+	return "/var/lib/clinicgate/exports/" + r.SSID + "-" + r.Method + ".mobileconfig", nil
+}
+
+func (f fakeAudit) DeviceCAPEM(context.Context) (string, error) {
+	return "-----BEGIN CERTIFICATE-----\nMIIBdeviceCA\n-----END CERTIFICATE-----\n", nil
+}
+
 func (f fakeAudit) DisableAuditForward(context.Context) error { return nil }
 
 func (f fakeAudit) SetAuditRetention(_ context.Context, text string) error {

@@ -1,10 +1,12 @@
 package tui
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"time"
 
+	tea "github.com/charmbracelet/bubbletea"
 	"github.com/clinicgate/clinicgate/appliance/admin"
 )
 
@@ -63,7 +65,7 @@ func (m Model) viewWiFi(h int) string {
 			b.WriteString(fit("  "+a, m.width) + "\n")
 		}
 	}
-	b.WriteString("\n" + dimStyle.Render(fit("Apple profile: clinicgate wifi profile --ssid NAME (docs/wifi.md)", m.width)) + "\n")
+	b.WriteString("\n" + dimStyle.Render(fit("p: an Apple profile into exports/ · d: the device CA (SCEP) · docs/wifi.md", m.width)) + "\n")
 	return b.String()
 }
 
@@ -76,4 +78,49 @@ func wifiCA(d *admin.DaemonStatus) string {
 		return "The CA that issued " + d.EAP.CertFile + " is not in that file: give devices that CA."
 	}
 	return "Copy this into the Wi-Fi profile as the trusted CA (" + d.EAP.CASubject + "):\n\n" + strings.TrimRight(d.EAP.CAPEM, "\n")
+}
+
+// WiFiJobs is what the Wi-Fi pane's files come from (the admin service):
+// an Apple profile ('wifi profile') and the device CA ('scep ca').
+type WiFiJobs interface {
+	WriteWiFiProfile(ctx context.Context, r admin.WiFiProfileRequest) (string, error)
+	DeviceCAPEM(ctx context.Context) (string, error)
+}
+
+func (m Model) wifiJobs() (WiFiJobs, bool) {
+	j, ok := m.p.Audit.(WiFiJobs)
+	return j, ok
+}
+
+// wifiProfileForm writes an Apple profile into exports/ for SFTP.
+func (m Model) wifiProfileForm(j WiFiJobs) *form {
+	cert := ""
+	if m.daemon != nil && m.daemon.EAP != nil {
+		cert = m.daemon.EAP.CertFile
+	}
+	return newForm("Apple Wi-Fi profile (.mobileconfig) into exports/", func(v []string) tea.Cmd {
+		r := admin.WiFiProfileRequest{SSID: strings.TrimSpace(v[0]), Method: strings.ToLower(strings.TrimSpace(v[1])), Organization: strings.TrimSpace(v[2]),
+			WPA3: strings.EqualFold(strings.TrimSpace(v[3]), "yes"), CertFile: cert}
+		return m.act(func(ctx context.Context) doneMsg {
+			p, err := j.WriteWiFiProfile(ctx, r)
+			if err != nil {
+				return doneMsg{err: err}
+			}
+			return doneMsg{text: "profile written to " + p + " (fetch it over SFTP from exports/)"}
+		})
+	},
+		field("ssid", "the network's name", false, 32),
+		field("method", "ttls (password), peap or tls (the device's certificate from its MDM)", false, 4),
+		field("org", "the clinic's name, shown on the profile", false, 64),
+		field("wpa3", "yes: WPA3-Enterprise only (empty: WPA2, which WPA2/3 networks accept)", false, 3))
+}
+
+func (m Model) deviceCACmd(j WiFiJobs) tea.Cmd {
+	return m.act(func(ctx context.Context) doneMsg {
+		pem, err := j.DeviceCAPEM(ctx)
+		if err != nil {
+			return doneMsg{err: err}
+		}
+		return doneMsg{show: "The device CA (SCEP), for an MDM's trust or SCEP payload:\n\n" + strings.TrimRight(pem, "\n")}
+	})
 }

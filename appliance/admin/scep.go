@@ -2,6 +2,7 @@ package admin
 
 import (
 	"context"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"strings"
@@ -173,4 +174,14 @@ func (s *Service) WithdrawSCEPChallenge(ctx context.Context, id int64) error {
 		return invalid("there is no usable SCEP challenge %d ('clinicgate scep challenges' lists them)", id)
 	}
 	return err
+}
+
+// DeviceCAPEM is the device CA's certificate, PEM ('scep ca'), made on
+// first use.
+func (s *Service) DeviceCAPEM(ctx context.Context) (string, error) {
+	ca, err := s.DeviceCA(ctx)
+	if err != nil {
+		return "", err
+	}
+	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ca.Cert.Raw})), nil
 }

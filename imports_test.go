@@ -56,7 +56,10 @@ var allowed = map[string][]string{
 	// test CA and collector, a leaf.
 	"appliance/auditfwd":              {"appliance/audit", "appliance/store", "appliance/auditfwd/auditfwdtest"},
 	"appliance/auditfwd/auditfwdtest": nil,
-	"appliance/dirsync":               {"appliance/audit", "appliance/store"},
+	// Encrypted backups and their restore: a snapshot of the store, its
+	// key, the audit chain checked before anything is installed.
+	"appliance/backup":  {"appliance/audit", "appliance/secrets", "appliance/store", "appliance/admin"},
+	"appliance/dirsync": {"appliance/audit", "appliance/store"},
 	// MDM connectors and their syncer; mdmtest is the cloud APIs'
 	// stand-ins, a leaf for tests and benchmarks.
 	"appliance/posture":         {"appliance/audit", "appliance/policy", "appliance/store", "appliance/posture/mdmtest"},
@@ -71,7 +74,7 @@ var allowed = map[string][]string{
 	"appliance": {"appliance/audit", "appliance/mfa", "appliance/passwd", "appliance/policy", "appliance/secrets",
 		"appliance/store", "appliance/upstream", "appliance/directory/...", "internal/ratelog", "internal/reload",
 		"appliance/admin", "appliance/appliancetest", "appliance/mfa/mfatest"},
-	"appliance/admin": {"appliance", "appliance/atomicfile", "internal/wifiprofile", "appliance/audit", "appliance/dirsync", "appliance/mfa", "appliance/passwd", "appliance/posture",
+	"appliance/admin": {"appliance", "appliance/atomicfile", "appliance/backup", "internal/wifiprofile", "appliance/audit", "appliance/dirsync", "appliance/mfa", "appliance/passwd", "appliance/posture",
 		"appliance/policy", "appliance/secrets", "appliance/store", "appliance/upstream", "internal/msgauth", "internal/selfcert",
 		"internal/eapclient", "appliance/pki", "appliance/auditfwd", "appliance/auditfwd/auditfwdtest", "appliance/hostcfg"},
 	"appliance/appliancetest": {"appliance", "appliance/admin", "appliance/audit", "appliance/passwd", "appliance/store", "appliance/upstream"},

@@ -49,6 +49,7 @@ Usage:
   clinicgate audit hipaa --from YYYY-MM-DD --to YYYY-MM-DD [--user U] [--out DIR]   # CSV, JSON lines, chain proof, access report
   clinicgate audit forward set --address HOST:6514 --ca CA.pem [--cert C.pem --key K.pem] | show | off
   clinicgate settings list | set KEY VALUE
+  clinicgate backup create [--out FILE] | list | restore FILE [--force]
   clinicgate acct list [--active]
   clinicgate coa events [-n N]        # sessions ended or quarantined at their NAS, and the answers
   clinicgate system apply [--dry-run] # root helper: carry out the console's network, time and power changes
@@ -117,6 +118,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return c.audit(ctx, args[1:])
 	case "settings":
 		return c.settings(ctx, args[1:])
+	case "backup":
+		return c.backup(ctx, args[1:])
 	case "acct":
 		return c.acct(ctx, args[1:])
 	case "coa":

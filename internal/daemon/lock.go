@@ -59,3 +59,14 @@ func (l *dirLock) release() {
 		l.f = nil
 	}
 }
+
+// LockDir takes the data directory's lock as a daemon does, for work that
+// must not run beside one (a restore): while it is held no daemon starts
+// on dir, and it fails with ErrRunning when one runs.
+func LockDir(dir string) (release func(), err error) {
+	l, err := lockDataDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	return l.release, nil
+}

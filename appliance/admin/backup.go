@@ -1,0 +1,172 @@
+package admin
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/clinicgate/clinicgate/appliance/audit"
+	"github.com/clinicgate/clinicgate/appliance/backup"
+	"github.com/clinicgate/clinicgate/appliance/secrets"
+)
+
+// BackupDir is the directory of the data directory that holds the backups
+// made on the appliance; the console's SFTP serves it read-only.
+const BackupDir = "backups"
+
+// KeepBackups is how many backups BackupDir keeps: the oldest go when a
+// new one is made, so a daily backup cannot fill the disk.
+const KeepBackups = 10
+
+// BackupFile is one backup file.
+type BackupFile struct {
+	Name    string
+	Path    string
+	Size    int64
+	Created time.Time
+}
+
+// BackupOptions tune CreateBackup.
+type BackupOptions struct {
+	// Out writes the backup to this file (a USB stick) instead of
+	// BackupDir; it must not exist.
+	Out string
+	// Version is stamped into the manifest.
+	Version string
+	// WorkFactor is scrypt's log2(N) (0: the default; tests lower it).
+	WorkFactor int
+}
+
+// CreateBackup writes an encrypted backup of the store and its key, under
+// pass, while the daemon keeps running: a snapshot of the database
+// (store.SnapshotTo) and the key file, in one age file that only pass
+// opens. The passphrase goes nowhere else: not into the audit, not into a
+// log, not into the store.
+func (s *Service) CreateBackup(ctx context.Context, pass secrets.Secret, opts BackupOptions) (BackupFile, error) {
+	if err := backup.CheckPassphrase(pass); err != nil {
+		return BackupFile{}, invalid("%s", strings.TrimPrefix(err.Error(), "backup: "))
+	}
+	dir := filepath.Join(s.Store.Dir(), BackupDir)
+	out := opts.Out
+	if out == "" {
+		if err := ensurePrivateDir(dir); err != nil {
+			return BackupFile{}, err
+		}
+		now := s.Now()
+		out = filepath.Join(dir, backup.Name(now))
+		for i := 1; exists(out); i++ {
+			out = filepath.Join(dir, strings.TrimSuffix(backup.Name(now), backup.Ext)+fmt.Sprintf("-%d", i)+backup.Ext)
+		}
+	} else if exists(out) {
+		return BackupFile{}, invalid("%s exists already; give a new file name", out)
+	}
+	// The snapshot is written next to its backup (the same private
+	// directory or the operator's own) and removed at once.
+	tmpDir, err := os.MkdirTemp(filepath.Dir(out), ".snapshot-")
+	if err != nil {
+		return BackupFile{}, fmt.Errorf("backup: %w", err)
+	}
+	defer os.RemoveAll(tmpDir)
+	snap := filepath.Join(tmpDir, "snapshot.db")
+	if err := s.Store.SnapshotTo(ctx, snap); err != nil {
+		return BackupFile{}, err
+	}
+	m := backup.Manifest{Created: s.Now().UTC(), Version: opts.Version}
+	if m.Schema, err = s.Store.SchemaVersion(ctx); err != nil {
+		return BackupFile{}, err
+	}
+	if m.AuditSeq, _, err = s.Store.AuditHead(ctx); err != nil {
+		return BackupFile{}, err
+	}
+	tmp := filepath.Join(tmpDir, "backup"+backup.Ext)
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return BackupFile{}, fmt.Errorf("backup: %w", err)
+	}
+	err = backup.Write(f, pass, snap, filepath.Join(s.Store.Dir(), secrets.KeyFile), m, backup.Options{WorkFactor: opts.WorkFactor})
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return BackupFile{}, err
+	}
+	if err := os.Link(tmp, out); err != nil {
+		// Link, not rename: it never replaces a file that appeared
+		// meanwhile.
+		return BackupFile{}, fmt.Errorf("backup: %w", err)
+	}
+	fi, err := os.Stat(out)
+	if err != nil {
+		return BackupFile{}, fmt.Errorf("backup: %w", err)
+	}
+	bf := BackupFile{Name: filepath.Base(out), Path: out, Size: fi.Size(), Created: m.Created}
+	e := audit.Entry{Kind: audit.KindAdmin, Actor: s.Actor, Outcome: "changed", Reason: "backup_create",
+		Detail: fmt.Sprintf("encrypted backup %s written (%d bytes, audit up to entry %d)", out, fi.Size(), m.AuditSeq)}
+	if _, err := s.Audit.Append(ctx, e); err != nil {
+		// A backup nobody can account for is not kept.
+		os.Remove(out)
+		return BackupFile{}, err
+	}
+	if opts.Out == "" {
+		s.pruneBackups(dir)
+	}
+	return bf, nil
+}
+
+// Backups lists the backups in BackupDir, the newest first.
+func (s *Service) Backups(ctx context.Context) ([]BackupFile, error) {
+	dir := filepath.Join(s.Store.Dir(), BackupDir)
+	ents, err := os.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var out []BackupFile
+	for _, e := range ents {
+		if !e.Type().IsRegular() || !backup.IsBackupName(e.Name()) {
+			continue
+		}
+		fi, err := e.Info()
+		if err != nil {
+			continue
+		}
+		out = append(out, BackupFile{Name: e.Name(), Path: filepath.Join(dir, e.Name()), Size: fi.Size(), Created: fi.ModTime()})
+	}
+	slices.SortFunc(out, func(a, b BackupFile) int { return strings.Compare(b.Name, a.Name) })
+	return out, nil
+}
+
+// pruneBackups keeps the KeepBackups newest backups.
+func (s *Service) pruneBackups(dir string) {
+	list, err := s.Backups(context.Background())
+	if err != nil || len(list) <= KeepBackups {
+		return
+	}
+	for _, b := range list[KeepBackups:] {
+		os.Remove(filepath.Join(dir, b.Name))
+	}
+}
+
+// ensurePrivateDir makes dir 0700 (or makes it so).
+func ensurePrivateDir(dir string) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("backup: %w", err)
+	}
+	return os.Chmod(dir, 0o700)
+}
+
+func exists(p string) bool {
+	_, err := os.Lstat(p)
+	return err == nil
+}

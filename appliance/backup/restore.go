@@ -1,0 +1,190 @@
+package backup
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/clinicgate/clinicgate/appliance/audit"
+	"github.com/clinicgate/clinicgate/appliance/secrets"
+	"github.com/clinicgate/clinicgate/appliance/store"
+)
+
+// ErrNotFresh means the target data directory already holds a store.
+var ErrNotFresh = errors.New("backup: the data directory already holds a clinicgate store")
+
+// RestoreOptions tune Restore.
+type RestoreOptions struct {
+	// Force restores over an existing store, which is moved aside into
+	// replaced-TIME/ inside the data directory (never deleted).
+	Force bool
+	// Now stamps the audit entry and the replaced-TIME directory.
+	Now func() time.Time
+	// Actor names who restored, for the audit ("cli:root").
+	Actor string
+	// From says where the backup came from, for the audit.
+	From string
+}
+
+// Restore decrypts the backup r with pass and puts its store and key into
+// dir. Everything is checked in a staging directory beside dir first —
+// the passphrase, every chunk's authentication, the checksums, SQLite's
+// integrity check, the key opening the database and the audit chain — so a
+// wrong passphrase or a damaged file leaves dir as it was. The caller must
+// hold the data directory's lock (no daemon may run on it).
+func Restore(ctx context.Context, r io.Reader, pass secrets.Secret, dir string, opts RestoreOptions) (Manifest, error) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return Manifest{}, err
+	}
+	if err := CheckTarget(abs, opts.Force); err != nil {
+		return Manifest{}, err
+	}
+	stage, err := Stage(abs)
+	if err != nil {
+		return Manifest{}, err
+	}
+	defer os.RemoveAll(stage)
+	m, err := Extract(r, pass, stage)
+	if err != nil {
+		return m, err
+	}
+	if err := Verify(ctx, stage); err != nil {
+		return m, err
+	}
+	if err := Install(ctx, stage, abs, opts, fmt.Sprintf("restored from a backup made %s (%s)", m.Created.UTC().Format(time.RFC3339), opts.From)); err != nil {
+		return m, err
+	}
+	return m, nil
+}
+
+// CheckTarget refuses a data directory that holds a store or a key,
+// unless force.
+func CheckTarget(dir string, force bool) error {
+	if force {
+		return nil
+	}
+	for _, name := range []string{store.DBFile, secrets.KeyFile} {
+		if _, err := os.Stat(filepath.Join(dir, name)); !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("%w (%s): restore onto a new, empty data directory, or add --force to move the current store aside into %s/replaced-TIME/", ErrNotFresh, filepath.Join(dir, name), dir)
+		}
+	}
+	return nil
+}
+
+// Stage makes a private staging directory beside dir (the same file
+// system, so Install only renames).
+func Stage(dir string) (string, error) {
+	parent := filepath.Dir(dir)
+	if err := os.MkdirAll(parent, 0o755); err != nil {
+		return "", fmt.Errorf("backup: %w", err)
+	}
+	stage, err := os.MkdirTemp(parent, ".clinicgate-restore-")
+	if err != nil {
+		return "", fmt.Errorf("backup: staging directory: %w", err)
+	}
+	return stage, nil
+}
+
+// Verify opens the store staged in dir as the daemon would — the key must
+// belong to the database, migrations apply — and checks SQLite's
+// integrity and the audit chain.
+func Verify(ctx context.Context, dir string) error {
+	st, err := store.Open(ctx, dir, store.Options{})
+	if err != nil {
+		return fmt.Errorf("backup: the restored store does not open: %w", err)
+	}
+	defer st.Close()
+	if err := st.IntegrityCheck(ctx); err != nil {
+		return fmt.Errorf("backup: %w", err)
+	}
+	log, err := audit.New(st, nil)
+	if err != nil {
+		return err
+	}
+	defer log.Close()
+	rep, err := log.Verify(ctx)
+	if err != nil {
+		return fmt.Errorf("backup: %w", err)
+	}
+	if !rep.OK() {
+		return fmt.Errorf("backup: the audit chain in this backup does not verify: %v", rep.Problems)
+	}
+	return nil
+}
+
+// Install moves the verified store and key in stage into dir (an existing
+// store moved aside first when opts.Force), and records the restore in
+// the restored audit chain.
+func Install(ctx context.Context, stage, dir string, opts RestoreOptions, detail string) error {
+	now := time.Now
+	if opts.Now != nil {
+		now = opts.Now
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("backup: %w", err)
+	}
+	if err := moveAside(dir, now()); err != nil {
+		return err
+	}
+	// The key first: a database without its key is refused at start,
+	// while a key without a database is only half a restore that a second
+	// run (with --force) finishes.
+	// A -wal file left by the check (normally folded in at close) goes
+	// with the database, before it.
+	for _, name := range []string{secrets.KeyFile, store.DBFile + "-wal", store.DBFile} {
+		err := os.Rename(filepath.Join(stage, name), filepath.Join(dir, name))
+		if err != nil && !(name == store.DBFile+"-wal" && errors.Is(err, fs.ErrNotExist)) {
+			return fmt.Errorf("backup: %w", err)
+		}
+	}
+	if d, err := os.Open(dir); err == nil {
+		_ = d.Sync()
+		d.Close()
+	}
+	st, err := store.Open(ctx, dir, store.Options{})
+	if err != nil {
+		return fmt.Errorf("backup: the restored store does not open: %w", err)
+	}
+	defer st.Close()
+	log, err := audit.New(st, now)
+	if err != nil {
+		return err
+	}
+	defer log.Close()
+	actor := opts.Actor
+	if actor == "" {
+		actor = "restore"
+	}
+	_, err = log.Append(ctx, audit.Entry{Kind: audit.KindSystem, Reason: "backup_restore", Actor: actor, Outcome: "changed", Detail: detail})
+	return err
+}
+
+// moveAside moves an existing store (database, its -wal and -shm, key)
+// into dir/replaced-TIME/.
+func moveAside(dir string, now time.Time) error {
+	var present []string
+	for _, name := range []string{store.DBFile, store.DBFile + "-wal", store.DBFile + "-shm", secrets.KeyFile} {
+		if _, err := os.Stat(filepath.Join(dir, name)); err == nil {
+			present = append(present, name)
+		}
+	}
+	if len(present) == 0 {
+		return nil
+	}
+	aside := filepath.Join(dir, "replaced-"+now.UTC().Format("20060102-150405"))
+	if err := os.Mkdir(aside, 0o700); err != nil {
+		return fmt.Errorf("backup: %w", err)
+	}
+	for _, name := range present {
+		if err := os.Rename(filepath.Join(dir, name), filepath.Join(aside, name)); err != nil {
+			return fmt.Errorf("backup: moving the current store aside: %w", err)
+		}
+	}
+	return nil
+}

@@ -52,6 +52,9 @@ type SSHConfig struct {
 	Version     string
 	IdleTimeout time.Duration // default 15 minutes
 	Logger      *slog.Logger
+	// DataDir, when set, serves its backups/ (read-only) and incoming/
+	// over SFTP to the same admins (sftp.go).
+	DataDir string
 }
 
 // HostKeyFingerprint reads the host key and returns its SHA256
@@ -126,10 +129,10 @@ func NewSSH(c SSHConfig) (*SSH, error) {
 		go logoffWhenIdle(p, in, c.IdleTimeout, sess.Context().Done(), log, name)
 		return p
 	}
-	srv, err := wish.NewServer(
+	opts := []ssh.Option{
 		wish.WithHostKeyPath(c.HostKeyPath),
 		wish.WithIdleTimeout(c.IdleTimeout),
-		wish.WithMaxTimeout(12*time.Hour),
+		wish.WithMaxTimeout(12 * time.Hour),
 		wish.WithVersion("clinicgate"),
 		wish.WithPublicKeyAuth(func(ctx ssh.Context, key ssh.PublicKey) bool {
 			fp := gossh.FingerprintSHA256(key)
@@ -160,7 +163,11 @@ func NewSSH(c SSHConfig) (*SSH, error) {
 			},
 			recoverMiddleware(log),
 		),
-	)
+	}
+	if c.DataDir != "" {
+		opts = append(opts, wish.WithSubsystem("sftp", recoverSubsystem(log, sftpHandler(c.DataDir, log, pre))))
+	}
+	srv, err := wish.NewServer(opts...)
 	if err != nil {
 		return nil, err
 	}
@@ -206,6 +213,20 @@ func recoverMiddleware(log *slog.Logger) wish.Middleware {
 			}()
 			next(sess)
 		}
+	}
+}
+
+// recoverSubsystem keeps a panic in one SFTP session from taking the
+// daemon down (subsystems do not pass through the middleware).
+func recoverSubsystem(log *slog.Logger, next ssh.SubsystemHandler) ssh.SubsystemHandler {
+	return func(sess ssh.Session) {
+		defer func() {
+			if r := recover(); r != nil {
+				log.Error("ssh: sftp session crashed", "panic", fmt.Sprint(r))
+				_ = sess.Exit(1)
+			}
+		}()
+		next(sess)
 	}
 }
 

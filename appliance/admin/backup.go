@@ -20,6 +20,10 @@ import (
 // made on the appliance; the console's SFTP serves it read-only.
 const BackupDir = "backups"
 
+// IncomingDir is the directory of the data directory that the console's
+// SFTP lets admins upload into: a backup to restore, an update.
+const IncomingDir = "incoming"
+
 // KeepBackups is how many backups BackupDir keeps: the oldest go when a
 // new one is made, so a daily backup cannot fill the disk.
 const KeepBackups = 10

@@ -396,7 +396,7 @@ func (d *Daemon) openSSH(ctx context.Context) error {
 		_, _ = d.audit.Append(ctx, audit.Entry{Kind: audit.KindSystem, Reason: "ssh_host_key_renewed", Actor: "daemon", Detail: "the SSH host key " + hostKey + " was damaged and was made again (" + fp + ")"})
 	}
 	d.ssh, err = tui.NewSSH(tui.SSHConfig{HostKeyPath: hostKey, Keys: svc, Version: d.opts.Version, IdleTimeout: idle, Logger: d.log,
-		AdminFor: func(actor string) tui.Admin { return svc.As(actor) }})
+		DataDir: d.store.Dir(), AdminFor: func(actor string) tui.Admin { return svc.As(actor) }})
 	d.sshFP = fp
 	return err
 }

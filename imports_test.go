@@ -60,6 +60,10 @@ var allowed = map[string][]string{
 	// key, the audit chain checked before anything is installed.
 	"appliance/backup":  {"appliance/audit", "appliance/secrets", "appliance/store", "appliance/admin"},
 	"appliance/dirsync": {"appliance/audit", "appliance/store"},
+	// Continuous replication off the box (Litestream over SFTP); sftptest
+	// is a real OpenSSH server for its tests and the end-to-end ones.
+	"appliance/replica":          {"appliance/secrets", "appliance/admin", "appliance/store", "appliance/replica/sftptest"},
+	"appliance/replica/sftptest": nil,
 	// MDM connectors and their syncer; mdmtest is the cloud APIs'
 	// stand-ins, a leaf for tests and benchmarks.
 	"appliance/posture":         {"appliance/audit", "appliance/policy", "appliance/store", "appliance/posture/mdmtest"},

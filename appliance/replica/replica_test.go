@@ -1,0 +1,117 @@
+package replica_test
+
+import (
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/clinicgate/clinicgate/appliance/admin"
+	"github.com/clinicgate/clinicgate/appliance/replica"
+	"github.com/clinicgate/clinicgate/appliance/replica/sftptest"
+	"github.com/clinicgate/clinicgate/appliance/secrets"
+	"github.com/clinicgate/clinicgate/appliance/store"
+)
+
+func TestParseTarget(t *testing.T) {
+	for in, want := range map[string]string{
+		"backup@192.0.2.10:2222/clinicgate": "backup@192.0.2.10:2222/clinicgate",
+		"backup@nas.local/replicas/cg":      "backup@nas.local:22/replicas/cg",
+		"root@127.0.0.1:22//srv/r":          "root@127.0.0.1:22/srv/r",
+	} {
+		got, err := replica.ParseTarget(in)
+		if err != nil || got.String() != want {
+			t.Errorf("ParseTarget(%q) = %v, %v; want %s", in, got, err, want)
+		}
+	}
+	for _, bad := range []string{"", "host:22/p", "u@host:22", "u@host:22/", "u@host:99999/p", "u@:22/p"} {
+		if _, err := replica.ParseTarget(bad); err == nil {
+			t.Errorf("ParseTarget(%q) accepted", bad)
+		}
+	}
+}
+
+func TestProbeRefusesAnotherHostKey(t *testing.T) {
+	srv := sftptest.Start(t)
+	tg, err := replica.ParseTarget(srv.Target("r"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cred := replica.Credentials{Key: srv.KeyPEM}
+	hk, fp, err := replica.Probe(t.Context(), tg, cred, "")
+	if err != nil {
+		t.Fatalf("probe: %v\n%s", err, readLog(srv))
+	}
+	if fp != srv.HostFingerprint || hk != srv.HostKey {
+		t.Errorf("probe saw %s / %s, want %s", fp, hk, srv.HostFingerprint)
+	}
+	if _, _, err := replica.Probe(t.Context(), tg, cred, fp); err != nil {
+		t.Errorf("the right fingerprint: %v", err)
+	}
+	if _, _, err := replica.Probe(t.Context(), tg, cred, "SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"); err == nil || !strings.Contains(err.Error(), "host key") {
+		t.Errorf("another host key: %v", err)
+	}
+}
+
+func TestReplicaRestoresEveryCommittedChange(t *testing.T) {
+	srv := sftptest.Start(t)
+	tg, _ := replica.ParseTarget(srv.Target("site"))
+	dir := filepath.Join(t.TempDir(), "data")
+	if err := admin.Create(t.Context(), dir); err != nil {
+		t.Fatal(err)
+	}
+	svc, done, err := admin.Open(t.Context(), dir, "cli:test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	cfg := replica.Config{Target: tg, HostKey: srv.HostKey, Cred: replica.Credentials{Key: srv.KeyPEM}, SyncInterval: 200 * time.Millisecond}
+	r, err := replica.Start(t.Context(), filepath.Join(dir, store.DBFile), cfg, log)
+	if err != nil {
+		t.Fatalf("start: %v\n%s", err, readLog(srv))
+	}
+	for _, u := range []string{"alice", "bob", "carol"} {
+		if err := svc.AddUser(t.Context(), admin.NewUser{Name: u, Password: secrets.Secret("pw-" + u + "-12345")}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := r.Sync(t.Context()); err != nil {
+		t.Fatalf("sync: %v", err)
+	}
+	if st := r.Status(time.Now()); st.LastReplicated.IsZero() || st.LastError != "" {
+		t.Errorf("status after a sync: %+v", st)
+	}
+	done()
+	if err := r.Close(t.Context()); err != nil {
+		t.Errorf("close: %v", err)
+	}
+
+	out := filepath.Join(t.TempDir(), "new")
+	if err := os.MkdirAll(out, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := replica.Restore(t.Context(), cfg, filepath.Join(out, store.DBFile), log); err != nil {
+		t.Fatalf("restore: %v", err)
+	}
+	key, _ := os.ReadFile(filepath.Join(dir, secrets.KeyFile))
+	if err := os.WriteFile(filepath.Join(out, secrets.KeyFile), key, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	got, done2, err := admin.Open(t.Context(), out, "cli:test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer done2()
+	users, _ := got.Users(t.Context())
+	if len(users) != 3 {
+		t.Fatalf("restored %d users, want 3", len(users))
+	}
+	if rep, err := got.Audit.Verify(t.Context()); err != nil || !rep.OK() {
+		t.Fatalf("audit after restore: %v %v", err, rep.Problems)
+	}
+}
+
+func readLog(s *sftptest.Server) string { b, _ := os.ReadFile(s.Log); return string(b) }

@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -91,6 +92,7 @@ func startDaemonBin(t testing.TB, bin, data string, args ...string) *daemon {
 	go func() { d.done <- d.cmd.Wait(); pw.Close() }()
 	t.Cleanup(func() { d.stop(t) })
 	found := make(chan struct{})
+	var foundOnce sync.Once
 	go func() {
 		sc := bufio.NewScanner(pr)
 		for sc.Scan() {
@@ -98,9 +100,10 @@ func startDaemonBin(t testing.TB, bin, data string, args ...string) *daemon {
 				d.http = m[1]
 			}
 			if m := sshRE.FindStringSubmatch(sc.Text()); m != nil {
-				// The console's line comes last in the listing.
+				// The console's line comes last in the listing (printed
+				// again when the daemon restarts itself).
 				d.ssh = m[1]
-				close(found)
+				foundOnce.Do(func() { close(found) })
 			}
 			if m := ldapRE.FindStringSubmatch(sc.Text()); m != nil {
 				if m[1] == "LDAPS" {

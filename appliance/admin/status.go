@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/clinicgate/clinicgate/appliance"
+	"github.com/clinicgate/clinicgate/appliance/replica"
 	"github.com/clinicgate/clinicgate/appliance/store"
 )
 
@@ -39,6 +40,8 @@ type DaemonStatus struct {
 	// AuditForward is the audit log's forwarding off the box, when it is
 	// set up (auditfwd.go).
 	AuditForward *AuditForwardStatus `json:"audit_forward,omitempty"`
+	// Replica is the off-box replication's state (nil: off).
+	Replica *replica.Status `json:"replica,omitempty"`
 	// OldListeners is set when the report came from a daemon older than
 	// this console, which described its listeners as display text: they
 	// are not read back (the daemon's restart with this version fixes it).

@@ -188,3 +188,38 @@ func moveAside(dir string, now time.Time) error {
 	}
 	return nil
 }
+
+// RestoreFromReplica restores the newest replicated database, fetched by
+// fetch into the path it is given, with the sealing key taken from an
+// encrypted backup (the replica holds no key): the key must belong to the
+// replicated database, and everything is checked as for Restore before
+// dir is touched.
+func RestoreFromReplica(ctx context.Context, keyBackup io.Reader, pass secrets.Secret, fetch func(ctx context.Context, dbPath string) error, dir string, opts RestoreOptions) (Manifest, error) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return Manifest{}, err
+	}
+	if err := CheckTarget(abs, opts.Force); err != nil {
+		return Manifest{}, err
+	}
+	stage, err := Stage(abs)
+	if err != nil {
+		return Manifest{}, err
+	}
+	defer os.RemoveAll(stage)
+	m, err := Extract(keyBackup, pass, stage)
+	if err != nil {
+		return m, err
+	}
+	// The backup's own database gives way to the replica's.
+	if err := os.Remove(filepath.Join(stage, store.DBFile)); err != nil {
+		return m, err
+	}
+	if err := fetch(ctx, filepath.Join(stage, store.DBFile)); err != nil {
+		return m, err
+	}
+	if err := Verify(ctx, stage); err != nil {
+		return m, err
+	}
+	return m, Install(ctx, stage, abs, opts, "restored from the off-box replica "+opts.From)
+}

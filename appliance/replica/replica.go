@@ -42,7 +42,9 @@ type Target struct {
 }
 
 func (t Target) String() string {
-	return fmt.Sprintf("%s@%s/%s", t.User, net.JoinHostPort(t.Host, strconv.Itoa(t.Port)), strings.TrimPrefix(t.Path, "/"))
+	// An absolute path keeps its slash ("host:22//srv/r"), so the string
+	// parses back to the same place.
+	return fmt.Sprintf("%s@%s/%s", t.User, net.JoinHostPort(t.Host, strconv.Itoa(t.Port)), t.Path)
 }
 
 func (t Target) addr() string { return net.JoinHostPort(t.Host, strconv.Itoa(t.Port)) }
@@ -264,6 +266,10 @@ func Start(ctx context.Context, dbPath string, cfg Config, log *slog.Logger) (*R
 	db.Replica = r
 	levels := litestream.CompactionLevels{{Level: 0}, {Level: 1, Interval: 10 * time.Minute}, {Level: 2, Interval: 24 * time.Hour}}
 	st := litestream.NewStore([]*litestream.DB{db}, levels)
+	// The store and the database log where the daemon logs (NewStore
+	// gave them the process-wide default).
+	st.Logger = log
+	db.SetLogger(log)
 	if err := st.Open(ctx); err != nil {
 		done()
 		return nil, fmt.Errorf("replica: %w", err)

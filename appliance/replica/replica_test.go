@@ -20,11 +20,15 @@ func TestParseTarget(t *testing.T) {
 	for in, want := range map[string]string{
 		"backup@192.0.2.10:2222/clinicgate": "backup@192.0.2.10:2222/clinicgate",
 		"backup@nas.local/replicas/cg":      "backup@nas.local:22/replicas/cg",
-		"root@127.0.0.1:22//srv/r":          "root@127.0.0.1:22/srv/r",
+		"root@127.0.0.1:22//srv/r":          "root@127.0.0.1:22//srv/r",
 	} {
 		got, err := replica.ParseTarget(in)
 		if err != nil || got.String() != want {
 			t.Errorf("ParseTarget(%q) = %v, %v; want %s", in, got, err, want)
+		}
+		// What is stored is the string: it must lead back to the same place.
+		if again, err := replica.ParseTarget(got.String()); err != nil || again != got {
+			t.Errorf("ParseTarget(%q) does not round-trip: %v, %v", got.String(), again, err)
 		}
 	}
 	for _, bad := range []string{"", "host:22/p", "u@host:22", "u@host:22/", "u@host:99999/p", "u@:22/p"} {

@@ -21,7 +21,10 @@ func (c *cli) backup(ctx context.Context, args []string) error {
 	if len(args) > 0 && args[0] == "restore" {
 		return c.backupRestore(ctx, args[1:])
 	}
-	return c.dispatch(ctx, "backup", "backup: create, list or restore?", args, subcommands{
+	if len(args) > 0 && args[0] == "replicate" {
+		return c.backupReplicate(ctx, args[1:])
+	}
+	return c.dispatch(ctx, "backup", "backup: create, list, restore or replicate?", args, subcommands{
 		"create": c.backupCreate,
 		"list":   c.backupList,
 	})
@@ -83,9 +86,22 @@ func (c *cli) backupRestore(ctx context.Context, args []string) error {
 	var co common
 	fs := c.flags("backup restore", &co)
 	force := fs.Bool("force", false, "restore over an existing store (it is moved aside into DATA/replaced-TIME/)")
+	fromReplica := fs.Bool("from-replica", false, "restore the newest state of the off-box replica instead of a backup file")
+	var rf replicaFlags
+	fs.StringVar(&rf.sftp, "sftp", "", "with --from-replica: the replica, user@host:port/path")
+	fs.StringVar(&rf.key, "key", "", "with --from-replica: the SSH private key that logs in to it")
+	fs.StringVar(&rf.passwordFile, "password-file", "", "with --from-replica: a file holding the SFTP password instead")
+	fs.StringVar(&rf.hostKey, "host-key", "", "with --from-replica: the server's host key fingerprint (SHA256:...) to check")
+	fs.StringVar(&rf.keyBackup, "key-backup", "", "with --from-replica: an encrypted backup of this appliance (it holds the sealing key the replica lacks)")
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
+	}
+	if *fromReplica {
+		if len(pos) != 0 {
+			return usageError{"backup restore --from-replica takes no backup file (give it as --key-backup)"}
+		}
+		return c.restoreFromReplica(ctx, co, *force, rf)
 	}
 	if len(pos) != 1 {
 		return usageError{"expected one backup file"}

@@ -50,6 +50,8 @@ Usage:
   clinicgate audit forward set --address HOST:6514 --ca CA.pem [--cert C.pem --key K.pem] | show | off
   clinicgate settings list | set KEY VALUE
   clinicgate backup create [--out FILE] | list | restore FILE [--force]
+  clinicgate backup replicate set --sftp user@host:port/path --key FILE|--password-stdin | show | off
+  clinicgate backup restore --from-replica --sftp user@host:port/path --key FILE --key-backup FILE [--force]
   clinicgate acct list [--active]
   clinicgate coa events [-n N]        # sessions ended or quarantined at their NAS, and the answers
   clinicgate system apply [--dry-run] # root helper: carry out the console's network, time and power changes

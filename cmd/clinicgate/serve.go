@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -65,6 +66,19 @@ func (c *cli) serve(ctx context.Context, args []string) error {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
+	// The daemon stops itself to apply new off-box replication settings
+	// (internal/daemon/replica.go); it is opened again in this process.
+	for first := true; ; first = false {
+		err := c.serveOnce(ctx, cfg, hup, *demo && first)
+		if !errors.Is(err, daemon.ErrRestart) {
+			return err
+		}
+		fmt.Fprintln(c.out, "clinicgate is starting again to apply new settings")
+	}
+}
+
+// serveOnce opens, runs and closes one daemon.
+func (c *cli) serveOnce(ctx context.Context, cfg config.Config, hup chan os.Signal, demo bool) error {
 	d, err := daemon.Open(ctx, cfg, daemon.Options{Version: versionString(), Logger: newLogger(cfg, os.Stderr), Reload: hup})
 	if err != nil {
 		return err
@@ -76,7 +90,7 @@ func (c *cli) serve(ctx context.Context, args []string) error {
 	// The demo is set up only once the ports are ours, so a failed start
 	// does not use up the one showing of the demo password.
 	var demoInfo *demoSetup
-	if *demo {
+	if demo {
 		if demoInfo, err = setupDemo(ctx, d); err != nil {
 			return err
 		}

@@ -36,6 +36,7 @@ import (
 	"github.com/clinicgate/clinicgate/appliance/config"
 	"github.com/clinicgate/clinicgate/appliance/passwd"
 	"github.com/clinicgate/clinicgate/appliance/pki"
+	"github.com/clinicgate/clinicgate/appliance/replica"
 	"github.com/clinicgate/clinicgate/appliance/store"
 	"github.com/clinicgate/clinicgate/appliance/upstream"
 	"github.com/clinicgate/clinicgate/eap"
@@ -111,6 +112,11 @@ type Daemon struct {
 	scepFP, scepURL string
 	scepEnroller    *pki.Enroller
 
+	// Off-box replication (replica.go); nil when off.
+	replica                    *replica.Replicator
+	replicaVersion, replicaErr string
+	restart                    bool // Run returns ErrRestart
+
 	mu        sync.Mutex
 	listeners []listener
 	listening []string
@@ -164,6 +170,9 @@ func Open(ctx context.Context, cfg config.Config, opts Options) (_ *Daemon, err 
 		return nil, err
 	}
 	if d.hasher, err = passwd.NewHasher(passwd.DefaultParams, cfg.HashConcurrency); err != nil {
+		return nil, err
+	}
+	if err := d.startReplica(ctx); err != nil {
 		return nil, err
 	}
 	// Bind-account secrets stored sealed before migration 011 become
@@ -558,6 +567,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		d.mu.Unlock()
 		return errors.New("daemon: Run called twice")
 	}
+	parent := ctx
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	d.stopRun, d.done = cancel, make(chan struct{})
@@ -569,8 +579,11 @@ func (d *Daemon) Run(ctx context.Context) error {
 	err := d.run(ctx, listeners)
 	err = errors.Join(err, d.release())
 	d.mu.Lock()
-	shut := d.shutdown
+	shut, restart := d.shutdown, d.restart
 	d.mu.Unlock()
+	if err == nil && restart && !shut && parent.Err() == nil {
+		return ErrRestart
+	}
 	if err == nil && shut {
 		return ErrServerClosed
 	}
@@ -723,6 +736,8 @@ func (d *Daemon) release() error {
 		if d.logFile != nil {
 			_ = d.logFile.Close()
 		}
+		// Litestream's descriptor on the database closes only now.
+		d.closeErr = errors.Join(d.closeErr, d.closeReplica())
 		d.lock.release()
 	})
 	return d.closeErr
@@ -771,6 +786,7 @@ func (d *Daemon) status(svc *admin.Service, started time.Time) func(context.Cont
 		if d.logFile != nil {
 			d.logFile.Flush()
 		}
+		ds.Replica = d.replicaStatus()
 		if err := svc.ReportStatus(ctx, ds); err != nil && ctx.Err() == nil {
 			d.log.Warn("could not record the daemon's status", "err", err)
 		}

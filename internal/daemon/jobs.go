@@ -68,6 +68,9 @@ func (d *Daemon) jobs() ([]job, error) {
 		{every: clockEvery, run: d.clockJob},
 		// Audit retention (issue 15): entries older than the setting go.
 		d.retentionJob(),
+		// New off-box replication settings are applied by a restart
+		// (replica.go).
+		{every: 3 * time.Second, run: d.watchReplica(statusSvc)},
 	}
 	// MDM device syncs (Intune, Jamf, Google): one long-running job.
 	mj, err := d.mdmJob()

@@ -101,7 +101,7 @@ var allowed = map[string][]string{
 	"scepserver": {"appliance/pki", "appliance/appliancetest", "appliance/admin", "internal/selfcert"},
 
 	// The console: the admin service and the plain types it speaks in.
-	"tui": {"appliance", "appliance/admin", "appliance/atomicfile", "appliance/audit", "appliance/policy", "appliance/hostcfg",
+	"tui": {"appliance", "appliance/admin", "appliance/replica", "appliance/atomicfile", "appliance/audit", "appliance/policy", "appliance/hostcfg",
 		"appliance/secrets", "appliance/upstream"},
 
 	// An EAP-TTLS/PAP client, a leaf the console's test login (admin) and

@@ -143,11 +143,15 @@ type Panes struct {
 	Devices   DeviceAdmin
 	LDAP      LDAPAdmin
 	Wizard    WizardAdmin
+	// Backup is the Backups screen's (backup.go); nil: no such screen.
+	Backup BackupAdmin
 }
 
 // AllPanes has a acting for every pane.
 func AllPanes(a Admin) Panes {
-	return Panes{Audit: a, Users: a, Clients: a, Logins: a, Upstreams: a, Devices: a, LDAP: a, Wizard: a}
+	p := Panes{Audit: a, Users: a, Clients: a, Logins: a, Upstreams: a, Devices: a, LDAP: a, Wizard: a}
+	p.Backup, _ = a.(BackupAdmin)
+	return p
 }
 
 // available reports whether pane t has what it acts through.

@@ -458,7 +458,8 @@ func paneKeys(t tab) []helpKey {
 	switch t {
 	case tabDashboard:
 		return []helpKey{{"enter", "the decision's story (why?)"}, {"e", "site settings (zone, lockout, …)"}, {"o", "who is online (accounting)"}, {"b", "sources refused or slowed (lockout)"}, {"k", "SSH admin keys: list, add, remove"},
-			{"n", "network, host name, NTP"}, {"l", "the daemon's log"}, {"u", "install an update (.deb)"}, {"p", "reboot, power off, factory reset (typed)"}}
+			{"n", "network, host name, NTP"}, {"l", "the daemon's log"}, {"u", "install an update (.deb)"}, {"p", "reboot, power off, factory reset (typed)"},
+			{"s", "backups: make one, list, replication"}}
 	case tabAudit:
 		return []helpKey{{"enter", "the decision's story (why?)"}, {"x", "HIPAA export of a date range"}, {"f", "forwarding to syslog/SIEM, retention"}, {"c", "whole copy: write, or check against"}}
 	case tabUsers:

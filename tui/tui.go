@@ -371,10 +371,17 @@ func (m Model) key(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
 	if m.show != "" {
 		// A secret or QR code is on screen: any key takes it away.
 		m.show = ""
+		if m.wiz.restored {
+			// The daemon starts again on the restored store.
+			return m, tea.Quit
+		}
 		if m.wizard >= wizDone {
 			m = m.wizardClose(msg)
 		}
 		return m, nil
+	}
+	if mm, ok := m.wizardRestoreKey(msg); ok {
+		return mm, nil
 	}
 	if m.form != nil {
 		if msg.Type == tea.KeyCtrlC {
@@ -477,6 +484,8 @@ func (m Model) key(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
 		return m, m.adminKeysCmd()
 	case msg.String() == "l" && m.tab == tabDashboard:
 		return m, m.daemonLogCmd()
+	case msg.String() == "s" && m.tab == tabDashboard && m.p.Backup != nil:
+		return m, m.backupsCmd()
 	case msg.String() == "b" && m.tab == tabDashboard:
 		var ts []appliance.Throttled
 		if m.daemon != nil {

@@ -37,6 +37,11 @@ const (
 	wizDone
 )
 
+// wizRestore is the wizard's other way: restoring a replaced appliance
+// from a backup (ctrl+r on any step before the first answers are saved;
+// backup.go). It is not counted among the steps.
+const wizRestore = wizDone + 1
+
 // wizSteps is how many steps the wizard has (for "step 3 of 7").
 const wizSteps = wizDone - 1
 
@@ -54,6 +59,9 @@ type wizardLog struct {
 	ended [wizDone]string
 	// passed: the test login was let in.
 	passed bool
+	// restored: a backup was checked and the daemon starts again on it;
+	// the console closes with the next key.
+	restored bool
 }
 
 func (m Model) checkFresh() tea.Cmd {
@@ -90,6 +98,9 @@ func (m Model) wizardForm(step int) *form {
 				return doneMsg{text: "time zone " + tz}
 			})
 		}, field("time zone", "e.g. America/Chicago or Europe/Berlin (allowed hours and expiry days use it); empty: the system's", false, 64))
+		if m.restorer() != nil {
+			f.note = []string{"Replacing an appliance? ctrl+r restores it from a backup instead."}
+		}
 	case wizSSHKey:
 		f = newForm(stepTitle(step, "your SSH key, to open this console from your laptop"), func(v []string) tea.Cmd {
 			return m.act(func(ctx context.Context) doneMsg {
@@ -217,6 +228,12 @@ func (m Model) wizardTestLoginForm() *form {
 // step ended and opens the next one (msg.next: the step is not over).
 func (m Model) wizardStep(msg doneMsg) Model {
 	step := m.wizard
+	if step == wizRestore {
+		if msg.next == nil {
+			m.wiz.restored, m.show = true, msg.show
+		}
+		return m
+	}
 	if msg.mfa != "" {
 		m.wiz.mfa = msg.mfa
 	}
@@ -239,6 +256,12 @@ func (m Model) wizardStep(msg doneMsg) Model {
 // if any) and opens the next one.
 func (m Model) wizardSkip(formErr string) Model {
 	step := m.wizard
+	if step == wizRestore {
+		// esc: set up a new appliance instead, from the start.
+		m.wizard, m.show = wizTimeZone, ""
+		m.form = m.wizardForm(wizTimeZone)
+		return m
+	}
 	if step < wizDone {
 		switch {
 		case formErr != "":
@@ -263,6 +286,16 @@ func (m Model) wizardAdvance(show string) Model {
 		m.show = show
 	}
 	return m
+}
+
+// wizardRestoreKey opens the restore on ctrl+r during the wizard, when
+// the console can restore.
+func (m Model) wizardRestoreKey(msg tea.KeyMsg) (Model, bool) {
+	if msg.Type != tea.KeyCtrlR || m.wizard < wizTimeZone || m.wizard >= wizDone || m.restorer() == nil {
+		return m, false
+	}
+	m.wizard, m.form, m.show = wizRestore, m.wizardRestoreForm(), ""
+	return m, true
 }
 
 // wizardEnd is the last screen: "Setup done" only after a test login was

@@ -174,3 +174,51 @@ func exists(p string) bool {
 	_, err := os.Lstat(p)
 	return err == nil
 }
+
+// StageRestore restores a backup onto this appliance from its first-boot
+// wizard: file is the name of a file uploaded into IncomingDir over SFTP,
+// or an absolute path (a USB stick). Only a fresh appliance (no users, no
+// clients) is restored; the backup is decrypted and checked completely
+// now, and the daemon puts it in place when it starts again, which it
+// does within seconds.
+// It returns when the backup was made.
+func (s *Service) StageRestore(ctx context.Context, file string, pass secrets.Secret) (time.Time, error) {
+	m, err := s.stageRestore(ctx, file, pass)
+	return m.Created, err
+}
+
+func (s *Service) stageRestore(ctx context.Context, file string, pass secrets.Secret) (backup.Manifest, error) {
+	fresh, err := s.Fresh(ctx)
+	if err != nil {
+		return backup.Manifest{}, err
+	}
+	if !fresh {
+		return backup.Manifest{}, invalid("this appliance already has users or clients: a restore would replace them; restore onto a fresh appliance (or from the command line with --force)")
+	}
+	file = strings.TrimSpace(file)
+	p := file
+	if !filepath.IsAbs(file) {
+		if file == "" || strings.ContainsAny(file, "/\\") || strings.HasPrefix(file, ".") {
+			return backup.Manifest{}, invalid("give the name of a file in %s/ (uploaded over SFTP) or a full path on a USB stick", IncomingDir)
+		}
+		p = filepath.Join(s.Store.Dir(), IncomingDir, file)
+	}
+	f, err := os.Open(p)
+	if err != nil {
+		return backup.Manifest{}, invalid("cannot open %s: %v", p, errors.Unwrap(err))
+	}
+	defer f.Close()
+	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
+		return backup.Manifest{}, invalid("%s is not a file", p)
+	}
+	m, err := backup.StagePending(ctx, f, pass, s.Store.Dir())
+	switch {
+	case errors.Is(err, backup.ErrPassphrase), errors.Is(err, backup.ErrDamaged):
+		return m, invalid("%s", strings.TrimPrefix(err.Error(), "backup: "))
+	case err != nil:
+		return m, err
+	}
+	_, err = s.Audit.Append(ctx, audit.Entry{Kind: audit.KindAdmin, Actor: s.Actor, Outcome: "changed", Reason: "backup_restore_staged",
+		Detail: fmt.Sprintf("backup %s (made %s) checked; it replaces this fresh store when the daemon starts again", filepath.Base(p), m.Created.Format(time.RFC3339))})
+	return m, err
+}

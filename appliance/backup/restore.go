@@ -223,3 +223,57 @@ func RestoreFromReplica(ctx context.Context, keyBackup io.Reader, pass secrets.S
 	}
 	return m, Install(ctx, stage, abs, opts, "restored from the off-box replica "+opts.From)
 }
+
+// PendingDir is where a restore chosen in the running appliance's console
+// waits, checked, for the daemon's next start (inside the data directory:
+// a hardened unit may write nowhere else).
+const PendingDir = "restore.pending"
+
+// StagePending decrypts and checks the backup r exactly as Restore does,
+// into dataDir/restore.pending, for InstallPending to put in place at the
+// daemon's next start: the running daemon holds the store open and cannot
+// swap it under itself.
+func StagePending(ctx context.Context, r io.Reader, pass secrets.Secret, dataDir string) (Manifest, error) {
+	tmp, err := os.MkdirTemp(dataDir, ".restore-")
+	if err != nil {
+		return Manifest{}, fmt.Errorf("backup: %w", err)
+	}
+	defer os.RemoveAll(tmp)
+	m, err := Extract(r, pass, tmp)
+	if err != nil {
+		return m, err
+	}
+	if err := Verify(ctx, tmp); err != nil {
+		return m, err
+	}
+	dst := filepath.Join(dataDir, PendingDir)
+	if err := os.RemoveAll(dst); err != nil {
+		return m, fmt.Errorf("backup: %w", err)
+	}
+	if err := os.Rename(tmp, dst); err != nil {
+		return m, fmt.Errorf("backup: %w", err)
+	}
+	return m, nil
+}
+
+// Pending reports whether a checked restore waits in dataDir.
+func Pending(dataDir string) bool {
+	_, err := os.Stat(filepath.Join(dataDir, PendingDir, store.DBFile))
+	return err == nil
+}
+
+// InstallPending puts a restore staged by StagePending in place, the
+// current store moved aside into replaced-TIME/. The caller holds the data
+// directory's lock and has not opened the store. It does nothing when no
+// restore waits.
+func InstallPending(ctx context.Context, dataDir string, opts RestoreOptions) (bool, error) {
+	if !Pending(dataDir) {
+		return false, nil
+	}
+	pending := filepath.Join(dataDir, PendingDir)
+	opts.Force = true
+	if err := Install(ctx, pending, dataDir, opts, "restored from a backup chosen in the console's first-boot wizard"); err != nil {
+		return false, err
+	}
+	return true, os.RemoveAll(pending)
+}

@@ -160,6 +160,9 @@ func Open(ctx context.Context, cfg config.Config, opts Options) (_ *Daemon, err 
 		d.logFile = lf
 		d.log = slog.New(teeHandler{main: d.log.Handler(), file: slog.NewTextHandler(lf, &slog.HandlerOptions{Level: slog.LevelInfo})})
 	}
+	if err := d.installPendingRestore(ctx); err != nil {
+		return nil, err
+	}
 	if d.store, err = store.Open(ctx, cfg.DataDir, store.Options{Create: true}); err != nil {
 		return nil, err
 	}

@@ -70,6 +70,7 @@ func (d *Daemon) jobs() ([]job, error) {
 		d.retentionJob(),
 		// New off-box replication settings are applied by a restart
 		// (replica.go).
+		// So does a restore chosen in the console's wizard.
 		{every: 3 * time.Second, run: d.watchReplica(statusSvc)},
 	}
 	// MDM device syncs (Intune, Jamf, Google): one long-running job.

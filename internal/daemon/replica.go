@@ -3,10 +3,12 @@ package daemon
 import (
 	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"time"
 
 	"github.com/clinicgate/clinicgate/appliance/admin"
+	"github.com/clinicgate/clinicgate/appliance/backup"
 	"github.com/clinicgate/clinicgate/appliance/replica"
 	"github.com/clinicgate/clinicgate/appliance/store"
 )
@@ -54,8 +56,12 @@ func (d *Daemon) watchReplica(svc *admin.Service) func(context.Context) {
 		if err != nil && ctx.Err() != nil {
 			return
 		}
-		if version != d.replicaVersion {
+		switch {
+		case version != d.replicaVersion:
 			d.log.Info("the off-box replication settings changed: restarting to apply them")
+			d.requestRestart()
+		case backup.Pending(d.store.Dir()):
+			d.log.Info("a checked backup waits to be restored: restarting to put it in place")
 			d.requestRestart()
 		}
 	}
@@ -69,6 +75,19 @@ func (d *Daemon) replicaStatus() *replica.Status {
 		return &st
 	case d.replicaErr != "":
 		return &replica.Status{LastError: d.replicaErr, ErrorAt: time.Now()}
+	}
+	return nil
+}
+
+// installPendingRestore puts in place a restore the console's wizard
+// checked and staged (admin.StageRestore), before the store opens.
+func (d *Daemon) installPendingRestore(ctx context.Context) error {
+	done, err := backup.InstallPending(ctx, d.cfg.DataDir, backup.RestoreOptions{Actor: "daemon"})
+	if err != nil {
+		return fmt.Errorf("restoring the backup chosen in the console: %w (it stays in %s)", err, filepath.Join(d.cfg.DataDir, backup.PendingDir))
+	}
+	if done {
+		d.log.Warn("restored the backup chosen in the console; the store it replaced is kept in a replaced-TIME directory", "data", d.cfg.DataDir)
 	}
 	return nil
 }

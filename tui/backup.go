@@ -1,0 +1,176 @@
+package tui
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"strings"
+	"time"
+
+	tea "github.com/charmbracelet/bubbletea"
+
+	"github.com/clinicgate/clinicgate/appliance/admin"
+	"github.com/clinicgate/clinicgate/appliance/secrets"
+)
+
+// Backups (s on the Dashboard): make an encrypted backup now — the
+// passphrase typed twice, masked — see the backups kept on the appliance
+// with their sizes and times, how to fetch them over SFTP, and the state
+// of the off-box replication. And, in the first-boot wizard, restoring a
+// replaced appliance from a backup (ctrl+r on its first screen).
+
+// BackupAdmin is what the Backups screen reads and does.
+type BackupAdmin interface {
+	Backups(ctx context.Context) ([]admin.BackupFile, error)
+	CreateBackup(ctx context.Context, pass secrets.Secret, opts admin.BackupOptions) (admin.BackupFile, error)
+	ReplicaSettings(ctx context.Context) (admin.Replica, bool, error)
+}
+
+// RestoreAdmin restores a backup from the wizard (admin.StageRestore).
+type RestoreAdmin interface {
+	StageRestore(ctx context.Context, file string, pass secrets.Secret) (time.Time, error)
+}
+
+// maxBackupsShown bounds the list so the screen fits 80×24.
+const maxBackupsShown = 5
+
+func (m Model) backupsCmd() tea.Cmd {
+	b := m.p.Backup
+	return m.act(func(ctx context.Context) doneMsg {
+		list, err := b.Backups(ctx)
+		if err != nil {
+			return doneMsg{err: err}
+		}
+		r, on, err := b.ReplicaSettings(ctx)
+		if err != nil {
+			return doneMsg{err: err}
+		}
+		var rp *admin.Replica
+		if on {
+			rp = &r
+		}
+		return doneMsg{next: m.backupsForm(list, rp)}
+	})
+}
+
+func (m Model) backupsForm(list []admin.BackupFile, rp *admin.Replica) *form {
+	b := m.p.Backup
+	f := newForm("Backups: an encrypted copy of the store and its key", func(v []string) tea.Cmd {
+		a, again := []byte(v[0]), []byte(v[1])
+		return m.act(func(ctx context.Context) doneMsg {
+			switch {
+			case len(a) == 0 && len(again) == 0:
+				return doneMsg{text: "no backup made"}
+			case !bytes.Equal(a, again):
+				return doneMsg{err: fmt.Errorf("%w: the two passphrases differ; nothing was written", admin.ErrInvalid)}
+			}
+			bf, err := b.CreateBackup(ctx, secrets.Secret(a), admin.BackupOptions{})
+			if err != nil {
+				return doneMsg{err: err}
+			}
+			return doneMsg{text: fmt.Sprintf("backup %s written (%s); fetch it over SFTP from /backups", bf.Name, size(bf.Size))}
+		})
+	},
+		field("passphrase", "at least 12 characters; it alone opens the backup: keep it apart from it", true, 1024),
+		field("again", "the same passphrase once more", true, 1024))
+	f.note = append(f.note, "Replication: "+m.replicaLine(rp))
+	if len(list) == 0 {
+		f.note = append(f.note, "No backup on the appliance yet: type a passphrase below to make one.")
+	} else {
+		f.note = append(f.note, fmt.Sprintf("On the appliance (the %d newest are kept):", admin.KeepBackups))
+	}
+	for i, bf := range list {
+		if i == maxBackupsShown {
+			f.note = append(f.note, fmt.Sprintf("  … and %d more (clinicgate backup list)", len(list)-maxBackupsShown))
+			break
+		}
+		f.note = append(f.note, fmt.Sprintf("  %-36s %9s  %s", clip(bf.Name, 36), size(bf.Size), m.clock().minute(bf.Created)))
+	}
+	f.note = append(f.note, "Fetch with an admin's SSH key: "+m.sftpHint())
+	return f
+}
+
+// replicaLine says in a line where the replica goes and how far it is.
+func (m Model) replicaLine(rp *admin.Replica) string {
+	if rp == nil {
+		return "off (clinicgate backup replicate set --sftp user@host:port/path --key FILE)"
+	}
+	s := rp.Target
+	var st *admin.DaemonStatus
+	if m.daemon != nil {
+		st = m.daemon
+	}
+	switch {
+	case st == nil || st.Replica == nil:
+		return s + ": not running (the daemon starts it)"
+	case st.Replica.LastError != "" && !st.Replica.ErrorAt.Before(st.Replica.LastReplicated):
+		return s + ": FAILING: " + st.Replica.LastError
+	case st.Replica.LastReplicated.IsZero():
+		return s + ": not replicated yet"
+	case st.Replica.Lag > time.Minute:
+		return fmt.Sprintf("%s: %s behind (last %s)", s, st.Replica.Lag.Round(time.Second), m.clock().minute(st.Replica.LastReplicated))
+	}
+	return s + ": up to date (" + m.clock().stamp(st.Replica.LastReplicated) + ")"
+}
+
+// sshPort is the console's real SSH port (SFTP is served there too).
+func (m Model) sshPort() string {
+	if m.daemon != nil {
+		if l, ok := m.daemon.Listener(admin.ListenSSH); ok {
+			if _, p, err := net.SplitHostPort(l.Address); err == nil {
+				return p
+			}
+		}
+	}
+	return "PORT"
+}
+
+// sftpHint is the command that fetches the backups.
+func (m Model) sftpHint() string {
+	return "sftp -P " + m.sshPort() + " you@APPLIANCE:/backups/"
+}
+
+func size(n int64) string {
+	switch {
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%d B", n)
+}
+
+// restorer is the wizard's restore, when the console has one.
+func (m Model) restorer() RestoreAdmin {
+	r, _ := m.p.Wizard.(RestoreAdmin)
+	return r
+}
+
+// wizardRestoreForm restores a replaced appliance from a backup: a file
+// uploaded over SFTP into incoming/, or a path on a USB stick. The backup
+// is checked whole before anything changes; the daemon then starts again
+// on it, which ends this console.
+func (m Model) wizardRestoreForm() *form {
+	r := m.restorer()
+	f := newForm("Welcome to clinicgate — restore a replaced appliance from a backup (esc: set up a new one)", func(v []string) tea.Cmd {
+		file, pass := strings.TrimSpace(v[0]), []byte(v[1])
+		return m.act(func(ctx context.Context) doneMsg {
+			made, err := r.StageRestore(ctx, file, secrets.Secret(pass))
+			if err != nil {
+				return doneMsg{err: err}
+			}
+			return doneMsg{text: "backup checked", show: fmt.Sprintf(
+				"The backup made %s was checked: passphrase, every byte, the audit chain.\n"+
+					"The appliance now starts again on it; this console closes. Open it again\n"+
+					"with an admin key of the restored appliance. (any key: close)", m.clock().full(made))}
+		})
+	},
+		field("backup file", "its name in incoming/ (uploaded over SFTP), or a full path on a USB stick", false, 4096),
+		field("passphrase", "the backup's passphrase", true, 1024))
+	f.note = []string{
+		"Upload it first: sftp -P " + m.sshPort() + " you@APPLIANCE, then: put FILE /incoming/",
+		"(SFTP needs an admin SSH key: esc, add yours in step 2, then ctrl+r again)",
+	}
+	return f
+}

@@ -1,0 +1,144 @@
+package tui
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	tea "github.com/charmbracelet/bubbletea"
+	"github.com/charmbracelet/x/exp/teatest"
+
+	"github.com/clinicgate/clinicgate/appliance/admin"
+	"github.com/clinicgate/clinicgate/appliance/replica"
+	"github.com/clinicgate/clinicgate/appliance/secrets"
+)
+
+// fakeBackups stands in for the admin service's backups and restore.
+type fakeBackups struct {
+	mu       sync.Mutex
+	list     []admin.BackupFile
+	replica  *admin.Replica
+	made     []string // passphrases CreateBackup was called with
+	restored []string // files StageRestore was called with
+}
+
+func (b *fakeBackups) Backups(context.Context) ([]admin.BackupFile, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return append([]admin.BackupFile(nil), b.list...), nil
+}
+
+func (b *fakeBackups) CreateBackup(_ context.Context, pass secrets.Secret, _ admin.BackupOptions) (admin.BackupFile, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if len(pass) < 12 {
+		return admin.BackupFile{}, errors.Join(admin.ErrInvalid, errors.New("passphrase refused: it must be at least 12 characters"))
+	}
+	b.made = append(b.made, string(pass))
+	bf := admin.BackupFile{Name: "clinicgate-20261204-100000.cgbackup", Size: 48 << 10, Created: t0}
+	b.list = append([]admin.BackupFile{bf}, b.list...)
+	return bf, nil
+}
+
+func (b *fakeBackups) ReplicaSettings(context.Context) (admin.Replica, bool, error) {
+	if b.replica == nil {
+		return admin.Replica{}, false, nil
+	}
+	return *b.replica, true, nil
+}
+
+func (b *fakeBackups) StageRestore(_ context.Context, file string, pass secrets.Secret) (time.Time, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if string(pass) != "the right passphrase" {
+		return time.Time{}, errors.Join(admin.ErrInvalid, errors.New("the passphrase does not open this backup"))
+	}
+	b.restored = append(b.restored, file)
+	return t0, nil
+}
+
+// wizardWithRestore is the fake's wizard with the restore operation.
+type wizardWithRestore struct {
+	fakeWizard
+	*fakeBackups
+}
+
+// s on the Dashboard: the backups with sizes and times, the replica's
+// state, how to fetch them, and a backup made only when the passphrase is
+// typed the same twice.
+func TestBackupScreen(t *testing.T) {
+	f := sample()
+	f.status.Listeners = append(f.status.Listeners, admin.Listener{Door: admin.ListenSSH, Network: "tcp", Address: "0.0.0.0:2222"})
+	f.status.Replica = &replica.Status{Target: "backup@192.0.2.10:22/cg", LastReplicated: t0.Add(59 * time.Minute)}
+	b := &fakeBackups{
+		list:    []admin.BackupFile{{Name: "clinicgate-20261203-220000.cgbackup", Size: 3 << 20, Created: t0.Add(-time.Hour)}},
+		replica: &admin.Replica{Target: "backup@192.0.2.10:22/cg", Auth: "key"},
+	}
+	p := f.panes()
+	p.Backup = b
+	tm := startPanes(t, p, 80, 24)
+	waitFor(t, tm, "frontdesk2")
+	tm.Send(tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune("s")})
+	waitFor(t, tm, "Backups", "clinicgate-20261203-220000.cgbackup", "3.0 MiB", "backup@192.0.2.10:22/cg: up to date", "sftp -P 2222")
+	tm.Type("a long passphrase")
+	tm.Send(tea.KeyMsg{Type: tea.KeyEnter})
+	tm.Type("a long passphrasf")
+	tm.Send(tea.KeyMsg{Type: tea.KeyEnter})
+	waitFor(t, tm, "the two passphrases differ")
+	if len(b.made) != 0 {
+		t.Fatalf("a backup was made with differing passphrases: %v", b.made)
+	}
+	tm.Send(tea.KeyMsg{Type: tea.KeyBackspace})
+	tm.Type("e")
+	tm.Send(tea.KeyMsg{Type: tea.KeyEnter})
+	waitFor(t, tm, "backup clinicgate-20261204-100000.cgbackup written (48.0 KiB)")
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if len(b.made) != 1 || b.made[0] != "a long passphrase" {
+		t.Fatalf("backups made: %v", b.made)
+	}
+	out := screen(t, tm)
+	if strings.Contains(out, "a long passphrase") {
+		t.Fatalf("the passphrase is on screen:\n%s", out)
+	}
+}
+
+// The wizard's first screen offers the restore; a wrong passphrase is
+// said in words and keeps the form; the right one restores and the
+// console closes (the daemon starts again on the restored store); esc
+// instead goes back to setting up a new appliance.
+func TestWizardRestoresFromABackup(t *testing.T) {
+	f := &fakeAdmin{}
+	b := &fakeBackups{}
+	p := f.panes()
+	p.Wizard = wizardWithRestore{fakeWizard{f}, b}
+	tm := startPanes(t, p, 80, 24)
+	waitFor(t, tm, "Welcome to clinicgate", "ctrl+r restores it from a backup")
+	tm.Send(tea.KeyMsg{Type: tea.KeyCtrlR})
+	waitFor(t, tm, "restore a replaced appliance", "put FILE /incoming/")
+	tm.Send(tea.KeyMsg{Type: tea.KeyEsc})
+	waitFor(t, tm, "step 1 of 7")
+	tm.Send(tea.KeyMsg{Type: tea.KeyCtrlR})
+	waitFor(t, tm, "backup file")
+	tm.Type("clinicgate-20261203-220000.cgbackup")
+	tm.Send(tea.KeyMsg{Type: tea.KeyEnter})
+	tm.Type("a wrong passphrase")
+	tm.Send(tea.KeyMsg{Type: tea.KeyEnter})
+	waitFor(t, tm, "does not open this backup")
+	for range len("a wrong passphrase") {
+		tm.Send(tea.KeyMsg{Type: tea.KeyBackspace})
+	}
+	tm.Type("the right passphrase")
+	tm.Send(tea.KeyMsg{Type: tea.KeyEnter})
+	waitFor(t, tm, "was checked", "this console closes")
+	tm.Send(tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune("x")})
+	tm.WaitFinished(t, teatest.WithFinalTimeout(10*time.Second))
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if len(b.restored) != 1 || b.restored[0] != "clinicgate-20261203-220000.cgbackup" {
+		t.Fatalf("restored %v", b.restored)
+	}
+}

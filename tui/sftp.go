@@ -1,6 +1,7 @@
 package tui
 
 import (
+	"context"
 	"errors"
 	"io"
 	"io/fs"
@@ -39,15 +40,39 @@ var (
 	errDenied   = errors.New("permission denied: only /backups and /incoming are served")
 )
 
+// SFTPAuditor records what an admin fetched or left over SFTP (the key
+// checker given to NewSSH may be one): a backup leaving the box holds
+// every password hash, so its download belongs in the audit.
+type SFTPAuditor interface {
+	AuditSFTP(ctx context.Context, admin, action, file string) error
+}
+
 // sftpJail answers one SFTP session's requests.
 type sftpJail struct {
 	backups, incoming *os.Root
 	log               *slog.Logger
 	admin             string
+	audit             SFTPAuditor // nil: the log only
+}
+
+// record logs and audits one transfer; a transfer whose audit entry cannot
+// be written is refused.
+func (j *sftpJail) record(action, file string) error {
+	j.log.Info("sftp: "+action, "admin", j.admin, "file", file)
+	if j.audit == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := j.audit.AuditSFTP(ctx, j.admin, action, file); err != nil {
+		j.log.Error("sftp: cannot audit, refused", "admin", j.admin, "file", file, "err", err)
+		return errors.New("the appliance cannot record this transfer in its audit log right now; try again")
+	}
+	return nil
 }
 
 // sftpHandler serves SFTP sessions over the data directory dataDir.
-func sftpHandler(dataDir string, log *slog.Logger, pre *preAuth) ssh.SubsystemHandler {
+func sftpHandler(dataDir string, log *slog.Logger, pre *preAuth, aud SFTPAuditor) ssh.SubsystemHandler {
 	return func(sess ssh.Session) {
 		pre.authenticated(sess.RemoteAddr())
 		name, _ := sess.Context().Value(adminKey{}).(string)
@@ -58,6 +83,9 @@ func sftpHandler(dataDir string, log *slog.Logger, pre *preAuth) ssh.SubsystemHa
 			return
 		}
 		j, err := openJail(dataDir, log, name)
+		if j != nil {
+			j.audit = aud
+		}
 		if err != nil {
 			log.Error("sftp: cannot open the served directories", "err", err)
 			_ = sess.Exit(1)
@@ -147,7 +175,10 @@ func (j *sftpJail) Fileread(r *sftp.Request) (io.ReaderAt, error) {
 		f.Close()
 		return nil, errDenied
 	}
-	j.log.Info("sftp: download", "admin", j.admin, "file", dir+"/"+file)
+	if err := j.record("download", dir+"/"+file); err != nil {
+		f.Close()
+		return nil, err
+	}
 	return f, nil
 }
 
@@ -171,11 +202,13 @@ func (j *sftpJail) Filewrite(r *sftp.Request) (io.WriterAt, error) {
 	if pf.Excl {
 		flags |= os.O_EXCL
 	}
+	if err := j.record("upload", dir+"/"+file); err != nil {
+		return nil, err
+	}
 	f, err := root.OpenFile(file, flags, 0o600)
 	if err != nil {
 		return nil, err
 	}
-	j.log.Info("sftp: upload", "admin", j.admin, "file", dir+"/"+file)
 	return &boundedWriter{f: f}, nil
 }
 
@@ -205,6 +238,9 @@ func (j *sftpJail) Filecmd(r *sftp.Request) error {
 	}
 	switch r.Method {
 	case "Remove":
+		if err := j.record("remove", "incoming/"+file); err != nil {
+			return err
+		}
 		return root.Remove(file)
 	case "Rename":
 		troot, _, tfile, err := j.resolve(r.Target)

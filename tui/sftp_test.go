@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/pem"
+	"errors"
 	"io"
 	"log/slog"
 	"net"
@@ -13,6 +14,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 
 	gossh "golang.org/x/crypto/ssh"
@@ -27,10 +29,28 @@ func (k keys) AdminForKey(_ context.Context, fp string) (string, bool, error) {
 	return n, ok, nil
 }
 
+// auditedKeys also records the transfers, or fails to.
+type auditedKeys struct {
+	keys
+	mu   sync.Mutex
+	got  []string
+	fail bool
+}
+
+func (a *auditedKeys) AuditSFTP(_ context.Context, admin, action, file string) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.fail {
+		return errors.New("audit log unwritable")
+	}
+	a.got = append(a.got, admin+" "+action+" "+file)
+	return nil
+}
+
 // sftpServer runs the console's SSH server over a data directory holding
 // a store key, a backup and a symbolic link out of backups/, with one
 // registered admin key; it returns the data directory and an sftp runner.
-func sftpServer(t *testing.T) (string, func(key string, batch ...string) (string, error), string, string) {
+func sftpServer(t *testing.T, aud ...*auditedKeys) (string, func(key string, batch ...string) (string, error), string, string) {
 	t.Helper()
 	if _, err := exec.LookPath("sftp"); err != nil {
 		t.Fatal("OpenSSH's sftp client is missing: install openssh-client (.ci/install-test-deps)")
@@ -44,7 +64,12 @@ func sftpServer(t *testing.T) (string, func(key string, batch ...string) (string
 
 	registered, regFP := newKey(t, tmp, "admin")
 	stranger, _ := newKey(t, tmp, "stranger")
-	s, err := tui.NewSSH(tui.SSHConfig{HostKeyPath: filepath.Join(tmp, "host"), Keys: keys{regFP: "alice"},
+	var checker tui.KeyChecker = keys{regFP: "alice"}
+	if len(aud) > 0 {
+		aud[0].keys = keys{regFP: "alice"}
+		checker = aud[0]
+	}
+	s, err := tui.NewSSH(tui.SSHConfig{HostKeyPath: filepath.Join(tmp, "host"), Keys: checker,
 		AdminFor: func(string) tui.Admin { return nil }, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), DataDir: data})
 	must(t, err)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -117,6 +142,30 @@ func TestSFTPReachesNothingOutsideItsDirectories(t *testing.T) {
 	}
 	if b, _ := os.ReadFile(filepath.Join(data, "clinicgate.key")); string(b) != "the sealing key" {
 		t.Fatalf("the key was overwritten: %q", b)
+	}
+}
+
+// A backup leaving the box is in the audit; when the audit cannot be
+// written, the download is refused.
+func TestSFTPDownloadsAreAudited(t *testing.T) {
+	aud := &auditedKeys{}
+	_, sftp, key, _ := sftpServer(t, aud)
+	dst := t.TempDir()
+	if out, err := sftp(key, "get /backups/clinicgate-20261204-080000.cgbackup "+dst+"/a"); err != nil {
+		t.Fatalf("download: %v\n%s", err, out)
+	}
+	aud.mu.Lock()
+	got := strings.Join(aud.got, "; ")
+	aud.fail = true
+	aud.mu.Unlock()
+	if got != "alice download backups/clinicgate-20261204-080000.cgbackup" {
+		t.Fatalf("audited %q", got)
+	}
+	if out, err := sftp(key, "get /backups/clinicgate-20261204-080000.cgbackup "+dst+"/b"); err == nil {
+		t.Fatalf("a download went unaudited:\n%s", out)
+	}
+	if _, err := os.Stat(filepath.Join(dst, "b")); err == nil {
+		t.Fatal("the unaudited download was written")
 	}
 }
 

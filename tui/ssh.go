@@ -53,7 +53,8 @@ type SSHConfig struct {
 	IdleTimeout time.Duration // default 15 minutes
 	Logger      *slog.Logger
 	// DataDir, when set, serves its backups/ (read-only) and incoming/
-	// over SFTP to the same admins (sftp.go).
+	// over SFTP to the same admins (sftp.go); transfers are audited when
+	// Keys is also an SFTPAuditor.
 	DataDir string
 }
 
@@ -165,7 +166,8 @@ func NewSSH(c SSHConfig) (*SSH, error) {
 		),
 	}
 	if c.DataDir != "" {
-		opts = append(opts, wish.WithSubsystem("sftp", recoverSubsystem(log, sftpHandler(c.DataDir, log, pre))))
+		aud, _ := c.Keys.(SFTPAuditor)
+		opts = append(opts, wish.WithSubsystem("sftp", recoverSubsystem(log, sftpHandler(c.DataDir, log, pre, aud))))
 	}
 	srv, err := wish.NewServer(opts...)
 	if err != nil {

@@ -218,6 +218,10 @@ func RestoreFromReplica(ctx context.Context, keyBackup io.Reader, pass secrets.S
 	if err := fetch(ctx, filepath.Join(stage, store.DBFile)); err != nil {
 		return m, err
 	}
+	// Whatever mode the fetch gave it, the database is private.
+	if err := os.Chmod(filepath.Join(stage, store.DBFile), 0o600); err != nil {
+		return m, err
+	}
 	if err := Verify(ctx, stage); err != nil {
 		return m, err
 	}

@@ -110,6 +110,9 @@ func TestBackupFetchedOverSFTPRestores(t *testing.T) {
 	if err != nil {
 		t.Fatalf("sftp: %v\n%s\n%s", err, sftp, d.stderr)
 	}
+	if tail := mustCG(t, data, "", "audit", "tail"); !strings.Contains(tail, "sftp_download") {
+		t.Fatalf("the download is not in the audit:\n%s", tail)
+	}
 	second := filepath.Join(t.TempDir(), "second")
 	mustCG(t, second, backupPass+"\n", "backup", "restore", filepath.Join(dst, "fetched.cgbackup"))
 	d.stop(t)

@@ -25,6 +25,8 @@ type BackupAdmin interface {
 	Backups(ctx context.Context) ([]admin.BackupFile, error)
 	CreateBackup(ctx context.Context, pass secrets.Secret, opts admin.BackupOptions) (admin.BackupFile, error)
 	ReplicaSettings(ctx context.Context) (admin.Replica, bool, error)
+	SetReplica(ctx context.Context, in admin.ReplicaInput) (admin.Replica, error)
+	ReplicaOff(ctx context.Context) error
 }
 
 // RestoreAdmin restores a backup from the wizard (admin.StageRestore).
@@ -33,7 +35,7 @@ type RestoreAdmin interface {
 }
 
 // maxBackupsShown bounds the list so the screen fits 80×24.
-const maxBackupsShown = 5
+const maxBackupsShown = 4
 
 func (m Model) backupsCmd() tea.Cmd {
 	b := m.p.Backup
@@ -61,7 +63,7 @@ func (m Model) backupsForm(list []admin.BackupFile, rp *admin.Replica) *form {
 		return m.act(func(ctx context.Context) doneMsg {
 			switch {
 			case len(a) == 0 && len(again) == 0:
-				return doneMsg{text: "no backup made"}
+				return doneMsg{next: m.replicaForm(rp)}
 			case !bytes.Equal(a, again):
 				return doneMsg{err: fmt.Errorf("%w: the two passphrases differ; nothing was written", admin.ErrInvalid)}
 			}
@@ -74,7 +76,7 @@ func (m Model) backupsForm(list []admin.BackupFile, rp *admin.Replica) *form {
 	},
 		field("passphrase", "at least 12 characters; it alone opens the backup: keep it apart from it", true, 1024),
 		field("again", "the same passphrase once more", true, 1024))
-	f.note = append(f.note, "Replication: "+m.replicaLine(rp))
+	f.note = append(f.note, "Replication: "+m.replicaLine(rp), "(enter with no passphrase: the off-box replication's settings)")
 	if len(list) == 0 {
 		f.note = append(f.note, "No backup on the appliance yet: type a passphrase below to make one.")
 	} else {
@@ -88,6 +90,46 @@ func (m Model) backupsForm(list []admin.BackupFile, rp *admin.Replica) *form {
 		f.note = append(f.note, fmt.Sprintf("  %-36s %9s  %s", clip(bf.Name, 36), size(bf.Size), m.clock().minute(bf.Created)))
 	}
 	f.note = append(f.note, "Fetch with an admin's SSH key: "+m.sftpHint())
+	return f
+}
+
+// replicaForm sets the off-box replication: where, and the login — an SSH
+// key uploaded into /incoming over SFTP (no multi-line paste here), or a
+// password. "off" turns it off. The appliance logs in and writes there
+// before anything is saved, and pins the server's host key.
+func (m Model) replicaForm(rp *admin.Replica) *form {
+	b := m.p.Backup
+	f := newForm("Off-box replication: every change copied to an SFTP server", func(v []string) tea.Cmd {
+		target, keyFile, pw, hk := strings.TrimSpace(v[0]), strings.TrimSpace(v[1]), []byte(v[2]), strings.TrimSpace(v[3])
+		return m.act(func(ctx context.Context) doneMsg {
+			switch {
+			case target == "" && rp == nil:
+				return doneMsg{text: "off-box replication: nothing changed"}
+			case target == "":
+				return doneMsg{text: "off-box replication: nothing changed (type off to turn it off)"}
+			case strings.EqualFold(target, "off"):
+				if err := b.ReplicaOff(ctx); err != nil {
+					return doneMsg{err: err}
+				}
+				return doneMsg{text: "off-box replication turned off (what was copied stays on the server)"}
+			}
+			r, err := b.SetReplica(ctx, admin.ReplicaInput{Target: target, KeyFile: keyFile, Password: secrets.Secret(pw), HostKey: hk})
+			if err != nil {
+				return doneMsg{err: err}
+			}
+			return doneMsg{text: "replicating to " + r.Target, show: "Off-box replication set: " + r.Target + "\n\n" +
+				"The appliance logged in and wrote there. The server's host key is pinned:\n  " + r.HostFingerprint + "\n" +
+				"Compare it with the server's own (ssh-keygen -lf its host key's .pub file);\n" +
+				"a server whose key changes is refused. The daemon starts replicating\n" +
+				"within seconds (it restarts itself: about a second without answers).\n\n(any key: close)"}
+		})
+	},
+		field("replicate to", "user@host:port/path on an SFTP server (host:22//abs/path for an absolute one); off: stop", false, 512),
+		field("key file", "an SSH private key uploaded into /incoming over SFTP (removed once sealed); empty: password", false, 255),
+		field("password", "the SFTP password, when no key file is given", true, 512),
+		field("host key", "the server's SHA256:… fingerprint to check (empty: the key seen now is pinned)", false, 128))
+	f.note = []string{"Now: " + m.replicaLine(rp),
+		"The replica holds no key: keep one encrypted backup off the box to restore it."}
 	return f
 }
 

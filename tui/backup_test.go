@@ -23,6 +23,7 @@ type fakeBackups struct {
 	replica  *admin.Replica
 	made     []string // passphrases CreateBackup was called with
 	restored []string // files StageRestore was called with
+	sets     []admin.ReplicaInput
 }
 
 func (b *fakeBackups) Backups(context.Context) ([]admin.BackupFile, error) {
@@ -44,10 +45,28 @@ func (b *fakeBackups) CreateBackup(_ context.Context, pass secrets.Secret, _ adm
 }
 
 func (b *fakeBackups) ReplicaSettings(context.Context) (admin.Replica, bool, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
 	if b.replica == nil {
 		return admin.Replica{}, false, nil
 	}
 	return *b.replica, true, nil
+}
+
+func (b *fakeBackups) SetReplica(_ context.Context, in admin.ReplicaInput) (admin.Replica, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.sets = append(b.sets, in)
+	r := admin.Replica{Target: in.Target, HostFingerprint: "SHA256:fakehostkey", Auth: "key"}
+	b.replica = &r
+	return r, nil
+}
+
+func (b *fakeBackups) ReplicaOff(context.Context) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.replica = nil
+	return nil
 }
 
 func (b *fakeBackups) StageRestore(_ context.Context, file string, pass secrets.Secret) (time.Time, error) {
@@ -100,9 +119,40 @@ func TestBackupScreen(t *testing.T) {
 	if len(b.made) != 1 || b.made[0] != "a long passphrase" {
 		t.Fatalf("backups made: %v", b.made)
 	}
+	b.mu.Unlock()
 	out := screen(t, tm)
 	if strings.Contains(out, "a long passphrase") {
 		t.Fatalf("the passphrase is on screen:\n%s", out)
+	}
+	b.mu.Lock()
+}
+
+// The replication is set from the console too (the images have no
+// shell): enter with no passphrase opens its settings; the key is a file
+// uploaded into /incoming.
+func TestReplicationFromTheBackupScreen(t *testing.T) {
+	f := sample()
+	b := &fakeBackups{}
+	p := f.panes()
+	p.Backup = b
+	tm := startPanes(t, p, 80, 24)
+	waitFor(t, tm, "frontdesk2")
+	tm.Send(tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune("s")})
+	waitFor(t, tm, "Replication: off")
+	tm.Send(tea.KeyMsg{Type: tea.KeyEnter})
+	tm.Send(tea.KeyMsg{Type: tea.KeyEnter})
+	waitFor(t, tm, "Off-box replication", "replicate to")
+	tm.Type("backup@192.0.2.10:22/cg")
+	tm.Send(tea.KeyMsg{Type: tea.KeyEnter})
+	tm.Type("replica_ed25519")
+	for range 3 {
+		tm.Send(tea.KeyMsg{Type: tea.KeyEnter})
+	}
+	waitFor(t, tm, "replicating to backup@192.0.2.10:22/cg", "SHA256:fakehostkey")
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if len(b.sets) != 1 || b.sets[0].KeyFile != "replica_ed25519" || b.sets[0].Target != "backup@192.0.2.10:22/cg" {
+		t.Fatalf("replication set with %+v", b.sets)
 	}
 }
 

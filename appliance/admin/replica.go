@@ -7,6 +7,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/clinicgate/clinicgate/appliance/audit"
@@ -28,6 +32,10 @@ type ReplicaInput struct {
 	// Key (a private key, PEM) or Password logs in.
 	Key      secrets.Secret
 	Password secrets.Secret
+	// KeyFile, instead of Key, names a private key uploaded into
+	// IncomingDir over SFTP (the console's way: no shell, no paste of a
+	// multi-line key); it is removed once sealed in the store.
+	KeyFile string
 	// HostKey, when given (SHA256:… or an authorized_keys line), must be
 	// the server's; otherwise the key seen now is pinned.
 	HostKey string
@@ -57,6 +65,20 @@ func (s *Service) SetReplica(ctx context.Context, in ReplicaInput) (Replica, err
 	if err != nil {
 		return Replica{}, invalid("%s", err.Error())
 	}
+	var uploaded string
+	if in.KeyFile != "" {
+		if len(in.Key) > 0 {
+			return Replica{}, invalid("give the SSH key once")
+		}
+		name := strings.TrimSpace(in.KeyFile)
+		if strings.ContainsAny(name, "/\\") || strings.HasPrefix(name, ".") {
+			return Replica{}, invalid("give the name of the key file in %s/ (uploaded over SFTP)", IncomingDir)
+		}
+		uploaded = filepath.Join(s.Store.Dir(), IncomingDir, name)
+		if in.Key, err = readSmall(uploaded); err != nil {
+			return Replica{}, invalid("cannot read %s/%s: %v", IncomingDir, name, errors.Unwrap(err))
+		}
+	}
 	if (len(in.Key) > 0) == (len(in.Password) > 0) {
 		return Replica{}, invalid("give either an SSH key or a password for %s", t)
 	}
@@ -81,7 +103,22 @@ func (s *Service) SetReplica(ctx context.Context, in ReplicaInput) (Replica, err
 	}
 	e := audit.Entry{Reason: "backup_replicate_set", Detail: fmt.Sprintf("off-box replication to %s (sftp, %s login, host key %s)", r.Target, r.Auth, fp)}
 	err = s.change(ctx, e, func(tx *store.Tx) error { return tx.SetSetting(ctx, ReplicaSettingKey, string(b)) })
+	if err == nil && uploaded != "" {
+		// Sealed in the store now; the plain copy goes.
+		_ = os.Remove(uploaded)
+	}
 	return r.Replica, err
+}
+
+// readSmall reads a key file of at most 64 KiB.
+func readSmall(p string) ([]byte, error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, 64<<10))
+	return b, err
 }
 
 // ReplicaOff stops the off-box replication (the replica itself stays on

@@ -119,3 +119,58 @@ func TestReplicaRestoresEveryCommittedChange(t *testing.T) {
 }
 
 func readLog(s *sftptest.Server) string { b, _ := os.ReadFile(s.Log); return string(b) }
+
+// The console sets replication with a key uploaded into incoming/: it is
+// sealed in the store and the plain copy removed; a wrong host key saves
+// nothing.
+func TestSetReplicaFromAnUploadedKey(t *testing.T) {
+	srv := sftptest.Start(t)
+	dir := filepath.Join(t.TempDir(), "data")
+	if err := admin.Create(t.Context(), dir); err != nil {
+		t.Fatal(err)
+	}
+	svc, done, err := admin.Open(t.Context(), dir, "ssh:tech")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer done()
+	up := filepath.Join(dir, admin.IncomingDir, "replica_key")
+	if err := os.MkdirAll(filepath.Dir(up), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(up, srv.KeyPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	in := admin.ReplicaInput{Target: srv.Target("c"), KeyFile: "replica_key", HostKey: "SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"}
+	if _, err := svc.SetReplica(t.Context(), in); err == nil {
+		t.Fatal("a wrong host key was accepted")
+	}
+	if _, ok, _ := svc.ReplicaSettings(t.Context()); ok {
+		t.Fatal("a refused setting was saved")
+	}
+	in.HostKey = srv.HostFingerprint
+	r, err := svc.SetReplica(t.Context(), in)
+	if err != nil {
+		t.Fatalf("set: %v\n%s", err, readLog(srv))
+	}
+	if r.HostKey != srv.HostKey || r.Auth != "key" {
+		t.Errorf("settings %+v", r)
+	}
+	if _, err := os.Stat(up); err == nil {
+		t.Error("the uploaded key was left in incoming/")
+	}
+	cfg, _, ok, err := svc.ReplicaConfig(t.Context())
+	if err != nil || !ok || string(cfg.Cred.Key) != string(srv.KeyPEM) {
+		t.Fatalf("config: ok %v, %v", ok, err)
+	}
+	raw, _ := svc.Store.Setting(t.Context(), admin.ReplicaSettingKey)
+	if strings.Contains(raw, "PRIVATE KEY") {
+		t.Fatal("the key is stored in the clear")
+	}
+	if err := svc.ReplicaOff(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, _ := svc.ReplicaSettings(t.Context()); ok {
+		t.Fatal("replication still on after off")
+	}
+}

@@ -121,7 +121,7 @@ func (m Model) replicaForm(rp *admin.Replica) *form {
 				"The appliance logged in and wrote there. The server's host key is pinned:\n  " + r.HostFingerprint + "\n" +
 				"Compare it with the server's own (ssh-keygen -lf its host key's .pub file);\n" +
 				"a server whose key changes is refused. The daemon starts replicating\n" +
-				"within seconds (it restarts itself: about a second without answers).\n\n(any key: close)"}
+				"within seconds (it restarts itself: about a second without answers)."}
 		})
 	},
 		field("replicate to", "user@host:port/path on an SFTP server (host:22//abs/path for an absolute one); off: stop", false, 512),
@@ -136,7 +136,7 @@ func (m Model) replicaForm(rp *admin.Replica) *form {
 // replicaLine says in a line where the replica goes and how far it is.
 func (m Model) replicaLine(rp *admin.Replica) string {
 	if rp == nil {
-		return "off (clinicgate backup replicate set --sftp user@host:port/path --key FILE)"
+		return "off"
 	}
 	s := rp.Target
 	var st *admin.DaemonStatus
@@ -195,7 +195,7 @@ func (m Model) restorer() RestoreAdmin {
 // on it, which ends this console.
 func (m Model) wizardRestoreForm() *form {
 	r := m.restorer()
-	f := newForm("Welcome to clinicgate — restore a replaced appliance from a backup (esc: set up a new one)", func(v []string) tea.Cmd {
+	f := newForm("Welcome — restore a replaced appliance from a backup (esc: set up a new one)", func(v []string) tea.Cmd {
 		file, pass := strings.TrimSpace(v[0]), []byte(v[1])
 		return m.act(func(ctx context.Context) doneMsg {
 			made, err := r.StageRestore(ctx, file, secrets.Secret(pass))
@@ -203,9 +203,9 @@ func (m Model) wizardRestoreForm() *form {
 				return doneMsg{err: err}
 			}
 			return doneMsg{text: "backup checked", show: fmt.Sprintf(
-				"The backup made %s was checked: passphrase, every byte, the audit chain.\n"+
+				"The backup made %s was checked:\npassphrase, every byte, the audit chain.\n"+
 					"The appliance now starts again on it; this console closes. Open it again\n"+
-					"with an admin key of the restored appliance. (any key: close)", m.clock().full(made))}
+					"with an admin key of the restored appliance.", m.clock().full(made))}
 		})
 	},
 		field("backup file", "its name in incoming/ (uploaded over SFTP), or a full path on a USB stick", false, 4096),

@@ -154,8 +154,15 @@ func TestRestoreRefusesAStoreUnlessForced(t *testing.T) {
 	if after, _ := os.ReadFile(filepath.Join(other, secrets.KeyFile)); !bytes.Equal(before, after) {
 		t.Fatal("a refused restore changed the key")
 	}
+	// Litestream's working files describe the replaced database.
+	if err := os.MkdirAll(filepath.Join(other, ".clinicgate.db-litestream"), 0o700); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := restore(t, bf.Path, pass, other, true); err != nil {
 		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(other, ".clinicgate.db-litestream")); err == nil {
+		t.Error("the replaced store's replication state was left beside the restored one")
 	}
 	want, _ := os.ReadFile(filepath.Join(dir, secrets.KeyFile))
 	if got, _ := os.ReadFile(filepath.Join(other, secrets.KeyFile)); !bytes.Equal(got, want) {

@@ -165,11 +165,14 @@ func Install(ctx context.Context, stage, dir string, opts RestoreOptions, detail
 	return err
 }
 
-// moveAside moves an existing store (database, its -wal and -shm, key)
-// into dir/replaced-TIME/.
+// moveAside moves an existing store (database, its -wal and -shm, key,
+// Litestream's working files) into dir/replaced-TIME/.
 func moveAside(dir string, now time.Time) error {
 	var present []string
-	for _, name := range []string{store.DBFile, store.DBFile + "-wal", store.DBFile + "-shm", secrets.KeyFile} {
+	// Litestream's working directory describes the replaced database's
+	// positions: left beside the restored one, the replication would
+	// resume from a history that is not its own.
+	for _, name := range []string{store.DBFile, store.DBFile + "-wal", store.DBFile + "-shm", secrets.KeyFile, "." + store.DBFile + "-litestream"} {
 		if _, err := os.Stat(filepath.Join(dir, name)); err == nil {
 			present = append(present, name)
 		}

@@ -108,6 +108,12 @@ func Verify(ctx context.Context, dir string) error {
 		return err
 	}
 	defer log.Close()
+	// The chain's head file (audit.AnchorFile) stays on the old box; here
+	// it is written from the snapshot's own head, so the chain itself is
+	// what is checked.
+	if _, err := log.EnsureAnchor(ctx); err != nil {
+		return fmt.Errorf("backup: %w", err)
+	}
 	rep, err := log.Verify(ctx)
 	if err != nil {
 		return fmt.Errorf("backup: %w", err)
@@ -129,7 +135,11 @@ func Install(ctx context.Context, stage, dir string, opts RestoreOptions, detail
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("backup: %w", err)
 	}
-	if err := moveAside(dir, now()); err != nil {
+	// The audit chain's head file stays when the backup is this store's
+	// own (same key): putting an older copy back is then a rollback the
+	// head file goes on naming (audit_rollback), which is the truth. A
+	// store of another appliance takes its head file with it.
+	if err := moveAside(dir, now(), !sameFile(filepath.Join(dir, secrets.KeyFile), filepath.Join(stage, secrets.KeyFile))); err != nil {
 		return err
 	}
 	// The key first: a database without its key is refused at start,
@@ -157,6 +167,9 @@ func Install(ctx context.Context, stage, dir string, opts RestoreOptions, detail
 		return err
 	}
 	defer log.Close()
+	if _, err := log.EnsureAnchor(ctx); err != nil {
+		return err
+	}
 	actor := opts.Actor
 	if actor == "" {
 		actor = "restore"
@@ -167,12 +180,16 @@ func Install(ctx context.Context, stage, dir string, opts RestoreOptions, detail
 
 // moveAside moves an existing store (database, its -wal and -shm, key,
 // Litestream's working files) into dir/replaced-TIME/.
-func moveAside(dir string, now time.Time) error {
+func moveAside(dir string, now time.Time, withAnchor bool) error {
 	var present []string
 	// Litestream's working directory describes the replaced database's
 	// positions: left beside the restored one, the replication would
 	// resume from a history that is not its own.
-	for _, name := range []string{store.DBFile, store.DBFile + "-wal", store.DBFile + "-shm", secrets.KeyFile, "." + store.DBFile + "-litestream"} {
+	names := []string{store.DBFile, store.DBFile + "-wal", store.DBFile + "-shm", secrets.KeyFile, "." + store.DBFile + "-litestream"}
+	if withAnchor {
+		names = append(names, audit.AnchorFile)
+	}
+	for _, name := range names {
 		if _, err := os.Stat(filepath.Join(dir, name)); err == nil {
 			present = append(present, name)
 		}
@@ -283,4 +300,15 @@ func InstallPending(ctx context.Context, dataDir string, opts RestoreOptions) (b
 		return false, err
 	}
 	return true, os.RemoveAll(pending)
+}
+
+// sameFile reports whether the files at a and b both exist and hold the
+// same bytes.
+func sameFile(a, b string) bool {
+	x, err := os.ReadFile(a)
+	if err != nil {
+		return false
+	}
+	y, err := os.ReadFile(b)
+	return err == nil && string(x) == string(y)
 }

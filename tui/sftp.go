@@ -21,10 +21,11 @@ import (
 // The console's SFTP: on an appliance without a shell, it is how a backup
 // leaves the box and how a backup to restore (or an update) comes in. The
 // same registered admin keys as the console open it, and it shows exactly
-// two directories of the data directory:
+// three directories of the data directory:
 //
 //	/backups   read-only: the backups made on the appliance
-//	/incoming  files the admin uploads (a backup to restore, a .deb)
+//	/exports   read-only: the audit exports (HIPAA review, whole copies)
+//	/incoming  files the admin uploads (a backup to restore, a .deb, a CA)
 //
 // Nothing else of the data directory (the store, its key, the host key) is
 // reachable: paths are resolved inside each directory with os.Root, which
@@ -35,9 +36,9 @@ import (
 const maxIncoming = 2 << 30
 
 var (
-	errReadOnly = errors.New("permission denied: /backups is read-only; upload into /incoming")
+	errReadOnly = errors.New("permission denied: only /incoming is writable")
 	errNoSuch   = os.ErrNotExist
-	errDenied   = errors.New("permission denied: only /backups and /incoming are served")
+	errDenied   = errors.New("permission denied: only /backups, /exports and /incoming are served")
 )
 
 // SFTPAuditor records what an admin fetched or left over SFTP (the key
@@ -49,10 +50,10 @@ type SFTPAuditor interface {
 
 // sftpJail answers one SFTP session's requests.
 type sftpJail struct {
-	backups, incoming *os.Root
-	log               *slog.Logger
-	admin             string
-	audit             SFTPAuditor // nil: the log only
+	backups, exports, incoming *os.Root
+	log                        *slog.Logger
+	admin                      string
+	audit                      SFTPAuditor // nil: the log only
 }
 
 // record logs and audits one transfer; a transfer whose audit entry cannot
@@ -107,7 +108,7 @@ func openJail(dataDir string, log *slog.Logger, name string) (*sftpJail, error) 
 	for _, d := range []struct {
 		sub  string
 		root **os.Root
-	}{{admin.BackupDir, &j.backups}, {admin.IncomingDir, &j.incoming}} {
+	}{{admin.BackupDir, &j.backups}, {admin.ExportsDir, &j.exports}, {admin.IncomingDir, &j.incoming}} {
 		p := filepath.Join(dataDir, d.sub)
 		if err := os.MkdirAll(p, 0o700); err != nil {
 			j.close()
@@ -124,11 +125,10 @@ func openJail(dataDir string, log *slog.Logger, name string) (*sftpJail, error) 
 }
 
 func (j *sftpJail) close() {
-	if j.backups != nil {
-		j.backups.Close()
-	}
-	if j.incoming != nil {
-		j.incoming.Close()
+	for _, r := range []*os.Root{j.backups, j.exports, j.incoming} {
+		if r != nil {
+			r.Close()
+		}
 	}
 }
 
@@ -144,6 +144,8 @@ func (j *sftpJail) resolve(p string) (root *os.Root, dir, file string, err error
 	switch parts[0] {
 	case admin.BackupDir:
 		root = j.backups
+	case admin.ExportsDir:
+		root = j.exports
 	case admin.IncomingDir:
 		root = j.incoming
 	default:
@@ -268,7 +270,7 @@ func (j *sftpJail) Filelist(r *sftp.Request) (sftp.ListerAt, error) {
 	switch r.Method {
 	case "List":
 		if root == nil {
-			return listing{dirInfo("backups"), dirInfo("incoming")}, nil
+			return listing{dirInfo(admin.BackupDir), dirInfo(admin.ExportsDir), dirInfo(admin.IncomingDir)}, nil
 		}
 		if file != "" {
 			return nil, errDenied

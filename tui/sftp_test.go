@@ -93,9 +93,11 @@ func sftpServer(t *testing.T, aud ...*auditedKeys) (string, func(key string, bat
 func TestSFTPServesBackupsReadOnly(t *testing.T) {
 	data, sftp, key, _ := sftpServer(t)
 	dl := filepath.Join(t.TempDir(), "got")
-	if out, err := sftp(key, "ls /", "ls /backups", "get /backups/clinicgate-20261204-080000.cgbackup "+dl); err != nil {
+	must(t, os.MkdirAll(filepath.Join(data, "exports"), 0o700))
+	must(t, os.WriteFile(filepath.Join(data, "exports", "audit-2026-11.csv"), []byte("seq,time"), 0o600))
+	if out, err := sftp(key, "ls /", "ls /backups", "get /backups/clinicgate-20261204-080000.cgbackup "+dl, "get /exports/audit-2026-11.csv "+dl+".csv"); err != nil {
 		t.Fatalf("download: %v\n%s", err, out)
-	} else if !strings.Contains(out, "clinicgate-20261204-080000.cgbackup") || !strings.Contains(out, "incoming") {
+	} else if !strings.Contains(out, "clinicgate-20261204-080000.cgbackup") || !strings.Contains(out, "incoming") || !strings.Contains(out, "exports") {
 		t.Errorf("listing:\n%s", out)
 	}
 	if b, _ := os.ReadFile(dl); string(b) != "encrypted backup" {
@@ -108,6 +110,12 @@ func TestSFTPServesBackupsReadOnly(t *testing.T) {
 	}
 	if out, err := sftp(key, "rm /backups/clinicgate-20261204-080000.cgbackup"); err == nil {
 		t.Errorf("a backup was removed:\n%s", out)
+	}
+	if out, err := sftp(key, "put "+up+" /exports/evil.csv"); err == nil {
+		t.Errorf("an upload into /exports was accepted:\n%s", out)
+	}
+	if b, _ := os.ReadFile(dl + ".csv"); string(b) != "seq,time" {
+		t.Errorf("downloaded export %q", b)
 	}
 	if _, err := os.Stat(filepath.Join(data, "backups", "evil.cgbackup")); err == nil {
 		t.Error("evil.cgbackup exists")

@@ -62,7 +62,7 @@ var allowed = map[string][]string{
 	"appliance/dirsync": {"appliance/audit", "appliance/store"},
 	// Continuous replication off the box (Litestream over SFTP); sftptest
 	// is a real OpenSSH server for its tests and the end-to-end ones.
-	"appliance/replica":          {"appliance/secrets", "appliance/admin", "appliance/store", "appliance/replica/sftptest"},
+	"appliance/replica":          {"appliance/secrets", "appliance/admin", "appliance/backup", "appliance/store", "appliance/replica/sftptest"},
 	"appliance/replica/sftptest": nil,
 	// MDM connectors and their syncer; mdmtest is the cloud APIs'
 	// stand-ins, a leaf for tests and benchmarks.

@@ -32,6 +32,7 @@ type BackupAdmin interface {
 // RestoreAdmin restores a backup from the wizard (admin.StageRestore).
 type RestoreAdmin interface {
 	StageRestore(ctx context.Context, file string, pass secrets.Secret) (time.Time, error)
+	StageRestoreFromReplica(ctx context.Context, in admin.ReplicaInput, keyBackup string, pass secrets.Secret) (time.Time, error)
 }
 
 // maxBackupsShown bounds the list so the screen fits 80×24.
@@ -197,19 +198,35 @@ func (m Model) wizardRestoreForm() *form {
 	r := m.restorer()
 	f := newForm("Welcome — restore a replaced appliance from a backup (esc: set up a new one)", func(v []string) tea.Cmd {
 		file, pass := strings.TrimSpace(v[0]), []byte(v[1])
+		target, keyFile, hostKey := strings.TrimSpace(v[2]), strings.TrimSpace(v[3]), strings.TrimSpace(v[4])
 		return m.act(func(ctx context.Context) doneMsg {
-			made, err := r.StageRestore(ctx, file, secrets.Secret(pass))
+			what := "The backup"
+			var made time.Time
+			var err error
+			if target == "" {
+				made, err = r.StageRestore(ctx, file, secrets.Secret(pass))
+				what = "The backup made " + m.clock().full(made)
+			} else {
+				if keyFile == "" {
+					return doneMsg{err: fmt.Errorf("%w: give the replica's SSH key file (uploaded into /incoming)", admin.ErrInvalid)}
+				}
+				_, err = r.StageRestoreFromReplica(ctx, admin.ReplicaInput{Target: target, KeyFile: keyFile, HostKey: hostKey}, file, secrets.Secret(pass))
+				what = "The replica at " + target + ",\nwith the key from " + file + ","
+			}
 			if err != nil {
 				return doneMsg{err: err}
 			}
-			return doneMsg{text: "backup checked", show: fmt.Sprintf(
-				"The backup made %s was checked:\npassphrase, every byte, the audit chain.\n"+
-					"The appliance now starts again on it; this console closes. Open it again\n"+
-					"with an admin key of the restored appliance.", m.clock().full(made))}
+			return doneMsg{text: "backup checked", show: what + " was checked:\n" +
+				"passphrase, every byte, the key against the database, the audit chain.\n" +
+				"The appliance now starts again on it; this console closes. Open it again\n" +
+				"with an admin key of the restored appliance."}
 		})
 	},
 		field("backup file", "its name in incoming/ (uploaded over SFTP), or a full path on a USB stick", false, 4096),
-		field("passphrase", "the backup's passphrase", true, 1024))
+		field("passphrase", "the backup's passphrase", true, 1024),
+		field("from replica", "empty: the backup itself; user@host:port/path: the newest replicated state (key from the backup)", false, 512),
+		field("replica key", "the replica's SSH private key, uploaded into incoming/", false, 255),
+		field("host key", "the replica server's SHA256:… fingerprint (empty: trusted as seen now)", false, 128))
 	f.note = []string{
 		"Upload it first: sftp -P " + m.sshPort() + " you@APPLIANCE, then: put FILE /incoming/",
 		"(SFTP needs an admin SSH key: esc, add yours in step 2, then ctrl+r again)",

@@ -79,6 +79,13 @@ func (b *fakeBackups) StageRestore(_ context.Context, file string, pass secrets.
 	return t0, nil
 }
 
+func (b *fakeBackups) StageRestoreFromReplica(_ context.Context, in admin.ReplicaInput, keyBackup string, pass secrets.Secret) (time.Time, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.restored = append(b.restored, in.Target+" key:"+in.KeyFile+" from "+keyBackup)
+	return t0, nil
+}
+
 // wizardWithRestore is the fake's wizard with the restore operation.
 type wizardWithRestore struct {
 	fakeWizard
@@ -176,19 +183,49 @@ func TestWizardRestoresFromABackup(t *testing.T) {
 	tm.Type("clinicgate-20261203-220000.cgbackup")
 	tm.Send(tea.KeyMsg{Type: tea.KeyEnter})
 	tm.Type("a wrong passphrase")
-	tm.Send(tea.KeyMsg{Type: tea.KeyEnter})
+	for range 4 { // the replica's fields stay empty: the file itself
+		tm.Send(tea.KeyMsg{Type: tea.KeyEnter})
+	}
 	waitFor(t, tm, "does not open this backup")
+	for range 3 {
+		tm.Send(tea.KeyMsg{Type: tea.KeyShiftTab})
+	}
 	for range len("a wrong passphrase") {
 		tm.Send(tea.KeyMsg{Type: tea.KeyBackspace})
 	}
 	tm.Type("the right passphrase")
-	tm.Send(tea.KeyMsg{Type: tea.KeyEnter})
+	for range 4 {
+		tm.Send(tea.KeyMsg{Type: tea.KeyEnter})
+	}
 	waitFor(t, tm, "was checked", "this console closes")
 	tm.Send(tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune("x")})
 	tm.WaitFinished(t, teatest.WithFinalTimeout(10*time.Second))
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if len(b.restored) != 1 || b.restored[0] != "clinicgate-20261203-220000.cgbackup" {
+		t.Fatalf("restored %v", b.restored)
+	}
+}
+
+// A replaced appliance is restored from the off-box replica too, the key
+// from a backup: the images have no shell for restore --from-replica.
+func TestWizardRestoresFromTheReplica(t *testing.T) {
+	f := &fakeAdmin{}
+	b := &fakeBackups{}
+	p := f.panes()
+	p.Wizard = wizardWithRestore{fakeWizard{f}, b}
+	tm := startPanes(t, p, 80, 24)
+	waitFor(t, tm, "ctrl+r restores it from a backup")
+	tm.Send(tea.KeyMsg{Type: tea.KeyCtrlR})
+	waitFor(t, tm, "backup file")
+	for _, v := range []string{"old.cgbackup", "the right passphrase", "backup@192.0.2.10:22/cg", "replica_ed25519", ""} {
+		tm.Type(v)
+		tm.Send(tea.KeyMsg{Type: tea.KeyEnter})
+	}
+	waitFor(t, tm, "The replica at backup@192.0.2.10:22/cg", "this console closes")
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if len(b.restored) != 1 || b.restored[0] != "backup@192.0.2.10:22/cg key:replica_ed25519 from old.cgbackup" {
 		t.Fatalf("restored %v", b.restored)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/clinicgate/clinicgate/appliance/audit"
 	"github.com/clinicgate/clinicgate/appliance/backup"
+	"github.com/clinicgate/clinicgate/appliance/replica"
 	"github.com/clinicgate/clinicgate/appliance/secrets"
 )
 
@@ -188,39 +190,118 @@ func (s *Service) StageRestore(ctx context.Context, file string, pass secrets.Se
 }
 
 func (s *Service) stageRestore(ctx context.Context, file string, pass secrets.Secret) (backup.Manifest, error) {
-	fresh, err := s.Fresh(ctx)
+	if err := s.mustBeFresh(ctx); err != nil {
+		return backup.Manifest{}, err
+	}
+	f, p, err := s.openUploaded(file)
 	if err != nil {
 		return backup.Manifest{}, err
 	}
-	if !fresh {
-		return backup.Manifest{}, invalid("this appliance already has users or clients: a restore would replace them; restore onto a fresh appliance (or from the command line with --force)")
+	defer f.Close()
+	m, err := backup.StagePending(ctx, f, pass, s.Store.Dir())
+	if err := restoreErr(err); err != nil {
+		return m, err
 	}
+	return m, s.auditStaged(ctx, fmt.Sprintf("backup %s (made %s)", filepath.Base(p), m.Created.Format(time.RFC3339)))
+}
+
+// StageRestoreFromReplica is StageRestore for the newest state of an
+// off-box replica (in: where, and its login, as for SetReplica), with the
+// sealing key from the encrypted backup keyBackup (uploaded into
+// IncomingDir, or a path on a USB stick) opened by pass.
+func (s *Service) StageRestoreFromReplica(ctx context.Context, in ReplicaInput, keyBackup string, pass secrets.Secret) (time.Time, error) {
+	if err := s.mustBeFresh(ctx); err != nil {
+		return time.Time{}, err
+	}
+	t, err := replica.ParseTarget(in.Target)
+	if err != nil {
+		return time.Time{}, invalid("%s", err.Error())
+	}
+	cred := replica.Credentials{Key: in.Key, Password: in.Password}
+	var keyPath string
+	if in.KeyFile != "" {
+		f, kp, err := s.openUploaded(in.KeyFile)
+		keyPath = kp
+		if err != nil {
+			return time.Time{}, err
+		}
+		cred.Key, err = readSmall(f.Name())
+		f.Close()
+		if err != nil {
+			return time.Time{}, err
+		}
+	}
+	pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	hk, fp, err := replica.Probe(pctx, t, cred, in.HostKey)
+	cancel()
+	if err != nil {
+		return time.Time{}, invalid("%s; nothing changed", err.Error())
+	}
+	kb, p, err := s.openUploaded(keyBackup)
+	if err != nil {
+		return time.Time{}, err
+	}
+	defer kb.Close()
+	cfg := replica.Config{Target: t, HostKey: hk, Cred: cred}
+	fetch := func(ctx context.Context, dbPath string) error {
+		return replica.Restore(ctx, cfg, dbPath, slog.New(slog.DiscardHandler))
+	}
+	m, err := backup.StagePendingFromReplica(ctx, kb, pass, fetch, s.Store.Dir())
+	if err := restoreErr(err); err != nil {
+		return time.Time{}, err
+	}
+	if keyPath != "" {
+		// The restored store holds the replica's login sealed; the
+		// plain copy goes.
+		_ = os.Remove(keyPath)
+	}
+	return time.Now(), s.auditStaged(ctx, fmt.Sprintf("the off-box replica %s (host key %s), with the key from backup %s (made %s)", t, fp, filepath.Base(p), m.Created.Format(time.RFC3339)))
+}
+
+func (s *Service) mustBeFresh(ctx context.Context) error {
+	fresh, err := s.Fresh(ctx)
+	if err != nil {
+		return err
+	}
+	if !fresh {
+		return invalid("this appliance already has users or clients: a restore would replace them; restore onto a fresh appliance (or from the command line with --force)")
+	}
+	return nil
+}
+
+// openUploaded opens a file uploaded into IncomingDir (a bare name) or
+// at an absolute path (a USB stick).
+func (s *Service) openUploaded(file string) (*os.File, string, error) {
 	file = strings.TrimSpace(file)
 	p := file
 	if !filepath.IsAbs(file) {
 		if file == "" || strings.ContainsAny(file, "/\\") || strings.HasPrefix(file, ".") {
-			return backup.Manifest{}, invalid("give the name of a file in %s/ (uploaded over SFTP) or a full path on a USB stick", IncomingDir)
+			return nil, "", invalid("give the name of a file in %s/ (uploaded over SFTP) or a full path on a USB stick", IncomingDir)
 		}
 		p = filepath.Join(s.Store.Dir(), IncomingDir, file)
 	}
 	f, err := os.Open(p)
 	if err != nil {
-		return backup.Manifest{}, invalid("cannot open %s: %v", p, errors.Unwrap(err))
+		return nil, "", invalid("cannot open %s: %v", p, errors.Unwrap(err))
 	}
-	defer f.Close()
 	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
-		return backup.Manifest{}, invalid("%s is not a file", p)
+		f.Close()
+		return nil, "", invalid("%s is not a file", p)
 	}
-	m, err := backup.StagePending(ctx, f, pass, s.Store.Dir())
-	switch {
-	case errors.Is(err, backup.ErrPassphrase), errors.Is(err, backup.ErrDamaged):
-		return m, invalid("%s", strings.TrimPrefix(err.Error(), "backup: "))
-	case err != nil:
-		return m, err
+	return f, p, nil
+}
+
+func restoreErr(err error) error {
+	if errors.Is(err, backup.ErrPassphrase) || errors.Is(err, backup.ErrDamaged) {
+		return invalid("%s", strings.TrimPrefix(err.Error(), "backup: "))
 	}
-	_, err = s.Audit.Append(ctx, audit.Entry{Kind: audit.KindAdmin, Actor: s.Actor, Outcome: "changed", Reason: "backup_restore_staged",
-		Detail: fmt.Sprintf("backup %s (made %s) checked; it replaces this fresh store when the daemon starts again", filepath.Base(p), m.Created.Format(time.RFC3339))})
-	return m, err
+	return err
+}
+
+func (s *Service) auditStaged(ctx context.Context, what string) error {
+	_, err := s.Audit.Append(ctx, audit.Entry{Kind: audit.KindAdmin, Actor: s.Actor, Outcome: "changed", Reason: "backup_restore_staged",
+		Detail: what + " checked; it replaces this fresh store when the daemon starts again"})
+	return err
 }
 
 // AuditSFTP records a file an admin fetched from or left on the appliance

@@ -258,12 +258,38 @@ const PendingDir = "restore.pending"
 // daemon's next start: the running daemon holds the store open and cannot
 // swap it under itself.
 func StagePending(ctx context.Context, r io.Reader, pass secrets.Secret, dataDir string) (Manifest, error) {
+	return stagePending(ctx, dataDir, func(tmp string) (Manifest, error) { return Extract(r, pass, tmp) })
+}
+
+// StagePendingFromReplica is StagePending for the newest replicated
+// database (fetch), with the key from the encrypted backup keyBackup, as
+// RestoreFromReplica checks them.
+func StagePendingFromReplica(ctx context.Context, keyBackup io.Reader, pass secrets.Secret, fetch func(ctx context.Context, dbPath string) error, dataDir string) (Manifest, error) {
+	return stagePending(ctx, dataDir, func(tmp string) (Manifest, error) {
+		m, err := Extract(keyBackup, pass, tmp)
+		if err != nil {
+			return m, err
+		}
+		db := filepath.Join(tmp, store.DBFile)
+		if err := os.Remove(db); err != nil {
+			return m, err
+		}
+		if err := fetch(ctx, db); err != nil {
+			return m, err
+		}
+		return m, os.Chmod(db, 0o600)
+	})
+}
+
+// stagePending fills a private directory in dataDir, checks it, and makes
+// it the pending restore.
+func stagePending(ctx context.Context, dataDir string, fill func(tmp string) (Manifest, error)) (Manifest, error) {
 	tmp, err := os.MkdirTemp(dataDir, ".restore-")
 	if err != nil {
 		return Manifest{}, fmt.Errorf("backup: %w", err)
 	}
 	defer os.RemoveAll(tmp)
-	m, err := Extract(r, pass, tmp)
+	m, err := fill(tmp)
 	if err != nil {
 		return m, err
 	}

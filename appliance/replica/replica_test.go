@@ -1,6 +1,7 @@
 package replica_test
 
 import (
+	"errors"
 	"io"
 	"log/slog"
 	"os"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/clinicgate/clinicgate/appliance/admin"
+	"github.com/clinicgate/clinicgate/appliance/backup"
 	"github.com/clinicgate/clinicgate/appliance/replica"
 	"github.com/clinicgate/clinicgate/appliance/replica/sftptest"
 	"github.com/clinicgate/clinicgate/appliance/secrets"
@@ -177,5 +179,85 @@ func TestSetReplicaFromAnUploadedKey(t *testing.T) {
 	}
 	if _, ok, _ := svc.ReplicaSettings(t.Context()); ok {
 		t.Fatal("replication still on after off")
+	}
+}
+
+// The first-boot wizard's restore from the replica (no shell on the new
+// appliance): the key from a backup uploaded into incoming/, the database
+// from the replica, checked while the fresh appliance runs and installed
+// at its next start, with every change replicated after the backup.
+func TestWizardStagesARestoreFromTheReplica(t *testing.T) {
+	srv := sftptest.Start(t)
+	ctx := t.Context()
+	tg, _ := replica.ParseTarget(srv.Target("wiz"))
+	old := filepath.Join(t.TempDir(), "old")
+	if err := admin.Create(ctx, old); err != nil {
+		t.Fatal(err)
+	}
+	svc, done, err := admin.Open(ctx, old, "cli:test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	cfg := replica.Config{Target: tg, HostKey: srv.HostKey, Cred: replica.Credentials{Key: srv.KeyPEM}, SyncInterval: 200 * time.Millisecond}
+	r, err := replica.Start(ctx, filepath.Join(old, store.DBFile), cfg, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bf, err := svc.CreateBackup(ctx, secrets.Secret("a long passphrase"), admin.BackupOptions{WorkFactor: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := svc.AddUser(ctx, admin.NewUser{Name: "after-the-backup"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	done()
+	if err := r.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	fresh := filepath.Join(t.TempDir(), "fresh")
+	if err := admin.Create(ctx, fresh); err != nil {
+		t.Fatal(err)
+	}
+	in := filepath.Join(fresh, admin.IncomingDir)
+	if err := os.MkdirAll(in, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := os.ReadFile(bf.Path)
+	for name, data := range map[string][]byte{"old.cgbackup": b, "replica_key": srv.KeyPEM} {
+		if err := os.WriteFile(filepath.Join(in, name), data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wiz, done2, err := admin.Open(ctx, fresh, "ssh:tech")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ri := admin.ReplicaInput{Target: srv.Target("wiz"), KeyFile: "replica_key", HostKey: srv.HostFingerprint}
+	if _, err := wiz.StageRestoreFromReplica(ctx, ri, "old.cgbackup", secrets.Secret("not it at all")); !errors.Is(err, admin.ErrInvalid) || backup.Pending(fresh) {
+		t.Fatalf("a wrong passphrase: %v (pending %v)", err, backup.Pending(fresh))
+	}
+	if _, err := wiz.StageRestoreFromReplica(ctx, ri, "old.cgbackup", secrets.Secret("a long passphrase")); err != nil {
+		t.Fatalf("stage: %v\n%s", err, readLog(srv))
+	}
+	done2()
+	if ok, err := backup.InstallPending(ctx, fresh, backup.RestoreOptions{Actor: "daemon"}); !ok || err != nil {
+		t.Fatalf("install: %v %v", ok, err)
+	}
+	got, done3, err := admin.Open(ctx, fresh, "cli:test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer done3()
+	users, _ := got.Users(ctx)
+	if len(users) != 1 || users[0].Name != "after-the-backup" {
+		t.Fatalf("restored users %v, want the one replicated after the backup", users)
+	}
+	if rep, err := got.Audit.Verify(ctx); err != nil || !rep.OK() {
+		t.Fatalf("audit after the restore: %v %v", err, rep.Problems)
 	}
 }

@@ -99,9 +99,17 @@ type Manifest struct {
 
 // Options tune Write.
 type Options struct {
-	// WorkFactor is scrypt's log2(N) (0: age's default, 18). Tests lower it.
+	// WorkFactor is scrypt's log2(N) (0: DefaultWorkFactor). Tests lower
+	// it.
 	WorkFactor int
 }
+
+// DefaultWorkFactor is 2^16: scrypt then takes 64 MiB. age's own default
+// (2^18) takes 256 MiB, which a backup made from the console over SSH —
+// inside the daemon, whose unit caps it at 256 MiB — cannot have on a
+// Raspberry Pi. The 12-character minimum passphrase carries the strength;
+// a backup made with a larger factor still opens.
+const DefaultWorkFactor = 16
 
 // Write encrypts the snapshot at dbPath and the key at keyPath under pass
 // into w. m's hashes and sizes are filled in here.
@@ -140,9 +148,11 @@ func Write(w io.Writer, pass secrets.Secret, dbPath, keyPath string, m Manifest,
 	if err != nil {
 		return fmt.Errorf("backup: %w", err)
 	}
-	if opts.WorkFactor > 0 {
-		rcpt.SetWorkFactor(opts.WorkFactor)
+	wf := opts.WorkFactor
+	if wf <= 0 {
+		wf = DefaultWorkFactor
 	}
+	rcpt.SetWorkFactor(wf)
 	enc, err := age.Encrypt(w, rcpt)
 	if err != nil {
 		return fmt.Errorf("backup: %w", err)

@@ -38,19 +38,10 @@ type RestoreOptions struct {
 // wrong passphrase or a damaged file leaves dir as it was. The caller must
 // hold the data directory's lock (no daemon may run on it).
 func Restore(ctx context.Context, r io.Reader, pass secrets.Secret, dir string, opts RestoreOptions) (Manifest, error) {
-	abs, err := filepath.Abs(dir)
-	if err != nil {
-		return Manifest{}, err
+	abs, stage, m, err := stageBackup(dir, opts, r, pass)
+	if stage != "" {
+		defer os.RemoveAll(stage)
 	}
-	if err := CheckTarget(abs, opts.Force); err != nil {
-		return Manifest{}, err
-	}
-	stage, err := Stage(abs)
-	if err != nil {
-		return Manifest{}, err
-	}
-	defer os.RemoveAll(stage)
-	m, err := Extract(r, pass, stage)
 	if err != nil {
 		return m, err
 	}
@@ -61,6 +52,23 @@ func Restore(ctx context.Context, r io.Reader, pass secrets.Secret, dir string, 
 		return m, err
 	}
 	return m, nil
+}
+
+// stageBackup is the start both restores share: dir made absolute and
+// checked as a target, a staging directory beside it (the caller removes
+// it when stage is not empty), and the backup r decrypted into it.
+func stageBackup(dir string, opts RestoreOptions, r io.Reader, pass secrets.Secret) (abs, stage string, m Manifest, err error) {
+	if abs, err = filepath.Abs(dir); err != nil {
+		return "", "", m, err
+	}
+	if err = CheckTarget(abs, opts.Force); err != nil {
+		return abs, "", m, err
+	}
+	if stage, err = Stage(abs); err != nil {
+		return abs, "", m, err
+	}
+	m, err = Extract(r, pass, stage)
+	return abs, stage, m, err
 }
 
 // CheckTarget refuses a data directory that holds a store or a key,
@@ -215,19 +223,10 @@ func moveAside(dir string, now time.Time, withAnchor bool) error {
 // replicated database, and everything is checked as for Restore before
 // dir is touched.
 func RestoreFromReplica(ctx context.Context, keyBackup io.Reader, pass secrets.Secret, fetch func(ctx context.Context, dbPath string) error, dir string, opts RestoreOptions) (Manifest, error) {
-	abs, err := filepath.Abs(dir)
-	if err != nil {
-		return Manifest{}, err
+	abs, stage, m, err := stageBackup(dir, opts, keyBackup, pass)
+	if stage != "" {
+		defer os.RemoveAll(stage)
 	}
-	if err := CheckTarget(abs, opts.Force); err != nil {
-		return Manifest{}, err
-	}
-	stage, err := Stage(abs)
-	if err != nil {
-		return Manifest{}, err
-	}
-	defer os.RemoveAll(stage)
-	m, err := Extract(keyBackup, pass, stage)
 	if err != nil {
 		return m, err
 	}

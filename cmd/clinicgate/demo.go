@@ -14,9 +14,9 @@ import (
 	"github.com/clinicgate/clinicgate/appliance"
 	"github.com/clinicgate/clinicgate/appliance/admin"
 	"github.com/clinicgate/clinicgate/appliance/config"
+	"github.com/clinicgate/clinicgate/appliance/pki"
 	"github.com/clinicgate/clinicgate/appliance/policy"
 	"github.com/clinicgate/clinicgate/internal/daemon"
-	"github.com/clinicgate/clinicgate/ldapproxy"
 )
 
 type demoSetup struct {
@@ -105,7 +105,7 @@ func (d *demoSetup) print(w interface{ Write([]byte) (int, error) }, cfg config.
 	p("     radtest %s \"%s,$(oathtool --totp -b SECRET)\" %s 0 '%s'\n", d.user, pw, host, d.secret)
 	if cfg.LDAP.Listen != "" {
 		p("3. Log in over LDAP, as an EHR would (needs ldap-utils; after step 2 append the code: \"%s,$(oathtool --totp -b SECRET)\"):\n", pw)
-		p("     LDAPTLS_CACERT=%s ldapwhoami -x -ZZ -H ldap://%s -D %s -w '%s'   → u:%s\n", filepath.Join(dir, ldapproxy.CertFile), cfg.LDAP.Listen, d.user, pw, d.user)
+		p("     LDAPTLS_CACERT=%s ldapwhoami -x -ZZ -H ldap://%s -D %s -w '%s'   → u:%s\n", filepath.Join(dir, pki.ServerCAFile), cfg.LDAP.Listen, d.user, pw, d.user)
 	}
 	p("4. See every decision:  bin/clinicgate audit tail   and   bin/clinicgate audit verify\n")
 	if _, port, err := net.SplitHostPort(cfg.SSH); err == nil {

@@ -3,6 +3,7 @@ package tui
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"log/slog"
@@ -10,6 +11,7 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/charmbracelet/ssh"
@@ -31,9 +33,15 @@ import (
 // reachable: paths are resolved inside each directory with os.Root, which
 // refuses "..", absolute paths and symbolic links leading out of it.
 
-// maxIncoming bounds one uploaded file, so an upload cannot fill the disk
-// the store lives on.
-const maxIncoming = 2 << 30
+// maxIncoming bounds one uploaded file, and maxIncomingTotal all of
+// incoming/ together, so uploads cannot fill the disk the store lives on;
+// nor may an upload leave less than minFree free on it (the store must
+// still be able to write: a full disk refuses logins).
+const (
+	maxIncoming      = 2 << 30
+	maxIncomingTotal = 4 << 30
+	minFree          = 512 << 20
+)
 
 var (
 	errReadOnly = errors.New("permission denied: only /incoming is writable")
@@ -204,6 +212,10 @@ func (j *sftpJail) Filewrite(r *sftp.Request) (io.WriterAt, error) {
 	if pf.Excl {
 		flags |= os.O_EXCL
 	}
+	room, err := incomingRoom(root, file)
+	if err != nil {
+		return nil, err
+	}
 	if err := j.record("upload", dir+"/"+file); err != nil {
 		return nil, err
 	}
@@ -211,15 +223,51 @@ func (j *sftpJail) Filewrite(r *sftp.Request) (io.WriterAt, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &boundedWriter{f: f}, nil
+	return &boundedWriter{f: f, limit: room}, nil
 }
 
-// boundedWriter refuses writes past maxIncoming.
-type boundedWriter struct{ f *os.File }
+// incomingRoom is how large file may grow in incoming/: under
+// maxIncoming, under what maxIncomingTotal leaves beside the other files,
+// and leaving minFree free on the disk.
+func incomingRoom(root *os.Root, file string) (int64, error) {
+	used := int64(0)
+	d, err := root.Open(".")
+	if err != nil {
+		return 0, err
+	}
+	es, err := d.ReadDir(-1)
+	d.Close()
+	if err != nil {
+		return 0, err
+	}
+	for _, e := range es {
+		if e.Name() == file {
+			continue // being replaced
+		}
+		if fi, err := e.Info(); err == nil && fi.Mode().IsRegular() {
+			used += fi.Size()
+		}
+	}
+	room := min(int64(maxIncoming), int64(maxIncomingTotal)-used)
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(root.Name(), &st); err == nil {
+		room = min(room, int64(st.Bavail)*int64(st.Bsize)-minFree)
+	}
+	if room <= 0 {
+		return 0, errors.New("no room in /incoming: remove what is no longer needed (the appliance keeps the disk for its store)")
+	}
+	return room, nil
+}
+
+// boundedWriter refuses writes past its limit.
+type boundedWriter struct {
+	f     *os.File
+	limit int64
+}
 
 func (w *boundedWriter) WriteAt(b []byte, off int64) (int, error) {
-	if off < 0 || off+int64(len(b)) > maxIncoming {
-		return 0, errors.New("the file is larger than the appliance accepts (2 GiB)")
+	if off < 0 || off+int64(len(b)) > w.limit {
+		return 0, fmt.Errorf("the file is larger than the appliance has room for (%d MiB): nothing more is written", w.limit>>20)
 	}
 	return w.f.WriteAt(b, off)
 }

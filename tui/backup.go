@@ -11,6 +11,7 @@ import (
 	tea "github.com/charmbracelet/bubbletea"
 
 	"github.com/clinicgate/clinicgate/appliance/admin"
+	"github.com/clinicgate/clinicgate/appliance/hostcfg"
 	"github.com/clinicgate/clinicgate/appliance/secrets"
 )
 
@@ -60,9 +61,14 @@ func (m Model) backupsCmd() tea.Cmd {
 func (m Model) backupsForm(list []admin.BackupFile, rp *admin.Replica) *form {
 	b := m.p.Backup
 	f := newForm("Backups: an encrypted copy of the store and its key", func(v []string) tea.Cmd {
-		a, again := []byte(v[0]), []byte(v[1])
+		a, again, usb := []byte(v[0]), []byte(v[1]), strings.EqualFold(strings.TrimSpace(v[2]), "yes")
 		return m.act(func(ctx context.Context) doneMsg {
 			switch {
+			case len(a) == 0 && len(again) == 0 && usb:
+				if len(list) == 0 {
+					return doneMsg{err: fmt.Errorf("%w: no backup to copy yet: type a passphrase to make one", admin.ErrInvalid)}
+				}
+				return m.usbCopy(ctx, list[0].Name, "")
 			case len(a) == 0 && len(again) == 0:
 				return doneMsg{next: m.replicaForm(rp)}
 			case !bytes.Equal(a, again):
@@ -72,11 +78,16 @@ func (m Model) backupsForm(list []admin.BackupFile, rp *admin.Replica) *form {
 			if err != nil {
 				return doneMsg{err: err}
 			}
-			return doneMsg{text: fmt.Sprintf("backup %s written (%s); fetch it over SFTP from /backups", bf.Name, size(bf.Size))}
+			made := fmt.Sprintf("backup %s written (%s)", bf.Name, size(bf.Size))
+			if usb {
+				return m.usbCopy(ctx, bf.Name, made+"; ")
+			}
+			return doneMsg{text: made + "; fetch it over SFTP from /backups"}
 		})
 	},
 		field("passphrase", "at least 12 characters; it alone opens the backup: keep it apart from it", true, 1024),
-		field("again", "the same passphrase once more", true, 1024))
+		field("again", "the same passphrase once more", true, 1024),
+		field("usb", "yes: copy it (or, with no passphrase, the newest) to the USB stick plugged in", false, 3))
 	f.note = append(f.note, "Replication: "+m.replicaLine(rp), "(enter with no passphrase: the off-box replication's settings)")
 	if len(list) == 0 {
 		f.note = append(f.note, "No backup on the appliance yet: type a passphrase below to make one.")
@@ -92,6 +103,48 @@ func (m Model) backupsForm(list []admin.BackupFile, rp *admin.Replica) *form {
 	}
 	f.note = append(f.note, "Fetch with an admin's SSH key: "+m.sftpHint())
 	return f
+}
+
+// usbCopy asks the system helper to copy a backup to the USB stick
+// plugged in (the console may not mount anything itself).
+func (m Model) usbCopy(ctx context.Context, name, before string) doneMsg {
+	if m.p.Wizard == nil {
+		return doneMsg{err: fmt.Errorf("%w: this console cannot ask the system helper", admin.ErrInvalid)}
+	}
+	d := m.systemChanges(ctx, []hostcfg.Request{{Kind: hostcfg.KindUSBCopy, Package: name}})
+	if d.err != nil {
+		if before != "" {
+			d.err = fmt.Errorf("%s, but %w", before+"not copied", d.err)
+		}
+		return d
+	}
+	d.text = before + d.text
+	return d
+}
+
+// fetchOneBackupFromUSB has the system helper copy the stick's backups
+// into incoming/ and returns the newest one's name.
+func (m Model) fetchOneBackupFromUSB(ctx context.Context) (string, error) {
+	if m.p.Wizard == nil {
+		return "", fmt.Errorf("%w: this console cannot ask the system helper", admin.ErrInvalid)
+	}
+	d := m.systemChanges(ctx, []hostcfg.Request{{Kind: hostcfg.KindUSBFetch}})
+	if d.err != nil {
+		return "", d.err
+	}
+	if d.show != "" {
+		return "", fmt.Errorf("%w: not an appliance image: mount the stick and give the backup's full path", admin.ErrInvalid)
+	}
+	var newest string
+	for _, f := range strings.FieldsFunc(d.text, func(r rune) bool { return r == ' ' || r == ',' || r == ';' }) {
+		if strings.HasPrefix(f, "clinicgate-") && strings.HasSuffix(f, ".cgbackup") && f > newest {
+			newest = f
+		}
+	}
+	if newest == "" {
+		return "", fmt.Errorf("%w: the USB stick holds no backup (clinicgate-….cgbackup at its top)", admin.ErrInvalid)
+	}
+	return newest, nil
 }
 
 // replicaForm sets the off-box replication: where, and the login — an SSH
@@ -200,6 +253,15 @@ func (m Model) wizardRestoreForm() *form {
 		file, pass := strings.TrimSpace(v[0]), []byte(v[1])
 		target, keyFile, hostKey := strings.TrimSpace(v[2]), strings.TrimSpace(v[3]), strings.TrimSpace(v[4])
 		return m.act(func(ctx context.Context) doneMsg {
+			if strings.EqualFold(file, "usb") {
+				// The console may not mount the stick: the system helper
+				// copies its backups into incoming/ first.
+				name, err := m.fetchOneBackupFromUSB(ctx)
+				if err != nil {
+					return doneMsg{err: err}
+				}
+				file = name
+			}
 			what := "The backup"
 			var made time.Time
 			var err error
@@ -222,7 +284,7 @@ func (m Model) wizardRestoreForm() *form {
 				"with an admin key of the restored appliance."}
 		})
 	},
-		field("backup file", "its name in incoming/ (uploaded over SFTP), or a full path on a USB stick", false, 4096),
+		field("backup file", "its name in incoming/ (uploaded over SFTP), or usb: the one on the USB stick plugged in", false, 4096),
 		field("passphrase", "the backup's passphrase", true, 1024),
 		field("from replica", "empty: the backup itself; user@host:port/path: the newest replicated state (key from the backup)", false, 512),
 		field("replica key", "the replica's SSH private key, uploaded into incoming/", false, 255),

@@ -113,12 +113,15 @@ func TestBackupScreen(t *testing.T) {
 	tm.Send(tea.KeyMsg{Type: tea.KeyEnter})
 	tm.Type("a long passphrasf")
 	tm.Send(tea.KeyMsg{Type: tea.KeyEnter})
+	tm.Send(tea.KeyMsg{Type: tea.KeyEnter}) // usb: empty
 	waitFor(t, tm, "the two passphrases differ")
 	if len(b.made) != 0 {
 		t.Fatalf("a backup was made with differing passphrases: %v", b.made)
 	}
+	tm.Send(tea.KeyMsg{Type: tea.KeyShiftTab}) // back to the second passphrase
 	tm.Send(tea.KeyMsg{Type: tea.KeyBackspace})
 	tm.Type("e")
+	tm.Send(tea.KeyMsg{Type: tea.KeyEnter})
 	tm.Send(tea.KeyMsg{Type: tea.KeyEnter})
 	waitFor(t, tm, "backup clinicgate-20261204-100000.cgbackup written (48.0 KiB)")
 	b.mu.Lock()
@@ -146,8 +149,9 @@ func TestReplicationFromTheBackupScreen(t *testing.T) {
 	waitFor(t, tm, "frontdesk2")
 	tm.Send(tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune("s")})
 	waitFor(t, tm, "Replication: off")
-	tm.Send(tea.KeyMsg{Type: tea.KeyEnter})
-	tm.Send(tea.KeyMsg{Type: tea.KeyEnter})
+	for range 3 {
+		tm.Send(tea.KeyMsg{Type: tea.KeyEnter})
+	}
 	waitFor(t, tm, "Off-box replication", "replicate to")
 	tm.Type("backup@192.0.2.10:22/cg")
 	tm.Send(tea.KeyMsg{Type: tea.KeyEnter})
@@ -227,5 +231,32 @@ func TestWizardRestoresFromTheReplica(t *testing.T) {
 	defer b.mu.Unlock()
 	if len(b.restored) != 1 || b.restored[0] != "backup@192.0.2.10:22/cg key:replica_ed25519 from old.cgbackup" {
 		t.Fatalf("restored %v", b.restored)
+	}
+}
+
+// usb yes with no passphrase asks the system helper to copy the newest
+// backup to the USB stick plugged in.
+func TestBackupToUSBStick(t *testing.T) {
+	f := sample()
+	f.managed = true
+	b := &fakeBackups{list: []admin.BackupFile{
+		{Name: "clinicgate-20261204-080000.cgbackup", Size: 1 << 20, Created: t0},
+		{Name: "clinicgate-20261203-220000.cgbackup", Size: 1 << 20, Created: t0.Add(-10 * time.Hour)},
+	}}
+	p := f.panes()
+	p.Backup = b
+	tm := startPanes(t, p, 80, 24)
+	waitFor(t, tm, "frontdesk2")
+	tm.Send(tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune("s")})
+	waitFor(t, tm, "Backups")
+	tm.Send(tea.KeyMsg{Type: tea.KeyEnter})
+	tm.Send(tea.KeyMsg{Type: tea.KeyEnter})
+	tm.Type("yes")
+	tm.Send(tea.KeyMsg{Type: tea.KeyEnter})
+	waitFor(t, tm, "done: copy clinicgate-20261204-080000.cgbackup to the USB stick")
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.system) != 1 || f.system[0].Kind != "usb-copy" || f.system[0].Package != "clinicgate-20261204-080000.cgbackup" {
+		t.Fatalf("asked %+v", f.system)
 	}
 }

@@ -160,10 +160,15 @@ func (m Model) updateForm() *form {
 	f := newForm("Update clinicgate from a package in incoming/", func(v []string) tea.Cmd {
 		pkg, sum := strings.TrimSpace(v[0]), strings.ToLower(strings.TrimSpace(v[1]))
 		return m.act(func(ctx context.Context) doneMsg {
+			if strings.EqualFold(pkg, "usb") {
+				// Take the packages on the stick into incoming/ first;
+				// then u again with the name and its checksum.
+				return m.systemChanges(ctx, []hostcfg.Request{{Kind: hostcfg.KindUSBFetch}})
+			}
 			return m.systemChanges(ctx, []hostcfg.Request{{Kind: hostcfg.KindUpdate, Package: pkg, SHA256: sum}})
 		})
 	},
-		withValue(field("package", "the .deb's name in incoming/ (upload it over SFTP)", false, 90), firstOr(pkgs, "")),
+		withValue(field("package", "the .deb's name in incoming/ (upload it over SFTP), or usb: take those on the stick", false, 90), firstOr(pkgs, "")),
 		field("sha256", "its SHA-256 as the release names it (64 hex digits)", false, 64))
 	f.note = []string{"The daemon restarts: an SSH console ends; a new daemon that is not", "healthy within a minute gets the old binary back."}
 	if len(pkgs) == 0 {

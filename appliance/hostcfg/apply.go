@@ -28,6 +28,9 @@ type Applier struct {
 	// refused.
 	Output func(argv []string) (string, error)
 	Health func(ctx context.Context) error
+	// USB lists the removable partitions (nil: RemovablePartitions in
+	// sysfs under Root).
+	USB func() ([]string, error)
 }
 
 // ApplyAll acts on every queued request, oldest first, removing each and
@@ -78,6 +81,15 @@ func (a *Applier) apply(path string) Result {
 	}
 	hosts, _ := os.ReadFile(filepath.Join(a.Root, HostsFile))
 	plan := PlanFor(r, string(hosts))
+	if plan.USB {
+		msg, err := a.usbCopy(r)
+		if err != nil {
+			res.Message = err.Error()
+			return res
+		}
+		res.OK, res.Message = true, msg
+		return res
+	}
 	if plan.Update {
 		msg, err := a.update(r)
 		if err != nil {
@@ -150,15 +162,23 @@ func (a *Applier) writeResult(r Result) error {
 		}
 		return err
 	}
+	return a.ownLikeData(resultsDir(a.Data), filepath.Join(resultsDir(a.Data), r.ID+".json"))
+}
+
+// ownLikeData gives paths to the data directory's owner (the console's
+// user), when the helper runs as root.
+func (a *Applier) ownLikeData(paths ...string) error {
 	st, err := os.Stat(a.Data)
 	if err != nil {
 		return err
 	}
-	if sys, ok := st.Sys().(*syscall.Stat_t); ok && os.Geteuid() == 0 {
-		for _, p := range []string{resultsDir(a.Data), filepath.Join(resultsDir(a.Data), r.ID+".json")} {
-			if err := os.Chown(p, int(sys.Uid), int(sys.Gid)); err != nil {
-				return err
-			}
+	sys, ok := st.Sys().(*syscall.Stat_t)
+	if !ok || os.Geteuid() != 0 {
+		return nil
+	}
+	for _, p := range paths {
+		if err := os.Chown(p, int(sys.Uid), int(sys.Gid)); err != nil {
+			return err
 		}
 	}
 	return nil

@@ -44,6 +44,8 @@ const (
 	KindPowerOff     = "poweroff"      // shut it down
 	KindFactoryReset = "factory-reset" // erase the data directory and the settings here, then restart
 	KindUpdate       = "update"        // install a newer clinicgate .deb from incoming/, rolled back if it fails its health check
+	KindUSBCopy      = "usb-copy"      // copy a backup from backups/ to the one USB stick plugged in
+	KindUSBFetch     = "usb-fetch"     // copy the backups and clinicgate packages on the stick into incoming/
 )
 
 // Files written, relative to the root.
@@ -97,10 +99,11 @@ type Result struct {
 }
 
 var (
-	debRE   = regexp.MustCompile(`^clinicgate_[0-9A-Za-z.+~-]{1,64}_(amd64|arm64)\.deb$`)
-	shaRE   = regexp.MustCompile(`^[0-9a-f]{64}$`)
-	ifaceRE = regexp.MustCompile(`^[a-zA-Z][a-zA-Z0-9_.-]{0,14}$`)
-	labelRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
+	debRE    = regexp.MustCompile(`^clinicgate_[0-9A-Za-z.+~-]{1,64}_(amd64|arm64)\.deb$`)
+	backupRE = regexp.MustCompile(`^clinicgate-[0-9]{8}-[0-9]{6}\.cgbackup$`)
+	shaRE    = regexp.MustCompile(`^[0-9a-f]{64}$`)
+	ifaceRE  = regexp.MustCompile(`^[a-zA-Z][a-zA-Z0-9_.-]{0,14}$`)
+	labelRE  = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
 )
 
 // ErrInvalid is a request refused by Check.
@@ -212,6 +215,11 @@ func (r Request) Check(hostname string) error {
 		if r.Confirm == "" || r.Confirm != hostname {
 			return invalid("type this appliance's host name (%s) to confirm the factory reset", hostname)
 		}
+	case KindUSBFetch:
+	case KindUSBCopy:
+		if !backupRE.MatchString(r.Package) {
+			return invalid("backup %q: the name of a backup in backups/ (clinicgate-YYYYMMDD-HHMMSS.cgbackup)", r.Package)
+		}
 	case KindUpdate:
 		if !debRE.MatchString(r.Package) {
 			return invalid("package %q: the name of a clinicgate .deb in incoming/ (clinicgate_VERSION_amd64.deb or _arm64.deb)", r.Package)
@@ -250,6 +258,8 @@ type Plan struct {
 	// Update is an update's: the helper checks and installs the package
 	// itself (update.go); Commands only describe it.
 	Update bool
+	// USB is a copy to a USB stick's (usb.go); Commands only describe it.
+	USB bool
 	// Summary says it in the contractor's words.
 	Summary string
 }
@@ -302,6 +312,12 @@ func PlanFor(r Request, hostsNow string) Plan {
 		return Plan{Commands: [][]string{{"systemctl", "reboot"}}, Summary: "reboot"}
 	case KindPowerOff:
 		return Plan{Commands: [][]string{{"systemctl", "poweroff"}}, Summary: "power off"}
+	case KindUSBFetch:
+		return Plan{USB: true, Commands: [][]string{{"mount", "-o", "ro,nosuid,nodev,noexec", "(the USB stick's partition)", "/" + USBMount}, {"umount", "/" + USBMount}},
+			Summary: "copy the backups and clinicgate packages on the USB stick into incoming/"}
+	case KindUSBCopy:
+		return Plan{USB: true, Commands: [][]string{{"mount", "-o", "nosuid,nodev,noexec", "(the USB stick's partition)", "/" + USBMount}, {"umount", "/" + USBMount}},
+			Summary: "copy " + r.Package + " to the USB stick"}
 	case KindUpdate:
 		return Plan{Update: true, Commands: [][]string{{"dpkg", "-i", "(the checked copy of " + r.Package + ")"}},
 			Summary: "update clinicgate from " + r.Package + " (SHA-256 checked; rolled back if the new daemon is not healthy within a minute)"}

@@ -1,0 +1,153 @@
+package hostcfg
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// A backup onto a USB stick (issue 14): the console has no right to mount
+// anything, so the root helper does it. It looks for exactly one
+// removable disk's partition (or the disk itself when it has none),
+// mounts it nosuid,nodev,noexec at USBMount, copies the backup there,
+// syncs, and unmounts, so the stick can be pulled at once.
+
+// USBMount is where the stick is mounted, under the root.
+const USBMount = "run/clinicgate-usb"
+
+// RemovablePartitions lists the block devices of removable disks, from
+// sysfs under root: each disk's partitions, or the disk when it has none.
+func RemovablePartitions(root string) ([]string, error) {
+	disks, err := filepath.Glob(filepath.Join(root, "sys/block/*/removable"))
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, rem := range disks {
+		b, err := os.ReadFile(rem)
+		if err != nil || strings.TrimSpace(string(b)) != "1" {
+			continue
+		}
+		disk := filepath.Dir(rem)
+		name := filepath.Base(disk)
+		if sz, err := os.ReadFile(filepath.Join(disk, "size")); err == nil && strings.TrimSpace(string(sz)) == "0" {
+			continue // a card reader with no card
+		}
+		parts, _ := filepath.Glob(filepath.Join(disk, name+"*", "partition"))
+		if len(parts) == 0 {
+			out = append(out, "/dev/"+name)
+			continue
+		}
+		for _, p := range parts {
+			out = append(out, "/dev/"+filepath.Base(filepath.Dir(p)))
+		}
+	}
+	return out, nil
+}
+
+func (a *Applier) usbCopy(r Request) (string, error) {
+	if r.Kind == KindUSBFetch {
+		return a.usbFetch()
+	}
+	dev, err := a.oneStick()
+	if err != nil {
+		return "", err
+	}
+	src := filepath.Join(a.Data, "backups", r.Package)
+	if st, err := os.Lstat(src); err != nil || !st.Mode().IsRegular() {
+		return "", fmt.Errorf("%s is not a backup in backups/", r.Package)
+	}
+	mnt := filepath.Join(a.Root, USBMount)
+	if err := os.MkdirAll(mnt, 0o700); err != nil {
+		return "", err
+	}
+	if err := a.Run([]string{"mount", "-o", "nosuid,nodev,noexec", dev, mnt}); err != nil {
+		return "", fmt.Errorf("mounting %s: %w", dev, err)
+	}
+	cerr := copyFile(src, filepath.Join(mnt, r.Package), 0o600)
+	uerr := a.Run([]string{"umount", mnt})
+	switch {
+	case cerr != nil:
+		return "", fmt.Errorf("copying to %s: %w", dev, cerr)
+	case uerr != nil:
+		return "", fmt.Errorf("%s was copied, but unmounting %s failed (do not pull it yet): %w", r.Package, dev, uerr)
+	}
+	return fmt.Sprintf("%s copied to the USB stick (%s); it can be pulled out now", r.Package, dev), nil
+}
+
+// oneStick is the one removable partition plugged in.
+func (a *Applier) oneStick() (string, error) {
+	list := a.USB
+	if list == nil {
+		list = func() ([]string, error) { return RemovablePartitions(a.Root) }
+	}
+	devs, err := list()
+	if err != nil {
+		return "", err
+	}
+	switch {
+	case len(devs) == 0:
+		return "", errors.New("no USB stick found: plug one in (FAT, exFAT or ext4) and try again")
+	case len(devs) > 1:
+		return "", fmt.Errorf("more than one removable disk or partition (%s): leave only the stick to use", strings.Join(devs, ", "))
+	}
+	return devs[0], nil
+}
+
+// usbFetch mounts the stick read-only and copies the backups and
+// clinicgate packages at its top into incoming/ (owned like the data
+// directory, for the console), where a restore or an update takes them.
+func (a *Applier) usbFetch() (string, error) {
+	dev, err := a.oneStick()
+	if err != nil {
+		return "", err
+	}
+	mnt := filepath.Join(a.Root, USBMount)
+	if err := os.MkdirAll(mnt, 0o700); err != nil {
+		return "", err
+	}
+	if err := a.Run([]string{"mount", "-o", "ro,nosuid,nodev,noexec", dev, mnt}); err != nil {
+		return "", fmt.Errorf("mounting %s: %w", dev, err)
+	}
+	var got []string
+	ferr := func() error {
+		es, err := os.ReadDir(mnt)
+		if err != nil {
+			return err
+		}
+		in := filepath.Join(a.Data, "incoming")
+		if err := os.MkdirAll(in, 0o700); err != nil {
+			return err
+		}
+		for _, e := range es {
+			n := e.Name()
+			if !e.Type().IsRegular() || !backupRE.MatchString(n) && !debRE.MatchString(n) {
+				continue
+			}
+			if len(got) == 8 {
+				return errors.New("more than 8 files to take: leave fewer on the stick")
+			}
+			dst := filepath.Join(in, n)
+			if _, err := copyChecked(filepath.Join(mnt, n), dst); err != nil {
+				return err
+			}
+			if err := a.ownLikeData(in, dst); err != nil {
+				return err
+			}
+			got = append(got, n)
+		}
+		return nil
+	}()
+	uerr := a.Run([]string{"umount", mnt})
+	switch {
+	case ferr != nil:
+		return "", fmt.Errorf("reading %s: %w", dev, ferr)
+	case uerr != nil:
+		return "", fmt.Errorf("unmounting %s failed (do not pull it yet): %w", dev, uerr)
+	case len(got) == 0:
+		return "", fmt.Errorf("no backup (clinicgate-….cgbackup) or package (clinicgate_….deb) at the top of the stick %s", dev)
+	}
+	return fmt.Sprintf("copied into incoming/: %s; the stick can be pulled out now", strings.Join(got, ", ")), nil
+}

@@ -25,21 +25,36 @@ import (
 // database does not rewind it, so Verify can tell that entries existed
 // which the database no longer holds.
 //
-// It is rewritten after every transaction that appended entries commits.
-// A power cut between the commit and the write leaves the file behind the
-// database, which Verify accepts; a database behind the file, or holding
-// another entry at the file's head, was put back or rewritten.
+// It is written after every transaction that appended entries commits,
+// before the entries' callers are answered. A power cut between the
+// commit and the write leaves the file behind the database, which Verify
+// accepts; a database behind the file, or holding another entry at the
+// file's head, was put back or rewritten.
+//
+// The file holds two records of anchorSlot bytes, each with its own MAC
+// and a generation number, and a write overwrites the older one in place
+// (issue 15: creating and renaming a new file after every commit was a
+// quarter of a proxied login's CPU). A power cut in the middle of a write
+// can leave that record torn, never both: the other one is the head
+// before it, and the database, committed before the write began, is then
+// beyond it. So a record that does not check is taken for a torn write
+// only while the database holds the other record's head and entries
+// after it; otherwise the file was altered.
 const AnchorFile = "audit-head"
 
 const (
-	anchorMagic = "clinicgate audit head v1"
+	anchorMagicV1 = "clinicgate audit head v1" // one record, replaced by rename
+	anchorMagic   = "clinicgate audit head v2"
+	anchorSlot    = 4096
 	// maxRewinds bounds the evidence kept in the file; the first ones
-	// are kept, since they show when the trouble began.
+	// are kept, since they show when the trouble began. 16 of them and
+	// the rest fit a slot.
 	maxRewinds = 16
 )
 
-// anchor is the file's content.
+// anchor is one record of the file.
 type anchor struct {
+	Gen  uint64
 	Head store.AuditPoint
 	// Rewinds are the times an append found the file's head no longer in
 	// the database: the head the file named then, and the new head.
@@ -56,6 +71,16 @@ type rewind struct {
 	At    time.Time
 }
 
+// headFile is what readAnchor found.
+type headFile struct {
+	a      anchor // the newest record that checks
+	exists bool
+	slot   int  // the slot holding a
+	torn   bool // the other slot does not check (v2 only)
+	v1     bool // the first layout: one record, no slots
+	raw    []byte
+}
+
 var errAnchorAltered = errors.New("the audit-head file was altered outside clinicgate")
 
 func (l *Log) anchorPath() string { return filepath.Join(l.store.Dir(), AnchorFile) }
@@ -70,6 +95,7 @@ func (l *Log) anchorMAC(body []byte) []byte {
 func (a anchor) body() []byte {
 	var b bytes.Buffer
 	fmt.Fprintln(&b, anchorMagic)
+	fmt.Fprintf(&b, "gen %d\n", a.Gen)
 	fmt.Fprintf(&b, "head %d %s\n", a.Head.Seq, hexOrDash(a.Head.Hash))
 	for _, r := range a.Rewinds {
 		fmt.Fprintf(&b, "rewound %d %s %d %d\n", r.Was.Seq, hexOrDash(r.Was.Hash), r.DBSeq, r.At.Unix())
@@ -78,6 +104,17 @@ func (a anchor) body() []byte {
 		fmt.Fprintf(&b, "damaged %d\n", a.Damaged.Unix())
 	}
 	return b.Bytes()
+}
+
+// record is a's slot: its text, its MAC, and zeros to the slot's end.
+func (l *Log) record(a anchor) []byte {
+	body := a.body()
+	rec := make([]byte, anchorSlot)
+	n := copy(rec, fmt.Appendf(body, "mac %x\n", l.anchorMAC(body)))
+	if n == anchorSlot {
+		panic("audit: head record larger than its slot") // bounded by maxRewinds
+	}
+	return rec
 }
 
 // hexOrDash writes a hash so that the line keeps its fields when there is
@@ -89,28 +126,23 @@ func hexOrDash(h []byte) string {
 	return hex.EncodeToString(h)
 }
 
-// readAnchor reads the file: ok is false when it does not exist;
-// errAnchorAltered when its MAC or its shape is wrong.
-func (l *Log) readAnchor() (a anchor, ok bool, err error) {
-	raw, err := os.ReadFile(l.anchorPath())
-	if errors.Is(err, fs.ErrNotExist) {
-		return a, false, nil
-	}
-	if err != nil {
-		return a, false, err
-	}
+// parseRecord checks one record's MAC and reads it. magic is the first
+// line it must have; v2 records carry a generation.
+func (l *Log) parseRecord(raw []byte, magic string) (anchor, error) {
+	var a anchor
+	raw = bytes.TrimRight(raw, "\x00")
 	i := bytes.LastIndex(raw, []byte("mac "))
 	if i < 0 {
-		return a, true, errAnchorAltered
+		return a, errAnchorAltered
 	}
 	body := raw[:i]
 	mac, err := hex.DecodeString(strings.TrimSpace(string(raw[i+4:])))
 	if err != nil || !hmac.Equal(mac, l.anchorMAC(body)) {
-		return a, true, errAnchorAltered
+		return a, errAnchorAltered
 	}
 	sc := bufio.NewScanner(bytes.NewReader(body))
-	if !sc.Scan() || sc.Text() != anchorMagic {
-		return a, true, errAnchorAltered
+	if !sc.Scan() || sc.Text() != magic {
+		return a, errAnchorAltered
 	}
 	point := func(seq, hash string) (store.AuditPoint, error) {
 		n, err1 := strconv.ParseInt(seq, 10, 64)
@@ -127,6 +159,8 @@ func (l *Log) readAnchor() (a anchor, ok bool, err error) {
 		f := strings.Fields(sc.Text())
 		var err error
 		switch {
+		case len(f) == 2 && f[0] == "gen" && magic == anchorMagic:
+			a.Gen, err = strconv.ParseUint(f[1], 10, 64)
 		case len(f) == 3 && f[0] == "head":
 			a.Head, err = point(f[1], f[2])
 		case len(f) == 5 && f[0] == "rewound":
@@ -147,19 +181,84 @@ func (l *Log) readAnchor() (a anchor, ok bool, err error) {
 			err = errAnchorAltered
 		}
 		if err != nil {
-			return anchor{}, true, errAnchorAltered
+			return anchor{}, errAnchorAltered
 		}
 	}
-	return a, true, nil
+	return a, nil
 }
 
-// writeAnchor replaces the file whole: a temporary file, synced, renamed
-// over it. The directory is not synced: a rename lost in a power cut
-// leaves the previous head, which the database is at or beyond, and
-// Verify accepts that.
-func (l *Log) writeAnchor(a anchor) error {
-	body := a.body()
-	data := fmt.Appendf(body, "mac %x\n", l.anchorMAC(body))
+// readAnchor reads the file. exists is false when there is none;
+// errAnchorAltered when no record checks (or the file has the wrong
+// shape). One torn record is not an error: the caller judges it against
+// the database (tornBenign).
+func (l *Log) readAnchor() (headFile, error) {
+	raw, err := l.readAnchorRaw()
+	if raw == nil || err != nil {
+		return headFile{}, err
+	}
+	return l.parseAnchor(raw)
+}
+
+// readAnchorRaw reads the file's bytes (nil when there is none).
+func (l *Log) readAnchorRaw() ([]byte, error) {
+	raw, err := os.ReadFile(l.anchorPath())
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if raw == nil && err == nil {
+		raw = []byte{}
+	}
+	return raw, err
+}
+
+func (l *Log) parseAnchor(raw []byte) (headFile, error) {
+	var err error
+	h := headFile{exists: true, raw: raw}
+	if bytes.HasPrefix(raw, []byte(anchorMagicV1+"\n")) {
+		h.v1 = true
+		h.a, err = l.parseRecord(raw, anchorMagicV1)
+		return h, err
+	}
+	if len(raw) != 2*anchorSlot {
+		return h, errAnchorAltered
+	}
+	a0, err0 := l.parseRecord(raw[:anchorSlot], anchorMagic)
+	a1, err1 := l.parseRecord(raw[anchorSlot:], anchorMagic)
+	switch {
+	case err0 != nil && err1 != nil:
+		return h, errAnchorAltered
+	case err1 != nil:
+		h.a, h.slot, h.torn = a0, 0, true
+	case err0 != nil:
+		h.a, h.slot, h.torn = a1, 1, true
+	case a1.Gen > a0.Gen:
+		h.a, h.slot = a1, 1
+	default:
+		h.a, h.slot = a0, 0
+	}
+	return h, nil
+}
+
+// tornBenign says whether a torn record is what a power cut in the middle
+// of a write leaves: the write began after a commit beyond the record
+// that checks, so the database (whose end is dbEnd) holds that record's
+// head and more. Anything else (the database at or behind it) is an
+// altered file hiding a rollback.
+func (l *Log) tornBenign(ctx context.Context, h headFile, dbEnd int64) (bool, error) {
+	if dbEnd <= h.a.Head.Seq {
+		return false, nil
+	}
+	return l.holds(ctx, h.a.Head)
+}
+
+// writeAnchorNew creates the file whole (data: both slots holding the
+// same record): a
+// temporary file, synced, renamed over it. It is used when there is no
+// file, or one of the first layout, or one whose shape is wrong. The
+// directory is not synced: a rename lost in a power cut leaves the
+// previous head, which the database is at or beyond, and Verify accepts
+// that.
+func (l *Log) writeAnchorNew(data []byte) error {
 	tmp := l.anchorPath() + ".tmp"
 	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
@@ -181,14 +280,36 @@ func (l *Log) writeAnchor(a anchor) error {
 	return nil
 }
 
+// writeAnchorSlot overwrites one record in place and waits for it to
+// reach the disk (fdatasync: the file's size and blocks stay as they
+// are, so there is no metadata to wait for).
+func (l *Log) writeAnchorSlot(slot int, rec []byte) error {
+	f, err := os.OpenFile(l.anchorPath(), os.O_WRONLY, 0)
+	if err != nil {
+		return fmt.Errorf("audit head file: %w", err)
+	}
+	_, err = f.WriteAt(rec, int64(slot*anchorSlot))
+	if err == nil {
+		err = syscall.Fdatasync(int(f.Fd()))
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("audit head file: %w", err)
+	}
+	return nil
+}
+
 // updateAnchor is the store's anchor hook (store.SetAuditAnchor), run
-// after each commit that appended entries, under a lock on the data
-// directory so the daemon and a command-line change take turns. Before
-// moving the head on it checks that the head the file names is still in
-// the database; if not, the database was put back or rewritten, and the
-// file keeps the evidence for good, however many entries follow.
-func (l *Log) updateAnchor(head store.AuditPoint) {
-	if err := l.moveAnchor(head); err != nil {
+// after each commit that appended, under the store's write lock and a
+// lock on the data directory so the daemon and a command-line change
+// take turns. Before moving the head on it checks that the head the file
+// names is still in the database; if not, the database was put back or
+// rewritten, and the file keeps the evidence for good, however many
+// entries follow.
+func (l *Log) updateAnchor(prev, head store.AuditPoint) {
+	if err := l.moveAnchor(prev, head); err != nil {
 		l.anchorMu.Lock()
 		report := l.onAnchorErr
 		l.anchorMu.Unlock()
@@ -206,35 +327,96 @@ func (l *Log) OnAnchorError(fn func(error)) {
 	l.onAnchorErr = fn
 }
 
-func (l *Log) moveAnchor(head store.AuditPoint) error {
+// moveAnchor writes head after a commit whose transaction found prev at
+// the end of the table.
+func (l *Log) moveAnchor(prev, head store.AuditPoint) error {
 	unlock, err := lockDir(l.store.Dir())
 	if err != nil {
 		return err
 	}
 	defer unlock()
-	old, ok, err := l.readAnchor()
+	raw, err := l.readAnchorRaw()
+	if err != nil {
+		return err
+	}
+	// The common case, checked without the database: the file is as this
+	// process last wrote it and this commit followed its head, which the
+	// database therefore still held.
+	l.anchorMu.Lock()
+	last, lastRaw, lastSlot := l.lastAnchor, l.lastAnchorRaw, l.lastAnchorSlot
+	l.anchorMu.Unlock()
+	if lastRaw != nil && bytes.Equal(raw, lastRaw) && prev.Seq == last.Head.Seq && bytes.Equal(prev.Hash, last.Head.Hash) {
+		next := last
+		next.Gen, next.Head = last.Gen+1, head
+		return l.commitAnchor(headFile{a: last, exists: true, slot: lastSlot, raw: raw}, next)
+	}
+	var h headFile
+	if raw != nil {
+		h, err = l.parseAnchor(raw)
+	}
 	next := anchor{Head: head}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
 	switch {
 	case errors.Is(err, errAnchorAltered):
 		next.Damaged = l.now().UTC()
-	case err != nil:
-		return err
-	case ok:
-		next.Rewinds, next.Damaged = old.Rewinds, old.Damaged
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		inDB, err := l.holds(ctx, old.Head)
+	case !h.exists:
+	default:
+		next.Gen, next.Rewinds, next.Damaged = h.a.Gen+1, h.a.Rewinds, h.a.Damaged
+		inDB, err := l.holds(ctx, h.a.Head)
 		if err != nil {
 			return err
 		}
-		if inDB && old.Head.Seq >= head.Seq {
+		if h.torn {
+			benign, err := l.tornBenign(ctx, h, prev.Seq)
+			if err != nil {
+				return err
+			}
+			if !benign && next.Damaged.IsZero() {
+				next.Damaged = l.now().UTC()
+			}
+		}
+		if inDB && h.a.Head.Seq >= head.Seq && !h.torn {
 			return nil // another process already wrote this head or a newer one
 		}
 		if !inDB && len(next.Rewinds) < maxRewinds {
-			next.Rewinds = append(next.Rewinds, rewind{Was: old.Head, DBSeq: head.Seq, At: l.now().UTC()})
+			next.Rewinds = append(next.Rewinds, rewind{Was: h.a.Head, DBSeq: head.Seq, At: l.now().UTC()})
+		}
+		if h.a.Head.Seq > head.Seq && inDB {
+			next.Head = h.a.Head // keep the newer head another process wrote
 		}
 	}
-	return l.writeAnchor(next)
+	if errors.Is(err, errAnchorAltered) {
+		h = headFile{} // made again whole
+	}
+	return l.commitAnchor(h, next)
+}
+
+// commitAnchor writes next and remembers it for the next commit's check.
+func (l *Log) commitAnchor(h headFile, next anchor) error {
+	l.anchorMu.Lock()
+	l.lastAnchorRaw = nil
+	l.anchorMu.Unlock()
+	rec := l.record(next)
+	var raw []byte
+	slot := 0
+	if !h.exists || h.v1 || len(h.raw) != 2*anchorSlot {
+		raw = append(append(make([]byte, 0, 2*anchorSlot), rec...), rec...)
+		if err := l.writeAnchorNew(raw); err != nil {
+			return err
+		}
+	} else {
+		slot = 1 - h.slot
+		if err := l.writeAnchorSlot(slot, rec); err != nil {
+			return err
+		}
+		raw = h.raw // read into a buffer of its own: ours to keep
+		copy(raw[slot*anchorSlot:], rec)
+	}
+	l.anchorMu.Lock()
+	l.lastAnchor, l.lastAnchorRaw, l.lastAnchorSlot = next, raw, slot
+	l.anchorMu.Unlock()
+	return nil
 }
 
 // holds reports whether the database still holds p (an entry retention
@@ -280,21 +462,45 @@ func lockDir(dir string) (func(), error) {
 // an append, so a missing file on a log with entries is reported by
 // Verify.
 func (l *Log) EnsureAnchor(ctx context.Context) (created bool, err error) {
-	if _, ok, err := l.readAnchor(); ok || (err != nil && !errors.Is(err, errAnchorAltered)) {
+	if h, err := l.readAnchor(); h.exists || (err != nil && !errors.Is(err, errAnchorAltered)) {
 		return false, err
 	}
 	seq, hash, err := l.store.AuditHead(ctx)
 	if err != nil {
 		return false, fmt.Errorf("audit: %w", err)
 	}
-	return true, l.writeAnchor(anchor{Head: store.AuditPoint{Seq: seq, Hash: hash}})
+	return true, l.commitAnchor(headFile{}, anchor{Head: store.AuditPoint{Seq: seq, Hash: hash}})
+}
+
+// TornHead reports a head file whose newer record does not check while
+// the database holds the other record's head and entries after it: what
+// a power cut in the middle of a write leaves (or an edit that hides
+// nothing). The next append rewrites the record; the daemon makes one at
+// start and names it in the log and the audit. An empty string: nothing
+// of the kind.
+func (l *Log) TornHead(ctx context.Context) (string, error) {
+	h, err := l.readAnchor()
+	if err != nil || !h.torn {
+		return "", nil // problems of any other kind are CheckHead's
+	}
+	seq, _, err := l.store.AuditHead(ctx)
+	if err != nil {
+		return "", fmt.Errorf("audit: %w", err)
+	}
+	benign, err := l.tornBenign(ctx, h, seq)
+	if err != nil || !benign {
+		return "", err
+	}
+	return fmt.Sprintf("one of the two records in the %s file does not check (torn by a power cut while it was written, or altered); the other names entry %d, which the log holds, with %d entries after it", AnchorFile, h.a.Head.Seq, seq-h.a.Head.Seq), nil
 }
 
 // anchorProblems compares the database, whose last entry is last, with
 // the head file. hashAt returns the stored hash of entry seq (false when
-// the database does not hold it).
-func (l *Log) anchorProblems(last store.AuditPoint, base store.AuditPoint, hashAt func(int64) ([]byte, bool), add func(string, ...any)) {
-	a, ok, err := l.readAnchor()
+// the database does not hold it). reportTorn: whether a torn record that
+// hides nothing (TornHead) counts as a problem.
+func (l *Log) anchorProblems(ctx context.Context, reportTorn bool, last store.AuditPoint, base store.AuditPoint, hashAt func(int64) ([]byte, bool), add func(string, ...any)) {
+	h, err := l.readAnchor()
+	a := h.a
 	switch {
 	case errors.Is(err, errAnchorAltered):
 		add("the %s file in the data directory was altered outside clinicgate: the log cannot be checked for a rollback", AnchorFile)
@@ -302,11 +508,23 @@ func (l *Log) anchorProblems(last store.AuditPoint, base store.AuditPoint, hashA
 	case err != nil:
 		add("the %s file cannot be read (%v): the log cannot be checked for a rollback", AnchorFile, err)
 		return
-	case !ok:
+	case !h.exists:
 		if last.Seq > 0 || base.Seq > 0 {
 			add("the %s file is missing from the data directory although the log has entries: it was deleted (start the daemon once to write it again; compare the log with its off-box copy with 'audit verify --against')", AnchorFile)
 		}
 		return
+	}
+	if h.torn {
+		// Benign only when the database is beyond the record that
+		// checks (see AnchorFile); said either way, since an edit
+		// looks the same, and the next append mends it.
+		if benign, err := l.tornBenign(ctx, h, last.Seq); err == nil && benign {
+			if reportTorn {
+				add("one of the two records in the %s file was altered outside clinicgate or torn by a power cut while it was written; the other record agrees with the log, and the next entry written rewrites it", AnchorFile)
+			}
+		} else {
+			add("the newer record in the %s file was altered outside clinicgate, and the log ends at the older record's entry %d: the newest entries may have been rolled back", AnchorFile, a.Head.Seq)
+		}
 	}
 	for _, r := range a.Rewinds {
 		add("the database was put back to an older copy or rewritten: entries up to %d had been written, but on %s a new entry %d was written in their place", r.Was.Seq, r.At.Format(time.RFC3339), r.DBSeq)
@@ -352,7 +570,7 @@ func (l *Log) CheckHead(ctx context.Context) ([]string, error) {
 	}
 	var problems []string
 	add := func(format string, a ...any) { problems = append(problems, fmt.Sprintf(format, a...)) }
-	l.anchorProblems(last, base, func(seq int64) ([]byte, bool) {
+	l.anchorProblems(ctx, false, last, base, func(seq int64) ([]byte, bool) {
 		r, err := l.store.AuditRows(ctx, store.AuditFilter{AfterSeq: seq - 1, Limit: 1})
 		if err != nil || len(r) == 0 || r[0].Seq != seq {
 			return nil, false

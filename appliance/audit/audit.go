@@ -68,6 +68,12 @@ type Log struct {
 	// anchorMu guards onAnchorErr (anchor.go).
 	anchorMu    sync.Mutex
 	onAnchorErr func(error)
+	// lastAnchor is the record this process last wrote to the head
+	// file, and lastAnchorRaw the whole file as it left it (nil: check
+	// the file against the database before the next write).
+	lastAnchor     anchor
+	lastAnchorRaw  []byte
+	lastAnchorSlot int
 	// committed is signalled (never blocking) after each commit group,
 	// so a forwarder wakes up without polling.
 	committed chan struct{}
@@ -328,7 +334,8 @@ func (l *Log) Verify(ctx context.Context) (Report, error) {
 	}
 	// The head file's entry is looked up on the way, so the walk stays
 	// the only pass over the table.
-	want, _, _ := l.readAnchor()
+	wantFile, _ := l.readAnchor()
+	want := wantFile.a
 	var wantHash []byte
 	err = l.store.EachAuditRow(ctx, func(r store.AuditRow) error {
 		rep.Entries++
@@ -354,7 +361,7 @@ func (l *Log) Verify(ctx context.Context) (Report, error) {
 	if rep.Entries == 0 && base.Seq == 0 {
 		last = store.AuditPoint{}
 	}
-	l.anchorProblems(last, base, func(seq int64) ([]byte, bool) { return wantHash, wantHash != nil && seq == want.Head.Seq }, add)
+	l.anchorProblems(ctx, true, last, base, func(seq int64) ([]byte, bool) { return wantHash, wantHash != nil && seq == want.Head.Seq }, add)
 	recorded, err := l.store.AuditHeadRecorded(ctx)
 	if err != nil {
 		add("the recorded end of the log is unreadable: %v", err)

@@ -225,8 +225,11 @@ func TestHeadFileWriteFailureReported(t *testing.T) {
 	e.log.OnAnchorError(func(err error) { got = append(got, err) })
 	p := filepath.Join(e.dir, audit.AnchorFile)
 	e.fill(t, 1)
-	// A directory where the temporary file goes makes the write fail.
-	if err := os.Mkdir(p+".tmp", 0o700); err != nil {
+	// A directory in the file's place makes the write fail.
+	if err := os.Remove(p); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(p, 0o700); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := e.log.Append(t.Context(), audit.Entry{Kind: audit.KindSystem, Reason: "x"}); err != nil {

@@ -47,11 +47,13 @@ type AuditPoint struct {
 }
 
 // SetAuditAnchor installs a function called after every transaction that
-// appended audit entries has committed, with the chain's new head.
+// appended audit entries has committed, with the last entry the table
+// held when the transaction began appending (read inside it, so the
+// database held it then) and the chain's new head.
 // Package audit uses it to keep a copy of the head outside the database.
 // It runs after the commit, so a copy that could not be written never
 // makes a committed entry look failed; package audit reports that itself.
-func (s *Store) SetAuditAnchor(fn func(head AuditPoint)) {
+func (s *Store) SetAuditAnchor(fn func(prev, head AuditPoint)) {
 	s.headMu.Lock()
 	defer s.headMu.Unlock()
 	s.anchor = fn
@@ -112,6 +114,9 @@ func (tx *Tx) AppendAudits(ctx context.Context, builds []func(prevSeq int64, pre
 	err := tx.q.QueryRowContext(ctx, `SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1`).Scan(&prevSeq, &prevHash)
 	if err != nil && err != sql.ErrNoRows {
 		return nil, mapErr(err)
+	}
+	if tx.auditPrev == nil {
+		tx.auditPrev = &AuditPoint{Seq: prevSeq, Hash: prevHash}
 	}
 	out := make([]AuditRow, 0, len(builds))
 	for _, build := range builds {

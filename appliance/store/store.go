@@ -61,7 +61,7 @@ type Store struct {
 	dir     string
 	headMu  sync.Mutex
 	headMAC func(seq int64, hash []byte) []byte
-	anchor  func(head AuditPoint) // see SetAuditAnchor
+	anchor  func(prev, head AuditPoint) // see SetAuditAnchor
 	// writeMu serialises this process's writers so they queue in Go instead
 	// of spinning in SQLite's busy handler; other processes (the CLI) are
 	// covered by busy_timeout.
@@ -169,8 +169,9 @@ type Tx struct {
 	q  txq
 	s  *Store
 	// auditHead is the chain's head after this transaction's last
-	// audit entry (nil: it has appended none).
-	auditHead *AuditPoint
+	// audit entry (nil: it has appended none); auditPrev the last entry
+	// the table held when this transaction first appended.
+	auditHead, auditPrev *AuditPoint
 }
 
 // WithTx runs fn in one immediate (write-locked) transaction and commits if
@@ -219,7 +220,7 @@ func (s *Store) withTx(ctx context.Context, fn func(*Tx) error, cached bool) err
 		anchor := s.anchor
 		s.headMu.Unlock()
 		if anchor != nil {
-			anchor(*t.auditHead)
+			anchor(*t.auditPrev, *t.auditHead)
 		}
 	}
 	return nil

@@ -34,6 +34,18 @@ func (d *Daemon) checkAuditHead(ctx context.Context) error {
 			return err
 		}
 	}
+	// A record torn by a power cut hides nothing (the database is beyond
+	// the other record); the entry that names it also rewrites it.
+	torn, err := d.audit.TornHead(ctx)
+	if err != nil {
+		return err
+	}
+	if torn != "" {
+		d.log.Warn("audit head file: "+torn+"; rewriting it", "file", audit.AnchorFile)
+		if _, err := d.audit.Append(ctx, audit.Entry{Kind: audit.KindSystem, Reason: "audit_head_repaired", Actor: "daemon", Outcome: "changed", Detail: torn}); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 

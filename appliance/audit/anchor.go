@@ -14,7 +14,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/clinicgate/clinicgate/appliance/store"
@@ -280,27 +279,6 @@ func (l *Log) writeAnchorNew(data []byte) error {
 	return nil
 }
 
-// writeAnchorSlot overwrites one record in place and waits for it to
-// reach the disk (fdatasync: the file's size and blocks stay as they
-// are, so there is no metadata to wait for).
-func (l *Log) writeAnchorSlot(slot int, rec []byte) error {
-	f, err := os.OpenFile(l.anchorPath(), os.O_WRONLY, 0)
-	if err != nil {
-		return fmt.Errorf("audit head file: %w", err)
-	}
-	_, err = f.WriteAt(rec, int64(slot*anchorSlot))
-	if err == nil {
-		err = syscall.Fdatasync(int(f.Fd()))
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("audit head file: %w", err)
-	}
-	return nil
-}
-
 // updateAnchor is the store's anchor hook (store.SetAuditAnchor), run
 // after each commit that appended, under the store's write lock and a
 // lock on the data directory so the daemon and a command-line change
@@ -330,14 +308,16 @@ func (l *Log) OnAnchorError(fn func(error)) {
 // moveAnchor writes head after a commit whose transaction found prev at
 // the end of the table.
 func (l *Log) moveAnchor(prev, head store.AuditPoint) error {
-	unlock, err := lockDir(l.store.Dir())
-	if err != nil {
+	if err := l.files.begin(l.store.Dir()); err != nil {
 		return err
 	}
-	defer unlock()
-	raw, err := l.readAnchorRaw()
+	defer l.files.end()
+	raw, err := l.files.read(l.anchorPath())
+	if errors.Is(err, errAnchorAltered) {
+		raw, err = []byte{}, nil // parsed below as altered
+	}
 	if err != nil {
-		return err
+		return fmt.Errorf("audit head file: %w", err)
 	}
 	// The common case, checked without the database: the file is as this
 	// process last wrote it and this commit followed its head, which the
@@ -407,8 +387,8 @@ func (l *Log) commitAnchor(h headFile, next anchor) error {
 		}
 	} else {
 		slot = 1 - h.slot
-		if err := l.writeAnchorSlot(slot, rec); err != nil {
-			return err
+		if err := l.files.writeAt(rec, int64(slot*anchorSlot)); err != nil {
+			return fmt.Errorf("audit head file: %w", err)
 		}
 		raw = h.raw // read into a buffer of its own: ours to keep
 		copy(raw[slot*anchorSlot:], rec)
@@ -442,26 +422,16 @@ func (l *Log) holds(ctx context.Context, p store.AuditPoint) (bool, error) {
 	return found && bytes.Equal(h, p.Hash), nil
 }
 
-// lockDir takes an exclusive flock on the directory itself (Linux allows
-// it), so no further file is needed.
-func lockDir(dir string) (func(), error) {
-	d, err := os.Open(dir)
-	if err != nil {
-		return nil, fmt.Errorf("audit head file: %w", err)
-	}
-	if err := syscall.Flock(int(d.Fd()), syscall.LOCK_EX); err != nil {
-		d.Close()
-		return nil, fmt.Errorf("audit head file: lock %s: %w", dir, err)
-	}
-	return func() { d.Close() }, nil
-}
-
 // EnsureAnchor writes the head file from the database's head when the
 // file does not exist yet (an appliance upgraded from a version without
 // it). The daemon calls it at start; nothing else creates the file except
 // an append, so a missing file on a log with entries is reported by
 // Verify.
 func (l *Log) EnsureAnchor(ctx context.Context) (created bool, err error) {
+	if err := l.files.begin(l.store.Dir()); err != nil {
+		return false, err
+	}
+	defer l.files.end()
 	if h, err := l.readAnchor(); h.exists || (err != nil && !errors.Is(err, errAnchorAltered)) {
 		return false, err
 	}

@@ -71,6 +71,7 @@ type Log struct {
 	// lastAnchor is the record this process last wrote to the head
 	// file, and lastAnchorRaw the whole file as it left it (nil: check
 	// the file against the database before the next write).
+	files          anchorFiles // the head file and its lock, kept open
 	lastAnchor     anchor
 	lastAnchorRaw  []byte
 	lastAnchorSlot int
@@ -163,7 +164,10 @@ var ErrClosed = errors.New("audit: log closed")
 // Close stops the group-commit writer after the entries already handed
 // over are written. Append fails afterwards.
 func (l *Log) Close() {
-	l.closeOnce.Do(func() { close(l.quit) })
+	l.closeOnce.Do(func() {
+		close(l.quit)
+		l.files.close()
+	})
 }
 
 func (l *Log) build(e Entry) func(int64, []byte) (store.AuditRow, error) {

@@ -321,7 +321,13 @@ func benchIssue15LDAP(b *testing.B) {
 	}
 	s := upstreamtest.StartSlapd(b, upstreamtest.SlapdOptions{Users: us})
 	back := upstreamtest.StartBackLDAP(b, s)
-	targets := []struct{ name, url string }{{"direct", s.URL}, {"backldap", back.URL}}
+	// pid: the process whose CPU is the bind's cost on that side (for
+	// clinicgate and back-ldap, the proxy's own; the upstream slapd's
+	// share is the same for both).
+	targets := []struct {
+		name, url string
+		pid       int
+	}{{"direct", s.URL, s.Pid()}, {"backldap", back.URL, back.Pid()}}
 	bins := []struct{ name, bin string }{{"clinicgate", binPath}}
 	if bb := beforeBin(); bb != "" {
 		bins = append(bins, struct{ name, bin string }{"before", bb})
@@ -343,7 +349,10 @@ func benchIssue15LDAP(b *testing.B) {
 		cgBin(b, bn.bin, data, "", "settings", "set", "ldap_proxy_upstream", "dir")
 		cgBin(b, bn.bin, data, "", "settings", "set", "ldap_base_dn", s.Base)
 		cgBin(b, bn.bin, data, "", "client", "add", "ehr", "--door", "ldap", "--address", "127.0.0.1", "--upstream", "dir", "--mfa", "off", "--allow-plain-ldap")
-		targets = append(targets, struct{ name, url string }{bn.name, "ldap://" + dd.ldap})
+		targets = append(targets, struct {
+			name, url string
+			pid       int
+		}{bn.name, "ldap://" + dd.ldap, dd.cmd.Process.Pid})
 	}
 	// clinicgate first, then the peers, then the before build.
 	targets[0], targets[1], targets[2] = targets[2], targets[0], targets[1]
@@ -378,6 +387,7 @@ func benchIssue15LDAP(b *testing.B) {
 			binds int
 			secs  float64
 			errs  int
+			cpu   time.Duration
 		}, len(targets))
 		for range rounds {
 			for t, tg := range targets {
@@ -389,7 +399,9 @@ func benchIssue15LDAP(b *testing.B) {
 					}
 					conns[w] = c
 				}
+				c0 := procCPU(tg.pid)
 				r := runLoad(conc, total, func(w, i int) error { return conns[w].Bind(dn(i), benchPassword) })
+				sum[t].cpu += procCPU(tg.pid) - c0
 				for _, c := range conns {
 					c.Close()
 				}
@@ -402,6 +414,7 @@ func benchIssue15LDAP(b *testing.B) {
 			}
 		}
 		rate := func(t int) float64 { return float64(sum[t].binds) / sum[t].secs }
+		cpuPer := func(t int) int64 { return (sum[t].cpu / time.Duration(sum[t].binds)).Microseconds() }
 		b.ReportMetric(rate(1), "direct-binds/s")
 		b.ReportMetric(rate(2), "backldap-binds/s")
 		for t, tg := range targets {
@@ -416,10 +429,11 @@ func benchIssue15LDAP(b *testing.B) {
 			if tg.name != "clinicgate" {
 				work += " (" + tg.name + ")"
 			}
+			b.ReportMetric(float64(cpuPer(t)), tg.name+"-cpu-us/bind")
 			issue15Row(work,
-				fmt.Sprintf("%.0f binds/s", rate(t)),
-				fmt.Sprintf("slapd back-ldap %.0f/s; direct slapd %.0f/s", rate(2), rate(1)),
-				fmt.Sprintf("%.2f× back-ldap, %.2f× direct", rate(t)/rate(2), rate(t)/rate(1)))
+				fmt.Sprintf("%.0f binds/s, %d µs CPU/bind", rate(t), cpuPer(t)),
+				fmt.Sprintf("slapd back-ldap %.0f/s, %d µs CPU/bind; direct slapd %.0f/s, %d µs CPU/bind", rate(2), cpuPer(2), rate(1), cpuPer(1)),
+				fmt.Sprintf("%.2f× back-ldap, %.2f× direct; CPU %.2f× back-ldap's", rate(t)/rate(2), rate(t)/rate(1), float64(cpuPer(t))/float64(cpuPer(2))))
 		}
 	}
 	b.ReportMetric(peakRSS(d.cmd.Process.Pid), "clinicgate-peak-rss-MB")

@@ -22,7 +22,10 @@ func (d *Daemon) checkAuditHead(ctx context.Context) error {
 		return err
 	}
 	if created {
-		d.log.Info("the audit log's head is now also kept outside the database", "file", audit.AnchorFile)
+		// Said only on an upgrade: a new data directory starts with it.
+		if seq, _, err := d.store.AuditHead(ctx); err == nil && seq > 0 {
+			d.log.Info("the audit log's head is now also kept outside the database", "file", audit.AnchorFile)
+		}
 	}
 	problems, err := d.audit.CheckHead(ctx)
 	if err != nil {

@@ -17,34 +17,79 @@ import (
 // USBMount is where the stick is mounted, under the root.
 const USBMount = "run/clinicgate-usb"
 
-// RemovablePartitions lists the block devices of removable disks, from
-// sysfs under root: each disk's partitions, or the disk when it has none.
+// RemovablePartitions lists the block devices of USB sticks, from sysfs
+// and the mount table under root: each stick's partitions, or the disk
+// when it has none. A disk counts when it says it is removable, or when
+// it hangs off a USB bus (USB hard disks and many larger sticks say they
+// are fixed). A disk with anything mounted from it is never one: a
+// Raspberry Pi booted from a USB disk must not take its own system disk
+// for a stick.
 func RemovablePartitions(root string) ([]string, error) {
-	disks, err := filepath.Glob(filepath.Join(root, "sys/block/*/removable"))
+	disks, err := filepath.Glob(filepath.Join(root, "sys/block/*"))
 	if err != nil {
 		return nil, err
 	}
+	mounted := mountedDevices(root)
 	var out []string
-	for _, rem := range disks {
-		b, err := os.ReadFile(rem)
-		if err != nil || strings.TrimSpace(string(b)) != "1" {
+	for _, disk := range disks {
+		name := filepath.Base(disk)
+		b, err := os.ReadFile(filepath.Join(disk, "removable"))
+		if err != nil {
 			continue
 		}
-		disk := filepath.Dir(rem)
-		name := filepath.Base(disk)
+		if strings.TrimSpace(string(b)) != "1" && !onUSB(disk) {
+			continue
+		}
 		if sz, err := os.ReadFile(filepath.Join(disk, "size")); err == nil && strings.TrimSpace(string(sz)) == "0" {
 			continue // a card reader with no card
 		}
 		parts, _ := filepath.Glob(filepath.Join(disk, name+"*", "partition"))
-		if len(parts) == 0 {
-			out = append(out, "/dev/"+name)
-			continue
+		devs := []string{"/dev/" + name}
+		if len(parts) > 0 {
+			devs = devs[:0]
+			for _, p := range parts {
+				devs = append(devs, "/dev/"+filepath.Base(filepath.Dir(p)))
+			}
 		}
-		for _, p := range parts {
-			out = append(out, "/dev/"+filepath.Base(filepath.Dir(p)))
+		inUse := mounted["/dev/"+name]
+		for _, d := range devs {
+			inUse = inUse || mounted[d]
+		}
+		if !inUse {
+			out = append(out, devs...)
 		}
 	}
 	return out, nil
+}
+
+// onUSB says whether the disk's device in sysfs sits under a USB host
+// controller (its path holds a "usbN" bus directory).
+func onUSB(disk string) bool {
+	real, err := filepath.EvalSymlinks(disk)
+	if err != nil {
+		return false
+	}
+	for _, el := range strings.Split(real, string(filepath.Separator)) {
+		if n, ok := strings.CutPrefix(el, "usb"); ok && n != "" && strings.Trim(n, "0123456789") == "" {
+			return true
+		}
+	}
+	return false
+}
+
+// mountedDevices lists the devices in root's mount table (/proc/self/mounts).
+func mountedDevices(root string) map[string]bool {
+	b, err := os.ReadFile(filepath.Join(root, "proc/self/mounts"))
+	if err != nil {
+		return nil
+	}
+	m := map[string]bool{}
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) > 1 && strings.HasPrefix(f[0], "/dev/") {
+			m[f[0]] = true
+		}
+	}
+	return m
 }
 
 func (a *Applier) usbCopy(r Request) (string, error) {

@@ -23,6 +23,41 @@ func sysfsDisk(t *testing.T, root, name, removable, size string, parts ...string
 	}
 }
 
+// TestUSBDisksAndMountedDisks: a USB disk that says it is fixed is a
+// stick; a disk with a mounted partition never is, removable or on USB
+// (a Pi booted from a USB disk).
+func TestUSBDisksAndMountedDisks(t *testing.T) {
+	root := t.TempDir()
+	// As in sysfs: /sys/block/NAME links to the device's place on its bus.
+	dev := func(name, removable, bus string, parts ...string) {
+		t.Helper()
+		d := filepath.Join(root, "sys/devices", bus, "block", name)
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		os.WriteFile(filepath.Join(d, "removable"), []byte(removable+"\n"), 0o644)
+		os.WriteFile(filepath.Join(d, "size"), []byte("64000\n"), 0o644)
+		for _, p := range parts {
+			os.MkdirAll(filepath.Join(d, p), 0o755)
+			os.WriteFile(filepath.Join(d, p, "partition"), []byte("1\n"), 0o644)
+		}
+		os.MkdirAll(filepath.Join(root, "sys/block"), 0o755)
+		if err := os.Symlink(filepath.Join("..", "devices", bus, "block", name), filepath.Join(root, "sys/block", name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dev("sda", "0", "pci0000:00/0000:00:14.0/usb2/2-1/2-1:1.0/host0/target0:0:0/0:0:0:0", "sda1", "sda2") // the Pi's system disk, on USB
+	dev("sdb", "0", "pci0000:00/0000:00:14.0/usb2/2-2/2-2:1.0/host1/target1:0:0/1:0:0:0", "sdb1")         // a USB disk that says "fixed"
+	dev("vda", "0", "pci0000:00/0000:00:04.0/virtio2")                                                    // a VM's disk
+	dev("sdc", "1", "pci0000:00/0000:00:1f.2/ata1/host2/target2:0:0/2:0:0:0", "sdc1")                     // removable, but mounted
+	os.MkdirAll(filepath.Join(root, "proc/self"), 0o755)
+	os.WriteFile(filepath.Join(root, "proc/self/mounts"), []byte("/dev/sda2 / ext4 rw 0 0\n/dev/sda1 /boot/firmware vfat rw 0 0\nproc /proc proc rw 0 0\n/dev/sdc1 /mnt vfat rw 0 0\n"), 0o644)
+	got, err := RemovablePartitions(root)
+	if err != nil || strings.Join(got, ",") != "/dev/sdb1" {
+		t.Fatalf("got %q %v; want only the USB disk's partition", got, err)
+	}
+}
+
 func TestRemovablePartitions(t *testing.T) {
 	root := t.TempDir()
 	sysfsDisk(t, root, "sda", "0", "1000", "sda1", "sda2") // the system disk

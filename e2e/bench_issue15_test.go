@@ -9,6 +9,7 @@ package e2e
 // column is the ratio, the figure to read. Nothing here asserts a time.
 
 import (
+	"database/sql"
 	"errors"
 	"fmt"
 	"io"
@@ -27,6 +28,7 @@ import (
 	"layeh.com/radius"
 
 	"github.com/clinicgate/clinicgate/appliance/policy"
+	"github.com/clinicgate/clinicgate/appliance/store"
 	"github.com/clinicgate/clinicgate/appliance/upstream/upstreamtest"
 )
 
@@ -104,6 +106,7 @@ type target struct {
 	name string
 	addr string
 	pid  int
+	data string // clinicgate's data directory ("" for a peer)
 }
 
 // proxySite starts an upstream FreeRADIUS with users bench0..users-1,
@@ -131,7 +134,7 @@ func proxySite(b *testing.B, users int) (cgs []target, proxy, up *upstreamtest.F
 		cgBin(b, bn.bin, data, up.Secret, "upstream", "add", "fr", "--kind", "radius", "--server", up.Addr,
 			"--require-message-authenticator=false", "--timeout-ms", "2000", "--budget-ms", "4000", "--secret-stdin")
 		cgBin(b, bn.bin, data, secret, "client", "add", "bench", "--address", "127.0.0.1", "--upstream", "fr", "--mfa", "off", "--secret-stdin")
-		cgs = append(cgs, target{bn.name, d.auth, d.cmd.Process.Pid})
+		cgs = append(cgs, target{bn.name, d.auth, d.cmd.Process.Pid, data})
 		if cg == nil {
 			cg = d
 		}
@@ -180,8 +183,12 @@ func benchIssue15Proxy(b *testing.B) {
 			resp.Body.Close()
 		}
 	}
-	targets := append(append([]target(nil), cgs...), target{"freeradius", proxy.Addr, proxy.Pid()})
+	targets := append(append([]target(nil), cgs...), target{"freeradius", proxy.Addr, proxy.Pid(), ""})
 	for range b.N {
+		sizes := make([][2]int64, len(cgs))
+		for i, tg := range cgs {
+			sizes[i][0], sizes[i][1] = auditSize(b, tg.data)
+		}
 		sides := make([]measured, len(targets))
 		for range rounds {
 			for s, tg := range targets {
@@ -214,6 +221,16 @@ func benchIssue15Proxy(b *testing.B) {
 				fmt.Sprintf("%.0f req/s, p99 %.1f ms, %d µs CPU/req, %d accepted", c.rate(), ms(pct(c.lat, 0.99)), c.cpuPer().Microseconds(), c.ok),
 				fmt.Sprintf("FreeRADIUS proxy %.0f req/s, p99 %.1f ms, %d µs CPU/req, %d accepted", f.rate(), ms(pct(f.lat, 0.99)), f.cpuPer().Microseconds(), f.ok),
 				fmt.Sprintf("%.2f× rate, %.2f× CPU/req, %.2f× p99", c.rate()/f.rate(), float64(c.cpuPer())/float64(f.cpuPer()), float64(pct(c.lat, 0.99))/float64(pct(f.lat, 0.99))))
+		}
+		for i, tg := range cgs {
+			bytes, rows := auditSize(b, tg.data)
+			per := float64(bytes-sizes[i][0]) / float64(rows-sizes[i][1])
+			b.ReportMetric(per, tg.name+"-audit-bytes/decision")
+			work := "audit growth per proxied decision (database pages, index included)"
+			if tg.name != "clinicgate" {
+				work += " (" + tg.name + ")"
+			}
+			issue15Row(work, fmt.Sprintf("%.0f bytes (%d entries)", per, rows-sizes[i][1]), "", "")
 		}
 		// When the box's cores are busy, the rate follows the CPU that all
 		// three processes spend per request. 1.5× FreeRADIUS's rate then
@@ -616,4 +633,22 @@ func profile(b *testing.B, d *daemon, out string, work func()) {
 	if err := <-got; err != nil {
 		b.Errorf("profile: %v", err)
 	}
+}
+
+// auditSize is what clinicgate's database at dir takes (its pages in use,
+// the write-ahead log's included) and how many audit entries it holds.
+func auditSize(b *testing.B, dir string) (bytes, rows int64) {
+	b.Helper()
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(dir, store.DBFile)+"?mode=ro&_pragma=busy_timeout(5000)")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	var pages, size, free int64
+	for q, v := range map[string]*int64{"PRAGMA page_count": &pages, "PRAGMA page_size": &size, "PRAGMA freelist_count": &free, "SELECT count(*) FROM audit": &rows} {
+		if err := db.QueryRow(q).Scan(v); err != nil {
+			b.Fatalf("%s: %v", q, err)
+		}
+	}
+	return (pages - free) * size, rows
 }

@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/clinicgate/clinicgate/appliance/store"
@@ -190,7 +191,25 @@ func (l *Log) parseRecord(raw []byte, magic string) (anchor, error) {
 // errAnchorAltered when no record checks (or the file has the wrong
 // shape). One torn record is not an error: the caller judges it against
 // the database (tornBenign).
+//
+// It takes a shared lock on the data directory, so it never reads a
+// record while an append writes it in place. Callers read the file
+// before the database: a head written after that read can only put the
+// database ahead of the file, never behind it.
 func (l *Log) readAnchor() (headFile, error) {
+	d, err := os.Open(l.store.Dir())
+	if err != nil {
+		return headFile{}, err
+	}
+	defer d.Close()
+	if err := syscall.Flock(int(d.Fd()), syscall.LOCK_SH); err != nil {
+		return headFile{}, fmt.Errorf("audit head file: lock: %w", err)
+	}
+	return l.readAnchorLocked()
+}
+
+// readAnchorLocked is readAnchor for a caller that holds the lock.
+func (l *Log) readAnchorLocked() (headFile, error) {
 	raw, err := l.readAnchorRaw()
 	if raw == nil || err != nil {
 		return headFile{}, err
@@ -243,11 +262,11 @@ func (l *Log) parseAnchor(raw []byte) (headFile, error) {
 // that checks, so the database (whose end is dbEnd) holds that record's
 // head and more. Anything else (the database at or behind it) is an
 // altered file hiding a rollback.
-func (l *Log) tornBenign(ctx context.Context, h headFile, dbEnd int64) (bool, error) {
+func (l *Log) tornBenign(ctx context.Context, st *store.Store, h headFile, dbEnd int64) (bool, error) {
 	if dbEnd <= h.a.Head.Seq {
 		return false, nil
 	}
-	return l.holds(ctx, h.a.Head)
+	return l.holds(ctx, st, h.a.Head)
 }
 
 // writeAnchorNew creates the file whole (data: both slots holding the
@@ -343,12 +362,12 @@ func (l *Log) moveAnchor(prev, head store.AuditPoint) error {
 	case !h.exists:
 	default:
 		next.Gen, next.Rewinds, next.Damaged = h.a.Gen+1, h.a.Rewinds, h.a.Damaged
-		inDB, err := l.holds(ctx, h.a.Head)
+		inDB, err := l.holds(ctx, l.store, h.a.Head)
 		if err != nil {
 			return err
 		}
 		if h.torn {
-			benign, err := l.tornBenign(ctx, h, prev.Seq)
+			benign, err := l.tornBenign(ctx, l.store, h, prev.Seq)
 			if err != nil {
 				return err
 			}
@@ -401,11 +420,11 @@ func (l *Log) commitAnchor(h headFile, next anchor) error {
 
 // holds reports whether the database still holds p (an entry retention
 // removed counts as held: it can no longer be checked here).
-func (l *Log) holds(ctx context.Context, p store.AuditPoint) (bool, error) {
+func (l *Log) holds(ctx context.Context, st *store.Store, p store.AuditPoint) (bool, error) {
 	if p.Seq == 0 {
 		return true, nil
 	}
-	base, _, err := l.store.AuditBase(ctx)
+	base, _, err := st.AuditBase(ctx)
 	if err != nil {
 		return false, err
 	}
@@ -415,7 +434,7 @@ func (l *Log) holds(ctx context.Context, p store.AuditPoint) (bool, error) {
 	if p.Seq == base.Seq {
 		return bytes.Equal(p.Hash, base.Hash), nil
 	}
-	h, found, err := l.store.AuditHashAt(ctx, p.Seq)
+	h, found, err := st.AuditHashAt(ctx, p.Seq)
 	if err != nil {
 		return false, err
 	}
@@ -432,7 +451,7 @@ func (l *Log) EnsureAnchor(ctx context.Context) (created bool, err error) {
 		return false, err
 	}
 	defer l.files.end()
-	if h, err := l.readAnchor(); h.exists || (err != nil && !errors.Is(err, errAnchorAltered)) {
+	if h, err := l.readAnchorLocked(); h.exists || (err != nil && !errors.Is(err, errAnchorAltered)) {
 		return false, err
 	}
 	seq, hash, err := l.store.AuditHead(ctx)
@@ -453,11 +472,16 @@ func (l *Log) TornHead(ctx context.Context) (string, error) {
 	if err != nil || !h.torn {
 		return "", nil // problems of any other kind are CheckHead's
 	}
-	seq, _, err := l.store.AuditHead(ctx)
-	if err != nil {
-		return "", fmt.Errorf("audit: %w", err)
-	}
-	benign, err := l.tornBenign(ctx, h, seq)
+	var seq int64
+	var benign bool
+	err = l.store.Snapshot(ctx, func(st *store.Store) error {
+		var err error
+		if seq, _, err = st.AuditHead(ctx); err != nil {
+			return fmt.Errorf("audit: %w", err)
+		}
+		benign, err = l.tornBenign(ctx, st, h, seq)
+		return err
+	})
 	if err != nil || !benign {
 		return "", err
 	}
@@ -465,11 +489,11 @@ func (l *Log) TornHead(ctx context.Context) (string, error) {
 }
 
 // anchorProblems compares the database, whose last entry is last, with
-// the head file. hashAt returns the stored hash of entry seq (false when
+// the head file as h and err (readAnchor, read before the database).
+// hashAt returns the stored hash of entry seq (false when
 // the database does not hold it). reportTorn: whether a torn record that
 // hides nothing (TornHead) counts as a problem.
-func (l *Log) anchorProblems(ctx context.Context, reportTorn bool, last store.AuditPoint, base store.AuditPoint, hashAt func(int64) ([]byte, bool), add func(string, ...any)) {
-	h, err := l.readAnchor()
+func (l *Log) anchorProblems(ctx context.Context, st *store.Store, h headFile, err error, reportTorn bool, last store.AuditPoint, base store.AuditPoint, hashAt func(int64) ([]byte, bool), add func(string, ...any)) {
 	a := h.a
 	switch {
 	case errors.Is(err, errAnchorAltered):
@@ -488,7 +512,7 @@ func (l *Log) anchorProblems(ctx context.Context, reportTorn bool, last store.Au
 		// Benign only when the database is beyond the record that
 		// checks (see AnchorFile); said either way, since an edit
 		// looks the same, and the next append mends it.
-		if benign, err := l.tornBenign(ctx, h, last.Seq); err == nil && benign {
+		if benign, err := l.tornBenign(ctx, st, h, last.Seq); err == nil && benign {
 			if reportTorn {
 				add("one of the two records in the %s file was altered outside clinicgate or torn by a power cut while it was written; the other record agrees with the log, and the next entry written rewrites it", AnchorFile)
 			}
@@ -526,26 +550,30 @@ func (l *Log) anchorProblems(ctx context.Context, reportTorn bool, last store.Au
 // from an older copy is reported at once, in the log and the audit, not
 // only at the next `audit verify`.
 func (l *Log) CheckHead(ctx context.Context) ([]string, error) {
-	rows, err := l.store.AuditRows(ctx, store.AuditFilter{Limit: 1, Newest: true})
-	if err != nil {
-		return nil, fmt.Errorf("audit: %w", err)
-	}
-	base, _, err := l.store.AuditBase(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("audit: %w", err)
-	}
-	last := base
-	if len(rows) > 0 {
-		last = store.AuditPoint{Seq: rows[0].Seq, Hash: rows[0].Hash}
-	}
+	h, herr := l.readAnchor()
 	var problems []string
 	add := func(format string, a ...any) { problems = append(problems, fmt.Sprintf(format, a...)) }
-	l.anchorProblems(ctx, false, last, base, func(seq int64) ([]byte, bool) {
-		r, err := l.store.AuditRows(ctx, store.AuditFilter{AfterSeq: seq - 1, Limit: 1})
-		if err != nil || len(r) == 0 || r[0].Seq != seq {
-			return nil, false
+	err := l.store.Snapshot(ctx, func(st *store.Store) error {
+		rows, err := st.AuditRows(ctx, store.AuditFilter{Limit: 1, Newest: true})
+		if err != nil {
+			return fmt.Errorf("audit: %w", err)
 		}
-		return r[0].Hash, true
-	}, add)
-	return problems, nil
+		base, _, err := st.AuditBase(ctx)
+		if err != nil {
+			return fmt.Errorf("audit: %w", err)
+		}
+		last := base
+		if len(rows) > 0 {
+			last = store.AuditPoint{Seq: rows[0].Seq, Hash: rows[0].Hash}
+		}
+		l.anchorProblems(ctx, st, h, herr, false, last, base, func(seq int64) ([]byte, bool) {
+			r, err := st.AuditRows(ctx, store.AuditFilter{AfterSeq: seq - 1, Limit: 1})
+			if err != nil || len(r) == 0 || r[0].Seq != seq {
+				return nil, false
+			}
+			return r[0].Hash, true
+		}, add)
+		return nil
+	})
+	return problems, err
 }

@@ -188,3 +188,48 @@ func TestHeadFileSharedWithAnotherProcess(t *testing.T) {
 		t.Errorf("the file does not name entry 6:\n%s", bytes.ReplaceAll(b, []byte{0}, nil))
 	}
 }
+
+// TestHeadFileReadWhileWritten: `audit verify` (another process, or the
+// console) reads the file while the daemon appends: it must never see a
+// half-written record and call it torn, nor a head newer than the rows
+// it read and call that a rollback.
+func TestHeadFileReadWhileWritten(t *testing.T) {
+	e := newEnv(t)
+	e.fill(t, 1)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for range 400 {
+			if _, err := e.log.Append(t.Context(), audit.Entry{Kind: audit.KindAdmin, Reason: "x"}); err != nil {
+				t.Error(err)
+				return
+			}
+		}
+	}()
+	for reads := 0; ; reads++ {
+		select {
+		case <-done:
+			if reads == 0 {
+				t.Fatal("no check ran while the entries were written")
+			}
+			return
+		default:
+		}
+		p, err := e.log.CheckHead(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		torn, err := e.log.TornHead(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(p) > 0 || torn != "" {
+			t.Fatalf("read %d, while entries were written: %q %q", reads, p, torn)
+		}
+		if reads%5 == 0 {
+			if rep := e.verify(t); !rep.OK() {
+				t.Fatalf("Verify %d, while entries were written: %q", reads, rep.Problems)
+			}
+		}
+	}
+}

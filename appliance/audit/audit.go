@@ -319,6 +319,22 @@ const maxProblems = 20
 // Verify walks the whole chain and compares its end with the head record
 // and the head file.
 func (l *Log) Verify(ctx context.Context) (Report, error) {
+	// The head file first: a head written while the walk runs can only
+	// put the database ahead of what was read here. Then the database in
+	// one snapshot, so that the rows and the recorded end are of the same
+	// moment however many entries the daemon appends meanwhile.
+	wantFile, wantErr := l.readAnchor()
+	var rep Report
+	err := l.store.Snapshot(ctx, func(st *store.Store) error {
+		var err error
+		rep, err = l.verifyIn(ctx, st, wantFile, wantErr)
+		return err
+	})
+	return rep, err
+}
+
+// verifyIn is Verify's walk over the snapshot st.
+func (l *Log) verifyIn(ctx context.Context, st *store.Store, wantFile headFile, wantErr error) (Report, error) {
 	var rep Report
 	add := func(format string, a ...any) {
 		if len(rep.Problems) < maxProblems {
@@ -327,7 +343,7 @@ func (l *Log) Verify(ctx context.Context) (Report, error) {
 	}
 	var prevSeq int64
 	prevHash := make([]byte, sha256.Size)
-	base, baseMAC, err := l.store.AuditBase(ctx)
+	base, baseMAC, err := st.AuditBase(ctx)
 	if err != nil {
 		add("the record of entries removed by retention is unreadable: %v", err)
 	} else if base.Seq > 0 {
@@ -338,10 +354,9 @@ func (l *Log) Verify(ctx context.Context) (Report, error) {
 	}
 	// The head file's entry is looked up on the way, so the walk stays
 	// the only pass over the table.
-	wantFile, _ := l.readAnchor()
 	want := wantFile.a
 	var wantHash []byte
-	err = l.store.EachAuditRow(ctx, func(r store.AuditRow) error {
+	err = st.EachAuditRow(ctx, func(r store.AuditRow) error {
 		rep.Entries++
 		if r.Seq != prevSeq+1 {
 			add("entry %d follows entry %d: entries %d-%d are missing", r.Seq, prevSeq, prevSeq+1, r.Seq-1)
@@ -365,8 +380,8 @@ func (l *Log) Verify(ctx context.Context) (Report, error) {
 	if rep.Entries == 0 && base.Seq == 0 {
 		last = store.AuditPoint{}
 	}
-	l.anchorProblems(ctx, true, last, base, func(seq int64) ([]byte, bool) { return wantHash, wantHash != nil && seq == want.Head.Seq }, add)
-	recorded, err := l.store.AuditHeadRecorded(ctx)
+	l.anchorProblems(ctx, st, wantFile, wantErr, true, last, base, func(seq int64) ([]byte, bool) { return wantHash, wantHash != nil && seq == want.Head.Seq }, add)
+	recorded, err := st.AuditHeadRecorded(ctx)
 	if err != nil {
 		add("the recorded end of the log is unreadable: %v", err)
 		return rep, nil
@@ -377,13 +392,13 @@ func (l *Log) Verify(ctx context.Context) (Report, error) {
 		}
 		return rep, nil
 	}
-	headSeq, headHash, err := l.store.AuditHead(ctx)
+	headSeq, headHash, err := st.AuditHead(ctx)
 	if err != nil {
 		add("the recorded end of the log is unreadable: %v", err)
 		return rep, nil
 	}
 	if headSeq > 0 {
-		mac, err := l.store.AuditHeadMAC(ctx)
+		mac, err := st.AuditHeadMAC(ctx)
 		if err != nil || !hmac.Equal(mac, l.headMAC(headSeq, headHash)) {
 			add("the recorded end of the log (entry %d) was not written by clinicgate: entries at the end may have been removed", headSeq)
 		}

@@ -59,6 +59,28 @@ func (s *Store) SetAuditAnchor(fn func(prev, head AuditPoint)) {
 	s.anchor = fn
 }
 
+// Snapshot runs fn with a view of the store whose reads all see one state
+// of the database (one read transaction, which takes no write lock), for
+// as long as fn runs. A check that reads the log's rows and then its
+// recorded end (audit verify) while the daemon appends must not see the
+// rows of one moment and the end of a later one. The view is for the
+// audit's reads only: it has no caches, and nothing may be written
+// through it.
+func (s *Store) Snapshot(ctx context.Context, fn func(view *Store) error) error {
+	conn, err := s.db.Conn(ctx)
+	if err != nil {
+		return mapErr(err)
+	}
+	defer conn.Close()
+	// BEGIN, not BeginTx: the pool's transactions take the write lock
+	// (_txlock=immediate), and this one must not hold off the writers.
+	if _, err := conn.ExecContext(ctx, "BEGIN"); err != nil {
+		return mapErr(err)
+	}
+	defer conn.ExecContext(context.Background(), "ROLLBACK")
+	return fn(&Store{db: s.db, sealer: s.sealer, dir: s.dir, stmts: s.stmts, q: connq{conn}})
+}
+
 // AuditHashAt returns the hash of entry seq, and false when the table
 // does not hold it.
 func (s *Store) AuditHashAt(ctx context.Context, seq int64) ([]byte, bool, error) {

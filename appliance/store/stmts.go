@@ -91,3 +91,20 @@ func (t txq) QueryRowContext(ctx context.Context, q string, args ...any) *sql.Ro
 	}
 	return t.tx.StmtContext(ctx, st).QueryRowContext(ctx, args...)
 }
+
+// connq runs queries on one connection, unprepared: the reads of a
+// Snapshot, which are few and must all go to the connection that holds
+// the snapshot.
+type connq struct{ c *sql.Conn }
+
+func (q connq) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	return q.c.ExecContext(ctx, query, args...)
+}
+
+func (q connq) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	return q.c.QueryContext(ctx, query, args...)
+}
+
+func (q connq) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
+	return q.c.QueryRowContext(ctx, query, args...)
+}

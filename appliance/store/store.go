@@ -56,7 +56,7 @@ var migrationFS embed.FS
 type Store struct {
 	db      *sql.DB
 	stmts   *stmtCache
-	q       dbq
+	q       querier
 	sealer  *secrets.Sealer
 	dir     string
 	headMu  sync.Mutex

@@ -236,10 +236,6 @@ func (l *Log) VerifyAgainst(ctx context.Context, copyR io.Reader) (AgainstReport
 		return rep, nil
 	}
 
-	base, _, err := l.store.AuditBase(ctx)
-	if err != nil {
-		return rep, fmt.Errorf("audit: %w", err)
-	}
 	local := map[int64][32]byte{} // only the seqs the copy has checkpoints for
 	want := map[int64]bool{}
 	for _, c := range checkpoints {
@@ -247,23 +243,32 @@ func (l *Log) VerifyAgainst(ctx context.Context, copyR io.Reader) (AgainstReport
 	}
 	var lastSeq int64
 	var firstLocal int64
-	err = l.store.EachAuditRow(ctx, func(r store.AuditRow) error {
-		if firstLocal == 0 {
-			firstLocal = r.Seq
+	// The base and the rows of one moment: retention removing entries
+	// in between would make them look deleted.
+	var base store.AuditPoint
+	err := l.store.Snapshot(ctx, func(st *store.Store) error {
+		var err error
+		if base, _, err = st.AuditBase(ctx); err != nil {
+			return err
 		}
-		lastSeq = r.Seq
-		var h [32]byte
-		copy(h[:], r.Hash)
-		if want[r.Seq] {
-			local[r.Seq] = h
-		}
-		if c, ok := entries[r.Seq]; ok {
-			rep.Compared++
-			if c != h {
-				diff(r.Seq)
+		return st.EachAuditRow(ctx, func(r store.AuditRow) error {
+			if firstLocal == 0 {
+				firstLocal = r.Seq
 			}
-		}
-		return nil
+			lastSeq = r.Seq
+			var h [32]byte
+			copy(h[:], r.Hash)
+			if want[r.Seq] {
+				local[r.Seq] = h
+			}
+			if c, ok := entries[r.Seq]; ok {
+				rep.Compared++
+				if c != h {
+					diff(r.Seq)
+				}
+			}
+			return nil
+		})
 	})
 	if err != nil {
 		return rep, fmt.Errorf("audit: %w", err)

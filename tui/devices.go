@@ -428,7 +428,10 @@ func (m Model) syncMDMCmd() tea.Cmd {
 // where to enrol.
 func (m Model) scepChallengeForm() *form {
 	url := "https://THIS-APPLIANCE:PORT/scep (turn the SCEP door on: docs/scep.md)"
-	if d := m.daemon; d != nil {
+	if u, _, ok := scepDoorURL(m.daemon); ok {
+		url = u
+	} else if d := m.daemon; d != nil {
+		// A daemon older than this console reports only its listener.
 		for _, l := range d.Listeners {
 			if l.Door == admin.ListenSCEP {
 				url = "https://" + l.Address + "/scep (use the appliance's name or address for a wildcard host)"

@@ -850,7 +850,7 @@ func TestWiFiFilesFromTheConsole(t *testing.T) {
 	tm.Send(tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune("Staff")})
 	tm.Send(tea.KeyMsg{Type: tea.KeyEnter})
 	tm.Send(tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune("ttls")})
-	for range 3 {
+	for range 8 { // org, wpa3, then the SCEP fields, left as they are
 		tm.Send(tea.KeyMsg{Type: tea.KeyEnter})
 	}
 	waitFor(t, tm, "exports/Staff-ttls.mobileconfig")

@@ -77,6 +77,8 @@ type fakeAdmin struct {
 	retention string
 	// deviceJobs records the Devices pane's c jobs.
 	deviceJobs []string
+	// wifiProfiles records the Wi-Fi profiles asked for.
+	wifiProfiles []admin.WiFiProfileRequest
 }
 
 type (
@@ -302,11 +304,19 @@ func (f fakeUpstreams) SyncUpstream(_ context.Context, name string) (admin.DirSt
 	return admin.DirStats{Users: 12, Groups: 3, Created: 2}, nil
 }
 
-func (f fakeAudit) WriteWiFiProfile(_ context.Context, r admin.WiFiProfileRequest) (string, error) {
+func (f fakeAudit) WriteWiFiProfile(_ context.Context, r admin.WiFiProfileRequest) (admin.WiFiProfileFile, error) {
 	if r.CertFile == "" {
-		return "", fmt.Errorf("the daemon reports no EAP server")
+		return admin.WiFiProfileFile{}, fmt.Errorf("the daemon reports no EAP server")
 	}
-	return "/var/lib/clinicgate/exports/" + r.SSID + "-" + r.Method + ".mobileconfig", nil
+	f.mu.Lock()
+	f.wifiProfiles = append(f.wifiProfiles, r)
+	f.mu.Unlock()
+	out := admin.WiFiProfileFile{Path: "/var/lib/clinicgate/exports/" + r.SSID + "-" + r.Method + ".mobileconfig"}
+	if r.SCEP != nil && r.SCEP.Challenge == "" {
+		out.Path = strings.TrimSuffix(out.Path, ".mobileconfig") + "-scep-9.mobileconfig"
+		out.Challenge = &admin.SCEPChallenge{ID: 9, Uses: 1, Challenge: "Q7ZK-ONCE-2M4P", ExpiresAt: t0.Add(25 * time.Hour)}
+	}
+	return out, nil
 }
 
 func (f fakeAudit) DeviceCAPEM(context.Context) (string, error) {

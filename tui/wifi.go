@@ -83,7 +83,7 @@ func wifiCA(d *admin.DaemonStatus) string {
 // WiFiJobs is what the Wi-Fi pane's files come from (the admin service):
 // an Apple profile ('wifi profile') and the device CA ('scep ca').
 type WiFiJobs interface {
-	WriteWiFiProfile(ctx context.Context, r admin.WiFiProfileRequest) (string, error)
+	WriteWiFiProfile(ctx context.Context, r admin.WiFiProfileRequest) (admin.WiFiProfileFile, error)
 	DeviceCAPEM(ctx context.Context) (string, error)
 }
 
@@ -92,27 +92,71 @@ func (m Model) wifiJobs() (WiFiJobs, bool) {
 	return j, ok
 }
 
-// wifiProfileForm writes an Apple profile into exports/ for SFTP.
+// scepDoorURL is the URL devices enrol at, as the running daemon
+// reported it (its scep.public_url, or its listen address), and the
+// door's HTTPS certificate; ok is false when it reported no SCEP door.
+func scepDoorURL(d *admin.DaemonStatus) (url, certFile string, ok bool) {
+	if d == nil || d.SCEP == nil {
+		return "", "", false
+	}
+	return d.SCEP.URL, d.SCEP.CertFile, true
+}
+
+// wifiProfileForm writes an Apple profile into exports/ for SFTP. With
+// scep yes (and the method tls), the profile also enrols the device's
+// certificate from the appliance's SCEP door ('wifi profile --scep'): a
+// one-time challenge is made for it unless one is typed, and shown once.
 func (m Model) wifiProfileForm(j WiFiJobs) *form {
 	cert := ""
 	if m.daemon != nil && m.daemon.EAP != nil {
 		cert = m.daemon.EAP.CertFile
 	}
-	return newForm("Apple Wi-Fi profile (.mobileconfig) into exports/", func(v []string) tea.Cmd {
+	scepURL, scepCert, known := scepDoorURL(m.daemon)
+	urlHelp := "the SCEP door's URL, as the daemon reports it"
+	if !known {
+		urlHelp = "the daemon reports no SCEP door: set scep.listen (docs/scep.md)"
+	}
+	f := newForm("Apple Wi-Fi profile (.mobileconfig) into exports/", func(v []string) tea.Cmd {
 		r := admin.WiFiProfileRequest{SSID: strings.TrimSpace(v[0]), Method: strings.ToLower(strings.TrimSpace(v[1])), Organization: strings.TrimSpace(v[2]),
 			WPA3: strings.EqualFold(strings.TrimSpace(v[3]), "yes"), CertFile: cert}
+		withSCEP := strings.EqualFold(strings.TrimSpace(v[4]), "yes")
+		if withSCEP {
+			if r.Method == "" {
+				r.Method = "tls" // the certificate is the device's EAP-TLS identity
+			}
+			r.SCEP = &admin.WiFiSCEP{URL: strings.TrimSpace(v[5]), CertFile: scepCert, Challenge: strings.TrimSpace(v[6]),
+				Device: admin.SCEPChallengeRequest{Device: strings.TrimSpace(v[7]), User: strings.TrimSpace(v[8])}}
+		}
 		return m.act(func(ctx context.Context) doneMsg {
 			p, err := j.WriteWiFiProfile(ctx, r)
 			if err != nil {
 				return doneMsg{err: err}
 			}
-			return doneMsg{text: "profile written to " + p + " (fetch it over SFTP from exports/)"}
+			text := "profile written to " + p.Path + " (fetch it over SFTP from exports/)"
+			if p.Challenge == nil {
+				return doneMsg{text: text}
+			}
+			show := fmt.Sprintf("The profile is %s (fetch it over SFTP from exports/).\n\n"+
+				"It holds one-time SCEP challenge %d, usable once until %s: give the profile to one device only.\n"+
+				"The challenge, shown only now (it is in the profile; c on Devices withdraws it):\n\n    %s\n\n"+
+				"The device enrols its certificate at %s and joins %s with EAP-TLS.",
+				p.Path, p.Challenge.ID, m.clock().full(p.Challenge.ExpiresAt), p.Challenge.Challenge, r.SCEP.URL, r.SSID)
+			return doneMsg{text: text, show: show}
 		})
 	},
 		field("ssid", "the network's name", false, 32),
-		field("method", "ttls (password), peap or tls (the device's certificate from its MDM)", false, 4),
+		field("method", "ttls (password), peap or tls (a device certificate: its MDM's, or SCEP below)", false, 4),
 		field("org", "the clinic's name, shown on the profile", false, 64),
-		field("wpa3", "yes: WPA3-Enterprise only (empty: WPA2, which WPA2/3 networks accept)", false, 3))
+		field("wpa3", "yes: WPA3-Enterprise only (empty: WPA2, which WPA2/3 networks accept)", false, 3),
+		field("scep", "yes: the device enrols its own certificate here, no MDM (method tls)", false, 3),
+		withValue(field("scep url", urlHelp, false, 200), scepURL),
+		field("challenge", "one from n on Devices; empty: a one-time one is made now", false, 64),
+		field("device", "the device's name: its inventory record gets the certificate", false, 64),
+		field("user", "its owner: EAP-TLS logs in as this user (empty: none)", false, 64))
+	if !known {
+		f.note = append(f.note, "SCEP: the daemon reports no SCEP door (scep.listen, docs/scep.md)")
+	}
+	return f
 }
 
 func (m Model) deviceCACmd(j WiFiJobs) tea.Cmd {

@@ -42,10 +42,20 @@ type DaemonStatus struct {
 	AuditForward *AuditForwardStatus `json:"audit_forward,omitempty"`
 	// Replica is the off-box replication's state (nil: off).
 	Replica *replica.Status `json:"replica,omitempty"`
+	// SCEP is the SCEP door, when it runs (nil: off).
+	SCEP *SCEPDoorStatus `json:"scep,omitempty"`
 	// OldListeners is set when the report came from a daemon older than
 	// this console, which described its listeners as display text: they
 	// are not read back (the daemon's restart with this version fixes it).
 	OldListeners bool `json:"-"`
+}
+
+// SCEPDoorStatus is where devices enrol certificates over SCEP: the URL
+// they are given (scep.public_url, or the listen address's) and the
+// door's HTTPS certificate, whose CA a profile's SCEP payload trusts.
+type SCEPDoorStatus struct {
+	URL      string `json:"url"`
+	CertFile string `json:"cert_file"`
 }
 
 // RADIUSDrop is one cause of dropped RADIUS requests since the daemon

@@ -122,9 +122,10 @@ func (c *cli) wifiProfile(fs *flag.FlagSet) action {
 		}}
 }
 
-// scepPayload gathers a profile's SCEP payload: the device CA, the SCEP
-// server's certificate (self-signed unless the clinic supplied one) and a
-// challenge, made now unless one is given.
+// scepPayload gathers a profile's SCEP payload through the admin
+// service (the console's Wi-Fi pane makes the same): the device CA, the
+// SCEP server's certificate (self-signed unless the clinic supplied one)
+// and a challenge, made now unless one is given.
 func (c *cli) scepPayload(cfg config.Config, url, challenge string, r admin.SCEPChallengeRequest) (*wifiprofile.SCEP, error) {
 	ctx := context.Background()
 	svc, done, err := openAdmin(ctx, cfg.DataDir, actor())
@@ -132,11 +133,6 @@ func (c *cli) scepPayload(cfg config.Config, url, challenge string, r admin.SCEP
 		return nil, err
 	}
 	defer done()
-	ca, err := svc.DeviceCA(ctx)
-	if err != nil {
-		return nil, err
-	}
-	s := &wifiprofile.SCEP{URL: url, Challenge: challenge, Subject: r.Device, DeviceCA: ca.Cert}
 	certPath := cfg.SCEP.CertFile
 	if certPath == "" {
 		certPath = filepath.Join(cfg.DataDir, ldapproxy.CertFile)
@@ -144,20 +140,11 @@ func (c *cli) scepPayload(cfg config.Config, url, challenge string, r admin.SCEP
 	if _, err := os.Stat(certPath); errors.Is(err, os.ErrNotExist) && cfg.SCEP.CertFile == "" {
 		return nil, fmt.Errorf("no SCEP HTTPS certificate at %s yet: the daemon makes it at its first start (with scep.listen set)", certPath)
 	}
-	// The device must trust the door's certificate: the self-signed one,
-	// or the CA in the file. A certificate without its CA is taken to be
-	// one the device already trusts (a public CA's).
-	if _, sca, err := wifiprofile.Chain(certPath, ""); sca != nil {
-		s.ServerCA = sca
-	} else if errors.Is(err, os.ErrNotExist) || errors.Is(err, os.ErrPermission) {
-		return nil, fmt.Errorf("the SCEP HTTPS certificate: %w", err)
+	s, ch, err := svc.SCEPPayload(ctx, admin.WiFiSCEP{URL: url, CertFile: certPath, Challenge: challenge, Device: r})
+	if err != nil {
+		return nil, err
 	}
-	if challenge == "" {
-		ch, err := svc.CreateSCEPChallenge(ctx, r)
-		if err != nil {
-			return nil, err
-		}
-		s.Challenge = ch.Challenge
+	if ch != nil {
 		fmt.Fprintf(c.errw, "the profile holds a one-time SCEP challenge, usable once until %s: give it to one device only\n", ch.ExpiresAt.Local().Format("2006-01-02 15:04"))
 	}
 	return s, nil

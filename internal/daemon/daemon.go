@@ -110,6 +110,7 @@ type Daemon struct {
 	deviceCA        *pki.CA
 	scep            *http.Server
 	scepFP, scepURL string
+	scepCertFile    string
 	scepEnroller    *pki.Enroller
 
 	// Off-box replication (replica.go); nil when off.
@@ -790,6 +791,9 @@ func (d *Daemon) status(svc *admin.Service, started time.Time) func(context.Cont
 			d.logFile.Flush()
 		}
 		ds.Replica = d.replicaStatus()
+		if d.scep != nil {
+			ds.SCEP = &admin.SCEPDoorStatus{URL: d.scepURL, CertFile: d.scepCertFile}
+		}
 		if err := svc.ReportStatus(ctx, ds); err != nil && ctx.Err() == nil {
 			d.log.Warn("could not record the daemon's status", "err", err)
 		}

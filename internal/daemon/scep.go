@@ -93,7 +93,7 @@ func (d *Daemon) openSCEP() error {
 	if err != nil {
 		return err
 	}
-	d.scepURL, d.scepEnroller = base+scepserver.PathSCEP, enr
+	d.scepURL, d.scepEnroller, d.scepCertFile = base+scepserver.PathSCEP, enr, certPath
 	d.scep = &http.Server{
 		Handler: srv.Handler(), TLSConfig: tlsCfg,
 		ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second,

@@ -16,8 +16,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/clinicgate/clinicgate/appliance/admin"
 	"github.com/clinicgate/clinicgate/appliance/pki"
 	"github.com/clinicgate/clinicgate/ldapproxy"
+	"github.com/clinicgate/clinicgate/scepserver"
 )
 
 // TestSCEPDoorAndDeviceCAAnchor: with scep.listen set, the daemon makes
@@ -78,6 +80,26 @@ func TestSCEPDoorAndDeviceCAAnchor(t *testing.T) {
 	}
 	if !strings.Contains(string(body), "SCEPStandard") {
 		t.Fatalf("GetCACaps = %q", body)
+	}
+	// The console's Wi-Fi profile learns the door's URL and HTTPS
+	// certificate from the daemon's status report.
+	svc, err := d.Admin("test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; ; i++ {
+		st, ok, err := svc.Status(t.Context())
+		if err == nil && ok && st.SCEP != nil {
+			want := admin.SCEPDoorStatus{URL: strings.TrimSuffix(d.scepEnroller.CRLURL, scepserver.PathCRL) + scepserver.PathSCEP, CertFile: filepath.Join(cfg.DataDir, ldapproxy.CertFile)}
+			if *st.SCEP != want {
+				t.Errorf("the status reports the SCEP door as %+v, want %+v", *st.SCEP, want)
+			}
+			break
+		}
+		if i > 300 {
+			t.Fatalf("no SCEP door in the daemon's status (%v, %v)", ok, err)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

@@ -189,12 +189,24 @@ func formatPosture(p policy.Posture) string {
 	if p.SameUser {
 		s += "+same-user"
 	}
+	if p.StaleGrace > 0 && p.StaleGrace != policy.DefaultStaleGrace {
+		s += "+grace=" + shortDuration(time.Duration(p.StaleGrace)*time.Second)
+	}
 	return s
+}
+
+// shortDuration writes 48h rather than 48h0m0s.
+func shortDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	return strings.TrimSuffix(s, "0m")
 }
 
 func parsePosture(s string, into *policy.Posture) error {
 	parts := strings.Split(strings.ToLower(strings.ReplaceAll(s, " ", "")), "+")
-	into.Device, into.Owner, into.SameUser = "", false, false
+	into.Device, into.Owner, into.SameUser, into.StaleGrace = "", false, false, 0
 	switch parts[0] {
 	case "off", "":
 	case policy.DeviceKnown, policy.DeviceCompliant:
@@ -209,7 +221,14 @@ func parsePosture(s string, into *policy.Posture) error {
 		case "same-user":
 			into.SameUser = true
 		default:
-			return fmt.Errorf("%w: posture: %q is not +own or +same-user", admin.ErrInvalid, p)
+			// +grace=48h: how long an MDM's word stays good ('client set
+			// --stale-grace').
+			g, ok := strings.CutPrefix(p, "grace=")
+			d, err := time.ParseDuration(g)
+			if !ok || err != nil || d < time.Minute {
+				return fmt.Errorf("%w: posture: %q is not +own, +same-user or +grace=DURATION (at least 1m, e.g. 48h)", admin.ErrInvalid, p)
+			}
+			into.StaleGrace = int(d / time.Second)
 		}
 	}
 	return nil
@@ -444,12 +463,26 @@ func (m Model) scepChallengeForm() *form {
 			if err != nil {
 				return doneMsg{err: fmt.Errorf("%w: valid for: %q is not a duration like 24h", admin.ErrInvalid, v[3])}
 			}
-			ch, err := m.p.Devices.CreateSCEPChallenge(ctx, admin.SCEPChallengeRequest{Device: strings.TrimSpace(v[0]), User: strings.TrimSpace(v[1]), MAC: strings.TrimSpace(v[2]), TTL: ttl})
+			uses, err := strconv.Atoi(strings.TrimSpace(v[4]))
+			if err != nil {
+				return doneMsg{err: fmt.Errorf("%w: devices: %q is not a number (1: a one-time challenge)", admin.ErrInvalid, v[4])}
+			}
+			validity, err := time.ParseDuration(strings.TrimSpace(v[5]))
+			if err != nil {
+				return doneMsg{err: fmt.Errorf("%w: cert valid: %q is not a duration like 8760h (a year)", admin.ErrInvalid, v[5])}
+			}
+			ch, err := m.p.Devices.CreateSCEPChallenge(ctx, admin.SCEPChallengeRequest{Device: strings.TrimSpace(v[0]), User: strings.TrimSpace(v[1]), MAC: strings.TrimSpace(v[2]),
+				TTL: ttl, Uses: uses, Validity: validity})
 			if err != nil {
 				return doneMsg{err: err}
 			}
 			show := fmt.Sprintf("Give the device (or its profile) this challenge. It is shown once and works once, until %s:\n\n    %s\n\nSCEP URL: %s\n\nThe certificate it gets is trusted for EAP-TLS at once, and r on this tab revokes it.",
 				m.clock().full(ch.ExpiresAt), ch.Challenge, url)
+			if ch.Uses > 1 {
+				// An MDM's static challenge ('scep challenge --uses N').
+				show = fmt.Sprintf("Give the MDM's SCEP payload this challenge (number %d). It is shown once and enrols up to %d devices until %s:\n\n    %s\n\nSCEP URL: %s\n\nAnyone who reads it can enrol a device until then: withdraw it (c on this tab) once your devices are enrolled (docs/scep.md).",
+					ch.ID, ch.Uses, m.clock().full(ch.ExpiresAt), ch.Challenge, url)
+			}
 			return doneMsg{text: "challenge made", show: show}
 		})
 	},
@@ -457,6 +490,8 @@ func (m Model) scepChallengeForm() *form {
 		field("user", "its owner: EAP-TLS logs in as this user (empty: none)", false, 64),
 		field("mac", "its Wi-Fi MAC, for a new record (optional)", false, 32),
 		withValue(field("valid for", "how long the challenge may be used, e.g. 24h", false, 10), "24h"),
+		withValue(field("devices", "how many devices may enrol with it: more than 1 is an MDM's static challenge (no device, no mac)", false, 6), "1"),
+		withValue(field("cert valid", "how long the certificate it buys is valid (8760h: a year)", false, 10), "8760h"),
 	)
 }
 

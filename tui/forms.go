@@ -381,7 +381,7 @@ func (m Model) policyForm(c admin.Client) *form {
 	groups := spec{"groups", "only these groups may log in (comma-separated; empty: all)", strings.Join(p.AllowedGroups, ","), 200}
 	upstream := spec{"upstream", "local, or an upstream's name", p.Upstream, 64}
 	failmode := spec{"failmode", "secure or cached (when the upstream is unreachable)", string(p.Failmode), 10}
-	posture := spec{"posture", "off, known or compliant; +own: the user's own device (docs/posture.md)", formatPosture(p.Posture), 40}
+	posture := spec{"posture", "off, known or compliant; +own: the user's own device; +grace=48h (MDM)", formatPosture(p.Posture), 60}
 	specs := []spec{mfa,
 		{"style", "auto, challenge or append (how the code travels)", string(p.Style), 10},
 		{"device", "yes: only MAC addresses registered to the user", yes[p.RequireDevice], 3},
@@ -394,7 +394,7 @@ func (m Model) policyForm(c admin.Client) *form {
 		{"eap-identity", "any, or match: the outer name must be the user's or anonymous", admin.EAPIdentity(p), 6},
 		posture,
 		{"on-fail", "reject, or quarantine:VLAN[:ROLE] (accept into that VLAN / Filter-Id)", formatOnFail(p.Posture), 80},
-		{"coa", "off, disconnect or quarantine: what the NAS is told when posture changes", coaValue(p.Posture), 10},
+		{"coa", "off, disconnect or quarantine[:PORT]: what the NAS is told when posture changes", coaValue(p.Posture), 16},
 	}
 	ldap := isLDAP(c)
 	if ldap {
@@ -431,11 +431,8 @@ func (m Model) policyForm(c admin.Client) *form {
 				if err := parseOnFail(val["on-fail"], &pos); err != nil {
 					return doneMsg{err: err}
 				}
-				switch coa := strings.TrimSpace(val["coa"]); coa {
-				case "off", "":
-					pos.CoA = ""
-				default:
-					pos.CoA = coa
+				if err := parseCoA(val["coa"], &pos); err != nil {
+					return doneMsg{err: err}
 				}
 			}
 			set = append(set, func(p *policy.Policy) { p.Posture = pos })
@@ -788,5 +785,27 @@ func coaValue(p policy.Posture) string {
 	if p.CoA == "" {
 		return "off"
 	}
+	if p.CoAPort != 0 && p.CoAPort != policy.DefaultCoAPort {
+		return p.CoA + ":" + strconv.Itoa(p.CoAPort)
+	}
 	return p.CoA
+}
+
+// parseCoA reads the coa field: off, or the mode with the NAS's dynamic
+// authorization port when it is not 3799 ('client set --coa-port').
+func parseCoA(s string, into *policy.Posture) error {
+	mode, port, hasPort := strings.Cut(strings.TrimSpace(s), ":")
+	into.CoA, into.CoAPort = "", 0
+	if mode == "off" || mode == "" {
+		return nil
+	}
+	into.CoA = mode
+	if hasPort {
+		n, err := strconv.Atoi(strings.TrimSpace(port))
+		if err != nil || n < 1 || n > 65535 {
+			return fmt.Errorf("%w: coa: %q: the port is a number from 1 to 65535 (the NAS's CoA port, 3799 by default)", admin.ErrInvalid, port)
+		}
+		into.CoAPort = n
+	}
+	return nil
 }

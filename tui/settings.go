@@ -81,10 +81,15 @@ func indexOfSetting(key string) int {
 }
 
 // onlineCmd shows who is online: the open RADIUS accounting sessions
-// (Wi-Fi and VPN), newest first, as 'clinicgate acct list --active'.
+// (Wi-Fi and VPN), newest first, as 'clinicgate acct list --active', and
+// under them the sessions that ended lately, as 'clinicgate acct list'.
 func (m Model) onlineCmd() tea.Cmd {
 	return m.act(func(ctx context.Context) doneMsg {
 		ss, err := m.p.Wizard.AcctSessions(ctx, true, 40)
+		if err != nil {
+			return doneMsg{err: err}
+		}
+		all, err := m.p.Wizard.AcctSessions(ctx, false, 40)
 		if err != nil {
 			return doneMsg{err: err}
 		}
@@ -96,6 +101,23 @@ func (m Model) onlineCmd() tea.Cmd {
 		fmt.Fprintf(&b, "%-16s %-18s %-15s %-12s %s\n", "USER", "STATION", "ADDRESS", "CLIENT", "SINCE")
 		for _, s := range ss {
 			fmt.Fprintf(&b, "%-16s %-18s %-15s %-12s %s\n", clip(s.UserName, 16), clip(s.CallingStation, 18), clip(s.FramedAddress, 15), clip(s.Client, 12), m.clock().minute(s.StartedAt))
+		}
+		// The ended ones fill what the open ones leave of the screen.
+		var ended []admin.AcctSession
+		for _, s := range all {
+			if s.Status != admin.AcctActive && len(ss)+len(ended) < 12 {
+				ended = append(ended, s)
+			}
+		}
+		if len(ended) > 0 {
+			fmt.Fprintf(&b, "\nEnded lately (all of them: clinicgate acct list)\n%-16s %-18s %-12s %-12s %s\n", "USER", "STATION", "CLIENT", "ENDED", "CAUSE")
+			for _, s := range ended {
+				end := s.StoppedAt
+				if end.IsZero() {
+					end = s.UpdatedAt
+				}
+				fmt.Fprintf(&b, "%-16s %-18s %-12s %-12s %s\n", clip(s.UserName, 16), clip(s.CallingStation, 18), clip(s.Client, 12), m.clock().minute(end), clip(dashIfBlank(s.TerminateCause), 16))
+			}
 		}
 		return doneMsg{show: strings.TrimRight(b.String(), "\n")}
 	})

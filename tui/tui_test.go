@@ -108,9 +108,14 @@ func (f fakeWizard) SetSetting(ctx context.Context, k, v string) error {
 	return fakeLDAP(f).SetSetting(ctx, k, v)
 }
 
-func (f fakeWizard) AcctSessions(context.Context, bool, int) ([]admin.AcctSession, error) {
-	return []admin.AcctSession{{Client: "front-wifi", SessionID: "S1", UserName: "dr.lee", CallingStation: "AA-BB-CC-DD-EE-01", FramedAddress: "10.0.20.31",
-		Status: "active", StartedAt: t0.Add(30 * time.Minute)}}, nil
+func (f fakeWizard) AcctSessions(_ context.Context, active bool, _ int) ([]admin.AcctSession, error) {
+	open := admin.AcctSession{Client: "front-wifi", SessionID: "S1", UserName: "dr.lee", CallingStation: "AA-BB-CC-DD-EE-01", FramedAddress: "10.0.20.31",
+		Status: "active", StartedAt: t0.Add(30 * time.Minute)}
+	if active {
+		return []admin.AcctSession{open}, nil
+	}
+	return []admin.AcctSession{open, {Client: "office-vpn", SessionID: "S0", UserName: "nurse.kim", CallingStation: "203.0.113.8",
+		Status: "stopped", StartedAt: t0.Add(10 * time.Minute), StoppedAt: t0.Add(20 * time.Minute), TerminateCause: "User-Request"}}, nil
 }
 
 func (f fakeWizard) SiteSettings(context.Context) (map[string]string, error) {
@@ -551,7 +556,7 @@ func (f fakeDevices) CreateSCEPChallenge(_ context.Context, r admin.SCEPChalleng
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.scep = append(f.scep, r)
-	return admin.SCEPChallenge{ID: 1, Uses: 1, Challenge: "Xq7-one-time-91", ExpiresAt: time.Now().Add(r.TTL)}, nil
+	return admin.SCEPChallenge{ID: 1, Uses: max(r.Uses, 1), Challenge: "Xq7-one-time-91", ExpiresAt: time.Now().Add(r.TTL)}, nil
 }
 
 func (f fakeDevices) RevokeCert(_ context.Context, fp, _ string) (admin.Revocation, error) {
@@ -1340,6 +1345,53 @@ func TestEditClientPolicy(t *testing.T) {
 	}
 }
 
+// TestClientPolicyCoAPortAndStaleGrace: the policy form carries what
+// 'client set --coa-port' and '--stale-grace' set: shown as they are,
+// kept when untouched, and changed in the coa and posture fields.
+func TestClientPolicyCoAPortAndStaleGrace(t *testing.T) {
+	f := sample()
+	p := policy.Default()
+	p.Posture = policy.Posture{Device: policy.DeviceCompliant, StaleGrace: 48 * 3600, CoA: policy.CoADisconnect, CoAPort: 1700}
+	f.clients = []admin.Client{{Name: "office-wifi", Prefix: netip.MustParsePrefix("192.168.1.2/32"), Policy: p, Version: 1}}
+	tm := start(t, f, 80, 24)
+	waitFor(t, tm, "frontdesk2")
+	for range 3 {
+		tm.Send(tea.KeyMsg{Type: tea.KeyTab})
+	}
+	waitFor(t, tm, "office-wifi")
+	tm.Type("e")
+	waitFor(t, tm, "Policy of office-wifi", "compliant+grace=48h", "disconnect:1700")
+	for range 11 { // to posture
+		tm.Send(tea.KeyMsg{Type: tea.KeyTab})
+	}
+	for range len("48h") {
+		tm.Send(tea.KeyMsg{Type: tea.KeyBackspace})
+	}
+	tm.Type("6h")
+	for range 2 { // to coa
+		tm.Send(tea.KeyMsg{Type: tea.KeyTab})
+	}
+	for range len("1700") {
+		tm.Send(tea.KeyMsg{Type: tea.KeyBackspace})
+	}
+	tm.Type("99999")
+	tm.Send(tea.KeyMsg{Type: tea.KeyEnter})
+	waitFor(t, tm, "the port is a number from 1 to 65535")
+	for range len("99999") {
+		tm.Send(tea.KeyMsg{Type: tea.KeyBackspace})
+	}
+	tm.Type("3700")
+	tm.Send(tea.KeyMsg{Type: tea.KeyEnter})
+	waitFor(t, tm, "policy of office-wifi saved")
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	got := f.clients[0].Policy.Posture
+	want := policy.Posture{Device: policy.DeviceCompliant, StaleGrace: 6 * 3600, OnFail: "", CoA: policy.CoADisconnect, CoAPort: 3700}
+	if got != want {
+		t.Fatalf("saved posture %+v, want %+v", got, want)
+	}
+}
+
 func TestUpstreamTestFromTheConsole(t *testing.T) {
 	tm := start(t, sample(), 80, 24)
 	waitFor(t, tm, "frontdesk2")
@@ -1642,6 +1694,39 @@ func TestConnectIntuneFromTheConsole(t *testing.T) {
 	}
 }
 
+// TestStaticSCEPChallengeFromTheConsole: n also makes an MDM's static
+// challenge ('scep challenge --uses N --validity D'), shown once with the
+// SCEP URL the daemon reports and how to withdraw it.
+func TestStaticSCEPChallengeFromTheConsole(t *testing.T) {
+	f := sample()
+	f.status.SCEP = &admin.SCEPDoorStatus{URL: "https://gate.clinic.lan:9443/scep", CertFile: "/var/lib/clinicgate/ldap-cert.pem"}
+	tm := start(t, f, 80, 24)
+	waitFor(t, tm, "frontdesk2")
+	for range 5 {
+		tm.Send(tea.KeyMsg{Type: tea.KeyTab})
+	}
+	waitFor(t, tm, "n enrol · r revoke")
+	tm.Type("n")
+	waitFor(t, tm, "Enrol a device certificate")
+	for range 4 { // device, user, mac: none; valid for 24h
+		tm.Send(tea.KeyMsg{Type: tea.KeyTab})
+	}
+	tm.Send(tea.KeyMsg{Type: tea.KeyBackspace})
+	tm.Type("50")
+	tm.Send(tea.KeyMsg{Type: tea.KeyTab})
+	for range len("8760h") {
+		tm.Send(tea.KeyMsg{Type: tea.KeyBackspace})
+	}
+	tm.Type("17520h")
+	tm.Send(tea.KeyMsg{Type: tea.KeyEnter})
+	waitFor(t, tm, "enrols up to 50 devices", "Xq7-one-time-91", "https://gate.clinic.lan:9443/scep", "withdraw it")
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.scep) != 1 || f.scep[0].Uses != 50 || f.scep[0].Validity != 17520*time.Hour || f.scep[0].Device != "" {
+		t.Fatalf("challenge asked for %+v", f.scep)
+	}
+}
+
 // TestEnrolAndRevokeFromTheConsole: n makes a SCEP challenge shown once
 // with where to enrol; r revokes a device's certificates after asking.
 func TestEnrolAndRevokeFromTheConsole(t *testing.T) {
@@ -1660,9 +1745,9 @@ func TestEnrolAndRevokeFromTheConsole(t *testing.T) {
 	tm.Type("LAPTOP-BOB")
 	tm.Send(tea.KeyMsg{Type: tea.KeyEnter})
 	tm.Type("bob")
-	tm.Send(tea.KeyMsg{Type: tea.KeyEnter})
-	tm.Send(tea.KeyMsg{Type: tea.KeyEnter})
-	tm.Send(tea.KeyMsg{Type: tea.KeyEnter})
+	for range 5 { // to mac, valid for, devices, cert valid as they are, then save
+		tm.Send(tea.KeyMsg{Type: tea.KeyEnter})
+	}
 	waitFor(t, tm, "Xq7-one-time-91", "https://192.168.1.5:8443/scep")
 	tm.Type(" ")
 	tm.Type("r")
@@ -1672,7 +1757,8 @@ func TestEnrolAndRevokeFromTheConsole(t *testing.T) {
 	waitFor(t, tm, "device #9: 1 certificate revoked")
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if len(f.scep) != 1 || f.scep[0].Device != "LAPTOP-BOB" || f.scep[0].User != "bob" || f.scep[0].TTL != 24*time.Hour {
+	if len(f.scep) != 1 || f.scep[0].Device != "LAPTOP-BOB" || f.scep[0].User != "bob" || f.scep[0].TTL != 24*time.Hour ||
+		f.scep[0].Uses != 1 || f.scep[0].Validity != 8760*time.Hour {
 		t.Fatalf("challenge asked for %+v", f.scep)
 	}
 	if len(f.revoked) != 1 || f.revoked[0] != "AB:CD" {
@@ -1848,4 +1934,13 @@ func TestWhoIsOnlineFromTheDashboard(t *testing.T) {
 	waitFor(t, tm, "frontdesk2")
 	tm.Type("o")
 	waitFor(t, tm, "Who is online: 1 open accounting session", "dr.lee", "AA-BB-CC-DD-EE-01", "10.0.20.31", "front-wifi")
+}
+
+// TestEndedSessionsFromTheDashboard: o also lists the sessions that ended
+// lately, as 'clinicgate acct list' does (not only --active).
+func TestEndedSessionsFromTheDashboard(t *testing.T) {
+	tm := start(t, sample(), 80, 24)
+	waitFor(t, tm, "frontdesk2")
+	tm.Type("o")
+	waitFor(t, tm, "Ended lately", "nurse.kim", "office-vpn", "User-Request")
 }

@@ -43,6 +43,8 @@ const (
 	Noncompliant = store.Noncompliant
 	Stale        = store.Stale
 	SourceManual = store.SourceManual
+	// AcctActive is an accounting session still open.
+	AcctActive = store.AcctActive
 )
 
 // Errors an operation can end with that the operator should read as more

@@ -50,6 +50,10 @@ type action struct {
 	run func(ctx context.Context, svc *admin.Service, pos []string) error
 	// offline, instead of run, does work that needs only the config.
 	offline func(cfg config.Config, pos []string) error
+	// root keeps root: the system helper ('system apply') writes /etc and
+	// runs networkctl as root, so it must not become the data
+	// directory's owner as the admin commands do.
+	root bool
 }
 
 // subcommands maps a subcommand's name to a function that declares its
@@ -85,7 +89,11 @@ func (c *cli) dispatch(ctx context.Context, group, hint string, args []string, s
 			return err
 		}
 	}
-	cfg, err := co.resolveAdmin()
+	resolve := co.resolveAdmin
+	if a.root {
+		resolve = co.resolve
+	}
+	cfg, err := resolve()
 	if err != nil {
 		return err
 	}

@@ -27,7 +27,7 @@ func (c *cli) system(ctx context.Context, args []string) error {
 func (c *cli) systemApply(fs *flag.FlagSet) action {
 	root := fs.String("root", "/", "the system's root (a scratch directory to try it)")
 	dry := fs.Bool("dry-run", false, "print the commands instead of running them")
-	return action{offline: func(cfg config.Config, _ []string) error {
+	return action{root: true, offline: func(cfg config.Config, _ []string) error {
 		if os.Geteuid() != 0 && !*dry {
 			return errors.New("system apply changes the network and reboots: it runs as root, from clinicgate-system.service")
 		}

@@ -26,6 +26,19 @@ type DeviceJobs interface {
 	RemoveMDM(ctx context.Context, name string) (int, error)
 }
 
+// CertLister lists the registered certificates and the revocations
+// ('cert list'), so the form can show what unregister takes.
+type CertLister interface {
+	Certs(ctx context.Context) ([]admin.UserCert, []admin.Revocation, error)
+}
+
+// The challenges and certificates listed, so that the form, its notes
+// and an error under it fit 80×24 however many there are.
+const (
+	maxChallengesShown = 3
+	maxCertsShown      = 2
+)
+
 func (m Model) deviceJobsCmd() tea.Cmd {
 	j, ok := m.p.Devices.(DeviceJobs)
 	if !ok {
@@ -40,13 +53,25 @@ func (m Model) deviceJobsCmd() tea.Cmd {
 		if err != nil {
 			return doneMsg{err: err}
 		}
-		return doneMsg{next: m.deviceJobsForm(j, chs, mdms)}
+		var certs []admin.UserCert
+		var revs []admin.Revocation
+		if l, ok := m.p.Devices.(CertLister); ok {
+			if certs, revs, err = l.Certs(ctx); err != nil {
+				return doneMsg{err: err}
+			}
+		}
+		return doneMsg{next: m.deviceJobsForm(j, chs, mdms, certs, revs)}
 	})
 }
 
-func (m Model) deviceJobsForm(j DeviceJobs, chs []admin.SCEPPending, mdms []admin.MDMStatus) *form {
+func (m Model) deviceJobsForm(j DeviceJobs, chs []admin.SCEPPending, mdms []admin.MDMStatus, certs []admin.UserCert, revs []admin.Revocation) *form {
 	f := newForm("Certificates, SCEP challenges and MDMs (one job per save)", func(v []string) tea.Cmd {
 		reg, unreg, withdraw, rmMDM := strings.Fields(v[0]), strings.TrimSpace(v[1]), strings.TrimSpace(v[2]), strings.TrimSpace(v[3])
+		// A registered certificate's number in the list stands for its
+		// fingerprint (95 characters do not fit the screen).
+		if n, err := strconv.Atoi(unreg); err == nil && n >= 1 && n <= len(certs) {
+			unreg = certs[n-1].Fingerprint
+		}
 		return m.act(func(ctx context.Context) doneMsg {
 			jobs := 0
 			for _, s := range []bool{len(reg) > 0, unreg != "", withdraw != "", rmMDM != ""} {
@@ -91,15 +116,15 @@ func (m Model) deviceJobsForm(j DeviceJobs, chs []admin.SCEPPending, mdms []admi
 		})
 	},
 		field("register", "USER FINGERPRINT: EAP-TLS logs this certificate in as USER", false, 200),
-		field("unregister", "a registered certificate's SHA-256 fingerprint", false, 100),
+		field("unregister", "a registered certificate's number below, or its SHA-256 fingerprint", false, 100),
 		field("withdraw", "the number of a SCEP challenge below, to make it unusable", false, 12),
 		field("remove MDM", "type an MDM's name below to remove it and its device records", false, 16))
 	if len(chs) == 0 {
 		f.note = append(f.note, "SCEP challenges: none usable (n on Devices makes one)")
 	}
 	for i, c := range chs {
-		if i == 4 {
-			f.note = append(f.note, fmt.Sprintf("… and %d more (clinicgate scep challenges)", len(chs)-4))
+		if i == maxChallengesShown {
+			f.note = append(f.note, fmt.Sprintf("… and %d more (clinicgate scep challenges)", len(chs)-maxChallengesShown))
 			break
 		}
 		f.note = append(f.note, fit(fmt.Sprintf("challenge %d: %s, %d use(s) left, until %s", c.ID, dashIfBlank(c.DeviceName), c.UsesLeft, m.clock().minute(c.ExpiresAt)), 78))
@@ -110,6 +135,25 @@ func (m Model) deviceJobsForm(j DeviceJobs, chs []admin.SCEPPending, mdms []admi
 	}
 	if len(names) > 0 {
 		f.note = append(f.note, "MDMs: "+strings.Join(names, ", "))
+	}
+	// 'cert list': the registered certificates, then the revocations.
+	if len(certs) == 0 {
+		f.note = append(f.note, "Registered certificates: none (register one below)")
+	}
+	for i, c := range certs {
+		if i == maxCertsShown {
+			f.note = append(f.note, fmt.Sprintf("… and %d more (clinicgate cert list)", len(certs)-maxCertsShown))
+			break
+		}
+		f.note = append(f.note, fit(fmt.Sprintf("cert %d: %s %s… since %s", i+1, clip(c.UserName, 16), c.Fingerprint[:min(len(c.Fingerprint), 23)], m.clock().day(c.CreatedAt)), 78))
+	}
+	if len(revs) > 0 {
+		r := revs[0] // the newest
+		why := ""
+		if r.Reason != "" {
+			why = " (" + r.Reason + ")"
+		}
+		f.note = append(f.note, fit(fmt.Sprintf("Revoked: %d; the last %s %s on %s%s", len(revs), r.Kind, clip(r.Value, 24), m.clock().day(r.RevokedAt), why), 78))
 	}
 	return f
 }

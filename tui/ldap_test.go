@@ -23,6 +23,7 @@ var _ DaemonLogReader = (*admin.Service)(nil)
 var _ AuditCopier = (*admin.Service)(nil)
 var _ UpstreamSyncer = (*admin.Service)(nil)
 var _ WiFiJobs = (*admin.Service)(nil)
+var _ CertLister = (*admin.Service)(nil)
 
 const testFingerprint = "D6:D3:00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF:00:11:22:33:44:55:66:77:88:99:AA:BB:C5:46"
 

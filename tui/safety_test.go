@@ -779,6 +779,36 @@ func TestDeviceJobsFromTheConsole(t *testing.T) {
 	}
 }
 
+// TestRegisteredCertsListedAndUnregisteredByNumber: c on Devices lists
+// the registered certificates and the revocations ('cert list'), and
+// unregister takes a certificate's number in that list.
+func TestRegisteredCertsListedAndUnregisteredByNumber(t *testing.T) {
+	f := sample()
+	tm := start(t, f, 80, 24)
+	waitFor(t, tm, "frontdesk2")
+	for range 5 {
+		tm.Send(tea.KeyMsg{Type: tea.KeyTab})
+	}
+	waitFor(t, tm, "n enrol · r revoke")
+	tm.Type("c")
+	waitFor(t, tm, "cert 1: dr.lee AB:CD:EF:01:23:45:67:89…", "Revoked: 1; the last serial 1f2e3d", "laptop stolen")
+	tm.Send(tea.KeyMsg{Type: tea.KeyTab})
+	tm.Type("1")
+	tm.Send(tea.KeyMsg{Type: tea.KeyEnter})
+	tm.Send(tea.KeyMsg{Type: tea.KeyEnter})
+	tm.Send(tea.KeyMsg{Type: tea.KeyEnter})
+	waitFor(t, tm, "certificate "+testCertFP[:20])
+	s := screen(t, tm)
+	if lines := strings.Split(strings.TrimRight(s, "\n"), "\n"); len(lines) > 24 {
+		t.Errorf("%d lines, want at most 24:\n%s", len(lines), s)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.deviceJobs) != 1 || f.deviceJobs[0] != "unregister "+testCertFP {
+		t.Fatalf("jobs %q", f.deviceJobs)
+	}
+}
+
 // l on the Dashboard shows the daemon's own log (no journalctl on the
 // images), times in the site's zone.
 func TestDaemonLogScreen(t *testing.T) {

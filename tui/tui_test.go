@@ -358,7 +358,20 @@ func (f fakeDevices) RegisterCert(_ context.Context, user, fp string) (string, e
 	return fp, nil
 }
 
-func (f fakeDevices) UnregisterCert(_ context.Context, fp string) error { return nil }
+func (f fakeDevices) UnregisterCert(_ context.Context, fp string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.deviceJobs = append(f.deviceJobs, "unregister "+fp)
+	return nil
+}
+
+// testCertFP is a registered certificate's fingerprint in fakeDevices.
+const testCertFP = "AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89"
+
+func (f fakeDevices) Certs(context.Context) ([]admin.UserCert, []admin.Revocation, error) {
+	return []admin.UserCert{{Fingerprint: testCertFP, UserName: "dr.lee", CreatedAt: t0}},
+		[]admin.Revocation{{Kind: "serial", Value: "1f2e3d", Reason: "laptop stolen", RevokedAt: t0.Add(time.Hour)}}, nil
+}
 
 func (f fakeDevices) RemoveMDM(_ context.Context, name string) (int, error) {
 	f.mu.Lock()

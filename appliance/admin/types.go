@@ -19,6 +19,8 @@ type (
 	BindAccount = store.BindAccount
 	Compliance  = store.Compliance
 	Revocation  = store.Revocation
+	// UserCert is a certificate registered to a user ('cert register').
+	UserCert    = store.UserCert
 	AcctSession = store.AcctSession
 	AdminKey    = store.AdminKey
 	// DirStats is what a directory sync did.

@@ -32,7 +32,7 @@ type SystemState struct {
 // SystemNow describes the host now.
 func (s *Service) SystemNow(context.Context) SystemState {
 	st := SystemState{Managed: systemManaged()}
-	st.Hostname, _ = os.Hostname()
+	st.Hostname = hostcfg.Hostname(systemRoot)
 	ifs, _ := net.Interfaces()
 	for _, i := range ifs {
 		if i.Flags&net.FlagLoopback != 0 {
@@ -57,6 +57,10 @@ func (s *Service) SystemNow(context.Context) SystemState {
 	return st
 }
 
+// systemRoot is the system's root, whose /etc/hostname names this
+// appliance (a scratch directory in tests).
+var systemRoot = "/"
+
 // systemManaged reports the root helper's path unit enabled.
 var systemManaged = func() bool {
 	_, err := os.Lstat(hostcfg.ManagedMarker)
@@ -77,7 +81,7 @@ type SystemChange struct {
 // what would change.
 func (s *Service) RequestSystemChange(ctx context.Context, r hostcfg.Request) (SystemChange, error) {
 	r.ID, r.At, r.Actor = hostcfg.NewID(), s.Now(), s.Actor
-	host, _ := os.Hostname()
+	host := hostcfg.Hostname(systemRoot)
 	if err := r.Check(host); err != nil {
 		return SystemChange{}, fmt.Errorf("%w: %s", ErrInvalid, strings.TrimPrefix(err.Error(), hostcfg.ErrInvalid.Error()+": "))
 	}

@@ -3,6 +3,8 @@ package admin
 import (
 	"errors"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -49,5 +51,35 @@ func TestSystemChangePreviewOrQueue(t *testing.T) {
 	res, err := s.SystemResult(ctx, ch.ID, 0)
 	if err != nil || !res.OK {
 		t.Fatalf("result %+v %v", res, err)
+	}
+}
+
+// TestRenamedApplianceSeenByTheConsole: the daemon has a host name of its
+// own (ProtectHostname), fixed when it started, so after the helper
+// renames the appliance the console reads /etc/hostname: the network form
+// shows the new name, and a factory reset takes the name the helper
+// checks it against (the old one would be refused there).
+func TestRenamedApplianceSeenByTheConsole(t *testing.T) {
+	s := newService(t)
+	root := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(root, "etc"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(root, hostcfg.HostnameFile), []byte("clinic-renamed\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	oldRoot, oldManaged := systemRoot, systemManaged
+	t.Cleanup(func() { systemRoot, systemManaged = oldRoot, oldManaged })
+	systemRoot, systemManaged = root, func() bool { return false }
+	if got := s.SystemNow(t.Context()).Hostname; got != "clinic-renamed" {
+		t.Fatalf("the console sees host name %q, want clinic-renamed", got)
+	}
+	if _, err := s.RequestSystemChange(t.Context(), hostcfg.Request{Kind: hostcfg.KindFactoryReset, Confirm: "clinic-renamed"}); err != nil {
+		t.Fatalf("a factory reset confirmed with the new name: %v", err)
+	}
+	if h, _ := os.Hostname(); h != "clinic-renamed" {
+		if _, err := s.RequestSystemChange(t.Context(), hostcfg.Request{Kind: hostcfg.KindFactoryReset, Confirm: h}); !errors.Is(err, ErrInvalid) {
+			t.Fatalf("a factory reset confirmed with the stale name %q: %v", h, err)
+		}
 	}
 }

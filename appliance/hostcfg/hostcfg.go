@@ -56,6 +56,22 @@ const (
 	HostsFile    = "etc/hosts"
 )
 
+// Hostname is this appliance's host name as configured: root's
+// /etc/hostname, which the helper writes, else the kernel's. The daemon
+// runs with ProtectHostname (a host name of its own, fixed when it
+// starts), so the kernel's as it sees it goes stale after a change; the
+// file is what the helper and the console both read, so a factory reset's
+// typed host name is checked against the same name on both sides.
+func Hostname(root string) string {
+	if b, err := os.ReadFile(filepath.Join(root, HostnameFile)); err == nil {
+		if h := strings.TrimSpace(string(b)); h != "" {
+			return h
+		}
+	}
+	h, _ := os.Hostname()
+	return h
+}
+
 // ManagedMarker is the symlink that enables the root helper's path unit
 // on the images; without it the console only previews.
 const ManagedMarker = "/etc/systemd/system/paths.target.wants/clinicgate-system.path"

@@ -31,7 +31,7 @@ func (c *cli) systemApply(fs *flag.FlagSet) action {
 		if os.Geteuid() != 0 && !*dry {
 			return errors.New("system apply changes the network and reboots: it runs as root, from clinicgate-system.service")
 		}
-		host, _ := os.Hostname()
+		host := hostcfg.Hostname(*root)
 		a := &hostcfg.Applier{Data: cfg.DataDir, Root: *root, Hostname: host, Run: func(argv []string) error {
 			if *dry {
 				fmt.Fprintln(c.out, "would run:", strings.Join(argv, " "))

@@ -46,7 +46,13 @@ func TestSystemHelperStaysRoot(t *testing.T) {
 	if b, err := os.ReadFile(filepath.Join(root, hostcfg.NTPFile)); err != nil || !strings.Contains(string(b), "NTP=192.0.2.123") {
 		t.Fatalf("timesyncd's file: %q %v", b, err)
 	}
-	// The answer is the console's to read: it belongs to the data owner.
+	// The answer is the console's to read: it belongs to the data owner,
+	// and appears under its name only once it does (nothing half-done is
+	// left beside it).
+	es, err := os.ReadDir(filepath.Join(data, "system", "results"))
+	if err != nil || len(es) != 1 || es[0].Name() != id+".json" {
+		t.Fatalf("the results directory holds %v (%v), want only %s.json", es, err, id)
+	}
 	fi, err := os.Stat(filepath.Join(data, "system", "results", id+".json"))
 	if err != nil {
 		t.Fatal(err)

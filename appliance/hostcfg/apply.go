@@ -154,15 +154,23 @@ func (a *Applier) factoryReset(plan Plan) error {
 }
 
 // writeResult leaves the result where the console (the data directory's
-// owner, not root) can read it.
+// owner, not root) can read it. The console polls for ID.json, so the
+// file is written under another name, given to the owner, and only then
+// renamed: a result that appeared root's for an instant was read as
+// "permission denied", and the console reported the change as failed.
 func (a *Applier) writeResult(r Result) error {
-	if err := WriteResult(a.Data, r); err != nil {
+	if err := writeResultAs(a.Data, r.ID+".json.part", r); err != nil {
 		if errors.Is(err, os.ErrNotExist) {
 			return nil // a factory reset took the directory
 		}
 		return err
 	}
-	return a.ownLikeData(resultsDir(a.Data), filepath.Join(resultsDir(a.Data), r.ID+".json"))
+	part, final := filepath.Join(resultsDir(a.Data), r.ID+".json.part"), filepath.Join(resultsDir(a.Data), r.ID+".json")
+	if err := a.ownLikeData(resultsDir(a.Data), part); err != nil {
+		os.Remove(part)
+		return err
+	}
+	return os.Rename(part, final)
 }
 
 // ownLikeData gives paths to the data directory's owner (the console's

@@ -483,6 +483,11 @@ func ReadRequest(path string) (Request, error) {
 
 // WriteResult records what the helper did.
 func WriteResult(data string, r Result) error {
+	return writeResultAs(data, r.ID+".json", r)
+}
+
+// writeResultAs writes r into the results directory under name.
+func writeResultAs(data, name string, r Result) error {
 	b, err := json.Marshal(r)
 	if err != nil {
 		return err
@@ -490,5 +495,5 @@ func WriteResult(data string, r Result) error {
 	if err := os.MkdirAll(resultsDir(data), 0o700); err != nil {
 		return err
 	}
-	return atomicfile.Write(filepath.Join(resultsDir(data), r.ID+".json"), b, 0o600)
+	return atomicfile.Write(filepath.Join(resultsDir(data), name), b, 0o600)
 }

@@ -69,7 +69,12 @@ mcopy -i "$esp" "$work/loader.conf" ::/loader/loader.conf
 mcopy -i "$esp" "$work/clinicgate.conf" ::/loader/entries/clinicgate.conf
 
 used=$(du -sm "$root" | cut -f1)
-rootmb=$((used + 512))
+# Room beside the system: the store grows, and the console's SFTP takes
+# uploads (a backup to restore, an update) into incoming/ only while the
+# last 512 MiB stay free. With 512 MiB here a fresh VM refused every
+# upload (make image-test found it); 1.5 GiB leaves about 900 MiB for
+# them. The raw image is sparse, and the qcow2 and zstd files compress it.
+rootmb=$((used + 1536))
 mkfs.ext4 -q -L clinicgate-root -d "$root" "$rootimg" "${rootmb}M"
 
 # GPT: the ESP at 1 MiB, the root file system after it.

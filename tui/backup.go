@@ -88,7 +88,8 @@ func (m Model) backupsForm(list []admin.BackupFile, rp *admin.Replica) *form {
 		field("passphrase", "at least 12 characters; it alone opens the backup: keep it apart from it", true, 1024),
 		field("again", "the same passphrase once more", true, 1024),
 		field("usb", "yes: copy it (or, with no passphrase, the newest) to the USB stick plugged in", false, 3))
-	f.note = append(f.note, "Replication: "+m.replicaLine(rp), "(enter with no passphrase: the off-box replication's settings)")
+	f.note = append(f.note, m.replicaNote("Replication: ", rp)...)
+	f.note = append(f.note, "(enter with no passphrase: the off-box replication's settings)")
 	if len(list) == 0 {
 		f.note = append(f.note, "No backup on the appliance yet: type a passphrase below to make one.")
 	} else {
@@ -182,9 +183,21 @@ func (m Model) replicaForm(rp *admin.Replica) *form {
 		field("key file", "an SSH private key uploaded into /incoming over SFTP (removed once sealed); empty: password", false, 255),
 		field("password", "the SFTP password, when no key file is given", true, 512),
 		field("host key", "the server's SHA256:… fingerprint to check (empty: the key seen now is pinned)", false, 128))
-	f.note = []string{"Now: " + m.replicaLine(rp),
-		"The replica holds no key: keep one encrypted backup off the box to restore it."}
+	f.note = append(m.replicaNote("Now: ", rp),
+		"The replica holds no key: keep one encrypted backup off the box to restore it.")
 	return f
+}
+
+// replicaNote is replicaLine under a heading, on two lines when it would
+// not fit 80 columns: the state first, so that a long target never pushes
+// "up to date" or "FAILING: …" off the screen.
+func (m Model) replicaNote(head string, rp *admin.Replica) []string {
+	line := head + m.replicaLine(rp)
+	if rp == nil || len([]rune(line)) <= 78 {
+		return []string{line}
+	}
+	state := strings.TrimPrefix(m.replicaLine(rp), rp.Target+": ")
+	return []string{head + state, "  to " + rp.Target}
 }
 
 // replicaLine says in a line where the replica goes and how far it is.

@@ -92,6 +92,34 @@ type wizardWithRestore struct {
 	*fakeBackups
 }
 
+// TestReplicaStateWithALongTarget: a replica on a long path keeps its
+// state on an 80-column screen (it was cut off after the path).
+func TestReplicaStateWithALongTarget(t *testing.T) {
+	f := sample()
+	target := "clinicgate-backup@nas.dyer-family-clinic.example:22//srv/replicas/clinicgate/front-office"
+	f.status.Replica = &replica.Status{Target: target, LastReplicated: t0.Add(59 * time.Minute)}
+	b := &fakeBackups{replica: &admin.Replica{Target: target, Auth: "key"}}
+	p := f.panes()
+	p.Backup = b
+	tm := startPanes(t, p, 80, 24)
+	waitFor(t, tm, "frontdesk2")
+	tm.Send(tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune("s")})
+	waitFor(t, tm, "Backups", "Replication: up to date", "to "+target[:60])
+	for range 3 { // no passphrase: the replication's settings
+		tm.Send(tea.KeyMsg{Type: tea.KeyEnter})
+	}
+	waitFor(t, tm, "Off-box replication", "Now: up to date")
+	s := screen(t, tm)
+	if !strings.Contains(s, "up to date") {
+		t.Errorf("the replication form cut the replica's state:\n%s", s)
+	}
+	for _, l := range strings.Split(s, "\n") {
+		if len([]rune(l)) > 80 {
+			t.Errorf("a line wider than 80 columns: %q", l)
+		}
+	}
+}
+
 // s on the Dashboard: the backups with sizes and times, the replica's
 // state, how to fetch them, and a backup made only when the passphrase is
 // typed the same twice.

@@ -64,7 +64,7 @@ check-package: ## build the amd64 .deb and check its contents and the systemd un
 image-deps: ## install what building and booting the images needs (Debian packages; root)
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends mmdebstrap systemd-boot-efi \
 		dosfstools mtools fdisk e2fsprogs qemu-utils zstd qemu-system-x86 ovmf freeradius-utils openssh-client \
-		qemu-user-static binfmt-support qemu-system-arm arch-test
+		qemu-user-static binfmt-support qemu-system-arm arch-test tmux openssh-server
 
 image-vm: ## build the x86-64 VM image (raw, raw.zst, qcow2) in dist/image (root; about 5 min)
 	rm -f dist/clinicgate_*_amd64.deb
@@ -76,7 +76,7 @@ image-pi: ## build the Raspberry Pi SD-card image (arm64, img and img.zst) in di
 	$(MAKE) deb DEB_ARCHES=arm64
 	sh image/build-pi.sh dist/clinicgate_*_arm64.deb dist/image
 
-image-test: ## check and boot the images under qemu: layout, RADIUS answer, SSH host key, power loss (root; minutes)
+image-test: ## boot the images under qemu: layout, RADIUS, SSH host key, power loss; the VM: network, NTP, backup restored onto a 2nd image via the console (root; ~15 min)
 	sh image/test-image.sh vm dist/image/clinicgate-vm-amd64.raw
 	if [ -f dist/image/clinicgate-pi-arm64.img ]; then sh image/test-image.sh pi dist/image/clinicgate-pi-arm64.img; fi
 

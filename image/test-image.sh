@@ -14,8 +14,27 @@
 #   4. power loss: the VM is killed while logins are being written; on the
 #      next boot the service starts, the store opens and the audit chain
 #      verifies.
-# The test's own RADIUS client and user are added by a drop-in written into
-# a copy of the image (the image itself has none: the wizard adds them).
+# KIND vm then does, without a shell, what a contractor does on site, in
+# the real admin console over SSH (OpenSSH's ssh in an 80x24 tmux
+# terminal, its screen read back) and over the console's SFTP
+# (image/test-console.sh):
+#   5. sets the network (DHCP, a DNS server), the host name and an NTP
+#      server (Dashboard n); the system helper's answer is on screen and
+#      the daemon sees the new host name;
+#   6. turns on off-box replication (Dashboard s) to a throw-away OpenSSH
+#      SFTP server on the host (10.0.2.2 from the guest), makes an
+#      encrypted backup and fetches it over SFTP, then adds a user (Users
+#      a) that only the replica holds;
+#   7. powers the appliance off (Dashboard p, typed twice); the files the
+#      helper wrote are read from its disk;
+#   8. boots a SECOND fresh copy of the image, uploads the backup and the
+#      replica's key over SFTP, restores from the replica in the
+#      first-boot wizard (ctrl+r); the user added after the backup logs in
+#      over RADIUS and the console's audit verification (v) passes.
+# The test's own RADIUS client and user, and its admin SSH key, are added
+# by a drop-in written into a copy of the image (the image itself has
+# none: the wizard adds them). The second copy gets the admin key only, so
+# its console opens on the first-boot wizard.
 #
 # Usage (as root): image/test-image.sh vm dist/image/clinicgate-vm-amd64.raw
 #                  image/test-image.sh pi dist/image/clinicgate-pi-arm64.img
@@ -25,14 +44,28 @@ img=$2
 [ "$(id -u)" -eq 0 ] || { echo "test-image.sh: run as root" >&2; exit 1; }
 qemu=qemu-system-x86_64
 [ "$kind" = pi ] && qemu=qemu-system-aarch64
-for t in $qemu radclient debugfs ssh-keyscan sfdisk mcopy; do
+tools="$qemu radclient debugfs ssh-keyscan sfdisk mcopy"
+[ "$kind" = vm ] && tools="$tools tmux ssh sftp ssh-keygen /usr/sbin/sshd"
+for t in $tools; do
 	command -v $t >/dev/null || { echo "test-image.sh: $t is missing (make image-deps)" >&2; exit 1; }
 done
 work=$(mktemp -d /var/tmp/clinicgate-vmtest.XXXXXX)
 qpid=""
-cleanup() { [ -z "$qpid" ] || kill -9 "$qpid" 2>/dev/null || true; rm -rf "$work"; }
+sftppid=""
+tses=cgvm$$
+# The replica's directory as the guest names it (test-console.sh): short,
+# so the console's replication line fits 80 columns whole.
+replink=/tmp/cgreplica.$$
+cleanup() {
+	rm -f "$replink"
+	[ -z "$qpid" ] || kill -9 "$qpid" 2>/dev/null || true
+	[ -z "$sftppid" ] || kill "$sftppid" 2>/dev/null || true
+	tmux -L "$tses" kill-server 2>/dev/null || true
+	rm -rf "$work"
+}
 trap cleanup EXIT
 fail() { echo "FAIL: $*" >&2; [ ! -f "$work/serial.log" ] || tail -40 "$work/serial.log" >&2; exit 1; }
+step() { echo "== $* ($(date -u +%H:%M:%S))"; }
 
 # The partitions' places in the image, from its partition table.
 part() { sfdisk -d "$img" | grep "^$img$1 " | sed -n "s/.*$2= *\([^,]*\).*/\1/p"; }
@@ -68,7 +101,7 @@ fi
 [ -n "$start" ] && [ -n "$size" ] || fail "no root partition in $img"
 dd if="$img" of="$work/root.img" bs=512 skip="$start" count="$size" conv=sparse status=none
 
-echo "== 1. nothing unique per install in the image"
+step "1. nothing unique per install in the image"
 dbg() { debugfs -R "$1" "$work/root.img" 2>/dev/null; }
 [ -z "$(dbg 'cat /etc/machine-id')" ] || fail "/etc/machine-id is not empty"
 dbg 'ls -p /var/lib/clinicgate' | grep -Ev '^/[0-9]+/[0-9]+/[0-9]+/[0-9]+/\.{1,2}/' | grep -q . && fail "/var/lib/clinicgate is not empty"
@@ -91,6 +124,7 @@ cat >"$work/seed.sh" <<EOF
 export CLINICGATE_DATA=/var/lib/clinicgate
 clinicgate client list | grep -q '^qemu-host ' || echo '$secret' | clinicgate client add qemu-host --address 10.0.2.2 --mfa off --secret-stdin
 clinicgate user list | grep -q '^alice ' || echo 'vm test password' | clinicgate user add alice --password-stdin
+clinicgate admin list-keys | grep -q '^image-test ' || clinicgate admin add-key image-test </etc/clinicgate/test-admin.pub
 echo "CLINICGATE-AUDIT: \$(clinicgate audit verify 2>&1 | tail -1)"
 echo "CLINICGATE-ROOT-MB: \$(df -m / | awk 'NR == 2 { print \$2 }')"
 EOF
@@ -99,42 +133,67 @@ cat >"$work/seed.conf" <<'EOF'
 StandardOutput=journal+console
 ExecStartPost=-/bin/sh /etc/clinicgate/test-seed.sh
 EOF
-cp --sparse=always "$img" "$work/disk.raw"
-debugfs -w -R "mkdir /etc/systemd/system/clinicgate.service.d" "$work/root.img" >/dev/null 2>&1
-debugfs -w -R "write $work/seed.conf /etc/systemd/system/clinicgate.service.d/test-seed.conf" "$work/root.img" >/dev/null 2>&1
-debugfs -w -R "write $work/seed.sh /etc/clinicgate/test-seed.sh" "$work/root.img" >/dev/null 2>&1
-dd if="$work/root.img" of="$work/disk.raw" bs=512 seek="$start" conv=notrunc,sparse status=none
-# A card (or disk) larger than the image: the root grows to fill it.
-truncate -s +1G "$work/disk.raw"
+printf '[Service]\nStandardOutput=journal+console\nStandardError=journal+console\n' >"$work/helper.conf"
+# The console's admin key (the contractor's laptop key).
+ssh-keygen -q -t ed25519 -N '' -C image-test -f "$work/admin_key"
+# A second fresh copy (step 8) gets only the admin key: no client, no
+# user, so its console opens on the first-boot wizard.
+cat >"$work/seed-fresh.sh" <<'EOF'
+#!/bin/sh
+export CLINICGATE_DATA=/var/lib/clinicgate
+clinicgate admin list-keys | grep -q '^image-test ' || clinicgate admin add-key image-test </etc/clinicgate/test-admin.pub
+EOF
+# seed_disk SEED DISK: a copy of the image with the seed drop-in.
+seed_disk() {
+	cp --sparse=always "$work/root.img" "$work/seed-root.img"
+	debugfs -w -R "mkdir /etc/systemd/system/clinicgate.service.d" "$work/seed-root.img" >/dev/null 2>&1
+	debugfs -w -R "write $work/seed.conf /etc/systemd/system/clinicgate.service.d/test-seed.conf" "$work/seed-root.img" >/dev/null 2>&1
+	debugfs -w -R "write $1 /etc/clinicgate/test-seed.sh" "$work/seed-root.img" >/dev/null 2>&1
+	debugfs -w -R "write $work/admin_key.pub /etc/clinicgate/test-admin.pub" "$work/seed-root.img" >/dev/null 2>&1
+	# The system helper's words go to the serial log too, to show why a
+	# console job failed.
+	debugfs -w -R "mkdir /etc/systemd/system/clinicgate-system.service.d" "$work/seed-root.img" >/dev/null 2>&1
+	debugfs -w -R "write $work/helper.conf /etc/systemd/system/clinicgate-system.service.d/test-console.conf" "$work/seed-root.img" >/dev/null 2>&1
+	cp --sparse=always "$img" "$2"
+	dd if="$work/seed-root.img" of="$2" bs=512 seek="$start" conv=notrunc,sparse status=none
+	rm -f "$work/seed-root.img"
+	# A card (or disk) larger than the image: the root grows to fill it.
+	truncate -s +1G "$2"
+}
+seed_disk "$work/seed.sh" "$work/disk.raw"
+disk=$work/disk.raw
 
 port=$((20000 + $$ % 10000))
 sshport=$((port + 1))
 accel="-accel tcg -cpu qemu64"
 [ -w /dev/kvm ] && [ "$kind" = vm ] && accel="-accel kvm -cpu host"
+sftpport=$((port + 2))
 nic="user,model=virtio-net-pci,hostfwd=udp:127.0.0.1:$port-:1812,hostfwd=tcp:127.0.0.1:$sshport-:2222"
 boot() {
 	: >"$work/serial.log"
 	if [ "$kind" = pi ]; then
 		qemu-system-aarch64 -M virt -cpu cortex-a72 -m 1024 -smp 2 -kernel "$work/vmlinuz" -initrd "$work/initrd.img" \
-			-append "root=LABEL=RASPIROOT ro console=ttyAMA0" -drive file="$work/disk.raw",format=raw,if=virtio \
+			-append "root=LABEL=RASPIROOT ro console=ttyAMA0" -drive file="$disk",format=raw,if=virtio \
 			-nic "$nic" -display none -serial file:"$work/serial.log" -monitor none &
 	else
 		# shellcheck disable=SC2086
 		qemu-system-x86_64 -machine q35 $accel -m 1024 -smp 2 -bios /usr/share/ovmf/OVMF.fd \
-			-drive file="$work/disk.raw",format=raw,if=virtio -nic "$nic" \
+			-drive file="$disk",format=raw,if=virtio -nic "$nic" \
 			-display none -serial file:"$work/serial.log" -monitor none &
 	fi
 	qpid=$!
 }
+# login [USER PASSWORD]: a RADIUS Access-Request; prints the answer.
 login() {
-	printf 'User-Name = "alice", User-Password = "vm test password", Message-Authenticator = 0x00\n' |
+	printf 'User-Name = "%s", User-Password = "%s", Message-Authenticator = 0x00\n' "${1:-alice}" "${2:-vm test password}" |
 		radclient -r 1 -t 3 "127.0.0.1:$port" auth "$secret" 2>/dev/null | grep -o "Received Access-[A-Za-z]*" | cut -d" " -f2 | head -1
 }
+# wait_answer SECONDS [USER PASSWORD]: until that login is accepted.
 wait_answer() {
 	t0=$(date +%s)
 	while [ $(( $(date +%s) - t0 )) -lt "$1" ]; do
 		kill -0 "$qpid" 2>/dev/null || fail "qemu exited"
-		a=$(login || true)
+		a=$(login "${2:-alice}" "${3:-vm test password}" || true)
 		# Until the test's seed has added the user, an answer is a reject.
 		if [ "$a" = Access-Accept ]; then
 			echo "$a after $(( $(date +%s) - t0 )) s"
@@ -142,10 +201,10 @@ wait_answer() {
 		fi
 		sleep 2
 	done
-	fail "no RADIUS answer within $1 s"
+	fail "no Access-Accept for ${2:-alice} within $1 s (last answer: ${a:-none})"
 }
 
-echo "== 2. boot and answer RADIUS"
+step "2. boot and answer RADIUS"
 boot
 answer=$(wait_answer 420)
 echo "first boot: $answer"
@@ -163,7 +222,7 @@ if [ "$kind" = pi ]; then
 	echo "ok: the root grew from $imgmb MB to $rootmb MB (1 GB added to the card)"
 fi
 
-echo "== 3. the admin SSH console answers with a host key made at first boot"
+step "3. the admin SSH console answers with a host key made at first boot"
 hk=""
 for try in 1 2 3 4 5; do
 	hk=$(ssh-keyscan -p "$sshport" -T 20 127.0.0.1 2>/dev/null | grep ssh-ed25519 || true)
@@ -173,7 +232,7 @@ done
 [ -n "$hk" ] || fail "no SSH host key on port 2222"
 echo "ok: $(echo "$hk" | awk '{ print $2 }') key"
 
-echo "== 4. power loss while logins are written"
+step "4. power loss while logins are written"
 i=0
 while [ $i -lt 20 ]; do login >/dev/null & i=$((i + 1)); done
 sleep 1
@@ -184,8 +243,15 @@ boot
 answer=$(wait_answer 420)
 echo "after power loss: $answer"
 case "$answer" in Access-Accept*) ;; *) fail "after the power loss: got $answer, want Access-Accept" ;; esac
-sleep 2
+# The seed prints the audit check after its own commands: wait for it.
+for i in $(seq 90); do
+	grep -aq 'CLINICGATE-AUDIT:' "$work/serial.log" && break
+	sleep 1
+done
 grep -a 'CLINICGATE-AUDIT:' "$work/serial.log" | tail -1 | grep -q 'chain unbroken' || fail "the audit chain did not verify after the power loss: $(grep -a CLINICGATE-AUDIT "$work/serial.log" | tail -1)"
 echo "ok: $(grep -a 'CLINICGATE-AUDIT:' "$work/serial.log" | tail -1 | tr -d '\r')"
+if [ "$kind" = vm ]; then
+	. "$(dirname "$0")/test-console.sh"
+fi
 kill "$qpid" 2>/dev/null || true
 echo "PASS"

@@ -115,7 +115,7 @@ wait_ssh() {
 # its size is the disk's partition table's now).
 rootfile() {
 	if [ ! -f "$work/after.img" ]; then
-		rsize=$(sfdisk -d "$disk" | awk '/name="root"/ { sub(/,/, "", $6); print $6 }')
+		rsize=$(sfdisk -d "$disk" 2>/dev/null | awk '/name="root"/ { sub(/,/, "", $6); print $6 }')
 		[ -n "$rsize" ] || fail "no root partition on the first appliance's disk"
 		dd if="$disk" of="$work/after.img" bs=512 skip="$start" count="$rsize" conv=sparse status=none
 	fi

@@ -64,7 +64,16 @@ cleanup() {
 	rm -rf "$work"
 }
 trap cleanup EXIT
-fail() { echo "FAIL: $*" >&2; [ ! -f "$work/serial.log" ] || tail -40 "$work/serial.log" >&2; exit 1; }
+# fail: the reason, the serial log's end, and the whole log kept beside
+# the work directory (which is removed).
+fail() {
+	echo "FAIL: $*" >&2
+	if [ -f "$work/serial.log" ]; then
+		tail -40 "$work/serial.log" >&2
+		cp "$work/serial.log" "$work.serial.log" && echo "(the whole serial log: $work.serial.log)" >&2
+	fi
+	exit 1
+}
 step() { echo "== $* ($(date -u +%H:%M:%S))"; }
 
 # The partitions' places in the image, from its partition table.

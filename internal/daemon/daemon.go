@@ -668,7 +668,18 @@ func (d *Daemon) run(ctx context.Context, listeners []listener) error {
 // drain timeout, and records the stop.
 func (d *Daemon) drain(ctx context.Context) error {
 	d.log.Info("shutting down: finishing requests in progress")
-	sdNotify("STOPPING=1")
+	d.mu.Lock()
+	restart := d.restart && !d.shutdown
+	d.mu.Unlock()
+	if restart {
+		// Starting again in this process (new replication settings, a
+		// restore): a reload to systemd, ended by the new daemon's
+		// READY=1. STOPPING=1 made systemd kill the process
+		// TimeoutStopSec later, mid-work (make image-test found it).
+		sdNotify("RELOADING=1\nSTATUS=starting again to apply new settings")
+	} else {
+		sdNotify("STOPPING=1")
+	}
 	sctx, cancel := context.WithTimeout(ctx, d.opts.DrainTimeout)
 	defer cancel()
 	err := d.radius.Shutdown(sctx)

@@ -245,7 +245,11 @@ func (l *Log) writer() {
 			}
 		}
 		seqs := make([]int64, 0, len(batch))
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		// No deadline: the driver watches a context that can end with
+		// one goroutine per statement, and an entry handed over is
+		// written or fails as a whole anyway (Append). A locked
+		// database is bounded by the store's busy timeout.
+		ctx := context.Background()
 		builds := make([]func(int64, []byte) (store.AuditRow, error), len(batch))
 		for i, r := range batch {
 			builds[i] = l.build(r.e)
@@ -255,7 +259,6 @@ func (l *Log) writer() {
 		for _, row := range rows {
 			seqs = append(seqs, row.Seq)
 		}
-		cancel()
 		if err == nil {
 			select {
 			case l.committed <- struct{}{}:

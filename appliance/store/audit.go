@@ -130,16 +130,87 @@ func (tx *Tx) AppendAudit(ctx context.Context, build func(prevSeq int64, prevHas
 
 // AppendAudits adds several entries in order, reading the tail once and
 // recording the new head once.
+//
+// The tail this process committed last is kept in memory (Store.tail).
+// It is used only if the recorded head still names it: the head is
+// moved with an UPDATE that matches the old value, in the same write
+// transaction, so another process's append (which moves the head too)
+// sends this one back to reading the tail from the table. That saves a
+// query per group commit.
 func (tx *Tx) AppendAudits(ctx context.Context, builds []func(prevSeq int64, prevHash []byte) (AuditRow, error)) ([]AuditRow, error) {
-	var prevSeq int64
-	var prevHash []byte
-	err := tx.q.QueryRowContext(ctx, `SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1`).Scan(&prevSeq, &prevHash)
-	if err != nil && err != sql.ErrNoRows {
-		return nil, mapErr(err)
+	start, checked := tx.auditHead, true
+	if start == nil && tx.s.tail != nil {
+		start, checked = tx.s.tail, false
+	}
+	if start == nil {
+		p, err := tx.readTail(ctx)
+		if err != nil {
+			return nil, err
+		}
+		start = &p
+	}
+	out, err := chainRows(*start, builds)
+	if err != nil {
+		return nil, err
+	}
+	// The head is kept apart from the rows, so cutting rows off the end of
+	// the table is noticed too.
+	head := out[len(out)-1]
+	if !checked {
+		res, err := tx.q.ExecContext(ctx, `UPDATE settings SET value = ? WHERE key = ? AND value = ?`,
+			headValue(head.Seq, head.Hash), auditHeadKey, headValue(start.Seq, start.Hash))
+		if err != nil {
+			return nil, mapErr(err)
+		}
+		if n, err := res.RowsAffected(); err != nil || n != 1 {
+			// Moved by someone else, or never recorded: read the tail.
+			p, err := tx.readTail(ctx)
+			if err != nil {
+				return nil, err
+			}
+			start, checked = &p, true
+			if out, err = chainRows(*start, builds); err != nil {
+				return nil, err
+			}
+			head = out[len(out)-1]
+		}
+	}
+	if checked {
+		if err := tx.SetSetting(ctx, auditHeadKey, headValue(head.Seq, head.Hash)); err != nil {
+			return nil, err
+		}
 	}
 	if tx.auditPrev == nil {
-		tx.auditPrev = &AuditPoint{Seq: prevSeq, Hash: prevHash}
+		tx.auditPrev = start
 	}
+	if err := insertAudits(ctx, tx.q, out); err != nil {
+		return nil, err
+	}
+	tx.s.headMu.Lock()
+	mac := tx.s.headMAC
+	tx.s.headMu.Unlock()
+	if mac != nil {
+		if err := tx.SetSetting(ctx, auditHeadMACKey, hex.EncodeToString(mac(head.Seq, head.Hash))); err != nil {
+			return nil, err
+		}
+	}
+	tx.auditHead = &AuditPoint{Seq: head.Seq, Hash: head.Hash}
+	return out, nil
+}
+
+// readTail reads the table's last entry (0, nil when it is empty).
+func (tx *Tx) readTail(ctx context.Context) (AuditPoint, error) {
+	var p AuditPoint
+	err := tx.q.QueryRowContext(ctx, `SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1`).Scan(&p.Seq, &p.Hash)
+	if err != nil && err != sql.ErrNoRows {
+		return AuditPoint{}, mapErr(err)
+	}
+	return p, nil
+}
+
+// chainRows builds the rows in order after start.
+func chainRows(start AuditPoint, builds []func(prevSeq int64, prevHash []byte) (AuditRow, error)) ([]AuditRow, error) {
+	prevSeq, prevHash := start.Seq, start.Hash
 	out := make([]AuditRow, 0, len(builds))
 	for _, build := range builds {
 		r, err := build(prevSeq, prevHash)
@@ -152,24 +223,11 @@ func (tx *Tx) AppendAudits(ctx context.Context, builds []func(prevSeq int64, pre
 		out = append(out, r)
 		prevSeq, prevHash = r.Seq, r.Hash
 	}
-	if err := insertAudits(ctx, tx.q, out); err != nil {
-		return nil, err
-	}
-	// The head is kept apart from the rows, so cutting rows off the end of
-	// the table is noticed too.
-	if err := tx.SetSetting(ctx, auditHeadKey, strconv.FormatInt(prevSeq, 10)+":"+hex.EncodeToString(prevHash)); err != nil {
-		return nil, err
-	}
-	tx.s.headMu.Lock()
-	mac := tx.s.headMAC
-	tx.s.headMu.Unlock()
-	if mac != nil {
-		if err := tx.SetSetting(ctx, auditHeadMACKey, hex.EncodeToString(mac(prevSeq, prevHash))); err != nil {
-			return nil, err
-		}
-	}
-	tx.auditHead = &AuditPoint{Seq: prevSeq, Hash: prevHash}
 	return out, nil
+}
+
+func headValue(seq int64, hash []byte) string {
+	return strconv.FormatInt(seq, 10) + ":" + hex.EncodeToString(hash)
 }
 
 // auditChunks are the row counts of the multi-row INSERTs: a group is

@@ -68,6 +68,10 @@ type Store struct {
 	writeMu sync.Mutex
 	// hot is the login path's cache of users and bind-account names.
 	hot hotCache
+	// tail is the audit chain's last entry as this process's last
+	// committed append left it (nil: unknown). Guarded by writeMu;
+	// AppendAudits trusts it only while the recorded head still names it.
+	tail *AuditPoint
 }
 
 // Options tune Open.
@@ -204,7 +208,11 @@ func (s *Store) withTx(ctx context.Context, fn func(*Tx) error, cached bool) err
 		// It may have committed anyway (an I/O error after the write):
 		// trust nothing cached.
 		s.hot.drop()
+		s.tail = nil
 		return mapErr(err)
+	}
+	if t.auditHead != nil {
+		s.tail = t.auditHead
 	}
 	switch {
 	case !cached:

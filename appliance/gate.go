@@ -477,16 +477,22 @@ func (g *Gate) finish(ctx context.Context, r *run, err error) (Decision, error) 
 		g.metrics.Decisions.WithLabelValues(string(req.Door), string(d.Outcome), string(d.Reason)).Inc()
 		g.metrics.Latency.WithLabelValues(string(req.Door), string(d.Outcome)).Observe(g.now().Sub(r.now).Seconds())
 	}
-	lvl := slog.LevelInfo
+	// The audit entry is the record of a decision (and the forwarded
+	// copy its syslog line). The journal gets one only at debug level,
+	// or when something failed: a line per login cost a write and 5 % of
+	// a proxied request's CPU, and buried the daemon's own messages.
+	lvl := slog.LevelDebug
 	if err != nil {
 		lvl = slog.LevelError
 	}
-	attrs := []any{"door", req.Door, "client", req.Client.Name, "user", auditName(req.User),
-		"outcome", d.Outcome, "reason", d.Reason, "audit", seq}
-	if err != nil {
-		attrs = append(attrs, "err", err)
+	if g.log.Enabled(ctx, lvl) {
+		attrs := []any{"door", req.Door, "client", req.Client.Name, "user", auditName(req.User),
+			"outcome", d.Outcome, "reason", d.Reason, "audit", seq}
+		if err != nil {
+			attrs = append(attrs, "err", err)
+		}
+		g.log.Log(ctx, lvl, "decision", attrs...)
 	}
-	g.log.Log(ctx, lvl, "decision", attrs...)
 	return *d, err
 }
 

@@ -394,6 +394,7 @@ func (l *Log) moveAnchor(prev, head store.AuditPoint) error {
 // commitAnchor writes next and remembers it for the next commit's check.
 func (l *Log) commitAnchor(h headFile, next anchor) error {
 	l.anchorMu.Lock()
+	own := l.lastAnchorRaw // reused below: h.raw is read's buffer, not ours
 	l.lastAnchorRaw = nil
 	l.anchorMu.Unlock()
 	rec := l.record(next)
@@ -409,7 +410,7 @@ func (l *Log) commitAnchor(h headFile, next anchor) error {
 		if err := l.files.writeAt(rec, int64(slot*anchorSlot)); err != nil {
 			return fmt.Errorf("audit head file: %w", err)
 		}
-		raw = h.raw // read into a buffer of its own: ours to keep
+		raw = append(own[:0], h.raw...)
 		copy(raw[slot*anchorSlot:], rec)
 	}
 	l.anchorMu.Lock()

@@ -20,6 +20,7 @@ type anchorFiles struct {
 	dir    *os.File
 	f      *os.File
 	fi     os.FileInfo // f's identity
+	buf    []byte      // what read returns, reused (valid until the next read)
 	closed bool        // after Log.Close: nothing is kept open
 }
 
@@ -110,8 +111,8 @@ func (a *anchorFiles) open(path string) (os.FileInfo, error) {
 	return ffi, nil
 }
 
-// read returns the file's bytes (nil when there is none). Called
-// between begin and end.
+// read returns the file's bytes (nil when there is none), in a buffer
+// that the next read reuses. Called between begin and end.
 func (a *anchorFiles) read(path string) ([]byte, error) {
 	fi, err := a.open(path)
 	if err != nil || a.f == nil {
@@ -120,7 +121,10 @@ func (a *anchorFiles) read(path string) ([]byte, error) {
 	if fi.Size() > 1<<20 {
 		return nil, errAnchorAltered // not a head file
 	}
-	b := make([]byte, fi.Size())
+	if int64(cap(a.buf)) < fi.Size() {
+		a.buf = make([]byte, fi.Size())
+	}
+	b := a.buf[:fi.Size()]
 	if _, err := a.f.ReadAt(b, 0); err != nil && err != io.EOF {
 		return nil, err
 	}

@@ -12,7 +12,8 @@ import (
 )
 
 // c on the Devices pane: the certificate and MDM jobs that were CLI-only
-// ('cert register|unregister', 'scep challenges|withdraw', 'mdm remove'),
+// ('cert register|unregister|revoke', 'scep challenges|withdraw', 'mdm
+// remove'),
 // in one form, one job per save. Removing an MDM takes its name typed in
 // full, as every removal does.
 
@@ -24,6 +25,12 @@ type DeviceJobs interface {
 	UnregisterCert(ctx context.Context, fingerprint string) error
 	MDMSources(ctx context.Context) ([]admin.MDMStatus, error)
 	RemoveMDM(ctx context.Context, name string) (int, error)
+}
+
+// CertFileRegistrar registers a certificate from a file uploaded into
+// incoming/ or on a USB stick ('cert register --file').
+type CertFileRegistrar interface {
+	RegisterCertFile(ctx context.Context, user, file string) (string, error)
 }
 
 // CertLister lists the registered certificates and the revocations
@@ -66,15 +73,19 @@ func (m Model) deviceJobsCmd() tea.Cmd {
 
 func (m Model) deviceJobsForm(j DeviceJobs, chs []admin.SCEPPending, mdms []admin.MDMStatus, certs []admin.UserCert, revs []admin.Revocation) *form {
 	f := newForm("Certificates, SCEP challenges and MDMs (one job per save)", func(v []string) tea.Cmd {
-		reg, unreg, withdraw, rmMDM := strings.Fields(v[0]), strings.TrimSpace(v[1]), strings.TrimSpace(v[2]), strings.TrimSpace(v[3])
+		reg, unreg, revoke, withdraw, rmMDM := strings.Fields(v[0]), strings.TrimSpace(v[1]), strings.Fields(v[2]), strings.TrimSpace(v[3]), strings.TrimSpace(v[4])
 		// A registered certificate's number in the list stands for its
 		// fingerprint (95 characters do not fit the screen).
-		if n, err := strconv.Atoi(unreg); err == nil && n >= 1 && n <= len(certs) {
-			unreg = certs[n-1].Fingerprint
+		byNumber := func(s string) string {
+			if n, err := strconv.Atoi(s); err == nil && n >= 1 && n <= len(certs) {
+				return certs[n-1].Fingerprint
+			}
+			return s
 		}
+		unreg = byNumber(unreg)
 		return m.act(func(ctx context.Context) doneMsg {
 			jobs := 0
-			for _, s := range []bool{len(reg) > 0, unreg != "", withdraw != "", rmMDM != ""} {
+			for _, s := range []bool{len(reg) > 0, unreg != "", len(revoke) > 0, withdraw != "", rmMDM != ""} {
 				if s {
 					jobs++
 				}
@@ -86,13 +97,37 @@ func (m Model) deviceJobsForm(j DeviceJobs, chs []admin.SCEPPending, mdms []admi
 				return doneMsg{err: fmt.Errorf("%w: one job per save: fill one field", admin.ErrInvalid)}
 			case len(reg) > 0:
 				if len(reg) != 2 {
-					return doneMsg{err: fmt.Errorf("%w: register: the user, a space, then the certificate's SHA-256 fingerprint", admin.ErrInvalid)}
+					return doneMsg{err: fmt.Errorf("%w: register: the user, a space, then the certificate's SHA-256 fingerprint or its file's name", admin.ErrInvalid)}
 				}
-				fp, err := j.RegisterCert(ctx, reg[0], reg[1])
+				var fp string
+				var err error
+				if certFileName(reg[1]) {
+					fr, ok := m.p.Devices.(CertFileRegistrar)
+					if !ok {
+						return doneMsg{err: fmt.Errorf("%w: register: this daemon takes a fingerprint only", admin.ErrInvalid)}
+					}
+					fp, err = fr.RegisterCertFile(ctx, reg[0], reg[1])
+				} else {
+					fp, err = j.RegisterCert(ctx, reg[0], reg[1])
+				}
 				if err != nil {
 					return doneMsg{err: err}
 				}
-				return doneMsg{text: "certificate " + fp + " registered to " + reg[0] + ": EAP-TLS logs it in as them"}
+				// The fingerprint's start: all 95 characters would push
+				// the rest off an 80-column line.
+				return doneMsg{text: "certificate " + fp[:min(len(fp), 23)] + "… registered to " + reg[0] + ": EAP-TLS logs it in as them"}
+			case len(revoke) > 0:
+				// 'cert revoke --reason': the reason goes to the audit
+				// and the list of revocations.
+				reason := strings.Join(revoke[1:], " ")
+				if reason == "" {
+					reason = "revoked from the console"
+				}
+				r, err := m.p.Devices.RevokeCert(ctx, byNumber(revoke[0]), reason)
+				if err != nil {
+					return doneMsg{err: err}
+				}
+				return doneMsg{text: fmt.Sprintf("certificate %s %s revoked (%s): EAP-TLS refuses it from now on", r.Kind, clip(r.Value, 24), reason)}
 			case unreg != "":
 				if err := j.UnregisterCert(ctx, unreg); err != nil {
 					return doneMsg{err: err}
@@ -115,8 +150,9 @@ func (m Model) deviceJobsForm(j DeviceJobs, chs []admin.SCEPPending, mdms []admi
 			return doneMsg{text: fmt.Sprintf("MDM %s removed with the %d device records it brought", rmMDM, n)}
 		})
 	},
-		field("register", "USER FINGERPRINT: EAP-TLS logs this certificate in as USER", false, 200),
+		field("register", "USER FINGERPRINT or USER FILE (.pem/.cer in incoming/)", false, 4200),
 		field("unregister", "a registered certificate's number below, or its SHA-256 fingerprint", false, 100),
+		field("revoke", "cert number, fingerprint or serial, then why: for good", false, 300),
 		field("withdraw", "the number of a SCEP challenge below, to make it unusable", false, 12),
 		field("remove MDM", "type an MDM's name below to remove it and its device records", false, 16))
 	if len(chs) == 0 {
@@ -156,6 +192,13 @@ func (m Model) deviceJobsForm(j DeviceJobs, chs []admin.SCEPPending, mdms []admi
 		f.note = append(f.note, fit(fmt.Sprintf("Revoked: %d; the last %s %s on %s%s", len(revs), r.Kind, clip(r.Value, 24), m.clock().day(r.RevokedAt), why), 78))
 	}
 	return f
+}
+
+// certFileName says whether what follows the user in the register field
+// names a file: a fingerprint is hex digits and colons, a file name has a
+// dot or is a path.
+func certFileName(s string) bool {
+	return strings.ContainsAny(s, "./")
 }
 
 func dashIfBlank(s string) string {

@@ -19,6 +19,7 @@ import (
 var _ Admin = (*admin.Service)(nil)
 var _ AuditJobs = (*admin.Service)(nil)
 var _ DeviceJobs = (*admin.Service)(nil)
+var _ CertFileRegistrar = (*admin.Service)(nil)
 var _ DaemonLogReader = (*admin.Service)(nil)
 var _ AuditCopier = (*admin.Service)(nil)
 var _ UpstreamSyncer = (*admin.Service)(nil)

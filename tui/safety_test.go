@@ -759,6 +759,7 @@ func TestDeviceJobsFromTheConsole(t *testing.T) {
 	typeKeys("dr.lee AB:CD")
 	enter()
 	enter()
+	enter() // past revoke
 	typeKeys("7")
 	enter()
 	enter()
@@ -768,6 +769,7 @@ func TestDeviceJobsFromTheConsole(t *testing.T) {
 	waitFor(t, tm, "USER FINGERPRINT")
 	enter()
 	enter()
+	enter() // past revoke
 	typeKeys("7")
 	enter()
 	enter()
@@ -795,6 +797,7 @@ func TestRegisteredCertsListedAndUnregisteredByNumber(t *testing.T) {
 	tm.Send(tea.KeyMsg{Type: tea.KeyTab})
 	tm.Type("1")
 	tm.Send(tea.KeyMsg{Type: tea.KeyEnter})
+	tm.Send(tea.KeyMsg{Type: tea.KeyEnter}) // past revoke
 	tm.Send(tea.KeyMsg{Type: tea.KeyEnter})
 	tm.Send(tea.KeyMsg{Type: tea.KeyEnter})
 	waitFor(t, tm, "certificate "+testCertFP[:20])
@@ -806,6 +809,51 @@ func TestRegisteredCertsListedAndUnregisteredByNumber(t *testing.T) {
 	defer f.mu.Unlock()
 	if len(f.deviceJobs) != 1 || f.deviceJobs[0] != "unregister "+testCertFP {
 		t.Fatalf("jobs %q", f.deviceJobs)
+	}
+}
+
+// TestCertRevokedWithReasonAndRegisteredFromFile: the form's revoke
+// field takes a certificate (by its number) and the reason ('cert revoke
+// --reason'), and register takes a file uploaded into incoming/ ('cert
+// register --file'), on a screen of 80×24.
+func TestCertRevokedWithReasonAndRegisteredFromFile(t *testing.T) {
+	f := sample()
+	tm := start(t, f, 80, 24)
+	waitFor(t, tm, "frontdesk2")
+	for range int(tabDevices) {
+		tm.Send(tea.KeyMsg{Type: tea.KeyTab})
+	}
+	waitFor(t, tm, "n enrol · r revoke")
+	tm.Type("c")
+	waitFor(t, tm, "cert 1: dr.lee")
+	tm.Send(tea.KeyMsg{Type: tea.KeyTab})
+	tm.Send(tea.KeyMsg{Type: tea.KeyTab})
+	tm.Type("1 laptop stolen")
+	for range 3 {
+		tm.Send(tea.KeyMsg{Type: tea.KeyEnter})
+	}
+	waitFor(t, tm, "revoked (laptop stolen)")
+	tm.Type("c")
+	waitFor(t, tm, "USER FINGERPRINT or USER FILE")
+	tm.Type("dr.lee laptop.pem")
+	for range 5 {
+		tm.Send(tea.KeyMsg{Type: tea.KeyEnter})
+	}
+	waitFor(t, tm, "registered to dr.lee")
+	// The form, its notes and the last job's line fit the screen.
+	tm.Type("c")
+	waitFor(t, tm, "Revoked: 1")
+	s := screen(t, tm)
+	if lines := strings.Split(strings.TrimRight(s, "\n"), "\n"); len(lines) > 24 {
+		t.Errorf("%d lines, want at most 24:\n%s", len(lines), s)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.revoked) != 1 || f.revoked[0] != testCertFP || f.revokeReasons[0] != "laptop stolen" {
+		t.Errorf("revoked %q, reasons %q", f.revoked, f.revokeReasons)
+	}
+	if len(f.deviceJobs) != 1 || f.deviceJobs[0] != "register file dr.lee laptop.pem" {
+		t.Errorf("jobs %q", f.deviceJobs)
 	}
 }
 

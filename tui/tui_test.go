@@ -56,7 +56,9 @@ type fakeAdmin struct {
 	binds    []admin.BindAccount
 	mdms     []admin.MDMConfig
 	revoked  []string
-	scep     []admin.SCEPChallengeRequest
+	// revokeReasons are the reasons given with revoked, in order.
+	revokeReasons []string
+	scep          []admin.SCEPChallengeRequest
 	// written lists the settings in the order they were written.
 	written []string
 	// passwords lists the passwords users were added with.
@@ -572,11 +574,19 @@ func (f fakeDevices) CreateSCEPChallenge(_ context.Context, r admin.SCEPChalleng
 	return admin.SCEPChallenge{ID: 1, Uses: max(r.Uses, 1), Challenge: "Xq7-one-time-91", ExpiresAt: time.Now().Add(r.TTL)}, nil
 }
 
-func (f fakeDevices) RevokeCert(_ context.Context, fp, _ string) (admin.Revocation, error) {
+func (f fakeDevices) RevokeCert(_ context.Context, fp, reason string) (admin.Revocation, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.revoked = append(f.revoked, fp)
-	return admin.Revocation{}, nil
+	f.revokeReasons = append(f.revokeReasons, reason)
+	return admin.Revocation{Kind: "fingerprint", Value: fp, Reason: reason}, nil
+}
+
+func (f fakeDevices) RegisterCertFile(_ context.Context, user, file string) (string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.deviceJobs = append(f.deviceJobs, "register file "+user+" "+file)
+	return testCertFP, nil
 }
 
 func (f fakeDevices) PostureEvents(context.Context, int) ([]admin.PostureEvent, error) {

@@ -6,6 +6,8 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"io"
+	"path/filepath"
 	"strings"
 	"unicode"
 
@@ -32,6 +34,30 @@ func CertFingerprintPEM(b []byte) (string, error) {
 		}
 		return selfcert.FingerprintDER(blk.Bytes), nil
 	}
+}
+
+// RegisterCertFile registers the certificate in a file uploaded into
+// IncomingDir over SFTP (a bare name) or on a USB stick (a full path), PEM
+// or DER, to a user: the console's 'cert register --file'. The appliance
+// has no shell to take a fingerprint in, and the console no paste of 95
+// characters. The file is public and stays where it is.
+func (s *Service) RegisterCertFile(ctx context.Context, user, file string) (string, error) {
+	f, p, err := s.openUploaded(file)
+	if err != nil {
+		return "", err
+	}
+	b, err := io.ReadAll(io.LimitReader(f, 64<<10))
+	f.Close()
+	if err != nil {
+		return "", invalid("cannot read %s: %v", p, err)
+	}
+	var fp string
+	if _, derr := x509.ParseCertificate(b); derr == nil {
+		fp = selfcert.FingerprintDER(b) // DER, as Windows exports a .cer
+	} else if fp, err = CertFingerprintPEM(b); err != nil {
+		return "", fmt.Errorf("%s: %w", filepath.Base(p), err)
+	}
+	return s.RegisterCert(ctx, user, fp)
 }
 
 // RegisterCert registers a client certificate, by its SHA-256

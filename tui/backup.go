@@ -97,7 +97,7 @@ func (m Model) backupsForm(list []admin.BackupFile, rp *admin.Replica) *form {
 	}
 	for i, bf := range list {
 		if i == maxBackupsShown {
-			f.note = append(f.note, fmt.Sprintf("  … and %d more (clinicgate backup list)", len(list)-maxBackupsShown))
+			f.note = append(f.note, fmt.Sprintf("  … and %d more (sftp lists them all: ls /backups)", len(list)-maxBackupsShown))
 			break
 		}
 		f.note = append(f.note, fmt.Sprintf("  %-36s %9s  %s", clip(bf.Name, 36), size(bf.Size), m.clock().minute(bf.Created)))

@@ -160,7 +160,7 @@ func (m Model) deviceJobsForm(j DeviceJobs, chs []admin.SCEPPending, mdms []admi
 	}
 	for i, c := range chs {
 		if i == maxChallengesShown {
-			f.note = append(f.note, fmt.Sprintf("… and %d more (clinicgate scep challenges)", len(chs)-maxChallengesShown))
+			f.note = append(f.note, fmt.Sprintf("… and %d more, not shown at 80×24 (the Audit pane has each: scep_challenge)", len(chs)-maxChallengesShown))
 			break
 		}
 		f.note = append(f.note, fit(fmt.Sprintf("challenge %d: %s, %d use(s) left, until %s", c.ID, dashIfBlank(c.DeviceName), c.UsesLeft, m.clock().minute(c.ExpiresAt)), 78))
@@ -178,7 +178,7 @@ func (m Model) deviceJobsForm(j DeviceJobs, chs []admin.SCEPPending, mdms []admi
 	}
 	for i, c := range certs {
 		if i == maxCertsShown {
-			f.note = append(f.note, fmt.Sprintf("… and %d more (clinicgate cert list)", len(certs)-maxCertsShown))
+			f.note = append(f.note, fmt.Sprintf("… and %d more, not shown: unregister or revoke those by fingerprint", len(certs)-maxCertsShown))
 			break
 		}
 		f.note = append(f.note, fit(fmt.Sprintf("cert %d: %s %s… since %s", i+1, clip(c.UserName, 16), c.Fingerprint[:min(len(c.Fingerprint), 23)], m.clock().day(c.CreatedAt)), 78))

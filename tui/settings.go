@@ -110,7 +110,7 @@ func (m Model) onlineCmd() tea.Cmd {
 			}
 		}
 		if len(ended) > 0 {
-			fmt.Fprintf(&b, "\nEnded lately (all of them: clinicgate acct list)\n%-16s %-18s %-12s %-12s %s\n", "USER", "STATION", "CLIENT", "ENDED", "CAUSE")
+			fmt.Fprintf(&b, "\nEnded lately (the newest; a .deb install lists all: clinicgate acct list)\n%-16s %-18s %-12s %-12s %s\n", "USER", "STATION", "CLIENT", "ENDED", "CAUSE")
 			for _, s := range ended {
 				end := s.StoppedAt
 				if end.IsZero() {

@@ -30,7 +30,7 @@ sources=/etc/apt/sources.list.d/debian.sources
 
 start=$(date +%s)
 mmdebstrap --mode=root --variant=apt --arch=amd64 \
-	--include=systemd,systemd-sysv,systemd-resolved,systemd-timesyncd,udev,dbus,kmod,linux-image-amd64,initramfs-tools,ca-certificates,unattended-upgrades,tzdata,iproute2,less \
+	--include=systemd,systemd-sysv,systemd-resolved,systemd-timesyncd,udev,dbus,kmod,linux-image-amd64,initramfs-tools,ca-certificates,unattended-upgrades,tzdata,iproute2,less,fdisk,e2fsprogs \
 	--dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/doc/*' \
 	--dpkgopt='path-include=/usr/share/doc/*/copyright' --dpkgopt='path-exclude=/usr/share/locale/*' \
 	--dpkgopt='path-include=/usr/share/locale/locale.alias' --dpkgopt=force-confold --dpkgopt=force-confdef \
@@ -40,6 +40,7 @@ mmdebstrap --mode=root --variant=apt --arch=amd64 \
 	--customize-hook="chroot \"\$1\" sh -c 'dpkg -i /tmp/$(basename "$deb") && rm /tmp/$(basename "$deb")'" \
 	--customize-hook="sync-in $here/vm-root /" \
 	--customize-hook="$here/customize.sh \"\$1\"" \
+	--customize-hook="chroot \"\$1\" systemctl enable clinicgate-growroot.service >/dev/null 2>&1" \
 	--customize-hook="$here/prune-modules.sh \"\$1\"" \
 	bookworm "$root" "$sources"
 echo "root file system built in $(( $(date +%s) - start )) s"

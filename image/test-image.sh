@@ -226,10 +226,8 @@ for i in $(seq 60); do
 done
 rootmb=$(grep -a 'CLINICGATE-ROOT-MB:' "$work/serial.log" | tail -1 | sed 's/.*CLINICGATE-ROOT-MB: *//' | tr -dc '0-9')
 imgmb=$(( size / 2048 ))
-if [ "$kind" = pi ]; then
-	[ -n "$rootmb" ] && [ "$rootmb" -gt $((imgmb + 700)) ] || fail "the root file system did not grow to the card: ${rootmb:-?} MB, partition ${imgmb} MB, 1 GB added"
-	echo "ok: the root grew from $imgmb MB to $rootmb MB (1 GB added to the card)"
-fi
+[ -n "$rootmb" ] && [ "$rootmb" -gt $((imgmb + 700)) ] || fail "the root file system did not grow to the disk: ${rootmb:-?} MB, partition ${imgmb} MB, 1 GB added"
+echo "ok: the root grew from $imgmb MB to $rootmb MB (1 GB added to the disk)"
 
 step "3. the admin SSH console answers with a host key made at first boot"
 hk=""

@@ -138,6 +138,9 @@ func (tx *Tx) AppendAudit(ctx context.Context, build func(prevSeq int64, prevHas
 // sends this one back to reading the tail from the table. That saves a
 // query per group commit.
 func (tx *Tx) AppendAudits(ctx context.Context, builds []func(prevSeq int64, prevHash []byte) (AuditRow, error)) ([]AuditRow, error) {
+	if len(builds) == 0 {
+		return nil, nil
+	}
 	start, checked := tx.auditHead, true
 	if start == nil && tx.s.tail != nil {
 		start, checked = tx.s.tail, false

@@ -37,8 +37,9 @@ func CertFingerprintPEM(b []byte) (string, error) {
 }
 
 // RegisterCertFile registers the certificate in a file uploaded into
-// IncomingDir over SFTP (a bare name) or on a USB stick (a full path), PEM
-// or DER, to a user: the console's 'cert register --file'. The appliance
+// IncomingDir over SFTP (a bare name; a full path also works where the
+// file system is mounted), PEM or DER, to a user: the console's 'cert
+// register --file'. The appliance
 // has no shell to take a fingerprint in, and the console no paste of 95
 // characters. The file is public and stays where it is.
 func (s *Service) RegisterCertFile(ctx context.Context, user, file string) (string, error) {

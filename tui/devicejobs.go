@@ -28,7 +28,7 @@ type DeviceJobs interface {
 }
 
 // CertFileRegistrar registers a certificate from a file uploaded into
-// incoming/ or on a USB stick ('cert register --file').
+// incoming/ over SFTP ('cert register --file').
 type CertFileRegistrar interface {
 	RegisterCertFile(ctx context.Context, user, file string) (string, error)
 }

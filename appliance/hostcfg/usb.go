@@ -19,7 +19,7 @@ const USBMount = "run/clinicgate-usb"
 
 // RemovablePartitions lists the block devices of USB sticks, from sysfs
 // and the mount table under root: each stick's partitions, or the disk
-// when it has none. A disk counts when it says it is removable, or when
+// when it has none. CD, DVD and floppy drives are never sticks. A disk counts when it says it is removable, or when
 // it hangs off a USB bus (USB hard disks and many larger sticks say they
 // are fixed). A disk with anything mounted from it is never one: a
 // Raspberry Pi booted from a USB disk must not take its own system disk
@@ -33,6 +33,12 @@ func RemovablePartitions(root string) ([]string, error) {
 	var out []string
 	for _, disk := range disks {
 		name := filepath.Base(disk)
+		if optical(disk, name) {
+			// A VM's virtual CD drive (Proxmox, VMware and Hyper-V add
+			// one) says it is removable: it is never the stick, and
+			// counting it refused every stick as "more than one".
+			continue
+		}
 		b, err := os.ReadFile(filepath.Join(disk, "removable"))
 		if err != nil {
 			continue
@@ -60,6 +66,16 @@ func RemovablePartitions(root string) ([]string, error) {
 		}
 	}
 	return out, nil
+}
+
+// optical says whether the disk is a CD or DVD drive (sr*, or SCSI
+// peripheral type 5) or a floppy drive (fd*).
+func optical(disk, name string) bool {
+	if strings.HasPrefix(name, "sr") || strings.HasPrefix(name, "fd") {
+		return true
+	}
+	b, err := os.ReadFile(filepath.Join(disk, "device", "type"))
+	return err == nil && strings.TrimSpace(string(b)) == "5"
 }
 
 // onUSB says whether the disk's device in sysfs sits under a USB host

@@ -64,6 +64,11 @@ func TestRemovablePartitions(t *testing.T) {
 	sysfsDisk(t, root, "sdb", "1", "32000", "sdb1")        // the stick
 	sysfsDisk(t, root, "sdc", "1", "0")                    // a card reader, empty
 	sysfsDisk(t, root, "sdd", "1", "64000")                // a stick with no partition table
+	sysfsDisk(t, root, "sr0", "1", "2097151")              // a VM's CD drive (make image-test met one)
+	sysfsDisk(t, root, "fd0", "1", "2880")                 // a floppy drive
+	sysfsDisk(t, root, "sde", "1", "700000")               // an optical drive by its SCSI type
+	os.MkdirAll(filepath.Join(root, "sys/block/sde/device"), 0o755)
+	os.WriteFile(filepath.Join(root, "sys/block/sde/device/type"), []byte("5\n"), 0o644)
 	got, err := RemovablePartitions(root)
 	if err != nil || strings.Join(got, ",") != "/dev/sdb1,/dev/sdd" {
 		t.Fatalf("%q %v", got, err)

@@ -76,7 +76,7 @@ image-pi: ## build the Raspberry Pi SD-card image (arm64, img and img.zst) in di
 	$(MAKE) deb DEB_ARCHES=arm64
 	sh image/build-pi.sh dist/clinicgate_*_arm64.deb dist/image
 
-image-test: ## boot the images under qemu: layout, RADIUS, SSH host key, power loss; the VM: network, NTP, backup restored onto a 2nd image via the console (root; ~15 min)
+image-test: ## boot the images under qemu: layout, root growth, RADIUS, SSH host key, power loss; the VM: network, NTP, a backup on a FAT USB stick restored onto a 2nd image via the console (root; ~15 min)
 	sh image/test-image.sh vm dist/image/clinicgate-vm-amd64.raw
 	if [ -f dist/image/clinicgate-pi-arm64.img ]; then sh image/test-image.sh pi dist/image/clinicgate-pi-arm64.img; fi
 

@@ -263,21 +263,28 @@ net=$(rootfile /etc/systemd/network/10-clinicgate.network)
 echo "$net" | grep -qx 'DHCP=yes' && echo "$net" | grep -qx 'DNS=10.0.2.3' || fail "the network file is not DHCP with DNS 10.0.2.3: $net"
 echo "ok: powered off in $(( $(date +%s) - t7 )) s; on its disk: /etc/hostname $hostname_new, /etc/hosts, NTP=10.0.2.2, DHCP=yes DNS=10.0.2.3"
 
-step "8. a second fresh image restored from the replica in the first-boot wizard (ctrl+r)"
+step "8. a second fresh image restored from the replica in the first-boot wizard (ctrl+r), the backup on a FAT USB stick"
 t8=$(date +%s)
 rm -f "$work/after.img" "$work/disk.raw"
 seed_disk "$work/seed-fresh.sh" "$work/disk-b.raw"
 disk=$work/disk-b.raw
+# The backup comes on a FAT32 stick, as a contractor carries it: the
+# system helper mounts it (read-only) and copies it into incoming/.
+stick=$work/stick.img
+rm -f "$stick"
+mkfs.vfat -F 32 -C -n CGSTICK "$stick" $((64 * 1024)) >/dev/null
+MTOOLS_SKIP_CHECK=1 mcopy -i "$stick" "$backup" ::/
+usb="-device qemu-xhci,id=xhci -drive if=none,id=stick,format=raw,file=$stick -device usb-storage,bus=xhci.0,drive=stick,removable=on"
 boot
+usb=""
 wait_ssh 420
 console_wait 240 "Welcome to clinicgate" "the first-boot wizard of a fresh appliance"
 # Nothing of the first appliance is here yet: its client and alice.
 [ "$(login)" != Access-Accept ] || fail "the fresh appliance let alice of the first one in before any restore"
-appliance_sftp "put $backup /incoming/$(basename "$backup")
-put $work/replica_key /incoming/replica_key"
+appliance_sftp "put $work/replica_key /incoming/replica_key"
 press C-r
 wait_screen 60 "restore a replaced appliance" "the wizard's restore form"
-typ "$(basename "$backup")"
+typ usb
 press Tab
 typ "$pass"
 press Tab

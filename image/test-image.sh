@@ -44,7 +44,7 @@ img=$2
 [ "$(id -u)" -eq 0 ] || { echo "test-image.sh: run as root" >&2; exit 1; }
 qemu=qemu-system-x86_64
 [ "$kind" = pi ] && qemu=qemu-system-aarch64
-tools="$qemu radclient debugfs ssh-keyscan sfdisk mcopy"
+tools="$qemu radclient debugfs ssh-keyscan sfdisk mcopy mkfs.vfat"
 [ "$kind" = vm ] && tools="$tools tmux ssh sftp ssh-keygen /usr/sbin/sshd"
 for t in $tools; do
 	command -v $t >/dev/null || { echo "test-image.sh: $t is missing (make image-deps)" >&2; exit 1; }
@@ -178,6 +178,7 @@ accel="-accel tcg -cpu qemu64"
 [ -w /dev/kvm ] && [ "$kind" = vm ] && accel="-accel kvm -cpu host"
 sftpport=$((port + 2))
 nic="user,model=virtio-net-pci,hostfwd=udp:127.0.0.1:$port-:1812,hostfwd=tcp:127.0.0.1:$sshport-:2222"
+usb=""
 boot() {
 	: >"$work/serial.log"
 	if [ "$kind" = pi ]; then
@@ -186,8 +187,10 @@ boot() {
 			-nic "$nic" -display none -serial file:"$work/serial.log" -monitor none &
 	else
 		# shellcheck disable=SC2086
+		# $usb: a USB stick plugged in, when a step sets it.
+		# shellcheck disable=SC2086
 		qemu-system-x86_64 -machine q35 $accel -m 1024 -smp 2 -bios /usr/share/ovmf/OVMF.fd \
-			-drive file="$disk",format=raw,if=virtio -nic "$nic" \
+			-drive file="$disk",format=raw,if=virtio -nic "$nic" $usb \
 			-display none -serial file:"$work/serial.log" -monitor none &
 	fi
 	qpid=$!

@@ -63,7 +63,7 @@ check-package: ## build the amd64 .deb and check its contents and the systemd un
 
 image-deps: ## install what building and booting the images needs (Debian packages; root)
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends mmdebstrap systemd-boot-efi \
-		dosfstools mtools fdisk e2fsprogs qemu-utils zstd qemu-system-x86 ovmf freeradius-utils openssh-client \
+		dosfstools exfatprogs mtools fdisk e2fsprogs qemu-utils zstd qemu-system-x86 ovmf freeradius-utils openssh-client \
 		qemu-user-static binfmt-support qemu-system-arm arch-test tmux openssh-server
 
 image-vm: ## build the x86-64 VM image (raw, raw.zst, qcow2) in dist/image (root; about 5 min)

@@ -215,6 +215,14 @@ appliance_sftp "get /backups/$name $work/$name"
 backup=$work/$name
 [ -s "$backup" ] || fail "the backup $name was not fetched over SFTP: $(cat "$work/sftp.out")"
 echo "ok: replicating to $target; backup $(basename "$backup") fetched over SFTP"
+# The same backup onto the exFAT stick plugged in (no passphrase: the
+# newest); checked on the stick's image after the power-off (step 7).
+press s
+wait_screen 60 "Backups: an encrypted copy" "the Backups screen"
+press Tab Tab
+typ yes
+press Enter
+wait_screen 120 "copied to the USB stick" "copying the backup to the exFAT stick"
 # A change after the backup: a user only the replica will hold.
 press Tab Tab
 wait_screen 60 "a:add" "the Users pane"
@@ -262,6 +270,11 @@ rootfile /etc/systemd/timesyncd.conf.d/10-clinicgate.conf | grep -qx 'NTP=10.0.2
 net=$(rootfile /etc/systemd/network/10-clinicgate.network)
 echo "$net" | grep -qx 'DHCP=yes' && echo "$net" | grep -qx 'DNS=10.0.2.3' || fail "the network file is not DHCP with DNS 10.0.2.3: $net"
 echo "ok: powered off in $(( $(date +%s) - t7 )) s; on its disk: /etc/hostname $hostname_new, /etc/hosts, NTP=10.0.2.2, DHCP=yes DNS=10.0.2.3"
+# The exFAT stick was unmounted cleanly and holds the backup, byte for byte.
+fsck.exfat -n "$exstick" >"$work/fsck.out" 2>&1 || fail "the exFAT stick is not clean after the copy: $(cat "$work/fsck.out")"
+python3 -c 'import sys; sys.exit(0 if open(sys.argv[2], "rb").read() in open(sys.argv[1], "rb").read() else 1)' "$exstick" "$backup" ||
+	fail "the exFAT stick does not hold the backup $(basename "$backup")"
+echo "ok: the exFAT stick holds $(basename "$backup") and checks clean"
 
 step "8. a second fresh image restored from the replica in the first-boot wizard (ctrl+r), the backup on a FAT USB stick"
 t8=$(date +%s)

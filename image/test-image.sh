@@ -45,7 +45,7 @@ img=$2
 qemu=qemu-system-x86_64
 [ "$kind" = pi ] && qemu=qemu-system-aarch64
 tools="$qemu radclient debugfs ssh-keyscan sfdisk mcopy mkfs.vfat"
-[ "$kind" = vm ] && tools="$tools tmux ssh sftp ssh-keygen /usr/sbin/sshd"
+[ "$kind" = vm ] && tools="$tools tmux ssh sftp ssh-keygen /usr/sbin/sshd mkfs.exfat fsck.exfat python3"
 for t in $tools; do
 	command -v $t >/dev/null || { echo "test-image.sh: $t is missing (make image-deps)" >&2; exit 1; }
 done
@@ -179,6 +179,14 @@ accel="-accel tcg -cpu qemu64"
 sftpport=$((port + 2))
 nic="user,model=virtio-net-pci,hostfwd=udp:127.0.0.1:$port-:1812,hostfwd=tcp:127.0.0.1:$sshport-:2222"
 usb=""
+if [ "$kind" = vm ]; then
+	# The first VM has an empty exFAT stick plugged in (the format of
+	# sticks over 32 GB): the console copies a backup onto it in step 6.
+	exstick=$work/stick-exfat.img
+	truncate -s 64M "$exstick"
+	mkfs.exfat -L CGEXFAT "$exstick" >/dev/null
+	usb="-device qemu-xhci,id=xhci -drive if=none,id=stick,format=raw,file=$exstick -device usb-storage,bus=xhci.0,drive=stick,removable=on"
+fi
 boot() {
 	: >"$work/serial.log"
 	if [ "$kind" = pi ]; then

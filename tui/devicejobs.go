@@ -115,13 +115,16 @@ func (m Model) deviceJobsForm(j DeviceJobs, chs []admin.SCEPPending, mdms []admi
 				}
 				// The fingerprint's start: all 95 characters would push
 				// the rest off an 80-column line.
-				return doneMsg{text: "certificate " + fp[:min(len(fp), 23)] + "… registered to " + reg[0] + ": EAP-TLS logs it in as them"}
+				return doneMsg{text: "certificate " + fpStart(fp) + "… registered to " + reg[0] + ": EAP-TLS logs it in as them"}
 			case len(revoke) > 0:
 				// 'cert revoke --reason': the reason goes to the audit
 				// and the list of revocations.
+				// A revocation is for good: the reason, typed after the
+				// certificate, is what makes it deliberate (a number
+				// alone is two keys).
 				reason := strings.Join(revoke[1:], " ")
 				if reason == "" {
-					reason = "revoked from the console"
+					return doneMsg{err: fmt.Errorf("%w: revoke: the certificate, then why (e.g. 1 laptop stolen); nothing was revoked", admin.ErrInvalid)}
 				}
 				r, err := m.p.Devices.RevokeCert(ctx, byNumber(revoke[0]), reason)
 				if err != nil {
@@ -181,7 +184,7 @@ func (m Model) deviceJobsForm(j DeviceJobs, chs []admin.SCEPPending, mdms []admi
 			f.note = append(f.note, fmt.Sprintf("… and %d more, not shown: unregister or revoke those by fingerprint", len(certs)-maxCertsShown))
 			break
 		}
-		f.note = append(f.note, fit(fmt.Sprintf("cert %d: %s %s… since %s", i+1, clip(c.UserName, 16), c.Fingerprint[:min(len(c.Fingerprint), 23)], m.clock().day(c.CreatedAt)), 78))
+		f.note = append(f.note, fit(fmt.Sprintf("cert %d: %s %s… since %s", i+1, clip(c.UserName, 16), fpStart(c.Fingerprint), m.clock().day(c.CreatedAt)), 78))
 	}
 	if len(revs) > 0 {
 		r := revs[0] // the newest
@@ -200,6 +203,9 @@ func (m Model) deviceJobsForm(j DeviceJobs, chs []admin.SCEPPending, mdms []admi
 func certFileName(s string) bool {
 	return strings.ContainsAny(s, "./")
 }
+
+// fpStart is a fingerprint's first eight bytes, as the form shows it.
+func fpStart(fp string) string { return fp[:min(len(fp), 23)] }
 
 func dashIfBlank(s string) string {
 	if s == "" {

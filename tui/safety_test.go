@@ -828,6 +828,17 @@ func TestCertRevokedWithReasonAndRegisteredFromFile(t *testing.T) {
 	waitFor(t, tm, "cert 1: dr.lee")
 	tm.Send(tea.KeyMsg{Type: tea.KeyTab})
 	tm.Send(tea.KeyMsg{Type: tea.KeyTab})
+	// A number alone revokes nothing: the reason is what makes it deliberate.
+	tm.Type("1")
+	for range 3 {
+		tm.Send(tea.KeyMsg{Type: tea.KeyEnter})
+	}
+	waitFor(t, tm, "nothing was revoked")
+	tm.Send(tea.KeyMsg{Type: tea.KeyEsc})
+	tm.Type("c")
+	waitFor(t, tm, "USER FINGERPRINT")
+	tm.Send(tea.KeyMsg{Type: tea.KeyTab})
+	tm.Send(tea.KeyMsg{Type: tea.KeyTab})
 	tm.Type("1 laptop stolen")
 	for range 3 {
 		tm.Send(tea.KeyMsg{Type: tea.KeyEnter})
